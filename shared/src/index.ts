@@ -1,0 +1,17 @@
+export * from './protocol/canonical.ts';
+export * from './protocol/errors.ts';
+export * from './protocol/grammar.ts';
+export * from './protocol/types.ts';
+export * from './protocol/method.ts';
+export * from './protocol/methods/index.ts';
+export * from './protocol/keys.ts';
+export * from './protocol/envelope.ts';
+export * from './protocol/authenticate.ts';
+export * from './ipc/server.ts';
+export * from './ipc/client.ts';
+export * from './config/config.ts';
+export * from './log/events.ts';
+export * from './log/logger.ts';
+export * from './run.ts';
+export * from './fs/atomic.ts';
+export { VERSION } from './version.ts';

@@ -1,0 +1,5 @@
+declare module 'node-ipc' {
+  export class IPCModule {
+    constructor();
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * The event catalogue: every event pullnix logs, with its priority. Logging an event that is not
+ * here does not compile; docs/events.md lists the same set (a test keeps them equal).
+ * Errors and rollbacks are warning or worse, so `journalctl -u pullnix-executor -p warning` is the
+ * list of problems.
+ */
+export type Priority = 'error' | 'warning' | 'info' | 'debug';
+
+export interface EventSpec {
+  priority: Priority;
+  source: 'executor' | 'watcher' | 'ctl' | 'any';
+  summary: string;
+}
+
+export const EVENTS = {
+  // --- executor lifecycle
+  'executor.started': { priority: 'info', source: 'executor', summary: 'the executor is listening on its socket' },
+  'executor.stopping': { priority: 'info', source: 'executor', summary: 'the executor is shutting down (signal or self-upgrade)' },
+  'executor.self_upgrade': { priority: 'info', source: 'executor', summary: "the executor's own unit changed in this deployment; it exits once idle so systemd starts the new one" },
+  'executor.fatal': { priority: 'error', source: 'executor', summary: 'the executor cannot start or hit an unexpected error' },
+  'keys.generated': { priority: 'info', source: 'executor', summary: 'a key (watcher or local operator) was created in the state directory' },
+  'state.corrupt': { priority: 'error', source: 'any', summary: 'a state or history file could not be read; it was set aside (renamed), never silently reset' },
+  // --- socket and protocol
+  'request.refused': { priority: 'warning', source: 'executor', summary: 'a socket request was refused (code= says why); nothing changed' },
+  'request.accepted': { priority: 'debug', source: 'executor', summary: 'an authenticated request is being executed' },
+  'watcher.connected': { priority: 'info', source: 'executor', summary: 'a watcher subscribed on the socket' },
+  'watcher.disconnected': { priority: 'info', source: 'executor', summary: "the watcher's connection closed" },
+  'control.paused': { priority: 'warning', source: 'executor', summary: 'deployments are paused (by an operator, or by the executor after a failed rollback)' },
+  'control.resumed': { priority: 'info', source: 'executor', summary: 'deployments are accepted again' },
+  'control.retry': { priority: 'info', source: 'executor', summary: 'an operator cleared the failure memory of a commit' },
+  'control.sync': { priority: 'info', source: 'executor', summary: 'an operator asked for an immediate poll; forwarded to the watcher' },
+  // --- the deployment pipeline (executor)
+  'deploy.accepted': { priority: 'info', source: 'executor', summary: 'step 2: deployment recorded as started with the previous system' },
+  'deploy.activating': { priority: 'info', source: 'executor', summary: 'step 3: switch-to-configuration started through systemd-run' },
+  'deploy.activated': { priority: 'info', source: 'executor', summary: 'step 3: activation finished with exit 0' },
+  'deploy.activation_failed': { priority: 'error', source: 'executor', summary: 'step 3: activation exited 2 (activation script) or 4 (units failed), timed out, or could not start' },
+  'deploy.reboot_required': { priority: 'warning', source: 'executor', summary: 'step 3: switch-to-configuration exited 100; nothing activated, boot default untouched' },
+  'deploy.verifying': { priority: 'info', source: 'executor', summary: 'step 4: git connectivity check started' },
+  'verify.attempt_failed': { priority: 'warning', source: 'executor', summary: 'one git ls-remote attempt failed; retried with back-off until verify.timeoutSec' },
+  'deploy.verified': { priority: 'info', source: 'executor', summary: 'step 4: the remote answered' },
+  'deploy.verify_failed': { priority: 'error', source: 'executor', summary: 'step 4: the remote did not answer within verify.timeoutSec' },
+  'deploy.committed': { priority: 'info', source: 'executor', summary: 'step 5: system profile generation created and boot default moved' },
+  'deploy.commit_failed': { priority: 'error', source: 'executor', summary: 'step 5: nix-env --set or switch-to-configuration boot failed after verification' },
+  'deploy.succeeded': { priority: 'info', source: 'executor', summary: 'step 6: outcome succeeded recorded' },
+  'deploy.rolling_back': { priority: 'warning', source: 'executor', summary: 'step 5: re-activating the recorded previous system' },
+  'deploy.rolled_back': { priority: 'warning', source: 'executor', summary: 'step 6: previous system re-activated; the commit is remembered as failed' },
+  'deploy.rollback_failed': { priority: 'error', source: 'executor', summary: 're-activating the previous system failed; the executor pauses itself, an operator must act' },
+  'deploy.interrupted': { priority: 'warning', source: 'executor', summary: 'on start: an unfinished deployment whose system is not live was marked interrupted' },
+  'deploy.recovering': { priority: 'warning', source: 'executor', summary: 'on start: an unfinished deployment whose system is live is verified again' },
+  'watcher.restarting': { priority: 'info', source: 'executor', summary: 'step 7: systemctl restart of the watcher after an outcome' },
+  'watcher.restart_failed': { priority: 'error', source: 'executor', summary: 'step 7: restarting the watcher failed' },
+  // --- watcher
+  'watcher.started': { priority: 'info', source: 'watcher', summary: 'the watcher started' },
+  'watcher.stopping': { priority: 'info', source: 'watcher', summary: 'the watcher is shutting down' },
+  'executor.connected': { priority: 'info', source: 'watcher', summary: "the watcher is connected to the executor's socket" },
+  'executor.unreachable': { priority: 'warning', source: 'watcher', summary: 'the executor socket cannot be reached; retried with back-off (logged once per change)' },
+  'poll.unchanged': { priority: 'debug', source: 'watcher', summary: 'the branch head is the one already handled; nothing fetched' },
+  'poll.new_head': { priority: 'info', source: 'watcher', summary: 'the branch head moved; fetching and building it' },
+  'poll.sync_requested': { priority: 'info', source: 'watcher', summary: 'an immediate poll was requested (pullnix-ctl sync)' },
+  'remote.unreachable': { priority: 'warning', source: 'watcher', summary: 'git ls-remote or fetch failed; backing off (logged once per change of state)' },
+  'remote.reachable': { priority: 'info', source: 'watcher', summary: 'the remote answers again' },
+  'head.not_descendant': { priority: 'warning', source: 'watcher', summary: 'the branch head does not descend from the deployed commit (force-push?); refused' },
+  'head.known_bad': { priority: 'info', source: 'watcher', summary: 'the branch head failed before (build or rollback); not tried again until a newer commit or retry' },
+  'build.started': { priority: 'info', source: 'watcher', summary: 'building the system closure of a commit' },
+  'build.succeeded': { priority: 'info', source: 'watcher', summary: 'the system closure was built; a GC root holds it' },
+  'build.failed': { priority: 'error', source: 'watcher', summary: 'the build failed (the log tail is in error=); not retried until a newer commit' },
+  'gcroots.pruned': { priority: 'debug', source: 'watcher', summary: 'old GC roots removed, keeping build.keepGcRoots' },
+  'deploy.requested': { priority: 'info', source: 'watcher', summary: 'a signed deploy request was sent to the executor' },
+  'deploy.outcome': { priority: 'info', source: 'watcher', summary: "the executor's answer to a deploy request (outcome=)" },
+  'deploy.refused': { priority: 'warning', source: 'watcher', summary: 'the executor refused the deploy request (code=)' },
+  // --- generic
+  'command.run': { priority: 'debug', source: 'any', summary: 'an external command is about to run (argv=)' },
+  'command.done': { priority: 'debug', source: 'any', summary: 'an external command finished (exit=, ms=)' },
+} as const satisfies Record<string, EventSpec>;
+
+export type EventName = keyof typeof EVENTS;

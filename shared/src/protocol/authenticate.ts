@@ -1,0 +1,121 @@
+/**
+ * The executor's gate: every check DESIGN.md lists, in an order that does the cheap and
+ * unauthenticated work first and never lets an unauthenticated request touch state (the nonce
+ * memory is only written after the signature verified).
+ */
+import { Ajv, type ValidateFunction } from 'ajv';
+import type { KeyObject } from 'node:crypto';
+import { canonicalJson } from './canonical.ts';
+import { envelopeSchema, MAX_REQUEST_BYTES, PROTOCOL_VERSION, signingPayload, type Envelope } from './envelope.ts';
+import { PullnixError } from './errors.ts';
+import { decodePublicKey, verifyBytes } from './keys.ts';
+import type { Role } from './method.ts';
+import { isMethodName, METHODS, type MethodName } from './methods/index.ts';
+
+export interface TrustedKey {
+  keyId: string;
+  role: Role;
+  publicKey: string;
+}
+
+export interface AuthenticatedRequest {
+  envelope: Envelope;
+  method: MethodName;
+  role: Role;
+}
+
+export interface AuthenticatorOptions {
+  keys: readonly TrustedKey[];
+  /** Accepted distance between issuedAt and the executor's clock, either way. */
+  windowMs?: number;
+  /** Most nonces remembered at once; past it, new requests are refused BUSY rather than forgetting. */
+  maxNonces?: number;
+  now?: () => number;
+}
+
+export class Authenticator {
+  readonly windowMs: number;
+  private readonly keys = new Map<string, { role: Role; key: KeyObject }>();
+  private readonly nonces = new Map<string, number>(); // nonce -> expiry (ms)
+  private readonly maxNonces: number;
+  private readonly now: () => number;
+  private readonly validateEnvelope: ValidateFunction;
+  private readonly validateParams = new Map<MethodName, ValidateFunction>();
+
+  constructor(options: AuthenticatorOptions) {
+    this.windowMs = options.windowMs ?? 30_000;
+    this.maxNonces = options.maxNonces ?? 100_000;
+    this.now = options.now ?? Date.now;
+    for (const k of options.keys) {
+      if (this.keys.has(k.keyId)) throw new Error(`key id ${k.keyId} is configured twice`);
+      this.keys.set(k.keyId, { role: k.role, key: decodePublicKey(k.publicKey) });
+    }
+    const ajv = new Ajv({ allErrors: false, strict: true });
+    this.validateEnvelope = ajv.compile(envelopeSchema);
+    for (const [name, spec] of Object.entries(METHODS)) {
+      this.validateParams.set(name as MethodName, ajv.compile(spec.params));
+    }
+  }
+
+  /** Throws a PullnixError naming the first problem; returns the request when every check passed. */
+  authenticate(data: unknown): AuthenticatedRequest {
+    let size: number;
+    try {
+      size = Buffer.byteLength(canonicalJson(data));
+    } catch (cause) {
+      throw new PullnixError('BAD_REQUEST', 'request is not plain JSON', { cause });
+    }
+    if (size > MAX_REQUEST_BYTES) throw new PullnixError('TOO_LARGE', `request is ${size} bytes; at most ${MAX_REQUEST_BYTES} accepted`);
+    if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new PullnixError('BAD_REQUEST', 'request must be a JSON object');
+    const v = (data as { v?: unknown }).v;
+    if (v !== PROTOCOL_VERSION) throw new PullnixError('UNSUPPORTED_VERSION', `protocol version ${JSON.stringify(v)} is not supported; this executor speaks v${PROTOCOL_VERSION}`);
+    if (!this.validateEnvelope(data)) throw new PullnixError('BAD_REQUEST', `envelope: ${describeAjv(this.validateEnvelope)}`);
+    const envelope = data as Envelope;
+    if (!isMethodName(envelope.method)) throw new PullnixError('UNKNOWN_METHOD', `unknown method ${JSON.stringify(envelope.method)}; known: ${Object.keys(METHODS).join(', ')}`);
+    const trusted = this.keys.get(envelope.keyId);
+    if (!trusted) throw new PullnixError('UNKNOWN_KEY', `key ${JSON.stringify(envelope.keyId)} is not known to this executor`);
+    if (!verifyBytes(trusted.key, signingPayload(envelope), envelope.sig)) throw new PullnixError('BAD_SIGNATURE', `signature does not verify for key ${envelope.keyId}`);
+    // Authenticated from here on.
+    const now = this.now();
+    const skew = envelope.issuedAt - now;
+    if (Math.abs(skew) > this.windowMs) {
+      throw new PullnixError('STALE', `issuedAt is ${Math.round(skew / 1000)} s from the executor's clock; at most ±${this.windowMs / 1000} s accepted`);
+    }
+    this.forgetExpiredNonces(now);
+    if (this.nonces.has(envelope.nonce)) throw new PullnixError('REPLAY', `nonce ${envelope.nonce} was already used`);
+    if (this.nonces.size >= this.maxNonces) throw new PullnixError('BUSY', 'too many requests in the replay window; try again shortly');
+    const spec = METHODS[envelope.method];
+    if (!(spec.roles as readonly Role[]).includes(trusted.role)) {
+      throw new PullnixError('FORBIDDEN', `key ${envelope.keyId} has role ${trusted.role}; ${envelope.method} needs ${spec.roles.join(' or ')}`);
+    }
+    const validate = this.validateParams.get(envelope.method)!;
+    if (!validate(envelope.params)) throw new PullnixError('BAD_REQUEST', `${envelope.method} params: ${describeAjv(validate)}`);
+    // Remember the nonce only now: a refused request does not consume it, an accepted one does.
+    this.nonces.set(envelope.nonce, envelope.issuedAt + this.windowMs);
+    return { envelope, method: envelope.method, role: trusted.role };
+  }
+
+  get rememberedNonces(): number {
+    return this.nonces.size;
+  }
+
+  private forgetExpiredNonces(now: number): void {
+    // Map iterates in insertion order and expiries are roughly increasing: stop at the first live one.
+    for (const [nonce, expiry] of this.nonces) {
+      if (expiry >= now) {
+        if (this.nonces.size < this.maxNonces) break;
+        continue;
+      }
+      this.nonces.delete(nonce);
+    }
+  }
+}
+
+export function describeAjv(validate: ValidateFunction): string {
+  const e = validate.errors?.[0];
+  if (!e) return 'invalid';
+  const where = e.instancePath || '(root)';
+  if (e.keyword === 'additionalProperties') return `${where}: unexpected field ${JSON.stringify((e.params as { additionalProperty: string }).additionalProperty)}`;
+  if (e.keyword === 'required') return `${where}: missing field ${JSON.stringify((e.params as { missingProperty: string }).missingProperty)}`;
+  return `${where} ${e.message ?? 'is invalid'}`;
+}

@@ -1,0 +1,58 @@
+/**
+ * Errors are data. Every refusal and failure that crosses the socket is `{code, message}` with a
+ * code from this fixed set (documented in docs/protocol.md). Clients switch on `code`, never on text.
+ */
+export const ERROR_CODES = {
+  // envelope and authentication: nothing was executed
+  BAD_REQUEST: 'the request does not match the protocol schema',
+  TOO_LARGE: 'the request is larger than the protocol allows',
+  UNSUPPORTED_VERSION: 'unknown protocol version',
+  UNKNOWN_METHOD: 'unknown method',
+  UNKNOWN_KEY: 'the key id is not known to the executor',
+  BAD_SIGNATURE: 'the signature does not verify',
+  FORBIDDEN: "the key's role may not call this method",
+  STALE: 'issuedAt is outside the accepted window',
+  REPLAY: 'this nonce was seen before',
+  // the request was understood and refused
+  BUSY: 'a deployment is in progress',
+  PAUSED: 'deployments are paused',
+  KNOWN_BAD: 'this commit failed before and is not retried until an operator says retry',
+  INVALID_SYSTEM: 'the toplevel is not a valid NixOS system closure',
+  NOT_FOUND: 'no such deployment or commit',
+  NO_WATCHER: 'no watcher is connected',
+  CONFLICT: 'the request conflicts with the current state',
+  // the executor could not do it
+  INTERNAL: 'internal error',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface ErrorData {
+  code: ErrorCode;
+  message: string;
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_CODES, value);
+}
+
+/** An error that carries a protocol error code; what the executor answers with. */
+export class PullnixError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'PullnixError';
+    this.code = code;
+  }
+
+  toJSON(): ErrorData {
+    return { code: this.code, message: this.message };
+  }
+
+  static from(error: unknown): PullnixError {
+    if (error instanceof PullnixError) return error;
+    const message = error instanceof Error ? error.message : String(error);
+    return new PullnixError('INTERNAL', message, { cause: error });
+  }
+}

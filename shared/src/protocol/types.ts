@@ -1,0 +1,101 @@
+/**
+ * The domain values both processes and pullnix-ctl see: deployments (the history records),
+ * the executor's status, the watcher's report. Their states are the words the logs, the
+ * history and `pullnix-ctl status` use.
+ */
+import type { ErrorData } from './errors.ts';
+
+/** Where one deployment is in the pipeline (DESIGN.md steps 1-8). */
+export type DeploymentPhase =
+  | 'accepted' // step 2: recorded with the previous system
+  | 'activating' // step 3: switch-to-configuration test|switch through systemd-run
+  | 'verifying' // step 4: git connectivity check
+  | 'committing' // step 5 pass: nix-env --set, switch-to-configuration boot
+  | 'rolling-back' // step 5 fail: re-activate the recorded previous system
+  | 'finished'; // step 6: outcome recorded
+
+/** How a deployment ended. null while it runs. */
+export type DeploymentOutcome =
+  | 'succeeded' // verified, profile generation created, boot default moved
+  | 'rolled-back' // failed (activation or verification), previous system re-activated
+  | 'rollback-failed' // failed, and re-activating the previous system failed too: executor pauses itself
+  | 'reboot-required' // switch-to-configuration exit 100: nothing activated, boot default untouched
+  | 'interrupted'; // the executor died mid-deployment and the live system was not its toplevel
+
+export interface PhaseMark {
+  phase: DeploymentPhase;
+  at: string; // ISO 8601
+  detail?: string;
+}
+
+export interface PreviousSystem {
+  /** Resolved target of /run/current-system when the deployment started. */
+  system: string | null;
+  /** The system profile's generation number when the deployment started. */
+  generation: number | null;
+}
+
+export interface DeploymentRecord {
+  id: number;
+  kind: 'deploy' | 'rollback';
+  commit: string;
+  toplevel: string;
+  activation: 'test' | 'switch';
+  requestedBy: string; // key id
+  previous: PreviousSystem;
+  phase: DeploymentPhase;
+  phases: PhaseMark[];
+  outcome: DeploymentOutcome | null;
+  error: ErrorData | null;
+  /** switch-to-configuration's exit code for the activation, when it ran. */
+  activationExit: number | null;
+  /** The new system profile generation, on success. */
+  generation: number | null;
+  startedAt: string;
+  finishedAt: string | null;
+}
+
+export interface CommitInfo {
+  commit: string;
+  subject: string | null;
+  time: string | null; // ISO 8601 commit time
+}
+
+export type WatcherState = 'starting' | 'idle' | 'polling' | 'fetching' | 'building' | 'deploying' | 'backing-off' | 'stopping';
+
+/** What the watcher tells the executor about itself (method `report`); shown by status. */
+export interface WatcherReport {
+  state: WatcherState;
+  pid: number;
+  version: string;
+  remoteHead: CommitInfo | null;
+  deployedCommit: CommitInfo | null;
+  lastPollAt: string | null;
+  nextPollAt: string | null;
+  lastError: { kind: string; message: string; at: string; commit: string | null } | null;
+  /** Commits the watcher will not build again (build failures) until a newer head or `retry`. */
+  failedBuilds: string[];
+}
+
+export interface PauseInfo {
+  since: string;
+  reason: string | null;
+  by: string;
+}
+
+export interface StatusResult {
+  version: string;
+  executor: { pid: number; startedAt: string; busy: boolean };
+  paused: PauseInfo | null;
+  /** The last successful deployment: what is deployed. */
+  deployed: { deploymentId: number; commit: string; toplevel: string; generation: number | null; at: string } | null;
+  /** Resolved target of /run/current-system now. */
+  liveSystem: string | null;
+  /** The deployment in progress, if any. */
+  current: DeploymentRecord | null;
+  lastFailure: { deploymentId: number; commit: string; outcome: DeploymentOutcome; reason: string; at: string } | null;
+  knownBad: string[];
+  watcher: { connected: boolean; report: WatcherReport | null; reportedAt: string | null };
+  /** true when the watcher's remote head differs from the deployed commit; null when unknown. */
+  drift: boolean | null;
+}

@@ -1,0 +1,90 @@
+/**
+ * The one command runner. Every external command pullnix runs (nix, git, systemctl, systemd-run,
+ * switch-to-configuration) goes through here as an argv array: no shell, a timeout, a kill-after,
+ * an AbortSignal, and a log line before and after. Tests substitute a fake Runner.
+ */
+import { execa } from 'execa';
+import type { Logger } from './log/logger.ts';
+
+export interface RunOptions {
+  timeoutMs: number;
+  env?: Record<string, string>;
+  cwd?: string;
+  signal?: AbortSignal;
+  /** Grace between SIGTERM and SIGKILL after a timeout or abort. */
+  killAfterMs?: number;
+  /** Keep only this many trailing bytes of stdout/stderr. */
+  maxOutputBytes?: number;
+}
+
+export interface RunResult {
+  argv: readonly string[];
+  exitCode: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  aborted: boolean;
+  durationMs: number;
+  /** The program could not be started at all (ENOENT, EACCES). */
+  spawnError: string | null;
+}
+
+export type Runner = (argv: readonly string[], options: RunOptions) => Promise<RunResult>;
+
+export function createRunner(log?: Logger): Runner {
+  return async (argv, options) => {
+    const [file, ...args] = argv;
+    if (!file) throw new Error('run: empty argv');
+    log?.event('command.run', { argv: argv.join(' ') });
+    const started = performance.now();
+    const result = await execa(file, args, {
+      reject: false,
+      timeout: options.timeoutMs,
+      forceKillAfterDelay: options.killAfterMs ?? 10_000,
+      env: options.env ?? {},
+      extendEnv: true,
+      ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
+      ...(options.signal !== undefined ? { cancelSignal: options.signal } : {}),
+      stdin: 'ignore',
+      stripFinalNewline: false,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    const durationMs = Math.round(performance.now() - started);
+    const limit = options.maxOutputBytes ?? 256 * 1024;
+    const spawnError = result.failed && result.exitCode === undefined && !result.timedOut && !result.isCanceled && !result.signal ? (result.code ?? result.shortMessage ?? 'spawn failed') : null;
+    const out: RunResult = {
+      argv,
+      exitCode: result.exitCode ?? null,
+      signal: result.signal ?? null,
+      stdout: tail(String(result.stdout ?? ''), limit),
+      stderr: tail(String(result.stderr ?? ''), limit),
+      timedOut: result.timedOut,
+      aborted: result.isCanceled,
+      durationMs,
+      spawnError,
+    };
+    log?.event('command.done', { cmd: file, exit: out.exitCode, signal: out.signal, ms: durationMs, timed_out: out.timedOut || undefined });
+    return out;
+  };
+}
+
+export function tail(text: string, maxBytes: number): string {
+  return text.length <= maxBytes ? text : `…${text.slice(text.length - maxBytes)}`;
+}
+
+/** The last n non-empty lines of a command's output, for error messages and history records. */
+export function lastLines(text: string, n = 20): string {
+  return text.split('\n').filter((l) => l.trim() !== '').slice(-n).join('\n');
+}
+
+/** A one-line description of why a command failed. */
+export function describeFailure(r: RunResult): string {
+  const name = r.argv[0] ?? '?';
+  if (r.spawnError) return `${name} could not be started: ${r.spawnError}`;
+  if (r.timedOut) return `${name} timed out after ${r.durationMs} ms`;
+  if (r.aborted) return `${name} was stopped`;
+  if (r.signal) return `${name} was killed by ${r.signal}`;
+  const detail = lastLines(r.stderr, 3) || lastLines(r.stdout, 3);
+  return `${name} exited ${r.exitCode}${detail ? `: ${detail}` : ''}`;
+}
