@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { ConfigError, gitEnvironment, loadConfig, parseConfig } from '../src/index.ts';
+
+const minimal = { repository: { url: 'ssh://git@example.org/cfg.git' }, build: { mode: 'flake' } };
+
+function problems(text: string): string[] {
+  try {
+    parseConfig(text, 'test.json');
+  } catch (e) {
+    assert.ok(e instanceof ConfigError);
+    return e.problems;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+describe('config', () => {
+  it('fills every default from the schema', () => {
+    const c = parseConfig(JSON.stringify(minimal));
+    assert.equal(c.repository.branch, 'main');
+    assert.equal(c.poll.intervalSec, 300);
+    assert.equal(c.verify.timeoutSec, 120);
+    assert.equal(c.activation, 'test');
+    assert.equal(c.socketPath, '/run/pullnix/executor.sock');
+    assert.equal(c.paths.systemProfile, '/nix/var/nix/profiles/system');
+    assert.deepEqual(c.operators, { group: 'pullnix', keys: [] });
+  });
+
+  it('names an unknown key and a wrong value with what was expected', () => {
+    const p = problems(JSON.stringify({ ...minimal, repository: { url: 'x', brnch: 'main' }, activation: 'boot', poll: { intervalSec: 'often' } }));
+    assert.ok(p.includes('repository.brnch: unknown key (not in the schema)'), p.join('\n'));
+    assert.ok(p.includes('activation: must be one of "test", "switch"'), p.join('\n'));
+    assert.ok(p.includes('poll.intervalSec: must be integer'), p.join('\n'));
+  });
+
+  it('names a missing required key', () => {
+    assert.deepEqual(problems('{"build": {"mode": "flake"}}'), ['repository: required key is missing']);
+  });
+
+  it('reports JSON syntax errors and unreadable files with the file name', () => {
+    assert.match(problems('{"repository": ')[0]!, /not valid JSON/);
+    const dir = mkdtempSync(join(tmpdir(), 'pullnix-config-'));
+    assert.throws(() => loadConfig(join(dir, 'missing.json')), /missing\.json[\s\S]*ENOENT/);
+    writeFileSync(join(dir, 'ok.json'), JSON.stringify(minimal));
+    assert.equal(loadConfig(join(dir, 'ok.json')).build.mode, 'flake');
+  });
+
+  it('builds one ssh command with the deploy key and strict pinned host keys', () => {
+    const c = parseConfig(JSON.stringify({ ...minimal, repository: { url: 'x', sshKeyFile: '/etc/pullnix/deploy key', knownHostsFile: '/etc/pullnix/known_hosts' } }));
+    const env = gitEnvironment(c);
+    assert.equal(
+      env.GIT_SSH_COMMAND,
+      "ssh -o BatchMode=yes -o ConnectTimeout=10 -i '/etc/pullnix/deploy key' -o IdentitiesOnly=yes -o UserKnownHostsFile=/etc/pullnix/known_hosts -o StrictHostKeyChecking=yes",
+    );
+    assert.equal(env.GIT_TERMINAL_PROMPT, '0');
+  });
+});

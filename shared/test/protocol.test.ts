@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  Authenticator,
+  canonicalJson,
+  decodePublicKey,
+  generateSigningKey,
+  MAX_REQUEST_BYTES,
+  PullnixError,
+  signRequest,
+  type ErrorCode,
+} from '../src/index.ts';
+
+const watcher = generateSigningKey('watcher');
+const alice = generateSigningKey('alice');
+const mallory = generateSigningKey('mallory');
+const COMMIT = 'a'.repeat(40);
+const TOPLEVEL = '/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-host-24.11';
+
+function gate(now = () => Date.now()) {
+  return new Authenticator({
+    keys: [
+      { keyId: 'watcher', role: 'watcher', publicKey: watcher.publicKey },
+      { keyId: 'alice', role: 'operator', publicKey: alice.publicKey },
+    ],
+    now,
+  });
+}
+
+function refusedWith(auth: Authenticator, data: unknown, code: ErrorCode, pattern?: RegExp): void {
+  assert.throws(
+    () => auth.authenticate(data),
+    (e: unknown) => {
+      assert.ok(e instanceof PullnixError, `expected PullnixError, got ${String(e)}`);
+      assert.equal(e.code, code, e.message);
+      if (pattern) assert.match(e.message, pattern);
+      return true;
+    },
+  );
+}
+
+describe('canonical JSON', () => {
+  it('sorts keys at every depth and drops whitespace', () => {
+    assert.equal(canonicalJson({ b: 1, a: { d: [1, { z: 1, y: 2 }], c: 'x' } }), '{"a":{"c":"x","d":[1,{"y":2,"z":1}]},"b":1}');
+  });
+  it('refuses values JSON cannot round-trip', () => {
+    assert.throws(() => canonicalJson({ a: undefined }), /undefined/);
+    assert.throws(() => canonicalJson(Number.NaN), /non-finite/);
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    assert.throws(() => canonicalJson(cyclic), /cycle/);
+  });
+});
+
+describe('keys', () => {
+  it('round-trips the ed25519: public key form', () => {
+    assert.match(alice.publicKey, /^ed25519:[A-Za-z0-9_-]{43}$/);
+    const key = decodePublicKey(alice.publicKey);
+    assert.equal(key.asymmetricKeyType, 'ed25519');
+  });
+  it('names the expected form of a malformed public key', () => {
+    assert.throws(() => decodePublicKey('ssh-ed25519 AAAA'), /ed25519:<43 base64url characters>/);
+  });
+});
+
+describe('Authenticator', () => {
+  it('accepts a signed request from a key whose role allows the method', () => {
+    const auth = gate();
+    const req = auth.authenticate(signRequest(watcher, 'deploy', { commit: COMMIT, toplevel: TOPLEVEL }));
+    assert.equal(req.method, 'deploy');
+    assert.equal(req.role, 'watcher');
+    assert.equal(auth.rememberedNonces, 1);
+  });
+
+  it('refuses every forged or malformed request with its code, remembering no nonce', () => {
+    const auth = gate();
+    const good = () => signRequest(watcher, 'status', {});
+    refusedWith(auth, { ...good(), sig: good().sig }, 'BAD_SIGNATURE');
+    refusedWith(auth, signRequest(mallory, 'status', {}), 'UNKNOWN_KEY', /mallory/);
+    refusedWith(auth, { ...signRequest(mallory, 'status', {}), keyId: 'alice' }, 'BAD_SIGNATURE');
+    refusedWith(auth, signRequest(watcher, 'pause', {}), 'FORBIDDEN', /role watcher; pause needs operator/);
+    refusedWith(auth, { ...good(), v: 2 }, 'UNSUPPORTED_VERSION');
+    refusedWith(auth, signRequest(watcher, 'reboot' as never, {} as never), 'UNKNOWN_METHOD', /reboot/);
+    refusedWith(auth, signRequest(watcher, 'deploy', { commit: 'not-hex', toplevel: TOPLEVEL }), 'BAD_REQUEST', /commit/);
+    refusedWith(auth, signRequest(watcher, 'deploy', { commit: COMMIT, toplevel: '/tmp/evil' }), 'BAD_REQUEST', /toplevel/);
+    refusedWith(auth, signRequest(watcher, 'deploy', { commit: COMMIT, toplevel: `${TOPLEVEL}/../../etc` }), 'BAD_REQUEST', /toplevel/);
+    refusedWith(auth, signRequest(watcher, 'deploy', { commit: COMMIT, toplevel: TOPLEVEL, extra: 1 } as never), 'BAD_REQUEST', /unexpected field "extra"/);
+    refusedWith(auth, { ...good(), extra: true }, 'BAD_REQUEST', /unexpected field/);
+    refusedWith(auth, signRequest(alice, 'pause', { reason: 'x'.repeat(MAX_REQUEST_BYTES) }), 'TOO_LARGE');
+    refusedWith(auth, 'hello', 'BAD_REQUEST');
+    refusedWith(auth, { method: 'status' }, 'UNSUPPORTED_VERSION');
+    refusedWith(auth, null, 'BAD_REQUEST');
+    assert.equal(auth.rememberedNonces, 0);
+  });
+
+  it('refuses stale and future issuedAt', () => {
+    let now = 1_000_000_000_000;
+    const auth = gate(() => now);
+    refusedWith(auth, signRequest(watcher, 'status', {}, { now: now - 31_000 }), 'STALE', /-31 s/);
+    refusedWith(auth, signRequest(watcher, 'status', {}, { now: now + 31_000 }), 'STALE', /31 s/);
+    auth.authenticate(signRequest(watcher, 'status', {}, { now: now - 29_000 }));
+    now += 1;
+  });
+
+  it('refuses a replayed nonce, and forgets nonces once they are outside the window', () => {
+    let now = 1_000_000_000_000;
+    const auth = gate(() => now);
+    const req = signRequest(alice, 'status', {}, { now });
+    auth.authenticate(req);
+    refusedWith(auth, req, 'REPLAY');
+    // A replay of the same bytes later is STALE; the memory of the nonce can go.
+    now += 61_000;
+    refusedWith(auth, req, 'STALE');
+    auth.authenticate(signRequest(alice, 'status', {}, { now }));
+    assert.equal(auth.rememberedNonces, 1);
+  });
+
+  it('does not let a refused request consume a nonce', () => {
+    const auth = gate();
+    const req = signRequest(watcher, 'pause', {});
+    refusedWith(auth, req, 'FORBIDDEN');
+    refusedWith(auth, req, 'FORBIDDEN'); // not REPLAY: the first refusal remembered nothing
+  });
+
+  it('refuses a configuration that trusts one key id twice', () => {
+    assert.throws(
+      () => new Authenticator({ keys: [{ keyId: 'a', role: 'operator', publicKey: alice.publicKey }, { keyId: 'a', role: 'watcher', publicKey: watcher.publicKey }] }),
+      /configured twice/,
+    );
+  });
+});

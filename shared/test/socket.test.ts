@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Authenticator, ConnectError, generateSigningKey, PullnixError, signRequest, SocketClient, SocketServer, type Push } from '../src/index.ts';
+
+describe('socket server and client', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pullnix-socket-'));
+  const path = join(dir, 'run', 'executor.sock');
+  const watcher = generateSigningKey('watcher');
+  const refusals: string[] = [];
+  let server: SocketServer;
+
+  before(async () => {
+    server = new SocketServer({
+      path,
+      group: null,
+      authenticator: new Authenticator({ keys: [{ keyId: 'watcher', role: 'watcher', publicKey: watcher.publicKey }] }),
+      handler: async (request, connection) => {
+        if (request.method === 'subscribe') {
+          setImmediate(() => connection.push({ type: 'sync' }));
+          return { executorPid: process.pid };
+        }
+        if (request.method === 'history') throw new PullnixError('NOT_FOUND', 'no such deployment');
+        return { method: request.method };
+      },
+      onRefused: (error) => refusals.push(error.code),
+    });
+    await server.start();
+  });
+  after(() => server.stop());
+
+  it('keeps the socket owner-only when no group is given', () => {
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+  });
+
+  it('matches responses to requests, carries error codes, and delivers pushes', async () => {
+    const client = new SocketClient({ path, key: watcher });
+    await client.connect();
+    const pushes: Push[] = [];
+    client.onPush((m) => pushes.push(m));
+    const [a, b] = await Promise.all([client.request('status', {}), client.request('subscribe', { pid: 1, version: 't' })]);
+    assert.deepEqual(a, { method: 'status' });
+    assert.deepEqual(b, { executorPid: process.pid });
+    await assert.rejects(client.request('history', {}), (e: unknown) => e instanceof PullnixError && e.code === 'NOT_FOUND');
+    while (pushes.length === 0) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(pushes, [{ type: 'sync' }]);
+    client.close();
+  });
+
+  it('answers a forged request with its refusal and logs it', async () => {
+    const client = new SocketClient({ path, key: watcher });
+    await client.connect();
+    const forged = { ...signRequest(watcher, 'status', {}), params: { injected: true } };
+    const response = await client.sendRaw(forged, forged.id);
+    assert.equal(response.ok, false);
+    assert.equal(!response.ok && response.error.code, 'BAD_SIGNATURE');
+    assert.ok(refusals.includes('BAD_SIGNATURE'));
+    client.close();
+  });
+
+  it('reports a missing socket as ENOENT', async () => {
+    const client = new SocketClient({ path: join(dir, 'nope.sock'), key: watcher });
+    await assert.rejects(client.connect(), (e: unknown) => e instanceof ConnectError && e.errno === 'ENOENT');
+  });
+});
