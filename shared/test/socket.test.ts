@@ -3,7 +3,7 @@ import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Authenticator, ConnectError, generateSigningKey, PullnixError, signRequest, SocketClient, SocketServer, type Push } from '../src/index.ts';
+import { Authenticator, ConnectError, MAX_REFUSALS_PER_CONNECTION, generateSigningKey, PullnixError, signRequest, SocketClient, SocketServer, type Push } from '../src/index.ts';
 
 describe('socket server and client', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pullnix-socket-'));
@@ -58,6 +58,27 @@ describe('socket server and client', () => {
     assert.equal(!response.ok && response.error.code, 'BAD_SIGNATURE');
     assert.ok(refusals.includes('BAD_SIGNATURE'));
     client.close();
+  });
+
+  it('closes a connection that keeps sending refused requests, and serves others meanwhile', async () => {
+    const forger = new SocketClient({ path, key: generateSigningKey('watcher') });
+    const honest = new SocketClient({ path, key: watcher });
+    await forger.connect();
+    await honest.connect();
+    let closed = false;
+    forger.onClose(() => (closed = true));
+    const answers = await Promise.allSettled(
+      Array.from({ length: MAX_REFUSALS_PER_CONNECTION + 4 }, () => {
+        const forged = signRequest(generateSigningKey('watcher'), 'status', {});
+        return forger.sendRaw(forged, forged.id);
+      }),
+    );
+    const refused = answers.filter((a) => a.status === 'fulfilled' && !a.value.ok).length;
+    assert.equal(refused, MAX_REFUSALS_PER_CONNECTION, 'every request up to the limit is answered with its refusal');
+    assert.equal(answers.filter((a) => a.status === 'rejected').length, 4, 'the rest die with the connection');
+    assert.ok(closed, 'the forger was disconnected');
+    assert.deepEqual(await honest.request('status', {}), { method: 'status' });
+    honest.close();
   });
 
   it('reports a missing socket as ENOENT', async () => {

@@ -31,11 +31,16 @@ export interface ServerOptions {
 }
 
 const requestIdRe = new RegExp(REQUEST_ID_PATTERN);
+/** Requests one connection may have waiting; past it, new ones are refused BUSY unverified. */
+export const MAX_QUEUED_PER_CONNECTION = 64;
+/** Refused-at-the-gate requests after which a connection is closed: an honest client sends none. */
+export const MAX_REFUSALS_PER_CONNECTION = 8;
 
 export class SocketServer {
   private ipc: IPCModuleInstance | null = null;
   private readonly connections = new Map<Socket, ConnectionImpl>();
   private serial = 0;
+  private drainScheduled = false;
 
   private readonly options: ServerOptions;
 
@@ -93,10 +98,46 @@ export class SocketServer {
     this.options.onClose?.(conn);
   }
 
+  /**
+   * Frames are queued per connection and served round-robin, one per connection per turn of the
+   * event loop: a local process flooding the socket with forged requests (each costs an Ed25519
+   * verify) delays another connection's request by about one verify, not by the flood's backlog.
+   */
   private onRequest(data: unknown, socket: Socket): void {
     const conn = this.connectionFor(socket);
-    const rawId = (data as { id?: unknown } | null)?.id;
-    const id = typeof rawId === 'string' && requestIdRe.test(rawId) ? rawId : '';
+    if (conn.queue.length >= MAX_QUEUED_PER_CONNECTION) {
+      const err = new PullnixError('BUSY', `more than ${MAX_QUEUED_PER_CONNECTION} requests waiting on this connection`);
+      this.respond(socket, { v: PROTOCOL_VERSION, id: requestIdOf(data), ok: false, error: err.toJSON() });
+      return;
+    }
+    conn.queue.push(data);
+    this.scheduleDrain();
+  }
+
+  private scheduleDrain(): void {
+    if (this.drainScheduled) return;
+    this.drainScheduled = true;
+    setImmediate(() => {
+      this.drainScheduled = false;
+      // Passes of one request per connection, until the queues are empty or ~1 ms is spent;
+      // then yield to I/O so a newly arrived request joins the rotation.
+      const deadline = performance.now() + 1;
+      let more = true;
+      while (more && performance.now() < deadline) {
+        more = false;
+        for (const [socket, conn] of this.connections) {
+          const data = conn.queue.shift();
+          if (data === undefined) continue;
+          this.serve(data, socket, conn);
+          if (conn.queue.length > 0) more = true;
+        }
+      }
+      if (more) this.scheduleDrain();
+    });
+  }
+
+  private serve(data: unknown, socket: Socket, conn: ConnectionImpl): void {
+    const id = requestIdOf(data);
     let request: AuthenticatedRequest;
     try {
       request = this.options.authenticator.authenticate(data);
@@ -109,6 +150,11 @@ export class SocketServer {
         method: typeof d?.method === 'string' ? d.method.slice(0, 64) : null,
       });
       this.respond(socket, { v: PROTOCOL_VERSION, id, ok: false, error: err.toJSON() });
+      if (++conn.refusals >= MAX_REFUSALS_PER_CONNECTION) {
+        conn.queue.length = 0;
+        socket.end();
+        socket.destroySoon();
+      }
       return;
     }
     this.options.handler(request, conn).then(
@@ -137,6 +183,8 @@ export class SocketServer {
 
 class ConnectionImpl implements Connection {
   closed = false;
+  refusals = 0;
+  readonly queue: unknown[] = [];
   readonly serial: number;
   private readonly socket: Socket;
   private readonly sendPush: (message: Push) => void;
@@ -150,6 +198,11 @@ class ConnectionImpl implements Connection {
   push(message: Push): void {
     if (!this.closed && !this.socket.destroyed) this.sendPush(message);
   }
+}
+
+function requestIdOf(data: unknown): string {
+  const raw = (data as { id?: unknown } | null)?.id;
+  return typeof raw === 'string' && requestIdRe.test(raw) ? raw : '';
 }
 
 /** getgrnam for the one thing we need: a group's id, from /etc/group. */

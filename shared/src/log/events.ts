@@ -68,6 +68,11 @@ export const EVENTS = {
   'deploy.requested': { priority: 'info', source: 'watcher', summary: 'a signed deploy request was sent to the executor' },
   'deploy.outcome': { priority: 'info', source: 'watcher', summary: "the executor's answer to a deploy request (outcome=)" },
   'deploy.refused': { priority: 'warning', source: 'watcher', summary: 'the executor refused the deploy request (code=)' },
+  'poll.paused': { priority: 'info', source: 'watcher', summary: 'deployments are paused; the new head is not built until they resume (logged once per head)' },
+  'poll.retry_requested': { priority: 'info', source: 'watcher', summary: "an operator's retry cleared the watcher's memory of a commit; it may be built again" },
+  'build.stopped': { priority: 'info', source: 'watcher', summary: 'a running build was stopped (shutdown); its out-link removed, the commit is built again later' },
+  'deploy.unanswered': { priority: 'warning', source: 'watcher', summary: 'the deploy request got no answer (connection lost or timeout); the head is tried again' },
+  'watcher.error': { priority: 'error', source: 'watcher', summary: 'an unexpected error in the poll cycle; the watcher backs off and keeps running' },
   // --- generic
   'command.run': { priority: 'debug', source: 'any', summary: 'an external command is about to run (argv=)' },
   'command.done': { priority: 'debug', source: 'any', summary: 'an external command finished (exit=, ms=)' },

@@ -20,4 +20,4 @@ export function defineMethod<Params, Result>() {
 }
 
 export type ParamsOf<M> = M extends MethodSpec<string, infer P, unknown> ? P : never;
-export type ResultOf<M> = M extends MethodSpec<string, unknown, infer R> ? R : never;
+export type ResultOf<M> = M extends MethodSpec<string, infer _P, infer R> ? R : never; // `unknown` params would never match: JSONSchemaType<P> is invariant in P
