@@ -1,0 +1,121 @@
+# CI checks of the plain Nix parts, evaluated by nixos/check.sh with
+#   nix-instantiate --eval --strict --json nixos/check.nix
+# Result: { failures = [ "..." ]; sampleConfig = {...}; units = { "<name>.service" = "<text>"; }; }
+# An empty `failures` list means every check passed. Plain builtins only (CI has no nixpkgs).
+let
+  inherit (builtins)
+    concatLists
+    concatStringsSep
+    elem
+    filter
+    foldl'
+    map
+    toJSON
+    ;
+
+  schema = import ./schema.nix;
+  inherit (import ./options.nix) decls;
+
+  expect = cond: msg: if cond then [ ] else [ msg ];
+
+  # ---- the unit definitions ----------------------------------------------------------------
+  unitArgs = {
+    executorExec = "/opt/pullnix/bin/pullnix-executor";
+    watcherExec = "/opt/pullnix/bin/pullnix-watcher";
+    configFile = "/etc/pullnix/config.json";
+    path = [ "/nix/var/nix/profiles/default" ];
+  };
+  units = import ./units.nix unitArgs;
+  rendered = import ./render-units.nix unitArgs;
+  ex = units.pullnix-executor;
+  wa = units.pullnix-watcher;
+
+  unitChecks =
+    expect (ex.restartIfChanged == false) "units.nix: pullnix-executor must have restartIfChanged = false"
+    ++ expect (wa.restartIfChanged == false) "units.nix: pullnix-watcher must have restartIfChanged = false"
+    ++ expect ((ex.unitConfig.X-StopOnRemoval or null) == false) "units.nix: pullnix-executor must have unitConfig.X-StopOnRemoval = false"
+    ++ expect (ex.serviceConfig.Restart == "always") "units.nix: pullnix-executor must have Restart=always"
+    ++ expect (wa.serviceConfig.Restart == "always") "units.nix: pullnix-watcher must have Restart=always"
+    ++ expect (ex.serviceConfig ? RestartSec && wa.serviceConfig ? RestartSec) "units.nix: both units need a RestartSec (no tight restart loop)"
+    ++ expect (ex.serviceConfig.ExecStart == "/opt/pullnix/bin/pullnix-executor --config /etc/pullnix/config.json") "units.nix: executor ExecStart must be `<executorExec> --config <configFile>`"
+    ++ expect (wa.serviceConfig.ExecStart == "/opt/pullnix/bin/pullnix-watcher --config /etc/pullnix/config.json") "units.nix: watcher ExecStart must be `<watcherExec> --config <configFile>`"
+    ++ expect (ex.serviceConfig.RuntimeDirectory == "pullnix") "units.nix: the executor owns RuntimeDirectory=pullnix (/run/pullnix/executor.sock)"
+    ++ expect (elem "pullnix-executor.service" wa.after && elem "pullnix-executor.service" wa.wants) "units.nix: the watcher wants and starts after the executor"
+    ++ expect (!(wa ? requires || wa ? bindsTo || wa ? partOf)) "units.nix: the watcher must not Require/BindsTo/PartOf the executor (an executor restart would take it down)"
+    ++ expect (
+      builtins.attrNames rendered == [
+        "pullnix-executor.service"
+        "pullnix-watcher.service"
+      ]
+    ) "render-units.nix: must return exactly pullnix-executor.service and pullnix-watcher.service";
+
+  # ---- the config file the module writes ---------------------------------------------------
+  getIn = path: set: foldl' (a: k: a.${k}) set path;
+  setIn =
+    path: value: set:
+    let
+      k = builtins.head path;
+      rest = builtins.tail path;
+    in
+    set // { ${k} = if rest == [ ] then value else setIn rest value (set.${k} or { }); };
+
+  # The option values the module has when a user sets only what is required: the declared
+  # defaults (module-side, else the schema's), plus a URL. build.host is what the module
+  # computes from networking.hostName.
+  defaultOf =
+    d:
+    if d.loc == [ "build" "host" ] then
+      "edge-01"
+    else if d ? default then
+      d.default
+    else
+      (schema.node d.key).default or null;
+  sampleCfg = foldl' (acc: d: if d ? key then setIn d.loc (defaultOf d) acc else acc) {
+    repository.url = "git@github.com:example/machines.git";
+    settings = { };
+  } (filter (d: d.loc != [ "repository" "url" ]) decls);
+  sampleConfig = import ./config.nix sampleCfg;
+
+  fullCfg =
+    setIn [ "repository" "sshKeyFile" ] "/etc/pullnix/deploy_key" (
+      setIn [ "repository" "knownHostsFile" ] "/etc/pullnix/known_hosts" (
+        setIn [ "operators" "keys" ] (getIn [ "operators" "keys" ] exampleCfg) sampleCfg
+      )
+    )
+    // {
+      settings.verify.initialBackoffMs = 500;
+    };
+  # Every option's example, set at once.
+  exampleCfg = foldl' (acc: d: if d ? key && d ? example then setIn d.loc d.example acc else acc) sampleCfg decls;
+  fullConfig = import ./config.nix fullCfg;
+  exampleConfig = import ./config.nix exampleCfg;
+
+  configChecks =
+    map (p: "config.nix + defaults: ${p}") (schema.validate sampleConfig)
+    ++ map (p: "config.nix + full sample: ${p}") (schema.validate fullConfig)
+    ++ map (p: "options.nix examples: ${p}") (schema.validate exampleConfig)
+    ++ expect (fullConfig.verify.initialBackoffMs == 500 && fullConfig.verify.timeoutSec == 120) "config.nix: settings must merge recursively over the options"
+    # The validator itself must reject what the daemons would reject.
+    ++ expect (
+      schema.validate (
+        sampleConfig
+        // {
+          bogus = 1;
+          repository = sampleConfig.repository // {
+            url = "";
+          };
+        }
+      ) != [ ]
+    ) "schema.nix: validate must reject an unknown key and an empty URL"
+    # Every option with a `key` names a key the schema knows (schema.node throws otherwise).
+    ++ concatLists (
+      map (d: expect ((builtins.tryEval (schema.node d.key)).success) "options.nix: ${concatStringsSep "." d.loc} writes unknown key ${toJSON d.key}") (
+        filter (d: d ? key) decls
+      )
+    );
+in
+{
+  failures = unitChecks ++ configChecks;
+  inherit sampleConfig fullConfig;
+  units = rendered;
+}

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# CI check of everything Nix in this repository that can be checked without nixpkgs:
+#   1. every .nix file parses (nix-instantiate --parse);
+#   2. the plain parts evaluate and hold their contracts (nixos/check.nix): the unit definitions
+#      (restartIfChanged = false on both units, X-StopOnRemoval = false and Restart=always on the
+#      executor, ...), the config file the module writes validates against the JSON Schema;
+#   3. the rendered unit files carry the contract lines in the right sections;
+#   4. docs/options.md is not stale;
+#   5. if Node and ajv are installed (npm ci), the sample config files also pass ajv, the
+#      validator the daemons use, so schema.nix cannot drift from it unnoticed.
+# Needs: bash, nix-instantiate/nix (Debian's nix-bin 2.8), awk, diff. No nixpkgs, no network.
+# Usage: bash nixos/check.sh   (from anywhere)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(dirname "$here")"
+cd "$root"
+
+# Single-user nix without a daemon, a build-users group or a binary cache.
+export NIX_CONFIG=$'build-users-group =\nsubstituters =\nexperimental-features = nix-command flakes\nsandbox = false'
+
+fail=0
+step() { printf '\n== %s\n' "$*"; }
+bad() { printf 'FAIL: %s\n' "$*" >&2; fail=1; }
+
+command -v nix-instantiate >/dev/null || { echo "nix-instantiate not found (apt-get install -y nix-bin)" >&2; exit 1; }
+
+step "parse every .nix file"
+count=0
+while IFS= read -r -d '' f; do
+  count=$((count + 1))
+  if ! out="$(nix-instantiate --parse "$f" 2>&1 >/dev/null)"; then
+    bad "$f does not parse:"
+    printf '%s\n' "$out" >&2
+  fi
+done < <(find . \( -name node_modules -o -name .git -o -name dist -o -name 'result*' -o -name .lab \) -prune -o -name '*.nix' -type f -print0)
+echo "parsed $count files"
+
+step "evaluate nixos/check.nix (units, config file, schema validation)"
+if ! nix-instantiate --eval --strict -E "
+  let r = import $here/check.nix; in
+  if r.failures == [ ] then \"all checks passed\"
+  else throw (\"\n  - \" + builtins.concatStringsSep \"\n  - \" r.failures)
+"; then
+  bad "nixos/check.nix reported failures (above)"
+fi
+
+step "rendered unit files carry the contract lines"
+render() {
+  nix eval --impure --raw --expr "(import $here/render-units.nix {
+    executorExec = \"/opt/pullnix/bin/pullnix-executor\";
+    watcherExec = \"/opt/pullnix/bin/pullnix-watcher\";
+    configFile = \"/etc/pullnix/config.json\";
+    path = [ \"/nix/var/nix/profiles/default\" ];
+  }).\"$1\""
+}
+# has_line UNIT_TEXT SECTION LINE: LINE appears inside [SECTION].
+has_line() {
+  printf '%s\n' "$1" | awk -v sec="[$2]" -v want="$3" '
+    /^\[.*\]$/ { cur = $0; next }
+    cur == sec && $0 == want { found = 1 }
+    END { exit found ? 0 : 1 }'
+}
+executor="$(render pullnix-executor.service)" || bad "render-units.nix does not evaluate"
+watcher="$(render pullnix-watcher.service)" || bad "render-units.nix does not evaluate"
+for check in \
+  "executor|Service|X-RestartIfChanged=false" \
+  "executor|Unit|X-StopOnRemoval=false" \
+  "executor|Service|Restart=always" \
+  "executor|Service|RuntimeDirectory=pullnix" \
+  "executor|Service|ExecStart=/opt/pullnix/bin/pullnix-executor --config /etc/pullnix/config.json" \
+  "executor|Install|WantedBy=multi-user.target" \
+  "watcher|Service|X-RestartIfChanged=false" \
+  "watcher|Service|Restart=always" \
+  "watcher|Service|ExecStart=/opt/pullnix/bin/pullnix-watcher --config /etc/pullnix/config.json" \
+  "watcher|Install|WantedBy=multi-user.target"; do
+  IFS='|' read -r unit section line <<<"$check"
+  text="$executor"
+  [ "$unit" = watcher ] && text="$watcher"
+  if has_line "$text" "$section" "$line"; then
+    echo "ok   pullnix-$unit.service [$section] $line"
+  else
+    bad "pullnix-$unit.service lacks '$line' in [$section]"
+  fi
+done
+
+step "docs/options.md is up to date"
+bash "$here/gen-options-doc.sh" --check || bad "docs/options.md is stale"
+
+step "sample config files pass ajv (the daemons' validator)"
+if command -v node >/dev/null && [ -d "$root/node_modules/ajv" ]; then
+  tmp="$(mktemp -d)"
+  nix eval --json --file "$here/check.nix" sampleConfig >"$tmp/sample.json"
+  nix eval --json --file "$here/check.nix" fullConfig >"$tmp/full.json"
+  if ! (cd "$root" && node --input-type=module - "$tmp/sample.json" "$tmp/full.json" <<'JS'
+import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+const require = createRequire(process.cwd() + '/package.json');
+const { Ajv } = require('ajv');
+const schema = JSON.parse(readFileSync('shared/schema/config.schema.json', 'utf8'));
+const validate = new Ajv({ allErrors: true, useDefaults: true, allowUnionTypes: true, strict: true }).compile(schema);
+let bad = 0;
+for (const file of process.argv.slice(2)) {
+  const ok = validate(JSON.parse(readFileSync(file, 'utf8')));
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${file}${ok ? '' : ' ' + JSON.stringify(validate.errors)}`);
+  if (!ok) bad++;
+}
+process.exit(bad ? 1 : 0);
+JS
+  ); then
+    bad "a config file the module writes is rejected by ajv"
+  fi
+  rm -rf "$tmp"
+else
+  echo "skipped: node or node_modules/ajv not present (run npm ci first)"
+fi
+
+if [ "$fail" -ne 0 ]; then
+  printf '\nnixos/check.sh: FAILED\n' >&2
+  exit 1
+fi
+printf '\nnixos/check.sh: all Nix checks passed\n'

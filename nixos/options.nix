@@ -1,0 +1,232 @@
+# The `services.pullnix` options as plain data (builtins only, no nixpkgs lib).
+#
+# module.nix turns every entry into a `lib.mkOption`; options-doc.nix turns the same entries
+# into docs/options.md. Types and defaults are NOT written here: they are derived from the
+# config file's JSON Schema (shared/schema/config.schema.json, through schema.nix), so the
+# schema stays the single source of truth. An entry only adds what the schema cannot know.
+#
+# Entry fields:
+#   loc          option path below services.pullnix
+#   key          the config-file key the option writes (a path into the schema), if any
+#   kind         "enable" | "package" | "settings" | absent (an ordinary config-file option)
+#   description  Markdown; without it the schema's description is used
+#   enableName   kind "enable" only: the text for lib.mkEnableOption
+#   default      a module-side default where the schema has none or NixOS knows better
+#   defaultText  a Nix expression (text) shown instead of a computed default
+#   example      an example value (plain data)
+#   nixType      "pathOrNull": accept a Nix path too (copied to the store); absent: from the schema
+#   itemDescriptions  descriptions of a list's submodule fields
+{
+  decls = [
+    {
+      loc = [ "enable" ];
+      kind = "enable";
+      # lib.mkEnableOption's description is "Whether to enable <enableName>."
+      enableName = "pullnix, the pull-based deployment agent: this machine follows a branch of a git repository holding its NixOS configuration, builds each new commit, activates it, checks that it can still reach git, and rolls back if it cannot";
+    }
+    {
+      loc = [ "package" ];
+      kind = "package";
+      defaultText = "pkgs.pullnix or (pkgs.callPackage <pullnix>/nixos/package.nix { })";
+      description = ''
+        The pullnix package (provides `pullnix-executor`, `pullnix-watcher` and `pullnix-ctl`).
+        The default is `pkgs.pullnix` when the pullnix overlay is applied, otherwise the package
+        built from the same source tree as this module, with this system's nixpkgs.
+      '';
+    }
+
+    # ---- repository --------------------------------------------------------------------------
+    {
+      loc = [ "repository" "url" ];
+      key = [ "repository" "url" ];
+      example = "git@github.com:example/machines.git";
+      description = ''
+        Git remote URL of the repository holding this machine's configuration: `ssh://…`,
+        scp-like `git@host:path`, `https://…`, `file://…` or a local path. Required.
+      '';
+    }
+    {
+      loc = [ "repository" "branch" ];
+      key = [ "repository" "branch" ];
+      example = "production";
+      description = "Branch to follow. Every new head of this branch is built and deployed.";
+    }
+    {
+      loc = [ "repository" "sshKeyFile" ];
+      key = [ "repository" "sshKeyFile" ];
+      example = "/etc/pullnix/deploy_key";
+      description = ''
+        Private SSH key used for the repository (a read-only deploy key is enough), as an
+        absolute path **string** on the machine. A Nix path value is refused on purpose: it would
+        copy the private key into the world-readable Nix store. Needs
+        `repository.knownHostsFile` for SSH URLs.
+      '';
+    }
+    {
+      loc = [ "repository" "knownHostsFile" ];
+      key = [ "repository" "knownHostsFile" ];
+      nixType = "pathOrNull";
+      example = "/etc/pullnix/known_hosts";
+      description = ''
+        `known_hosts` file pinning the git server's host key; host keys are checked strictly,
+        so an unknown or changed key fails the fetch. A string is used as is; a Nix path value
+        (for example `./known_hosts`) is copied to the store, which is fine: it is public.
+      '';
+    }
+    {
+      loc = [ "repository" "allowNonDescendant" ];
+      key = [ "repository" "allowNonDescendant" ];
+    }
+
+    # ---- build -------------------------------------------------------------------------------
+    {
+      loc = [ "build" "mode" ];
+      key = [ "build" "mode" ];
+      default = "flake";
+      description = ''
+        How the repository describes this machine. `flake`: the repository is a flake and the
+        system is `nixosConfigurations.<host>.config.system.build.toplevel`. `classic`: the
+        file `build.file` is a NixOS configuration built with `<nixpkgs/nixos>` (the watcher
+        gets `NIX_PATH` from `nix.nixPath`).
+      '';
+    }
+    {
+      loc = [ "build" "host" ];
+      key = [ "build" "host" ];
+      # module.nix computes this default; the text is what the documentation shows.
+      defaultText = ''if config.networking.hostName != "" then config.networking.hostName else null'';
+      example = "edge-01";
+      description = ''
+        Flake mode: the attribute name below `nixosConfigurations`. `null` means the host name
+        the machine has at run time.
+      '';
+    }
+    {
+      loc = [ "build" "file" ];
+      key = [ "build" "file" ];
+      example = "hosts/edge-01/configuration.nix";
+      description = "Classic mode: the configuration file, relative to the repository root.";
+    }
+    {
+      loc = [ "build" "extraFlags" ];
+      key = [ "build" "extraFlags" ];
+      example = [
+        "--max-jobs"
+        "0"
+        "--option"
+        "substituters"
+        "https://cache.example.org"
+      ];
+      description = ''
+        Extra arguments for `nix build` (flake mode) or `nix-build` (classic mode), for example
+        to build nothing locally and take everything from a binary cache.
+      '';
+    }
+    {
+      loc = [ "build" "timeoutSec" ];
+      key = [ "build" "timeoutSec" ];
+    }
+    {
+      loc = [ "build" "keepGcRoots" ];
+      key = [ "build" "keepGcRoots" ];
+    }
+
+    # ---- poll --------------------------------------------------------------------------------
+    {
+      loc = [ "poll" "intervalSec" ];
+      key = [ "poll" "intervalSec" ];
+      example = 60;
+      description = ''
+        Seconds between two asks for the branch head (`git ls-remote`, cheap: nothing is
+        fetched while the head is unchanged).
+      '';
+    }
+    {
+      loc = [ "poll" "jitterSec" ];
+      key = [ "poll" "jitterSec" ];
+    }
+    {
+      loc = [ "poll" "maxBackoffSec" ];
+      key = [ "poll" "maxBackoffSec" ];
+    }
+
+    # ---- activation and verification ---------------------------------------------------------
+    {
+      loc = [ "activation" ];
+      key = [ "activation" ];
+    }
+    {
+      loc = [ "activationTimeoutSec" ];
+      key = [ "activationTimeoutSec" ];
+    }
+    {
+      loc = [ "verify" "timeoutSec" ];
+      key = [ "verify" "timeoutSec" ];
+      description = ''
+        How long the git-connectivity check (`git ls-remote` of `repository.url` and
+        `repository.branch`, with the same key and known hosts) may keep retrying after an
+        activation before the deployment is rolled back to the previous system.
+      '';
+    }
+    {
+      loc = [ "verify" "attemptTimeoutSec" ];
+      key = [ "verify" "attemptTimeoutSec" ];
+    }
+
+    # ---- operators ---------------------------------------------------------------------------
+    {
+      loc = [ "operators" "group" ];
+      key = [ "operators" "group" ];
+      description = ''
+        Group whose members may connect to the executor's socket (`/run/pullnix/executor.sock`)
+        with `pullnix-ctl`. The module creates it. Membership only opens the socket: every
+        request must also be signed with an operator key from `operators.keys`.
+      '';
+    }
+    {
+      loc = [ "operators" "keys" ];
+      key = [ "operators" "keys" ];
+      example = [
+        {
+          id = "alice@laptop";
+          publicKey = "ed25519:9yq0dZ3H1oZ2q3nQ4cJtS1u8bVv7wX6yZ5aB4cD3eF2";
+        }
+      ];
+      description = ''
+        Operator public keys. Create a key with `pullnix-ctl key create` and paste the line
+        `pullnix-ctl key show` prints. Operators may use every method (status, history, sync,
+        pause, resume, rollback, retry). Root on the machine has its own local operator key.
+      '';
+      itemDescriptions = {
+        id = "A name for the key, shown in the history next to every action it asked for.";
+        publicKey = "The public key as printed by `pullnix-ctl key show`: `ed25519:` and 43 base64url characters.";
+      };
+    }
+
+    # ---- logging -----------------------------------------------------------------------------
+    {
+      loc = [ "logLevel" ];
+      key = [ "logLevel" ];
+      description = ''
+        Lowest priority logged to the journal. Every line carries its syslog priority, so
+        `journalctl -u pullnix-executor -p warning` works at any level.
+      '';
+    }
+
+    # ---- escape hatch ------------------------------------------------------------------------
+    {
+      loc = [ "settings" ];
+      kind = "settings";
+      example = {
+        verify.initialBackoffMs = 500;
+      };
+      description = ''
+        Extra keys merged (recursively) over the configuration file the options above produce,
+        for keys without an option of their own (see `shared/schema/config.schema.json`). The
+        result is checked against the schema at evaluation time: an unknown key or a wrong
+        value is an evaluation error naming the key. `socketPath`, `stateDir`, `units` and
+        `paths` are fixed by this module's units and cannot be set here.
+      '';
+    }
+  ];
+}
