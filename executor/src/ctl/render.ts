@@ -1,0 +1,161 @@
+/** Human output of each command. `now` is passed in so relative times are testable. */
+import { shortCommit, type DeploymentRecord, type StatusResult } from '@pullnix/shared';
+import { duration, fields, firstLine, quoted, relativeTime, table, type Style } from './format.ts';
+import type { CtlSettings } from './context.ts';
+import type { KeyOutput, VersionOutput } from './schemas.ts';
+
+export interface RenderContext {
+  style: Style;
+  now: number;
+  settings: CtlSettings;
+  /** Terminal width when stdout is a terminal; long reasons are cut to it. */
+  width?: number;
+}
+
+function outcomeText(d: DeploymentRecord, s: Style): string {
+  if (d.outcome === null) return s.yellow(`running: ${d.phase}`);
+  switch (d.outcome) {
+    case 'succeeded':
+      return s.green('succeeded');
+    case 'rolled-back':
+    case 'rollback-failed':
+      return s.red(d.outcome);
+    default:
+      return s.yellow(d.outcome);
+  }
+}
+
+export function renderStatus(st: StatusResult, ctx: RenderContext): string {
+  const { style: s, now } = ctx;
+  const rows: [string, string][] = [];
+  const report = st.watcher.report;
+  const subjectOf = (commit: string) => {
+    for (const info of [report?.deployedCommit, report?.remoteHead]) if (info && info.commit === commit) return info;
+    return null;
+  };
+
+  // state
+  if (st.current) {
+    const c = st.current;
+    const since = c.phases.at(-1)?.at ?? c.startedAt;
+    rows.push(['state', `${s.yellow('deploying')} #${c.id} ${shortCommit(c.commit)}${c.kind === 'rollback' ? ' (rollback)' : ''}: ${c.phase} since ${relativeTime(since, now)}, asked by ${c.requestedBy}`]);
+  } else rows.push(['state', st.executor.busy ? s.yellow('busy') : 'idle']);
+
+  // paused
+  if (st.paused) {
+    const why = st.paused.reason ? `: ${quoted(st.paused.reason)}` : '';
+    rows.push(['paused', `${s.yellow('yes')}, by ${st.paused.by} ${relativeTime(st.paused.since, now)}${why}`]);
+    rows.push(['', s.dim('deployments are refused until: pullnix-ctl resume')]);
+  } else rows.push(['paused', 'no']);
+
+  // deployed
+  if (st.deployed) {
+    const d = st.deployed;
+    const info = subjectOf(d.commit);
+    const subject = info?.subject ? ` ${quoted(info.subject)}` : '';
+    const committed = info?.time ? `, committed ${relativeTime(info.time, now)}` : '';
+    const gen = d.generation === null ? '' : `, generation ${d.generation}`;
+    rows.push(['deployed', `${s.bold(shortCommit(d.commit))}${subject}`]);
+    rows.push(['', `deployment #${d.deploymentId}, deployed ${relativeTime(d.at, now)}${committed}${gen}`]);
+  } else rows.push(['deployed', s.dim('nothing deployed by pullnix yet')]);
+
+  // live system
+  if (st.liveSystem === null) rows.push(['live', s.dim('unknown (the current-system link cannot be read)')]);
+  else if (st.deployed && st.liveSystem !== st.deployed.toplevel && !st.current) {
+    rows.push(['live', `${st.liveSystem} ${s.yellow('(not the deployed system)')}`]);
+  } else rows.push(['live', st.liveSystem]);
+
+  // remote head and drift
+  const head = report?.remoteHead ?? null;
+  if (!head) rows.push(['remote', s.dim(st.watcher.connected ? 'not known yet (the watcher has not reported a head)' : 'unknown (no watcher report)')]);
+  else {
+    let drift: string;
+    if (st.drift === true) {
+      drift = st.knownBad.includes(head.commit) ? s.red('drift: the head failed before and is not retried (pullnix-ctl retry COMMIT)') : s.yellow('drift: the head is not deployed yet');
+    } else if (st.drift === false) drift = s.green('in sync');
+    else drift = s.dim('drift unknown');
+    const committed = head.time ? `, committed ${relativeTime(head.time, now)}` : '';
+    rows.push(['remote', `${shortCommit(head.commit)} ${quoted(head.subject)}${committed}`.replace(/ +/g, ' ')]);
+    rows.push(['', drift]);
+  }
+
+  // last failure
+  if (st.lastFailure) {
+    const f = st.lastFailure;
+    rows.push(['last failure', `${s.red(f.outcome)} #${f.deploymentId} ${shortCommit(f.commit)} ${relativeTime(f.at, now)}`]);
+    rows.push(['', firstLine(f.reason, 160)]);
+  } else rows.push(['last failure', 'none']);
+  if (st.knownBad.length > 0) rows.push(['known bad', `${st.knownBad.map((c) => shortCommit(c)).join(', ')} ${s.dim('(not deployed again until: pullnix-ctl retry COMMIT)')}`]);
+
+  // watcher
+  if (st.watcher.connected) {
+    const state = report ? `${report.state} (pid ${report.pid}, ${report.version})` : 'no report yet';
+    rows.push(['watcher', `${s.green('connected')}, ${state}`]);
+  } else {
+    rows.push(['watcher', `${s.red('not connected')} ${s.dim(`(systemctl status ${ctx.settings.units.watcher})`)}`]);
+  }
+  if (report) {
+    const polls: string[] = [];
+    if (report.lastPollAt) polls.push(`last poll ${relativeTime(report.lastPollAt, now)}`);
+    if (report.nextPollAt) polls.push(`next poll ${relativeTime(report.nextPollAt, now)}`);
+    if (polls.length > 0) rows.push(['', polls.join(', ')]);
+    if (report.lastError) rows.push(['', s.red(`last error (${report.lastError.kind}, ${relativeTime(report.lastError.at, now)}): ${firstLine(report.lastError.message, 160)}`)]);
+    if (report.failedBuilds.length > 0) rows.push(['', `failed builds: ${report.failedBuilds.map((c) => shortCommit(c)).join(', ')}`]);
+  }
+
+  rows.push(['executor', `pullnix ${st.version}, pid ${st.executor.pid}, up ${duration(now - Date.parse(st.executor.startedAt))}`]);
+  return fields(rows);
+}
+
+export function renderHistory(h: { deployments: DeploymentRecord[]; total: number }, ctx: RenderContext): string {
+  const { style: s, now } = ctx;
+  if (h.deployments.length === 0) return 'no deployments yet';
+  const rows = h.deployments.map((d) => [
+    String(d.id),
+    relativeTime(d.startedAt, now),
+    shortCommit(d.commit),
+    d.kind,
+    outcomeText(d, s),
+    d.generation === null ? '-' : String(d.generation),
+    d.requestedBy,
+    d.error ? firstLine(d.error.message) : '',
+  ]);
+  const out = table(['ID', 'WHEN', 'COMMIT', 'KIND', 'OUTCOME', 'GEN', 'BY', 'REASON'], rows, s, ctx.width);
+  const more = h.total > h.deployments.length ? `\n${s.dim(`${h.deployments.length} of ${h.total} shown; --limit N for more`)}` : '';
+  return out + more;
+}
+
+export function renderDeployment(d: DeploymentRecord, ctx: RenderContext): string {
+  const { style: s, now } = ctx;
+  const rows: [string, string][] = [
+    ['deployment', `#${d.id} (${d.kind}), asked by ${d.requestedBy}`],
+    ['commit', d.commit],
+    ['system', d.toplevel],
+    ['outcome', outcomeText(d, s)],
+  ];
+  if (d.generation !== null) rows.push(['generation', String(d.generation)]);
+  if (d.error) rows.push(['reason', `${d.error.code}: ${firstLine(d.error.message, 300)}`]);
+  rows.push(['started', relativeTime(d.startedAt, now)]);
+  if (d.finishedAt) rows.push(['finished', relativeTime(d.finishedAt, now)]);
+  return fields(rows);
+}
+
+export function renderVersion(v: VersionOutput): string {
+  const lines = [`pullnix-ctl ${v.version} (protocol v${v.protocol})`];
+  if (v.executor) lines.push(`pullnix-executor ${v.executor.version} (pid ${v.executor.pid})`);
+  else if (v.executorError) lines.push(`pullnix-executor: not asked (${v.executorError.code}: ${firstLine(v.executorError.message)})`);
+  return lines.join('\n');
+}
+
+export function renderKey(k: KeyOutput, created: boolean): string {
+  const lines = [
+    created ? `created ${k.file} (mode 0600; keep it private)` : `key file   ${k.file}`,
+    `key id     ${k.keyId}`,
+    `public key ${k.publicKey}`,
+    '',
+    'To let this key operate a machine, add it to the machine\'s NixOS configuration and deploy:',
+    '',
+    `  services.pullnix.operators.keys = [ ${k.nixos} ];`,
+  ];
+  return lines.join('\n');
+}

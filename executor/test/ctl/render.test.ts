@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { makeStyle } from '../../src/ctl/format.ts';
+import { renderDeployment, renderHistory, renderStatus, type RenderContext } from '../../src/ctl/render.ts';
+import { ago, BAD, busyStatus, deployment, NOW, quietStatus, SETTINGS, SYSTEM } from './fixtures.ts';
+
+const plain: RenderContext = { style: makeStyle(false), now: NOW, settings: SETTINGS };
+
+describe('ctl render', () => {
+  it('status: a running deployment, a pause, a failure, drift to a known-bad head, the watcher', () => {
+    const out = renderStatus(busyStatus(), plain);
+    const expected = [
+      'state         deploying #7 feedface: verifying since 20 s ago, asked by watcher',
+      'paused        yes, by alice 5 min ago: "disk replacement"',
+      '              deployments are refused until: pullnix-ctl resume',
+      'deployed      33333333 "Pin nixpkgs"',
+      '              deployment #6, deployed 2 h ago, committed 24 h ago, generation 42',
+      `live          ${SYSTEM}`,
+      'remote        feedface "Enable nginx", committed 10 min ago',
+      '              drift: the head is not deployed yet',
+      'last failure  rolled-back #5 deadbeef 3 days ago',
+      '              verification failed: git ls-remote: Could not resolve host',
+      'known bad     deadbeef (not deployed again until: pullnix-ctl retry COMMIT)',
+      'watcher       connected, deploying (pid 900, 0.1.0)',
+      '              last poll 30 s ago, next poll in 4 min',
+      '              last error (build, 1 h ago): error: builder for foo failed',
+      '              failed builds: deadbeef',
+      'executor      pullnix 0.1.0, pid 812, up 3 h 2 min',
+    ];
+    assert.deepEqual(out.split('\n'), expected);
+  });
+
+  it('status: nothing yet, and a live system that is not the deployed one', () => {
+    assert.deepEqual(renderStatus(quietStatus(), plain).split('\n'), [
+      'state         idle',
+      'paused        no',
+      'deployed      nothing deployed by pullnix yet',
+      'live          unknown (the current-system link cannot be read)',
+      'remote        unknown (no watcher report)',
+      'last failure  none',
+      'watcher       not connected (systemctl status pullnix-watcher.service)',
+      'executor      pullnix 0.1.0, pid 812, up 50 s',
+    ]);
+    const st = busyStatus();
+    st.current = null;
+    st.liveSystem = '/nix/store/zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-nixos-system-by-hand';
+    st.watcher.report!.remoteHead = { commit: BAD, subject: null, time: null };
+    const out = renderStatus(st, plain);
+    assert.match(out, /^live +\/nix\/store\/z+-nixos-system-by-hand \(not the deployed system\)$/m);
+    assert.match(out, /drift: the head failed before and is not retried \(pullnix-ctl retry COMMIT\)/);
+  });
+
+  it('colours problems only when colour is on', () => {
+    const coloured = renderStatus(busyStatus(), { ...plain, style: makeStyle(true) });
+    assert.match(coloured, /\u001b\[31mrolled-back\u001b\[39m/);
+    assert.match(coloured, /\u001b\[33myes\u001b\[39m/);
+    assert.doesNotMatch(renderStatus(busyStatus(), plain), /\u001b/);
+  });
+
+  it('history: running and failed deployments, totals', () => {
+    const out = renderHistory(
+      {
+        deployments: [deployment(), deployment({ id: 6, commit: BAD, kind: 'rollback', phase: 'finished', outcome: 'rolled-back', error: { code: 'INTERNAL', message: 'activation failed (exit 4)\ndetails' }, finishedAt: ago(0) })],
+        total: 9,
+      },
+      plain,
+    );
+    assert.deepEqual(out.split('\n'), [
+      'ID  WHEN       COMMIT    KIND      OUTCOME             GEN  BY       REASON',
+      '7   1 min ago  feedface  deploy    running: verifying  -    watcher',
+      '6   1 min ago  deadbeef  rollback  rolled-back         -    watcher  activation failed (exit 4)',
+      '2 of 9 shown; --limit N for more',
+    ]);
+  });
+
+  it('a rollback result', () => {
+    const out = renderDeployment(deployment({ kind: 'rollback', phase: 'finished', outcome: 'succeeded', generation: 43, finishedAt: ago(1) }), plain);
+    assert.match(out, /^deployment +#7 \(rollback\), asked by watcher$/m);
+    assert.match(out, /^outcome +succeeded$/m);
+    assert.match(out, /^generation +43$/m);
+  });
+});
