@@ -1,0 +1,144 @@
+/**
+ * A stand-in executor for the watcher's tests: a real SocketServer from shared, with an
+ * Authenticator that trusts the watcher's key, so every request the watcher sends is really
+ * signed and checked. Deployments finish at once with the outcome the test chose.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import {
+  Authenticator,
+  generateSigningKey,
+  PullnixError,
+  saveSigningKey,
+  SocketServer,
+  type Connection,
+  type DeploymentOutcome,
+  type DeploymentRecord,
+  type DeployParams,
+  type Push,
+  type SigningKey,
+  type StatusResult,
+  type WatcherReport,
+} from '@pullnix/shared';
+
+export type DeployAnswer = DeploymentOutcome | PullnixError;
+
+export class FakeExecutor {
+  readonly socketPath: string;
+  readonly key: SigningKey;
+  deployed: string | null = null;
+  knownBad: string[] = [];
+  paused: StatusResult['paused'] = null;
+  /** What a deploy request ends as; default: succeeded. */
+  answer: (params: DeployParams) => DeployAnswer = () => 'succeeded';
+  readonly deploys: (DeployParams & { keyId: string })[] = [];
+  readonly reports: WatcherReport[] = [];
+  subscribes = 0;
+  statusRequests = 0;
+  private connection: Connection | null = null;
+  private server: SocketServer | null = null;
+  private nextId = 1;
+
+  /** Creates `<stateDir>/keys/watcher.key` unless told not to, as the real executor does on its first start. */
+  constructor(options: { socketPath: string; stateDir: string; writeKey?: boolean; key?: SigningKey }) {
+    this.socketPath = options.socketPath;
+    this.key = options.key ?? generateSigningKey('watcher');
+    if (options.writeKey !== false) this.writeKey(options.stateDir);
+  }
+
+  writeKey(stateDir: string): void {
+    saveSigningKey(join(stateDir, 'keys', 'watcher.key'), this.key);
+  }
+
+  get connected(): boolean {
+    return this.connection !== null && !this.connection.closed;
+  }
+
+  async start(): Promise<void> {
+    mkdirSync(dirname(this.socketPath), { recursive: true });
+    this.server = new SocketServer({
+      path: this.socketPath,
+      group: null,
+      authenticator: new Authenticator({ keys: [{ keyId: 'watcher', role: 'watcher', publicKey: this.key.publicKey }] }),
+      handler: async (request, connection) => {
+        const params = request.envelope.params as never;
+        switch (request.method) {
+          case 'subscribe':
+            this.subscribes += 1;
+            this.connection = connection;
+            return { executorPid: process.pid };
+          case 'status':
+            this.statusRequests += 1;
+            return this.status();
+          case 'report':
+            this.reports.push(params as WatcherReport);
+            return {};
+          case 'deploy':
+            return this.deploy(params as DeployParams, request.envelope.keyId);
+          default:
+            throw new PullnixError('FORBIDDEN', `${request.method} is not for the watcher`);
+        }
+      },
+    });
+    await this.server.start();
+  }
+
+  stop(): void {
+    this.server?.stop();
+    this.server = null;
+    this.connection = null;
+  }
+
+  push(message: Push): void {
+    if (!this.connection) throw new Error('no watcher is subscribed');
+    this.connection.push(message);
+  }
+
+  get lastReport(): WatcherReport | undefined {
+    return this.reports.at(-1);
+  }
+
+  status(): StatusResult {
+    const now = new Date().toISOString();
+    return {
+      version: 'fake',
+      executor: { pid: process.pid, startedAt: now, busy: false },
+      paused: this.paused,
+      deployed: this.deployed ? { deploymentId: 1, commit: this.deployed, toplevel: '/nix/store/00000000000000000000000000000000-x', generation: 1, at: now } : null,
+      liveSystem: null,
+      current: null,
+      lastFailure: null,
+      knownBad: [...this.knownBad],
+      watcher: { connected: this.connected, report: this.lastReport ?? null, reportedAt: null },
+      drift: null,
+    };
+  }
+
+  private deploy(params: DeployParams, keyId: string): { deployment: DeploymentRecord } {
+    this.deploys.push({ ...params, keyId });
+    const answer = this.answer(params);
+    if (answer instanceof PullnixError) throw answer;
+    if (answer === 'succeeded') this.deployed = params.commit;
+    else this.knownBad.push(params.commit);
+    const now = new Date().toISOString();
+    return {
+      deployment: {
+        id: this.nextId++,
+        kind: 'deploy',
+        commit: params.commit,
+        toplevel: params.toplevel,
+        activation: 'test',
+        requestedBy: keyId,
+        previous: { system: null, generation: null },
+        phase: 'finished',
+        phases: [],
+        outcome: answer,
+        error: answer === 'succeeded' ? null : { code: 'INTERNAL', message: 'verification failed (fake)' },
+        activationExit: 0,
+        generation: answer === 'succeeded' ? 2 : null,
+        startedAt: now,
+        finishedAt: now,
+      },
+    };
+  }
+}

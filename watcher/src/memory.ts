@@ -1,0 +1,121 @@
+/**
+ * The watcher's memory, `<stateDir>/watcher.json`: the last branch head it handled, the commits
+ * whose build failed, and the subjects of commits it has seen (so a no-op poll after a restart
+ * can still describe the head without running git). Written atomically after every change, so
+ * the watcher can be killed at any moment. A corrupt file is reported and set aside, never
+ * silently reset.
+ */
+import { readFileSync, renameSync } from 'node:fs';
+import { isCommit, writeFileAtomic, type Logger } from '@pullnix/shared';
+
+/** How a head's handling ended; a handled head is not looked at again until the branch moves. */
+export type HandledResult = 'deployed' | 'deploy-failed' | 'build-failed' | 'not-descendant' | 'known-bad' | 'refused';
+
+export interface HandledHead {
+  commit: string;
+  result: HandledResult;
+  at: string;
+  detail: string | null;
+}
+
+export interface BuildFailure {
+  commit: string;
+  at: string;
+  /** One line: why it failed (nix's last lines included). */
+  error: string;
+  /** The last ~30 lines of the build's stderr. */
+  logTail: string;
+}
+
+export interface CommitDescription {
+  subject: string | null;
+  time: string | null;
+}
+
+export interface WatcherMemory {
+  v: 1;
+  lastHandled: HandledHead | null;
+  failures: BuildFailure[];
+  commits: Record<string, CommitDescription>;
+}
+
+/** At most this many failures are remembered (the report's schema allows 100). */
+export const MAX_FAILURES = 50;
+const MAX_DESCRIPTIONS = 20;
+
+export function emptyMemory(): WatcherMemory {
+  return { v: 1, lastHandled: null, failures: [], commits: {} };
+}
+
+export class MemoryStore {
+  readonly path: string;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+
+  constructor(options: { path: string; logger: Logger; now?: () => number }) {
+    this.path = options.path;
+    this.logger = options.logger;
+    this.now = options.now ?? Date.now;
+  }
+
+  load(): WatcherMemory {
+    let text: string;
+    try {
+      text = readFileSync(this.path, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return emptyMemory();
+      throw new Error(`cannot read ${this.path}: ${(error as Error).message}`, { cause: error });
+    }
+    try {
+      return parseMemory(text);
+    } catch (error) {
+      const aside = `${this.path}.corrupt-${new Date(this.now()).toISOString().replaceAll(':', '')}`;
+      renameSync(this.path, aside);
+      this.logger.event('state.corrupt', { file: this.path, moved_to: aside, error: (error as Error).message });
+      return emptyMemory();
+    }
+  }
+
+  save(memory: WatcherMemory): void {
+    writeFileAtomic(this.path, `${JSON.stringify(memory, null, 2)}\n`, { mode: 0o600 });
+  }
+}
+
+/** Throws naming the first thing that is wrong; the caller sets the file aside. */
+export function parseMemory(text: string): WatcherMemory {
+  const data = JSON.parse(text) as Partial<WatcherMemory> | null;
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new Error('not a JSON object');
+  if (data.v !== 1) throw new Error(`unknown version ${JSON.stringify(data.v)}`);
+  const handled = data.lastHandled;
+  if (handled !== null && (typeof handled !== 'object' || handled === undefined || typeof handled.commit !== 'string' || !isCommit(handled.commit) || typeof handled.result !== 'string')) {
+    throw new Error('lastHandled is not {commit, result, at, detail}');
+  }
+  if (!Array.isArray(data.failures) || !data.failures.every((f) => typeof f === 'object' && f !== null && typeof f.commit === 'string' && isCommit(f.commit) && typeof f.error === 'string')) {
+    throw new Error('failures is not a list of {commit, at, error, logTail}');
+  }
+  if (typeof data.commits !== 'object' || data.commits === null || Array.isArray(data.commits)) throw new Error('commits is not an object');
+  return { v: 1, lastHandled: handled, failures: data.failures, commits: data.commits };
+}
+
+export function rememberFailure(memory: WatcherMemory, failure: BuildFailure): void {
+  memory.failures = [...memory.failures.filter((f) => f.commit !== failure.commit), failure].slice(-MAX_FAILURES);
+}
+
+/** Forget a commit's failure (operator `retry`); true when there was one or it was the handled head. */
+export function forgetCommit(memory: WatcherMemory, commit: string): boolean {
+  const before = memory.failures.length;
+  memory.failures = memory.failures.filter((f) => f.commit !== commit);
+  let changed = memory.failures.length !== before;
+  if (memory.lastHandled?.commit === commit) {
+    memory.lastHandled = null;
+    changed = true;
+  }
+  return changed;
+}
+
+export function rememberDescription(memory: WatcherMemory, commit: string, description: CommitDescription): void {
+  delete memory.commits[commit];
+  memory.commits[commit] = description;
+  const keys = Object.keys(memory.commits);
+  for (const key of keys.slice(0, Math.max(0, keys.length - MAX_DESCRIPTIONS))) delete memory.commits[key];
+}

@@ -1,0 +1,484 @@
+/**
+ * The watcher: poll the branch head, and when it moved to a commit worth deploying, fetch it,
+ * build its system closure and ask the executor to deploy it. docs/watcher.md describes the
+ * cycle, the failure memory, the back-off and what is logged when.
+ */
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import {
+  gitEnvironment,
+  PullnixError,
+  VERSION,
+  type Config,
+  type Logger,
+  type Push,
+  type Runner,
+  type StatusResult,
+  type WatcherReport,
+  type WatcherState,
+} from '@pullnix/shared';
+import { backoffDelayMs, pollDelayMs } from './backoff.ts';
+import { buildSystem, pruneGcRoots } from './build.ts';
+import { Alarm, systemClock, type Clock } from './clock.ts';
+import type { ExecutorClient } from './executor-link.ts';
+import { describeGitError, GitCheckout, redactUrl, type GitOps } from './git.ts';
+import { forgetCommit, MemoryStore, rememberDescription, rememberFailure, type HandledResult, type WatcherMemory } from './memory.ts';
+
+export interface WatcherOptions {
+  config: Config;
+  runner: Runner;
+  logger: Logger;
+  executor: ExecutorClient;
+  /** Defaults to a simple-git checkout in `<stateDir>/checkout`. */
+  git?: GitOps;
+  clock?: Clock;
+  /** Flake host attribute; defaults to build.host, then the machine's host name. */
+  host?: string;
+  pid?: number;
+  version?: string;
+  /** First wait after an error; doubles up to poll.maxBackoffSec. */
+  baseBackoffMs?: number;
+}
+
+/** How one poll cycle ended. */
+export type PollOutcome =
+  | 'unchanged' // the head is the one already handled or deployed: one ls-remote, nothing else
+  | 'deployed' // built, requested, the executor answered succeeded
+  | 'deploy-failed' // built, requested, the executor answered with another outcome (rolled back, ...)
+  | 'build-failed'
+  | 'not-descendant'
+  | 'known-bad'
+  | 'refused' // the executor refused the request for good (KNOWN_BAD, INVALID_SYSTEM)
+  | 'paused' // deployments are paused; the head is looked at again at the next poll
+  | 'remote-error'
+  | 'executor-unavailable'
+  | 'retry-later' // the executor was busy, refused for a passing reason, or did not answer
+  | 'stopped'
+  | 'error';
+
+export interface PollResult {
+  outcome: PollOutcome;
+  head: string | null;
+  /** When the loop polls next (after an error: the back-off). */
+  nextDelayMs: number;
+}
+
+/** The signal of a poll nobody will stop (tests, the benchmark). */
+const NEVER = new AbortController().signal;
+
+type LastError = NonNullable<WatcherReport['lastError']>;
+
+export class Watcher {
+  private readonly config: Config;
+  private readonly runner: Runner;
+  private readonly logger: Logger;
+  private readonly executor: ExecutorClient;
+  private readonly git: GitOps;
+  private readonly clock: Clock;
+  private readonly host: string;
+  private readonly pid: number;
+  private readonly version: string;
+  private readonly baseBackoffMs: number;
+  private readonly store: MemoryStore;
+  private readonly memory: WatcherMemory;
+  private readonly alarm: Alarm;
+  private readonly checkoutDir: string;
+  private readonly gcrootsDir: string;
+
+  private state: WatcherState = 'starting';
+  private remoteHead: string | null = null;
+  /** What the executor last reported as deployed; undefined until it answered once. */
+  private deployedCommit: string | null | undefined = undefined;
+  private lastPollAt: string | null = null;
+  private nextPollAt: string | null = null;
+  private lastError: LastError | null = null;
+  private failures = 0;
+  /** Set while the remote is failing: the cause last logged, and where it failed. */
+  private remoteDown: { cause: string; stage: 'ls-remote' | 'fetch' } | null = null;
+  private pausedLoggedFor: string | null = null;
+  /** The last poll found a head it could not hand to the executor; a reconnect polls at once. */
+  private waitingForExecutor = false;
+  private running: Promise<PollResult> | null = null;
+  private reportInFlight = false;
+  private reportDirty = false;
+
+  constructor(options: WatcherOptions) {
+    const { config } = options;
+    this.config = config;
+    this.runner = options.runner;
+    this.logger = options.logger;
+    this.executor = options.executor;
+    this.clock = options.clock ?? systemClock;
+    this.host = options.host ?? config.build.host ?? hostname();
+    this.pid = options.pid ?? process.pid;
+    this.version = options.version ?? VERSION;
+    this.baseBackoffMs = options.baseBackoffMs ?? 5000;
+    this.checkoutDir = join(config.stateDir, 'checkout');
+    this.gcrootsDir = join(config.stateDir, 'gcroots');
+    this.git =
+      options.git ??
+      new GitCheckout({
+        url: config.repository.url,
+        branch: config.repository.branch,
+        dir: this.checkoutDir,
+        env: gitEnvironment(config),
+        logger: this.logger,
+      });
+    this.store = new MemoryStore({ path: join(config.stateDir, 'watcher.json'), logger: this.logger, now: () => this.clock.now() });
+    this.memory = this.store.load();
+    this.alarm = new Alarm(this.clock);
+    this.executor.onPush((message) => this.onPush(message));
+    this.executor.onConnected(() => void this.onExecutorConnected());
+  }
+
+  /** Run until the signal aborts: keep the executor connection, poll at the interval, on `sync`, and after a reconnect. */
+  async start(signal: AbortSignal): Promise<void> {
+    this.logger.event('watcher.started', {
+      pid: this.pid,
+      version: this.version,
+      url: redactUrl(this.config.repository.url),
+      branch: this.config.repository.branch,
+      mode: this.config.build.mode,
+      host: this.config.build.mode === 'flake' ? this.host : undefined,
+      interval_sec: this.config.poll.intervalSec,
+      last_handled: this.memory.lastHandled?.commit ?? null,
+    });
+    const link = this.executor.start(signal);
+    let delay = 0;
+    while (!signal.aborted) {
+      if (delay > 0) {
+        await this.alarm.sleep(delay, signal);
+        if (signal.aborted) break;
+      }
+      delay = (await this.pollOnce(signal)).nextDelayMs;
+    }
+    this.state = 'stopping';
+    this.logger.event('watcher.stopping', { reason: typeof signal.reason === 'string' ? signal.reason : 'aborted' });
+    await link;
+  }
+
+  /**
+   * One poll cycle. When the head is unchanged this runs exactly one external command, the
+   * `git ls-remote`. Concurrent calls share the running cycle.
+   */
+  pollOnce(signal: AbortSignal = NEVER): Promise<PollResult> {
+    if (this.running) return this.running;
+    this.running = this.cycle(signal)
+      .catch((error: unknown): PollResult => {
+        if (signal.aborted) return this.result('stopped', this.remoteHead);
+        const message = error instanceof Error ? error.message : String(error);
+        this.logger.event('watcher.error', { error: message, commit: this.remoteHead });
+        this.setError('internal', message, this.remoteHead);
+        return this.failed('error', this.remoteHead);
+      })
+      .finally(() => {
+        this.running = null;
+      });
+    return this.running.then((result) => {
+      this.waitingForExecutor = result.outcome === 'executor-unavailable' || result.outcome === 'retry-later';
+      // Set before the report goes out, so status shows when the loop polls next.
+      this.nextPollAt = new Date(this.clock.now() + result.nextDelayMs).toISOString();
+      this.setState(this.failures > 0 ? 'backing-off' : 'idle');
+      return result;
+    });
+  }
+
+  /** A snapshot of what would be reported to the executor now. */
+  report(): WatcherReport {
+    const describe = (commit: string | null | undefined) => {
+      if (!commit) return null;
+      const d = this.memory.commits[commit];
+      return { commit, subject: d?.subject?.slice(0, 1000) ?? null, time: d?.time ?? null };
+    };
+    return {
+      state: this.state,
+      pid: this.pid,
+      version: this.version.slice(0, 64),
+      remoteHead: describe(this.remoteHead),
+      deployedCommit: describe(this.deployedCommit),
+      lastPollAt: this.lastPollAt,
+      nextPollAt: this.nextPollAt,
+      lastError: this.lastError ? { ...this.lastError, message: this.lastError.message.slice(0, 4000) } : null,
+      failedBuilds: this.memory.failures.map((f) => f.commit).slice(-100),
+    };
+  }
+
+  /** The memory as persisted in watcher.json (a copy). */
+  get remembered(): WatcherMemory {
+    return structuredClone(this.memory);
+  }
+
+  private async cycle(signal: AbortSignal): Promise<PollResult> {
+    const { repository } = this.config;
+    this.nextPollAt = null;
+    this.setState('polling');
+    this.lastPollAt = new Date(this.clock.now()).toISOString();
+
+    let head: string | null;
+    try {
+      head = await this.git.lsRemote(signal);
+    } catch (error) {
+      if (signal.aborted) return this.result('stopped', null);
+      return this.remoteFailed('ls-remote', describeGitError(error));
+    }
+    if (head === null) return this.remoteFailed('ls-remote', `branch ${repository.branch} does not exist on the remote`);
+    if (this.remoteDown?.stage === 'ls-remote') this.remoteRecovered(head);
+    this.remoteHead = head;
+
+    if (head === this.memory.lastHandled?.commit || head === this.deployedCommit) {
+      this.logger.event('poll.unchanged', { commit: head });
+      this.failures = 0;
+      return this.result('unchanged', head);
+    }
+
+    // A head to act on. From here the executor's view decides: what is deployed, what failed, paused.
+    if (!this.executor.connected) {
+      this.setError('executor', 'the executor is not connected; the new head waits for it', head);
+      return this.result('executor-unavailable', head);
+    }
+    let status: StatusResult;
+    try {
+      status = await this.executor.status();
+    } catch (error) {
+      this.setError('executor', `status: ${errorMessage(error)}`, head);
+      return this.failed('executor-unavailable', head);
+    }
+    this.applyStatus(status);
+    if (head === this.deployedCommit) {
+      this.logger.event('poll.unchanged', { commit: head, deployed: true });
+      this.markHandled(head, 'deployed', 'already deployed');
+      this.failures = 0;
+      return this.result('unchanged', head);
+    }
+    const failedBuild = this.memory.failures.find((f) => f.commit === head);
+    if (status.knownBad.includes(head) || failedBuild) {
+      this.logger.event('head.known_bad', { commit: head, source: failedBuild ? 'build' : 'executor', error: failedBuild?.error });
+      this.markHandled(head, 'known-bad', failedBuild ? 'build failed before' : 'known bad to the executor');
+      this.failures = 0;
+      return this.result('known-bad', head);
+    }
+    if (status.paused) {
+      if (this.pausedLoggedFor !== head) {
+        this.logger.event('poll.paused', { commit: head, since: status.paused.since, by: status.paused.by, reason: status.paused.reason });
+        this.pausedLoggedFor = head;
+      }
+      this.failures = 0;
+      return this.result('paused', head);
+    }
+
+    const deployed = this.deployedCommit ?? null;
+    this.logger.event('poll.new_head', { commit: head, previous: deployed });
+    this.setState('fetching');
+    try {
+      await this.git.fetch(signal);
+    } catch (error) {
+      if (signal.aborted) return this.result('stopped', head);
+      return this.remoteFailed('fetch', `fetch: ${describeGitError(error)}`);
+    }
+    if (this.remoteDown) this.remoteRecovered(head);
+    if (!(await this.git.hasCommit(head))) {
+      // The branch moved again between ls-remote and fetch (another push, or a force-push).
+      this.setError('remote', `the fetched branch does not contain ${head}; it moved during the fetch`, head);
+      return this.failed('remote-error', head);
+    }
+    await this.describe(head);
+    if (deployed) await this.describe(deployed);
+
+    if (deployed && !repository.allowNonDescendant) {
+      const descends = (await this.git.hasCommit(deployed)) && (await this.git.isAncestor(deployed, head));
+      if (!descends) {
+        const message = `head ${head} does not descend from the deployed commit ${deployed} (force-push or history rewrite); refused, set repository.allowNonDescendant to allow`;
+        this.logger.event('head.not_descendant', { commit: head, deployed });
+        this.setError('not-descendant', message, head);
+        this.markHandled(head, 'not-descendant', `deployed ${deployed}`);
+        this.failures = 0;
+        return this.result('not-descendant', head);
+      }
+    }
+
+    this.setState('building');
+    await this.git.checkout(head, signal);
+    this.logger.event('build.started', { commit: head, mode: this.config.build.mode, host: this.config.build.mode === 'flake' ? this.host : undefined });
+    const build = await buildSystem({ build: this.config.build, runner: this.runner, checkoutDir: this.checkoutDir, gcrootsDir: this.gcrootsDir, commit: head, signal, host: this.host });
+    if (!build.ok) {
+      if (build.stopped) {
+        this.logger.event('build.stopped', { commit: head, ms: build.durationMs });
+        return this.result('stopped', head);
+      }
+      this.logger.event('build.failed', { commit: head, error: build.error, ms: build.durationMs });
+      rememberFailure(this.memory, { commit: head, at: this.iso(), error: build.error, logTail: build.logTail });
+      this.setError('build', `${build.error}${build.logTail ? `\n${build.logTail}` : ''}`, head);
+      this.markHandled(head, 'build-failed', build.error);
+      this.failures = 0;
+      return this.result('build-failed', head);
+    }
+    this.logger.event('build.succeeded', { commit: head, toplevel: build.toplevel, ms: build.durationMs });
+    const removed = pruneGcRoots(this.gcrootsDir, this.config.build.keepGcRoots, [head, deployed]);
+    if (removed.length > 0) this.logger.event('gcroots.pruned', { removed, kept: this.config.build.keepGcRoots });
+
+    return this.requestDeploy(head, build.toplevel);
+  }
+
+  private async requestDeploy(head: string, toplevel: string): Promise<PollResult> {
+    const { activationTimeoutSec, verify } = this.config;
+    this.setState('deploying');
+    this.logger.event('deploy.requested', { commit: head, toplevel });
+    try {
+      // The executor answers once the outcome is recorded: activation, verification and a rollback may all run first.
+      const { deployment } = await this.executor.deploy({ commit: head, toplevel }, (activationTimeoutSec * 2 + verify.timeoutSec + 300) * 1000);
+      const outcome = deployment.outcome ?? 'unknown';
+      this.logger.event('deploy.outcome', { commit: head, deployment: deployment.id, outcome, generation: deployment.generation, error: deployment.error?.message });
+      this.failures = 0;
+      if (outcome === 'succeeded') {
+        this.deployedCommit = head;
+        this.lastError = null;
+        this.markHandled(head, 'deployed', `deployment ${deployment.id}`);
+        return this.result('deployed', head);
+      }
+      this.setError('deploy', `deployment ${deployment.id} ended ${outcome}${deployment.error ? `: ${deployment.error.message}` : ''}`, head);
+      this.markHandled(head, 'deploy-failed', outcome);
+      return this.result('deploy-failed', head);
+    } catch (error) {
+      if (!(error instanceof PullnixError)) {
+        this.logger.event('deploy.unanswered', { commit: head, error: errorMessage(error) });
+        this.setError('executor', `deploy: ${errorMessage(error)}`, head);
+        return this.failed('retry-later', head);
+      }
+      this.logger.event('deploy.refused', { commit: head, code: error.code, reason: error.message });
+      this.setError('deploy', `${error.code}: ${error.message}`, head);
+      switch (error.code) {
+        case 'KNOWN_BAD':
+          this.markHandled(head, 'known-bad', error.message);
+          this.failures = 0;
+          return this.result('refused', head);
+        case 'INVALID_SYSTEM':
+          // What we built is not a system closure: a failure of this commit's build, remembered as one.
+          rememberFailure(this.memory, { commit: head, at: this.iso(), error: `${error.code}: ${error.message}`, logTail: '' });
+          this.markHandled(head, 'refused', error.message);
+          this.failures = 0;
+          return this.result('refused', head);
+        case 'PAUSED':
+          this.failures = 0;
+          return this.result('paused', head);
+        default:
+          return this.failed('retry-later', head);
+      }
+    }
+  }
+
+  private onPush(message: Push): void {
+    if (message.type === 'sync') {
+      this.logger.event('poll.sync_requested', {});
+      this.alarm.wake();
+      return;
+    }
+    if (message.type === 'retry') {
+      const forgotten = forgetCommit(this.memory, message.commit);
+      if (forgotten) this.store.save(this.memory);
+      this.logger.event('poll.retry_requested', { commit: message.commit, forgotten });
+      this.sendReport();
+      this.alarm.wake();
+    }
+  }
+
+  private async onExecutorConnected(): Promise<void> {
+    this.clearError('executor');
+    try {
+      this.applyStatus(await this.executor.status());
+    } catch {
+      // The next poll asks again; the connection loop logs if the executor is gone.
+    }
+    this.sendReport();
+    // Poll at once only if the last poll left a head waiting for the executor; otherwise the
+    // interval stands (a reconnect must not cost an extra ls-remote).
+    if (this.waitingForExecutor) this.alarm.wake();
+  }
+
+  private applyStatus(status: StatusResult): void {
+    this.deployedCommit = status.deployed?.commit ?? null;
+  }
+
+  private async describe(commit: string): Promise<void> {
+    if (this.memory.commits[commit]) return;
+    const description = await this.git.describe(commit);
+    if (description) {
+      rememberDescription(this.memory, commit, description);
+      this.store.save(this.memory);
+    }
+  }
+
+  private remoteFailed(stage: 'ls-remote' | 'fetch', cause: string): PollResult {
+    const result = this.failed('remote-error', this.remoteHead);
+    if (this.remoteDown?.cause !== cause) {
+      this.logger.event('remote.unreachable', { url: redactUrl(this.config.repository.url), branch: this.config.repository.branch, error: cause, retry_in: `${result.nextDelayMs / 1000}s` });
+    }
+    this.remoteDown = { cause, stage };
+    this.setError('remote', cause, null);
+    return result;
+  }
+
+  private remoteRecovered(head: string): void {
+    this.logger.event('remote.reachable', { commit: head, url: redactUrl(this.config.repository.url), branch: this.config.repository.branch });
+    this.remoteDown = null;
+    this.clearError('remote');
+  }
+
+  private markHandled(commit: string, result: HandledResult, detail: string | null): void {
+    this.memory.lastHandled = { commit, result, at: this.iso(), detail };
+    this.store.save(this.memory);
+  }
+
+  private result(outcome: PollOutcome, head: string | null): PollResult {
+    return { outcome, head, nextDelayMs: pollDelayMs(this.config.poll, () => this.clock.random()) };
+  }
+
+  /** A failure that backs off: base, doubling, capped at poll.maxBackoffSec. */
+  private failed(outcome: PollOutcome, head: string | null): PollResult {
+    this.failures += 1;
+    return { outcome, head, nextDelayMs: backoffDelayMs(this.failures, this.baseBackoffMs, this.config.poll.maxBackoffSec * 1000) };
+  }
+
+  private setError(kind: string, message: string, commit: string | null): void {
+    this.lastError = { kind, message, at: this.iso(), commit };
+  }
+
+  private clearError(kind: string): void {
+    if (this.lastError?.kind === kind) this.lastError = null;
+  }
+
+  private setState(state: WatcherState): void {
+    if (this.state === state) return;
+    this.state = state;
+    this.sendReport();
+  }
+
+  /** Fire and forget, coalesced: at most one report in flight, the latest state sent last. */
+  private sendReport(): void {
+    if (!this.executor.connected) return;
+    if (this.reportInFlight) {
+      this.reportDirty = true;
+      return;
+    }
+    this.reportInFlight = true;
+    this.executor
+      .report(this.report())
+      .catch(() => {
+        // Informational only; the connection loop reports a lost executor.
+      })
+      .finally(() => {
+        this.reportInFlight = false;
+        if (this.reportDirty) {
+          this.reportDirty = false;
+          this.sendReport();
+        }
+      });
+  }
+
+  private iso(): string {
+    return new Date(this.clock.now()).toISOString();
+  }
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
