@@ -1,0 +1,30 @@
+/** pullnix-executor's command line. */
+import { DEFAULT_CONFIG_PATH, VERSION } from '@pullnix/shared';
+
+const USAGE = `usage: pullnix-executor [--config FILE]
+
+The pullnix executor: listens on the configured socket for signed deploy requests and
+switches, verifies, commits or rolls back the system.
+
+  --config FILE   configuration file (default ${DEFAULT_CONFIG_PATH})
+  --version       print the version and exit
+  --help          print this help and exit`;
+
+export function parseArgs(argv: readonly string[]): { config: string } | { exit: number; out?: string; err?: string } {
+  let config = DEFAULT_CONFIG_PATH;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--help' || arg === '-h') return { exit: 0, out: USAGE };
+    if (arg === '--version') return { exit: 0, out: `pullnix-executor ${VERSION}` };
+    if (arg === '--config') {
+      const value = argv[++i];
+      if (value === undefined || value === '') return { exit: 2, err: 'pullnix-executor: --config needs a file name' };
+      config = value;
+    } else if (arg.startsWith('--config=')) {
+      config = arg.slice('--config='.length);
+    } else {
+      return { exit: 2, err: `pullnix-executor: unknown argument ${JSON.stringify(arg)}\n${USAGE}` };
+    }
+  }
+  return { config };
+}

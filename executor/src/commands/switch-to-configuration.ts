@@ -1,0 +1,24 @@
+/**
+ * `<toplevel>/bin/switch-to-configuration <action>`. Activation (`test`, `switch`) goes through
+ * systemd-run; `boot` only installs the boot entry and restarts nothing, so it runs directly.
+ */
+import type { Runner, RunResult } from '@pullnix/shared';
+import { systemdRunArgv } from './systemd-run.ts';
+
+export type ActivationAction = 'test' | 'switch';
+
+/** switch-to-configuration's documented exit codes (NIXOS.md). */
+export const STC_EXIT = { ok: 0, activationFailed: 2, unitsFailed: 4, rebootRequired: 100 } as const;
+
+export function switchToConfigurationPath(toplevel: string): string {
+  return `${toplevel}/bin/switch-to-configuration`;
+}
+
+export function activate(runner: Runner, toplevel: string, action: ActivationAction, unitPrefix: string, timeoutMs: number): Promise<RunResult> {
+  const argv = systemdRunArgv({ unitPrefix, command: [switchToConfigurationPath(toplevel), action] });
+  return runner(argv, { timeoutMs, killAfterMs: 30_000 });
+}
+
+export function installBootEntry(runner: Runner, toplevel: string, timeoutMs: number): Promise<RunResult> {
+  return runner([switchToConfigurationPath(toplevel), 'boot'], { timeoutMs });
+}

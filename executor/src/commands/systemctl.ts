@@ -1,0 +1,12 @@
+/** `systemctl`: restart the watcher after an outcome; read the executor's own unit for self-upgrade. */
+import type { Runner, RunResult } from '@pullnix/shared';
+
+export function restartUnit(runner: Runner, unit: string, timeoutMs = 120_000): Promise<RunResult> {
+  return runner(['systemctl', 'restart', '--', unit], { timeoutMs });
+}
+
+/** The unit's files as systemd has them loaded (after daemon-reload); null when it cannot be read. */
+export async function catUnit(runner: Runner, unit: string, timeoutMs = 30_000): Promise<string | null> {
+  const r = await runner(['systemctl', 'cat', '--', unit], { timeoutMs });
+  return r.exitCode === 0 ? r.stdout : null;
+}

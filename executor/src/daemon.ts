@@ -1,0 +1,74 @@
+/**
+ * Wires the parts into a running executor: keys, stores, socket, crash recovery. main.ts adds
+ * argument parsing and signals; tests start the same thing in-process with a fake Runner.
+ */
+import { createConnection } from 'node:net';
+import type { Config, Logger, Runner, SocketServer } from '@pullnix/shared';
+import { Executor } from './executor.ts';
+import { ensureKeys, trustedKeys, type ExecutorKeys } from './keys.ts';
+import type { Clock } from './pipeline/context.ts';
+import { createServer } from './server.ts';
+
+export interface DaemonOptions {
+  config: Config;
+  log: Logger;
+  runner: Runner;
+  clock?: Clock;
+  onSelfUpgrade?: () => void;
+  onFatal?: (error: unknown) => void;
+}
+
+export interface Daemon {
+  executor: Executor;
+  server: SocketServer;
+  keys: ExecutorKeys;
+  /** Crash recovery of an unfinished deployment; resolves when it is resolved. */
+  recovered: Promise<void>;
+  /** Stop accepting, close the socket. An in-flight deployment is recovered on the next start. */
+  close(): void;
+}
+
+export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
+  const { config, log } = options;
+  // node-ipc replaces an existing socket file; a second executor must not steal a live one.
+  await assertNotServed(config.socketPath);
+  const keys = ensureKeys(config.stateDir, log);
+  const executor = new Executor({
+    config,
+    log,
+    runner: options.runner,
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.onSelfUpgrade ? { onSelfUpgrade: options.onSelfUpgrade } : {}),
+    ...(options.onFatal ? { onFatal: options.onFatal } : {}),
+  });
+  executor.open();
+  const server = createServer({ executor, log, keys: trustedKeys(config, keys), path: config.socketPath, group: config.operators.group });
+  await server.start();
+  log.event('executor.started', { pid: process.pid, socket: config.socketPath, group: config.operators.group, state_dir: config.stateDir, activation: config.activation, deployments: executor.history.total });
+  // Started after the socket is up so status answers while a recovery verifies.
+  const recovered = executor.recover().catch((error: unknown) => {
+    log.event('executor.fatal', { during: 'recovery', error: (error as Error).message });
+  });
+  return {
+    executor,
+    server,
+    keys,
+    recovered,
+    close() {
+      executor.stop();
+      server.stop();
+    },
+  };
+}
+
+/** Rejects when something already accepts connections on `path`; a stale file (crash) is fine. */
+function assertNotServed(path: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection(path);
+    socket.once('connect', () => {
+      socket.destroy();
+      reject(new Error(`another executor is already listening on ${path}; stop it first (two executors must never share a state directory)`));
+    });
+    socket.once('error', () => resolve());
+  });
+}

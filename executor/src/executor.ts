@@ -1,0 +1,360 @@
+/**
+ * The executor's behaviour behind the socket: one deployment at a time (the rest answered BUSY),
+ * the refusals of step 1, the failure memory, pause/resume, and steps 7-8 after an outcome
+ * (restart the watcher, exit for a self-upgrade). server.ts maps protocol methods onto this.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  PullnixError,
+  VERSION,
+  describeFailure,
+  type Config,
+  type Connection,
+  type DeploymentRecord,
+  type HistoryParams,
+  type Logger,
+  type PauseInfo,
+  type Runner,
+  type StatusResult,
+  type WatcherReport,
+} from '@pullnix/shared';
+import { catUnit, restartUnit } from './commands/systemctl.ts';
+import { liveSystem, systemClock, type Clock, type PipelineContext } from './pipeline/context.ts';
+import { applyOutcome, Deployment, runDeployment, type DeploymentRequest } from './pipeline/deployment.ts';
+import { recoverDeployment } from './pipeline/recovery.ts';
+import { checkSystemClosure } from './pipeline/validate.ts';
+import { HistoryStore, type CorruptionReport } from './store/history.ts';
+import { rebuildState, StateStore } from './store/state.ts';
+
+export interface ExecutorOptions {
+  config: Config;
+  runner: Runner;
+  log: Logger;
+  clock?: Clock;
+  /** Step 8: called once idle after the executor's own unit changed; main exits 0. */
+  onSelfUpgrade?: () => void;
+  /**
+   * An unexpected error inside a deployment (e.g. the history cannot be written) leaves its record
+   * unfinished; main exits non-zero so that systemd restarts the executor and crash recovery
+   * resolves the record, the one path designed for "we do not know how far it got".
+   */
+  onFatal?: (error: unknown) => void;
+}
+
+export const DEFAULT_HISTORY_LIMIT = 20;
+/** Bound of one history answer, well under node-ipc's 1 MiB frame limit. */
+export const MAX_HISTORY_RESPONSE_BYTES = 512 * 1024;
+
+export class Executor {
+  readonly config: Config;
+  readonly history: HistoryStore;
+  readonly state: StateStore;
+  private readonly ctx: PipelineContext;
+  private readonly log: Logger;
+  private readonly runner: Runner;
+  private readonly onSelfUpgrade: (() => void) | undefined;
+  private readonly onFatal: ((error: unknown) => void) | undefined;
+  private readonly startedAt = new Date().toISOString();
+  /** The running job (steps 2-8), or null when idle. */
+  private job: Promise<void> | null = null;
+  private currentId: number | null = null;
+  private stopping = false;
+  private watcherConn: Connection | null = null;
+  private watcherReport: { report: WatcherReport; at: string } | null = null;
+  private selfUpgradePending = false;
+
+  constructor(options: ExecutorOptions) {
+    this.config = options.config;
+    this.log = options.log;
+    this.runner = options.runner;
+    this.onSelfUpgrade = options.onSelfUpgrade;
+    this.onFatal = options.onFatal;
+    this.history = new HistoryStore(join(options.config.stateDir, 'history.jsonl'));
+    this.state = new StateStore(join(options.config.stateDir, 'state.json'));
+    this.ctx = { config: options.config, runner: options.runner, log: options.log, history: this.history, state: this.state, clock: options.clock ?? systemClock };
+  }
+
+  /** Load history and state; a corrupt file is reported, set aside, and what it held is rebuilt. */
+  open(): void {
+    mkdirSync(this.config.stateDir, { recursive: true, mode: 0o755 });
+    const historyDamage = this.history.load();
+    if (historyDamage) this.reportCorrupt(historyDamage);
+    const stateExisted = existsSync(this.state.path);
+    const stateDamage = this.state.load();
+    const now = new Date(this.ctx.clock.now()).toISOString();
+    if (!stateExisted && this.history.total > 0) {
+      // Not a first start: the state was lost. Rebuild rather than start from nothing.
+      this.log.event('state.corrupt', { file: this.state.path, reason: `missing while history.jsonl holds ${this.history.total} deployments; rebuilt from the history`, set_aside: null });
+      this.state.state = rebuildState(this.history.all(), now);
+      this.state.save();
+      return;
+    }
+    if (stateDamage) {
+      this.reportCorrupt(stateDamage);
+      this.state.state = rebuildState(this.history.all(), now);
+      this.state.save();
+      return;
+    }
+    // A crash between the final history line and the state write: apply that outcome now.
+    const cur = this.state.state.current;
+    const record = cur === null ? null : this.history.get(cur);
+    if (cur !== null && record?.outcome) this.state.update((s) => applyOutcome(s, record, record.finishedAt ?? now));
+    if (this.state.state.nextId <= this.history.maxId) this.state.update((s) => (s.nextId = this.history.maxId + 1));
+  }
+
+  private reportCorrupt(damage: CorruptionReport): void {
+    this.log.event('state.corrupt', { file: damage.file, reason: damage.reason, set_aside: damage.setAside });
+  }
+
+  /** Resolve deployments a crash left unfinished. Runs as the current job: deploys are BUSY meanwhile. */
+  recover(): Promise<void> {
+    const unfinished = this.history.unfinished();
+    if (unfinished.length === 0) return Promise.resolve();
+    return this.runJob(async () => {
+      let last: DeploymentRecord | null = null;
+      for (const record of unfinished) {
+        this.currentId = record.id;
+        last = await recoverDeployment(this.ctx, record);
+      }
+      return last!;
+    }, null).then(() => this.idle());
+  }
+
+  get busy(): boolean {
+    return this.job !== null;
+  }
+
+  /** Resolves when no job is running. */
+  async idle(): Promise<void> {
+    while (this.job) await this.job;
+  }
+
+  /** Refuse further deployments (shutdown). */
+  stop(): void {
+    this.stopping = true;
+  }
+
+  // --- methods -----------------------------------------------------------------------------
+
+  deploy(params: { commit: string; toplevel: string }, keyId: string): Promise<DeploymentRecord> {
+    this.refuseUnlessIdle();
+    this.refuseIfPaused();
+    const bad = this.state.state.knownBad[params.commit];
+    if (bad) {
+      throw new PullnixError('KNOWN_BAD', `commit ${params.commit} failed in deployment ${bad.deploymentId} (${bad.reason}); not deployed again until an operator runs pullnix-ctl retry ${params.commit}`);
+    }
+    checkSystemClosure(this.config, params.toplevel);
+    return this.startDeployment({ kind: 'deploy', commit: params.commit, toplevel: params.toplevel, requestedBy: keyId });
+  }
+
+  /**
+   * Deploy an earlier successful deployment's system again, through the whole pipeline. Allowed
+   * while paused (an operator's deliberate way back to a good state; the pause stays) and for a
+   * commit in the failure memory (the target succeeded once; its commit is the target's).
+   */
+  rollback(params: { to?: number }, keyId: string): Promise<DeploymentRecord> {
+    this.refuseUnlessIdle();
+    let target: DeploymentRecord | null;
+    if (params.to !== undefined) {
+      target = this.history.get(params.to);
+      if (!target) throw new PullnixError('NOT_FOUND', `no deployment ${params.to}`);
+      if (target.outcome !== 'succeeded') throw new PullnixError('CONFLICT', `deployment ${params.to} did not succeed (outcome ${target.outcome ?? 'none yet'}); only a successful deployment can be rolled back to`);
+    } else {
+      const deployed = this.history.lastSucceeded();
+      if (!deployed) throw new PullnixError('NOT_FOUND', 'nothing was deployed successfully yet, so there is nothing to roll back to');
+      target = this.history.succeededBefore(deployed.id);
+      if (!target) throw new PullnixError('NOT_FOUND', `no successful deployment before deployment ${deployed.id}; pass a deployment id`);
+    }
+    checkSystemClosure(this.config, target.toplevel);
+    return this.startDeployment({ kind: 'rollback', commit: target.commit, toplevel: target.toplevel, requestedBy: keyId });
+  }
+
+  status(): StatusResult {
+    const deployed = this.history.lastSucceeded();
+    const failed = this.history.lastFailure();
+    const report = this.watcherReport?.report ?? null;
+    const remote = report?.remoteHead?.commit ?? null;
+    return {
+      version: VERSION,
+      executor: { pid: process.pid, startedAt: this.startedAt, busy: this.busy },
+      paused: this.state.state.paused,
+      deployed: deployed ? { deploymentId: deployed.id, commit: deployed.commit, toplevel: deployed.toplevel, generation: deployed.generation, at: deployed.finishedAt ?? deployed.startedAt } : null,
+      liveSystem: liveSystem(this.config),
+      current: this.currentId === null ? null : this.history.get(this.currentId),
+      lastFailure:
+        failed?.outcome && failed.outcome !== 'succeeded'
+          ? { deploymentId: failed.id, commit: failed.commit, outcome: failed.outcome, reason: failed.error?.message ?? failed.outcome, at: failed.finishedAt ?? failed.startedAt }
+          : null,
+      knownBad: Object.keys(this.state.state.knownBad),
+      watcher: { connected: this.watcherConn !== null && !this.watcherConn.closed, report, reportedAt: this.watcherReport?.at ?? null },
+      drift: remote !== null && deployed ? remote !== deployed.commit : null,
+    };
+  }
+
+  /**
+   * Newest first. A page stops early rather than exceed MAX_HISTORY_RESPONSE_BYTES (node-ipc
+   * drops frames over 1 MiB): the client pages on with `before` = the last id it got.
+   */
+  historyPage(params: HistoryParams): { deployments: DeploymentRecord[]; total: number } {
+    const page = this.history.page(params.limit ?? DEFAULT_HISTORY_LIMIT, params.before);
+    let bytes = 0;
+    let n = 0;
+    while (n < page.length) {
+      bytes += JSON.stringify(page[n]).length;
+      if (bytes > MAX_HISTORY_RESPONSE_BYTES && n > 0) break;
+      n++;
+    }
+    return { deployments: page.slice(0, n), total: this.history.total };
+  }
+
+  pause(reason: string | undefined, keyId: string): { paused: PauseInfo } {
+    const existing = this.state.state.paused;
+    if (existing) return { paused: existing };
+    const paused: PauseInfo = { since: new Date(this.ctx.clock.now()).toISOString(), reason: reason ?? null, by: keyId };
+    this.state.update((s) => (s.paused = paused));
+    this.log.event('control.paused', { by: keyId, reason: reason ?? null });
+    return { paused };
+  }
+
+  resume(keyId: string): { wasPaused: boolean } {
+    const was = this.state.state.paused;
+    if (!was) return { wasPaused: false };
+    this.state.update((s) => (s.paused = null));
+    this.log.event('control.resumed', { by: keyId, was_paused_by: was.by });
+    return { wasPaused: true };
+  }
+
+  retry(commit: string, keyId: string): { forgotten: boolean; forwarded: boolean } {
+    const s = this.state.state;
+    const forgotten = s.knownBad[commit] !== undefined || s.interruptions[commit] !== undefined;
+    if (forgotten) {
+      this.state.update((st) => {
+        delete st.knownBad[commit];
+        delete st.interruptions[commit];
+      });
+    }
+    // The watcher keeps its own memory of build failures; tell it too.
+    const conn = this.liveWatcher();
+    if (conn) conn.push({ type: 'retry', commit });
+    this.log.event('control.retry', { commit, by: keyId, forgotten, forwarded: conn !== null });
+    return { forgotten, forwarded: conn !== null };
+  }
+
+  sync(keyId: string): { forwarded: true } {
+    const conn = this.liveWatcher();
+    if (!conn) throw new PullnixError('NO_WATCHER', 'no watcher is subscribed on the socket; is pullnix-watcher running?');
+    conn.push({ type: 'sync' });
+    this.log.event('control.sync', { by: keyId });
+    return { forwarded: true };
+  }
+
+  subscribe(conn: Connection, params: { pid: number; version: string }): { executorPid: number } {
+    // A newer subscription replaces the older: a restarted watcher may connect before the old socket closes.
+    this.watcherConn = conn;
+    this.log.event('watcher.connected', { pid: params.pid, version: params.version, connection: conn.serial });
+    return { executorPid: process.pid };
+  }
+
+  report(report: WatcherReport): Record<string, never> {
+    this.watcherReport = { report, at: new Date(this.ctx.clock.now()).toISOString() };
+    return {};
+  }
+
+  connectionClosed(conn: Connection): void {
+    if (this.watcherConn !== conn) return;
+    this.watcherConn = null;
+    this.log.event('watcher.disconnected', { connection: conn.serial });
+  }
+
+  // --- internals ---------------------------------------------------------------------------
+
+  private liveWatcher(): Connection | null {
+    return this.watcherConn && !this.watcherConn.closed ? this.watcherConn : null;
+  }
+
+  private refuseUnlessIdle(): void {
+    if (this.stopping) throw new PullnixError('BUSY', 'the executor is shutting down');
+    if (this.job) {
+      const cur = this.currentId === null ? null : this.history.get(this.currentId);
+      if (cur && cur.outcome === null) throw new PullnixError('BUSY', `deployment ${cur.id} (${cur.commit.slice(0, 12)}) is in progress (${cur.phase})`);
+      throw new PullnixError('BUSY', 'a deployment is starting, or finishing (restarting the watcher)');
+    }
+  }
+
+  private refuseIfPaused(): void {
+    const p = this.state.state.paused;
+    if (p) throw new PullnixError('PAUSED', `deployments are paused since ${p.since} by ${p.by}${p.reason ? `: ${p.reason}` : ''}; pullnix-ctl resume accepts them again`);
+  }
+
+  private startDeployment(request: DeploymentRequest): Promise<DeploymentRecord> {
+    // Synchronously from the checks to here, so a second request cannot slip in between.
+    const unitBefore = this.readOwnUnit();
+    return this.runJob(async () => {
+      // Step 8 compares the unit as it was before activation with what it is after.
+      await unitBefore;
+      const d = Deployment.start(this.ctx, request);
+      this.currentId = d.id;
+      return runDeployment(this.ctx, d);
+    }, unitBefore);
+  }
+
+  private readOwnUnit(): Promise<string | null> {
+    return catUnit(this.runner, this.config.units.executor).catch(() => null);
+  }
+
+  /**
+   * Runs steps 2-6 (`work`), resolves with the record as soon as the outcome is recorded (the
+   * socket answers then), and keeps the executor busy through steps 7-8.
+   */
+  private runJob(work: () => Promise<DeploymentRecord>, unitBefore: Promise<string | null> | null): Promise<DeploymentRecord> {
+    let resolveOutcome!: (r: DeploymentRecord) => void;
+    let rejectOutcome!: (e: unknown) => void;
+    const outcome = new Promise<DeploymentRecord>((res, rej) => {
+      resolveOutcome = res;
+      rejectOutcome = rej;
+    });
+    const job = (async () => {
+      let record: DeploymentRecord;
+      try {
+        record = await work();
+      } catch (error) {
+        this.log.event('executor.fatal', { error: (error as Error).message, during: 'deployment', deployment: this.currentId });
+        rejectOutcome(PullnixError.from(error));
+        this.stopping = true;
+        this.onFatal?.(error);
+        return;
+      }
+      const clean = structuredClone(record);
+      resolveOutcome(clean);
+      // Step 7 only after the response is written: the response is sent from a microtask of the
+      // resolution above, this runs on a later turn of the event loop.
+      await new Promise((resolve) => setImmediate(resolve));
+      this.currentId = null;
+      await this.afterOutcome(clean, unitBefore ? await unitBefore : null);
+    })().finally(() => {
+      this.job = null;
+      this.currentId = null;
+      if (this.selfUpgradePending) this.onSelfUpgrade?.();
+    });
+    this.job = job;
+    return outcome;
+  }
+
+  private async afterOutcome(record: DeploymentRecord, unitBefore: string | null): Promise<void> {
+    if (record.outcome === 'succeeded' || record.outcome === 'rolled-back') {
+      const unit = this.config.units.watcher;
+      this.log.event('watcher.restarting', { unit, deployment: record.id, outcome: record.outcome });
+      const r = await restartUnit(this.runner, unit).catch((error: unknown) => ({ error }));
+      if ('error' in r) this.log.event('watcher.restart_failed', { unit, error: String(r.error) });
+      else if (r.exitCode !== 0) this.log.event('watcher.restart_failed', { unit, error: describeFailure(r) });
+    }
+    if (unitBefore === null) return;
+    const after = await this.readOwnUnit();
+    if (after !== null && after !== unitBefore) {
+      this.log.event('executor.self_upgrade', { unit: this.config.units.executor, deployment: record.id });
+      this.selfUpgradePending = true;
+      this.stopping = true;
+    }
+  }
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+/**
+ * pullnix-executor: the root daemon that changes the system. Only wiring: arguments, config,
+ * logger, runner, then daemon.ts. Exits non-zero with a message naming the problem.
+ */
+import { ConfigError, createLogger, createRunner, loadConfig } from '@pullnix/shared';
+import { parseArgs } from './args.ts';
+import { startDaemon } from './daemon.ts';
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  if ('exit' in args) {
+    if (args.out) process.stdout.write(`${args.out}\n`);
+    if (args.err) process.stderr.write(`${args.err}\n`);
+    process.exit(args.exit);
+  }
+  let config;
+  try {
+    config = loadConfig(args.config);
+  } catch (error) {
+    process.stderr.write(`pullnix-executor: ${error instanceof ConfigError ? error.message : String(error)}\n`);
+    process.exit(78); // EX_CONFIG: systemd shows it as a configuration problem
+  }
+  const log = createLogger({ level: config.logLevel });
+  let shuttingDown = false;
+  const shutdown = (reason: string, code: number) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    log.event('executor.stopping', { reason });
+    daemon?.close();
+    // Give winston a turn to flush the last lines.
+    setImmediate(() => process.exit(code));
+  };
+  let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;
+  try {
+    daemon = await startDaemon({ config, log, runner: createRunner(log), onSelfUpgrade: () => shutdown('self-upgrade', 0), onFatal: () => shutdown('fatal', 1) });
+  } catch (error) {
+    log.event('executor.fatal', { during: 'start', error: (error as Error).message });
+    process.stderr.write(`pullnix-executor: cannot start: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+  // An in-flight deployment is not waited for: its record is durable, and the next start
+  // resolves it (crash recovery). systemd's stop timeout would kill a long verify anyway.
+  process.on('SIGTERM', () => shutdown('SIGTERM', 0));
+  process.on('SIGINT', () => shutdown('SIGINT', 0));
+}
+
+await main();
