@@ -71,6 +71,7 @@ describe('pipeline: test mode', () => {
       h.sys.stcExit.set(`${next} test`, exit);
       const record = await deploy(h, COMMIT_A, next);
       assert.equal(record.outcome, 'rolled-back');
+      assert.equal(record.error?.code, 'ACTIVATION_FAILED');
       assert.equal(record.activationExit, exit);
       assert.match(record.error!.message, new RegExp(`exited ${exit} \\(${meaning}\\)`));
       assert.deepEqual(phases(h, record.id), ['accepted', 'activating', 'rolling-back', 'finished']);
@@ -92,6 +93,7 @@ describe('pipeline: test mode', () => {
     h.sys.stcExit.set(`${next} test`, 100);
     const record = await deploy(h, COMMIT_A, next);
     assert.equal(record.outcome, 'reboot-required');
+    assert.equal(record.error?.code, 'REBOOT_REQUIRED');
     assert.equal(record.activationExit, 100);
     assert.deepEqual(phases(h, record.id), ['accepted', 'activating', 'finished']);
     assert.deepEqual(h.sys.activations(), [`${next} test`]);
@@ -125,6 +127,7 @@ describe('pipeline: test mode', () => {
     const next = h.sys.makeSystem('no-network');
     const record = await deploy(h, COMMIT_A, next);
     assert.equal(record.outcome, 'rolled-back');
+    assert.equal(record.error?.code, 'VERIFY_FAILED');
     assert.deepEqual(phases(h, record.id), ['accepted', 'activating', 'verifying', 'rolling-back', 'finished']);
     // timeoutSec 10, initial 1000 ms: attempts at 0, 1, 3, 7 s; the next pause would cross 10 s.
     assert.deepEqual(h.clock.sleeps, [1000, 2000, 4000]);
@@ -155,6 +158,18 @@ describe('pipeline: test mode', () => {
     assert.equal(h.executor.status().deployed?.commit, COMMIT_A);
   });
 
+  it('every line about a deployment carries deployment= and commit= (journal key fields)', async () => {
+    h = harness();
+    h.sys.gitDefault = 128; // verification fails: the longest path, through rollback
+    await deploy(h, COMMIT_A, h.sys.makeSystem('no-network'));
+    const lines = h.log.events.filter((e) => /^(deploy|verify)\./.test(e.name));
+    assert.ok(lines.length >= 7, lines.map((e) => e.name).join(' '));
+    for (const e of lines) {
+      assert.equal(e.fields.commit, COMMIT_A, `${e.name} lacks commit=`);
+      assert.equal(typeof e.fields.deployment, 'number', `${e.name} lacks deployment=`);
+    }
+  });
+
   it('rollback itself failing: rollback-failed, the executor pauses itself, nothing retried', async () => {
     h = harness();
     const next = h.sys.makeSystem('broken');
@@ -162,6 +177,7 @@ describe('pipeline: test mode', () => {
     h.sys.stcExit.set(`${h.old} test`, 2);
     const record = await deploy(h, COMMIT_A, next);
     assert.equal(record.outcome, 'rollback-failed');
+    assert.equal(record.error?.code, 'ROLLBACK_FAILED');
     assert.match(record.error!.message, /rollback failed: switch-to-configuration exited 2/);
     assert.deepEqual(h.sys.activations(), [`${next} test`, `${h.old} test`], 'one rollback attempt, no loop');
     const paused = h.executor.state.state.paused;
@@ -184,6 +200,7 @@ describe('pipeline: test mode', () => {
     h.sys.stcExit.set(`${next} boot`, 1);
     const record = await deploy(h, COMMIT_A, next);
     assert.equal(record.outcome, 'rolled-back');
+    assert.equal(record.error?.code, 'COMMIT_FAILED');
     assert.match(record.error!.message, /commit phase failed after verification: switch-to-configuration boot failed/);
     assert.deepEqual(phases(h, record.id), ['accepted', 'activating', 'verifying', 'committing', 'rolling-back', 'finished']);
     assert.deepEqual(h.sys.activations(), [`${next} test`, `${next} boot (direct)`, `${h.old} boot (direct)`, `${h.old} test`]);

@@ -60,6 +60,7 @@ describe('crash recovery on start', () => {
     let e = h.reopen();
     await e.recover();
     assert.equal(e.history.get(1)!.outcome, 'interrupted');
+    assert.equal(e.history.get(1)!.error?.code, 'INTERRUPTED');
     assert.match(e.history.get(1)!.error!.message, /stopped during activating/);
     assert.equal(e.state.state.interruptions[COMMIT_A], 1);
     assert.equal(e.state.state.knownBad[COMMIT_A], undefined, 'once is not enough');

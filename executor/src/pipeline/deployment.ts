@@ -11,7 +11,7 @@
  * so a crash at any point leaves a record that crash recovery (recovery.ts) can resolve.
  * The pipeline never builds a command line: commands/ does.
  */
-import { describeFailure, lastLines, PullnixError, type DeploymentOutcome, type DeploymentPhase, type DeploymentRecord, type ErrorData, type RunResult } from '@pullnix/shared';
+import { describeFailure, lastLines, PullnixError, type DeploymentOutcome, type DeploymentPhase, type DeploymentRecord, type ErrorCode, type ErrorData, type Logger, type RunResult } from '@pullnix/shared';
 import { lsRemote } from '../commands/git.ts';
 import { profileGeneration, setProfile } from '../commands/nix-env.ts';
 import { activate, installBootEntry, STC_EXIT } from '../commands/switch-to-configuration.ts';
@@ -30,11 +30,14 @@ const MAX_VERIFY_BACKOFF_MS = 15_000;
 /** A deployment record plus the durable writes that move it along. */
 export class Deployment {
   record: DeploymentRecord;
+  /** Every line about this deployment carries deployment= and commit=. */
+  readonly log: Logger;
   private readonly ctx: PipelineContext;
 
   private constructor(ctx: PipelineContext, record: DeploymentRecord) {
     this.ctx = ctx;
     this.record = record;
+    this.log = ctx.log.child({ deployment: record.id, commit: record.commit });
   }
 
   /** Step 2: record the deployment with the previous system, durably, before anything changes. */
@@ -64,8 +67,9 @@ export class Deployment {
       s.nextId = id + 1;
       s.current = id;
     });
-    ctx.log.event('deploy.accepted', { deployment: id, kind: request.kind, commit: request.commit, toplevel: request.toplevel, previous: record.previous.system, previous_generation: record.previous.generation, activation: config.activation, key: request.requestedBy });
-    return new Deployment(ctx, record);
+    const d = new Deployment(ctx, record);
+    d.log.event('deploy.accepted', { kind: request.kind, toplevel: request.toplevel, previous: record.previous.system, previous_generation: record.previous.generation, activation: config.activation, key: request.requestedBy });
+    return d;
   }
 
   /** An unfinished record found on start (crash recovery). */
@@ -97,14 +101,14 @@ export class Deployment {
       change?.(r);
     });
     this.ctx.state.update((s) => applyOutcome(s, this.record, at));
-    const fields = { deployment: this.id, commit: this.record.commit, toplevel: this.record.toplevel, outcome, error: error?.message };
-    if (outcome === 'succeeded') this.ctx.log.event('deploy.succeeded', { ...fields, generation: this.record.generation });
-    else if (outcome === 'rolled-back') this.ctx.log.event('deploy.rolled_back', fields);
+    const fields = { toplevel: this.record.toplevel, outcome, code: error?.code, error: error?.message };
+    if (outcome === 'succeeded') this.log.event('deploy.succeeded', { ...fields, generation: this.record.generation });
+    else if (outcome === 'rolled-back') this.log.event('deploy.rolled_back', fields);
     else if (outcome === 'rollback-failed') {
-      this.ctx.log.event('deploy.rollback_failed', fields);
+      this.log.event('deploy.rollback_failed', fields);
       const paused = this.ctx.state.state.paused;
       if (paused?.by === 'executor') this.ctx.log.event('control.paused', { by: 'executor', reason: paused.reason });
-    } else if (outcome === 'interrupted') this.ctx.log.event('deploy.interrupted', fields);
+    } else if (outcome === 'interrupted') this.log.event('deploy.interrupted', fields);
     return this.record;
   }
 }
@@ -145,10 +149,10 @@ export function applyOutcome(s: ExecutorState, r: DeploymentRecord, at: string):
 /** Longest error message kept in a record: enough for a command's last lines, bounded for the socket. */
 export const MAX_ERROR_CHARS = 4000;
 
-function failure(message: string): ErrorData {
-  // The protocol has no per-step failure codes; the outcome says what kind, the message says why.
+/** Why a deployment did not succeed: a code clients can switch on, and the message that says why. */
+export function failure(code: ErrorCode, message: string): ErrorData {
   const text = message.length > MAX_ERROR_CHARS ? `${message.slice(0, MAX_ERROR_CHARS - 1)}…` : message;
-  return new PullnixError('INTERNAL', text).toJSON();
+  return new PullnixError(code, text).toJSON();
 }
 
 /** Steps 3-6 for a freshly started deployment. */
@@ -160,31 +164,31 @@ export async function runDeployment(ctx: PipelineContext, d: Deployment): Promis
     // Classic order: the profile first, so `switch` installs the boot entry for it.
     const set = await setProfile(ctx.runner, config.paths.systemProfile, d.record.toplevel);
     profileMoved = profileGeneration(config.paths.systemProfile) !== d.record.previous.generation;
-    if (set.exitCode !== 0) return rollBack(ctx, d, `nix-env --set failed before activation: ${describeFailure(set)}`, { profileMoved, activated: false });
+    if (set.exitCode !== 0) return rollBack(ctx, d, 'ACTIVATION_FAILED', `nix-env --set failed before activation: ${describeFailure(set)}`, { profileMoved, activated: false });
   }
   d.mark('activating', mode);
-  ctx.log.event('deploy.activating', { deployment: d.id, toplevel: d.record.toplevel, action: mode });
+  d.log.event('deploy.activating', { toplevel: d.record.toplevel, action: mode });
   const result = await activate(ctx.runner, d.record.toplevel, mode, `pullnix-activate-${d.id}`, config.activationTimeoutSec * 1000);
   const exit = result.timedOut || result.spawnError ? null : result.exitCode;
   d.record.activationExit = exit;
   if (exit === STC_EXIT.ok) {
-    ctx.log.event('deploy.activated', { deployment: d.id, ms: result.durationMs });
+    d.log.event('deploy.activated', { ms: result.durationMs });
     return verifyAndCommit(ctx, d, { profileMoved });
   }
   if (exit === STC_EXIT.rebootRequired) {
     // switch-to-configuration stops before changing anything: nothing to roll back. In switch
     // mode the profile moved first; put it back so the boot default stays the running system.
-    ctx.log.event('deploy.reboot_required', { deployment: d.id, commit: d.record.commit, toplevel: d.record.toplevel });
+    d.log.event('deploy.reboot_required', { toplevel: d.record.toplevel });
     const message = `switch-to-configuration exited 100: this system needs a reboot to activate (nothing was activated; deploy it with a reboot by hand)`;
     if (profileMoved) {
       const restored = await restoreBootDefault(ctx, d);
-      if (restored !== null) return d.finish('rollback-failed', failure(`${message}; restoring the boot default failed: ${restored}`), (r) => (r.activationExit = exit));
+      if (restored !== null) return d.finish('rollback-failed', failure('ROLLBACK_FAILED', `${message}; restoring the boot default failed: ${restored}`), (r) => (r.activationExit = exit));
     }
-    return d.finish('reboot-required', failure(message), (r) => (r.activationExit = exit));
+    return d.finish('reboot-required', failure('REBOOT_REQUIRED', message), (r) => (r.activationExit = exit));
   }
   const why = describeActivation(result);
-  ctx.log.event('deploy.activation_failed', { deployment: d.id, exit, error: why });
-  return rollBack(ctx, d, why, { profileMoved, activated: true });
+  d.log.event('deploy.activation_failed', { exit, error: why });
+  return rollBack(ctx, d, 'ACTIVATION_FAILED', why, { profileMoved, activated: true });
 }
 
 function describeActivation(r: RunResult): string {
@@ -200,13 +204,13 @@ function describeActivation(r: RunResult): string {
 export async function verifyAndCommit(ctx: PipelineContext, d: Deployment, opts: { profileMoved: boolean }): Promise<DeploymentRecord> {
   const { config } = ctx;
   d.mark('verifying');
-  ctx.log.event('deploy.verifying', { deployment: d.id, remote: config.repository.url, branch: config.repository.branch, timeout_s: config.verify.timeoutSec });
+  d.log.event('deploy.verifying', { remote: config.repository.url, branch: config.repository.branch, timeout_s: config.verify.timeoutSec });
   const verified = await verifyConnectivity(ctx, d);
   if (!verified.ok) {
-    ctx.log.event('deploy.verify_failed', { deployment: d.id, attempts: verified.attempts, error: verified.reason });
-    return rollBack(ctx, d, verified.reason, { profileMoved: opts.profileMoved, activated: true });
+    d.log.event('deploy.verify_failed', { attempts: verified.attempts, error: verified.reason });
+    return rollBack(ctx, d, 'VERIFY_FAILED', verified.reason, { profileMoved: opts.profileMoved, activated: true });
   }
-  ctx.log.event('deploy.verified', { deployment: d.id, attempts: verified.attempts });
+  d.log.event('deploy.verified', { attempts: verified.attempts });
   d.mark('committing');
   const profile = config.paths.systemProfile;
   let profileMoved = opts.profileMoved;
@@ -218,7 +222,7 @@ export async function verifyAndCommit(ctx: PipelineContext, d: Deployment, opts:
     if (boot.exitCode !== 0) return commitFailed(ctx, d, `switch-to-configuration boot failed: ${describeFailure(boot)}`, true);
   }
   const generation = profileGeneration(profile);
-  ctx.log.event('deploy.committed', { deployment: d.id, generation, profile });
+  d.log.event('deploy.committed', { generation, profile });
   return d.finish('succeeded', null, (r) => (r.generation = generation));
 }
 
@@ -229,8 +233,8 @@ export async function verifyAndCommit(ctx: PipelineContext, d: Deployment, opts:
  * and the previous system is re-activated.
  */
 function commitFailed(ctx: PipelineContext, d: Deployment, why: string, profileMoved: boolean): Promise<DeploymentRecord> {
-  ctx.log.event('deploy.commit_failed', { deployment: d.id, error: why });
-  return rollBack(ctx, d, `commit phase failed after verification: ${why}`, { profileMoved, activated: true });
+  d.log.event('deploy.commit_failed', { error: why });
+  return rollBack(ctx, d, 'COMMIT_FAILED', `commit phase failed after verification: ${why}`, { profileMoved, activated: true });
 }
 
 type Verification = { ok: true; attempts: number } | { ok: false; attempts: number; reason: string };
@@ -250,7 +254,7 @@ export async function verifyConnectivity(ctx: PipelineContext, d: Deployment): P
     if (r.exitCode === 0) return { ok: true, attempts };
     const why = describeFailure(r);
     const giveUp = clock.now() + backoff >= deadline;
-    ctx.log.event('verify.attempt_failed', { deployment: d.id, attempt: attempts, error: why, next_ms: giveUp ? null : backoff });
+    d.log.event('verify.attempt_failed', { attempt: attempts, error: why, next_ms: giveUp ? null : backoff });
     if (giveUp) return { ok: false, attempts, reason: `git ls-remote ${config.repository.url} failed ${attempts} times within verify.timeoutSec=${timeoutSec}; last: ${why}` };
     await clock.sleep(backoff);
     backoff = Math.min(backoff * 2, MAX_VERIFY_BACKOFF_MS);
@@ -264,11 +268,11 @@ export async function verifyConnectivity(ctx: PipelineContext, d: Deployment): P
  * previous system's activation counts as rolled back; anything else is rollback-failed, which
  * pauses the executor so nothing is retried blindly.
  */
-export async function rollBack(ctx: PipelineContext, d: Deployment, cause: string, opts: { profileMoved: boolean; activated: boolean }): Promise<DeploymentRecord> {
+export async function rollBack(ctx: PipelineContext, d: Deployment, code: ErrorCode, cause: string, opts: { profileMoved: boolean; activated: boolean }): Promise<DeploymentRecord> {
   const previous = d.record.previous.system;
   d.mark('rolling-back', cause.slice(0, 2000));
-  ctx.log.event('deploy.rolling_back', { deployment: d.id, previous, reason: cause });
-  const failed = (why: string) => d.finish('rollback-failed', failure(`${cause}; rollback failed: ${why}`));
+  d.log.event('deploy.rolling_back', { previous, reason: cause });
+  const failed = (why: string) => d.finish('rollback-failed', failure('ROLLBACK_FAILED', `${cause}; rollback failed: ${why}`));
   if (previous === null) return failed(`no previous system was recorded (${ctx.config.paths.currentSystem} did not resolve when the deployment started)`);
   if (d.record.activation === 'switch') {
     if (opts.profileMoved || opts.activated) {
@@ -279,7 +283,7 @@ export async function rollBack(ctx: PipelineContext, d: Deployment, cause: strin
       const r = await activate(ctx.runner, previous, 'switch', `pullnix-rollback-${d.id}`, ctx.config.activationTimeoutSec * 1000);
       if (r.exitCode !== 0 || r.timedOut || r.spawnError) return failed(describeActivation(r));
     }
-    return d.finish('rolled-back', failure(cause));
+    return d.finish('rolled-back', failure(code, cause));
   }
   if (opts.profileMoved) {
     const restored = await restoreBootDefault(ctx, d);
@@ -289,7 +293,7 @@ export async function rollBack(ctx: PipelineContext, d: Deployment, cause: strin
     const r = await activate(ctx.runner, previous, 'test', `pullnix-rollback-${d.id}`, ctx.config.activationTimeoutSec * 1000);
     if (r.exitCode !== 0 || r.timedOut || r.spawnError) return failed(describeActivation(r));
   }
-  return d.finish('rolled-back', failure(cause));
+  return d.finish('rolled-back', failure(code, cause));
 }
 
 /** Point the system profile and the boot entry back at the previous system; null on success. */

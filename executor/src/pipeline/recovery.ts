@@ -13,25 +13,27 @@
 import type { DeploymentRecord } from '@pullnix/shared';
 import { profileGeneration, setProfile } from '../commands/nix-env.ts';
 import { installBootEntry } from '../commands/switch-to-configuration.ts';
-import { describeFailure, PullnixError } from '@pullnix/shared';
+import { describeFailure, isErrorCode } from '@pullnix/shared';
 import { liveSystem, type PipelineContext } from './context.ts';
-import { Deployment, rollBack, verifyAndCommit } from './deployment.ts';
+import { Deployment, failure, rollBack, verifyAndCommit } from './deployment.ts';
 
 export async function recoverDeployment(ctx: PipelineContext, record: DeploymentRecord): Promise<DeploymentRecord> {
   const d = Deployment.resume(ctx, record);
   const live = liveSystem(ctx.config);
   const profileMoved = profileGeneration(ctx.config.paths.systemProfile) !== record.previous.generation;
-  const fields = { deployment: record.id, phase: record.phase, live, toplevel: record.toplevel, previous: record.previous.system };
+  const fields = { phase: record.phase, live, toplevel: record.toplevel, previous: record.previous.system };
   if (record.phase === 'rolling-back') {
-    ctx.log.event('deploy.recovering', { ...fields, action: 'rollback' });
+    d.log.event('deploy.recovering', { ...fields, action: 'rollback' });
+    // The rolling-back mark keeps the cause's text, not its code; the code is the phase that failed.
+    const cause = record.phases.at(-1)?.detail ?? 'rolled back';
+    const code = isErrorCode(record.error?.code) ? record.error.code : causeCode(record);
     if (live !== null && live === record.previous.system && !profileMoved) {
-      const cause = record.phases.at(-1)?.detail ?? 'rolled back';
-      return d.finish('rolled-back', new PullnixError('INTERNAL', `${cause} (the executor stopped during the rollback; the previous system was live on restart)`).toJSON());
+      return d.finish('rolled-back', failure(code, `${cause} (the executor stopped during the rollback; the previous system was live on restart)`));
     }
-    return rollBack(ctx, d, `${record.phases.at(-1)?.detail ?? 'rollback'} (resumed after the executor stopped during the rollback)`, { profileMoved, activated: true });
+    return rollBack(ctx, d, code, `${cause} (resumed after the executor stopped during the rollback)`, { profileMoved, activated: true });
   }
   if (live !== null && live === record.toplevel && record.phase !== 'accepted') {
-    ctx.log.event('deploy.recovering', { ...fields, action: 'verify' });
+    d.log.event('deploy.recovering', { ...fields, action: 'verify' });
     return verifyAndCommit(ctx, d, { profileMoved });
   }
   const reason = `the executor stopped during ${record.phase}; on restart the live system was ${live ?? 'unknown'}, not this deployment's`;
@@ -41,8 +43,14 @@ export async function recoverDeployment(ctx: PipelineContext, record: Deployment
     const boot = set.exitCode === 0 ? await installBootEntry(ctx.runner, record.previous.system, ctx.config.activationTimeoutSec * 1000) : null;
     if (set.exitCode !== 0 || (boot !== null && boot.exitCode !== 0)) {
       const why = set.exitCode !== 0 ? describeFailure(set) : describeFailure(boot!);
-      return d.finish('rollback-failed', new PullnixError('INTERNAL', `${reason}; restoring the boot default failed: ${why}`).toJSON());
+      return d.finish('rollback-failed', failure('ROLLBACK_FAILED', `${reason}; restoring the boot default failed: ${why}`));
     }
   }
-  return d.finish('interrupted', new PullnixError('INTERNAL', reason).toJSON());
+  return d.finish('interrupted', failure('INTERRUPTED', reason));
+}
+
+/** The phase before rolling-back tells what failed. */
+function causeCode(record: DeploymentRecord): 'ACTIVATION_FAILED' | 'VERIFY_FAILED' | 'COMMIT_FAILED' {
+  const before = record.phases.filter((p) => p.phase !== 'rolling-back').at(-1)?.phase;
+  return before === 'verifying' ? 'VERIFY_FAILED' : before === 'committing' ? 'COMMIT_FAILED' : 'ACTIVATION_FAILED';
 }

@@ -21,6 +21,13 @@ export const ERROR_CODES = {
   NOT_FOUND: 'no such deployment or commit',
   NO_WATCHER: 'no watcher is connected',
   CONFLICT: 'the request conflicts with the current state',
+  // why a deployment did not succeed (DeploymentRecord.error.code; never a refusal)
+  ACTIVATION_FAILED: 'switch-to-configuration failed (exit 2 or 4, another exit, a timeout) or could not start',
+  VERIFY_FAILED: 'the git connectivity check did not pass within verify.timeoutSec',
+  COMMIT_FAILED: 'setting the system profile or the boot entry failed after verification',
+  ROLLBACK_FAILED: 're-activating the previous system failed',
+  REBOOT_REQUIRED: 'switch-to-configuration exited 100: the system can only be activated by a reboot',
+  INTERRUPTED: 'the executor stopped mid-deployment and the system was not live when it came back',
   // the executor could not do it
   INTERNAL: 'internal error',
 } as const;
