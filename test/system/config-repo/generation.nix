@@ -1,0 +1,138 @@
+# One "NixOS generation" of the test machine, described by generation.json (written by the test
+# for each commit). The output has the shape pullnix relies on:
+#   $out/nixos-version
+#   $out/bin/switch-to-configuration      (the bed's stand-in, switch-to-configuration.sh)
+#   $out/etc/systemd/system/*.service     (+ multi-user.target.wants/ links, as NixOS makes them)
+#   $out/etc/pullnix/config.json          (+ other etc files)
+#   $out/sw/bin/pullnix-ctl               (environment.systemPackages)
+# The pullnix units are NOT written here: they are rendered by the project's own
+# nixos/render-units.nix (copied into this repository by the test as pullnix-nixos/), so the
+# units under test are the units NixOS users get.
+let
+  spec = builtins.fromJSON (builtins.readFile ./generation.json);
+  inherit (spec) system;
+
+  # The pullnix "package": tiny wrappers running the project's compiled entry points (bound
+  # read-only into the container at /opt/pullnix) with Node 22 (/opt/node/bin/node). The version
+  # string is part of the output, so a new version is a new store path: new pullnix units.
+  pullnix = derivation {
+    name = "pullnix-${spec.pullnixVersion}";
+    inherit system;
+    builder = "/bin/sh";
+    PATH = "/usr/bin:/bin";
+    version = spec.pullnixVersion;
+    args = [
+      "-c"
+      ''
+        set -e
+        mkdir -p $out/bin
+        wrap() {
+          printf '#!/bin/sh\n# pullnix %s (system test bed package)\nexport PULLNIX_BED_PACKAGE=%s\nexec /opt/node/bin/node /opt/pullnix/%s "$@"\n' "$version" "$out" "$2" > $out/bin/$1
+          chmod 0555 $out/bin/$1
+        }
+        wrap pullnix-executor executor/dist/src/main.js
+        wrap pullnix-watcher watcher/dist/src/main.js
+        wrap pullnix-ctl executor/dist/src/ctl/main.js
+      ''
+    ];
+  };
+
+  pullnixUnits = import ./pullnix-nixos/render-units.nix {
+    executorExec = "${pullnix}/bin/pullnix-executor";
+    watcherExec = "${pullnix}/bin/pullnix-watcher";
+    configFile = "/etc/pullnix/config.json";
+    path = [ "/usr" ];
+  };
+
+  # The git server the machine deploys from: sshd on 127.0.0.1, owned by the generation, so a
+  # generation without it "breaks the network" and a rollback must bring it back.
+  gitServerUnits = if spec.gitServer then {
+    "bed-git-sshd.service" = ''
+      [Unit]
+      Description=bed git server (sshd on 127.0.0.1:22, read-only deploy key)
+
+      [Service]
+      Type=notify
+      ExecStart=/usr/sbin/sshd -D -e -f /etc/bed-git/sshd_config
+      RuntimeDirectory=sshd
+      RuntimeDirectoryMode=0755
+
+      [Install]
+      WantedBy=multi-user.target
+    '';
+  } else { };
+
+  units = pullnixUnits // gitServerUnits // spec.extraUnits;
+
+  etcFiles = {
+    "pullnix/config.json" = builtins.toJSON spec.config;
+    "bed-git/sshd_config" = ''
+      ListenAddress 127.0.0.1
+      Port 22
+      HostKey /srv/gitserver/ssh_host_ed25519_key
+      AuthorizedKeysFile /srv/gitserver/authorized_keys
+      PasswordAuthentication no
+      KbdInteractiveAuthentication no
+      UsePAM no
+      PidFile none
+      AcceptEnv GIT_PROTOCOL
+      LogLevel VERBOSE
+    '';
+  } // spec.extraEtc;
+
+  indexed = set: builtins.genList (i: let n = builtins.elemAt (builtins.attrNames set) i; in { name = n; text = set.${n}; }) (builtins.length (builtins.attrNames set));
+  unitList = indexed units;
+  etcList = indexed etcFiles;
+  vars = prefix: list:
+    builtins.listToAttrs (builtins.concatLists (builtins.genList (i: [
+      { name = "${prefix}_${toString i}_name"; value = (builtins.elemAt list i).name; }
+      { name = "${prefix}_${toString i}_text"; value = (builtins.elemAt list i).text; }
+    ]) (builtins.length list)));
+  textVars = prefix: list: builtins.genList (i: "${prefix}_${toString i}_text") (builtins.length list);
+
+  toplevel = derivation ({
+    name = "nixos-system-bed-${spec.label}";
+    inherit system;
+    builder = "/bin/sh";
+    PATH = "/usr/bin:/bin";
+    nixosVersion = "26.05.bed-${spec.label}";
+    broken = if spec.broken == null then "" else spec.broken;
+    unitCount = toString (builtins.length unitList);
+    etcCount = toString (builtins.length etcList);
+    stc = ./switch-to-configuration.sh;
+    inherit pullnix;
+    passAsFile = textVars "unit" unitList ++ textVars "etc" etcList;
+    args = [
+      "-c"
+      ''
+        set -e
+        if [ -n "$broken" ]; then
+          echo "error: $broken" >&2
+          exit 1
+        fi
+        mkdir -p $out/bin $out/etc/systemd/system/multi-user.target.wants $out/sw/bin
+        printf '%s\n' "$nixosVersion" > $out/nixos-version
+        cp $stc $out/bin/switch-to-configuration
+        chmod 0555 $out/bin/switch-to-configuration
+        for b in pullnix-ctl pullnix-executor pullnix-watcher; do ln -s $pullnix/bin/$b $out/sw/bin/$b; done
+        i=0
+        while [ $i -lt $unitCount ]; do
+          eval "name=\$unit_''${i}_name; file=\$unit_''${i}_textPath"
+          cp "$file" "$out/etc/systemd/system/$name"
+          if grep -q '^WantedBy=.*multi-user.target' "$file"; then
+            ln -s "../$name" "$out/etc/systemd/system/multi-user.target.wants/$name"
+          fi
+          i=$((i+1))
+        done
+        i=0
+        while [ $i -lt $etcCount ]; do
+          eval "name=\$etc_''${i}_name; file=\$etc_''${i}_textPath"
+          mkdir -p "$(dirname "$out/etc/$name")"
+          cp "$file" "$out/etc/$name"
+          i=$((i+1))
+        done
+      ''
+    ];
+  } // vars "unit" unitList // vars "etc" etcList);
+in
+toplevel

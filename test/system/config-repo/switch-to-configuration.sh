@@ -1,0 +1,191 @@
+#!/bin/bash
+# switch-to-configuration of the pullnix system test bed.
+#
+# The one stand-in of the bed: it does, with systemctl on the container's real systemd, what
+# NixOS's switch-to-configuration does for the parts pullnix relies on (../shared/NIXOS.md,
+# nixpkgs switch-to-configuration-ng):
+#   - exclusive lock on /run/nixos/switch-to-configuration.lock;
+#   - only units active (or activating) when it starts are considered for stop/restart;
+#   - a changed unit with X-RestartIfChanged=false is left alone ("NOT restarting the following
+#     changed units"), X-ReloadIfChanged=true is reloaded, X-StopIfChanged=false is restarted once,
+#     any other changed unit is stopped on its old definition and started on the new one;
+#   - a unit that is no longer in the configuration is stopped unless X-StopOnRemoval=false;
+#   - installs the generation's units and etc files, points /run/current-system at it,
+#     `systemctl daemon-reload`, then starts the active targets (multi-user.target), which starts
+#     new units wanted by them;
+#   - exit 4 when some unit of the generation failed (or is stuck auto-restarting);
+#   - `boot` only installs the "bootloader": the boot default becomes the system profile's current
+#     generation (like NixOS's bootloader installers, which read the profile), recorded in
+#     /boot/pullnix-bed/default (and appended to /boot/pullnix-bed/log), then exits.
+# There is no activation script (exit 2 never happens) and no kernel (exit 100 never happens).
+set -uo pipefail
+export PATH=/usr/bin:/usr/sbin:/bin:/sbin
+
+action=${1:-}
+toplevel=$(readlink -f "$(dirname "$(readlink -f "$0")")/..")
+boot_dir=/boot/pullnix-bed
+profile=/nix/var/nix/profiles/system
+manifest=/run/nixos/bed-installed-files
+
+case "$action" in
+  switch | boot | test | dry-activate) ;;
+  *)
+    echo "Usage: $0 [switch|boot|test|dry-activate]" >&2
+    exit 1
+    ;;
+esac
+
+mkdir -p /run/nixos
+exec 9>/run/nixos/switch-to-configuration.lock
+flock -x 9
+
+# Evidence for the tests (not part of the real thing): one line per step in
+# /run/nixos/bed-activation.log, with the cgroup this activation runs in.
+cgroup=$(sed -n 's/^0:://p' /proc/self/cgroup)
+note() { printf '%s %s pid=%s cgroup=%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" "$action" "$$" "$cgroup" "$*" >>/run/nixos/bed-activation.log; }
+note "start toplevel=$toplevel"
+
+install_bootloader() {
+  local default
+  default=$(readlink -f "$profile") || {
+    echo "switch-to-configuration: no system profile at $profile" >&2
+    return 1
+  }
+  mkdir -p "$boot_dir"
+  printf '%s\n' "$default" >"$boot_dir/default.tmp"
+  sync "$boot_dir/default.tmp"
+  mv "$boot_dir/default.tmp" "$boot_dir/default"
+  printf '%s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" "$(basename "$(readlink "$profile")")" "$default" >>"$boot_dir/log"
+  sync "$boot_dir"
+  echo "boot default: $default"
+}
+
+if [ "$action" = boot ] || [ "$action" = switch ]; then
+  install_bootloader || exit 1
+  note "boot-default=$(cat "$boot_dir/default")"
+  [ "$action" = boot ] && exit 0
+fi
+
+old=$(readlink -f /run/current-system 2>/dev/null || true)
+[ -n "$old" ] && [ -d "$old/etc/systemd/system" ] || old=
+new_units_dir=$toplevel/etc/systemd/system
+
+list_units() { # the unit files (not .wants links) of a generation's etc/systemd/system
+  [ -n "$1" ] && [ -d "$1" ] && find "$1" -maxdepth 1 -type f -printf '%f\n' | sort
+}
+key() { # FILE SECTION KEY -> last value of KEY in [SECTION]
+  awk -v sect="[$2]" -v key="$3" '
+    /^\[/ { in_sect = ($0 == sect); next }
+    in_sect && index($0, key "=") == 1 { value = substr($0, length(key) + 2) }
+    END { print value }' "$1"
+}
+is_active() {
+  local s
+  s=$(systemctl show -P ActiveState -- "$1" 2>/dev/null)
+  [ "$s" = active ] || [ "$s" = activating ] || [ "$s" = reloading ]
+}
+content() { # unit text without the cosmetic [Unit] keys switch-to-configuration ignores
+  grep -v -E '^(Description|Documentation|OnFailure|OnSuccess)=' "$1"
+}
+contains() {
+  local x=$1
+  shift
+  for y; do [ "$x" = "$y" ] && return 0; done
+  return 1
+}
+
+mapfile -t old_units < <(list_units "${old:+$old/etc/systemd/system}")
+mapfile -t new_units < <(list_units "$new_units_dir")
+
+to_stop=() to_start=() to_restart=() to_reload=() not_restarted=() not_stopped=()
+for u in "${old_units[@]}"; do
+  is_active "$u" || continue
+  if ! contains "$u" "${new_units[@]}"; then
+    if [ "$(key "$old/etc/systemd/system/$u" Unit X-StopOnRemoval)" = false ]; then
+      not_stopped+=("$u")
+    else
+      to_stop+=("$u")
+    fi
+    continue
+  fi
+  if cmp -s <(content "$old/etc/systemd/system/$u") <(content "$new_units_dir/$u"); then continue; fi
+  f=$new_units_dir/$u
+  if [ "$(key "$f" Service X-ReloadIfChanged)" = true ]; then
+    to_reload+=("$u")
+  elif [ "$(key "$f" Service X-RestartIfChanged)" = false ] || [ "$(key "$f" Unit RefuseManualStop)" = true ] || [ "$(key "$f" Unit X-OnlyManualStart)" = true ]; then
+    not_restarted+=("$u")
+  elif [ "$(key "$f" Service X-StopIfChanged)" = false ] || [[ $u != *.service ]]; then
+    to_restart+=("$u")
+  else
+    to_stop+=("$u")
+    to_start+=("$u")
+  fi
+done
+
+if [ "$action" = dry-activate ]; then
+  [ ${#to_stop[@]} -gt 0 ] && echo "would stop the following units: ${to_stop[*]}" >&2
+  [ ${#not_restarted[@]} -gt 0 ] && echo "would NOT restart the following changed units: ${not_restarted[*]}" >&2
+  [ ${#to_restart[@]} -gt 0 ] && echo "would restart the following units: ${to_restart[*]}" >&2
+  [ ${#to_start[@]} -gt 0 ] && echo "would start the following units: ${to_start[*]}" >&2
+  exit 0
+fi
+
+if [ ${#to_stop[@]} -gt 0 ]; then
+  echo "stopping the following units: ${to_stop[*]}" >&2
+  systemctl stop -- "${to_stop[@]}"
+fi
+if [ ${#not_stopped[@]} -gt 0 ]; then
+  echo "NOT stopping the following removed units (X-StopOnRemoval=false): ${not_stopped[*]}" >&2
+fi
+
+echo "activating the configuration..." >&2
+# Units: remove what the previous activation installed, install this generation's.
+if [ -f "$manifest" ]; then
+  while IFS= read -r f; do rm -f "/etc/$f"; done <"$manifest"
+fi
+: >"$manifest.tmp"
+(cd "$toplevel/etc" && find . \( -type f -o -type l \) -printf '%P\n') | while IFS= read -r f; do
+  mkdir -p "/etc/$(dirname "$f")"
+  if [ -L "$toplevel/etc/$f" ]; then
+    ln -sfn "$(readlink "$toplevel/etc/$f")" "/etc/$f"
+  else
+    cp --remove-destination "$toplevel/etc/$f" "/etc/$f"
+  fi
+  printf '%s\n' "$f" >>"$manifest.tmp"
+done
+mv "$manifest.tmp" "$manifest"
+ln -sfn "$toplevel" /run/current-system.tmp && mv -T /run/current-system.tmp /run/current-system
+
+systemctl daemon-reload
+
+rc=0
+if [ ${#not_restarted[@]} -gt 0 ]; then
+  echo "NOT restarting the following changed units: $(IFS=,; echo "${not_restarted[*]}" | sed 's/,/, /g')" >&2
+fi
+note "not-restarted=$(IFS=,; echo "${not_restarted[*]}") stopped=$(IFS=,; echo "${to_stop[*]}") restarted=$(IFS=,; echo "${to_restart[*]}") not-stopped=$(IFS=,; echo "${not_stopped[*]}")"
+if [ ${#to_reload[@]} -gt 0 ]; then
+  echo "reloading the following units: ${to_reload[*]}" >&2
+  systemctl reload -- "${to_reload[@]}" || rc=4
+fi
+if [ ${#to_restart[@]} -gt 0 ]; then
+  echo "restarting the following units: ${to_restart[*]}" >&2
+  systemctl restart -- "${to_restart[@]}" || rc=4
+fi
+# Starting the active targets starts new units wanted by them (and the changed ones stopped above).
+start=("${to_start[@]}" multi-user.target)
+echo "starting the following units: ${start[*]}" >&2
+systemctl start -- "${start[@]}" || rc=4
+
+failed=()
+for u in "${new_units[@]}"; do
+  s=$(systemctl show -P ActiveState -- "$u")
+  sub=$(systemctl show -P SubState -- "$u")
+  if [ "$s" = failed ] || { [ "$s" = activating ] && [ "$sub" = auto-restart ]; }; then failed+=("$u"); fi
+done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "the following units failed: ${failed[*]}" >&2
+  rc=4
+fi
+note "exit=$rc failed=$(IFS=,; echo "${failed[*]}")"
+[ $rc -eq 0 ] && echo "switch-to-configuration $action: done ($toplevel)" >&2
+exit $rc
