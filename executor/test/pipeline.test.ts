@@ -129,21 +129,30 @@ describe('pipeline: test mode', () => {
     assert.equal(record.outcome, 'rolled-back');
     assert.equal(record.error?.code, 'VERIFY_FAILED');
     assert.deepEqual(phases(h, record.id), ['accepted', 'activating', 'verifying', 'rolling-back', 'finished']);
-    // timeoutSec 10, initial 1000 ms: attempts at 0, 1, 3, 7 s; the next pause would cross 10 s.
-    assert.deepEqual(h.clock.sleeps, [1000, 2000, 4000]);
-    assert.equal(h.sys.programCalls('git').length, 4);
-    assert.match(record.error!.message, /failed 4 times within verify\.timeoutSec=10; last: git exited 128: fatal: unable to access remote/);
+    // timeoutSec 10, initial 1000 ms: attempts at 0, 1, 3, 7 s, and a last one at the deadline (10 s).
+    assert.deepEqual(h.clock.sleeps, [1000, 2000, 4000, 3000]);
+    assert.equal(h.sys.programCalls('git').length, 5);
+    assert.match(record.error!.message, /failed 5 times within verify\.timeoutSec=10; last: git exited 128: fatal: unable to access remote/);
     assert.deepEqual(h.sys.activations(), [`${next} test`, `${h.old} test`]);
     assert.equal(h.sys.programCalls('nix-env').length, 0);
     assert.equal(h.sys.live(), h.old);
-    assert.equal(h.log.names().filter((n) => n === 'verify.attempt_failed').length, 4);
+    assert.equal(h.log.names().filter((n) => n === 'verify.attempt_failed').length, 5);
+  });
+
+  it('a remote that answers exactly at verify.timeoutSec still passes (a last attempt at the deadline)', async () => {
+    h = harness();
+    h.sys.gitResults = [128, 128, 128, 128];
+    const record = await deploy(h, COMMIT_A, h.sys.makeSystem('late-network'));
+    assert.equal(record.outcome, 'succeeded');
+    assert.deepEqual(h.clock.sleeps, [1000, 2000, 4000, 3000]);
+    assert.equal(h.clock.sleeps.reduce((a, b) => a + b, 0), 10_000, 'the last attempt is at the deadline, not before');
   });
 
   it('the back-off is capped at 15 s', async () => {
     h = harness({ verify: { timeoutSec: 60, initialBackoffMs: 1000, attemptTimeoutSec: 5 } });
     h.sys.gitDefault = 1;
     await deploy(h, COMMIT_A, h.sys.makeSystem('x'));
-    assert.deepEqual(h.clock.sleeps, [1000, 2000, 4000, 8000, 15000, 15000]);
+    assert.deepEqual(h.clock.sleeps, [1000, 2000, 4000, 8000, 15000, 15000, 15000]);
   });
 
   it('verification passing on a late retry commits', async () => {

@@ -28,16 +28,14 @@ test('network breaks: verification fails, the previous system comes back, the co
     assert.deepEqual(phasesOf(record), ['accepted', 'activating', 'verifying', 'rolling-back', 'finished']);
     assert.equal(record.activationExit, 0, 'the broken generation activated fine; only verification failed');
     assert.ok(record.error, 'the history says why');
-    assert.match(`${record.error.code} ${record.error.message}`, /verif|connect|reach|ls-remote|git/i, `reason: ${JSON.stringify(record.error)}`);
+    assert.equal(record.error.code, 'VERIFY_FAILED', `reason: ${JSON.stringify(record.error)}`);
+    assert.match(record.error.message, /git ls-remote .* failed \d+ times within verify\.timeoutSec/);
     assert.equal(record.previous.system, first.toplevel);
 
-    // Within verify.timeoutSec: it kept trying for a good part of it, and not longer.
-    // (Known: the executor gives up as soon as its next doubled back-off would cross the deadline,
-    // without a last attempt at the deadline, so it can stop at about half of verify.timeoutSec;
-    // reported to the executor's owner. Half is the floor that back-off rule guarantees.)
+    // It kept trying for the whole of verify.timeoutSec (a last attempt at the deadline), and not much longer.
     const at = (phase: string) => Date.parse(record.phases.find((p) => p.phase === phase)!.at);
     const verifyMs = at('rolling-back') - at('verifying');
-    assert.ok(verifyMs >= (VERIFY_TIMEOUT_SEC * 1000) / 2, `verification gave up after ${verifyMs} ms, less than half of verify.timeoutSec=${VERIFY_TIMEOUT_SEC}`);
+    assert.ok(verifyMs >= VERIFY_TIMEOUT_SEC * 1000, `verification gave up after ${verifyMs} ms, before verify.timeoutSec=${VERIFY_TIMEOUT_SEC}`);
     assert.ok(verifyMs <= (VERIFY_TIMEOUT_SEC + 10) * 1000, `verification took ${verifyMs} ms, far beyond verify.timeoutSec=${VERIFY_TIMEOUT_SEC}`);
 
     // The previous system is live again and git answers; the boot default never moved.

@@ -253,10 +253,14 @@ export async function verifyConnectivity(ctx: PipelineContext, d: Deployment): P
     const r = await lsRemote(ctx.runner, config, Math.min(attemptTimeoutSec * 1000, remaining));
     if (r.exitCode === 0) return { ok: true, attempts };
     const why = describeFailure(r);
-    const giveUp = clock.now() + backoff >= deadline;
-    d.log.event('verify.attempt_failed', { attempt: attempts, error: why, next_ms: giveUp ? null : backoff });
+    // The last pause is cut to end at the deadline, so a remote that comes back within
+    // verify.timeoutSec is always asked once more before the deployment is rolled back.
+    const left = deadline - clock.now();
+    const giveUp = left <= 0;
+    const pause = Math.min(backoff, left);
+    d.log.event('verify.attempt_failed', { attempt: attempts, error: why, next_ms: giveUp ? null : pause });
     if (giveUp) return { ok: false, attempts, reason: `git ls-remote ${config.repository.url} failed ${attempts} times within verify.timeoutSec=${timeoutSec}; last: ${why}` };
-    await clock.sleep(backoff);
+    await clock.sleep(pause);
     backoff = Math.min(backoff * 2, MAX_VERIFY_BACKOFF_MS);
   }
 }
