@@ -1,12 +1,14 @@
 /**
- * A hostile local client for the socket benchmark: sends `count` forged requests (valid key id,
- * wrong signature: the most expensive refusal, one Ed25519 verify each), `inFlight` at a time,
- * then exits. Bounded in count, loopback Unix socket only.
+ * A hostile local client for the socket benchmark: sends up to `count` forged requests (valid key
+ * id, wrong signature: the most expensive refusal, one Ed25519 verify each), `inFlight` at a
+ * time, for at most `seconds`, then exits (the benchmark stops it sooner, once it has measured).
+ * Bounded in count and time, loopback Unix socket only.
  */
 import { generateSigningKey, signRequest, SocketClient } from '@pullnix/shared';
 
-const [path, countText, inFlightText] = process.argv.slice(2);
-if (!path) throw new Error('usage: socket-flood.js <socket> <count> <in flight>');
+const [path, countText, inFlightText, secondsText] = process.argv.slice(2);
+if (!path) throw new Error('usage: socket-flood.js <socket> <count> <in flight> [seconds]');
+const deadline = Date.now() + Number(secondsText ?? 60) * 1000;
 const socketPath: string = path;
 const count = Number(countText ?? 20000);
 const inFlight = Number(inFlightText ?? 32);
@@ -28,7 +30,7 @@ async function reconnect(): Promise<void> {
   await connecting;
 }
 async function lane(): Promise<void> {
-  while (sent < count) {
+  while (sent < count && Date.now() < deadline) {
     sent++;
     const forged = signRequest(forger, 'status', {});
     try {
