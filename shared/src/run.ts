@@ -3,7 +3,6 @@
  * switch-to-configuration) goes through here as an argv array: no shell, a timeout, a kill-after,
  * an AbortSignal, and a log line before and after. Tests substitute a fake Runner.
  */
-import { execa } from 'execa';
 import type { Logger } from './log/logger.ts';
 
 export interface RunOptions {
@@ -32,10 +31,18 @@ export interface RunResult {
 
 export type Runner = (argv: readonly string[], options: RunOptions) => Promise<RunResult>;
 
+/**
+ * execa is loaded on the first command, not at start: an idle executor runs no command at all,
+ * and a watcher restarted after a deployment only runs git until the next build, so neither
+ * pays execa's ~15 MiB of resident memory until it needs it (docs/benchmarks.md, idle machine).
+ */
+let execaModule: Promise<typeof import('execa')> | undefined;
+
 export function createRunner(log?: Logger): Runner {
   return async (argv, options) => {
     const [file, ...args] = argv;
     if (!file) throw new Error('run: empty argv');
+    const { execa } = await (execaModule ??= import('execa'));
     log?.event('command.run', { argv: argv.join(' ') });
     const started = performance.now();
     const result = await execa(file, args, {
