@@ -111,14 +111,18 @@ export class Executor {
   recover(): Promise<void> {
     const unfinished = this.history.unfinished();
     if (unfinished.length === 0) return Promise.resolve();
+    // Step 8 applies here too: a crash mid-deployment restarts this executor from the unit the
+    // new generation installed; if recovery rolls back, the unit changes under it again.
+    const unitBefore = this.readOwnUnit();
     return this.runJob(async () => {
+      await unitBefore;
       let last: DeploymentRecord | null = null;
       for (const record of unfinished) {
         this.currentId = record.id;
         last = await recoverDeployment(this.ctx, record);
       }
       return last!;
-    }, null).then(() => this.idle());
+    }, unitBefore).then(() => this.idle());
   }
 
   get busy(): boolean {
@@ -140,10 +144,7 @@ export class Executor {
   deploy(params: { commit: string; toplevel: string }, keyId: string): Promise<DeploymentRecord> {
     this.refuseUnlessIdle();
     this.refuseIfPaused();
-    const bad = this.state.state.knownBad[params.commit];
-    if (bad) {
-      throw new PullnixError('KNOWN_BAD', `commit ${params.commit} failed in deployment ${bad.deploymentId} (${bad.reason}); not deployed again until an operator runs pullnix-ctl retry ${params.commit}`);
-    }
+    this.refuseIfKnownBad(params.commit);
     checkSystemClosure(this.config, params.toplevel);
     return this.startDeployment({ kind: 'deploy', commit: params.commit, toplevel: params.toplevel, requestedBy: keyId });
   }
@@ -201,7 +202,7 @@ export class Executor {
     let bytes = 0;
     let n = 0;
     while (n < page.length) {
-      bytes += JSON.stringify(page[n]).length;
+      bytes += Buffer.byteLength(JSON.stringify(page[n]));
       if (bytes > MAX_HISTORY_RESPONSE_BYTES && n > 0) break;
       n++;
     }
@@ -282,6 +283,13 @@ export class Executor {
     }
   }
 
+  private refuseIfKnownBad(commit: string): void {
+    const bad = this.state.state.knownBad[commit];
+    if (bad) {
+      throw new PullnixError('KNOWN_BAD', `commit ${commit} failed in deployment ${bad.deploymentId} (${bad.reason}); not deployed again until an operator runs pullnix-ctl retry ${commit}`);
+    }
+  }
+
   private refuseIfPaused(): void {
     const p = this.state.state.paused;
     if (p) throw new PullnixError('PAUSED', `deployments are paused since ${p.since} by ${p.by}${p.reason ? `: ${p.reason}` : ''}; pullnix-ctl resume accepts them again`);
@@ -293,6 +301,11 @@ export class Executor {
     return this.runJob(async () => {
       // Step 8 compares the unit as it was before activation with what it is after.
       await unitBefore;
+      // A pause (or retry memory) that arrived while the unit was read still counts.
+      if (request.kind === 'deploy') {
+        this.refuseIfPaused();
+        this.refuseIfKnownBad(request.commit);
+      }
       const d = Deployment.start(this.ctx, request);
       this.currentId = d.id;
       return runDeployment(this.ctx, d);
@@ -319,6 +332,11 @@ export class Executor {
       try {
         record = await work();
       } catch (error) {
+        if (error instanceof PullnixError && (error.code === 'PAUSED' || error.code === 'KNOWN_BAD')) {
+          // Refused before anything was recorded or changed: an answer, not a fault.
+          rejectOutcome(error);
+          return;
+        }
         this.log.event('executor.fatal', { error: (error as Error).message, during: 'deployment', deployment: this.currentId });
         rejectOutcome(PullnixError.from(error));
         this.stopping = true;

@@ -89,6 +89,27 @@ describe('refusals (step 1): each with its code, nothing changed', () => {
     assert.equal((await deploy(h, COMMIT_A, h.sys.makeSystem('a'))).outcome, 'succeeded');
   });
 
+  it('a pause answered while a deploy was starting still stops it: PAUSED, nothing recorded', async () => {
+    h = harness();
+    await deploy(h, COMMIT_A, h.sys.makeSystem('ok'));
+    const before = files(h);
+    // The deploy waits on `systemctl cat` (step 8's "before") when the pause arrives.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    h.sys.hooks.set('systemctl', async (argv) => {
+      if (argv[1] === 'cat') await gate;
+      return {};
+    });
+    const pending = h.executor.deploy({ commit: COMMIT_B, toplevel: h.sys.makeSystem('next') }, 'watcher');
+    h.executor.pause('incident', 'alice');
+    release();
+    await assert.rejects(pending, { code: 'PAUSED' });
+    await h.executor.idle();
+    const after = files(h);
+    assert.equal(after.split('---')[1], before.split('---')[1], 'no history record');
+    assert.equal(h.executor.busy, false, 'not stuck busy');
+  });
+
   it('KNOWN_BAD for a commit that failed, until retry; retry tells the watcher', async () => {
     h = harness();
     const bad = h.sys.makeSystem('bad');

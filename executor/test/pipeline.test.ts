@@ -45,7 +45,7 @@ describe('pipeline: test mode', () => {
       'systemctl cat --',
     ]);
     const run = h.sys.calls.find((c) => c[0] === 'systemd-run')!;
-    assert.match(run[1]!, new RegExp(`^--unit=pullnix-activate-${record.id}-[0-9a-f]{6}$`));
+    assert.match(run[1]!, new RegExp(`^--unit=pullnix-activate-${record.id}-[0-9a-f]{6}\\.service$`));
     for (const flag of ['--service-type=exec', '--collect', '--pipe', '--wait', '--quiet']) assert.ok(run.includes(flag), flag);
     assert.deepEqual(h.sys.calls.find((c) => c[0] === 'git'), ['git', 'ls-remote', '--', 'file:///fake/remote.git', 'refs/heads/main']);
     assert.deepEqual(h.sys.calls.find((c) => c[1] === 'restart'), ['systemctl', 'restart', '--', 'pullnix-watcher.service']);
@@ -217,6 +217,20 @@ describe('pipeline: test mode', () => {
     assert.equal(h.sys.live(), h.old);
     assert.ok(h.log.names().includes('deploy.commit_failed'));
     assert.ok(h.executor.state.state.knownBad[COMMIT_A]);
+  });
+
+  it('a failed commit restores the recorded boot generation, not the live system (after an operator\'s nixos-rebuild test)', async () => {
+    h = harness();
+    const tested = h.sys.makeSystem('tested-by-hand');
+    h.sys.repoint(tested); // live, but never the boot default
+    const next = h.sys.makeSystem('no-bootloader');
+    h.sys.stcExit.set(`${next} boot`, 1);
+    const record = await deploy(h, COMMIT_A, next);
+    assert.equal(record.outcome, 'rolled-back');
+    assert.equal(record.previous.system, tested);
+    assert.equal(h.sys.profileTarget(), h.old, 'the boot default is the generation it was, not the hand-tested system');
+    assert.deepEqual(h.sys.activations(), [`${next} test`, `${next} boot (direct)`, `${h.old} boot (direct)`, `${tested} test`]);
+    assert.equal(h.sys.live(), tested, 'and what was live is live again');
   });
 
   it('a failing nix-env --set is a commit-phase failure too', async () => {

@@ -53,6 +53,47 @@ describe('crash recovery on start', () => {
     assert.ok(e.state.state.knownBad[COMMIT_A]);
   });
 
+  it('died during activation while the activation still runs in its unit: wait for the unit, then judge the live system', async () => {
+    h = harness();
+    const next = h.sys.makeSystem('next');
+    await dieAt(h, 'systemd-run', COMMIT_A, next);
+    const unit = h.lines().at(-1)!.phases.at(-1)!.unit!;
+    assert.match(unit, /^pullnix-activate-1-[0-9a-f]{6}\.service$/, 'the unit is in the history before it starts');
+    // The transient unit outlives the executor: it answers "active" three more times, then its
+    // activation has finished (the toplevel is live) and it is gone.
+    h.sys.unitPolls.set(unit, 3);
+    h.sys.hooks.set('systemctl', (argv) => {
+      if (argv[1] === 'show' && h.sys.unitPolls.get(unit) === 0) h.sys.repoint(next);
+      return {};
+    });
+    const e = h.reopen();
+    await e.recover();
+    await e.idle();
+    const shows = h.sys.programCalls('systemctl').filter((c) => c[1] === 'show' && c.at(-1) === unit);
+    assert.equal(shows.length, 4, 'polled until the unit was gone');
+    const r = e.history.get(1)!;
+    assert.equal(r.outcome, 'succeeded', 'judged after the activation finished: verified and committed, not "interrupted"');
+    assert.equal(h.sys.profileTarget(), next);
+  });
+
+  it('died while rolling back: the rollback runs again (a live previous system does not prove exit 0)', async () => {
+    h = harness();
+    const next = h.sys.makeSystem('next');
+    h.sys.gitDefault = 128;
+    // Die at the rollback's activation: the second systemd-run.
+    let runs = 0;
+    h.sys.hooks.set('systemd-run', () => (++runs === 2 ? new Promise(() => {}) : {}));
+    void h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
+    while (runs < 2) await new Promise((r) => setImmediate(r));
+    h.sys.hooks.delete('systemd-run');
+    h.sys.repoint(h.old); // the rollback's activation got as far as switching /run/current-system
+    const e = h.reopen();
+    await e.recover();
+    await e.idle();
+    assert.equal(e.history.get(1)!.outcome, 'rolled-back');
+    assert.deepEqual(h.sys.activations().slice(-2), [`${h.old} test`, `${h.old} test`], 'the previous system was activated again after the restart');
+  });
+
   it('previous system live (died before activation took effect): interrupted; twice makes the commit known-bad', async () => {
     h = harness();
     const next = h.sys.makeSystem('next');

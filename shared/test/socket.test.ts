@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, statSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -79,6 +80,28 @@ describe('socket server and client', () => {
     assert.ok(closed, 'the forger was disconnected');
     assert.deepEqual(await honest.request('status', {}), { method: 'status' });
     honest.close();
+  });
+
+  it('closes a connection that sends no authenticated request in time, and keeps one that did', { timeout: 10_000 }, async () => {
+    const quick = new SocketServer({
+      path: join(dir, 'quick.sock'),
+      group: null,
+      authDeadlineMs: 150,
+      authenticator: new Authenticator({ keys: [{ keyId: 'watcher', role: 'watcher', publicKey: watcher.publicKey }] }),
+      handler: async () => ({}),
+    });
+    await quick.start();
+    const idle = connect(join(dir, 'quick.sock'));
+    const idleClosed = new Promise<void>((resolve) => idle.on('close', () => resolve()));
+    const honest = new SocketClient({ path: join(dir, 'quick.sock'), key: watcher });
+    await honest.connect();
+    await honest.request('status', {});
+    await idleClosed; // the idle one is closed by the server
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(honest.connected, 'an authenticated connection may stay idle');
+    assert.deepEqual(await honest.request('status', {}), {});
+    honest.close();
+    quick.stop();
   });
 
   it('reports a missing socket as ENOENT', async () => {

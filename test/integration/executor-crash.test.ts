@@ -48,7 +48,11 @@ describe('executor crash recovery (SIGKILL during verification)', () => {
     const { toplevel, before } = await killDuringVerification(bed, COMMIT_1, 'v1');
     bed.healNetwork();
     proc = await ExecutorProcess.start(bed);
-    const recovering = await proc.waitFor('deploy.recovering');
+    // First it waits for the activation's transient unit (gone: the executor died after it), then verifies.
+    const waiting = await proc.waitFor('deploy.recovering');
+    assert.equal(waiting.action, 'wait');
+    assert.match(waiting.unit ?? '', /^pullnix-activate-1-[0-9a-f]{6}\.service$/);
+    const recovering = await proc.waitFor('deploy.recovering', 2);
     assert.equal(recovering.deployment, '1');
     assert.equal(recovering.action, 'verify');
     await proc.waitFor('deploy.succeeded');

@@ -56,7 +56,7 @@ describe('executor process: the pipeline end to end', () => {
     while ((await operator.request('status', {})).executor.busy) await new Promise((r) => setTimeout(r, 20));
     const calls = bed.calls().slice(callsBefore).map((c) => c.join(' '));
     const unit = calls.find((c) => c.startsWith('systemd-run'))!;
-    assert.match(unit, /^systemd-run --unit=pullnix-activate-1-[0-9a-f]{6} --service-type=exec --collect --pipe --wait --quiet -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER /);
+    assert.match(unit, /^systemd-run --unit=pullnix-activate-1-[0-9a-f]{6}\.service --service-type=exec --collect --pipe --wait --quiet -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER /);
     assert.deepEqual(
       calls.map((c) => c.replace(/--unit=\S+ .* (\/nix\/store)/, '$1')),
       [

@@ -44,6 +44,7 @@ case "$verb" in
     if [ -f "$f" ]; then echo "# $f"; cat "$f"; exit 0; fi
     echo "No files found for $1." >&2; exit 1 ;;
   restart) exit 0 ;;
+  show) echo inactive ;;  # a transient activation unit: finished and collected
   *) exit 0 ;;
 esac
 `;

@@ -1,6 +1,6 @@
 /** `nix-env -p <profile> --set <toplevel>`: makes a system profile generation. */
-import { readlinkSync } from 'node:fs';
-import { basename } from 'node:path';
+import { readlinkSync, realpathSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { Runner, RunResult } from '@pullnix/shared';
 
 export function setProfile(runner: Runner, profile: string, toplevel: string, timeoutMs = 120_000): Promise<RunResult> {
@@ -20,4 +20,18 @@ export function profileGeneration(profile: string): number | null {
   }
   const m = /-(\d+)-link$/.exec(basename(target));
   return m ? Number(m[1]) : null;
+}
+
+/** `nix-env -p <profile> --switch-generation N`: point the profile back at an existing generation. */
+export function switchGeneration(runner: Runner, profile: string, generation: number, timeoutMs = 120_000): Promise<RunResult> {
+  return runner(['nix-env', '-p', profile, '--switch-generation', String(generation)], { timeoutMs });
+}
+
+/** The system a generation holds (`<profile>-N-link` resolved); null when it is gone. */
+export function generationSystem(profile: string, generation: number): string | null {
+  try {
+    return realpathSync(join(dirname(profile), `${basename(profile)}-${generation}-link`));
+  } catch {
+    return null;
+  }
 }

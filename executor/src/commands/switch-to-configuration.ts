@@ -14,8 +14,8 @@ export function switchToConfigurationPath(toplevel: string): string {
   return `${toplevel}/bin/switch-to-configuration`;
 }
 
-export function activate(runner: Runner, toplevel: string, action: ActivationAction, unitPrefix: string, timeoutMs: number): Promise<RunResult> {
-  const argv = systemdRunArgv({ unitPrefix, command: [switchToConfigurationPath(toplevel), action] });
+export function activate(runner: Runner, toplevel: string, action: ActivationAction, unit: string, timeoutMs: number): Promise<RunResult> {
+  const argv = systemdRunArgv({ unit, command: [switchToConfigurationPath(toplevel), action] });
   return runner(argv, { timeoutMs, killAfterMs: 30_000 });
 }
 

@@ -1,4 +1,7 @@
-/** `systemctl`: restart the watcher after an outcome; read the executor's own unit for self-upgrade. */
+/**
+ * `systemctl`: restart the watcher after an outcome; read the executor's own unit for
+ * self-upgrade; see whether an activation's transient unit still runs, and stop one.
+ */
 import type { Runner, RunResult } from '@pullnix/shared';
 
 export function restartUnit(runner: Runner, unit: string, timeoutMs = 120_000): Promise<RunResult> {
@@ -9,4 +12,14 @@ export function restartUnit(runner: Runner, unit: string, timeoutMs = 120_000): 
 export async function catUnit(runner: Runner, unit: string, timeoutMs = 30_000): Promise<string | null> {
   const r = await runner(['systemctl', 'cat', '--', unit], { timeoutMs });
   return r.exitCode === 0 ? r.stdout : null;
+}
+
+/** ActiveState of a unit: active, activating, deactivating, inactive, failed (a unit systemd does not know is inactive). */
+export async function activeState(runner: Runner, unit: string, timeoutMs = 30_000): Promise<string | null> {
+  const r = await runner(['systemctl', 'show', '--property=ActiveState', '--value', '--', unit], { timeoutMs });
+  return r.exitCode === 0 ? r.stdout.trim() : null;
+}
+
+export function stopUnit(runner: Runner, unit: string, timeoutMs = 120_000): Promise<RunResult> {
+  return runner(['systemctl', 'stop', '--', unit], { timeoutMs });
 }

@@ -6,19 +6,20 @@
 import { randomBytes } from 'node:crypto';
 
 export interface TransientUnitOptions {
-  /** Unit name prefix; a short random suffix keeps a re-run from colliding with a unit still collected. */
-  unitPrefix: string;
+  /** The unit's full name (transientUnitName): recorded in the history before it starts. */
+  unit: string;
   command: readonly string[];
 }
 
+/** A short random suffix keeps a re-run from colliding with a unit that is still being collected. */
 export function transientUnitName(prefix: string): string {
-  return `${prefix}-${randomBytes(3).toString('hex')}`;
+  return `${prefix}-${randomBytes(3).toString('hex')}.service`;
 }
 
 export function systemdRunArgv(options: TransientUnitOptions): string[] {
   return [
     'systemd-run',
-    `--unit=${transientUnitName(options.unitPrefix)}`,
+    `--unit=${options.unit}`,
     '--service-type=exec',
     '--collect',
     '--pipe',

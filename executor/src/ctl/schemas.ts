@@ -105,6 +105,7 @@ export const deploymentRecordSchema: JSONSchemaType<DeploymentRecord> = {
           phase: { type: 'string', enum: phases },
           at: iso,
           detail: orNull({ type: 'string' }),
+          unit: orNull({ type: 'string' }),
         },
       },
     },

@@ -13,7 +13,9 @@
  */
 import { describeFailure, lastLines, PullnixError, type DeploymentOutcome, type DeploymentPhase, type DeploymentRecord, type ErrorCode, type ErrorData, type Logger, type RunResult } from '@pullnix/shared';
 import { lsRemote } from '../commands/git.ts';
-import { profileGeneration, setProfile } from '../commands/nix-env.ts';
+import { generationSystem, profileGeneration, setProfile, switchGeneration } from '../commands/nix-env.ts';
+import { activeState, stopUnit } from '../commands/systemctl.ts';
+import { transientUnitName } from '../commands/systemd-run.ts';
 import { activate, installBootEntry, STC_EXIT } from '../commands/switch-to-configuration.ts';
 import { MAX_INTERRUPTIONS, rememberFailure, type ExecutorState } from '../store/state.ts';
 import { liveSystem, type PipelineContext } from './context.ts';
@@ -166,9 +168,12 @@ export async function runDeployment(ctx: PipelineContext, d: Deployment): Promis
     profileMoved = profileGeneration(config.paths.systemProfile) !== d.record.previous.generation;
     if (set.exitCode !== 0) return rollBack(ctx, d, 'ACTIVATION_FAILED', `nix-env --set failed before activation: ${describeFailure(set)}`, { profileMoved, activated: false });
   }
-  d.mark('activating', mode);
+  // The unit name goes into the history before the unit starts: if the executor dies now, the
+  // activation goes on in its own unit, and recovery must wait for it before judging anything.
+  const unit = transientUnitName(`pullnix-activate-${d.id}`);
+  d.mark('activating', mode, (r) => (r.phases.at(-1)!.unit = unit));
   d.log.event('deploy.activating', { toplevel: d.record.toplevel, action: mode });
-  const result = await activate(ctx.runner, d.record.toplevel, mode, `pullnix-activate-${d.id}`, config.activationTimeoutSec * 1000);
+  const result = await runActivation(ctx, d.record.toplevel, mode, unit);
   const exit = result.timedOut || result.spawnError ? null : result.exitCode;
   d.record.activationExit = exit;
   if (exit === STC_EXIT.ok) {
@@ -274,7 +279,8 @@ export async function verifyConnectivity(ctx: PipelineContext, d: Deployment): P
  */
 export async function rollBack(ctx: PipelineContext, d: Deployment, code: ErrorCode, cause: string, opts: { profileMoved: boolean; activated: boolean }): Promise<DeploymentRecord> {
   const previous = d.record.previous.system;
-  d.mark('rolling-back', cause.slice(0, 2000));
+  const unit = transientUnitName(`pullnix-rollback-${d.id}`);
+  d.mark('rolling-back', cause.slice(0, 2000), (r) => (r.phases.at(-1)!.unit = unit));
   d.log.event('deploy.rolling_back', { previous, reason: cause });
   const failed = (why: string) => d.finish('rollback-failed', failure('ROLLBACK_FAILED', `${cause}; rollback failed: ${why}`));
   if (previous === null) return failed(`no previous system was recorded (${ctx.config.paths.currentSystem} did not resolve when the deployment started)`);
@@ -284,7 +290,7 @@ export async function rollBack(ctx: PipelineContext, d: Deployment, code: ErrorC
       if (set.exitCode !== 0) return failed(`nix-env --set ${previous}: ${describeFailure(set)}`);
     }
     if (opts.activated) {
-      const r = await activate(ctx.runner, previous, 'switch', `pullnix-rollback-${d.id}`, ctx.config.activationTimeoutSec * 1000);
+      const r = await runActivation(ctx, previous, 'switch', unit);
       if (r.exitCode !== 0 || r.timedOut || r.spawnError) return failed(describeActivation(r));
     }
     return d.finish('rolled-back', failure(code, cause));
@@ -294,19 +300,65 @@ export async function rollBack(ctx: PipelineContext, d: Deployment, code: ErrorC
     if (restored !== null) return failed(restored);
   }
   if (opts.activated) {
-    const r = await activate(ctx.runner, previous, 'test', `pullnix-rollback-${d.id}`, ctx.config.activationTimeoutSec * 1000);
+    const r = await runActivation(ctx, previous, 'test', unit);
     if (r.exitCode !== 0 || r.timedOut || r.spawnError) return failed(describeActivation(r));
   }
   return d.finish('rolled-back', failure(code, cause));
 }
 
 /** Point the system profile and the boot entry back at the previous system; null on success. */
-async function restoreBootDefault(ctx: PipelineContext, d: Deployment): Promise<string | null> {
-  const previous = d.record.previous.system;
-  if (previous === null) return 'no previous system was recorded';
-  const set = await setProfile(ctx.runner, ctx.config.paths.systemProfile, previous);
-  if (set.exitCode !== 0) return `nix-env --set ${previous}: ${describeFailure(set)}`;
-  const boot = await installBootEntry(ctx.runner, previous, ctx.config.activationTimeoutSec * 1000);
-  if (boot.exitCode !== 0) return `${previous}/bin/switch-to-configuration boot: ${describeFailure(boot)}`;
+export async function restoreBootDefault(ctx: PipelineContext, d: Deployment): Promise<string | null> {
+  const { previous } = d.record;
+  const profile = ctx.config.paths.systemProfile;
+  const timeoutMs = ctx.config.activationTimeoutSec * 1000;
+  // The boot default to restore is the generation the profile pointed at when the deployment
+  // started, which need not be the live system (an operator's `nixos-rebuild test`).
+  const bootSystem = previous.generation === null ? null : generationSystem(profile, previous.generation);
+  if (previous.generation !== null && bootSystem !== null) {
+    const sw = await switchGeneration(ctx.runner, profile, previous.generation);
+    if (sw.exitCode !== 0) return `nix-env --switch-generation ${previous.generation}: ${describeFailure(sw)}`;
+    const boot = await installBootEntry(ctx.runner, bootSystem, timeoutMs);
+    if (boot.exitCode !== 0) return `${bootSystem}/bin/switch-to-configuration boot: ${describeFailure(boot)}`;
+    return null;
+  }
+  // No earlier generation to go back to (none existed, or it was collected): the live system it is.
+  if (previous.system === null) return 'no previous system was recorded';
+  const set = await setProfile(ctx.runner, profile, previous.system);
+  if (set.exitCode !== 0) return `nix-env --set ${previous.system}: ${describeFailure(set)}`;
+  const boot = await installBootEntry(ctx.runner, previous.system, timeoutMs);
+  if (boot.exitCode !== 0) return `${previous.system}/bin/switch-to-configuration boot: ${describeFailure(boot)}`;
   return null;
 }
+
+/**
+ * An activation through systemd-run. When the client gives up (timeout) the transient unit may
+ * still run switch-to-configuration, holding its lock: stop the unit and wait until it is gone,
+ * so that whatever comes next (the rollback) does not race it.
+ */
+async function runActivation(ctx: PipelineContext, toplevel: string, action: 'test' | 'switch', unit: string): Promise<RunResult> {
+  const result = await activate(ctx.runner, toplevel, action, unit, ctx.config.activationTimeoutSec * 1000);
+  if (result.timedOut || result.aborted) {
+    await stopUnit(ctx.runner, unit);
+    await waitForUnit(ctx, unit);
+  }
+  return result;
+}
+
+/**
+ * Wait until a transient unit is no longer running (inactive, failed, or unknown to systemd),
+ * at most activationTimeoutSec; then stop it. Returns its last state.
+ */
+export async function waitForUnit(ctx: PipelineContext, unit: string): Promise<string | null> {
+  const deadline = ctx.clock.now() + ctx.config.activationTimeoutSec * 1000;
+  for (;;) {
+    const state = await activeState(ctx.runner, unit);
+    if (state === null || !RUNNING_STATES.has(state)) return state;
+    if (ctx.clock.now() >= deadline) {
+      await stopUnit(ctx.runner, unit);
+      return activeState(ctx.runner, unit);
+    }
+    await ctx.clock.sleep(500);
+  }
+}
+
+const RUNNING_STATES: ReadonlySet<string> = new Set(['active', 'activating', 'deactivating', 'reloading', 'refreshing']);

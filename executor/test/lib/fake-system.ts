@@ -4,7 +4,7 @@
  * switch-to-configuration, nix-env, git and systemctl against them. Each behaviour is set per
  * test; every call is recorded as its argv.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, type Config, type Logger, type RunResult, type Runner } from '@pullnix/shared';
@@ -30,6 +30,8 @@ export class FakeSystem {
   gitDefault = 0;
   nixEnvExit = 0;
   unitText: string | null = '[Service]\nExecStart=/nix/store/old/bin/pullnix-executor\n';
+  /** Transient units still running: how many more `systemctl show` polls each answers "active". */
+  readonly unitPolls = new Map<string, number>();
   /** Extra behaviour per program, run before the default (e.g. block until released). */
   readonly hooks = new Map<string, Behaviour>();
   private serial = 0;
@@ -123,6 +125,8 @@ export class FakeSystem {
         return this.stc(stripSystemdRun(argv));
       case 'nix-env': {
         if (this.nixEnvExit !== 0) return { exitCode: this.nixEnvExit, stderr: 'error: nix-env failed (fake)\n' };
+        const sw = argv.indexOf('--switch-generation');
+        if (sw !== -1) return this.switchGeneration(Number(argv[sw + 1]));
         const i = argv.indexOf('--set');
         this.setProfile(argv[i + 1]!);
         return { exitCode: 0 };
@@ -133,6 +137,13 @@ export class FakeSystem {
       }
       case 'systemctl':
         if (argv[1] === 'cat') return this.unitText === null ? { exitCode: 1, stderr: 'No files found\n' } : { exitCode: 0, stdout: this.unitText };
+        if (argv[1] === 'show') {
+          // A transient unit runs for as many polls as the test says, then is gone (inactive).
+          const unit = argv.at(-1)!;
+          const left = this.unitPolls.get(unit) ?? 0;
+          this.unitPolls.set(unit, Math.max(0, left - 1));
+          return { exitCode: 0, stdout: left > 0 ? 'active\n' : 'inactive\n' };
+        }
         return { exitCode: 0 };
       default:
         if (argv[0]?.endsWith('/bin/switch-to-configuration')) return this.stc(argv);
@@ -148,11 +159,23 @@ export class FakeSystem {
     return { exitCode: code, stderr: code === 0 ? '' : `switch-to-configuration: exit ${code} (fake)\n` };
   }
 
-  private repoint(toplevel: string): void {
+  /** What a finished activation does: /run/current-system points at the toplevel. */
+  repoint(toplevel: string): void {
     const tmp = `${this.currentSystem}.tmp`;
     rmSync(tmp, { force: true });
     symlinkSync(toplevel, tmp);
     renameSync(tmp, this.currentSystem);
+  }
+
+  /** nix-env --switch-generation N: the profile points at system-N-link again. */
+  private switchGeneration(n: number): Partial<RunResult> {
+    const link = `system-${n}-link`;
+    if (!existsSync(join(this.dir, 'profiles', link))) return { exitCode: 1, stderr: `error: generation ${n} does not exist (fake)\n` };
+    const tmp = `${this.profile}.tmp`;
+    rmSync(tmp, { force: true });
+    symlinkSync(link, tmp);
+    renameSync(tmp, this.profile);
+    return { exitCode: 0 };
   }
 
   /** nix-env --set: a new system-N-link unless the profile already points there. */

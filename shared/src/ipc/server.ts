@@ -27,6 +27,11 @@ export interface ServerOptions {
   /** Group that may connect (socket 0660 root:group, directory 0750). null: owner only. */
   group: string | null;
   onRefused?: (error: PullnixError, info: { keyId: string | null; method: string | null; id: string }) => void;
+  /**
+   * A connection that has not made one authenticated request by then is closed, so that idle
+   * connections cannot use up maxConnections and lock the watcher and operators out.
+   */
+  authDeadlineMs?: number;
   onClose?: (connection: Connection) => void;
 }
 
@@ -35,6 +40,7 @@ const requestIdRe = new RegExp(REQUEST_ID_PATTERN);
 export const MAX_QUEUED_PER_CONNECTION = 64;
 /** Refused-at-the-gate requests after which a connection is closed: an honest client sends none. */
 export const MAX_REFUSALS_PER_CONNECTION = 8;
+export const DEFAULT_AUTH_DEADLINE_MS = 10_000;
 
 export class SocketServer {
   private ipc: IPCModuleInstance | null = null;
@@ -63,6 +69,7 @@ export class SocketServer {
       ipc.serve(path, () => resolve());
       ipc.server.on('error', ((error: Error) => reject(error)) as never);
       ipc.server.on(WIRE.request, ((data: unknown, socket: Socket) => this.onRequest(data, socket)) as never);
+      ipc.server.on('connect', ((socket: Socket) => this.onConnect(socket)) as never);
       ipc.server.on('socket.disconnected', ((socket: Socket) => this.onClose(socket)) as never);
       ipc.server.on('close', ((socket: Socket) => this.onClose(socket)) as never);
       ipc.server.start();
@@ -90,9 +97,20 @@ export class SocketServer {
     return conn;
   }
 
+  private onConnect(socket: Socket): void {
+    // node-ipc also publishes 'connect' once with the listening server itself; only sockets count.
+    if (typeof (socket as Partial<Socket>).destroy !== 'function' || !('remoteAddress' in socket)) return;
+    const conn = this.connectionFor(socket);
+    conn.authTimer = setTimeout(() => {
+      if (!conn.authenticated) socket.destroy();
+    }, this.options.authDeadlineMs ?? DEFAULT_AUTH_DEADLINE_MS);
+    conn.authTimer.unref();
+  }
+
   private onClose(socket: Socket): void {
     const conn = this.connections.get(socket);
     if (!conn) return;
+    if (conn.authTimer) clearTimeout(conn.authTimer);
     this.connections.delete(socket);
     conn.closed = true;
     this.options.onClose?.(conn);
@@ -157,6 +175,7 @@ export class SocketServer {
       }
       return;
     }
+    conn.authenticated = true;
     this.options.handler(request, conn).then(
       (result) => this.respond(socket, { v: PROTOCOL_VERSION, id, ok: true, result: result ?? {} }),
       (error: unknown) => {
@@ -184,6 +203,8 @@ export class SocketServer {
 class ConnectionImpl implements Connection {
   closed = false;
   refusals = 0;
+  authenticated = false;
+  authTimer: NodeJS.Timeout | null = null;
   readonly queue: unknown[] = [];
   readonly serial: number;
   private readonly socket: Socket;

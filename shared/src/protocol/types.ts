@@ -26,6 +26,8 @@ export interface PhaseMark {
   phase: DeploymentPhase;
   at: string; // ISO 8601
   detail?: string;
+  /** The transient unit (systemd-run) running this phase's activation, so recovery can wait for it. */
+  unit?: string;
 }
 
 export interface PreviousSystem {
