@@ -235,10 +235,11 @@ export class Executor {
         delete st.interruptions[commit];
       });
     }
-    // The watcher keeps its own memory of build failures; tell it too.
+    // The watcher keeps its own memory of build failures; tell it now, or when it next subscribes.
     const conn = this.liveWatcher();
     if (conn) conn.push({ type: 'retry', commit });
-    this.log.event('control.retry', { commit, by: keyId, forgotten, forwarded: conn !== null });
+    else if (!s.pendingRetries.includes(commit)) this.state.update((st) => st.pendingRetries.push(commit));
+    this.log.event('control.retry', { commit, by: keyId, forgotten, forwarded: conn !== null, queued: conn === null });
     return { forgotten, forwarded: conn !== null };
   }
 
@@ -250,11 +251,13 @@ export class Executor {
     return { forwarded: true };
   }
 
-  subscribe(conn: Connection, params: { pid: number; version: string }): { executorPid: number } {
+  subscribe(conn: Connection, params: { pid: number; version: string }): { executorPid: number; retries: string[] } {
     // A newer subscription replaces the older: a restarted watcher may connect before the old socket closes.
     this.watcherConn = conn;
-    this.log.event('watcher.connected', { pid: params.pid, version: params.version, connection: conn.serial });
-    return { executorPid: process.pid };
+    const retries = this.state.state.pendingRetries;
+    if (retries.length > 0) this.state.update((st) => (st.pendingRetries = []));
+    this.log.event('watcher.connected', { pid: params.pid, version: params.version, connection: conn.serial, retries: retries.length > 0 ? retries : undefined });
+    return { executorPid: process.pid, retries };
   }
 
   report(report: WatcherReport): Record<string, never> {

@@ -126,6 +126,18 @@ describe('refusals (step 1): each with its code, nothing changed', () => {
     h.sys.stcExit.delete(`${bad} test`);
     assert.equal((await deploy(h, COMMIT_A, bad)).outcome, 'succeeded');
   });
+
+  it('a retry made while no watcher is connected reaches the next watcher that subscribes, once, even across a restart', async () => {
+    h = harness();
+    const bad = h.sys.makeSystem('bad');
+    h.sys.stcExit.set(`${bad} test`, 4);
+    await deploy(h, COMMIT_A, bad);
+    assert.deepEqual(h.executor.retry(COMMIT_A, 'alice'), { forgotten: true, forwarded: false });
+    const e = h.reopen(); // the executor restarts before any watcher connects
+    const first = fakeConnection(1);
+    assert.deepEqual(e.subscribe(first, { pid: 42, version: 't' }).retries, [COMMIT_A]);
+    assert.deepEqual(e.subscribe(fakeConnection(2), { pid: 43, version: 't' }).retries, [], 'delivered once');
+  });
 });
 
 describe('rollback method', () => {

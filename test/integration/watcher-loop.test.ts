@@ -176,4 +176,32 @@ describe('watcher loop', () => {
     assert.equal(executor.deploys[0]?.commit, c2);
     assert.equal(fx.nixCalls().length, 2);
   });
+
+  it('takes an operator retry made while it was disconnected from the subscribe answer', async () => {
+    // main: c1 - *c2 (build fails; the executor goes away; retry is said meanwhile; it comes back)
+    const remote = new GitRemote();
+    const c1 = remote.commit('c1');
+    const c2 = remote.commit('c2');
+    remote.push();
+    const stateDir = fx.newStateDir();
+    const socketPath = join(stateDir, 'run', 'executor.sock');
+    const executor = new FakeExecutor({ socketPath, stateDir });
+    executor.deployed = c1;
+    await executor.start();
+    fx.failBuild(c2, 'error: builder failed\n');
+    teardowns.push(() => fx.healBuild(c2));
+    const log = new CapturedLog();
+    startWatcher({ remote, stateDir, socketPath, log });
+    await waitFor('the build to fail', () => log.count('build.failed') === 1);
+    executor.stop();
+    fx.healBuild(c2);
+    const back = new FakeExecutor({ socketPath, stateDir });
+    back.deployed = c1;
+    back.pendingRetries = [c2];
+    await back.start();
+    teardowns.push(() => back.stop());
+    await waitFor('the retried commit to be deployed', () => back.deploys.length === 1);
+    assert.equal(back.deploys[0]?.commit, c2);
+    assert.equal(log.count('poll.retry_requested'), 1);
+  });
 });

@@ -34,6 +34,8 @@ export class FakeExecutor {
   readonly deploys: (DeployParams & { keyId: string })[] = [];
   readonly reports: WatcherReport[] = [];
   subscribes = 0;
+  /** Operator retries to hand to the next subscriber (the executor queues them while no watcher is connected). */
+  pendingRetries: string[] = [];
   statusRequests = 0;
   private connection: Connection | null = null;
   private server: SocketServer | null = null;
@@ -66,7 +68,7 @@ export class FakeExecutor {
           case 'subscribe':
             this.subscribes += 1;
             this.connection = connection;
-            return { executorPid: process.pid };
+            return { executorPid: process.pid, retries: this.pendingRetries.splice(0) };
           case 'status':
             this.statusRequests += 1;
             return this.status();

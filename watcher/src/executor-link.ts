@@ -156,7 +156,9 @@ export class ExecutorLink implements ExecutorClient {
       client.onPush((message) => {
         for (const listener of this.pushListeners) listener(message);
       });
-      await client.request('subscribe', { pid: this.options.pid, version: this.options.version }, { timeoutMs: 10_000 });
+      const { retries } = await client.request('subscribe', { pid: this.options.pid, version: this.options.version }, { timeoutMs: 10_000 });
+      // Operator retries made while no watcher was connected: the same as a pushed retry.
+      for (const commit of retries ?? []) for (const listener of this.pushListeners) listener({ type: 'retry', commit });
     } catch (error) {
       client.close();
       throw error;

@@ -58,22 +58,28 @@ export class MemoryStore {
     this.now = options.now ?? Date.now;
   }
 
+  /**
+   * An unreadable file (EISDIR, EACCES, I/O error) is treated like a corrupt one: reported, set
+   * aside where possible, and the watcher starts with an empty memory rather than crash-looping.
+   * The executor's failure memory still stops it from redeploying what failed.
+   */
   load(): WatcherMemory {
-    let text: string;
+    let problem: Error;
     try {
-      text = readFileSync(this.path, 'utf8');
+      return parseMemory(readFileSync(this.path, 'utf8'));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return emptyMemory();
-      throw new Error(`cannot read ${this.path}: ${(error as Error).message}`, { cause: error });
+      problem = error as Error;
     }
+    const aside = `${this.path}.corrupt-${new Date(this.now()).toISOString().replaceAll(':', '')}`;
+    let movedTo: string | null = aside;
     try {
-      return parseMemory(text);
-    } catch (error) {
-      const aside = `${this.path}.corrupt-${new Date(this.now()).toISOString().replaceAll(':', '')}`;
       renameSync(this.path, aside);
-      this.logger.event('state.corrupt', { file: this.path, moved_to: aside, error: (error as Error).message });
-      return emptyMemory();
+    } catch {
+      movedTo = null;
     }
+    this.logger.event('state.corrupt', { file: this.path, moved_to: movedTo, error: problem.message });
+    return emptyMemory();
   }
 
   save(memory: WatcherMemory): void {

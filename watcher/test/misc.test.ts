@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -112,6 +112,16 @@ describe('watcher memory', () => {
     assert.ok(aside, 'the corrupt file is kept under another name');
     assert.equal(readFileSync(join(dir, aside), 'utf8'), '{"v": 1, "lastHandled": ');
     assert.match(lines[0] ?? '', /^<3>state\.corrupt file=.*watcher\.json moved_to=/);
+  });
+
+  it('an unreadable file (a directory in its place) is reported and set aside, not a crash', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pullnix-mem-'));
+    const path = join(dir, 'watcher.json');
+    mkdirSync(path);
+    const { lines, logger } = capture();
+    assert.deepEqual(new MemoryStore({ path, logger }).load(), emptyMemory());
+    assert.match(lines[0] ?? '', /^<3>state\.corrupt file=.*watcher\.json moved_to=.*corrupt-.* error=.*EISDIR/);
+    assert.equal(existsSync(path), false, 'moved out of the way, so the next save works');
   });
 
   it('rejects a well-formed file of the wrong shape as corrupt too', () => {

@@ -170,7 +170,7 @@ export async function retry(inv: Invocation): Promise<number> {
     if (inv.globals.json) printJson(inv, r);
     else {
       const what = r.forgotten ? `forgot that ${commit} failed` : `${commit} was not remembered as failed`;
-      inv.io.out(`${what}; ${r.forwarded ? 'the watcher was told and will build it again when it is the branch head' : 'no watcher is connected: it will be tried again once the watcher runs'}`);
+      inv.io.out(`${what}; ${r.forwarded ? 'the watcher was told and will build it again when it is the branch head' : 'no watcher is connected: it is told when it connects, and builds it again when it is the branch head'}`);
     }
     return EXIT.ok;
   });

@@ -24,6 +24,11 @@ export interface ExecutorState {
   interruptions: Record<string, number>;
   /** The deployment in flight (also derivable from the history: its outcome is null). */
   current: number | null;
+  /**
+   * Commits an operator said `retry` for while no watcher was connected: the watcher's own
+   * failure memory still holds them. Handed to the next watcher that subscribes.
+   */
+  pendingRetries: string[];
 }
 
 /** Interruptions after which a commit counts as failed (DESIGN.md "Crash safety"). */
@@ -44,7 +49,7 @@ export function rememberFailure(s: ExecutorState, commit: string, entry: KnownBa
 }
 
 export function emptyState(): ExecutorState {
-  return { v: 1, paused: null, nextId: 1, knownBad: {}, interruptions: {}, current: null };
+  return { v: 1, paused: null, nextId: 1, knownBad: {}, interruptions: {}, current: null, pendingRetries: [] };
 }
 
 export class StateStore {
@@ -99,6 +104,9 @@ function parseState(text: string): ExecutorState | string {
   if (typeof s.knownBad !== 'object' || s.knownBad === null || Array.isArray(s.knownBad)) bad.push('knownBad');
   if (typeof s.interruptions !== 'object' || s.interruptions === null || Array.isArray(s.interruptions)) bad.push('interruptions');
   if (s.current !== null && !Number.isSafeInteger(s.current)) bad.push('current');
+  // Added after the first release: absent means none.
+  s.pendingRetries ??= [];
+  if (!Array.isArray(s.pendingRetries) || !s.pendingRetries.every((c) => typeof c === 'string')) bad.push('pendingRetries');
   if (bad.length > 0) return `bad or missing keys: ${bad.join(', ')}`;
   return value as ExecutorState;
 }

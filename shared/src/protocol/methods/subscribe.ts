@@ -5,8 +5,11 @@ export interface SubscribeParams {
   version: string;
 }
 
-/** The watcher registers its connection; the executor pushes `sync` and `retry` to it. */
-export const Subscribe = defineMethod<SubscribeParams, { executorPid: number }>()({
+/**
+ * The watcher registers its connection; the executor pushes `sync` and `retry` to it. `retries`
+ * are the operator retries made while no watcher was connected, delivered once.
+ */
+export const Subscribe = defineMethod<SubscribeParams, { executorPid: number; retries: string[] }>()({
   name: 'subscribe',
   roles: ['watcher'],
   summary: "register this connection as the watcher's, to receive pushes",
