@@ -72,7 +72,7 @@ export function createServer(options: ExecutorServerOptions): SocketServer {
   return new SocketServer({
     path: options.path,
     group: options.group,
-    authenticator: new Authenticator({ keys: options.keys, ...(options.windowMs !== undefined ? { windowMs: options.windowMs } : {}) }),
+    authenticator: new Authenticator({ keys: options.keys, notBefore: Date.now(), ...(options.windowMs !== undefined ? { windowMs: options.windowMs } : {}) }),
     handler: createHandler(executor, log),
     onRefused: logRefusal(log),
     onClose: (conn) => executor.connectionClosed(conn),

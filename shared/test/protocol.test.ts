@@ -115,6 +115,14 @@ describe('Authenticator', () => {
     assert.equal(auth.rememberedNonces, 1);
   });
 
+  it('refuses a request issued before the executor started (no replay across a restart)', () => {
+    const start = 1_000_000_000_000;
+    const before = signRequest(alice, 'status', {}, { now: start - 1 });
+    const restarted = new Authenticator({ keys: [{ keyId: 'alice', role: 'operator', publicKey: alice.publicKey }], now: () => start + 5, notBefore: start });
+    refusedWith(restarted, before, 'STALE', /before this executor started/);
+    restarted.authenticate(signRequest(alice, 'status', {}, { now: start + 5 }));
+  });
+
   it('does not let a refused request consume a nonce', () => {
     const auth = gate();
     const req = signRequest(watcher, 'pause', {});

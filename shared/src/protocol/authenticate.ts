@@ -31,6 +31,11 @@ export interface AuthenticatorOptions {
   /** Most nonces remembered at once; past it, new requests are refused BUSY rather than forgetting. */
   maxNonces?: number;
   now?: () => number;
+  /**
+   * Refuse anything issued before this time (ms). The nonce memory lives in memory; the executor
+   * passes its start time so that a request captured before a restart cannot be replayed after it.
+   */
+  notBefore?: number;
 }
 
 export class Authenticator {
@@ -39,6 +44,7 @@ export class Authenticator {
   private readonly nonces = new Map<string, number>(); // nonce -> expiry (ms)
   private readonly maxNonces: number;
   private readonly now: () => number;
+  private readonly notBefore: number;
   private readonly validateEnvelope: ValidateFunction;
   private readonly validateParams = new Map<MethodName, ValidateFunction>();
 
@@ -46,6 +52,7 @@ export class Authenticator {
     this.windowMs = options.windowMs ?? 30_000;
     this.maxNonces = options.maxNonces ?? 100_000;
     this.now = options.now ?? Date.now;
+    this.notBefore = options.notBefore ?? 0;
     for (const k of options.keys) {
       if (this.keys.has(k.keyId)) throw new Error(`key id ${k.keyId} is configured twice`);
       this.keys.set(k.keyId, { role: k.role, key: decodePublicKey(k.publicKey) });
@@ -80,6 +87,9 @@ export class Authenticator {
     const skew = envelope.issuedAt - now;
     if (Math.abs(skew) > this.windowMs) {
       throw new PullnixError('STALE', `issuedAt is ${Math.round(skew / 1000)} s from the executor's clock; at most ±${this.windowMs / 1000} s accepted`);
+    }
+    if (envelope.issuedAt < this.notBefore) {
+      throw new PullnixError('STALE', 'issued before this executor started; a request is valid for one executor run only (replay protection)');
     }
     this.forgetExpiredNonces(now);
     if (this.nonces.has(envelope.nonce)) throw new PullnixError('REPLAY', `nonce ${envelope.nonce} was already used`);
