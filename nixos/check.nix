@@ -50,14 +50,7 @@ let
     ) "render-units.nix: must return exactly pullnix-executor.service and pullnix-watcher.service";
 
   # ---- the config file the module writes ---------------------------------------------------
-  getIn = path: set: foldl' (a: k: a.${k}) set path;
-  setIn =
-    path: value: set:
-    let
-      k = builtins.head path;
-      rest = builtins.tail path;
-    in
-    set // { ${k} = if rest == [ ] then value else setIn rest value (set.${k} or { }); };
+  inherit (import ./attrpath.nix) getIn setIn;
 
   # The option values the module has when a user sets only what is required: the declared
   # defaults (module-side, else the schema's), plus a URL. build.host is what the module

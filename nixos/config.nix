@@ -18,18 +18,7 @@ let
 
   decls = (import ./options.nix).decls;
 
-  getIn = path: set: foldl' (a: k: a.${k}) set path;
-
-  setIn =
-    path: value: set:
-    let
-      k = builtins.head path;
-      rest = builtins.tail path;
-    in
-    set
-    // {
-      ${k} = if rest == [ ] then value else setIn rest value (set.${k} or { });
-    };
+  inherit (import ./attrpath.nix) getIn setIn;
 
   recursiveUpdate =
     lhs: rhs:
