@@ -56,6 +56,20 @@ function startWatcher(options: { remote: GitRemote; stateDir: string; socketPath
   return { watcher, link, controller, done };
 }
 
+/** main: c1 - c2, with c1 deployed by a started fake executor. */
+async function c1DeployedC2Pushed() {
+  const remote = new GitRemote();
+  const c1 = remote.commit('c1');
+  const c2 = remote.commit('c2');
+  remote.push();
+  const stateDir = fx.newStateDir();
+  const socketPath = join(stateDir, 'run', 'executor.sock');
+  const executor = new FakeExecutor({ socketPath, stateDir });
+  executor.deployed = c1;
+  await executor.start();
+  return { remote, c1, c2, stateDir, socketPath, executor };
+}
+
 describe('watcher loop', () => {
   it('waits for a missing key and a stopped executor without crashing, logging each cause once, and deploys once connected', async () => {
     // main: c1 - *c2      (c1 deployed)
@@ -155,15 +169,7 @@ describe('watcher loop', () => {
 
   it('builds a commit again after an operator retry, without waiting for the interval', async () => {
     // main: c1 - *c2 (build fails; retry after the cause is fixed)
-    const remote = new GitRemote();
-    const c1 = remote.commit('c1');
-    const c2 = remote.commit('c2');
-    remote.push();
-    const stateDir = fx.newStateDir();
-    const socketPath = join(stateDir, 'run', 'executor.sock');
-    const executor = new FakeExecutor({ socketPath, stateDir });
-    executor.deployed = c1;
-    await executor.start();
+    const { remote, c2, stateDir, socketPath, executor } = await c1DeployedC2Pushed();
     teardowns.push(() => executor.stop());
     fx.failBuild(c2, 'error: builder failed\n');
     teardowns.push(() => fx.healBuild(c2));
@@ -179,15 +185,7 @@ describe('watcher loop', () => {
 
   it('takes an operator retry made while it was disconnected from the subscribe answer', async () => {
     // main: c1 - *c2 (build fails; the executor goes away; retry is said meanwhile; it comes back)
-    const remote = new GitRemote();
-    const c1 = remote.commit('c1');
-    const c2 = remote.commit('c2');
-    remote.push();
-    const stateDir = fx.newStateDir();
-    const socketPath = join(stateDir, 'run', 'executor.sock');
-    const executor = new FakeExecutor({ socketPath, stateDir });
-    executor.deployed = c1;
-    await executor.start();
+    const { remote, c1, c2, stateDir, socketPath, executor } = await c1DeployedC2Pushed();
     fx.failBuild(c2, 'error: builder failed\n');
     teardowns.push(() => fx.healBuild(c2));
     const log = new CapturedLog();
