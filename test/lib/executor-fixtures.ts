@@ -68,7 +68,9 @@ while [ -f "$dir/stc/$name-$action.hold" ]; do sleep 0.05; done
 code=0
 if [ -f "$dir/stc/$name-$action.exit" ]; then code=$(cat "$dir/stc/$name-$action.exit"); fi
 if [ "$action" = test ] || [ "$action" = switch ]; then
-  if [ "$code" = 0 ] || [ "$code" = 4 ]; then
+  # NixOS's activation script repoints current-system at its end whatever its status: after 2
+  # (activation script failed) and 4 (units failed) too. Only 100 and 1 leave it alone.
+  if [ "$code" = 0 ] || [ "$code" = 2 ] || [ "$code" = 4 ]; then
     ln -sfn "$top" "$dir/current-system.new" && mv -T "$dir/current-system.new" "$dir/current-system"
     # Like daemon-reload after the new generation's units are in place.
     if [ -f "$dir/stc/$name.unit" ]; then cp "$dir/stc/$name.unit" "$dir/units/pullnix-executor.service"; fi

@@ -155,7 +155,10 @@ export class FakeSystem {
     const toplevel = argv[0]!.slice(0, -'/bin/switch-to-configuration'.length);
     const action = argv[1]!;
     const code = this.stcExit.get(`${toplevel} ${action}`) ?? 0;
-    if ((action === 'test' || action === 'switch') && (code === 0 || code === 4)) this.repoint(toplevel);
+    // Like NixOS: the activation script repoints current-system at its end whatever its status, so
+    // after 2 (activation script failed) and 4 (units failed) the new system is "live" too. Only
+    // 100 (refused before activating) and 1 (usage, lock) leave it alone.
+    if ((action === 'test' || action === 'switch') && ACTIVATED_EXITS.has(code)) this.repoint(toplevel);
     return { exitCode: code, stderr: code === 0 ? '' : `switch-to-configuration: exit ${code} (fake)\n` };
   }
 
@@ -191,6 +194,9 @@ export class FakeSystem {
     renameSync(tmp, this.profile);
   }
 }
+
+/** switch-to-configuration exits after which the activation script ran (and repointed the link). */
+const ACTIVATED_EXITS: ReadonlySet<number> = new Set([0, 2, 4]);
 
 export function stripSystemdRun(argv: readonly string[]): readonly string[] {
   let i = 1;

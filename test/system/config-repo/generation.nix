@@ -1,7 +1,9 @@
 # One "NixOS generation" of the test machine, described by generation.json (written by the test
 # for each commit). The output has the shape pullnix relies on:
-#   $out/nixos-version
+#   $out/nixos-version, $out/init-interface-version
 #   $out/bin/switch-to-configuration      (the bed's stand-in, switch-to-configuration.sh)
+#   $out/activate                         (the activation script, activate.sh; $out/activation-fails
+#                                          makes one of its snippets fail: exit 2 of the switch)
 #   $out/etc/systemd/system/*.service     (+ multi-user.target.wants/ links, as NixOS makes them)
 #   $out/etc/pullnix/config.json          (+ other etc files)
 #   $out/sw/bin/pullnix-ctl               (environment.systemPackages)
@@ -97,6 +99,9 @@ let
     PATH = "/usr/bin:/bin";
     nixosVersion = "26.05.bed-${spec.label}";
     broken = if spec.broken == null then "" else spec.broken;
+    activationFails = if spec.activationFails == null then "" else spec.activationFails;
+    initInterface = spec.initInterface;
+    activate = ./activate.sh;
     unitCount = toString (builtins.length unitList);
     etcCount = toString (builtins.length etcList);
     stc = ./switch-to-configuration.sh;
@@ -112,8 +117,12 @@ let
         fi
         mkdir -p $out/bin $out/etc/systemd/system/multi-user.target.wants $out/sw/bin
         printf '%s\n' "$nixosVersion" > $out/nixos-version
+        printf '%s\n' "$initInterface" > $out/init-interface-version
         cp $stc $out/bin/switch-to-configuration
         chmod 0555 $out/bin/switch-to-configuration
+        cp $activate $out/activate
+        chmod 0555 $out/activate
+        if [ -n "$activationFails" ]; then printf '%s\n' "$activationFails" > $out/activation-fails; fi
         for b in pullnix-ctl pullnix-executor pullnix-watcher; do ln -s $pullnix/bin/$b $out/sw/bin/$b; done
         i=0
         while [ $i -lt $unitCount ]; do

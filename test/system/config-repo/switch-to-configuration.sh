@@ -1,23 +1,32 @@
 #!/bin/bash
 # switch-to-configuration of the pullnix system test bed.
 #
-# The one stand-in of the bed: it does, with systemctl on the container's real systemd, what
-# NixOS's switch-to-configuration does for the parts pullnix relies on (../shared/NIXOS.md,
-# nixpkgs switch-to-configuration-ng):
+# The stand-in of the bed: it does, with systemctl on the container's real systemd, what NixOS's
+# switch-to-configuration does for the parts pullnix relies on, and it is as harsh as the real one
+# on each point of ../shared/NIXOS.md (nixpkgs switch-to-configuration-ng, main.rs):
 #   - exclusive lock on /run/nixos/switch-to-configuration.lock;
+#   - refuses with exit 100, before touching anything, when the generation's init interface
+#     (`init-interface-version`) differs from the running system's ("reboot needed");
 #   - only units active (or activating) when it starts are considered for stop/restart;
 #   - a changed unit with X-RestartIfChanged=false is left alone ("NOT restarting the following
 #     changed units"), X-ReloadIfChanged=true is reloaded, X-StopIfChanged=false is restarted once,
 #     any other changed unit is stopped on its old definition and started on the new one;
 #   - a unit that is no longer in the configuration is stopped unless X-StopOnRemoval=false;
-#   - installs the generation's units and etc files, points /run/current-system at it,
-#     `systemctl daemon-reload`, then starts the active targets (multi-user.target), which starts
-#     new units wanted by them;
-#   - exit 4 when some unit of the generation failed (or is stuck auto-restarting);
+#   - runs the generation's activation script (`$toplevel/activate`, the bed's activate.sh): it
+#     installs the units and etc files and, at its very end and WHATEVER ITS STATUS, points
+#     /run/current-system at the new system (activation-script.nix). A failed activation script
+#     makes the result exit 2, and, like switch-to-configuration-ng, the switch goes on;
+#   - `systemctl daemon-reload`, then reloads/restarts, then starts the active targets
+#     (multi-user.target), which starts new units wanted by them;
+#   - exit 4 when some unit of the generation failed (or is stuck auto-restarting), decided after
+#     /run/current-system was repointed: "live = new toplevel" proves nothing, only the exit does;
+#   - every progress line goes to stderr, and a failed write (EPIPE: whoever read a --pipe'd stdio
+#     died) ends it at once with exit 101, half-way, the units it stopped left stopped (nixpkgs
+#     #462179): whoever runs it must not tie its stdio to a process that may die;
 #   - `boot` only installs the "bootloader": the boot default becomes the system profile's current
 #     generation (like NixOS's bootloader installers, which read the profile), recorded in
 #     /boot/pullnix-bed/default (and appended to /boot/pullnix-bed/log), then exits.
-# There is no activation script (exit 2 never happens) and no kernel (exit 100 never happens).
+# Not modelled: a kernel (kernel changes, one-shot boot entries).
 set -uo pipefail
 export PATH=/usr/bin:/usr/sbin:/bin:/sbin
 
@@ -25,12 +34,14 @@ action=${1:-}
 toplevel=$(readlink -f "$(dirname "$(readlink -f "$0")")/..")
 boot_dir=/boot/pullnix-bed
 profile=/nix/var/nix/profiles/system
-manifest=/run/nixos/bed-installed-files
+
+# Services ignore SIGPIPE, so a write to a dead reader fails with EPIPE: die then, as stc-ng does.
+say() { printf '%s\n' "$*" >&2 || exit 101; }
 
 case "$action" in
   switch | boot | test | dry-activate) ;;
   *)
-    echo "Usage: $0 [switch|boot|test|dry-activate]" >&2
+    say "Usage: $0 [switch|boot|test|dry-activate]"
     exit 1
     ;;
 esac
@@ -48,7 +59,7 @@ note "start toplevel=$toplevel"
 install_bootloader() {
   local default
   default=$(readlink -f "$profile") || {
-    echo "switch-to-configuration: no system profile at $profile" >&2
+    say "switch-to-configuration: no system profile at $profile"
     return 1
   }
   mkdir -p "$boot_dir"
@@ -57,7 +68,7 @@ install_bootloader() {
   mv "$boot_dir/default.tmp" "$boot_dir/default"
   printf '%s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" "$(basename "$(readlink "$profile")")" "$default" >>"$boot_dir/log"
   sync "$boot_dir"
-  echo "boot default: $default"
+  say "boot default: $default"
 }
 
 if [ "$action" = boot ] || [ "$action" = switch ]; then
@@ -69,6 +80,13 @@ fi
 old=$(readlink -f /run/current-system 2>/dev/null || true)
 [ -n "$old" ] && [ -d "$old/etc/systemd/system" ] || old=
 new_units_dir=$toplevel/etc/systemd/system
+
+interface() { cat "$1/init-interface-version" 2>/dev/null || echo '(none)'; }
+if [ -n "$old" ] && [ "$(interface "$old")" != "$(interface "$toplevel")" ]; then
+  say "This system has init interface $(interface "$toplevel"), the running one $(interface "$old"): it cannot be switched to live; reboot into it."
+  note "exit=100 init-interface"
+  exit 100
+fi
 
 list_units() { # the unit files (not .wants links) of a generation's etc/systemd/system
   [ -n "$1" ] && [ -d "$1" ] && find "$1" -maxdepth 1 -type f -printf '%f\n' | sort
@@ -123,57 +141,46 @@ for u in "${old_units[@]}"; do
 done
 
 if [ "$action" = dry-activate ]; then
-  [ ${#to_stop[@]} -gt 0 ] && echo "would stop the following units: ${to_stop[*]}" >&2
-  [ ${#not_restarted[@]} -gt 0 ] && echo "would NOT restart the following changed units: ${not_restarted[*]}" >&2
-  [ ${#to_restart[@]} -gt 0 ] && echo "would restart the following units: ${to_restart[*]}" >&2
-  [ ${#to_start[@]} -gt 0 ] && echo "would start the following units: ${to_start[*]}" >&2
+  [ ${#to_stop[@]} -eq 0 ] || say "would stop the following units: ${to_stop[*]}"
+  [ ${#not_restarted[@]} -eq 0 ] || say "would NOT restart the following changed units: ${not_restarted[*]}"
+  [ ${#to_restart[@]} -eq 0 ] || say "would restart the following units: ${to_restart[*]}"
+  [ ${#to_start[@]} -eq 0 ] || say "would start the following units: ${to_start[*]}"
   exit 0
 fi
 
 if [ ${#to_stop[@]} -gt 0 ]; then
-  echo "stopping the following units: ${to_stop[*]}" >&2
+  say "stopping the following units: ${to_stop[*]}"
   systemctl stop -- "${to_stop[@]}"
 fi
 if [ ${#not_stopped[@]} -gt 0 ]; then
-  echo "NOT stopping the following removed units (X-StopOnRemoval=false): ${not_stopped[*]}" >&2
+  say "NOT stopping the following removed units (X-StopOnRemoval=false): ${not_stopped[*]}"
 fi
 
-echo "activating the configuration..." >&2
-# Units: remove what the previous activation installed, install this generation's.
-if [ -f "$manifest" ]; then
-  while IFS= read -r f; do rm -f "/etc/$f"; done <"$manifest"
+say "activating the configuration..."
+rc=0
+if ! "$toplevel/activate"; then
+  say "Failed to run activate script"
+  rc=2
 fi
-: >"$manifest.tmp"
-(cd "$toplevel/etc" && find . \( -type f -o -type l \) -printf '%P\n') | while IFS= read -r f; do
-  mkdir -p "/etc/$(dirname "$f")"
-  if [ -L "$toplevel/etc/$f" ]; then
-    ln -sfn "$(readlink "$toplevel/etc/$f")" "/etc/$f"
-  else
-    cp --remove-destination "$toplevel/etc/$f" "/etc/$f"
-  fi
-  printf '%s\n' "$f" >>"$manifest.tmp"
-done
-mv "$manifest.tmp" "$manifest"
-ln -sfn "$toplevel" /run/current-system.tmp && mv -T /run/current-system.tmp /run/current-system
+note "activate-exit=$rc current-system=$(readlink -f /run/current-system)"
 
 systemctl daemon-reload
 
-rc=0
 if [ ${#not_restarted[@]} -gt 0 ]; then
-  echo "NOT restarting the following changed units: $(IFS=,; echo "${not_restarted[*]}" | sed 's/,/, /g')" >&2
+  say "NOT restarting the following changed units: $(IFS=,; echo "${not_restarted[*]}" | sed 's/,/, /g')"
 fi
 note "not-restarted=$(IFS=,; echo "${not_restarted[*]}") stopped=$(IFS=,; echo "${to_stop[*]}") restarted=$(IFS=,; echo "${to_restart[*]}") not-stopped=$(IFS=,; echo "${not_stopped[*]}")"
 if [ ${#to_reload[@]} -gt 0 ]; then
-  echo "reloading the following units: ${to_reload[*]}" >&2
+  say "reloading the following units: ${to_reload[*]}"
   systemctl reload -- "${to_reload[@]}" || rc=4
 fi
 if [ ${#to_restart[@]} -gt 0 ]; then
-  echo "restarting the following units: ${to_restart[*]}" >&2
+  say "restarting the following units: ${to_restart[*]}"
   systemctl restart -- "${to_restart[@]}" || rc=4
 fi
 # Starting the active targets starts new units wanted by them (and the changed ones stopped above).
 start=("${to_start[@]}" multi-user.target)
-echo "starting the following units: ${start[*]}" >&2
+say "starting the following units: ${start[*]}"
 systemctl start -- "${start[@]}" || rc=4
 
 failed=()
@@ -183,9 +190,9 @@ for u in "${new_units[@]}"; do
   if [ "$s" = failed ] || { [ "$s" = activating ] && [ "$sub" = auto-restart ]; }; then failed+=("$u"); fi
 done
 if [ ${#failed[@]} -gt 0 ]; then
-  echo "the following units failed: ${failed[*]}" >&2
+  say "the following units failed: ${failed[*]}"
   rc=4
 fi
 note "exit=$rc failed=$(IFS=,; echo "${failed[*]}")"
-[ $rc -eq 0 ] && echo "switch-to-configuration $action: done ($toplevel)" >&2
+[ $rc -ne 0 ] || say "switch-to-configuration $action: done ($toplevel)"
 exit $rc
