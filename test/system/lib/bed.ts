@@ -45,6 +45,10 @@ export interface GenerationSpec {
   activationFails?: string | null;
   /** The generation's init interface; a change makes switch-to-configuration refuse with 100 (reboot needed). */
   initInterface?: string;
+  /** false: a configuration without pullnix (services.pullnix.enable = false): no pullnix units, no config. */
+  pullnix?: boolean;
+  /** Seconds its bootloader installation (`switch-to-configuration boot`) takes, like a slow grub-install. */
+  bootInstallDelaySec?: number;
   extraUnits?: Record<string, string>;
   extraEtc?: Record<string, string>;
   /** Overrides merged into the pullnix config (one level deep per section). */
@@ -211,6 +215,8 @@ export class TestBed {
       broken: spec.broken ?? null,
       activationFails: spec.activationFails ?? null,
       initInterface: spec.initInterface ?? 'systemd 2',
+      pullnix: spec.pullnix ?? true,
+      bootInstallDelaySec: spec.bootInstallDelaySec ?? 0,
       extraUnits: spec.extraUnits ?? {},
       extraEtc: spec.extraEtc ?? {},
       config: this.pullnixConfig(spec.config),
@@ -544,6 +550,10 @@ getent group opal >/dev/null || groupadd -g ${UIDS.opal} opal
 getent passwd opal >/dev/null || useradd -u ${UIDS.opal} -g opal -G pullnix -M -d /nonexistent -s /bin/sh opal
 mkdir -p /root /nix/var/nix/gcroots /nix/var/nix/profiles
 chmod 0700 /root
+# NixOS roots the running and the booted system (nixos/modules/system/boot/stage-2-init.sh and
+# activation): nothing else keeps them alive.
+ln -sfn /run/current-system /nix/var/nix/gcroots/current-system
+ln -sfn /run/booted-system /nix/var/nix/gcroots/booted-system
 `;
 
 function checkPrerequisites(): void {
