@@ -10,8 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { createRunner, type TrustConfig } from '@pullnix/shared';
-import { ExecutorLink, TrustGate, Watcher, watcherKeyPath, type TrustResult } from '@pullnix/watcher';
+import { TrustGate, type TrustResult } from '@pullnix/watcher';
 import { git, GitRemote, REAL_GIT } from '../lib/git-remote.ts';
+import { linkedWatcher } from '../lib/linked-watcher.ts';
 import { GpgSigner, SshSigner } from '../lib/signing.ts';
 import { FakeExecutor } from '../lib/watcher-fake-executor.ts';
 import { CapturedLog, Fixtures, waitFor, watcherConfig } from '../lib/watcher-fixtures.ts';
@@ -218,15 +219,7 @@ async function watcherRig(remote: GitRemote, trustConfig: Record<string, unknown
     executor = started;
   }
   const log = new CapturedLog();
-  const controller = new AbortController();
-  const link = new ExecutorLink({ socketPath, keyPath: watcherKeyPath(stateDir), logger: log.logger, pid: process.pid, version: 'test', maxBackoffMs: 1000, baseBackoffMs: 20 });
-  const watcher = new Watcher({ config, runner: createRunner(log.logger), logger: log.logger, executor: link, baseBackoffMs: 100 });
-  const running = link.start(controller.signal);
-  teardowns.push(async () => {
-    controller.abort();
-    await running;
-  });
-  await waitFor('the watcher to subscribe', () => link.connected);
+  const watcher = await linkedWatcher({ config, log, teardowns });
   return { stateDir, executor, watcher, log };
 }
 
