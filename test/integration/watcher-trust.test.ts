@@ -102,6 +102,29 @@ describe('trust gate (real ssh-keygen and gpg signatures, real git)', () => {
     assert.equal(refused(await gate(remote, trust('all')).check(c5, [c2])).commit, c4);
   });
 
+  it('checks merges and both sides of them: an unsigned commit on a merged branch is refused under a signed merge', async () => {
+    const remote = new GitRemote();
+    const c1 = remote.commit('c1', {}, alice);
+    git(remote.work, ['checkout', '--quiet', '-b', 'side']);
+    const side = remote.commit('side: unsigned', { 'side.txt': 'x\n' });
+    git(remote.work, ['checkout', '--quiet', 'main']);
+    remote.commit('c2', {}, carol);
+    git(remote.work, [...alice.gitArgs, 'merge', '--quiet', '--no-ff', '-S', '-m', 'merge side', 'side']);
+    const merge = remote.head();
+    const r = refused(await gate(remote, trust('all')).check(merge, [c1]));
+    assert.equal(r.commit, side);
+    assert.equal(r.checked, 3, 'c2, side and the merge');
+    assert.equal((await gate(remote, trust('head')).check(merge, [c1])).ok, true, 'head only: the signed merge passes');
+  });
+
+  it('refuses an SSH-signed commit when only OpenPGP keys are trusted, and the other way round', async () => {
+    const remote = new GitRemote();
+    const c1 = remote.commit('c1', {}, alice);
+    assert.equal(refused(await gate(remote, trust('head', { allowedSigners: [] })).check(c1, [])).reason, 'unknown-key');
+    const c2 = remote.commit('c2', {}, carol);
+    assert.equal(refused(await gate(remote, trust('head', { openpgpKeys: [] })).check(c2, [])).reason, 'unknown-key');
+  });
+
   it('refuses keys outside the configuration: an SSH key not in allowedSigners, an OpenPGP key not imported', async () => {
     const remote = new GitRemote();
     const c1 = remote.commit('c1', {}, alice);
