@@ -55,6 +55,14 @@ export interface GenerationSpec {
   config?: Record<string, unknown>;
 }
 
+/** Optional extras of TestBed.commit. */
+export interface CommitOptions {
+  /** Sign the commit (`git <gitArgs> commit -S`, with `env`): test/lib/signing.ts's signers. */
+  sign?: { gitArgs: string[]; env: Record<string, string> };
+  /** Commit on top of this commit instead of the current one, and force-push. */
+  parent?: string;
+}
+
 export interface BedOptions {
   /** Scenario name: machine name and directory prefix. */
   name: string;
@@ -201,8 +209,9 @@ export class TestBed {
   }
 
   /** Write a generation into the config repository, commit it and push it to the git server. */
-  async commit(spec: GenerationSpec, message?: string): Promise<string> {
+  async commit(spec: GenerationSpec, message?: string, options: CommitOptions = {}): Promise<string> {
     const { work } = this.dirs;
+    if (options.parent) await runOk(['git', '-C', work, 'reset', '-q', '--hard', options.parent]);
     for (const f of ['flake.nix', 'generation.nix', 'switch-to-configuration.sh', 'activate.sh']) copyFileSync(join(CONFIG_REPO_SOURCES, f), join(work, f));
     writeFileSync(join(work, 'flake.lock'), '{\n  "nodes": {\n    "root": {}\n  },\n  "root": "root",\n  "version": 7\n}\n');
     mkdirSync(join(work, 'pullnix-nixos'), { recursive: true });
@@ -228,12 +237,12 @@ export class TestBed {
     if (!existsSync(gitconfig)) writeFileSync(gitconfig, '[user]\n\tname = bed\n\temail = bed@localhost\n[safe]\n\tdirectory = *\n[init]\n\tdefaultBranch = main\n');
     const git = (...args: string[]) =>
       runOk(['git', '-C', work, ...args], {
-        env: { ...process.env, GIT_CONFIG_GLOBAL: gitconfig, GIT_CONFIG_NOSYSTEM: '1', GIT_COMMITTER_DATE: commitDate(this.commits), GIT_AUTHOR_DATE: commitDate(this.commits) },
+        env: { ...process.env, ...options.sign?.env, GIT_CONFIG_GLOBAL: gitconfig, GIT_CONFIG_NOSYSTEM: '1', GIT_COMMITTER_DATE: commitDate(this.commits), GIT_AUTHOR_DATE: commitDate(this.commits) },
       });
     this.commits++;
     await git('add', '-A');
-    await git('commit', '-q', '--allow-empty', '-m', message ?? `generation ${spec.label}`);
-    await git('push', '-q', join(this.dirs.srv, 'git/config.git'), 'HEAD:refs/heads/main');
+    await git(...(options.sign ? [...options.sign.gitArgs, 'commit', '-S'] : ['commit']), '-q', '--allow-empty', '-m', message ?? `generation ${spec.label}`);
+    await git('push', '-q', join(this.dirs.srv, 'git/config.git'), `${options.parent ? '+' : ''}HEAD:refs/heads/main`);
     // The git user owns its repositories (git refuses repositories owned by someone else).
     await runOk(['chown', '-R', `${UIDS.git}:${UIDS.git}`, join(this.dirs.srv, 'git')]);
     const sha = (await git('rev-parse', 'HEAD')).trim();
