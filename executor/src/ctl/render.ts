@@ -1,5 +1,5 @@
 /** Human output of each command. `now` is passed in so relative times are testable. */
-import { shortCommit, type DeploymentRecord, type StatusResult } from '@pullnix/shared';
+import { shortCommit, type DeploymentRecord, type StatusResult, type VulnerabilityFinding, type VulnerabilityScan } from '@pullnix/shared';
 import { duration, fields, firstLine, quoted, relativeTime, table, type Style } from './format.ts';
 import type { CtlSettings } from './context.ts';
 import type { KeyOutput, VersionOutput } from './schemas.ts';
@@ -102,9 +102,39 @@ export function renderStatus(st: StatusResult, ctx: RenderContext): string {
     if (report.lastError) rows.push(['', s.red(`last error (${report.lastError.kind}, ${relativeTime(report.lastError.at, now)}): ${firstLine(report.lastError.message, 160)}`)]);
     if (report.failedBuilds.length > 0) rows.push(['', `failed builds: ${report.failedBuilds.map((c) => shortCommit(c)).join(', ')}`]);
   }
+  if (report?.vulnerabilities) rows.push(...vulnerabilityRows(report.vulnerabilities, ctx));
 
   rows.push(['executor', `pullnix ${st.version}, pid ${st.executor.pid}, up ${duration(now - Date.parse(st.executor.startedAt))}`]);
   return fields(rows);
+}
+
+/** The vulnerability gate's last decision: what a commit would bring in, and what it fixes. */
+function vulnerabilityRows(v: VulnerabilityScan, ctx: RenderContext): [string, string][] {
+  const { style: s, now } = ctx;
+  const list = (fs: readonly VulnerabilityFinding[], total: number) => {
+    const shown = fs.slice(0, 5).map((f) => `${f.id} (${f.package}${f.version ? ` ${f.version}` : ''}, ${f.score === null ? 'no score' : f.score.toFixed(1)})`);
+    return shown.join(', ') + (total > shown.length ? `, and ${total - shown.length} more` : '');
+  };
+  const about = `${shortCommit(v.commit)} ${relativeTime(v.at, now)}`;
+  const rows: [string, string][] = [];
+  switch (v.decision) {
+    case 'passed':
+      rows.push(['vulnerabilities', `${s.green('passed')} ${about}: nothing new at or above CVSS ${v.minSeverity}`]);
+      break;
+    case 'refused':
+      rows.push(['vulnerabilities', `${s.red('refused')} ${about}: ${v.counts.new} new at or above CVSS ${v.minSeverity}`]);
+      rows.push(['', s.red(list(v.new, v.counts.new))]);
+      rows.push(['', s.dim('not deployed until a newer commit or: pullnix-ctl retry COMMIT')]);
+      break;
+    case 'warned':
+      rows.push(['vulnerabilities', `${s.yellow('deployed with new vulnerabilities')} ${about} (onNew = warn): ${list(v.new, v.counts.new)}`]);
+      break;
+    default:
+      rows.push(['vulnerabilities', `${s.yellow(`scan failed (${v.decision === 'error-allowed' ? 'deployed anyway' : 'not deployed, tried again'})`)} ${about}: ${firstLine(v.error ?? '', 160)}`]);
+  }
+  if (v.counts.allowed > 0) rows.push(['', `allowed on purpose: ${list(v.allowed, v.counts.allowed)}`]);
+  if (v.counts.fixed > 0) rows.push(['', s.green(`fixes ${v.counts.fixed}: ${list(v.fixed, v.counts.fixed)}`)]);
+  return rows;
 }
 
 export function renderHistory(h: { deployments: DeploymentRecord[]; total: number }, ctx: RenderContext): string {

@@ -34,6 +34,19 @@ export interface Config {
   logLevel: 'error' | 'warning' | 'info' | 'debug';
   units: { executor: string; watcher: string };
   paths: { systemProfile: string; currentSystem: string; storeDir: string };
+  gates: { vulnerabilities: VulnerabilityGateConfig };
+}
+
+/** `gates.vulnerabilities` (docs/vulnerabilities.md). */
+export interface VulnerabilityGateConfig {
+  enable: boolean;
+  command: string;
+  extraFlags: string[];
+  minSeverity: number;
+  allow: string[];
+  onNew: 'refuse' | 'warn';
+  onError: 'allow' | 'refuse';
+  timeoutSec: number;
 }
 
 export class ConfigError extends Error {
@@ -52,7 +65,7 @@ const ajv = new Ajv({ allErrors: true, useDefaults: true, allowUnionTypes: true,
 const validate = ajv.compile(schema);
 
 /** Sections that are optional in the file but always present (with defaults) in a Config. */
-const SECTIONS = ['poll', 'verify', 'operators', 'units', 'paths'] as const;
+const SECTIONS = ['poll', 'verify', 'operators', 'units', 'paths', 'gates'] as const;
 
 export function parseConfig(text: string, file = '<config>'): Config {
   let data: unknown;
