@@ -6,3 +6,5 @@ export { buildArgv, buildSystem, pruneGcRoots, LOG_TAIL_LINES, type BuildResult,
 export { MemoryStore, parseMemory, emptyMemory, type WatcherMemory, type BuildFailure, type HandledHead, type HandledResult } from './memory.ts';
 export { backoffDelayMs, pollDelayMs } from './backoff.ts';
 export { Alarm, sleep, systemClock, type Clock } from './clock.ts';
+export { VulnerabilityGate, compareScans, meetsSeverity, describeFinding, SCAN_CACHE_SIZE, SCAN_CACHE_MAX_AGE_MS, type GateVerdict, type Comparison, type VulnerabilityGateOptions } from './gates/vulnerabilities.ts';
+export { vulnixArgv, readVulnixResult, parseVulnixJson, type VulnixAnswer } from './gates/vulnix.ts';

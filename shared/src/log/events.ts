@@ -68,7 +68,7 @@ export const EVENTS = {
   'vulnerabilities.fixed': { priority: 'info', source: 'watcher', summary: 'the built system no longer has vulnerabilities the live system has: this commit fixes them (cves=)' },
   'vulnerabilities.refused': { priority: 'warning', source: 'watcher', summary: 'the built system brings in vulnerabilities the live system does not have (cves=); not deployed, not retried until a newer commit or retry' },
   'vulnerabilities.warned': { priority: 'warning', source: 'watcher', summary: 'the built system brings in new vulnerabilities (cves=); deployed anyway (gates.vulnerabilities.onNew = warn)' },
-  'vulnerabilities.scan_failed': { priority: 'warning', source: 'watcher', summary: 'a vulnix scan failed or timed out; on_error=allow deploys anyway, on_error=refuse tries again after a back-off' },
+  'vulnerabilities.scan_failed': { priority: 'error', source: 'watcher', summary: 'a vulnix scan failed or timed out; on_error=allow deploys anyway, on_error=refuse tries again after a back-off' },
   'gcroots.pruned': { priority: 'debug', source: 'watcher', summary: 'old GC roots removed, keeping build.keepGcRoots' },
   'deploy.requested': { priority: 'info', source: 'watcher', summary: 'a signed deploy request was sent to the executor' },
   'deploy.outcome': { priority: 'info', source: 'watcher', summary: "the executor's answer to a deploy request (outcome=)" },

@@ -47,8 +47,8 @@ export function readVulnixResult(result: RunResult): VulnixAnswer {
   try {
     data = JSON.parse(result.stdout);
   } catch {
-    // exit 2 with a log on stderr (a RuntimeError), exit 1 with a traceback.
-    const detail = lastLines(result.stderr, 3) || lastLines(result.stdout, 3);
+    // exit 2 with a log on stderr (a RuntimeError), exit 1 with a traceback: their last line is the exception.
+    const detail = lastLines(result.stderr, 1) || lastLines(result.stdout, 1);
     return { ok: false, error: `${name} exited ${result.exitCode} without a JSON report${detail ? `: ${detail}` : ''}` };
   }
   const parsed = parseVulnixJson(data);
