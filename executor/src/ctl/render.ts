@@ -119,18 +119,18 @@ function vulnerabilityRows(v: VulnerabilityScan, ctx: RenderContext): [string, s
   const rows: [string, string][] = [];
   switch (v.decision) {
     case 'passed':
-      rows.push(['vulnerabilities', `${s.green('passed')} ${about}: nothing new at or above CVSS ${v.minSeverity}`]);
+      rows.push(['security', `${s.green('passed')} ${about}: no new vulnerability at or above CVSS ${v.minSeverity}`]);
       break;
     case 'refused':
-      rows.push(['vulnerabilities', `${s.red('refused')} ${about}: ${v.counts.new} new at or above CVSS ${v.minSeverity}`]);
+      rows.push(['security', `${s.red('refused')} ${about}: ${v.counts.new} new vulnerabilit${v.counts.new === 1 ? 'y' : 'ies'} at or above CVSS ${v.minSeverity}`]);
       rows.push(['', s.red(list(v.new, v.counts.new))]);
       rows.push(['', s.dim('not deployed until a newer commit or: pullnix-ctl retry COMMIT')]);
       break;
     case 'warned':
-      rows.push(['vulnerabilities', `${s.yellow('deployed with new vulnerabilities')} ${about} (onNew = warn): ${list(v.new, v.counts.new)}`]);
+      rows.push(['security', `${s.yellow('deployed with new vulnerabilities')} ${about} (onNew = warn): ${list(v.new, v.counts.new)}`]);
       break;
     default:
-      rows.push(['vulnerabilities', `${s.yellow(`scan failed (${v.decision === 'error-allowed' ? 'deployed anyway' : 'not deployed, tried again'})`)} ${about}: ${firstLine(v.error ?? '', 160)}`]);
+      rows.push(['security', `${s.yellow(`vulnerability scan failed (${v.decision === 'error-allowed' ? 'deployed anyway' : 'not deployed, tried again'})`)} ${about}: ${firstLine(v.error ?? '', 160)}`]);
   }
   if (v.counts.allowed > 0) rows.push(['', `allowed on purpose: ${list(v.allowed, v.counts.allowed)}`]);
   if (v.counts.fixed > 0) rows.push(['', s.green(`fixes ${v.counts.fixed}: ${list(v.fixed, v.counts.fixed)}`)]);

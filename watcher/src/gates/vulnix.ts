@@ -69,7 +69,7 @@ export function parseVulnixJson(data: unknown): VulnerabilityFinding[] | string 
     const entry = item as Record<string, unknown>;
     const pname = entry.pname;
     if (typeof pname !== 'string' || pname === '') return `item ${index} has no pname`;
-    const version = typeof entry.version === 'string' ? entry.version : null;
+    const version = typeof entry.version === 'string' ? entry.version.slice(0, 256) : null;
     const affected = entry.affected_by;
     if (!Array.isArray(affected) || !affected.every((c) => typeof c === 'string' && CVE.test(c))) return `item ${index} (${pname}): affected_by is not a list of CVE ids`;
     const scores = entry.cvssv3_basescore ?? {};
@@ -80,7 +80,7 @@ export function parseVulnixJson(data: unknown): VulnerabilityFinding[] | string 
       const key = `${pname}\0${id}`;
       const seen = findings.get(key);
       // The same package in two versions: keep the worst-scored sighting.
-      if (!seen || (score ?? -1) > (seen.score ?? -1)) findings.set(key, { id, package: pname, version, score });
+      if (!seen || (score ?? -1) > (seen.score ?? -1)) findings.set(key, { id, package: pname.slice(0, 256), version, score });
     }
   }
   return [...findings.values()];
