@@ -11,10 +11,10 @@ import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync,
 import { join } from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
 import { createRunner } from '@pullnix/shared';
-import { ExecutorLink, Watcher, watcherKeyPath } from '@pullnix/watcher';
+import { Watcher } from '@pullnix/watcher';
 import { GitRemote } from '../lib/git-remote.ts';
 import { FakeExecutor } from '../lib/watcher-fake-executor.ts';
-import { CapturedLog, Fixtures, waitFor, watcherConfig } from '../lib/watcher-fixtures.ts';
+import { CapturedLog, Fixtures, subscribedLink, waitFor, watcherConfig } from '../lib/watcher-fixtures.ts';
 import { e2eUnavailable, NIX_CONFIG, ROOT } from '../lib/watcher-machine.ts';
 
 const STAND_IN_VULNIX = join(ROOT, 'test/fixtures/vulnix');
@@ -88,14 +88,7 @@ async function rig(remote: GitRemote, gate: Record<string, unknown>, existing?: 
   mkdirSync(vulnixDir, { recursive: true });
   writeFileSync(join(vulnixDir, 'advisories.tsv'), `${ADVISORIES}\n`);
   const log = new CapturedLog();
-  const controller = new AbortController();
-  const link = new ExecutorLink({ socketPath, keyPath: watcherKeyPath(stateDir), logger: log.logger, pid: process.pid, version: 'test', maxBackoffMs: 1000, baseBackoffMs: 20 });
-  const running = link.start(controller.signal);
-  teardowns.push(async () => {
-    controller.abort();
-    await running;
-  });
-  await waitFor('the watcher to subscribe', () => link.connected);
+  const link = await subscribedLink({ socketPath, stateDir, logger: log.logger, teardowns });
   const watcher = new Watcher({ config, runner: createRunner(log.logger), logger: log.logger, executor: link, baseBackoffMs: 10 });
   return {
     watcher,

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { createLogger, parseConfig, parseLine, type RunOptions, type RunResult, type VulnerabilityFinding, type VulnerabilityGateConfig } from '@pullnix/shared';
 import { compareScans, readVulnixResult, SCAN_CACHE_MAX_AGE_MS, VulnerabilityGate, vulnixArgv } from '../src/index.ts';
 import { emptyMemory, MemoryStore, parseMemory } from '../src/memory.ts';
@@ -120,8 +120,9 @@ describe('comparing the new system with the live one', () => {
 });
 
 /** A machine for the gate: a live-system link, systems as directories, a runner answering per store path. */
-function rig(settings: Partial<VulnerabilityGateConfig> = {}) {
+function rig(t: TestContext, settings: Partial<VulnerabilityGateConfig> = {}) {
   const root = mkdtempSync(join(tmpdir(), 'pullnix-vulns-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
   const system = (name: string) => {
     const p = join(root, name);
     mkdirSync(p, { recursive: true });
@@ -146,9 +147,13 @@ function rig(settings: Partial<VulnerabilityGateConfig> = {}) {
   let now = Date.parse('2026-01-01T00:00:00Z');
   const memory = emptyMemory();
   let saves = 0;
+  const live = system('live');
+  setLive(live);
   const gate = new VulnerabilityGate({ settings: config.gates.vulnerabilities, runner, logger, cacheDir: join(root, 'vulnix'), currentSystem, memory, save: () => void saves++, now: () => now });
   return {
     root,
+    live,
+    currentSystem,
     gate,
     memory,
     calls,
@@ -160,7 +165,6 @@ function rig(settings: Partial<VulnerabilityGateConfig> = {}) {
     advance: (ms: number) => void (now += ms),
     saves: () => saves,
     events: (name: string) => lines.filter((l) => parseLine(l)?.event === name),
-    cleanup: () => rmSync(root, { recursive: true, force: true }),
   };
 }
 
@@ -173,11 +177,9 @@ describe('the gate', () => {
   });
 
   it('refuses a system that brings in a new vulnerability, names it, and reports what it fixes', async (t) => {
-    const r = rig();
-    t.after(r.cleanup);
-    const live = r.system('live');
+    const r = rig(t);
+    const { live } = r;
     const next = r.system('next');
-    r.setLive(live);
     r.answers.set(live, vulnixSays([item('openssl', '1.0.1', { 'CVE-2014-0160': 7.5 })]));
     r.answers.set(next, vulnixSays([item('libfoo', '2.0', { 'CVE-2099-0001': 9.8, 'CVE-2099-0003': 4.0 })]));
     const v = await r.gate.check(C1, next);
@@ -199,12 +201,10 @@ describe('the gate', () => {
   });
 
   it('the live system is scanned once while unchanged; a system it let through is already known when it goes live', async (t) => {
-    const r = rig();
-    t.after(r.cleanup);
-    const live = r.system('live');
+    const r = rig(t);
+    const { live } = r;
     const a = r.system('a');
     const b = r.system('b');
-    r.setLive(live);
     r.answers.set(live, vulnixSays([]));
     r.answers.set(a, vulnixSays([item('zlib', '1.3', { 'CVE-2022-0001': 3.1 })]));
     r.answers.set(b, vulnixSays([]));
@@ -225,12 +225,10 @@ describe('the gate', () => {
   });
 
   it('never refuses on a cached live result: the live system is scanned again first', async (t) => {
-    const r = rig();
-    t.after(r.cleanup);
-    const live = r.system('live');
+    const r = rig(t);
+    const { live } = r;
     const a = r.system('a');
     const b = r.system('b');
-    r.setLive(live);
     r.answers.set(live, vulnixSays([]));
     r.answers.set(a, vulnixSays([]));
     await r.gate.check(C1, a);
@@ -243,10 +241,8 @@ describe('the gate', () => {
   });
 
   it('no command when the built system is the live one', async (t) => {
-    const r = rig();
-    t.after(r.cleanup);
-    const live = r.system('live');
-    r.setLive(live);
+    const r = rig(t);
+    const { live } = r;
     const v = await r.gate.check(C1, live);
     assert.equal(v.verdict, 'deploy');
     assert.equal(r.calls.length, 0);
@@ -258,11 +254,9 @@ describe('the gate', () => {
       [{ onNew: 'warn' as const }, 'deploy', 'warned'],
       [{ minSeverity: 9.9 }, 'deploy', 'passed'],
     ] as const) {
-      const r = rig(settings);
-      t.after(r.cleanup);
-      const live = r.system('live');
+      const r = rig(t, settings);
+      const { live } = r;
       const next = r.system('next');
-      r.setLive(live);
       r.answers.set(live, vulnixSays([]));
       r.answers.set(next, vulnixSays([item('libfoo', '2.0', { 'CVE-2099-0001': 9.8 })]));
       const v = await r.gate.check(C1, next);
@@ -273,11 +267,9 @@ describe('the gate', () => {
 
   it('a failed scan follows onError: allow deploys, refuse retries later; both logged with the cause', async (t) => {
     for (const onError of ['allow', 'refuse'] as const) {
-      const r = rig({ onError });
-      t.after(r.cleanup);
-      const live = r.system('live');
+      const r = rig(t, { onError });
+      const { live } = r;
       const next = r.system('next');
-      r.setLive(live);
       r.answers.set(next, result({ exitCode: 1, stderr: 'Traceback (most recent call last):\nrequests.exceptions.ConnectionError: nvd.nist.gov unreachable\n' }));
       const v = await r.gate.check(C1, next);
       assert.equal(v.verdict, onError === 'allow' ? 'deploy' : 'retry');
@@ -292,19 +284,17 @@ describe('the gate', () => {
   });
 
   it('a live system that cannot be resolved is a scan failure', async (t) => {
-    const r = rig({ onError: 'refuse' });
-    t.after(r.cleanup);
+    const r = rig(t, { onError: 'refuse' });
+    rmSync(r.currentSystem);
     const v = await r.gate.check(C1, r.system('next'));
     assert.equal(v.verdict, 'retry');
     assert.match((v as { message: string }).message, /live system .*current-system cannot be resolved: ENOENT/);
   });
 
   it('every scan is bounded by what is left of timeoutSec; a timeout is a failure naming the setting', async (t) => {
-    const r = rig({ timeoutSec: 30 });
-    t.after(r.cleanup);
-    const live = r.system('live');
+    const r = rig(t, { timeoutSec: 30 });
+    const { live } = r;
     const next = r.system('next');
-    r.setLive(live);
     r.answers.set(next, vulnixSays([]));
     r.answers.set(live, result({ exitCode: null, timedOut: true, signal: 'SIGTERM' }));
     const v = await r.gate.check(C1, next);
@@ -315,11 +305,9 @@ describe('the gate', () => {
   });
 
   it('stopped by the shutdown signal: stopped, not a failure', async (t) => {
-    const r = rig();
-    t.after(r.cleanup);
-    const live = r.system('live');
+    const r = rig(t);
+    const { live } = r;
     const next = r.system('next');
-    r.setLive(live);
     const controller = new AbortController();
     r.answers.set(next, async () => {
       controller.abort();
@@ -330,11 +318,9 @@ describe('the gate', () => {
   });
 
   it('its memory survives watcher.json (written and read back), and an older file without it still loads', async (t) => {
-    const r = rig();
-    t.after(r.cleanup);
-    const live = r.system('live');
+    const r = rig(t);
+    const { live } = r;
     const next = r.system('next');
-    r.setLive(live);
     r.answers.set(live, vulnixSays([]));
     r.answers.set(next, vulnixSays([item('libfoo', '2.0', { 'CVE-2099-0001': 9.8 })]));
     await r.gate.check(C1, next);
