@@ -103,9 +103,9 @@ export class VulnerabilityGate {
     return this.o.settings.enable;
   }
 
-  /** The last decision, as reported to the executor (persisted: it survives the restart after a deployment). */
+  /** The last decision, as reported to the executor (persisted: it survives the restart after a deployment); null with the gate off. */
   get lastScan(): VulnerabilityScan | null {
-    return this.o.memory.vulnerabilities?.last ?? null;
+    return this.enabled ? (this.o.memory.vulnerabilities?.last ?? null) : null;
   }
 
   /** Decide on a built system. Runs no command when the gate is off or the system is the live one. */
