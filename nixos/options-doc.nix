@@ -36,8 +36,10 @@ let
       "null"
     else if isBool v then
       (if v then "true" else "false")
-    else if isInt v || isFloat v then
+    else if isInt v then
       toString v
+    else if isFloat v then
+      toJSON v
     else if isString v then
       nixString v
     else if isList v then

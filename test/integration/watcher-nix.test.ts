@@ -9,10 +9,10 @@ import { mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
 import { createRunner } from '@pullnix/shared';
-import { ExecutorLink, Watcher, watcherKeyPath } from '@pullnix/watcher';
+import { Watcher } from '@pullnix/watcher';
 import { GitRemote } from '../lib/git-remote.ts';
 import { FakeExecutor } from '../lib/watcher-fake-executor.ts';
-import { CapturedLog, Fixtures, waitFor, watcherConfig } from '../lib/watcher-fixtures.ts';
+import { CapturedLog, Fixtures, subscribedLink, watcherConfig } from '../lib/watcher-fixtures.ts';
 import { e2eUnavailable, Machine, NIX_CONFIG } from '../lib/watcher-machine.ts';
 
 const unavailable = e2eUnavailable();
@@ -31,14 +31,7 @@ async function rig(remote: GitRemote, build: Record<string, unknown>) {
   await executor.start();
   teardowns.push(() => executor.stop());
   const log = new CapturedLog();
-  const controller = new AbortController();
-  const link = new ExecutorLink({ socketPath, keyPath: watcherKeyPath(stateDir), logger: log.logger, pid: process.pid, version: 'test', maxBackoffMs: 1000, baseBackoffMs: 20 });
-  const running = link.start(controller.signal);
-  teardowns.push(async () => {
-    controller.abort();
-    await running;
-  });
-  await waitFor('the watcher to subscribe', () => link.connected);
+  const link = await subscribedLink({ socketPath, stateDir, logger: log.logger, teardowns });
   const watcher = new Watcher({ config, runner: createRunner(log.logger), logger: log.logger, executor: link });
   return { watcher, executor, log, stateDir };
 }

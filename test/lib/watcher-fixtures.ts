@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger, parseConfig, parseLine, type Config, type Logger } from '@pullnix/shared';
+import { ExecutorLink, watcherKeyPath } from '@pullnix/watcher';
 import { REAL_GIT } from './git-remote.ts';
 
 /**
@@ -178,6 +179,19 @@ export class CapturedLog {
   count(name: string): number {
     return this.events(name).length;
   }
+}
+
+/** The watcher's end of the socket, started and subscribed; `teardowns` gets what stops it. */
+export async function subscribedLink(options: { socketPath: string; stateDir: string; logger: Logger; teardowns: (() => Promise<void> | void)[] }): Promise<ExecutorLink> {
+  const controller = new AbortController();
+  const link = new ExecutorLink({ socketPath: options.socketPath, keyPath: watcherKeyPath(options.stateDir), logger: options.logger, pid: process.pid, version: 'test', maxBackoffMs: 1000, baseBackoffMs: 20 });
+  const running = link.start(controller.signal);
+  options.teardowns.push(async () => {
+    controller.abort();
+    await running;
+  });
+  await waitFor('the watcher to subscribe', () => link.connected);
+  return link;
 }
 
 /**

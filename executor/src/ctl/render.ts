@@ -1,5 +1,5 @@
 /** Human output of each command. `now` is passed in so relative times are testable. */
-import { shortCommit, type DeploymentRecord, type StatusResult } from '@pullnix/shared';
+import { shortCommit, type DeploymentRecord, type StatusResult, type VulnerabilityFinding, type VulnerabilityScan } from '@pullnix/shared';
 import { duration, fields, firstLine, quoted, relativeTime, table, type Style } from './format.ts';
 import type { CtlSettings } from './context.ts';
 import type { KeyOutput, VersionOutput } from './schemas.ts';
@@ -107,9 +107,39 @@ export function renderStatus(st: StatusResult, ctx: RenderContext): string {
       rows.push(['', `${firstLine(u.message, 160)} ${s.dim(`(not evaluated; checked again when the branch moves or: pullnix-ctl retry ${shortCommit(u.head)})`)}`]);
     }
   }
+  if (report?.vulnerabilities) rows.push(...vulnerabilityRows(report.vulnerabilities, ctx));
 
   rows.push(['executor', `pullnix ${st.version}, pid ${st.executor.pid}, up ${duration(now - Date.parse(st.executor.startedAt))}`]);
   return fields(rows);
+}
+
+/** The vulnerability gate's last decision: what a commit would bring in, and what it fixes. */
+function vulnerabilityRows(v: VulnerabilityScan, ctx: RenderContext): [string, string][] {
+  const { style: s, now } = ctx;
+  const list = (fs: readonly VulnerabilityFinding[], total: number) => {
+    const shown = fs.slice(0, 5).map((f) => `${f.id} (${f.package}${f.version ? ` ${f.version}` : ''}, ${f.score === null ? 'no score' : f.score.toFixed(1)})`);
+    return shown.join(', ') + (total > shown.length ? `, and ${total - shown.length} more` : '');
+  };
+  const about = `${shortCommit(v.commit)} ${relativeTime(v.at, now)}`;
+  const rows: [string, string][] = [];
+  switch (v.decision) {
+    case 'passed':
+      rows.push(['security', `${s.green('passed')} ${about}: no new vulnerability at or above CVSS ${v.minSeverity}`]);
+      break;
+    case 'refused':
+      rows.push(['security', `${s.red('refused')} ${about}: ${v.counts.new} new vulnerabilit${v.counts.new === 1 ? 'y' : 'ies'} at or above CVSS ${v.minSeverity}`]);
+      rows.push(['', s.red(list(v.new, v.counts.new))]);
+      rows.push(['', s.dim('not deployed until a newer commit or: pullnix-ctl retry COMMIT')]);
+      break;
+    case 'warned':
+      rows.push(['security', `${s.yellow('deployed with new vulnerabilities')} ${about} (onNew = warn): ${list(v.new, v.counts.new)}`]);
+      break;
+    default:
+      rows.push(['security', `${s.yellow(`vulnerability scan failed (${v.decision === 'error-allowed' ? 'deployed anyway' : 'not deployed, tried again'})`)} ${about}: ${firstLine(v.error ?? '', 160)}`]);
+  }
+  if (v.counts.allowed > 0) rows.push(['', `allowed on purpose: ${list(v.allowed, v.counts.allowed)}`]);
+  if (v.counts.fixed > 0) rows.push(['', s.green(`fixes ${v.counts.fixed}: ${list(v.fixed, v.counts.fixed)}`)]);
+  return rows;
 }
 
 export function renderHistory(h: { deployments: DeploymentRecord[]; total: number }, ctx: RenderContext): string {

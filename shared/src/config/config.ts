@@ -35,6 +35,7 @@ export interface Config {
   logLevel: 'error' | 'warning' | 'info' | 'debug';
   units: { executor: string; watcher: string };
   paths: { systemProfile: string; currentSystem: string; storeDir: string; gcRootsDir: string; bootId: string };
+  gates: { vulnerabilities: VulnerabilityGateConfig };
 }
 
 /** Commit signatures (docs/security.md); checked by the watcher before anything is evaluated. */
@@ -53,6 +54,18 @@ export interface AllowedSigner {
   validBefore: string | null;
 }
 
+/** `gates.vulnerabilities` (docs/vulnerabilities.md). */
+export interface VulnerabilityGateConfig {
+  enable: boolean;
+  command: string;
+  extraFlags: string[];
+  minSeverity: number;
+  allow: string[];
+  onNew: 'refuse' | 'warn';
+  onError: 'allow' | 'refuse';
+  timeoutSec: number;
+}
+
 export class ConfigError extends Error {
   readonly file: string;
   readonly problems: string[];
@@ -69,7 +82,7 @@ const ajv = new Ajv({ allErrors: true, useDefaults: true, allowUnionTypes: true,
 const validate = ajv.compile(schema);
 
 /** Sections that are optional in the file but always present (with defaults) in a Config. */
-const SECTIONS = ['poll', 'verify', 'operators', 'units', 'paths', 'trust'] as const;
+const SECTIONS = ['poll', 'verify', 'operators', 'units', 'paths', 'trust', 'gates'] as const;
 
 export function parseConfig(text: string, file = '<config>'): Config {
   let data: unknown;
