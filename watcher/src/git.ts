@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { simpleGit, type SimpleGit } from 'simple-git';
-import { isCommit, type Logger } from '@pullnix/shared';
+import { isCommit, reasonLines, type Logger } from '@pullnix/shared';
 import type { CommitDescription } from './memory.ts';
 
 /** What the poll cycle needs from git; tests may substitute a counting or failing one. */
@@ -195,11 +195,10 @@ export function parseLsRemote(output: string, ref: string): string | null {
   return null;
 }
 
-/** First lines of a git error, without simple-git's decoration, for logs and reports. */
+/** The lines of a git error that say why (no progress, no boilerplate), for logs and reports. */
 export function describeGitError(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
-  const lines = message.split('\n').map((l) => l.trim()).filter((l) => l !== '');
-  return lines.slice(0, 3).join(' / ') || 'git failed';
+  return reasonLines(message).split('\n').join(' / ') || 'git failed';
 }
 
 function assertCommit(commit: string): void {
