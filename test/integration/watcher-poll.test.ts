@@ -87,7 +87,7 @@ describe('watcher poll cycle', () => {
     assert.deepEqual(nix[0], [
       'nix',
       'build',
-      `${join(r.stateDir, 'checkout')}#nixosConfigurations.testhost.config.system.build.toplevel`,
+      `${join(r.stateDir, 'checkout')}#nixosConfigurations."testhost".config.system.build.toplevel`,
       '--out-link',
       join(r.stateDir, 'gcroots', c2),
       '--max-jobs',
