@@ -77,6 +77,10 @@
       loc = [ "repository" "allowNonDescendant" ];
       key = [ "repository" "allowNonDescendant" ];
     }
+    {
+      loc = [ "repository" "fetchTimeoutSec" ];
+      key = [ "repository" "fetchTimeoutSec" ];
+    }
 
     # ---- build -------------------------------------------------------------------------------
     {

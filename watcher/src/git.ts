@@ -31,9 +31,17 @@ export interface GitCheckoutOptions {
   /** Environment additions for every git command (gitEnvironment(config)). */
   env: Record<string, string>;
   logger: Logger;
-  /** A network command with no output for this long is killed. */
+  /** ls-remote: killed when it prints nothing for this long. */
   networkTimeoutMs?: number;
+  /**
+   * fetch: stopped when it prints nothing, not even progress, for this long (repository.fetchTimeoutSec).
+   * An inactivity limit, not a limit on the whole fetch: a large first fetch that keeps moving completes.
+   */
+  fetchTimeoutMs?: number;
 }
+
+/** repository.fetchTimeoutSec's default, in ms (the schema holds the same default). */
+export const DEFAULT_FETCH_TIMEOUT_MS = 600_000;
 
 /** Where the fetched branch is kept in the checkout; a name no one else writes. */
 export const TRACKING_REF_PREFIX = 'refs/pullnix/';
@@ -68,7 +76,9 @@ export class GitCheckout implements GitOps {
   async fetch(signal?: AbortSignal): Promise<void> {
     await this.ensureRepository();
     const { branch, url } = this.options;
-    await this.run(this.options.dir, ['fetch', '--no-tags', '--quiet', '--', url, `+refs/heads/${branch}:${TRACKING_REF_PREFIX}${branch}`], signal, this.options.networkTimeoutMs ?? 600_000);
+    // --progress even without a terminal: the progress lines are what resets the inactivity
+    // timer (with --quiet git prints nothing until the end, and the limit cut long fetches off).
+    await this.run(this.options.dir, ['fetch', '--no-tags', '--progress', '--', url, `+refs/heads/${branch}:${TRACKING_REF_PREFIX}${branch}`], signal, this.options.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS);
   }
 
   async hasCommit(commit: string): Promise<boolean> {
@@ -143,7 +153,8 @@ export class GitCheckout implements GitOps {
       const out = await this.git(baseDir, signal, timeoutMs).raw(args);
       logger.event('command.done', { cmd: 'git', exit: 0, ms: Math.round(performance.now() - started) });
       return out;
-    } catch (error) {
+    } catch (caught) {
+      const error = timeoutMs && isInactivityTimeout(caught) ? inactivityError(args[0]!, timeoutMs, caught) : caught;
       const exit = (error as { exitCode?: unknown }).exitCode;
       logger.event('command.done', { cmd: 'git', exit: typeof exit === 'number' ? exit : null, ms: Math.round(performance.now() - started), error: describeGitError(error) });
       throw error;
@@ -193,6 +204,16 @@ export function parseLsRemote(output: string, ref: string): string | null {
     if (name === ref && commit !== undefined && isCommit(commit)) return commit;
   }
   return null;
+}
+
+/** simple-git's timeout plugin stopped the command: no output for the block time. */
+function isInactivityTimeout(error: unknown): boolean {
+  return error instanceof Error && (error as { plugin?: unknown }).plugin === 'timeout';
+}
+
+function inactivityError(command: string, timeoutMs: number, cause: unknown): Error {
+  const key = command === 'fetch' ? ' (repository.fetchTimeoutSec, reset by every line of progress)' : '';
+  return new Error(`git ${command} printed nothing for ${Math.round(timeoutMs / 1000)} s and was stopped${key}`, { cause });
 }
 
 /** The lines of a git error that say why (no progress, no boilerplate), for logs and reports. */

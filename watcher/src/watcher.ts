@@ -123,6 +123,7 @@ export class Watcher {
         dir: this.checkoutDir,
         env: gitEnvironment(config),
         logger: this.logger,
+        fetchTimeoutMs: config.repository.fetchTimeoutSec * 1000,
       });
     this.store = new MemoryStore({ path: join(config.stateDir, 'watcher.json'), logger: this.logger, now: () => this.clock.now() });
     this.memory = this.store.load();
