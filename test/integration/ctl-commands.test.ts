@@ -223,6 +223,23 @@ describe('pullnix-ctl against a running executor (seeded history)', () => {
       assert.match(r.stdout, /failed builds: 0badc0de/);
     });
 
+    it('status: a head the watcher refused as a non-descendant reads as refused, in text and --json', async () => {
+      const refusedHead = { commit: HEAD, reason: 'not-descendant' as const, deployed: C3, at: new Date(Date.now() - 60_000).toISOString() };
+      await watcher.request('report', { ...report, refusedHead });
+      try {
+        const st = json<StatusResult>(await ctl('status', '--json'));
+        await assertValid('status', st);
+        assert.deepEqual(st.watcher.report?.refusedHead, refusedHead);
+        const r = await ctl('status');
+        assert.match(r.stdout, /^\s+refused: not a descendant of the deployed commit 33333333 \(force-push or history rewrite\)$/m);
+        assert.match(r.stdout, /repository\.allowNonDescendant = true/);
+        assert.match(r.stdout, /pullnix-ctl retry feedface$/m);
+        assert.doesNotMatch(r.stdout, /not deployed yet/);
+      } finally {
+        await watcher.request('report', report);
+      }
+    });
+
     it('sync is forwarded to the watcher', async () => {
       const r = json<{ forwarded: true }>(await ctl('sync', '--json'));
       await assertValid('sync', r);

@@ -22,7 +22,7 @@ import { buildSystem, pruneGcRoots } from './build.ts';
 import { Alarm, systemClock, type Clock } from './clock.ts';
 import type { ExecutorClient } from './executor-link.ts';
 import { describeGitError, GitCheckout, redactUrl, type GitOps } from './git.ts';
-import { forgetCommit, MemoryStore, rememberDescription, rememberFailure, type HandledResult, type WatcherMemory } from './memory.ts';
+import { forgetCommit, MemoryStore, refusedHead, rememberDescription, rememberFailure, type HandledResult, type WatcherMemory } from './memory.ts';
 
 export interface WatcherOptions {
   config: Config;
@@ -201,6 +201,7 @@ export class Watcher {
       nextPollAt: this.nextPollAt,
       lastError: this.lastError ? { ...this.lastError, message: this.lastError.message.slice(0, 4000) } : null,
       failedBuilds: this.memory.failures.map((f) => f.commit).slice(-100),
+      refusedHead: refusedHead(this.memory, this.remoteHead),
     };
   }
 

@@ -156,7 +156,8 @@ export async function retry(inv: Invocation): Promise<number> {
     let commit = given;
     if (!isCommit(given)) {
       const st = await conn.request('status', {});
-      const known = new Set([...st.knownBad, ...(st.watcher.report?.failedBuilds ?? []), ...(st.lastFailure ? [st.lastFailure.commit] : [])]);
+      const report = st.watcher.report;
+      const known = new Set([...st.knownBad, ...(report?.failedBuilds ?? []), ...(st.lastFailure ? [st.lastFailure.commit] : []), ...(report?.refusedHead ? [report.refusedHead.commit] : [])]);
       const matches = [...known].filter((c) => c.startsWith(given));
       if (matches.length !== 1) {
         throw usageError(

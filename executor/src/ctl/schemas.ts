@@ -149,6 +149,12 @@ const watcherReport: JSONSchemaType<WatcherReport> = {
       },
     }),
     failedBuilds: { type: 'array', items: commit },
+    refusedHead: orNull({
+      type: 'object',
+      additionalProperties: false,
+      required: ['commit', 'reason', 'deployed', 'at'],
+      properties: { commit, reason: { type: 'string', enum: ['not-descendant'] }, deployed: orNull(commit), at: iso },
+    }),
   },
 };
 

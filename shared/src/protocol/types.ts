@@ -77,6 +77,20 @@ export interface WatcherReport {
   lastError: { kind: string; message: string; at: string; commit: string | null } | null;
   /** Commits the watcher will not build again (build failures) until a newer head or `retry`. */
   failedBuilds: string[];
+  /**
+   * The branch head, refused because it does not descend from the deployed commit (force-push
+   * guard, repository.allowNonDescendant off); null when the head was not refused. Absent in
+   * reports of watchers older than this field.
+   */
+  refusedHead?: RefusedHead | null;
+}
+
+export interface RefusedHead {
+  commit: string;
+  reason: 'not-descendant';
+  /** The deployed commit it does not descend from. */
+  deployed: string | null;
+  at: string;
 }
 
 export interface PauseInfo {
