@@ -187,7 +187,10 @@ describe('pullnix-ctl against a running executor (seeded history)', () => {
   describe('with a watcher connected', () => {
     let watcher: SocketClient;
     const pushes: Push[] = [];
-    const report: WatcherReport = {
+    // Times relative to when the report is sent (in before()), not to when this file was loaded:
+    // on a loaded machine the tests above take minutes.
+    let report: WatcherReport;
+    const makeReport = (): WatcherReport => ({
       state: 'idle',
       pid: process.pid,
       version: '0.1.0',
@@ -197,9 +200,10 @@ describe('pullnix-ctl against a running executor (seeded history)', () => {
       nextPollAt: new Date(Date.now() + 4 * 60_000).toISOString(),
       lastError: null,
       failedBuilds: ['0badc0de'.repeat(5)],
-    };
+    });
 
     before(async () => {
+      report = makeReport();
       watcher = new SocketClient({ path: executor.socketPath, key: loadSigningKey(executor.watcherKeyPath) });
       await watcher.connect();
       watcher.onPush((m) => pushes.push(m));
