@@ -77,6 +77,10 @@
       loc = [ "repository" "allowNonDescendant" ];
       key = [ "repository" "allowNonDescendant" ];
     }
+    {
+      loc = [ "repository" "fetchTimeoutSec" ];
+      key = [ "repository" "fetchTimeoutSec" ];
+    }
 
     # ---- build -------------------------------------------------------------------------------
     {
@@ -85,7 +89,7 @@
       default = "flake";
       description = ''
         How the repository describes this machine. `flake`: the repository is a flake and the
-        system is `nixosConfigurations.<host>.config.system.build.toplevel`. `classic`: the
+        system is `nixosConfigurations."<host>".config.system.build.toplevel`. `classic`: the
         file `build.file` is a NixOS configuration built with `<nixpkgs/nixos>` (the watcher
         gets `NIX_PATH` from `nix.nixPath`).
       '';
@@ -98,7 +102,8 @@
       example = "edge-01";
       description = ''
         Flake mode: the attribute name below `nixosConfigurations`. `null` means the host name
-        the machine has at run time.
+        the machine has at run time. A name with dots (`web1.example.com`) is one attribute:
+        the watcher quotes it, as nixos-rebuild does.
       '';
     }
     {

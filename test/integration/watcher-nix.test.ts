@@ -50,7 +50,7 @@ describe('watcher builds with the real nix', { skip: unavailable ? `skipped: ${u
     assert.equal((await wrongHost.watcher.pollOnce()).outcome, 'build-failed');
     const failure = wrongHost.log.events('build.failed')[0];
     assert.equal(failure?.fields.commit, c1);
-    assert.match(failure?.fields.error ?? '', /does not provide attribute .*nixosConfigurations\.nohost/);
+    assert.match(failure?.fields.error ?? '', /does not provide attribute .*nixosConfigurations\."nohost"/);
     assert.equal(wrongHost.executor.deploys.length, 0);
 
     const right = await rig(remote, { mode: 'flake', host: 'testhost' });
@@ -58,6 +58,24 @@ describe('watcher builds with the real nix', { skip: unavailable ? `skipped: ${u
     const toplevel = readlinkSync(join(right.stateDir, 'gcroots', c1));
     assert.deepEqual(right.executor.deploys.map((d) => [d.commit, d.toplevel]), [[c1, toplevel]]);
     assert.equal(readFileSync(join(toplevel, 'nixos-version'), 'utf8'), 'flake-one\n');
+  });
+
+  it('a host name with dots is one attribute, quoted as nixos-rebuild does', async () => {
+    // main: *c1   (nixosConfigurations."web1.example.com", and a nested decoy
+    //              nixosConfigurations.web1.example.com that an unquoted path would build)
+    const remote = new GitRemote();
+    const machine = new Machine(remote.url);
+    const decoy = machine.flake('nested-decoy').match(/derivation \{[\s\S]*?\n    \};/)![0];
+    const flake = machine
+      .flake('dotted-host')
+      .replace('nixosConfigurations.testhost.', 'nixosConfigurations."web1.example.com".')
+      .replace('  outputs = { self }: {\n', `  outputs = { self }: {\n    nixosConfigurations.web1.example.com.config.system.build.toplevel = ${decoy}\n`);
+    const c1 = remote.commit('c1', { 'flake.nix': flake });
+    remote.push();
+    const r = await rig(remote, { mode: 'flake', host: 'web1.example.com' });
+    assert.equal((await r.watcher.pollOnce()).outcome, 'deployed');
+    const toplevel = readlinkSync(join(r.stateDir, 'gcroots', c1));
+    assert.equal(readFileSync(join(toplevel, 'nixos-version'), 'utf8'), 'dotted-host\n');
   });
 
   it('builds a classic configuration through <nixpkgs/nixos> with nixos-config from the checkout', async () => {

@@ -6,7 +6,7 @@
  * silently reset.
  */
 import { readFileSync, renameSync } from 'node:fs';
-import { isCommit, writeFileAtomic, type Logger, type VulnerabilityFinding, type VulnerabilityScan } from '@pullnix/shared';
+import { isCommit, writeFileAtomic, type Logger, type RefusedHead, type VulnerabilityFinding, type VulnerabilityScan } from '@pullnix/shared';
 
 /** How a head's handling ended; a handled head is not looked at again until the branch moves. */
 export type HandledResult = 'deployed' | 'deploy-failed' | 'build-failed' | 'not-descendant' | 'known-bad' | 'refused' | 'untrusted' | 'vulnerable';
@@ -162,6 +162,18 @@ export function forgetCommit(memory: WatcherMemory, commit: string): boolean {
     changed = true;
   }
   return changed;
+}
+
+/**
+ * The head as refused by the force-push guard, from the memory of the last handled head (so a
+ * restarted watcher still says so); null when `head` is not the head that was refused.
+ */
+export function refusedHead(memory: WatcherMemory, head: string | null): RefusedHead | null {
+  const handled = memory.lastHandled;
+  if (head === null || handled?.commit !== head || handled.result !== 'not-descendant') return null;
+  // detail is "deployed <commit>" (see the watcher's ancestry check).
+  const deployed = /\b([0-9a-f]{64}|[0-9a-f]{40})\b/.exec(handled.detail ?? '')?.[1] ?? null;
+  return { commit: head, reason: 'not-descendant', deployed, at: handled.at };
 }
 
 export function rememberDescription(memory: WatcherMemory, commit: string, description: CommitDescription): void {

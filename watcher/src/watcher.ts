@@ -23,7 +23,7 @@ import { Alarm, systemClock, type Clock } from './clock.ts';
 import type { ExecutorClient } from './executor-link.ts';
 import { VulnerabilityGate } from './gates/vulnerabilities.ts';
 import { describeGitError, GitCheckout, redactUrl, type GitOps } from './git.ts';
-import { forgetCommit, MemoryStore, rememberDescription, rememberFailure, type HandledResult, type WatcherMemory } from './memory.ts';
+import { forgetCommit, MemoryStore, refusedHead, rememberDescription, rememberFailure, type HandledResult, type WatcherMemory } from './memory.ts';
 import { TrustGate } from './trust.ts';
 
 export interface WatcherOptions {
@@ -132,6 +132,7 @@ export class Watcher {
         dir: this.checkoutDir,
         env: gitEnvironment(config),
         logger: this.logger,
+        fetchTimeoutMs: config.repository.fetchTimeoutSec * 1000,
       });
     this.trust =
       options.trust ??
@@ -227,6 +228,7 @@ export class Watcher {
       failedBuilds: this.memory.failures.map((f) => f.commit).slice(-100),
       untrusted: u ? { head: u.head, commit: u.commit, reason: u.reason, message: u.message.slice(0, 4000), at: u.at } : null,
       ...(this.vulnerabilities.lastScan ? { vulnerabilities: this.vulnerabilities.lastScan } : {}),
+      refusedHead: refusedHead(this.memory, this.remoteHead),
     };
   }
 

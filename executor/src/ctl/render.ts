@@ -70,13 +70,21 @@ export function renderStatus(st: StatusResult, ctx: RenderContext): string {
   if (!head) rows.push(['remote', s.dim(st.watcher.connected ? 'not known yet (the watcher has not reported a head)' : 'unknown (no watcher report)')]);
   else {
     let drift: string;
-    if (st.drift === true) {
+    const refused = st.drift === true && report?.refusedHead?.commit === head.commit ? report.refusedHead : null;
+    if (refused) {
+      const from = refused.deployed ? ` ${shortCommit(refused.deployed)}` : '';
+      drift = s.red(`refused: not a descendant of the deployed commit${from} (force-push or history rewrite)`);
+    } else if (st.drift === true) {
       drift = st.knownBad.includes(head.commit) ? s.red('drift: the head failed before and is not retried (pullnix-ctl retry COMMIT)') : s.yellow('drift: the head is not deployed yet');
     } else if (st.drift === false) drift = s.green('in sync');
     else drift = s.dim('drift unknown');
     const committed = head.time ? `, committed ${relativeTime(head.time, now)}` : '';
     rows.push(['remote', `${shortCommit(head.commit)} ${quoted(head.subject)}${committed}`.replace(/ +/g, ' ')]);
     rows.push(['', drift]);
+    if (refused) {
+      rows.push(['', s.dim(`to deploy it: push a commit that descends from${refused.deployed ? ` ${shortCommit(refused.deployed)}` : ' the deployed one'}, or set repository.allowNonDescendant = true,`)]);
+      rows.push(['', s.dim(`restart ${ctx.settings.units.watcher} and run: pullnix-ctl retry ${shortCommit(head.commit)}`)]);
+    }
   }
 
   // last failure

@@ -192,6 +192,12 @@ const watcherReport: JSONSchemaType<WatcherReport> = {
       properties: { head: commit, commit: orNull(commit), reason: { type: 'string' }, message: { type: 'string' }, at: iso },
     }),
     vulnerabilities: { ...vulnerabilityScan, nullable: true },
+    refusedHead: orNull({
+      type: 'object',
+      additionalProperties: false,
+      required: ['commit', 'reason', 'deployed', 'at'],
+      properties: { commit, reason: { type: 'string', enum: ['not-descendant'] }, deployed: orNull(commit), at: iso },
+    }),
   },
 };
 

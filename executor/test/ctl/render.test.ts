@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { makeStyle } from '../../src/ctl/format.ts';
 import { renderDeployment, renderHistory, renderStatus, type RenderContext } from '../../src/ctl/render.ts';
-import { ago, BAD, busyStatus, deployment, HEAD, NOW, quietStatus, SETTINGS, SYSTEM } from './fixtures.ts';
+import { ago, BAD, busyStatus, DEPLOYED, deployment, HEAD, NOW, quietStatus, SETTINGS, SYSTEM } from './fixtures.ts';
 
 const plain: RenderContext = { style: makeStyle(false), now: NOW, settings: SETTINGS };
 
@@ -83,6 +83,22 @@ describe('ctl render', () => {
     assert.match(renderStatus(st, plain), /^security +vulnerability scan failed \(deployed anyway\) deadbeef 1 h ago: vulnix exited 1 without a JSON report: ConnectionError$/m);
     delete st.watcher.report!.vulnerabilities;
     assert.doesNotMatch(renderStatus(st, plain), /security/);
+  });
+
+  it('status: a head refused as a non-descendant reads as refused, with how to accept it', () => {
+    const st = busyStatus();
+    st.watcher.report!.refusedHead = { commit: HEAD, reason: 'not-descendant', deployed: DEPLOYED, at: ago(600) };
+    const lines = renderStatus(st, plain).split('\n');
+    const at = lines.indexOf('remote        feedface "Enable nginx", committed 10 min ago');
+    assert.deepEqual(lines.slice(at + 1, at + 4), [
+      '              refused: not a descendant of the deployed commit 33333333 (force-push or history rewrite)',
+      '              to deploy it: push a commit that descends from 33333333, or set repository.allowNonDescendant = true,',
+      '              restart pullnix-watcher.service and run: pullnix-ctl retry feedface',
+    ]);
+    assert.equal(lines.filter((l) => l.includes('not deployed yet')).length, 0);
+    // A refusal of an earlier head says nothing about this one.
+    st.watcher.report!.refusedHead = { commit: BAD, reason: 'not-descendant', deployed: DEPLOYED, at: ago(600) };
+    assert.match(renderStatus(st, plain), /drift: the head is not deployed yet/);
   });
 
   it('colours problems only when colour is on', () => {

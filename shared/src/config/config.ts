@@ -15,6 +15,7 @@ export interface Config {
     sshKeyFile: string | null;
     knownHostsFile: string | null;
     allowNonDescendant: boolean;
+    fetchTimeoutSec: number;
   };
   build: {
     mode: 'flake' | 'classic';

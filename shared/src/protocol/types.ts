@@ -92,6 +92,12 @@ export interface WatcherReport {
   untrusted?: { head: string; commit: string | null; reason: string; message: string; at: string } | null;
   /** The vulnerability gate's last decision (gates.vulnerabilities); absent when it never ran. */
   vulnerabilities?: VulnerabilityScan | null;
+  /**
+   * The branch head, refused because it does not descend from the deployed commit (force-push
+   * guard, repository.allowNonDescendant off); null when the head was not refused. Absent in
+   * reports of watchers older than this field.
+   */
+  refusedHead?: RefusedHead | null;
 }
 
 /** One vulnerability of one package, as vulnix reports it. */
@@ -132,6 +138,14 @@ export interface VulnerabilityScan {
   counts: { new: number; fixed: number; allowed: number };
   /** Why the scan failed (decisions error-*). */
   error: string | null;
+}
+
+export interface RefusedHead {
+  commit: string;
+  reason: 'not-descendant';
+  /** The deployed commit it does not descend from. */
+  deployed: string | null;
+  at: string;
 }
 
 export interface PauseInfo {

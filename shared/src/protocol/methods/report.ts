@@ -98,6 +98,19 @@ export const Report = defineMethod<ReportParams, Record<string, never>>()({
         },
       },
       vulnerabilities: vulnerabilityScan,
+      // Optional: a watcher of an earlier version does not send it.
+      refusedHead: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['commit', 'reason', 'deployed', 'at'],
+        nullable: true,
+        properties: {
+          commit: { type: 'string', pattern: COMMIT_PATTERN },
+          reason: { type: 'string', enum: ['not-descendant'] },
+          deployed: { type: 'string', pattern: COMMIT_PATTERN, nullable: true },
+          at: { type: 'string', maxLength: 40 },
+        },
+      },
     },
   } as never,
 });
