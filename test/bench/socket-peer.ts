@@ -6,7 +6,7 @@
  */
 import { createServer } from 'node:net';
 import { rmSync } from 'node:fs';
-import { Authenticator, SocketServer } from '@pullnix/shared';
+import { Authenticator, newRunId, SocketServer } from '@pullnix/shared';
 
 const [mode, path, publicKey] = process.argv.slice(2);
 if (!path) throw new Error('usage: socket-peer.js pullnix|plain <socket> [public key]');
@@ -35,7 +35,7 @@ if (mode === 'plain') {
   const server = new SocketServer({
     path,
     group: null,
-    authenticator: new Authenticator({ keys: [{ keyId: 'watcher', role: 'watcher', publicKey }], maxNonces: 10_000_000 }),
+    authenticator: new Authenticator({ keys: [{ keyId: 'watcher', role: 'watcher', publicKey }], maxNonces: 10_000_000, runId: newRunId() }),
     handler: async () => statusLike,
   });
   await server.start();
