@@ -168,6 +168,7 @@ let
 
   fixedKeys = builtins.filter (k: cfg.settings ? ${k}) [
     "socketPath"
+    "privateSocketPath"
     "stateDir"
     "units"
     "paths"
