@@ -186,6 +186,17 @@ describe('socket server and client', () => {
     assert.deepEqual(whole.responses(), []);
   });
 
+  it('closes a connection that has not authenticated and trickles a frame a few bytes per read', async () => {
+    const peer = await rawPeer(path);
+    const frame = `${JSON.stringify({ type: 'pullnix.request', data: signRequest(watcher, RUN, 'status', {}) })}\f`;
+    for (let at = 0; at < frame.length - 1 && !peer.closed; at += 4) {
+      peer.sock.write(frame.slice(at, at + 4));
+      await new Promise((r) => setTimeout(r, 2)); // one read each
+    }
+    await peer.until(() => peer.closed);
+    assert.ok(drops.includes('trickle'));
+  });
+
   it('answers a frame with no data BAD_REQUEST', async () => {
     const peer = await rawPeer(path);
     peer.sock.write('{"type":"pullnix.request"}\f');

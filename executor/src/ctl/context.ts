@@ -210,7 +210,7 @@ export function refusalHint(error: PullnixError, settings: CtlSettings): string 
     case 'FORBIDDEN':
       return 'this key is not an operator key; use an operator key (--key FILE)';
     case 'STALE':
-      return "this machine's clock and the executor's differ by more than 30 s: check timedatectl";
+      return "the executor restarted since this command connected (ask again), or this machine's clock and the executor's differ by more than 30 s (check timedatectl)";
     case 'PAUSED':
       return 'deployments are paused: see pullnix-ctl status, then pullnix-ctl resume';
     case 'BUSY':

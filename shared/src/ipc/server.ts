@@ -9,7 +9,8 @@
  *     not re-scanned on every chunk.
  *   - work: until a connection has made one authenticated request it may have one frame waiting;
  *     more are refused BUSY unverified, and MAX_REFUSALS_PER_CONNECTION refusals close it.
- *   - time: a connection must authenticate within authDeadlineMs (2 s) of connecting.
+ *   - time: a connection must authenticate within authDeadlineMs (2 s) of connecting, and until
+ *     it has, deliver each frame within MAX_CHUNKS_PER_FRAME_UNAUTHENTICATED reads.
  *   - slots: at maxConnections, a new connection closes the oldest connection that has not
  *     authenticated, so reconnecting as fast as possible cannot keep an honest client out.
  */
@@ -44,7 +45,7 @@ export interface RefusalInfo {
 }
 
 /** Why the server closed a connection itself. */
-export type DropCause = 'auth-deadline' | 'frame-too-large' | 'evicted' | 'full' | 'refusals';
+export type DropCause = 'auth-deadline' | 'frame-too-large' | 'trickle' | 'evicted' | 'full' | 'refusals';
 
 export interface DropInfo {
   socket: string;
@@ -89,6 +90,12 @@ export const MAX_REFUSALS_PER_CONNECTION = 8;
 /** Time from connecting to the first authenticated request: an honest client needs a few ms. */
 export const DEFAULT_AUTH_DEADLINE_MS = 2_000;
 export const DEFAULT_MAX_CONNECTIONS = 64;
+/**
+ * Reads (chunks) a connection that has not authenticated may take to deliver a frame. A client
+ * writes a request in one write, which arrives in one or two reads; a peer trickling a frame a few
+ * bytes at a time would otherwise cost one event per few bytes for the whole auth deadline.
+ */
+export const MAX_CHUNKS_PER_FRAME_UNAUTHENTICATED = 32;
 
 export class SocketServer {
   private ipc: IPCModuleInstance | null = null;
@@ -217,6 +224,10 @@ export class SocketServer {
         pending += Buffer.byteLength(text);
         if (pending > MAX_FRAME_IN_BYTES) return tooLarge(pending);
         parts.push(text);
+        if (!conn.authenticated && parts.length > MAX_CHUNKS_PER_FRAME_UNAUTHENTICATED) {
+          this.drop(socket, conn, 'trickle', `a frame still incomplete after ${parts.length} reads, before authenticating`);
+          parts = [];
+        }
         return;
       }
       while (end !== -1) {
