@@ -181,7 +181,7 @@ describe('pullnix-ctl against a running executor (seeded history)', () => {
     assert.equal(v.protocol, 2);
     assert.equal(v.executor?.pid, executor.pid);
     const text = await ctl('version');
-    assert.match(text.stdout, /^pullnix-ctl \d+\.\d+\.\d+ \(protocol v1\)\npullnix-executor \d+\.\d+\.\d+ \(pid \d+\)$/m);
+    assert.match(text.stdout, /^pullnix-ctl \d+\.\d+\.\d+ \(protocol v2\)\npullnix-executor \d+\.\d+\.\d+ \(pid \d+\)$/m);
   });
 
   describe('with a watcher connected', () => {

@@ -273,6 +273,9 @@ export class ExecutorProcess {
   async client(which: 'operator' | 'watcher' = 'operator', via: 'private' | 'group' = which === 'watcher' ? 'private' : 'group'): Promise<SocketClient> {
     const c = new SocketClient({ path: via === 'private' ? this.bed.privateSocketPath : this.bed.socketPath, key: this.key(which) });
     await c.connect();
+    // A connection must authenticate within 2 s of connecting (the executor closes it otherwise);
+    // tests hold clients idle for longer before their first request of interest.
+    await c.request('status', {});
     return c;
   }
 
