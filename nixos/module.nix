@@ -179,6 +179,7 @@ let
 
   fixedKeys = builtins.filter (k: cfg.settings ? ${k}) [
     "socketPath"
+    "privateSocketPath"
     "stateDir"
     "units"
     "paths"

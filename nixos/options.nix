@@ -354,7 +354,7 @@
         Extra keys merged (recursively) over the configuration file the options above produce,
         for keys without an option of their own (see `shared/schema/config.schema.json`). The
         result is checked against the schema at evaluation time: an unknown key or a wrong
-        value is an evaluation error naming the key. `socketPath`, `stateDir`, `units` and
+        value is an evaluation error naming the key. `socketPath`, `privateSocketPath`, `stateDir`, `units` and
         `paths` are fixed by this module's units and cannot be set here.
       '';
     }

@@ -178,10 +178,10 @@ describe('pullnix-ctl against a running executor (seeded history)', () => {
   it('version: its own and the executor\'s', async () => {
     const v = json<{ version: string; protocol: number; executor: { pid: number } | null }>(await ctl('version', '--json'));
     await assertValid('version', v);
-    assert.equal(v.protocol, 1);
+    assert.equal(v.protocol, 2);
     assert.equal(v.executor?.pid, executor.pid);
     const text = await ctl('version');
-    assert.match(text.stdout, /^pullnix-ctl \d+\.\d+\.\d+ \(protocol v1\)\npullnix-executor \d+\.\d+\.\d+ \(pid \d+\)$/m);
+    assert.match(text.stdout, /^pullnix-ctl \d+\.\d+\.\d+ \(protocol v2\)\npullnix-executor \d+\.\d+\.\d+ \(pid \d+\)$/m);
   });
 
   describe('with a watcher connected', () => {

@@ -5,7 +5,7 @@
  */
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger, parseConfig, parseLine, type Config, type Logger } from '@pullnix/shared';
 import { ExecutorLink, watcherKeyPath } from '@pullnix/watcher';
@@ -137,7 +137,9 @@ export function watcherConfig(options: { url: string; stateDir: string; socketPa
     build: { mode: 'flake', host: 'testhost', extraFlags: ['--max-jobs', '0'], timeoutSec: 60, keepGcRoots: 2, ...options.build },
     poll: { intervalSec: 3600, jitterSec: 0, maxBackoffSec: 2, ...options.poll },
     stateDir: options.stateDir,
-    socketPath: options.socketPath,
+    // The watcher uses root's own socket (privateSocketPath): the one the fake executor serves.
+    socketPath: join(dirname(options.socketPath), 'group', basename(options.socketPath)),
+    privateSocketPath: options.socketPath,
     logLevel: 'debug',
     ...options.extra,
   });

@@ -3,7 +3,7 @@
  * on (docs/cli.md). Typed with ajv's JSONSchemaType against the TypeScript types the executor
  * answers with (shared/src/protocol/types.ts), so a change to a type that is not made here too
  * does not compile. `additionalProperties: false` everywhere: the tests then fail on any field
- * that is not documented. Consumers should still ignore unknown fields: within protocol v1
+ * that is not documented. Consumers should still ignore unknown fields: from protocol v1 on
  * fields may be added, never removed, renamed or retyped.
  * `pullnix-ctl schema NAME` prints them.
  */
