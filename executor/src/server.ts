@@ -111,7 +111,7 @@ export const PRIVATE_MAX_CONNECTIONS = 64;
 export const GROUP_MAX_CONNECTIONS = 256;
 
 /**
- * The executor's two sockets (docs/decisions.md D15), one Authenticator (one nonce memory: a
+ * The executor's two sockets (docs/decisions.md D12), one Authenticator (one nonce memory: a
  * request accepted on one socket cannot be replayed on the other) and one run id.
  */
 export function createServers(options: ExecutorServerOptions): ExecutorServers {

@@ -46,7 +46,7 @@ function settingsOf(config: Config, note: string | null, asRoot: boolean): CtlSe
 }
 
 /**
- * Root uses its own socket, which no group member can crowd (docs/decisions.md D15); everyone
+ * Root uses its own socket, which no group member can crowd (docs/decisions.md D12); everyone
  * else the operator group's.
  */
 export function pickSocket(groupPath: string, privatePath: string, asRoot: boolean): string {

@@ -3,7 +3,7 @@
  * Every frame goes through the Authenticator before any handler sees it; a refusal is answered
  * with `{code, message}` and reported, and changes nothing.
  *
- * What a local peer without a key can cost (docs/decisions.md D15):
+ * What a local peer without a key can cost (docs/decisions.md D12):
  *   - bytes: a frame is bounded by its raw size before node-ipc parses it (MAX_FRAME_IN_BYTES);
  *     a connection that sends more before a delimiter is closed. Partial frames are scanned once,
  *     not re-scanned on every chunk.
