@@ -185,7 +185,14 @@ export class Executor {
       current: this.currentId === null ? null : this.history.get(this.currentId),
       lastFailure:
         failed?.outcome && failed.outcome !== 'succeeded'
-          ? { deploymentId: failed.id, commit: failed.commit, outcome: failed.outcome, reason: failed.error?.message ?? failed.outcome, at: failed.finishedAt ?? failed.startedAt }
+          ? {
+              deploymentId: failed.id,
+              commit: failed.commit,
+              outcome: failed.outcome,
+              reason: failed.error?.message ?? failed.outcome,
+              at: failed.finishedAt ?? failed.startedAt,
+              ...(failed.checks?.some((c) => c.passed === false) ? { failedChecks: failed.checks.filter((c) => c.passed === false).map((c) => ({ name: c.name, kind: c.kind, error: c.error })) } : {}),
+            }
           : null,
       knownBad: Object.keys(this.state.state.knownBad),
       watcher: { connected: this.watcherConn !== null && !this.watcherConn.closed, report, reportedAt: this.watcherReport?.at ?? null },
@@ -309,7 +316,7 @@ export class Executor {
         this.refuseIfPaused();
         this.refuseIfKnownBad(request.commit);
       }
-      const d = Deployment.start(this.ctx, request);
+      const d = await Deployment.start(this.ctx, request);
       this.currentId = d.id;
       return runDeployment(this.ctx, d);
     }, unitBefore);

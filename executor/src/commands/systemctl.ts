@@ -39,3 +39,15 @@ export async function failedUnits(runner: Runner, timeoutMs = 30_000): Promise<s
   }
   return [...units].sort();
 }
+
+/** Properties of a unit (`systemctl show --property=A,B`), as a map; null when systemctl cannot answer. */
+export async function unitProperties(runner: Runner, unit: string, properties: readonly string[], timeoutMs = 30_000): Promise<Record<string, string> | null> {
+  const r = await runner(['systemctl', 'show', `--property=${properties.join(',')}`, '--', unit], { timeoutMs });
+  if (r.exitCode !== 0) return null;
+  const out: Record<string, string> = {};
+  for (const line of r.stdout.split('\n')) {
+    const i = line.indexOf('=');
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return out;
+}
