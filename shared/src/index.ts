@@ -16,3 +16,5 @@ export * from './run.ts';
 export * from './fs/atomic.ts';
 export { VERSION } from './version.ts';
 export * from './commands/run-as.ts';
+export * from './metrics.ts';
+export * from './hooks.ts';
