@@ -66,14 +66,19 @@ let
           types.bool
         else if nonNull == [ "array" ] then
           types.listOf (typeOf itemDescriptions n.items)
+        else if nonNull == [ "object" ] && builtins.isAttrs (n.additionalProperties or null) then
+          types.attrsOf (typeOf itemDescriptions n.additionalProperties)
         else if nonNull == [ "object" ] then
           types.submodule {
             options = lib.mapAttrs (
               name: p:
-              mkOption {
-                type = typeOf { } p;
-                description = itemDescriptions.${name} or (p.description or name);
-              }
+              mkOption (
+                {
+                  type = typeOf { } p;
+                  description = itemDescriptions.${name} or (p.description or name);
+                }
+                // optionalAttrs (p ? default) { inherit (p) default; }
+              )
             ) n.properties;
           }
         else
@@ -173,6 +178,24 @@ let
     "paths"
   ];
 
+  # What the schema cannot say about a check (the daemons refuse the same at config load).
+  checkProblems = lib.concatLists (
+    lib.mapAttrsToList (
+      name: c:
+      let
+        at = "services.pullnix.checks.${name}";
+        need = field: lib.optional (c.${field} == null) "${at}.${field} is required for a ${c.type} check";
+      in
+      lib.optional (builtins.elem name [ "git" "failed-units" ]) "${at}: '${name}' is the name of a built-in check"
+      ++ lib.optional (builtins.match "[A-Za-z0-9_-]{1,64}" name == null) "${at}: a check name is 1 to 64 letters, digits, '_' or '-'"
+      ++ lib.optional (c.type == "command" && c.argv == [ ]) "${at}.argv must not be empty for a command check"
+      ++ lib.optionals (c.type == "http") (need "url")
+      ++ lib.optionals (c.type == "tcp") (need "host" ++ need "port")
+      ++ lib.optionals (c.type == "unit") (need "unit")
+      ++ lib.optional (c.timeoutSec > cfg.verify.timeoutSec) "${at}.timeoutSec (${toString c.timeoutSec}) is longer than services.pullnix.verify.timeoutSec (${toString cfg.verify.timeoutSec})"
+    ) cfg.checks
+  );
+
   keyIds = map (k: k.id) cfg.operators.keys;
   duplicateIds = lib.unique (builtins.filter (id: lib.count (x: x == id) keyIds > 1) keyIds);
 
@@ -223,6 +246,10 @@ in
       {
         assertion = duplicateIds == [ ];
         message = "services.pullnix.operators.keys: duplicate id(s) ${concatStringsSep ", " duplicateIds}; every key needs its own id.";
+      }
+      {
+        assertion = checkProblems == [ ];
+        message = "services.pullnix.checks:\n${concatMapStringsSep "\n" (p: "  - ${p}") checkProblems}";
       }
       {
         assertion = schemaProblems == [ ];
