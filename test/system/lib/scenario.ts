@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
 import { EVENTS, type DeploymentRecord, type EventName } from '@pullnix/shared';
-import { TestBed, short, shortPath, type BedOptions, type JournalEntry } from './bed.ts';
+import { TestBed, short, shortPath, type BedOptions, type GenerationSpec, type JournalEntry } from './bed.ts';
 
 // Interrupted (Ctrl-C, the runner's SIGTERM): exit, so that container.ts's exit hook kills the
 // machines still running and removes their cgroups.
@@ -48,9 +48,10 @@ export async function withBed(t: TestContext, options: Omit<BedOptions, 'log'>, 
  * booted, pullnix running; the watcher then deploys that commit once (nothing recorded it before),
  * which this waits for, so every scenario starts from "deployed = first commit".
  */
-export async function installed(bed: TestBed): Promise<{ commit: string; toplevel: string; record: DeploymentRecord }> {
-  const commit = await bed.commit({ label: 'gen1' }, 'initial configuration');
+export async function installed(bed: TestBed, spec: GenerationSpec = { label: 'gen1' }, beforeInstall?: () => Promise<void>): Promise<{ commit: string; toplevel: string; record: DeploymentRecord }> {
+  const commit = await bed.commit(spec, 'initial configuration');
   await bed.boot();
+  await beforeInstall?.();
   const toplevel = await bed.install(commit);
   await bed.waitForPullnix();
   const record = await bed.waitForOutcome(commit);
