@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo } from 'node:net';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { parseConfig, ConfigError, runAsArgv, type CheckConfig } from '@pullnix/shared';
 import { httpCheck } from '../src/verify/http.ts';
@@ -166,6 +168,41 @@ describe('verification in the pipeline', () => {
     }
     assert.ok(h.log.events.some((e) => e.name === 'hook.failed' && e.fields.hook === 'onSuccess'));
     assert.equal(h.executor.status().deployed?.commit, COMMIT_A);
+  });
+});
+
+describe("the checks are the verified system's own", () => {
+  /** A system whose etc/pullnix/config.json declares `checks`. */
+  function systemWithChecks(hh: Harness, name: string, checks: Record<string, unknown>): string {
+    const top = hh.sys.makeSystem(name);
+    mkdirSync(join(top, 'etc/pullnix'), { recursive: true });
+    writeFileSync(join(top, 'etc/pullnix/config.json'), JSON.stringify({ repository: { url: 'file:///fake/remote.git' }, build: { mode: 'flake' }, checks }));
+    return top;
+  }
+
+  it('a commit that adds a service and its check is checked at once; one that removes both is not failed by the old check', async () => {
+    const { url, server } = await listen(() => [503, 'not there']);
+    try {
+      const broken = { api: { type: 'http', url: `${url}/health`, timeoutSec: 2 } };
+      // the running configuration has no checks: the new system's own check still runs
+      h = harness();
+      const added = await deploy(h, COMMIT_A, systemWithChecks(h, 'adds-api', broken));
+      assert.equal(added.outcome, 'rolled-back');
+      assert.deepEqual(added.checks!.map((c) => c.name), ['git', 'failed-units', 'api']);
+      h.sys.cleanup();
+      // the running configuration checks api; the new system dropped it: not run, succeeds
+      h = harness({ checks: broken });
+      const removed = await deploy(h, COMMIT_B, systemWithChecks(h, 'drops-api', {}));
+      assert.equal(removed.outcome, 'succeeded', JSON.stringify(removed.error));
+      assert.deepEqual(removed.checks!.map((c) => c.name), ['git', 'failed-units']);
+      assert.ok(!h.log.names().includes('verify.own_config_unusable'));
+      // a system without a readable configuration: the running one's checks, said in the journal
+      const fallback = await deploy(h, COMMIT_A, h.sys.makeSystem('no-pullnix-config'));
+      assert.equal(fallback.outcome, 'rolled-back');
+      assert.ok(h.log.names().includes('verify.own_config_unusable'));
+    } finally {
+      server.close();
+    }
   });
 });
 

@@ -46,7 +46,7 @@ describe('executor process: the pipeline end to end', () => {
     const { deployment } = await watcher.request('deploy', { commit: COMMIT_1, toplevel: v1 }, { timeoutMs: 30_000 });
     assert.equal(deployment.outcome, 'succeeded', JSON.stringify(deployment.error));
     assert.equal(deployment.requestedBy, 'watcher');
-    assert.deepEqual(deployment.previous, { system: bed.initial, generation: 1 });
+    assert.deepEqual(deployment.previous, { system: bed.initial, generation: 1, failedUnits: [] });
     assert.equal(deployment.generation, 2);
     assert.deepEqual(deployment.phases.map((p) => p.phase), ['accepted', 'activating', 'verifying', 'committing', 'finished']);
     assert.equal(readlinkSync(bed.profile), 'system-2-link');
@@ -57,8 +57,12 @@ describe('executor process: the pipeline end to end', () => {
     const calls = bed.calls().slice(callsBefore).map((c) => c.join(' '));
     const unit = calls.find((c) => c.startsWith('systemd-run'))!;
     assert.match(unit, /^systemd-run --unit=pullnix-activate-1-[0-9a-f]{6}\.service --service-type=exec --collect --pipe --wait --quiet -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER /);
+    // The failed-units check looks before activation and then until it has settled (how often depends on timing).
+    const listUnits = calls.map((c, i) => (c.startsWith('systemctl list-units') ? i : -1)).filter((i) => i >= 0);
+    const activation = calls.findIndex((c) => c.startsWith('systemd-run'));
+    assert.ok(listUnits[0]! < activation && listUnits.at(-1)! > activation, calls.join('\n'));
     assert.deepEqual(
-      calls.map((c) => c.replace(/--unit=\S+ .* (\/nix\/store)/, '$1')),
+      calls.filter((c) => !c.startsWith('systemctl list-units')).map((c) => c.replace(/--unit=\S+ .* (\/nix\/store)/, '$1')),
       [
         'systemctl cat -- pullnix-executor.service',
         `systemd-run ${v1}/bin/switch-to-configuration test`,
@@ -81,7 +85,7 @@ describe('executor process: the pipeline end to end', () => {
     try {
       const { deployment } = await watcher.request('deploy', { commit: COMMIT_2, toplevel: v2 }, { timeoutMs: 30_000 });
       assert.equal(deployment.outcome, 'rolled-back');
-      assert.deepEqual(deployment.previous, { system: v1, generation: 2 });
+      assert.deepEqual(deployment.previous, { system: v1, generation: 2, failedUnits: [] });
       assert.match(deployment.error!.message, /git ls-remote .* failed \d+ times/);
       assert.equal(bed.live(), v1, 'the recorded previous system is live again');
       assert.equal(bed.profileTarget(), v1, 'the boot default never moved');

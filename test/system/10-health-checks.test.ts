@@ -4,6 +4,7 @@
  *
  *   main: c1 (installed: web healthy) ─ c2 (a unit that crash-loops: rolled back)
  *         ─ c3 (web answers 500: rolled back) ─ c4 (web fixed: deployed)
+ *         ─ c5 (web service and its check removed together: deployed, the old check is not run)
  *
  * The crash-looping unit is active for a second after every start, so switch-to-configuration
  * exits 0; only the settle window of the failed-units check sees it fail.
@@ -66,6 +67,13 @@ test('health checks: a crash-looping unit and a broken HTTP endpoint are rolled 
     assert.equal(fixed.outcome, 'succeeded', JSON.stringify(fixed));
     assert.equal(fixed.checks!.find((c) => c.name === 'web')!.passed, true);
     assert.equal(bed.bootDefault(), fixed.toplevel);
-    t.diagnostic(`rolled back ${short(c2)} (crash loop) and ${short(c3)} (http), deployed ${short(c4)}`);
+
+    // (4) the checks are the deployed system's own: dropping the web service and its check together deploys
+    const c5 = await bed.commit({ label: 'no-web' }, 'retire the web application (service and check)');
+    const retired = await bed.waitForOutcome(c5);
+    assert.equal(retired.outcome, 'succeeded', JSON.stringify(retired));
+    assert.deepEqual(retired.checks!.map((c) => c.name), ['git', 'failed-units']);
+    assert.equal(await bed.unitProperty('bed-web.service', 'LoadState'), 'not-found');
+    t.diagnostic(`rolled back ${short(c2)} (crash loop) and ${short(c3)} (http), deployed ${short(c4)} and ${short(c5)}`);
   });
 });

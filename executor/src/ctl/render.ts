@@ -83,8 +83,10 @@ export function renderStatus(st: StatusResult, ctx: RenderContext): string {
   if (st.lastFailure) {
     const f = st.lastFailure;
     rows.push(['last failure', `${s.red(f.outcome)} #${f.deploymentId} ${shortCommit(f.commit)} ${relativeTime(f.at, now)}`]);
-    rows.push(['', firstLine(f.reason, 160)]);
-    for (const c of f.failedChecks ?? []) rows.push([f.failedChecks!.indexOf(c) === 0 ? 'failed check' : '', `${s.red(c.name)} (${c.kind}): ${firstLine(c.error ?? 'failed', 160)}`]);
+    // A failed verification names its checks plainly, instead of the combined reason.
+    const checks = f.failedChecks ?? [];
+    if (checks.length === 0) rows.push(['', firstLine(f.reason, 160)]);
+    for (const [i, c] of checks.entries()) rows.push([i === 0 ? 'failed check' : '', `${s.red(c.name)} (${c.kind}): ${firstLine(c.error ?? 'failed', 160)}`]);
   } else rows.push(['last failure', 'none']);
   if (st.knownBad.length > 0) rows.push(['known bad', `${st.knownBad.map((c) => shortCommit(c)).join(', ')} ${s.dim('(not deployed again until: pullnix-ctl retry COMMIT)')}`]);
 

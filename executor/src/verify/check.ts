@@ -29,6 +29,8 @@ export interface Check {
   readonly what: string;
   /** Longest single attempt (the check's timeoutSec). */
   readonly attemptTimeoutMs: number;
+  /** The final error from the last attempt's; default `<what> failed N times within verify.timeoutSec=T; last: <error>`. */
+  giveUp?(lastError: string, attempts: number, timeoutSec: number): string;
   attempt(options: AttemptOptions): Promise<Attempt>;
 }
 
@@ -72,7 +74,8 @@ export async function runCheck(check: Check, o: RunCheckOptions): Promise<CheckR
     o.log.event('verify.attempt_failed', { check: check.name, kind: check.kind, attempt: attempts, error: a.error, next_ms: giveUp ? null : pause });
     if (giveUp) {
       const times = attempts === 1 ? 'once' : `${attempts} times`;
-      return result(check, o, started, attempts, { ...a, error: `${check.what} failed ${times} within verify.timeoutSec=${o.timeoutSec}; last: ${a.error}` });
+      const error = check.giveUp ? check.giveUp(a.error, attempts, o.timeoutSec) : `${check.what} failed ${times} within verify.timeoutSec=${o.timeoutSec}; last: ${a.error}`;
+      return result(check, o, started, attempts, { ...a, error });
     }
     await o.clock.sleep(pause);
     backoff = Math.min(backoff * 2, MAX_VERIFY_BACKOFF_MS);

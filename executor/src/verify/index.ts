@@ -4,8 +4,15 @@
  * deadline (verify.timeoutSec after verification started): the newly-failed-units check (unless
  * verify.failedUnits.enable is false) and the declared checks, in the order of their names.
  * All must pass.
+ *
+ * The declared checks (and verify.failedUnits) are those of the system being verified, read from
+ * its own `<toplevel>/etc/pullnix/config.json`: a commit that adds a service and its check is
+ * checked at once, and one that removes both is not failed by the old check. git and the timing
+ * (verify.timeoutSec, back-off) stay the running executor's. A system without a readable pullnix
+ * configuration is verified with the running one's checks (logged).
  */
-import type { CheckResult, DeploymentRecord, Logger } from '@pullnix/shared';
+import { readFileSync } from 'node:fs';
+import { ConfigError, parseConfig, type CheckResult, type Config, type DeploymentRecord, type Logger } from '@pullnix/shared';
 import type { PipelineContext } from '../pipeline/context.ts';
 import { notRun, runCheck, type Check, type RunCheckOptions } from './check.ts';
 import { commandCheck } from './command.ts';
@@ -30,11 +37,38 @@ export function deploymentEnv(record: DeploymentRecord): Record<string, string> 
   };
 }
 
+/** Where a system keeps its pullnix configuration (NixOS: environment.etc."pullnix/config.json"). */
+export function systemConfigPath(toplevel: string): string {
+  return `${toplevel}/etc/pullnix/config.json`;
+}
+
+export type ChecksConfig = Pick<Config, 'checks'> & { failedUnits: Config['verify']['failedUnits']; source: string };
+
+/** The checks to run for a system: its own configuration's, else the running one's. */
+export function checksConfigOf(ctx: PipelineContext, toplevel: string, log: Logger): ChecksConfig {
+  const path = systemConfigPath(toplevel);
+  const running = (why: string): ChecksConfig => {
+    log.event('verify.own_config_unusable', { file: path, reason: why });
+    return { checks: ctx.config.checks, failedUnits: ctx.config.verify.failedUnits, source: 'running configuration' };
+  };
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    return running(`cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  try {
+    const own = parseConfig(text, path);
+    return { checks: own.checks, failedUnits: own.verify.failedUnits, source: path };
+  } catch (error) {
+    return running(error instanceof ConfigError ? error.problems.join('; ') : (error as Error).message);
+  }
+}
+
 /** The checks after git, in the order they are reported. */
-export function followingChecks(ctx: PipelineContext, record: DeploymentRecord): Check[] {
-  const { config } = ctx;
+export function followingChecks(ctx: PipelineContext, record: DeploymentRecord, config: Pick<ChecksConfig, 'checks' | 'failedUnits'>): Check[] {
   const list: Check[] = [];
-  if (config.verify.failedUnits.enable) list.push(unitsCheck(ctx, record.previous.failedUnits));
+  if (config.failedUnits.enable) list.push(unitsCheck(ctx, record.previous.failedUnits, config.failedUnits.settleSec));
   const env = deploymentEnv(record);
   for (const name of Object.keys(config.checks).sort()) {
     const c = config.checks[name]!;
@@ -59,7 +93,7 @@ export function followingChecks(ctx: PipelineContext, record: DeploymentRecord):
 export async function runChecks(ctx: PipelineContext, d: { record: DeploymentRecord; log: Logger }, signal: AbortSignal = new AbortController().signal): Promise<Verification> {
   const { verify } = ctx.config;
   const options: RunCheckOptions = { clock: ctx.clock, log: d.log, deadline: ctx.clock.now() + verify.timeoutSec * 1000, initialBackoffMs: verify.initialBackoffMs, timeoutSec: verify.timeoutSec, signal };
-  const rest = followingChecks(ctx, d.record);
+  const rest = followingChecks(ctx, d.record, checksConfigOf(ctx, d.record.toplevel, d.log));
   const git = await runCheck(gitCheck(ctx), options);
   const checks = git.passed ? [git, ...(await Promise.all(rest.map((c) => runCheck(c, options))))] : [git, ...rest.map(notRun)];
   const failed = checks.filter((c) => c.passed === false);

@@ -15,14 +15,15 @@ import type { Check } from './check.ts';
 
 export const SETTLE_POLL_MS = 500;
 
-export function unitsCheck(ctx: PipelineContext, before: readonly string[] | undefined): Check {
-  const settleMs = ctx.config.verify.failedUnits.settleSec * 1000;
+export function unitsCheck(ctx: PipelineContext, before: readonly string[] | undefined, settleSec: number): Check {
+  const settleMs = settleSec * 1000;
   let cleanSince: number | null = null;
   return {
     name: 'failed-units',
     kind: 'units',
     what: 'systemctl list-units --state=failed,auto-restart',
     attemptTimeoutMs: 30_000,
+    giveUp: (last, attempts, timeoutSec) => `${last} (still at the last of ${attempts} looks within verify.timeoutSec=${timeoutSec})`,
     async attempt({ timeoutMs }) {
       const now = await failedUnits(ctx.runner, timeoutMs);
       if (now === null) {
@@ -34,7 +35,7 @@ export function unitsCheck(ctx: PipelineContext, before: readonly string[] | und
       const preexisting = now.filter((u) => known.has(u));
       if (units.length > 0) {
         cleanSince = null;
-        return { ok: false, error: `failed after activation (not before): ${units.join(', ')}`, units, preexisting };
+        return { ok: false, error: `units failed after activation (not before it): ${units.join(', ')}`, units, preexisting };
       }
       const t = ctx.clock.now();
       cleanSince ??= t;

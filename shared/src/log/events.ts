@@ -37,6 +37,7 @@ export const EVENTS = {
   'deploy.reboot_required': { priority: 'warning', source: 'executor', summary: 'step 3: switch-to-configuration exited 100; nothing activated, boot default untouched' },
   'deploy.verifying': { priority: 'info', source: 'executor', summary: 'step 4: the checks started (git connectivity first, then newly failed units and the declared checks)' },
   'verify.attempt_failed': { priority: 'warning', source: 'executor', summary: 'one attempt of a check failed (check= names it); retried with back-off until verify.timeoutSec' },
+  'verify.own_config_unusable': { priority: 'warning', source: 'executor', summary: "the deployed system's own pullnix configuration (<toplevel>/etc/pullnix/config.json) cannot be read or is invalid; its checks are the running configuration's" },
   'check.passed': { priority: 'info', source: 'executor', summary: 'step 4: a check passed (check=, kind=, attempts=)' },
   'check.failed': { priority: 'error', source: 'executor', summary: 'step 4: a check still failed at verify.timeoutSec (check=, error=); the deployment is rolled back' },
   'deploy.verified': { priority: 'info', source: 'executor', summary: 'step 4: every check passed' },
@@ -54,7 +55,7 @@ export const EVENTS = {
   'hook.succeeded': { priority: 'info', source: 'any', summary: 'a hook exited 0' },
   'hook.failed': { priority: 'warning', source: 'any', summary: 'onSuccess/onFailure exited non-zero, timed out or could not start; logged only, the outcome stands' },
   'deploy.postponed': { priority: 'info', source: 'watcher', summary: 'the preDeploy hook said not now (non-zero exit or timeout); asked again at the next poll, not a failure' },
-  'metrics.write_failed': { priority: 'warning', source: 'any', summary: 'the metrics textfile could not be written (metrics.textfileDirectory); retried at the next change' },
+  'metrics.write_failed': { priority: 'error', source: 'any', summary: 'the metrics textfile could not be written (metrics.textfileDirectory); retried at the next change' },
   'watcher.restart_failed': { priority: 'error', source: 'executor', summary: 'step 7: restarting the watcher failed' },
   // --- watcher
   'watcher.started': { priority: 'info', source: 'watcher', summary: 'the watcher started' },
