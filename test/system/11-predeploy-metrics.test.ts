@@ -9,6 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { waitFor } from './lib/proc.ts';
 import { installed, withBed } from './lib/scenario.ts';
@@ -17,7 +18,10 @@ import { CRASH_LOOP_UNIT } from './lib/units.ts';
 const METRICS_DIR = '/var/lib/bed-metrics';
 const config = { hooks: { preDeploy: { argv: ['/bin/test', '-e', '/run/bed-go'], timeoutSec: 10 } }, metrics: { textfileDirectory: METRICS_DIR } };
 
+const NEEDS = ['/usr/bin/prometheus-node-exporter', '/usr/bin/promtool'].filter((f) => !existsSync(f));
+
 test('preDeploy holds a deployment until it says yes; node_exporter serves the right pullnix metrics after a deploy and a rollback', { timeout: 400_000 }, async (t) => {
+  assert.deepEqual(NEEDS, [], 'this scenario needs Debian packages prometheus-node-exporter and prometheus (promtool): apt-get install -y prometheus prometheus-node-exporter');
   await withBed(t, { name: 'predeploy-metrics', verifyTimeoutSec: 8 }, async (bed) => {
     const go = (yes: boolean) => bed.container.execOk(yes ? ['touch', '/run/bed-go'] : ['rm', '-f', '/run/bed-go']);
     const first = await installed(bed, { label: 'gen1', config }, () => go(true).then(() => undefined));
