@@ -10,8 +10,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createRunner } from '@pullnix/shared';
 import { ExecutorLink, Watcher, watcherKeyPath } from '@pullnix/watcher';
-import { GitRemote } from '../lib/git-remote.ts';
-import { FakeExecutor } from '../lib/watcher-fake-executor.ts';
+import { c1DeployedC2Pushed } from '../lib/watcher-fake-executor.ts';
 import { CapturedLog, Fixtures, standInToplevel, waitFor, watcherConfig } from '../lib/watcher-fixtures.ts';
 
 const fx = new Fixtures();
@@ -37,20 +36,12 @@ chmodSync(join(fx.bin, 'systemd-run'), 0o755);
 describe('watcher: the preDeploy hook', () => {
   it('"not now" holds the deployment (logged, counted, not a failure) until the hook says yes', async () => {
     // main: c1 (deployed) - *c2
-    const remote = new GitRemote();
-    const c1 = remote.commit('c1');
-    const c2 = remote.commit('c2');
-    remote.push();
-    const stateDir = fx.newStateDir();
-    const socketPath = join(stateDir, 'run', 'executor.sock');
+    const { remote, c2, stateDir, socketPath, executor } = await c1DeployedC2Pushed(() => fx.newStateDir());
     const go = join(stateDir, 'go');
     const seen = join(stateDir, 'seen');
     const metricsDir = join(stateDir, 'metrics');
     const hook = { argv: ['/bin/sh', '-c', `echo "$PULLNIX_COMMIT $PULLNIX_TOPLEVEL $PULLNIX_OUTCOME." > ${seen}; test -e ${go}`], timeoutSec: 10 };
     const config = watcherConfig({ url: remote.url, stateDir, socketPath, extra: { hooks: { preDeploy: hook }, metrics: { textfileDirectory: metricsDir } } });
-    const executor = new FakeExecutor({ socketPath, stateDir });
-    await executor.start();
-    executor.deployed = c1;
     const log = new CapturedLog();
     const controller = new AbortController();
     const link = new ExecutorLink({ socketPath, keyPath: watcherKeyPath(stateDir), logger: log.logger, pid: process.pid, version: 'test', maxBackoffMs: 1000, baseBackoffMs: 20 });

@@ -328,7 +328,7 @@ export class Watcher {
     const removed = pruneGcRoots(this.gcrootsDir, this.config.build.keepGcRoots, [head, deployed]);
     if (removed.length > 0) this.logger.event('gcroots.pruned', { removed, kept: this.config.build.keepGcRoots });
 
-    if (this.config.hooks.preDeploy && !(await this.preDeploy(head, build.toplevel, deployed, signal))) return this.result('postponed', head);
+    if (this.config.hooks.preDeploy && !(await this.preDeploy(head, build.toplevel, deployed, signal))) return this.result(signal.aborted ? 'stopped' : 'postponed', head);
     return this.requestDeploy(head, build.toplevel);
   }
 
@@ -342,6 +342,7 @@ export class Watcher {
     const previous = liveSystem(this.config.paths.currentSystem);
     const r = await runHook(this.runner, this.logger.child({ commit: head }), 'preDeploy', hook, { deployment: null, commit: head, outcome: null, toplevel, previous, error: null }, signal);
     if (r.ok) return true;
+    if (signal.aborted) return false;
     this.postponed += 1;
     this.failures = 0;
     this.logger.event('deploy.postponed', { commit: head, toplevel, deployed, postponed: this.postponed, error: r.error, output: r.output || undefined });
