@@ -129,6 +129,24 @@ describe('verification in the pipeline', () => {
     assert.deepEqual(record.checks!.find((c) => c.name === 'failed-units')!.units, ['loop.service']);
   });
 
+  it('a unit running again at the deadline, but for less than settleSec since it failed, still fails the check', async () => {
+    h = harness();
+    // failing at the looks at 0, 1, 3 and 7 s (back-off), running again at the deadline (10 s)
+    failedUnitsSequence(h, [[], ['loop.service'], ['loop.service'], ['loop.service'], ['loop.service'], []]);
+    const record = await deploy(h, COMMIT_A, h.sys.makeSystem('loop'));
+    assert.equal(record.outcome, 'rolled-back');
+    const units = record.checks!.find((c) => c.name === 'failed-units')!;
+    assert.deepEqual(units.units, ['loop.service']);
+    assert.match(units.error!, /loop\.service; running again for less than verify\.failedUnits\.settleSec=5 at the deadline/);
+  });
+
+  it('a unit that failed once and then stays up for settleSec passes', async () => {
+    h = harness();
+    failedUnitsSequence(h, [[], ['flaky.service'], []]);
+    const record = await deploy(h, COMMIT_A, h.sys.makeSystem('flaky'));
+    assert.equal(record.outcome, 'succeeded');
+  });
+
   it('only units already failed before: the deployment succeeds and they are reported', async () => {
     h = harness();
     failedUnitsSequence(h, [['old-broken.service']]);

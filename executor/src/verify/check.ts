@@ -12,7 +12,16 @@ export const MAX_VERIFY_BACKOFF_MS = 15_000;
 
 /** One attempt's answer. */
 export type Attempt =
-  | { ok: true; output?: string; units?: string[]; preexisting?: string[]; /** Passing so far, not yet final: ask again after this many ms. */ settleMs?: number }
+  | {
+      ok: true;
+      output?: string;
+      units?: string[];
+      preexisting?: string[];
+      /** Passing so far, not yet final: ask again after this many ms. */
+      settleMs?: number;
+      /** With settleMs: if the deadline comes before it settles, the check fails with this (unset: it passes). */
+      unsettled?: string;
+    }
   | { ok: false; error: string; output?: string; units?: string[]; preexisting?: string[] };
 
 export interface AttemptOptions {
@@ -62,6 +71,10 @@ export async function runCheck(check: Check, o: RunCheckOptions): Promise<CheckR
       a = { ok: false, error: `the check could not run: ${(error as Error).message}` };
     }
     const left = o.deadline - o.clock.now();
+    if (a.ok && a.settleMs !== undefined && a.settleMs > 0 && left <= 0 && a.unsettled !== undefined) {
+      // Clean at the deadline, but not for long enough since it last failed: that is still a failure.
+      return result(check, o, started, attempts, { ok: false, error: a.unsettled, ...(a.units ? { units: a.units } : {}), ...(a.preexisting ? { preexisting: a.preexisting } : {}) });
+    }
     if (a.ok && (a.settleMs === undefined || a.settleMs <= 0 || left <= 0)) return result(check, o, started, attempts, a);
     if (a.ok) {
       // Passing, but not for long enough yet: look again soon (the settle window ends before the deadline).

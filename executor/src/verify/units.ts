@@ -15,9 +15,15 @@ import type { Check } from './check.ts';
 
 export const SETTLE_POLL_MS = 500;
 
+function failedError(units: readonly string[]): string {
+  return `units failed after activation (not before it): ${units.join(', ')}`;
+}
+
 export function unitsCheck(ctx: PipelineContext, before: readonly string[] | undefined, settleSec: number): Check {
   const settleMs = settleSec * 1000;
   let cleanSince: number | null = null;
+  /** The units seen failing last, while the clean streak since then is shorter than the settle window. */
+  let lastFailed: string[] | null = null;
   return {
     name: 'failed-units',
     kind: 'units',
@@ -35,12 +41,16 @@ export function unitsCheck(ctx: PipelineContext, before: readonly string[] | und
       const preexisting = now.filter((u) => known.has(u));
       if (units.length > 0) {
         cleanSince = null;
-        return { ok: false, error: `units failed after activation (not before it): ${units.join(', ')}`, units, preexisting };
+        lastFailed = units;
+        return { ok: false, error: failedError(units), units, preexisting };
       }
       const t = ctx.clock.now();
       cleanSince ??= t;
       const left = settleMs - (t - cleanSince);
-      return left > 0 ? { ok: true, units, preexisting, settleMs: Math.min(SETTLE_POLL_MS, left) } : { ok: true, units, preexisting };
+      if (left <= 0) return { ok: true, units, preexisting };
+      // A unit seen failing less than settleSec ago and running again is crash-looping until proven otherwise.
+      const pending = { ok: true as const, units: lastFailed ?? [], preexisting, settleMs: Math.min(SETTLE_POLL_MS, left) };
+      return lastFailed ? { ...pending, unsettled: `${failedError(lastFailed)}; running again for less than verify.failedUnits.settleSec=${settleSec} at the deadline` } : pending;
     },
   };
 }
