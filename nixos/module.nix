@@ -179,22 +179,10 @@ let
   ];
 
   # What the schema cannot say about a check (the daemons refuse the same at config load).
-  checkProblems = lib.concatLists (
-    lib.mapAttrsToList (
-      name: c:
-      let
-        at = "services.pullnix.checks.${name}";
-        need = field: lib.optional (c.${field} == null) "${at}.${field} is required for a ${c.type} check";
-      in
-      lib.optional (builtins.elem name [ "git" "failed-units" ]) "${at}: '${name}' is the name of a built-in check"
-      ++ lib.optional (builtins.match "[A-Za-z0-9_-]{1,64}" name == null) "${at}: a check name is 1 to 64 letters, digits, '_' or '-'"
-      ++ lib.optional (c.type == "command" && c.argv == [ ]) "${at}.argv must not be empty for a command check"
-      ++ lib.optionals (c.type == "http") (need "url")
-      ++ lib.optionals (c.type == "tcp") (need "host" ++ need "port")
-      ++ lib.optionals (c.type == "unit") (need "unit")
-      ++ lib.optional (c.timeoutSec > cfg.verify.timeoutSec) "${at}.timeoutSec (${toString c.timeoutSec}) is longer than services.pullnix.verify.timeoutSec (${toString cfg.verify.timeoutSec})"
-    ) cfg.checks
-  );
+  checkProblems = import ./check-definitions.nix {
+    inherit (cfg) checks;
+    verifyTimeoutSec = cfg.verify.timeoutSec;
+  };
 
   keyIds = map (k: k.id) cfg.operators.keys;
   duplicateIds = lib.unique (builtins.filter (id: lib.count (x: x == id) keyIds > 1) keyIds);
