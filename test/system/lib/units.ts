@@ -35,4 +35,9 @@ createServer((req, res) => {
 }).listen(8080, '127.0.0.1');
 `;
 
-export const WEB_CHECK = { web: { type: 'http', url: 'http://127.0.0.1:8080/health', bodyPattern: '^healthy', timeoutSec: 3 } };
+/** The checks of a generation with the web application: its endpoint, its unit, and a command run as a dynamic user. */
+export const WEB_CHECK = {
+  web: { type: 'http', url: 'http://127.0.0.1:8080/health', bodyPattern: '^healthy', timeoutSec: 3 },
+  'web-unit': { type: 'unit', unit: 'bed-web.service', timeoutSec: 3 },
+  whoami: { type: 'command', argv: ['/bin/sh', '-c', 'echo "uid=$(id -u) commit=$PULLNIX_COMMIT"; test "$(id -u)" != 0'], timeoutSec: 5 },
+};
