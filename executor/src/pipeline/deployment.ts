@@ -12,7 +12,6 @@
  * The pipeline never builds a command line: commands/ does.
  */
 import { describeFailure, lastLines, PullnixError, type DeploymentOutcome, type DeploymentPhase, type DeploymentRecord, type ErrorCode, type ErrorData, type Logger, type RunResult } from '@pullnix/shared';
-import { lsRemote } from '../commands/git.ts';
 import { generationSystem, profileGeneration, setProfile, switchGeneration } from '../commands/nix-env.ts';
 import { activeState, failedUnits, stopUnit } from '../commands/systemctl.ts';
 import { transientUnitName } from '../commands/systemd-run.ts';
