@@ -100,6 +100,29 @@ let
         }
       ) != [ ]
     ) "schema.nix: validate must reject an unknown key and an empty URL"
+    # Bad check definitions are refused with the check named (module.nix asserts this list is empty).
+    ++ expect (
+      import ./check-definitions.nix {
+        verifyTimeoutSec = 30;
+        checks = {
+          ping = { type = "command"; argv = [ ]; timeoutSec = 10; };
+          web = { type = "http"; url = null; timeoutSec = 60; };
+          git = { type = "tcp"; host = "h"; port = 1; timeoutSec = 10; };
+          ok = { type = "unit"; unit = "nginx.service"; timeoutSec = 10; };
+        };
+      } == [
+        "services.pullnix.checks.git: 'git' is the name of a built-in check"
+        "services.pullnix.checks.ping.argv must not be empty for a command check"
+        "services.pullnix.checks.web.url is required for a http check"
+        "services.pullnix.checks.web.timeoutSec (60) is longer than services.pullnix.verify.timeoutSec (30)"
+      ]
+    ) "check-definitions.nix: must name an empty argv, a missing url, a timeout above verify.timeoutSec and a built-in name"
+    # A URL that does not parse is refused by the schema's pattern (validate), naming the key.
+    ++ expect (
+      builtins.any (p: builtins.match "checks\\.web\\.url: .*does not match.*" p != null) (
+        schema.validate (sampleConfig // { checks.web = { type = "http"; url = "not a url"; }; })
+      )
+    ) "schema.nix: must refuse checks.web.url = \"not a url\" naming the key"
     # Every option with a `key` names a key the schema knows (schema.node throws otherwise).
     ++ concatLists (
       map (d: expect ((builtins.tryEval (schema.node d.key)).success) "options.nix: ${concatStringsSep "." d.loc} writes unknown key ${toJSON d.key}") (

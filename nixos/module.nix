@@ -68,6 +68,8 @@ let
           types.bool
         else if nonNull == [ "array" ] then
           types.listOf (typeOf itemDescriptions n.items)
+        else if nonNull == [ "object" ] && builtins.isAttrs (n.additionalProperties or null) then
+          types.attrsOf (typeOf itemDescriptions n.additionalProperties)
         else if nonNull == [ "object" ] then
           types.submodule {
             options = lib.mapAttrs (
@@ -185,6 +187,12 @@ let
     "paths"
   ];
 
+  # What the schema cannot say about a check (the daemons refuse the same at config load).
+  checkProblems = import ./check-definitions.nix {
+    inherit (cfg) checks;
+    verifyTimeoutSec = cfg.verify.timeoutSec;
+  };
+
   keyIds = map (k: k.id) cfg.operators.keys;
   duplicateIds = lib.unique (builtins.filter (id: lib.count (x: x == id) keyIds > 1) keyIds);
 
@@ -241,6 +249,10 @@ in
       {
         assertion = cfg.trust.mode == "off" || cfg.trust.allowedSigners != [ ] || cfg.trust.openpgpKeys != [ ];
         message = ''services.pullnix.trust.mode is "${cfg.trust.mode}" but no key is trusted: set trust.allowedSigners (SSH keys) or trust.openpgpKeys (armored OpenPGP public keys), or every commit would be refused.'';
+      }
+      {
+        assertion = checkProblems == [ ];
+        message = "services.pullnix.checks:\n${concatMapStringsSep "\n" (p: "  - ${p}") checkProblems}";
       }
       {
         assertion = schemaProblems == [ ];

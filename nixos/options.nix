@@ -178,6 +178,85 @@
       key = [ "verify" "attemptTimeoutSec" ];
     }
 
+    {
+      loc = [ "verify" "failedUnits" "enable" ];
+      key = [ "verify" "failedUnits" "enable" ];
+    }
+    {
+      loc = [ "verify" "failedUnits" "settleSec" ];
+      key = [ "verify" "failedUnits" "settleSec" ];
+    }
+
+    # ---- health checks and hooks ---------------------------------------------------------------
+    {
+      loc = [ "checks" ];
+      key = [ "checks" ];
+      example = {
+        nginx = {
+          type = "http";
+          url = "http://127.0.0.1/healthz";
+          bodyPattern = "ok";
+        };
+        postgres = {
+          type = "unit";
+          unit = "postgresql.service";
+        };
+        dns = {
+          type = "command";
+          argv = [ "/run/current-system/sw/bin/host" "example.org" "127.0.0.1" ];
+        };
+        ssh = {
+          type = "tcp";
+          host = "127.0.0.1";
+          port = 22;
+        };
+      };
+      description = ''
+        Health checks run after every activation, after the git connectivity check (always first)
+        and the newly-failed-units check (`verify.failedUnits`), each retried with back-off until
+        `verify.timeoutSec`. All must pass, or the deployment is rolled back and the history names
+        the check. `type` decides which fields apply: `command` (`argv`, `user`; runs through
+        systemd-run as `user`, default a dynamic unprivileged user), `http` (`url`,
+        `expectStatus`, `bodyPattern`), `tcp` (`host`, `port`), `unit` (`unit`). A definition
+        with an empty `argv`, a URL that does not parse or a `timeoutSec` longer than
+        `verify.timeoutSec` is an evaluation error naming the check.
+      '';
+    }
+    {
+      loc = [ "hooks" "preDeploy" ];
+      key = [ "hooks" "preDeploy" ];
+      example = {
+        argv = [ "/etc/pullnix/maintenance-window" ];
+        timeoutSec = 30;
+      };
+    }
+    {
+      loc = [ "hooks" "onSuccess" ];
+      key = [ "hooks" "onSuccess" ];
+    }
+    {
+      loc = [ "hooks" "onFailure" ];
+      key = [ "hooks" "onFailure" ];
+      example = {
+        argv = [ "/etc/pullnix/notify" "--channel" "ops" ];
+        user = "notify";
+      };
+    }
+
+    # ---- metrics ---------------------------------------------------------------------------------
+    {
+      loc = [ "metrics" "textfileDirectory" ];
+      key = [ "metrics" "textfileDirectory" ];
+      example = "/var/lib/prometheus-node-exporter-text-files";
+      description = ''
+        Directory read by node_exporter's textfile collector: the executor writes
+        `pullnix-executor.prom` and the watcher `pullnix-watcher.prom` there (atomically, on
+        every change). `null`: no metrics. With the NixOS node exporter:
+        `services.prometheus.exporters.node = { enable = true; enabledCollectors = [ "textfile" ]; extraFlags = [ "--collector.textfile.directory=/var/lib/prometheus-node-exporter-text-files" ]; };`
+        (see docs/metrics.md).
+      '';
+    }
+
     # ---- operators ---------------------------------------------------------------------------
     {
       loc = [ "operators" "group" ];

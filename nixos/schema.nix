@@ -114,6 +114,8 @@ let
         else if nonNull == [ "array" ] then
           "list of (${typeText n.items})"
           + (if n ? maxItems then ", at most ${toString n.maxItems} elements" else "")
+        else if nonNull == [ "object" ] && isAttrs (n.additionalProperties or null) then
+          "attribute set of (${typeText n.additionalProperties})"
         else if nonNull == [ "object" ] then
           "submodule"
         else
@@ -137,7 +139,9 @@ let
     "minimum"
     "maximum"
     "items"
+    "minItems"
     "maxItems"
+    "maxProperties"
     "properties"
     "required"
     "additionalProperties"
@@ -205,6 +209,7 @@ let
       ++ (
         if isList v then
           optional (n ? maxItems && length v > n.maxItems) "${where}: at most ${toString n.maxItems} elements allowed"
+          ++ optional (n ? minItems && length v < n.minItems) "${where}: at least ${toString n.minItems} element(s) required"
           ++ (
             if n ? items then
               concatLists (genList (i: check (path ++ [ "[${toString i}]" ]) n.items (builtins.elemAt v i)) (length v))
@@ -219,7 +224,8 @@ let
           let
             props = n.properties or { };
           in
-          map (k: "${showPath (path ++ [ k ])}: required key missing") (
+          optional (n ? maxProperties && length (attrNames v) > n.maxProperties) "${where}: at most ${toString n.maxProperties} keys allowed"
+          ++ map (k: "${showPath (path ++ [ k ])}: required key missing") (
             filter (k: !(v ? ${k})) (n.required or [ ])
           )
           ++ (
@@ -228,6 +234,8 @@ let
                 k:
                 "${showPath (path ++ [ k ])}: unknown key (known keys here: ${concatStringsSep ", " (attrNames props)})"
               ) (filter (k: !(props ? ${k})) (attrNames v))
+            else if isAttrs (n.additionalProperties or null) then
+              concatLists (map (k: check (path ++ [ k ]) n.additionalProperties v.${k}) (filter (k: !(props ? ${k})) (attrNames v)))
             else
               [ ]
           )

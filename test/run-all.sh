@@ -25,6 +25,12 @@ run_suite unit 'shared/dist/test/**/*.test.js' 'executor/dist/test/**/*.test.js'
 step "nix files (parse, units contract, options doc)"
 if bash nixos/check.sh; then echo "nix checks: 1 passed"; echo "# pass 1" >"$REPORTS/nix.tap"; else status=1; echo "# fail 1" >"$REPORTS/nix.tap"; fi
 
+step "example alerting rules (promtool check rules docs/alerts.rules.yml)"
+if command -v promtool >/dev/null && promtool check rules docs/alerts.rules.yml; then echo "# pass 1" >"$REPORTS/rules.tap"; else
+  command -v promtool >/dev/null || echo "promtool not found: apt-get install -y prometheus"
+  status=1; echo "# fail 1" >"$REPORTS/rules.tap"
+fi
+
 if [ "$(id -u)" = 0 ]; then
   run_suite system --test-concurrency=1 'test/dist/system/**/*.test.js'
 elif [ "${PULLNIX_SKIP_SYSTEM:-}" = 1 ]; then

@@ -9,6 +9,8 @@ import {
   PullnixError,
   VERSION,
   describeFailure,
+  runHook,
+  TextfileWriter,
   type Config,
   type Connection,
   type DeploymentRecord,
@@ -20,6 +22,7 @@ import {
   type WatcherReport,
 } from '@pullnix/shared';
 import { catUnit, loadState, restartUnit, stopUnitsNoBlock } from './commands/systemctl.ts';
+import { EXECUTOR_METRICS_FILE, executorMetrics } from './metrics.ts';
 import { liveSystem, selfRecorder, systemClock, type Clock, type PipelineContext } from './pipeline/context.ts';
 import { applyOutcome, Deployment, runDeployment, type DeploymentRequest } from './pipeline/deployment.ts';
 import { recoverDeployment } from './pipeline/recovery.ts';
@@ -65,6 +68,7 @@ export class Executor {
   private watcherConn: Connection | null = null;
   private watcherReport: { report: WatcherReport; at: string } | null = null;
   private selfUpgradePending = false;
+  private readonly metrics: TextfileWriter;
 
   constructor(options: ExecutorOptions) {
     this.config = options.config;
@@ -75,6 +79,12 @@ export class Executor {
     this.history = new HistoryStore(join(options.config.stateDir, 'history.jsonl'));
     this.state = new StateStore(join(options.config.stateDir, 'state.json'));
     this.ctx = { config: options.config, runner: options.runner, log: options.log, history: this.history, state: this.state, clock: options.clock ?? systemClock, recorder: options.recorder ?? selfRecorder() };
+    this.metrics = new TextfileWriter(options.config.metrics.textfileDirectory, EXECUTOR_METRICS_FILE, options.log);
+  }
+
+  /** Rewrite the metrics textfile (metrics.textfileDirectory) after a change; nothing when metrics are off. */
+  publishMetrics(): void {
+    if (this.metrics.path !== null) this.metrics.write(executorMetrics(this.history, this.state.state));
   }
 
   /** Load history and state; a corrupt file is reported, set aside, and what it held is rebuilt. */
@@ -103,6 +113,7 @@ export class Executor {
     const record = cur === null ? null : this.history.get(cur);
     if (cur !== null && record?.outcome) this.state.update((s) => applyOutcome(s, record, record.finishedAt ?? now));
     if (this.state.state.nextId <= this.history.maxId) this.state.update((s) => (s.nextId = this.history.maxId + 1));
+    this.publishMetrics();
   }
 
   private reportCorrupt(damage: CorruptionReport): void {
@@ -187,7 +198,14 @@ export class Executor {
       current: this.currentId === null ? null : this.history.get(this.currentId),
       lastFailure:
         failed?.outcome && failed.outcome !== 'succeeded'
-          ? { deploymentId: failed.id, commit: failed.commit, outcome: failed.outcome, reason: failed.error?.message ?? failed.outcome, at: failed.finishedAt ?? failed.startedAt }
+          ? {
+              deploymentId: failed.id,
+              commit: failed.commit,
+              outcome: failed.outcome,
+              reason: failed.error?.message ?? failed.outcome,
+              at: failed.finishedAt ?? failed.startedAt,
+              ...(failed.checks?.some((c) => c.passed === false) ? { failedChecks: failed.checks.filter((c) => c.passed === false).map((c) => ({ name: c.name, kind: c.kind, error: c.error })) } : {}),
+            }
           : null,
       knownBad: Object.keys(this.state.state.knownBad),
       watcher: { connected: this.watcherConn !== null && !this.watcherConn.closed, report, reportedAt: this.watcherReport?.at ?? null },
@@ -217,6 +235,7 @@ export class Executor {
     const paused: PauseInfo = { since: new Date(this.ctx.clock.now()).toISOString(), reason: reason ?? null, by: keyId };
     this.state.update((s) => (s.paused = paused));
     this.log.event('control.paused', { by: keyId, reason: reason ?? null });
+    this.publishMetrics();
     return { paused };
   }
 
@@ -225,6 +244,7 @@ export class Executor {
     if (!was) return { wasPaused: false };
     this.state.update((s) => (s.paused = null));
     this.log.event('control.resumed', { by: keyId, was_paused_by: was.by });
+    this.publishMetrics();
     return { wasPaused: true };
   }
 
@@ -242,6 +262,7 @@ export class Executor {
     if (conn) conn.push({ type: 'retry', commit });
     else if (!s.pendingRetries.includes(commit)) this.state.update((st) => st.pendingRetries.push(commit));
     this.log.event('control.retry', { commit, by: keyId, forgotten, forwarded: conn !== null, queued: conn === null });
+    if (forgotten) this.publishMetrics();
     return { forgotten, forwarded: conn !== null };
   }
 
@@ -274,6 +295,16 @@ export class Executor {
   }
 
   // --- internals ---------------------------------------------------------------------------
+
+  /** hooks.onSuccess / hooks.onFailure: notify only; a failing hook is logged (hook.failed) and changes nothing. */
+  private async notify(record: DeploymentRecord): Promise<void> {
+    const name = record.outcome === 'succeeded' ? 'onSuccess' : 'onFailure';
+    const hook = this.config.hooks[name];
+    if (!hook || record.outcome === null) return;
+    const log = this.log.child({ deployment: record.id, commit: record.commit });
+    const context = { deployment: record.id, commit: record.commit, outcome: record.outcome, toplevel: record.toplevel, previous: record.previous.system, error: record.error?.message ?? null };
+    await runHook(this.runner, log, name, hook, context).catch((error: unknown) => log.event('hook.failed', { hook: name, error: (error as Error).message }));
+  }
 
   private liveWatcher(): Connection | null {
     return this.watcherConn && !this.watcherConn.closed ? this.watcherConn : null;
@@ -351,6 +382,7 @@ export class Executor {
         return;
       }
       const clean = structuredClone(record);
+      this.publishMetrics();
       resolveOutcome(clean);
       // Step 7 only after the response is written: the response is sent from a microtask of the
       // resolution above, this runs on a later turn of the event loop.
@@ -367,6 +399,7 @@ export class Executor {
   }
 
   private async afterOutcome(record: DeploymentRecord, unitBefore: string | null): Promise<void> {
+    await this.notify(record);
     if (record.outcome === 'succeeded' && (await this.removedByDeployment(record))) return;
     if (record.outcome === 'succeeded' || record.outcome === 'rolled-back') {
       const unit = this.config.units.watcher;

@@ -16,3 +16,6 @@ export * from './run.ts';
 export * from './fs/atomic.ts';
 export { VERSION } from './version.ts';
 export * from './ipc/refusal-log.ts';
+export * from './commands/run-as.ts';
+export * from './metrics.ts';
+export * from './hooks.ts';

@@ -59,8 +59,12 @@ describe('executor process: the pipeline end to end', () => {
     // No --pipe (the activation's stdio is the journal's, never the executor's); the executor's
     // own recorder runs switch-to-configuration and keeps its exit status in the state directory.
     assert.match(unit, /^systemd-run --unit=(pullnix-activate-1-[0-9a-f]{6}\.service) --service-type=exec --collect --wait --quiet -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER -- \S+ \S+executor\/dist\/src\/main\.js record-activation --record \S+\/state\/activations\/\1\.json -- /);
+    // The failed-units check looks before activation and then until it has settled (how often depends on timing).
+    const listUnits = calls.map((c, i) => (c.startsWith('systemctl list-units') ? i : -1)).filter((i) => i >= 0);
+    const activation = calls.findIndex((c) => c.startsWith('systemd-run'));
+    assert.ok(listUnits[0]! < activation && listUnits.at(-1)! > activation, calls.join('\n'));
     assert.deepEqual(
-      calls.map((c) => c.replace(/--unit=\S+ .* (\/nix\/store)/, '$1')),
+      calls.filter((c) => !c.startsWith('systemctl list-units')).map((c) => c.replace(/--unit=\S+ .* (\/nix\/store)/, '$1')),
       [
         'systemctl cat -- pullnix-executor.service',
         'systemctl list-units --all --plain --no-legend --no-pager --state=failed,auto-restart',

@@ -8,7 +8,7 @@ import { after, afterEach, describe, it } from 'node:test';
 import { createRunner } from '@pullnix/shared';
 import { ExecutorLink, Watcher, watcherKeyPath, systemClock, type Clock } from '@pullnix/watcher';
 import { GitRemote } from '../lib/git-remote.ts';
-import { FakeExecutor } from '../lib/watcher-fake-executor.ts';
+import { c1DeployedC2Pushed, FakeExecutor } from '../lib/watcher-fake-executor.ts';
 import { CapturedLog, Fixtures, waitFor, watcherConfig } from '../lib/watcher-fixtures.ts';
 
 const fx = new Fixtures();
@@ -54,20 +54,6 @@ function startWatcher(options: { remote: GitRemote; stateDir: string; socketPath
     await done;
   });
   return { watcher, link, controller, done };
-}
-
-/** main: c1 - c2, with c1 deployed by a started fake executor. */
-async function c1DeployedC2Pushed() {
-  const remote = new GitRemote();
-  const c1 = remote.commit('c1');
-  const c2 = remote.commit('c2');
-  remote.push();
-  const stateDir = fx.newStateDir();
-  const socketPath = join(stateDir, 'run', 'executor.sock');
-  const executor = new FakeExecutor({ socketPath, stateDir });
-  executor.deployed = c1;
-  await executor.start();
-  return { remote, c1, c2, stateDir, socketPath, executor };
 }
 
 describe('watcher loop', () => {
@@ -169,7 +155,7 @@ describe('watcher loop', () => {
 
   it('builds a commit again after an operator retry, without waiting for the interval', async () => {
     // main: c1 - *c2 (build fails; retry after the cause is fixed)
-    const { remote, c2, stateDir, socketPath, executor } = await c1DeployedC2Pushed();
+    const { remote, c2, stateDir, socketPath, executor } = await c1DeployedC2Pushed(() => fx.newStateDir());
     teardowns.push(() => executor.stop());
     fx.failBuild(c2, 'error: builder failed\n');
     teardowns.push(() => fx.healBuild(c2));
@@ -185,7 +171,7 @@ describe('watcher loop', () => {
 
   it('takes an operator retry made while it was disconnected from the subscribe answer', async () => {
     // main: c1 - *c2 (build fails; the executor goes away; retry is said meanwhile; it comes back)
-    const { remote, c1, c2, stateDir, socketPath, executor } = await c1DeployedC2Pushed();
+    const { remote, c1, c2, stateDir, socketPath, executor } = await c1DeployedC2Pushed(() => fx.newStateDir());
     fx.failBuild(c2, 'error: builder failed\n');
     teardowns.push(() => fx.healBuild(c2));
     const log = new CapturedLog();

@@ -21,8 +21,23 @@ import {
   type StatusResult,
   type WatcherReport,
 } from '@pullnix/shared';
+import { GitRemote } from './git-remote.ts';
 
 export type DeployAnswer = DeploymentOutcome | PullnixError;
+
+/** main: c1 - c2 pushed to a new remote, with c1 deployed by a started fake executor in a new state directory. */
+export async function c1DeployedC2Pushed(newStateDir: () => string) {
+  const remote = new GitRemote();
+  const c1 = remote.commit('c1');
+  const c2 = remote.commit('c2');
+  remote.push();
+  const stateDir = newStateDir();
+  const socketPath = join(stateDir, 'run', 'executor.sock');
+  const executor = new FakeExecutor({ socketPath, stateDir });
+  executor.deployed = c1;
+  await executor.start();
+  return { remote, c1, c2, stateDir, socketPath, executor };
+}
 
 export class FakeExecutor {
   readonly socketPath: string;

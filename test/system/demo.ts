@@ -1,11 +1,12 @@
 /**
  * `npm run demo`: pullnix doing its job on this machine, narrated. On the system test bed (a
  * throw-away systemd container with a real Nix and an SSH git server inside, see lib/bed.ts):
- * a good commit is deployed, then a commit that breaks connectivity is rolled back; it ends with
+ * a good commit is deployed, then a commit whose new service crash-loops is rolled back by the checks; it ends with
  * `pullnix-ctl status`, `pullnix-ctl history` and the pullnix journal. Needs root. Cleans up after
  * itself, also on Ctrl-C.
  */
 import { TestBed, short, shortPath, type JournalEntry } from './lib/bed.ts';
+import { CRASH_LOOP_UNIT } from './lib/units.ts';
 
 const t0 = Date.now();
 const useColor = process.stdout.isTTY && !process.env.NO_COLOR;
@@ -103,13 +104,14 @@ async function main(): Promise<void> {
   await follower.tick();
   note(`=> ${good.outcome}: generation ${good.generation}, boot default ${shortPath(bed.bootDefault() ?? '-')}, live ${shortPath(await bed.liveSystem())}`);
 
-  say('3. Someone pushes a commit that breaks connectivity (its generation drops the git server)');
-  const c3 = await bed.commit({ label: 'gen3-no-git', gitServer: false }, 'drop the git server');
+  say('3. Someone pushes a commit whose new service crash-loops: the failed-units check rolls it back');
+  const c3 = await bed.commit({ label: 'gen3-crashy', extraUnits: { 'crashy.service': CRASH_LOOP_UNIT } }, 'add crashy.service');
   const bad = await bed.waitForOutcome(c3);
   await bed.waitForPullnix();
   await follower.stop();
   note(`=> ${bad.outcome}: ${bad.error?.message.split('\n')[0] ?? '-'}`);
-  note(`   live system is back on ${shortPath(await bed.liveSystem())}; git reachable: ${await bed.gitReachable()}`);
+  note(`   checks: ${(bad.checks ?? []).map((c) => `${c.name}=${c.passed === null ? 'not run' : c.passed ? 'passed' : 'FAILED'}`).join(', ')}`);
+  note(`   live system is back on ${shortPath(await bed.liveSystem())}`);
   note(`   boot default never moved: ${shortPath(bed.bootDefault() ?? '-')} (the last good system, ${shortPath(good.toplevel)})`);
   void top1;
 

@@ -3,11 +3,14 @@
  * build its system closure and ask the executor to deploy it. docs/watcher.md describes the
  * cycle, the failure memory, the back-off and what is logged when.
  */
+import { realpathSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import {
   gitEnvironment,
   PullnixError,
+  runHook,
+  TextfileWriter,
   VERSION,
   type Config,
   type Logger,
@@ -23,6 +26,7 @@ import { Alarm, systemClock, type Clock } from './clock.ts';
 import type { ExecutorClient } from './executor-link.ts';
 import { VulnerabilityGate } from './gates/vulnerabilities.ts';
 import { describeGitError, GitCheckout, redactUrl, type GitOps } from './git.ts';
+import { WATCHER_METRICS_FILE, watcherMetrics } from './metrics.ts';
 import { forgetCommit, MemoryStore, refusedHead, rememberDescription, rememberFailure, type HandledResult, type WatcherMemory } from './memory.ts';
 import { TrustGate } from './trust.ts';
 
@@ -57,6 +61,7 @@ export type PollOutcome =
   | 'known-bad'
   | 'refused' // the executor refused the request for good (KNOWN_BAD, INVALID_SYSTEM)
   | 'paused' // deployments are paused; the head is looked at again at the next poll
+  | 'postponed' // the preDeploy hook said not now; the head is looked at again at the next poll
   | 'remote-error'
   | 'executor-unavailable'
   | 'retry-later' // the executor was busy, refused for a passing reason, or did not answer
@@ -110,6 +115,10 @@ export class Watcher {
   private running: Promise<PollResult> | null = null;
   private reportInFlight = false;
   private reportDirty = false;
+  private readonly metrics: TextfileWriter;
+  private lastSuccessfulPollAt: number | null = null;
+  /** Deployments the preDeploy hook postponed since start. */
+  private postponed = 0;
 
   constructor(options: WatcherOptions) {
     const { config } = options;
@@ -152,6 +161,7 @@ export class Watcher {
       save: () => this.store.save(this.memory),
       now: () => this.clock.now(),
     });
+    this.metrics = new TextfileWriter(config.metrics.textfileDirectory, WATCHER_METRICS_FILE, this.logger);
     this.executor.onPush((message) => this.onPush(message));
     this.executor.onConnected(() => void this.onExecutorConnected());
   }
@@ -204,6 +214,7 @@ export class Watcher {
       // Set before the report goes out, so status shows when the loop polls next.
       this.nextPollAt = new Date(this.clock.now() + result.nextDelayMs).toISOString();
       this.setState(this.failures > 0 ? 'backing-off' : 'idle');
+      this.publishMetrics();
       return result;
     });
   }
@@ -251,6 +262,7 @@ export class Watcher {
       return this.remoteFailed('ls-remote', describeGitError(error));
     }
     if (head === null) return this.remoteFailed('ls-remote', `branch ${repository.branch} does not exist on the remote`);
+    this.lastSuccessfulPollAt = this.clock.now();
     if (this.remoteDown?.stage === 'ls-remote') this.remoteRecovered(head);
     this.remoteHead = head;
 
@@ -349,7 +361,10 @@ export class Watcher {
     const removed = pruneGcRoots(this.gcrootsDir, this.config.build.keepGcRoots, [head, deployed]);
     if (removed.length > 0) this.logger.event('gcroots.pruned', { removed, kept: this.config.build.keepGcRoots });
 
-    return (await this.gateVulnerabilities(head, build.toplevel, signal)) ?? this.requestDeploy(head, build.toplevel);
+    const gated = await this.gateVulnerabilities(head, build.toplevel, signal);
+    if (gated) return gated;
+    if (this.config.hooks.preDeploy && !(await this.preDeploy(head, build.toplevel, deployed, signal))) return this.result(signal.aborted ? 'stopped' : 'postponed', head);
+    return this.requestDeploy(head, build.toplevel);
   }
 
   /** The vulnerability gate (gates/vulnerabilities.ts): null to go on and deploy, else how the cycle ends. */
@@ -393,6 +408,36 @@ export class Watcher {
     this.markHandled(head, 'untrusted', `${verdict.reason} ${verdict.commit ?? ''}`.trim());
     this.failures = 0;
     return this.result('untrusted', head);
+  }
+
+  /**
+   * hooks.preDeploy, after the build and before the request: exit 0 is "go"; anything else
+   * (non-zero, timeout, cannot start) is "not now". The head is not marked handled, so the next
+   * poll builds (a no-op, the result is cached) and asks again. Not a failure: no back-off.
+   */
+  private async preDeploy(head: string, toplevel: string, deployed: string | null, signal: AbortSignal): Promise<boolean> {
+    const hook = this.config.hooks.preDeploy!;
+    const previous = liveSystem(this.config.paths.currentSystem);
+    const r = await runHook(this.runner, this.logger.child({ commit: head }), 'preDeploy', hook, { deployment: null, commit: head, outcome: null, toplevel, previous, error: null }, signal);
+    if (r.ok) return true;
+    if (signal.aborted) return false;
+    this.postponed += 1;
+    this.failures = 0;
+    this.logger.event('deploy.postponed', { commit: head, toplevel, deployed, postponed: this.postponed, error: r.error, output: r.output || undefined });
+    return false;
+  }
+
+  private publishMetrics(): void {
+    if (this.metrics.path === null) return;
+    this.metrics.write(
+      watcherMetrics({
+        remoteHead: this.remoteHead,
+        deployedCommit: this.deployedCommit,
+        lastPollAt: this.lastPollAt === null ? null : Date.parse(this.lastPollAt),
+        lastSuccessfulPollAt: this.lastSuccessfulPollAt,
+        postponed: this.postponed,
+      }),
+    );
   }
 
   private async requestDeploy(head: string, toplevel: string): Promise<PollResult> {
@@ -552,6 +597,15 @@ export class Watcher {
 
   private iso(): string {
     return new Date(this.clock.now()).toISOString();
+  }
+}
+
+/** The resolved live system, for PULLNIX_PREVIOUS; null when it cannot be read. */
+function liveSystem(path: string): string | null {
+  try {
+    return realpathSync(path);
+  } catch {
+    return null;
   }
 }
 

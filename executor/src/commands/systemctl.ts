@@ -50,3 +50,15 @@ export async function loadState(runner: Runner, unit: string, timeoutMs = 30_000
 export function stopUnitsNoBlock(runner: Runner, units: readonly string[], timeoutMs = 30_000): Promise<RunResult> {
   return runner(['systemctl', 'stop', '--no-block', '--', ...units], { timeoutMs });
 }
+
+/** Properties of a unit (`systemctl show --property=A,B`), as a map; null when systemctl cannot answer. */
+export async function unitProperties(runner: Runner, unit: string, properties: readonly string[], timeoutMs = 30_000): Promise<Record<string, string> | null> {
+  const r = await runner(['systemctl', 'show', `--property=${properties.join(',')}`, '--', unit], { timeoutMs });
+  if (r.exitCode !== 0) return null;
+  const out: Record<string, string> = {};
+  for (const line of r.stdout.split('\n')) {
+    const i = line.indexOf('=');
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return out;
+}

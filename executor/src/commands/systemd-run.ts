@@ -36,3 +36,6 @@ export function systemdRunArgv(options: TransientUnitOptions): string[] {
     ...options.command,
   ];
 }
+
+/** Operators' commands (command checks, hooks) run through shared's run-as module (the watcher runs preDeploy hooks too). */
+export { runAs, runAsArgv } from '@pullnix/shared';

@@ -1,5 +1,5 @@
 /** Human output of each command. `now` is passed in so relative times are testable. */
-import { shortCommit, type DeploymentRecord, type StatusResult, type VulnerabilityFinding, type VulnerabilityScan } from '@pullnix/shared';
+import { shortCommit, type CheckResult, type DeploymentRecord, type StatusResult, type VulnerabilityFinding, type VulnerabilityScan } from '@pullnix/shared';
 import { duration, fields, firstLine, quoted, relativeTime, table, type Style } from './format.ts';
 import type { CtlSettings } from './context.ts';
 import type { KeyOutput, VersionOutput } from './schemas.ts';
@@ -91,7 +91,10 @@ export function renderStatus(st: StatusResult, ctx: RenderContext): string {
   if (st.lastFailure) {
     const f = st.lastFailure;
     rows.push(['last failure', `${s.red(f.outcome)} #${f.deploymentId} ${shortCommit(f.commit)} ${relativeTime(f.at, now)}`]);
-    rows.push(['', firstLine(f.reason, 160)]);
+    // A failed verification names its checks plainly, instead of the combined reason.
+    const checks = f.failedChecks ?? [];
+    if (checks.length === 0) rows.push(['', firstLine(f.reason, 160)]);
+    for (const [i, c] of checks.entries()) rows.push([i === 0 ? 'failed check' : '', `${s.red(c.name)} (${c.kind}): ${firstLine(c.error ?? 'failed', 160)}`]);
   } else rows.push(['last failure', 'none']);
   if (st.knownBad.length > 0) rows.push(['known bad', `${st.knownBad.map((c) => shortCommit(c)).join(', ')} ${s.dim('(not deployed again until: pullnix-ctl retry COMMIT)')}`]);
 
@@ -178,9 +181,17 @@ export function renderDeployment(d: DeploymentRecord, ctx: RenderContext): strin
   ];
   if (d.generation !== null) rows.push(['generation', String(d.generation)]);
   if (d.error) rows.push(['reason', `${d.error.code}: ${firstLine(d.error.message, 300)}`]);
+  for (const [i, c] of (d.checks ?? []).entries()) rows.push([i === 0 ? 'checks' : '', checkLine(c, s)]);
   rows.push(['started', relativeTime(d.startedAt, now)]);
   if (d.finishedAt) rows.push(['finished', relativeTime(d.finishedAt, now)]);
   return fields(rows);
+}
+
+function checkLine(c: CheckResult, s: Style): string {
+  const tries = `${c.attempts} attempt${c.attempts === 1 ? '' : 's'}`;
+  if (c.passed === null) return `${c.name} ${s.dim('not run')}`;
+  if (c.passed) return `${c.name} ${s.green('passed')} (${tries})${c.preexisting?.length ? s.dim(`; failed before, not blamed: ${c.preexisting.join(', ')}`) : ''}`;
+  return `${c.name} ${s.red('FAILED')} (${tries}): ${firstLine(c.error ?? '', 200)}`;
 }
 
 export function renderVersion(v: VersionOutput): string {

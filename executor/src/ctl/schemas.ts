@@ -13,6 +13,7 @@ import {
   ERROR_CODES,
   PUBLIC_KEY_PATTERN,
   KEY_ID_PATTERN,
+  type CheckResult,
   type CommitInfo,
   type DeploymentRecord,
   type ErrorData,
@@ -73,6 +74,26 @@ const errorData: JSONSchemaType<ErrorData> = {
   },
 };
 
+const checkKinds = ['git', 'units', 'command', 'http', 'tcp', 'unit'] as const;
+
+const checkResult: JSONSchemaType<CheckResult> = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'kind', 'passed', 'attempts', 'error', 'startedAt', 'durationMs'],
+  properties: {
+    name: { type: 'string' },
+    kind: { type: 'string', enum: checkKinds },
+    passed: orNull({ type: 'boolean' }),
+    attempts: { type: 'integer', minimum: 0 },
+    error: orNull({ type: 'string' }),
+    output: { type: 'string', nullable: true },
+    units: { type: 'array', items: { type: 'string' }, nullable: true },
+    preexisting: { type: 'array', items: { type: 'string' }, nullable: true },
+    startedAt: isoOrNull,
+    durationMs: { type: 'integer', minimum: 0 },
+  },
+};
+
 const phases = ['accepted', 'activating', 'verifying', 'committing', 'rolling-back', 'finished'] as const;
 const outcomes = ['succeeded', 'rolled-back', 'rollback-failed', 'reboot-required', 'interrupted'] as const;
 
@@ -119,6 +140,7 @@ export const deploymentRecordSchema: JSONSchemaType<DeploymentRecord> = {
     bootId: { type: 'string', nullable: true },
     startedAt: iso,
     finishedAt: isoOrNull,
+    checks: { type: 'array', items: checkResult, nullable: true },
   },
 };
 
@@ -246,6 +268,15 @@ export const statusSchema: JSONSchemaType<StatusResult> = {
         outcome: { type: 'string', enum: outcomes },
         reason: { type: 'string' },
         at: iso,
+        failedChecks: {
+          type: 'array',
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['name', 'kind', 'error'],
+            properties: { name: { type: 'string' }, kind: { type: 'string', enum: checkKinds }, error: orNull({ type: 'string' }) },
+          },
+        },
       },
     }),
     knownBad: { type: 'array', items: commit },

@@ -18,11 +18,11 @@
  * already failing is reported, not blamed, whether in the new system or in the rollback.
  */
 import { describeFailure, lastLines, PullnixError, type DeploymentOutcome, type DeploymentPhase, type DeploymentRecord, type ErrorCode, type ErrorData, type Logger } from '@pullnix/shared';
-import { lsRemote } from '../commands/git.ts';
 import { generationSystem, profileGeneration, setProfile, switchGeneration } from '../commands/nix-env.ts';
 import { activeState, failedUnits, stopUnit } from '../commands/systemctl.ts';
 import { transientUnitName } from '../commands/systemd-run.ts';
 import { activate, installBootEntry, STC_EXIT, type ActivationAction } from '../commands/switch-to-configuration.ts';
+import { runChecks, verifyConnectivity } from '../verify/index.ts';
 import { MAX_INTERRUPTIONS, rememberFailure, type ExecutorState } from '../store/state.ts';
 import { activationRecordPath, prepareRecordDir, readActivationRecord, removeActivationRecord } from './activation-record.ts';
 import { currentBootId, liveSystem, type PipelineContext } from './context.ts';
@@ -34,8 +34,6 @@ export interface DeploymentRequest {
   toplevel: string;
   requestedBy: string;
 }
-
-const MAX_VERIFY_BACKOFF_MS = 15_000;
 
 /** A deployment record plus the durable writes that move it along. */
 export class Deployment {
@@ -56,6 +54,7 @@ export class Deployment {
    */
   static async start(ctx: PipelineContext, request: DeploymentRequest): Promise<Deployment> {
     const { config, history, state, clock } = ctx;
+    // Units already failed before anything changes: the verification reports them, never blames them.
     const failedBefore = await failedUnits(ctx.runner);
     const id = Math.max(state.state.nextId, history.maxId + 1);
     const at = new Date(clock.now()).toISOString();
@@ -281,12 +280,13 @@ export async function verifyAndCommit(ctx: PipelineContext, d: Deployment, opts:
   const { config } = ctx;
   d.mark('verifying');
   d.log.event('deploy.verifying', { remote: config.repository.url, branch: config.repository.branch, timeout_s: config.verify.timeoutSec });
-  const verified = await verifyConnectivity(ctx, d);
+  const verified = await runChecks(ctx, d);
+  d.record.checks = verified.checks;
   if (!verified.ok) {
-    d.log.event('deploy.verify_failed', { attempts: verified.attempts, error: verified.reason });
+    d.log.event('deploy.verify_failed', { checks: verified.failed.map((c) => c.name), error: verified.reason });
     return rollBack(ctx, d, 'VERIFY_FAILED', verified.reason, { profileMoved: opts.profileMoved, activated: true });
   }
-  d.log.event('deploy.verified', { attempts: verified.attempts });
+  d.log.event('deploy.verified', { checks: verified.checks.map((c) => c.name), attempts: verified.checks.reduce((n, c) => n + c.attempts, 0) });
   d.mark('committing');
   const profile = config.paths.systemProfile;
   let profileMoved = opts.profileMoved;
@@ -311,34 +311,6 @@ export async function verifyAndCommit(ctx: PipelineContext, d: Deployment, opts:
 function commitFailed(ctx: PipelineContext, d: Deployment, why: string, profileMoved: boolean): Promise<DeploymentRecord> {
   d.log.event('deploy.commit_failed', { error: why });
   return rollBack(ctx, d, 'COMMIT_FAILED', `commit phase failed after verification: ${why}`, { profileMoved, activated: true });
-}
-
-type Verification = { ok: true; attempts: number } | { ok: false; attempts: number; reason: string };
-
-/** Step 4: git ls-remote with doubling back-off (capped) until verify.timeoutSec has passed. */
-export async function verifyConnectivity(ctx: PipelineContext, d: Deployment): Promise<Verification> {
-  const { config, clock } = ctx;
-  const { timeoutSec, initialBackoffMs, attemptTimeoutSec } = config.verify;
-  const started = clock.now();
-  const deadline = started + timeoutSec * 1000;
-  let backoff = initialBackoffMs;
-  let attempts = 0;
-  for (;;) {
-    attempts++;
-    const remaining = Math.max(deadline - clock.now(), 1000);
-    const r = await lsRemote(ctx.runner, config, Math.min(attemptTimeoutSec * 1000, remaining));
-    if (r.exitCode === 0) return { ok: true, attempts };
-    const why = describeFailure(r);
-    // The last pause is cut to end at the deadline, so a remote that comes back within
-    // verify.timeoutSec is always asked once more before the deployment is rolled back.
-    const left = deadline - clock.now();
-    const giveUp = left <= 0;
-    const pause = Math.min(backoff, left);
-    d.log.event('verify.attempt_failed', { attempt: attempts, error: why, next_ms: giveUp ? null : pause });
-    if (giveUp) return { ok: false, attempts, reason: `git ls-remote ${config.repository.url} failed ${attempts} times within verify.timeoutSec=${timeoutSec}; last: ${why}` };
-    await clock.sleep(pause);
-    backoff = Math.min(backoff * 2, MAX_VERIFY_BACKOFF_MS);
-  }
 }
 
 /**
@@ -376,7 +348,7 @@ export async function rollBack(ctx: PipelineContext, d: Deployment, code: ErrorC
     const clean = a.exit === STC_EXIT.ok || (a.exit === STC_EXIT.unitsFailed && (await unitsAsBefore(ctx, d, 'rollback', a)));
     if (!clean) return failed(describeActivation(a, d.record.previous.failedUnits, a.newlyFailed));
     const git = await verifyConnectivity(ctx, d);
-    if (!git.ok) return failed(`the previous system is live again but git does not answer: ${git.reason}`);
+    if (git.passed !== true) return failed(`the previous system is live again but git does not answer: ${git.error ?? 'no answer'}`);
   }
   return d.finish('rolled-back', failure(code, cause));
 }

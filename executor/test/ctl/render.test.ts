@@ -30,6 +30,34 @@ describe('ctl render', () => {
     assert.deepEqual(out.split('\n'), expected);
   });
 
+  it('status: a failed verification names the failing check plainly, instead of the combined reason', () => {
+    const st = busyStatus();
+    st.lastFailure = {
+      ...st.lastFailure!,
+      reason: 'check web failed: GET http://127.0.0.1/health failed 6 times within verify.timeoutSec=120; last: status 502, expected 2xx',
+      failedChecks: [{ name: 'web', kind: 'http', error: 'GET http://127.0.0.1/health failed 6 times within verify.timeoutSec=120; last: status 502, expected 2xx' }],
+    };
+    const lines = renderStatus(st, plain).split('\n');
+    const i = lines.findIndex((l) => l.startsWith('last failure'));
+    assert.deepEqual(lines.slice(i, i + 3), [
+      'last failure  rolled-back #5 deadbeef 3 days ago',
+      'failed check  web (http): GET http://127.0.0.1/health failed 6 times within verify.timeoutSec=120; last: status 502, expected 2xx',
+      'known bad     deadbeef (not deployed again until: pullnix-ctl retry COMMIT)',
+    ]);
+  });
+
+  it('a deployment lists its checks: passed, failed, not run, and units that failed before', () => {
+    const checks = [
+      { name: 'git', kind: 'git' as const, passed: true, attempts: 1, error: null, startedAt: ago(10), durationMs: 300 },
+      { name: 'failed-units', kind: 'units' as const, passed: false, attempts: 8, error: 'units failed after activation (not before it): crashy.service', units: ['crashy.service'], preexisting: ['old.service'], startedAt: ago(9), durationMs: 7000 },
+      { name: 'web', kind: 'http' as const, passed: null, attempts: 0, error: null, startedAt: null, durationMs: 0 },
+    ];
+    const out = renderDeployment(deployment({ phase: 'finished', outcome: 'rolled-back', finishedAt: ago(1), checks }), plain);
+    assert.match(out, /^checks +git passed \(1 attempt\)$/m);
+    assert.match(out, /^ +failed-units FAILED \(8 attempts\): units failed after activation \(not before it\): crashy\.service$/m);
+    assert.match(out, /^ +web not run$/m);
+  });
+
   it('status: nothing yet, and a live system that is not the deployed one', () => {
     assert.deepEqual(renderStatus(quietStatus(), plain).split('\n'), [
       'state         idle',

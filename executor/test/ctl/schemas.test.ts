@@ -27,6 +27,18 @@ describe('ctl --json schemas', () => {
     const done = deployment({ phase: 'finished', outcome: 'rolled-back', error: { code: 'INTERNAL', message: 'x' }, finishedAt: new Date().toISOString() });
     assert.equal(validate('history', { deployments: [deployment(), done], total: 2 }), null);
     assert.equal(validate('rollback', { deployment: done }), null);
+    const checked = deployment({
+      previous: { system: '/nix/store/x', generation: 1, failedUnits: ['old.service'] },
+      checks: [
+        { name: 'git', kind: 'git', passed: true, attempts: 1, error: null, startedAt: new Date().toISOString(), durationMs: 5 },
+        { name: 'smoke', kind: 'command', passed: false, attempts: 3, error: 'exited 1', output: 'boom', startedAt: new Date().toISOString(), durationMs: 5 },
+        { name: 'failed-units', kind: 'units', passed: null, attempts: 0, error: null, units: [], preexisting: [], startedAt: null, durationMs: 0 },
+      ],
+    });
+    assert.equal(validate('history', { deployments: [checked], total: 1 }), null);
+    const st = busyStatus();
+    st.lastFailure!.failedChecks = [{ name: 'smoke', kind: 'command', error: 'exited 1' }];
+    assert.equal(validate('status', st), null);
   });
 
   it('reject what is not the documented shape', () => {

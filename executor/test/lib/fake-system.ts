@@ -159,6 +159,8 @@ export class FakeSystem {
     switch (argv[0]) {
       case 'systemd-run': {
         const { recordPath, command } = recordedCommand(stripSystemdRun(argv));
+        // An operator's command (check, hook: `-- argv`, no activation record) exits 0 unless a hook says otherwise.
+        if (recordPath === null) return { exitCode: 0 };
         const key = `${command[0]!.slice(0, -'/bin/switch-to-configuration'.length)} ${command[1]}`;
         const fate = this.recorderFate.get(key);
         if (fate === 'never') return { exitCode: 1, stderr: 'pullnix-executor record-activation: could not start (fake)\n' };

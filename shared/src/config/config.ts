@@ -29,7 +29,10 @@ export interface Config {
   poll: { intervalSec: number; jitterSec: number; maxBackoffSec: number };
   trust: TrustConfig;
   activation: 'test' | 'switch';
-  verify: { timeoutSec: number; initialBackoffMs: number; attemptTimeoutSec: number };
+  verify: { timeoutSec: number; initialBackoffMs: number; attemptTimeoutSec: number; failedUnits: { enable: boolean; settleSec: number } };
+  checks: Record<string, CheckConfig>;
+  hooks: { preDeploy: HookConfig | null; onSuccess: HookConfig | null; onFailure: HookConfig | null };
+  metrics: { textfileDirectory: string | null };
   activationTimeoutSec: number;
   operators: { group: string; keys: { id: string; publicKey: string }[] };
   /** The operator group's socket. */
@@ -71,6 +74,79 @@ export interface VulnerabilityGateConfig {
   timeoutSec: number;
 }
 
+/** A declared check (`checks.<name>`); which fields apply depends on `type` (checked at load). */
+export interface CheckConfig {
+  type: 'command' | 'http' | 'tcp' | 'unit';
+  argv: string[];
+  user: string | null;
+  url: string | null;
+  expectStatus: number | null;
+  bodyPattern: string | null;
+  host: string | null;
+  port: number | null;
+  unit: string | null;
+  timeoutSec: number;
+}
+
+export interface HookConfig {
+  argv: string[];
+  user: string | null;
+  timeoutSec: number;
+}
+
+export type HookName = keyof Config['hooks'];
+
+/** Names the built-in checks have; a declared check may not take them. */
+export const BUILTIN_CHECK_NAMES = ['git', 'failed-units'] as const;
+const CHECK_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** The fields each kind of check uses; any other field set (not at its default) is a mistake worth naming. */
+const CHECK_FIELDS: Record<CheckConfig['type'], readonly (keyof CheckConfig)[]> = {
+  command: ['argv', 'user'],
+  http: ['url', 'expectStatus', 'bodyPattern'],
+  tcp: ['host', 'port'],
+  unit: ['unit'],
+};
+const REQUIRED_FIELDS: Record<CheckConfig['type'], readonly (keyof CheckConfig)[]> = { command: ['argv'], http: ['url'], tcp: ['host', 'port'], unit: ['unit'] };
+
+/** What the schema cannot say: per-kind fields, URLs and patterns that parse, timeouts within verify.timeoutSec. */
+export function checkProblems(config: Config): string[] {
+  const problems: string[] = [];
+  const { timeoutSec } = config.verify;
+  for (const [name, check] of Object.entries(config.checks)) {
+    const key = `checks.${name}`;
+    if (!CHECK_NAME.test(name)) problems.push(`${key}: a check name is 1 to 64 letters, digits, '_' or '-'`);
+    if ((BUILTIN_CHECK_NAMES as readonly string[]).includes(name)) problems.push(`${key}: '${name}' is the name of a built-in check; choose another`);
+    for (const field of REQUIRED_FIELDS[check.type]) {
+      const v = check[field];
+      if (v === null || (Array.isArray(v) && v.length === 0)) problems.push(`${key}.${field}: required for a ${check.type} check${Array.isArray(v) ? ' (must not be empty)' : ''}`);
+    }
+    for (const field of ['argv', 'user', 'url', 'expectStatus', 'bodyPattern', 'host', 'port', 'unit'] as const) {
+      const v = check[field];
+      const set = Array.isArray(v) ? v.length > 0 : v !== null;
+      if (set && !CHECK_FIELDS[check.type].includes(field)) problems.push(`${key}.${field}: not used by a ${check.type} check (it uses ${CHECK_FIELDS[check.type].join(', ')})`);
+    }
+    if (check.type === 'http' && check.url !== null) {
+      let url: URL | null = null;
+      try {
+        url = new URL(check.url);
+      } catch {
+        problems.push(`${key}.url: ${JSON.stringify(check.url)} does not parse as a URL`);
+      }
+      if (url && !['http:', 'https:'].includes(url.protocol)) problems.push(`${key}.url: scheme ${url.protocol} is not fetched (http: or https:)`);
+    }
+    if (check.bodyPattern !== null) {
+      try {
+        new RegExp(check.bodyPattern);
+      } catch (error) {
+        problems.push(`${key}.bodyPattern: not a valid regular expression (${(error as Error).message})`);
+      }
+    }
+    if (check.timeoutSec > timeoutSec) problems.push(`${key}.timeoutSec: ${check.timeoutSec} is longer than verify.timeoutSec (${timeoutSec}); the check could never finish an attempt`);
+  }
+  return problems;
+}
+
 export class ConfigError extends Error {
   readonly file: string;
   readonly problems: string[];
@@ -87,7 +163,7 @@ const ajv = new Ajv({ allErrors: true, useDefaults: true, allowUnionTypes: true,
 const validate = ajv.compile(schema);
 
 /** Sections that are optional in the file but always present (with defaults) in a Config. */
-const SECTIONS = ['poll', 'verify', 'operators', 'units', 'paths', 'trust', 'gates'] as const;
+const SECTIONS = ['poll', 'verify', 'operators', 'units', 'paths', 'trust', 'gates', 'checks', 'hooks', 'metrics'] as const;
 
 export function parseConfig(text: string, file = '<config>'): Config {
   let data: unknown;
@@ -102,6 +178,10 @@ export function parseConfig(text: string, file = '<config>'): Config {
   }
   if (!validate(data)) throw new ConfigError(file, (validate.errors ?? []).map(describeConfigError));
   const config = data as unknown as Omit<Config, 'privateSocketPath'> & { privateSocketPath: string | null };
+  // A $ref'd property gets no schema default: an absent hook is null.
+  config.hooks = { preDeploy: config.hooks.preDeploy ?? null, onSuccess: config.hooks.onSuccess ?? null, onFailure: config.hooks.onFailure ?? null };
+  const problems = checkProblems(config as unknown as Config);
+  if (problems.length > 0) throw new ConfigError(file, problems);
   const privateSocketPath = config.privateSocketPath ?? defaultPrivateSocketPath(config.socketPath);
   if (privateSocketPath.length > 100) throw new ConfigError(file, [`privateSocketPath ${privateSocketPath} (derived from socketPath) is longer than 100 bytes; set privateSocketPath`]);
   if (dirname(privateSocketPath) === dirname(config.socketPath)) {

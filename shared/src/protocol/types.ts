@@ -9,7 +9,7 @@ import type { ErrorData } from './errors.ts';
 export type DeploymentPhase =
   | 'accepted' // step 2: recorded with the previous system
   | 'activating' // step 3: switch-to-configuration test|switch through systemd-run
-  | 'verifying' // step 4: git connectivity check
+  | 'verifying' // step 4: the checks (git connectivity first, then newly failed units and the declared checks)
   | 'committing' // step 5 pass: nix-env --set, switch-to-configuration boot
   | 'rolling-back' // step 5 fail: re-activate the recorded previous system
   | 'finished'; // step 6: outcome recorded
@@ -42,6 +42,29 @@ export interface PreviousSystem {
   failedUnits?: string[] | null;
 }
 
+/** What kind of verification a check is (executor/src/verify/: one file per kind). */
+export type CheckKind = 'git' | 'units' | 'command' | 'http' | 'tcp' | 'unit';
+
+/** The result of one verification check (step 4), as the history keeps it. */
+export interface CheckResult {
+  /** `git`, `failed-units`, or the name of a declared check (config `checks.<name>`). */
+  name: string;
+  kind: CheckKind;
+  /** null: not run (an earlier mandatory check failed). */
+  passed: boolean | null;
+  attempts: number;
+  /** The last attempt's error; null when it passed. */
+  error: string | null;
+  /** command checks: the last lines of its output (last attempt). */
+  output?: string;
+  /** failed-units: the units that failed after activation and not before (blamed). */
+  units?: string[];
+  /** failed-units: units that had already failed before the deployment (reported, not blamed). */
+  preexisting?: string[];
+  startedAt: string | null;
+  durationMs: number;
+}
+
 export interface DeploymentRecord {
   id: number;
   kind: 'deploy' | 'rollback';
@@ -62,6 +85,8 @@ export interface DeploymentRecord {
   bootId?: string | null;
   startedAt: string;
   finishedAt: string | null;
+  /** Step 4: every check's result, in order (git first); absent before verification ran. */
+  checks?: CheckResult[];
 }
 
 export interface CommitInfo {
@@ -164,7 +189,15 @@ export interface StatusResult {
   liveSystem: string | null;
   /** The deployment in progress, if any. */
   current: DeploymentRecord | null;
-  lastFailure: { deploymentId: number; commit: string; outcome: DeploymentOutcome; reason: string; at: string } | null;
+  lastFailure: {
+    deploymentId: number;
+    commit: string;
+    outcome: DeploymentOutcome;
+    reason: string;
+    at: string;
+    /** The checks that failed, when verification is what failed. */
+    failedChecks?: { name: string; kind: CheckKind; error: string | null }[];
+  } | null;
   knownBad: string[];
   watcher: { connected: boolean; report: WatcherReport | null; reportedAt: string | null };
   /** true when the watcher's remote head differs from the deployed commit; null when unknown. */
