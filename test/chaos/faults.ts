@@ -10,7 +10,7 @@
  */
 import type { TestBed } from '../system/lib/bed.ts';
 import { delay } from '../system/lib/proc.ts';
-import { watcherMemory, type HistoryTail } from './observe.ts';
+import { headHandled, type HistoryTail } from './observe.ts';
 import type { FaultKind, PlannedFault } from './plan.ts';
 
 export interface FaultResult {
@@ -67,7 +67,7 @@ async function waitForPhase(ctx: FaultContext, phase: string): Promise<boolean> 
     if (now - lastHandledCheck > 250) {
       lastHandledCheck = now;
       const unfinished = [...ctx.tail.latest.values()].some((r) => r.id > ctx.idBefore && r.outcome === null);
-      if (!unfinished && watcherMemory(ctx.bed)?.lastHandled?.commit === ctx.head) return false;
+      if (!unfinished && headHandled(ctx.bed, ctx.tail, ctx.head)) return false;
     }
     await delay(20);
   }

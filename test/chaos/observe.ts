@@ -73,6 +73,20 @@ export interface WatcherMemoryView {
   failures: { commit: string }[];
 }
 
+/**
+ * Whether the watcher is done with `head`, from files only: it recorded it handled, or it is
+ * the executor's newest success (a head equal to the deployed commit is not recorded as handled),
+ * or in the executor's failure memory, or a remembered build failure.
+ */
+export function headHandled(bed: TestBed, tail: HistoryTail, head: string): boolean {
+  const memory = watcherMemory(bed);
+  if (memory?.lastHandled?.commit === head) return true;
+  if (memory?.failures.some((f) => f.commit === head)) return true;
+  if (executorState(bed)?.knownBad[head] !== undefined) return true;
+  const succeeded = [...tail.latest.values()].filter((r) => r.outcome === 'succeeded').sort((a, b) => a.id - b.id).at(-1);
+  return succeeded?.commit === head;
+}
+
 export function watcherMemory(bed: TestBed): WatcherMemoryView | null {
   return readJson<WatcherMemoryView>(join(bed.dirs.state, 'watcher.json'));
 }

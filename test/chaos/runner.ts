@@ -198,16 +198,21 @@ class Stop extends Error {
   }
 }
 
+/** Commit the step's commits locally first, then push them one by one: a burst lands within one poll. */
 async function pushAll(bed: TestBed, commits: readonly PlannedCommit[], kinds: Map<string, string>, keepGcRoots: number): Promise<{ head: string; pushedAt: number }> {
-  let head = '';
-  let pushedAt = 0;
+  const shas: string[] = [];
   for (const c of commits) {
+    const sha = await bed.commit(specOf(c, keepGcRoots), `chaos: ${c.label}`, { push: false });
+    kinds.set(sha, c.kind);
+    shas.push(sha);
+  }
+  let pushedAt = 0;
+  for (const [i, c] of commits.entries()) {
     if (c.gapMs > 0) await delay(c.gapMs);
-    head = await bed.commit(specOf(c, keepGcRoots), `chaos: ${c.label}`);
-    kinds.set(head, c.kind);
+    await bed.push(shas[i]!, `chaos: ${c.label}`);
     if (pushedAt === 0) pushedAt = Date.now();
   }
-  return { head, pushedAt };
+  return { head: shas[shas.length - 1]!, pushedAt };
 }
 
 async function collectEvidence(bed: TestBed, o: CampaignOptions, step: number): Promise<{ journal: string; history: string }> {

@@ -2,7 +2,8 @@
  * "The step is over": the machine is quiet and the step's head has been handled. Judged from
  * files first (cheap, host side), then from pullnix-ctl status:
  *   - every deployment in history.jsonl has an outcome, state.json has no current deployment;
- *   - the watcher's memory says the head was handled (deployed, failed, known bad, build failed);
+ *   - the head was handled: deployed (the newest success), in the failure memory, a remembered
+ *     build failure, or recorded handled in the watcher's memory;
  *   - the executor answers status: not busy, nothing current, the watcher connected;
  *   - the same holds a poll interval later with no new deployment (nothing was still on its way).
  * A pause (the executor pauses itself after rollback-failed) ends the wait: nothing would move.
@@ -12,7 +13,7 @@
 import type { StatusResult } from '@pullnix/shared';
 import type { TestBed } from '../system/lib/bed.ts';
 import { delay } from '../system/lib/proc.ts';
-import { executorState, watcherMemory, type HistoryTail } from './observe.ts';
+import { executorState, headHandled, watcherMemory, type HistoryTail } from './observe.ts';
 
 export type Settled = { settled: true; status: StatusResult; paused: boolean } | { settled: false; why: string };
 
@@ -42,8 +43,10 @@ async function quietNow(bed: TestBed, tail: HistoryTail, head: string): Promise<
   if (open.length > 0) return { ok: false, why: `deployment ${open.map((r) => `${r.id} (${r.phase})`).join(', ')} unresolved` };
   const state = executorState(bed);
   if (state?.current != null) return { ok: false, why: `state.json has current=${state.current}` };
-  const handled = watcherMemory(bed)?.lastHandled;
-  if (state?.paused == null && handled?.commit !== head) return { ok: false, why: `the watcher has not handled the head ${head.slice(0, 8)} (last handled: ${handled ? `${handled.commit.slice(0, 8)} ${handled.result}` : 'none'})` };
+  if (state?.paused == null && !headHandled(bed, tail, head)) {
+    const handled = watcherMemory(bed)?.lastHandled;
+    return { ok: false, why: `the head ${head.slice(0, 8)} is neither deployed, failed nor handled by the watcher (last handled: ${handled ? `${handled.commit.slice(0, 8)} ${handled.result}` : 'none'})` };
+  }
   let status: StatusResult;
   try {
     status = await bed.status();

@@ -196,8 +196,11 @@ export class TestBed {
     return base;
   }
 
-  /** Write a generation into the config repository, commit it and push it to the git server. */
-  async commit(spec: GenerationSpec, message?: string): Promise<string> {
+  /**
+   * Write a generation into the config repository, commit it and push it to the git server.
+   * With `push: false` the commit stays local until push(sha) (several pushes within one poll).
+   */
+  async commit(spec: GenerationSpec, message?: string, options: { push?: boolean } = {}): Promise<string> {
     const { work } = this.dirs;
     for (const f of ['flake.nix', 'generation.nix', 'switch-to-configuration.sh', 'activate.sh']) copyFileSync(join(CONFIG_REPO_SOURCES, f), join(work, f));
     writeFileSync(join(work, 'flake.lock'), '{\n  "nodes": {\n    "root": {}\n  },\n  "root": "root",\n  "version": 7\n}\n');
@@ -227,12 +230,19 @@ export class TestBed {
     this.commits++;
     await git('add', '-A');
     await git('commit', '-q', '--allow-empty', '-m', message ?? `generation ${spec.label}`);
-    await git('push', '-q', join(this.dirs.srv, 'git/config.git'), 'HEAD:refs/heads/main');
+    const sha = (await git('rev-parse', 'HEAD')).trim();
+    if (options.push ?? true) await this.push(sha, message ?? `generation ${spec.label}`);
+    return sha;
+  }
+
+  /** Push a commit of the work tree (and its ancestors) as the branch head. */
+  async push(sha: string, what = ''): Promise<void> {
+    await runOk(['git', '-C', this.dirs.work, 'push', '-q', join(this.dirs.srv, 'git/config.git'), `${sha}:refs/heads/main`], {
+      env: { ...process.env, GIT_CONFIG_GLOBAL: join(this.base, 'host-gitconfig'), GIT_CONFIG_NOSYSTEM: '1' },
+    });
     // The git user owns its repositories (git refuses repositories owned by someone else).
     await runOk(['chown', '-R', `${UIDS.git}:${UIDS.git}`, join(this.dirs.srv, 'git')]);
-    const sha = (await git('rev-parse', 'HEAD')).trim();
-    this.log(`pushed ${sha.slice(0, 8)} "${message ?? `generation ${spec.label}`}"`);
-    return sha;
+    this.log(`pushed ${sha.slice(0, 8)}${what ? ` "${what}"` : ''}`);
   }
 
   /** Boot the machine: systemd up, the bed's stage 1/2 setup, then the boot default activated. */
