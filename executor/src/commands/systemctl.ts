@@ -23,3 +23,19 @@ export async function activeState(runner: Runner, unit: string, timeoutMs = 30_0
 export function stopUnit(runner: Runner, unit: string, timeoutMs = 120_000): Promise<RunResult> {
   return runner(['systemctl', 'stop', '--', unit], { timeoutMs });
 }
+
+/**
+ * Units that are failed, or auto-restarting after a failure (what switch-to-configuration counts as
+ * failed for its exit 4), sorted; null when systemctl cannot answer. A deployment records this set
+ * before it starts, so that a unit failing afterwards is told apart from one that already failed.
+ */
+export async function failedUnits(runner: Runner, timeoutMs = 30_000): Promise<string[] | null> {
+  const r = await runner(['systemctl', 'list-units', '--all', '--plain', '--no-legend', '--no-pager', '--state=failed,auto-restart'], { timeoutMs });
+  if (r.exitCode !== 0) return null;
+  const units = new Set<string>();
+  for (const line of r.stdout.split('\n')) {
+    const name = line.trim().split(/\s+/)[0];
+    if (name) units.add(name);
+  }
+  return [...units].sort();
+}

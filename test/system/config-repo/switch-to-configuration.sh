@@ -18,7 +18,8 @@
 #     makes the result exit 2, and, like switch-to-configuration-ng, the switch goes on;
 #   - `systemctl daemon-reload`, then reloads/restarts, then starts the active targets
 #     (multi-user.target), which starts new units wanted by them;
-#   - exit 4 when some unit of the generation failed (or is stuck auto-restarting), decided after
+#   - `systemctl reset-failed` before the units are started, then exit 4 when any unit of the
+#     system failed (or is stuck auto-restarting after a non-zero exit), decided after
 #     /run/current-system was repointed: "live = new toplevel" proves nothing, only the exit does;
 #   - every progress line goes to stderr, and a failed write (EPIPE: whoever read a --pipe'd stdio
 #     died) ends it at once with exit 101, half-way, the units it stopped left stopped (nixpkgs
@@ -164,6 +165,9 @@ if ! "$toplevel/activate"; then
 fi
 note "activate-exit=$rc current-system=$(readlink -f /run/current-system)"
 
+# Forget about previously failed units (switch-to-configuration does): a unit that failed before
+# and fails again when the targets are started below counts as failed again.
+systemctl reset-failed
 systemctl daemon-reload
 
 if [ ${#not_restarted[@]} -gt 0 ]; then
@@ -183,12 +187,17 @@ start=("${to_start[@]}" multi-user.target)
 say "starting the following units: ${start[*]}"
 systemctl start -- "${start[@]}" || rc=4
 
+# Every unit of the system counts, not only this generation's: failed, or auto-restarting after
+# a main process that did not exit 0.
 failed=()
-for u in "${new_units[@]}"; do
-  s=$(systemctl show -P ActiveState -- "$u")
-  sub=$(systemctl show -P SubState -- "$u")
-  if [ "$s" = failed ] || { [ "$s" = activating ] && [ "$sub" = auto-restart ]; }; then failed+=("$u"); fi
-done
+while read -r u _; do
+  [ -n "$u" ] || continue
+  if [ "$(systemctl show -P ActiveState -- "$u")" = failed ]; then
+    failed+=("$u")
+  elif [ "$(systemctl show -P SubState -- "$u")" = auto-restart ] && [ "$(systemctl show -P ExecMainStatus -- "$u")" != 0 ]; then
+    failed+=("$u")
+  fi
+done < <(systemctl list-units --all --plain --no-legend --no-pager --state=failed,auto-restart)
 if [ ${#failed[@]} -gt 0 ]; then
   say "the following units failed: ${failed[*]}"
   rc=4
