@@ -111,7 +111,8 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
         const failed = of.filter((c) => !c.ok);
         say(`    ${failed.length === 0 ? 'ok ' : 'BAD'} ${n}: ${(failed.length > 0 ? failed : of).map((c) => c.text).join(' | ')}`);
       }
-      for (const c of bad) violations.push({ step: stepNo, check: c });
+      // With --keep-going a broken state persists for some steps: each distinct finding once.
+      for (const c of bad) if (!violations.some((v) => v.check.n === c.n && v.check.text === c.text)) violations.push({ step: stepNo, check: c });
       return bad.length === 0;
     };
 
