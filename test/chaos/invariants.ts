@@ -26,7 +26,7 @@ import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DeploymentRecord, StatusResult } from '@pullnix/shared';
 import { shortPath, type TestBed } from '../system/lib/bed.ts';
-import { executorState } from './observe.ts';
+import { executorState, hostNixPath } from './observe.ts';
 import { GOOD_KINDS, kindOfPath } from './plan.ts';
 
 export type InvariantNumber = 1 | 2 | 3 | 4 | 5 | 6;
@@ -203,7 +203,18 @@ export class InvariantChecker {
     if (!this.isGood(live)) problems.push(`live ${describePath(live)} is not a good system`);
     if (def !== expected) problems.push(`boot default ${describePath(def)} is not the last success ${describePath(expected)}`);
     if (facts.status.liveSystem !== live) problems.push(`status says live ${describePath(facts.status.liveSystem)}`);
-    return [check(3, problems.length === 0, problems.length === 0 ? `live = boot default = last success ${describePath(live)}` : problems.join('; '))];
+    const out = [check(3, problems.length === 0, problems.length === 0 ? `live = boot default = last success ${describePath(live)}` : problems.join('; '))];
+    // Live means running: every service of the live generation is active (a switch killed
+    // half-way leaves the units it stopped stopped: issue 10 item 2).
+    const unitsDir = join(hostNixPath(this.bed, live), 'etc/systemd/system');
+    const services = listDir(unitsDir).filter((u) => u.endsWith('.service'));
+    if (services.length > 0) {
+      const r = await this.bed.container.exec(['systemctl', 'is-active', '--', ...services], { timeoutMs: 30_000 });
+      const states = r.stdout.split('\n').filter((l) => l !== '');
+      const down = services.flatMap((u, i) => (states[i] === 'active' ? [] : [`${u}=${states[i] ?? '?'}`]));
+      out.push(check(3, down.length === 0, down.length === 0 ? `the live generation's ${services.length} services are active` : `services of the live generation not active: ${down.join(', ')}`));
+    }
+    return out;
   }
 
   // ------------------------------------------------------------------ 4: git
