@@ -14,7 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { describeStep, parseFaults, planCampaign } from './plan.ts';
-import { DEFAULTS, runCampaign, summarize } from './runner.ts';
+import { DEFAULTS, liveFigures, runCampaign, summarize } from './runner.ts';
 
 const USAGE = 'usage: npm run chaos -- [--seed S] [--deployments N] [--faults N|P] [--from-step K] [--keep-going] [--plan] [--poll-interval S] [--verify-timeout S]';
 
@@ -90,6 +90,12 @@ async function main(): Promise<number> {
   return result.error ? 2 : result.violations.length > 0 ? 1 : 0;
 }
 
-// Ctrl-C / SIGTERM: exit, so the bed's exit hook kills the machine and removes its cgroups.
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+// Ctrl-C / SIGTERM: print the figures so far, then exit, so the bed's exit hook kills the machine
+// and removes its cgroups.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    if (liveFigures) process.stdout.write(`\ninterrupted (${signal}) after step ${liveFigures.steps}\n${summarize(liveFigures)}\nCHAOS-SUMMARY ${JSON.stringify(liveFigures)}\n`);
+    process.exit(130);
+  });
+}
 process.exitCode = await main();

@@ -77,7 +77,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
   const plan = planCampaign({ seed: o.seed, deployments: o.deployments, faults: o.faults, pollIntervalSec: o.pollIntervalSec }).filter((s) => s.step >= o.fromStep);
   say(`chaos campaign: seed ${o.seed}, ${o.deployments} steps, faults ${formatFaults(o.faults)}${o.fromStep > 1 ? `, from step ${o.fromStep}` : ''}; poll ${o.pollIntervalSec} s, verify ${o.verifyTimeoutSec} s, keepGcRoots ${o.keepGcRoots}`);
 
-  const figures: CampaignFigures = { seed: o.seed, steps: 0, pushes: 0, deployments: 0, outcomes: {}, faults: {}, faultHits: {}, missedTargets: 0, powerCuts: 0, sigkills: 0, violations: 0, durationSec: 0, convergence: null };
+  const figures: CampaignFigures = (liveFigures = { seed: o.seed, steps: 0, pushes: 0, deployments: 0, outcomes: {}, faults: {}, faultHits: {}, missedTargets: 0, powerCuts: 0, sigkills: 0, violations: 0, durationSec: 0, convergence: null });
   const violations: Violation[] = [];
   const kinds = new Map<string, string>();
   const bed = await TestBed.create({ name: o.name ?? 'chaos', pollIntervalSec: o.pollIntervalSec, verifyTimeoutSec: o.verifyTimeoutSec, log: (l) => say(`  bed: ${l}`) });
@@ -151,6 +151,8 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
       const mine = bed.history().filter((r) => r.id > idBefore);
       say(`  ${mine.length === 0 ? 'no deployment' : mine.map(describeRecord).join('; ')} (${((Date.now() - stepStart) / 1000).toFixed(1)} s)`);
       figures.steps++;
+      figures.violations = violations.length;
+      tally(figures, bed.history().filter((r) => r.id >= firstId), t0);
       if (!report(s.step, checks) && !o.keepGoing) throw new Stop(s.step);
     }
 
@@ -169,11 +171,8 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
       say(`campaign error at step ${step}: ${(e as Error).stack ?? String(e)}`);
     }
   } finally {
-    const records = bed.history().filter((r) => r.id >= firstId);
-    figures.deployments = records.length;
-    for (const r of records) count(figures.outcomes, r.outcome ?? 'unresolved');
+    tally(figures, bed.history().filter((r) => r.id >= firstId), t0);
     figures.violations = violations.length;
-    figures.durationSec = Math.round((Date.now() - t0) / 1000);
     const failed = violations.length > 0 || error !== null;
     if (failed) {
       evidence = await collectEvidence(bed, o, step).catch((e: Error) => ({ journal: `(not collected: ${e.message})`, history: '-' }));
@@ -224,6 +223,16 @@ async function collectEvidence(bed: TestBed, o: CampaignOptions, step: number): 
   if (existsSync(src)) copyFileSync(src, history);
   else writeFileSync(history, '');
   return { journal: path, history };
+}
+
+/** The figures of the campaign running in this process, as of its last step (for an interrupted run's summary). */
+export let liveFigures: CampaignFigures | null = null;
+
+function tally(figures: CampaignFigures, records: readonly { outcome: string | null }[], t0: number): void {
+  figures.deployments = records.length;
+  figures.outcomes = {};
+  for (const r of records) count(figures.outcomes, r.outcome ?? 'unresolved');
+  figures.durationSec = Math.round((Date.now() - t0) / 1000);
 }
 
 function count(into: Record<string, number>, key: string): void {
