@@ -96,7 +96,8 @@ export class InvariantChecker {
     out.push(check(1, bad.length === 0, bad.length === 0 ? 'every boot default ever written is a good system' : `the bootloader was pointed at ${bad.map(describePath).join(', ')}`));
     const def = this.bed.bootDefault();
     const profile = this.profileTarget();
-    out.push(check(1, def !== null && this.isGood(def) && def === profile, `boot default ${describePath(def)}${def === profile ? ' = profile' : `, but the profile is ${describePath(profile)}`}`));
+    const defGood = def !== null && this.isGood(def);
+    out.push(check(1, defGood && def === profile, `boot default ${describePath(def)}${defGood ? '' : ' is not a good system'}${def === profile ? ' = profile' : `, but the profile is ${describePath(profile)}`}`));
     const committed = new Set(records.filter((r) => r.phases.some((p) => p.phase === 'committing')).map((r) => r.toplevel));
     out.push(check(1, def === this.installed || (def !== null && committed.has(def)), 'pullnix history agrees: the boot default passed verification (a committing phase) or is the installed system'));
     const wronglySucceeded = records.filter((r) => r.outcome === 'succeeded' && !GOOD_KINDS.has(facts.kinds.get(r.commit) ?? kindOfPath(r.toplevel) ?? '?'));
