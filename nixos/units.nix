@@ -28,7 +28,9 @@
 #     executor exits cleanly after a deployment that changed its own unit, and systemd starts
 #     the new one: that is how pullnix upgrades itself).
 #   - watcher: restartIfChanged = false (the executor restarts it after every outcome, so it
-#     always runs the code of the live generation, and never mid-deployment), Restart=always.
+#     always runs the code of the live generation, and never mid-deployment), X-StopOnRemoval=
+#     false (the executor stops both units once a deployment that removes pullnix is recorded),
+#     Restart=always.
 #   - neither unit may crash-loop into a dead state: RestartSec spaces restarts and
 #     StartLimitIntervalSec=0 turns off systemd's start rate limit, so a broken release keeps
 #     being retried (slowly) instead of being given up on until the next boot.
@@ -71,7 +73,8 @@ in
     restartIfChanged = false;
     unitConfig = {
       # A configuration that drops pullnix must not stop the executor while it is switching
-      # to that configuration; it finishes, and the next reboot leaves it out.
+      # to that configuration: it records the outcome, then stops the watcher and itself
+      # (systemctl stop, so Restart= does not bring it back).
       X-StopOnRemoval = false;
       # No start rate limit: with RestartSec below, restarts are spaced anyway, and a limit
       # would leave a machine without its deployment agent after a burst of failures.
@@ -131,6 +134,9 @@ in
     # must not restart it in the middle of one.
     restartIfChanged = false;
     unitConfig = {
+      # Nor stop it when a configuration drops pullnix: it waits for the deployment's answer,
+      # and the executor stops it once the outcome is recorded.
+      X-StopOnRemoval = false;
       StartLimitIntervalSec = 0;
     };
     serviceConfig = common // {

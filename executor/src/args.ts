@@ -2,15 +2,28 @@
 import { DEFAULT_CONFIG_PATH, VERSION } from '@pullnix/shared';
 
 const USAGE = `usage: pullnix-executor [--config FILE]
+       pullnix-executor record-activation --record FILE -- COMMAND [ARG...]
 
 The pullnix executor: listens on the configured socket for signed deploy requests and
 switches, verifies, commits or rolls back the system.
+
+record-activation runs COMMAND (switch-to-configuration, inside the activation's transient
+unit), passes its output through and writes its exit status to FILE (used by the executor).
 
   --config FILE   configuration file (default ${DEFAULT_CONFIG_PATH})
   --version       print the version and exit
   --help          print this help and exit`;
 
-export function parseArgs(argv: readonly string[]): { config: string } | { exit: number; out?: string; err?: string } {
+export type Args = { config: string } | { record: string; command: string[] } | { exit: number; out?: string; err?: string };
+
+export function parseArgs(argv: readonly string[]): Args {
+  if (argv[0] === 'record-activation') {
+    const [, flag, record, sep, ...command] = argv;
+    if (flag !== '--record' || !record?.startsWith('/') || sep !== '--' || command.length === 0) {
+      return { exit: 2, err: `pullnix-executor: record-activation needs --record /ABSOLUTE/FILE -- COMMAND [ARG...]\n${USAGE}` };
+    }
+    return { record, command };
+  }
   let config = DEFAULT_CONFIG_PATH;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;

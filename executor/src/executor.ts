@@ -19,11 +19,11 @@ import {
   type StatusResult,
   type WatcherReport,
 } from '@pullnix/shared';
-import { catUnit, restartUnit } from './commands/systemctl.ts';
-import { liveSystem, systemClock, type Clock, type PipelineContext } from './pipeline/context.ts';
+import { catUnit, loadState, restartUnit, stopUnitsNoBlock } from './commands/systemctl.ts';
+import { liveSystem, selfRecorder, systemClock, type Clock, type PipelineContext } from './pipeline/context.ts';
 import { applyOutcome, Deployment, runDeployment, type DeploymentRequest } from './pipeline/deployment.ts';
 import { recoverDeployment } from './pipeline/recovery.ts';
-import { checkSystemClosure } from './pipeline/validate.ts';
+import { checkStoreValidity, checkSystemClosure } from './pipeline/validate.ts';
 import { HistoryStore, type CorruptionReport } from './store/history.ts';
 import { rebuildState, StateStore } from './store/state.ts';
 
@@ -40,6 +40,8 @@ export interface ExecutorOptions {
    * resolves the record, the one path designed for "we do not know how far it got".
    */
   onFatal?: (error: unknown) => void;
+  /** The activation recorder's command line (default: this program's `record-activation`). */
+  recorder?: readonly string[];
 }
 
 export const DEFAULT_HISTORY_LIMIT = 20;
@@ -72,7 +74,7 @@ export class Executor {
     this.onFatal = options.onFatal;
     this.history = new HistoryStore(join(options.config.stateDir, 'history.jsonl'));
     this.state = new StateStore(join(options.config.stateDir, 'state.json'));
-    this.ctx = { config: options.config, runner: options.runner, log: options.log, history: this.history, state: this.state, clock: options.clock ?? systemClock };
+    this.ctx = { config: options.config, runner: options.runner, log: options.log, history: this.history, state: this.state, clock: options.clock ?? systemClock, recorder: options.recorder ?? selfRecorder() };
   }
 
   /** Load history and state; a corrupt file is reported, set aside, and what it held is rebuilt. */
@@ -309,7 +311,9 @@ export class Executor {
         this.refuseIfPaused();
         this.refuseIfKnownBad(request.commit);
       }
-      const d = Deployment.start(this.ctx, request);
+      // Inside the job (a command): the executor is busy meanwhile, so nothing slips in between.
+      await checkStoreValidity(this.runner, request.toplevel);
+      const d = await Deployment.start(this.ctx, request);
       this.currentId = d.id;
       return runDeployment(this.ctx, d);
     }, unitBefore);
@@ -335,7 +339,7 @@ export class Executor {
       try {
         record = await work();
       } catch (error) {
-        if (error instanceof PullnixError && (error.code === 'PAUSED' || error.code === 'KNOWN_BAD')) {
+        if (error instanceof PullnixError && REFUSALS_BEFORE_START.has(error.code)) {
           // Refused before anything was recorded or changed: an answer, not a fault.
           rejectOutcome(error);
           return;
@@ -363,6 +367,7 @@ export class Executor {
   }
 
   private async afterOutcome(record: DeploymentRecord, unitBefore: string | null): Promise<void> {
+    if (record.outcome === 'succeeded' && (await this.removedByDeployment(record))) return;
     if (record.outcome === 'succeeded' || record.outcome === 'rolled-back') {
       const unit = this.config.units.watcher;
       this.log.event('watcher.restarting', { unit, deployment: record.id, outcome: record.outcome });
@@ -378,4 +383,24 @@ export class Executor {
       this.stopping = true;
     }
   }
+
+  /**
+   * pullnix turned off by a commit: the new system has no pullnix units. Both units carry
+   * X-StopOnRemoval=false, so the deployment ran to its recorded outcome; now both stop (the
+   * watcher first, the executor last: systemd stops it, no restart), so that neither runs on
+   * without its unit and config.
+   */
+  private async removedByDeployment(record: DeploymentRecord): Promise<boolean> {
+    const { watcher, executor } = this.config.units;
+    const [w, e] = await Promise.all([loadState(this.runner, watcher), loadState(this.runner, executor)]);
+    if (e !== 'not-found') return false;
+    this.log.event('executor.removed', { deployment: record.id, units: w === 'not-found' ? [watcher, executor] : [executor] });
+    this.stopping = true;
+    const r = await stopUnitsNoBlock(this.runner, w === 'not-found' ? [watcher, executor] : [executor]);
+    if (r.exitCode !== 0) this.log.event('executor.fatal', { during: 'removal', error: describeFailure(r) });
+    return true;
+  }
 }
+
+/** Refusals found inside the job, before anything was recorded or changed: answers, not faults. */
+const REFUSALS_BEFORE_START: ReadonlySet<string> = new Set(['PAUSED', 'KNOWN_BAD', 'INVALID_SYSTEM']);

@@ -6,6 +6,7 @@
 import { ConfigError, createLogger, createRunner, loadConfig } from '@pullnix/shared';
 import { parseArgs } from './args.ts';
 import { startDaemon } from './daemon.ts';
+import { runRecorded } from './pipeline/activation-record.ts';
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
@@ -14,6 +15,7 @@ async function main(): Promise<void> {
     if (args.err) process.stderr.write(`${args.err}\n`);
     process.exit(args.exit);
   }
+  if ('record' in args) process.exit(await runRecorded(args.record, args.command));
   let config;
   try {
     config = loadConfig(args.config);

@@ -3,8 +3,10 @@
  * outcome, the exact commands in order, and what the history and state remember.
  */
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
-import { stripSystemdRun, COMMIT_A, COMMIT_B, type FakeSystem } from './lib/fake-system.ts';
+import { recordedCommand, stripSystemdRun, COMMIT_A, COMMIT_B, type FakeSystem } from './lib/fake-system.ts';
 import { harness, type Harness } from './lib/harness.ts';
 
 let h: Harness;
@@ -28,25 +30,38 @@ describe('pipeline: test mode', () => {
     assert.equal(record.outcome, 'succeeded');
     assert.equal(record.error, null);
     assert.equal(record.activationExit, 0);
-    assert.deepEqual(record.previous, { system: h.old, generation: 1 });
+    assert.deepEqual(record.previous, { system: h.old, generation: 1, failedUnits: [] });
+    assert.equal(record.bootId, 'boot-1');
     assert.equal(record.generation, 2);
     assert.deepEqual(phases(h, record.id), ['accepted', 'activating', 'verifying', 'committing', 'finished']);
     assert.equal(h.sys.live(), next);
     assert.equal(h.sys.profileTarget(), next);
     // The exact command sequence, the pipeline's contract with the machine.
-    const programs = h.sys.calls.map((c) => (c[0] === 'systemd-run' ? `systemd-run ${stripSystemdRun(c).join(' ')}` : c.slice(0, 3).join(' ')));
+    const programs = h.sys.calls.map((c) => (c[0] === 'systemd-run' ? `systemd-run ${recordedCommand(stripSystemdRun(c)).command.join(' ')}` : c.slice(0, 3).join(' ')));
     assert.deepEqual(programs, [
       'systemctl cat --',
+      'nix-store --check-validity --',
+      'systemctl list-units --all',
       `systemd-run ${next}/bin/switch-to-configuration test`,
       'git ls-remote --',
       `nix-env -p ${h.sys.profile}`,
       `${next}/bin/switch-to-configuration boot`,
+      'systemctl show --property=LoadState',
+      'systemctl show --property=LoadState',
       'systemctl restart --',
       'systemctl cat --',
     ]);
     const run = h.sys.calls.find((c) => c[0] === 'systemd-run')!;
     assert.match(run[1]!, new RegExp(`^--unit=pullnix-activate-${record.id}-[0-9a-f]{6}\\.service$`));
-    for (const flag of ['--service-type=exec', '--collect', '--pipe', '--wait', '--quiet']) assert.ok(run.includes(flag), flag);
+    for (const flag of ['--service-type=exec', '--collect', '--wait', '--quiet']) assert.ok(run.includes(flag), flag);
+    // Not --pipe: the activation's stdio must not be the executor's (EPIPE kills stc-ng half-way
+    // when the executor dies); its output goes to the journal, its exit status into a record.
+    assert.ok(!run.includes('--pipe'), `no --pipe: ${run.join(' ')}`);
+    const inner = recordedCommand(stripSystemdRun(run));
+    assert.equal(inner.recordPath, join(h.sys.stateDir, 'activations', `${run[1]!.slice('--unit='.length)}.json`));
+    assert.deepEqual(stripSystemdRun(run).slice(0, 3), [process.execPath, process.argv[1], 'record-activation']);
+    assert.ok(!existsSync(inner.recordPath!), 'the activation record is removed once the outcome is recorded');
+    assert.deepEqual(readdirSync(h.sys.gcRootsDir), [], 'no GC root of a finished deployment is left');
     assert.deepEqual(h.sys.calls.find((c) => c[0] === 'git'), ['git', 'ls-remote', '--', 'file:///fake/remote.git', 'refs/heads/main']);
     assert.deepEqual(h.sys.calls.find((c) => c[1] === 'restart'), ['systemctl', 'restart', '--', 'pullnix-watcher.service']);
     const status = h.executor.status();
@@ -77,7 +92,7 @@ describe('pipeline: test mode', () => {
       assert.deepEqual(phases(h, record.id), ['accepted', 'activating', 'rolling-back', 'finished']);
       assert.deepEqual(h.sys.activations(), [`${next} test`, `${h.old} test`]);
       assert.equal(h.sys.programCalls('nix-env').length, 0, 'the profile is never touched');
-      assert.equal(h.sys.programCalls('git').length, 0);
+      assert.equal(h.sys.programCalls('git').length, 1, 'git is checked once: after the rollback, to judge it');
       assert.equal(h.sys.live(), h.old);
       assert.equal(h.sys.profileTarget(), h.old);
       assert.ok(h.executor.state.state.knownBad[COMMIT_A]);
@@ -123,15 +138,15 @@ describe('pipeline: test mode', () => {
 
   it('verification failing until verify.timeoutSec: back-off doubles, then rollback', async () => {
     h = harness();
-    h.sys.gitDefault = 128;
     const next = h.sys.makeSystem('no-network');
+    h.sys.networkBreakers.add(next);
     const record = await deploy(h, COMMIT_A, next);
     assert.equal(record.outcome, 'rolled-back');
     assert.equal(record.error?.code, 'VERIFY_FAILED');
     assert.deepEqual(phases(h, record.id), ['accepted', 'activating', 'verifying', 'rolling-back', 'finished']);
     // timeoutSec 10, initial 1000 ms: attempts at 0, 1, 3, 7 s, and a last one at the deadline (10 s).
     assert.deepEqual(h.clock.sleeps, [1000, 2000, 4000, 3000]);
-    assert.equal(h.sys.programCalls('git').length, 5);
+    assert.equal(h.sys.programCalls('git').length, 6, 'five attempts, then one after the rollback, which answers');
     assert.match(record.error!.message, /failed 5 times within verify\.timeoutSec=10; last: git exited 128: fatal: unable to access remote/);
     assert.deepEqual(h.sys.activations(), [`${next} test`, `${h.old} test`]);
     assert.equal(h.sys.programCalls('nix-env').length, 0);
@@ -150,8 +165,9 @@ describe('pipeline: test mode', () => {
 
   it('the back-off is capped at 15 s', async () => {
     h = harness({ verify: { timeoutSec: 60, initialBackoffMs: 1000, attemptTimeoutSec: 5 } });
-    h.sys.gitDefault = 1;
-    await deploy(h, COMMIT_A, h.sys.makeSystem('x'));
+    const next = h.sys.makeSystem('x');
+    h.sys.networkBreakers.add(next);
+    await deploy(h, COMMIT_A, next);
     assert.deepEqual(h.clock.sleeps, [1000, 2000, 4000, 8000, 15000, 15000, 15000]);
   });
 
@@ -169,8 +185,9 @@ describe('pipeline: test mode', () => {
 
   it('every line about a deployment carries deployment= and commit= (journal key fields)', async () => {
     h = harness();
-    h.sys.gitDefault = 128; // verification fails: the longest path, through rollback
-    await deploy(h, COMMIT_A, h.sys.makeSystem('no-network'));
+    const next = h.sys.makeSystem('no-network');
+    h.sys.networkBreakers.add(next); // verification fails: the longest path, through rollback
+    await deploy(h, COMMIT_A, next);
     const lines = h.log.events.filter((e) => /^(deploy|verify)\./.test(e.name));
     assert.ok(lines.length >= 7, lines.map((e) => e.name).join(' '));
     for (const e of lines) {
@@ -262,14 +279,14 @@ describe('pipeline: switch mode', () => {
     assert.equal(record.generation, 2);
     assert.deepEqual(h.sys.activations(), [`${next} switch`]);
     const order = h.sys.calls.map((c) => c[0]).filter((p) => p !== 'systemctl');
-    assert.deepEqual(order, ['nix-env', 'systemd-run', 'git']);
+    assert.deepEqual(order, ['nix-store', 'nix-env', 'systemd-run', 'git']);
     assert.equal(h.sys.profileTarget(), next);
   });
 
   it('verification failing: nix-env --set <previous> and <previous> switch', async () => {
     h = harness({ activation: 'switch', verify: { timeoutSec: 1, initialBackoffMs: 500, attemptTimeoutSec: 1 } });
-    h.sys.gitDefault = 128;
     const next = h.sys.makeSystem('no-network');
+    h.sys.networkBreakers.add(next);
     const record = await deploy(h, COMMIT_A, next);
     assert.equal(record.outcome, 'rolled-back');
     assert.deepEqual(h.sys.activations(), [`${next} switch`, `${h.old} switch`]);

@@ -44,7 +44,7 @@ describe('crash recovery on start', () => {
     h = harness();
     const next = h.sys.makeSystem('next');
     await dieAt(h, 'git', COMMIT_A, next);
-    h.sys.gitDefault = 128;
+    h.sys.networkBreakers.add(next); // the new system broke the network; the rollback mends it
     const e = h.reopen();
     await e.recover();
     await e.idle();
@@ -79,7 +79,7 @@ describe('crash recovery on start', () => {
   it('died while rolling back: the rollback runs again (a live previous system does not prove exit 0)', async () => {
     h = harness();
     const next = h.sys.makeSystem('next');
-    h.sys.gitDefault = 128;
+    h.sys.networkBreakers.add(next);
     // Die at the rollback's activation: the second systemd-run.
     let runs = 0;
     h.sys.hooks.set('systemd-run', () => (++runs === 2 ? new Promise(() => {}) : {}));
@@ -94,15 +94,16 @@ describe('crash recovery on start', () => {
     assert.deepEqual(h.sys.activations().slice(-2), [`${h.old} test`, `${h.old} test`], 'the previous system was activated again after the restart');
   });
 
-  it('previous system live (died before activation took effect): interrupted; twice makes the commit known-bad', async () => {
+  it('the activation never started (no record; died before it took effect): interrupted; twice makes the commit known-bad', async () => {
     h = harness();
     const next = h.sys.makeSystem('next');
+    h.sys.recorderFate.set(`${next} test`, 'never');
     await dieAt(h, 'systemd-run', COMMIT_A, next);
     let e = h.reopen();
     await e.recover();
     assert.equal(e.history.get(1)!.outcome, 'interrupted');
     assert.equal(e.history.get(1)!.error?.code, 'INTERRUPTED');
-    assert.match(e.history.get(1)!.error!.message, /stopped during activating/);
+    assert.match(e.history.get(1)!.error!.message, /before the activation started; nothing was activated/);
     assert.equal(e.state.state.interruptions[COMMIT_A], 1);
     assert.equal(e.state.state.knownBad[COMMIT_A], undefined, 'once is not enough');
     assert.equal(h.sys.live(), h.old);
@@ -118,6 +119,7 @@ describe('crash recovery on start', () => {
   it('switch mode, died after nix-env --set but before activation: profile and boot entry put back, interrupted', async () => {
     h = harness({ activation: 'switch' });
     const next = h.sys.makeSystem('next');
+    h.sys.recorderFate.set(`${next} switch`, 'never');
     await dieAt(h, 'systemd-run', COMMIT_A, next);
     assert.equal(h.sys.profileTarget(), next, 'the profile had moved before the crash');
     const e = h.reopen();

@@ -76,7 +76,7 @@ export class RunningExecutor {
       stateDir: this.stateDir,
       socketPath: this.socketPath,
       operators: { group: this.options.group ?? 'root', keys: this.options.operatorKeys ?? [] },
-      paths: { systemProfile: join(dir, 'profiles', 'system'), currentSystem: join(dir, 'current-system'), storeDir: '/nix/store' },
+      paths: { systemProfile: join(dir, 'profiles', 'system'), currentSystem: join(dir, 'current-system'), storeDir: '/nix/store', gcRootsDir: join(dir, 'gcroots') },
     };
     writeFileSync(this.configPath, JSON.stringify(config, null, 2), { mode: 0o644 });
     if (this.options.history) {

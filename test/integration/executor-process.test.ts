@@ -4,7 +4,7 @@
  * systemd-run / systemctl / switch-to-configuration that record their argv.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -46,7 +46,7 @@ describe('executor process: the pipeline end to end', () => {
     const { deployment } = await watcher.request('deploy', { commit: COMMIT_1, toplevel: v1 }, { timeoutMs: 30_000 });
     assert.equal(deployment.outcome, 'succeeded', JSON.stringify(deployment.error));
     assert.equal(deployment.requestedBy, 'watcher');
-    assert.deepEqual(deployment.previous, { system: bed.initial, generation: 1 });
+    assert.deepEqual(deployment.previous, { system: bed.initial, generation: 1, failedUnits: [] });
     assert.equal(deployment.generation, 2);
     assert.deepEqual(deployment.phases.map((p) => p.phase), ['accepted', 'activating', 'verifying', 'committing', 'finished']);
     assert.equal(readlinkSync(bed.profile), 'system-2-link');
@@ -56,15 +56,20 @@ describe('executor process: the pipeline end to end', () => {
     while ((await operator.request('status', {})).executor.busy) await new Promise((r) => setTimeout(r, 20));
     const calls = bed.calls().slice(callsBefore).map((c) => c.join(' '));
     const unit = calls.find((c) => c.startsWith('systemd-run'))!;
-    assert.match(unit, /^systemd-run --unit=pullnix-activate-1-[0-9a-f]{6}\.service --service-type=exec --collect --pipe --wait --quiet -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER /);
+    // No --pipe (the activation's stdio is the journal's, never the executor's); the executor's
+    // own recorder runs switch-to-configuration and keeps its exit status in the state directory.
+    assert.match(unit, /^systemd-run --unit=(pullnix-activate-1-[0-9a-f]{6}\.service) --service-type=exec --collect --wait --quiet -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER -- \S+ \S+executor\/dist\/src\/main\.js record-activation --record \S+\/state\/activations\/\1\.json -- /);
     assert.deepEqual(
       calls.map((c) => c.replace(/--unit=\S+ .* (\/nix\/store)/, '$1')),
       [
         'systemctl cat -- pullnix-executor.service',
+        'systemctl list-units --all --plain --no-legend --no-pager --state=failed,auto-restart',
         `systemd-run ${v1}/bin/switch-to-configuration test`,
         `switch-to-configuration ${v1} test`,
         `nix-env -p ${bed.profile} --set ${v1}`,
         `switch-to-configuration ${v1} boot`,
+        'systemctl show --property=LoadState --value -- pullnix-watcher.service',
+        'systemctl show --property=LoadState --value -- pullnix-executor.service',
         'systemctl restart -- pullnix-watcher.service',
         'systemctl cat -- pullnix-executor.service',
       ],
@@ -77,11 +82,11 @@ describe('executor process: the pipeline end to end', () => {
 
   it('the network breaks after activation: verification fails, the previous system is re-activated', async () => {
     const v2 = bed.makeSystem('v2');
-    bed.breakNetwork();
-    try {
+    bed.breaksNetwork('v2');
+    {
       const { deployment } = await watcher.request('deploy', { commit: COMMIT_2, toplevel: v2 }, { timeoutMs: 30_000 });
       assert.equal(deployment.outcome, 'rolled-back');
-      assert.deepEqual(deployment.previous, { system: v1, generation: 2 });
+      assert.deepEqual(deployment.previous, { system: v1, generation: 2, failedUnits: [] });
       assert.match(deployment.error!.message, /git ls-remote .* failed \d+ times/);
       assert.equal(bed.live(), v1, 'the recorded previous system is live again');
       assert.equal(bed.profileTarget(), v1, 'the boot default never moved');
@@ -89,8 +94,6 @@ describe('executor process: the pipeline end to end', () => {
       assert.ok(proc.events('verify.attempt_failed').length >= 2, 'retried with back-off');
       const acts = bed.calls().filter((c) => c[0] === 'switch-to-configuration').slice(-2).map((c) => `${c[1]} ${c[2]}`);
       assert.deepEqual(acts, [`${v2} test`, `${v1} test`]);
-    } finally {
-      bed.healNetwork();
     }
     const status = await operator.request('status', {});
     assert.deepEqual(status.knownBad, [COMMIT_2]);
@@ -159,6 +162,40 @@ describe('executor process: the pipeline end to end', () => {
     assert.deepEqual(exit, { code: 0, signal: null });
     assert.ok(proc.events('executor.stopping').length === 1);
     assert.equal(existsSync(bed.socketPath), false);
+  });
+});
+
+describe('executor process: the systems a rollback needs stay alive (real Nix GC roots)', () => {
+  let bed: Bed;
+  let proc: ExecutorProcess | undefined;
+  after(async () => {
+    await proc?.stop();
+    bed?.cleanup();
+  });
+
+  it('a previous system in no profile (an operator\'s nixos-rebuild test) cannot be garbage-collected during verification; the rollback finds it', async () => {
+    bed = makeBed({ verify: { timeoutSec: 6, initialBackoffMs: 100, attemptTimeoutSec: 1 } });
+    // The live system is not in the profile and nothing else roots it (`nix-store --add` leaves no root).
+    const loose = bed.makeSystem('loose');
+    const linkTmp = `${bed.currentSystem}.tmp`;
+    spawnSync('ln', ['-sfn', loose, linkTmp]);
+    spawnSync('mv', ['-T', linkTmp, bed.currentSystem]);
+    const next = bed.makeSystem('next');
+    bed.breaksNetwork('next');
+    proc = await ExecutorProcess.start(bed);
+    const watcher = await proc.client('watcher');
+    const answer = watcher.request('deploy', { commit: COMMIT_1, toplevel: next }, { timeoutMs: 60_000 });
+    await proc.waitFor('verify.attempt_failed');
+    // What nix.gc would do to it now: the real collector's own check, on this one path.
+    const del = spawnSync('nix-store', ['--delete', loose], { encoding: 'utf8', env: { ...process.env, NIX_CONFIG: 'build-users-group =\nsubstituters =\nexperimental-features = nix-command flakes\nsandbox = false' } });
+    assert.notEqual(del.status, 0, `the previous system must be alive (rooted) during the deployment: ${del.stderr}`);
+    assert.match(del.stderr, /still alive/);
+    assert.ok(existsSync(join(bed.gcRootsDir, 'deployment-1-previous')), 'rooted by the deployment');
+    const { deployment } = await answer;
+    watcher.close();
+    assert.equal(deployment.outcome, 'rolled-back', JSON.stringify(deployment.error));
+    assert.equal(bed.live(), loose);
+    assert.deepEqual(readdirSync(bed.gcRootsDir), [], 'the roots go with the outcome');
   });
 });
 

@@ -12,7 +12,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadSigningKey, parseLine, SocketClient, type SigningKey } from '@pullnix/shared';
 
@@ -72,6 +72,12 @@ if [ "$action" = test ] || [ "$action" = switch ]; then
   # (activation script failed) and 4 (units failed) too. Only 100 and 1 leave it alone.
   if [ "$code" = 0 ] || [ "$code" = 2 ] || [ "$code" = 4 ]; then
     ln -sfn "$top" "$dir/current-system.new" && mv -T "$dir/current-system.new" "$dir/current-system"
+    # A system that breaks the network takes the remote away while it is live; any other brings it back.
+    if [ -f "$dir/stc/$name.breaks-network" ]; then
+      if [ -d "$dir/remote.git" ]; then mv "$dir/remote.git" "$dir/remote.git.away"; fi
+    elif [ -d "$dir/remote.git.away" ]; then
+      mv "$dir/remote.git.away" "$dir/remote.git"
+    fi
     # Like daemon-reload after the new generation's units are in place.
     if [ -f "$dir/stc/$name.unit" ]; then cp "$dir/stc/$name.unit" "$dir/units/pullnix-executor.service"; fi
   fi
@@ -98,12 +104,15 @@ export interface Bed {
   /** The new system's activation changes pullnix-executor.service to this text. */
   setUnitChange(name: string, text: string): void;
   breakNetwork(): void;
+  /** The system `name` breaks the network while it is live (its activation takes the remote away; another's brings it back). */
+  breaksNetwork(name: string): void;
   healNetwork(): void;
   calls(): string[][];
   live(): string | null;
   profileTarget(): string | null;
   writeConfig(overrides?: Record<string, unknown>): void;
   files(): string;
+  gcRootsDir: string;
   cleanup(): void;
 }
 
@@ -145,6 +154,7 @@ export function makeBed(configOverrides: Record<string, unknown> = {}): Bed {
   symlinkSync(initial, currentSystem);
 
   const stateDir = join(dir, 'state');
+  const gcRootsDir = join('/nix/var/nix/gcroots', `pullnix-test-${basename(dir)}`);
   const socketPath = join(dir, 'run', 'executor.sock');
   const configPath = join(dir, 'config.json');
   const bed: Bed = {
@@ -162,6 +172,7 @@ export function makeBed(configOverrides: Record<string, unknown> = {}): Bed {
     release: (name, action) => rmSync(join(dir, 'stc', `${name}-${action}.hold`), { force: true }),
     setUnitChange: (name, text) => writeFileSync(join(dir, 'stc', `${name}.unit`), text),
     breakNetwork: () => renameSync(remote, `${remote}.away`),
+    breaksNetwork: (name) => writeFileSync(join(dir, 'stc', `${name}.breaks-network`), ''),
     healNetwork: () => renameSync(`${remote}.away`, remote),
     calls: () =>
       readFileSync(join(dir, 'calls.log'), 'utf8')
@@ -180,14 +191,19 @@ export function makeBed(configOverrides: Record<string, unknown> = {}): Bed {
         stateDir,
         logLevel: 'debug',
         operators: { group: 'root' },
-        paths: { systemProfile: profile, currentSystem },
+        // Real GC roots (under the store's gcroots), one directory per bed: `nix-store --delete` must see them.
+        paths: { systemProfile: profile, currentSystem, gcRootsDir },
         ...configOverrides,
         ...overrides,
       };
       writeFileSync(configPath, JSON.stringify(config, null, 2));
     },
     files: () => ['state.json', 'history.jsonl'].map((f) => (existsSync(join(stateDir, f)) ? readFileSync(join(stateDir, f), 'utf8') : '<absent>')).join('\n---\n'),
-    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+    gcRootsDir,
+    cleanup: () => {
+      rmSync(gcRootsDir, { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
   bed.writeConfig();
   return bed;

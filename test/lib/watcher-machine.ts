@@ -89,7 +89,7 @@ export class Machine {
       socketPath: this.socketPath,
       operators: { group: 'root' },
       logLevel: 'debug',
-      paths: { systemProfile: this.profile, currentSystem: this.currentSystem, storeDir: '/nix/store' },
+      paths: { systemProfile: this.profile, currentSystem: this.currentSystem, storeDir: '/nix/store', gcRootsDir: join(this.dir, 'gcroots') },
     };
     writeFileSync(this.configPath, JSON.stringify(config, null, 2));
   }

@@ -14,9 +14,13 @@ export function switchToConfigurationPath(toplevel: string): string {
   return `${toplevel}/bin/switch-to-configuration`;
 }
 
-export function activate(runner: Runner, toplevel: string, action: ActivationAction, unit: string, timeoutMs: number): Promise<RunResult> {
-  const argv = systemdRunArgv({ unit, command: [switchToConfigurationPath(toplevel), action] });
-  return runner(argv, { timeoutMs, killAfterMs: 30_000 });
+/**
+ * Activation in a transient unit, through the recorder (`recorder`, the executor's own
+ * `record-activation` command line) which writes the exit status to `recordPath`.
+ */
+export function activate(runner: Runner, options: { toplevel: string; action: ActivationAction; unit: string; recorder: readonly string[]; recordPath: string; timeoutMs: number }): Promise<RunResult> {
+  const command = [...options.recorder, '--record', options.recordPath, '--', switchToConfigurationPath(options.toplevel), options.action];
+  return runner(systemdRunArgv({ unit: options.unit, command }), { timeoutMs: options.timeoutMs, killAfterMs: 30_000 });
 }
 
 export function installBootEntry(runner: Runner, toplevel: string, timeoutMs: number): Promise<RunResult> {

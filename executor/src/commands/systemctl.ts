@@ -39,3 +39,14 @@ export async function failedUnits(runner: Runner, timeoutMs = 30_000): Promise<s
   }
   return [...units].sort();
 }
+
+/** LoadState of a unit: loaded, not-found (its file is gone, though it may still run), ...; null when systemctl cannot answer. */
+export async function loadState(runner: Runner, unit: string, timeoutMs = 30_000): Promise<string | null> {
+  const r = await runner(['systemctl', 'show', '--property=LoadState', '--value', '--', unit], { timeoutMs });
+  return r.exitCode === 0 ? r.stdout.trim() : null;
+}
+
+/** Queue stop jobs and return at once (the executor may be stopping itself). */
+export function stopUnitsNoBlock(runner: Runner, units: readonly string[], timeoutMs = 30_000): Promise<RunResult> {
+  return runner(['systemctl', 'stop', '--no-block', '--', ...units], { timeoutMs });
+}

@@ -1,7 +1,11 @@
 /**
  * `systemd-run`: runs a command as a transient service, outside every pullnix cgroup, so that
  * switch-to-configuration restarting pullnix units cannot kill the activation (the first
- * pullnix's fatal flaw). Same flags nixos-rebuild uses, plus --wait so the exit code comes back.
+ * pullnix's fatal flaw). Same flags nixos-rebuild uses, with --wait, and without --pipe: the
+ * unit's output goes to the journal (under the unit's name), never into pipes of the executor,
+ * whose death would make switch-to-configuration-ng die half-way on EPIPE (nixpkgs #462179).
+ * --collect unloads the unit when it ends; its exit status survives in the activation record
+ * (pipeline/activation-record.ts), not in systemd.
  */
 import { randomBytes } from 'node:crypto';
 
@@ -22,13 +26,13 @@ export function systemdRunArgv(options: TransientUnitOptions): string[] {
     `--unit=${options.unit}`,
     '--service-type=exec',
     '--collect',
-    '--pipe',
     '--wait',
     '--quiet',
     '-E',
     'LOCALE_ARCHIVE',
     '-E',
     'NIXOS_INSTALL_BOOTLOADER',
+    '--',
     ...options.command,
   ];
 }

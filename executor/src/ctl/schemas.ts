@@ -92,6 +92,7 @@ export const deploymentRecordSchema: JSONSchemaType<DeploymentRecord> = {
       properties: {
         system: orNull({ type: 'string' }),
         generation: orNull({ type: 'integer' }),
+        failedUnits: { type: 'array', items: { type: 'string' }, nullable: true },
       },
     },
     phase: { type: 'string', enum: phases },
@@ -113,6 +114,7 @@ export const deploymentRecordSchema: JSONSchemaType<DeploymentRecord> = {
     error: orNull(errorData),
     activationExit: orNull({ type: 'integer' }),
     generation: orNull({ type: 'integer' }),
+    bootId: { type: 'string', nullable: true },
     startedAt: iso,
     finishedAt: isoOrNull,
   },

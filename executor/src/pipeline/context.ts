@@ -1,5 +1,5 @@
 /** What every pipeline step needs, as one options object (no positional plumbing). */
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import type { Config, Logger, Runner } from '@pullnix/shared';
 import type { HistoryStore } from '../store/history.ts';
 import type { StateStore } from '../store/state.ts';
@@ -21,6 +21,22 @@ export interface PipelineContext {
   history: HistoryStore;
   state: StateStore;
   clock: Clock;
+  /** The command line of this executor's `record-activation` (activation-record.ts). */
+  recorder: readonly string[];
+}
+
+/** This very program's `record-activation`: the same node and entry point the executor runs from. */
+export function selfRecorder(): string[] {
+  return [process.execPath, process.argv[1] ?? 'pullnix-executor', 'record-activation'];
+}
+
+/** The kernel's boot id (changes with every boot); null when it cannot be read. */
+export function currentBootId(config: Config): string | null {
+  try {
+    return readFileSync(config.paths.bootId, 'utf8').trim() || null;
+  } catch {
+    return null;
+  }
 }
 
 /** The resolved target of paths.currentSystem (`readlink -f /run/current-system`); null if absent. */

@@ -3,22 +3,30 @@
  *
  *   accepted → activating ─0→ verifying ─pass→ committing ─ok→ finished (succeeded)
  *                  │ 100 → finished (reboot-required)      │ fail          │ fail
- *                  └ 2/4/other/timeout → rolling-back ◀────┴───────────────┘
+ *                  └ 2/4/other/timeout/unknown → rolling-back ◀────────────┘
  *                                          ├ ok   → finished (rolled-back)
  *                                          └ fail → finished (rollback-failed; the executor pauses)
  *
  * Every phase change is a full snapshot appended to the history before the next command runs,
  * so a crash at any point leaves a record that crash recovery (recovery.ts) can resolve.
  * The pipeline never builds a command line: commands/ does.
+ *
+ * What counts is what NixOS says, never what it leaves behind: the activation script repoints
+ * /run/current-system at the new system whatever its status, so only the activation's recorded
+ * exit status (activation-record.ts) decides, and an unknown one is a failure. Units are judged
+ * against the state before the deployment (record.previous.failedUnits): a unit that was
+ * already failing is reported, not blamed, whether in the new system or in the rollback.
  */
-import { describeFailure, lastLines, PullnixError, type DeploymentOutcome, type DeploymentPhase, type DeploymentRecord, type ErrorCode, type ErrorData, type Logger, type RunResult } from '@pullnix/shared';
+import { describeFailure, lastLines, PullnixError, type DeploymentOutcome, type DeploymentPhase, type DeploymentRecord, type ErrorCode, type ErrorData, type Logger } from '@pullnix/shared';
 import { lsRemote } from '../commands/git.ts';
 import { generationSystem, profileGeneration, setProfile, switchGeneration } from '../commands/nix-env.ts';
-import { activeState, stopUnit } from '../commands/systemctl.ts';
+import { activeState, failedUnits, stopUnit } from '../commands/systemctl.ts';
 import { transientUnitName } from '../commands/systemd-run.ts';
-import { activate, installBootEntry, STC_EXIT } from '../commands/switch-to-configuration.ts';
+import { activate, installBootEntry, STC_EXIT, type ActivationAction } from '../commands/switch-to-configuration.ts';
 import { MAX_INTERRUPTIONS, rememberFailure, type ExecutorState } from '../store/state.ts';
-import { liveSystem, type PipelineContext } from './context.ts';
+import { activationRecordPath, prepareRecordDir, readActivationRecord, removeActivationRecord } from './activation-record.ts';
+import { currentBootId, liveSystem, type PipelineContext } from './context.ts';
+import { pinSystems, unpinSystems } from './gcroots.ts';
 
 export interface DeploymentRequest {
   kind: DeploymentRecord['kind'];
@@ -42,11 +50,17 @@ export class Deployment {
     this.log = ctx.log.child({ deployment: record.id, commit: record.commit });
   }
 
-  /** Step 2: record the deployment with the previous system, durably, before anything changes. */
-  static start(ctx: PipelineContext, request: DeploymentRequest): Deployment {
+  /**
+   * Step 2: record the deployment with the previous system (and the units failing before it, and
+   * the boot it runs in), durably, before anything changes; keep both systems alive until the outcome.
+   */
+  static async start(ctx: PipelineContext, request: DeploymentRequest): Promise<Deployment> {
     const { config, history, state, clock } = ctx;
+    const failedBefore = await failedUnits(ctx.runner);
     const id = Math.max(state.state.nextId, history.maxId + 1);
     const at = new Date(clock.now()).toISOString();
+    const previousSystem = liveSystem(config);
+    pinSystems(config.paths.gcRootsDir, id, { previous: previousSystem, toplevel: request.toplevel });
     const record: DeploymentRecord = {
       id,
       kind: request.kind,
@@ -54,7 +68,8 @@ export class Deployment {
       toplevel: request.toplevel,
       activation: config.activation,
       requestedBy: request.requestedBy,
-      previous: { system: liveSystem(config), generation: profileGeneration(config.paths.systemProfile) },
+      previous: { system: previousSystem, generation: profileGeneration(config.paths.systemProfile), failedUnits: failedBefore },
+      bootId: currentBootId(config),
       phase: 'accepted',
       phases: [{ phase: 'accepted', at }],
       outcome: null,
@@ -70,7 +85,7 @@ export class Deployment {
       s.current = id;
     });
     const d = new Deployment(ctx, record);
-    d.log.event('deploy.accepted', { kind: request.kind, toplevel: request.toplevel, previous: record.previous.system, previous_generation: record.previous.generation, activation: config.activation, key: request.requestedBy });
+    d.log.event('deploy.accepted', { kind: request.kind, toplevel: request.toplevel, previous: record.previous.system, previous_generation: record.previous.generation, failed_before: failedBefore ?? 'unknown', activation: config.activation, key: request.requestedBy });
     return d;
   }
 
@@ -103,6 +118,8 @@ export class Deployment {
       change?.(r);
     });
     this.ctx.state.update((s) => applyOutcome(s, this.record, at));
+    unpinSystems(this.ctx.config.paths.gcRootsDir);
+    for (const p of this.record.phases) if (p.unit) removeActivationRecord(activationRecordPath(this.ctx.config.stateDir, p.unit));
     const fields = { toplevel: this.record.toplevel, outcome, code: error?.code, error: error?.message };
     if (outcome === 'succeeded') this.log.event('deploy.succeeded', { ...fields, generation: this.record.generation });
     else if (outcome === 'rolled-back') this.log.event('deploy.rolled_back', fields);
@@ -169,40 +186,94 @@ export async function runDeployment(ctx: PipelineContext, d: Deployment): Promis
     if (set.exitCode !== 0) return rollBack(ctx, d, 'ACTIVATION_FAILED', `nix-env --set failed before activation: ${describeFailure(set)}`, { profileMoved, activated: false });
   }
   // The unit name goes into the history before the unit starts: if the executor dies now, the
-  // activation goes on in its own unit, and recovery must wait for it before judging anything.
+  // activation goes on in its own unit, and recovery waits for it and reads its recorded exit.
   const unit = transientUnitName(`pullnix-activate-${d.id}`);
   d.mark('activating', mode, (r) => (r.phases.at(-1)!.unit = unit));
-  d.log.event('deploy.activating', { toplevel: d.record.toplevel, action: mode });
-  const result = await runActivation(ctx, d.record.toplevel, mode, unit);
-  const exit = result.timedOut || result.spawnError ? null : result.exitCode;
+  d.log.event('deploy.activating', { toplevel: d.record.toplevel, action: mode, unit });
+  const activation = await runActivation(ctx, d.record.toplevel, mode, unit);
+  logSwitchOutput(d, activation);
+  return afterActivation(ctx, d, activation, { profileMoved });
+}
+
+/**
+ * Step 3's verdict, from the activation's recorded exit status (also crash recovery's way in
+ * once a recorded activation has finished): 0, or 4 with no unit failing that was not failing
+ * before, goes on to verification; 100 is reboot-required; anything else, an unknown status
+ * included, is rolled back.
+ */
+export async function afterActivation(ctx: PipelineContext, d: Deployment, activation: ActivationResult, opts: { profileMoved: boolean }): Promise<DeploymentRecord> {
+  const exit = activation.exit;
   d.record.activationExit = exit;
-  if (exit === STC_EXIT.ok) {
-    d.log.event('deploy.activated', { ms: result.durationMs });
-    return verifyAndCommit(ctx, d, { profileMoved });
+  if (exit === STC_EXIT.ok || (exit === STC_EXIT.unitsFailed && (await unitsAsBefore(ctx, d, 'activation', activation)))) {
+    d.log.event('deploy.activated', { ms: activation.durationMs, exit });
+    return verifyAndCommit(ctx, d, opts);
   }
   if (exit === STC_EXIT.rebootRequired) {
     // switch-to-configuration stops before changing anything: nothing to roll back. In switch
     // mode the profile moved first; put it back so the boot default stays the running system.
     d.log.event('deploy.reboot_required', { toplevel: d.record.toplevel });
     const message = `switch-to-configuration exited 100: this system needs a reboot to activate (nothing was activated; deploy it with a reboot by hand)`;
-    if (profileMoved) {
+    if (opts.profileMoved) {
       const restored = await restoreBootDefault(ctx, d);
       if (restored !== null) return d.finish('rollback-failed', failure('ROLLBACK_FAILED', `${message}; restoring the boot default failed: ${restored}`), (r) => (r.activationExit = exit));
     }
     return d.finish('reboot-required', failure('REBOOT_REQUIRED', message), (r) => (r.activationExit = exit));
   }
-  const why = describeActivation(result);
-  d.log.event('deploy.activation_failed', { exit, error: why });
-  return rollBack(ctx, d, 'ACTIVATION_FAILED', why, { profileMoved, activated: true });
+  const why = describeActivation(activation, d.record.previous.failedUnits, activation.newlyFailed);
+  d.log.event('deploy.activation_failed', { exit, error: why, unit: activation.unit });
+  return rollBack(ctx, d, 'ACTIVATION_FAILED', why, { profileMoved: opts.profileMoved, activated: true });
 }
 
-function describeActivation(r: RunResult): string {
-  if (r.spawnError) return `systemd-run could not start the activation: ${r.spawnError}`;
-  if (r.timedOut) return `activation did not finish within the activation timeout (${Math.round(r.durationMs / 1000)} s)`;
+/** What one activation (or re-activation) did, from its record. `exit` null: unknown. */
+export interface ActivationResult {
+  unit: string;
+  /** Whether the activation ever started (its record exists); false: nothing was activated. */
+  started: boolean;
+  exit: number | null;
+  signal: string | null;
+  /** Why the exit is unknown (no record, could not start, timed out), when it is. */
+  unknown: string | null;
+  lines: string[];
+  durationMs: number;
+  /** Filled in when exit 4 is judged: the units failing now that were not failing before. */
+  newlyFailed?: string[];
+}
+
+function describeActivation(a: ActivationResult, failedBefore: readonly string[] | null | undefined, newlyFailed: readonly string[] | undefined): string {
+  const out = lastLines(a.lines.filter((l) => !/^\s*$/.test(l)).join('\n'), 5);
+  if (a.exit === null) return `switch-to-configuration (${a.unit}): ${a.unknown ?? (a.signal ? `killed by ${a.signal}` : 'no exit status')}${out ? `: ${out}` : ''}`;
   const meaning =
-    r.exitCode === STC_EXIT.activationFailed ? 'the activation script failed' : r.exitCode === STC_EXIT.unitsFailed ? 'some units failed' : r.signal ? `killed by ${r.signal}` : 'activation failed';
-  const out = lastLines(r.stderr, 5) || lastLines(r.stdout, 5);
-  return `switch-to-configuration exited ${r.exitCode ?? '-'} (${meaning})${out ? `: ${out}` : ''}`;
+    a.exit === STC_EXIT.activationFailed
+      ? 'the activation script failed'
+      : a.exit === STC_EXIT.unitsFailed
+        ? newlyFailed && newlyFailed.length > 0
+          ? `units failed that were not failing before: ${newlyFailed.join(', ')}${failedBefore && failedBefore.length > 0 ? `; already failing before, not blamed: ${failedBefore.join(', ')}` : ''}`
+          : 'some units failed'
+        : 'activation failed';
+  return `switch-to-configuration exited ${a.exit} (${meaning})${out ? `: ${out}` : ''}`;
+}
+
+/** The switch's own account of what it did (units stopped, started, NOT restarted) in the executor's journal. */
+function logSwitchOutput(d: Deployment, a: ActivationResult): void {
+  const summary = a.lines.filter((l) => SWITCH_SUMMARY.test(l));
+  d.log.event('deploy.switch_output', { unit: a.unit, exit: a.exit, lines: summary.length > 0 ? summary.join(' | ') : '(no unit changes reported)' });
+}
+
+const SWITCH_SUMMARY = /^(stopping|starting|restarting|reloading|NOT restarting|NOT stopping|the following new units|warning: the following units failed|the following units failed|Failed to run activate script|This system)/;
+
+/**
+ * Exit 4 against the state before the deployment: true when units are failing and every one of
+ * them was failing before it started (reported, not blamed). Unknown either way, or an exit 4
+ * with no failed unit to explain it, counts as a failure of this activation.
+ */
+async function unitsAsBefore(ctx: PipelineContext, d: Deployment, what: 'activation' | 'rollback', a?: ActivationResult): Promise<boolean> {
+  const before = d.record.previous.failedUnits;
+  const now = await failedUnits(ctx.runner);
+  const newly = before === null || before === undefined || now === null ? (now ?? ['(unknown: systemctl did not answer)']) : now.filter((u) => !before.includes(u));
+  if (a) a.newlyFailed = newly;
+  if (newly.length > 0 || now === null || now.length === 0) return false;
+  d.log.event('deploy.units_failed_before', { during: what, units: now ?? [] });
+  return true;
 }
 
 /** Steps 4-6 once the toplevel is live (also crash recovery's way in). */
@@ -273,35 +344,39 @@ export async function verifyConnectivity(ctx: PipelineContext, d: Deployment): P
 /**
  * Step 5 fail: re-activate the recorded previous system (never "the generation below"). In test
  * mode the boot default only moved if the commit phase got that far; in switch mode it moved
- * before activation. Either way it is put back before re-activating. Only a clean exit 0 of the
- * previous system's activation counts as rolled back; anything else is rollback-failed, which
- * pauses the executor so nothing is retried blindly.
+ * before activation. Either way it is put back before re-activating.
+ *
+ * The rollback is judged against the state before the deployment: the previous system is live
+ * again, no unit is failing that was not failing before (exit 4 for units that already failed
+ * is not the rollback's fault), and git answers again within verify.timeoutSec. Anything else is
+ * rollback-failed, which pauses the executor so nothing is retried blindly.
  */
 export async function rollBack(ctx: PipelineContext, d: Deployment, code: ErrorCode, cause: string, opts: { profileMoved: boolean; activated: boolean }): Promise<DeploymentRecord> {
   const previous = d.record.previous.system;
   const unit = transientUnitName(`pullnix-rollback-${d.id}`);
   d.mark('rolling-back', cause.slice(0, 2000), (r) => (r.phases.at(-1)!.unit = unit));
-  d.log.event('deploy.rolling_back', { previous, reason: cause });
+  d.log.event('deploy.rolling_back', { previous, reason: cause, unit });
   const failed = (why: string) => d.finish('rollback-failed', failure('ROLLBACK_FAILED', `${cause}; rollback failed: ${why}`));
   if (previous === null) return failed(`no previous system was recorded (${ctx.config.paths.currentSystem} did not resolve when the deployment started)`);
-  if (d.record.activation === 'switch') {
+  const mode = d.record.activation;
+  if (mode === 'switch') {
     if (opts.profileMoved || opts.activated) {
       const set = await setProfile(ctx.runner, ctx.config.paths.systemProfile, previous);
       if (set.exitCode !== 0) return failed(`nix-env --set ${previous}: ${describeFailure(set)}`);
     }
-    if (opts.activated) {
-      const r = await runActivation(ctx, previous, 'switch', unit);
-      if (r.exitCode !== 0 || r.timedOut || r.spawnError) return failed(describeActivation(r));
-    }
-    return d.finish('rolled-back', failure(code, cause));
-  }
-  if (opts.profileMoved) {
+  } else if (opts.profileMoved) {
     const restored = await restoreBootDefault(ctx, d);
     if (restored !== null) return failed(restored);
   }
   if (opts.activated) {
-    const r = await runActivation(ctx, previous, 'test', unit);
-    if (r.exitCode !== 0 || r.timedOut || r.spawnError) return failed(describeActivation(r));
+    const a = await runActivation(ctx, previous, mode, unit);
+    logSwitchOutput(d, a);
+    const live = liveSystem(ctx.config);
+    if (live !== previous) return failed(`after re-activating ${previous}, ${ctx.config.paths.currentSystem} is ${live ?? 'unresolvable'}: ${describeActivation(a, d.record.previous.failedUnits, undefined)}`);
+    const clean = a.exit === STC_EXIT.ok || (a.exit === STC_EXIT.unitsFailed && (await unitsAsBefore(ctx, d, 'rollback', a)));
+    if (!clean) return failed(describeActivation(a, d.record.previous.failedUnits, a.newlyFailed));
+    const git = await verifyConnectivity(ctx, d);
+    if (!git.ok) return failed(`the previous system is live again but git does not answer: ${git.reason}`);
   }
   return d.finish('rolled-back', failure(code, cause));
 }
@@ -331,17 +406,46 @@ export async function restoreBootDefault(ctx: PipelineContext, d: Deployment): P
 }
 
 /**
- * An activation through systemd-run. When the client gives up (timeout) the transient unit may
- * still run switch-to-configuration, holding its lock: stop the unit and wait until it is gone,
- * so that whatever comes next (the rollback) does not race it.
+ * An activation through systemd-run and the recorder. When the client gives up (timeout) the
+ * transient unit may still run switch-to-configuration, holding its lock: stop the unit and wait
+ * until it is gone, so that whatever comes next (the rollback) does not race it. The verdict is
+ * the record's, never systemd-run's exit alone.
  */
-async function runActivation(ctx: PipelineContext, toplevel: string, action: 'test' | 'switch', unit: string): Promise<RunResult> {
-  const result = await activate(ctx.runner, toplevel, action, unit, ctx.config.activationTimeoutSec * 1000);
-  if (result.timedOut || result.aborted) {
+async function runActivation(ctx: PipelineContext, toplevel: string, action: ActivationAction, unit: string): Promise<ActivationResult> {
+  const { config } = ctx;
+  prepareRecordDir(config.stateDir);
+  const recordPath = activationRecordPath(config.stateDir, unit);
+  removeActivationRecord(recordPath);
+  const r = await activate(ctx.runner, { toplevel, action, unit, recorder: ctx.recorder, recordPath, timeoutMs: config.activationTimeoutSec * 1000 });
+  if (r.timedOut || r.aborted) {
     await stopUnit(ctx.runner, unit);
     await waitForUnit(ctx, unit);
   }
+  const unknown = r.spawnError
+    ? `systemd-run could not start the activation: ${r.spawnError}`
+    : r.timedOut
+      ? `activation did not finish within the activation timeout (activationTimeoutSec=${config.activationTimeoutSec} s); its unit was stopped`
+      : null;
+  const result = { ...recordedActivation(ctx, unit, unknown ?? `no exit status was recorded (systemd-run: ${describeFailure(r)})`), durationMs: r.durationMs };
+  // A stopped unit's record says "killed": the reason it was stopped is what an operator needs.
+  if (result.exit === null && unknown !== null) result.unknown = unknown;
   return result;
+}
+
+/** The result of a finished activation unit as its record tells it (also for crash recovery). */
+export function recordedActivation(ctx: PipelineContext, unit: string, missing: string): ActivationResult {
+  const rec = readActivationRecord(activationRecordPath(ctx.config.stateDir, unit));
+  if (rec === null) return { unit, started: false, exit: null, signal: null, unknown: missing, lines: [], durationMs: 0 };
+  const unknown =
+    rec.finishedAt === null
+      ? 'it started, and no end was recorded (killed with its unit, or the machine stopped)'
+      : rec.exit !== null
+        ? null
+        : rec.spawnError
+          ? `switch-to-configuration could not start: ${rec.spawnError}`
+          : `switch-to-configuration was killed by ${rec.signal ?? 'a signal'}`;
+  const durationMs = rec.finishedAt === null ? 0 : Date.parse(rec.finishedAt) - Date.parse(rec.startedAt) || 0;
+  return { unit, started: true, exit: rec.finishedAt === null ? null : rec.exit, signal: rec.signal, unknown, lines: rec.lines, durationMs };
 }
 
 /**

@@ -4,9 +4,9 @@
  * switch-to-configuration, nix-env, git and systemctl against them. Each behaviour is set per
  * test; every call is recorded as its argv.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseConfig, type Config, type Logger, type RunResult, type Runner } from '@pullnix/shared';
 import type { Clock } from '../../src/pipeline/context.ts';
 
@@ -28,18 +28,39 @@ export class FakeSystem {
   /** Exit codes of successive git ls-remote calls; when empty, `gitDefault`. */
   gitResults: number[] = [];
   gitDefault = 0;
+  /** Systems that break the network: git fails while one of them is live (a rollback mends it). */
+  readonly networkBreakers = new Set<string>();
   nixEnvExit = 0;
   unitText: string | null = '[Service]\nExecStart=/nix/store/old/bin/pullnix-executor\n';
   /** Transient units still running: how many more `systemctl show` polls each answers "active". */
   readonly unitPolls = new Map<string, number>();
   /** Extra behaviour per program, run before the default (e.g. block until released). */
   readonly hooks = new Map<string, Behaviour>();
+  /** Units failed (or auto-restarting) as `systemctl list-units --state=failed,auto-restart` reports them. */
+  failed: string[] = [];
+  /** Units that switch-to-configuration `<toplevel> <action>` leaves failed (exit 4 with these failing). */
+  readonly stcFails = new Map<string, string[]>();
+  /**
+   * What happens to the activation's recorder, per `<toplevel> <action>`: by default it records the
+   * exit; 'killed' leaves only the "started" record (killed with its unit); 'never' no record at all.
+   */
+  readonly recorderFate = new Map<string, 'killed' | 'never'>();
+  /** Paths `nix-store --check-validity` calls invalid although they exist. */
+  readonly invalidPaths = new Set<string>();
+  readonly bootIdFile = join(this.dir, 'boot_id');
+  readonly gcRootsDir = join(this.dir, 'gcroots');
   private serial = 0;
 
   constructor() {
     mkdirSync(this.storeDir, { recursive: true });
     mkdirSync(join(this.dir, 'run'), { recursive: true });
     mkdirSync(join(this.dir, 'profiles'), { recursive: true });
+    writeFileSync(this.bootIdFile, 'boot-1\n');
+  }
+
+  /** A power cut and a boot: a new boot id. */
+  reboot(bootId = `boot-${Date.now()}`): void {
+    writeFileSync(this.bootIdFile, `${bootId}\n`);
   }
 
   /** A system toplevel directory; `systemAt` makes it live and generation 1 of the profile. */
@@ -82,7 +103,7 @@ export class FakeSystem {
       socketPath: join(this.dir, 'run', 'pullnix', 'executor.sock'),
       stateDir: this.stateDir,
       operators: { group: 'root' },
-      paths: { systemProfile: this.profile, currentSystem: this.currentSystem, storeDir: this.storeDir },
+      paths: { systemProfile: this.profile, currentSystem: this.currentSystem, storeDir: this.storeDir, gcRootsDir: this.gcRootsDir, bootId: this.bootIdFile },
       ...overrides,
     };
     return parseConfig(JSON.stringify(base), 'test-config');
@@ -96,7 +117,7 @@ export class FakeSystem {
   activations(): string[] {
     const out: string[] = [];
     for (const c of this.calls) {
-      const inner = c[0] === 'systemd-run' ? stripSystemdRun(c) : c;
+      const inner = c[0] === 'systemd-run' ? recordedCommand(stripSystemdRun(c)).command : c;
       if (inner[0]?.endsWith('/bin/switch-to-configuration')) out.push(`${inner[0].slice(0, -'/bin/switch-to-configuration'.length)} ${inner[1]}${c[0] === 'systemd-run' ? '' : ' (direct)'}`);
     }
     return out;
@@ -111,9 +132,24 @@ export class FakeSystem {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
+  /**
+   * An activation (systemd-run) happens in its own unit whatever becomes of the caller: its side
+   * effects and its record come first, then the hook decides what the caller sees (a hook that
+   * never resolves is an executor that died while it waited). A hook answering "timed out" or
+   * "stopped" means the unit was stopped: the record then says killed; "could not start": no record.
+   */
   readonly runner: Runner = async (argv) => {
     this.calls.push([...argv]);
     const hook = this.hooks.get(argv[0]!);
+    if (argv[0] === 'systemd-run') {
+      const base = this.dispatch(argv);
+      const extra = hook ? await hook(argv) : {};
+      const out = { ...result(argv, base), ...extra };
+      const { recordPath } = recordedCommand(stripSystemdRun(argv));
+      if (recordPath && (out.spawnError !== null)) rmSync(recordPath, { force: true });
+      else if (recordPath && (out.timedOut || out.aborted)) writeRecord(recordPath, { exit: null, signal: 'SIGTERM', lines: [] });
+      return out;
+    }
     const extra = hook ? await hook(argv) : {};
     const base = this.dispatch(argv);
     return { ...result(argv, base), ...extra };
@@ -121,8 +157,26 @@ export class FakeSystem {
 
   private dispatch(argv: readonly string[]): Partial<RunResult> {
     switch (argv[0]) {
-      case 'systemd-run':
-        return this.stc(stripSystemdRun(argv));
+      case 'systemd-run': {
+        const { recordPath, command } = recordedCommand(stripSystemdRun(argv));
+        const key = `${command[0]!.slice(0, -'/bin/switch-to-configuration'.length)} ${command[1]}`;
+        const fate = this.recorderFate.get(key);
+        if (fate === 'never') return { exitCode: 1, stderr: 'pullnix-executor record-activation: could not start (fake)\n' };
+        if (recordPath && fate === 'killed') writeRecord(recordPath, { exit: null, signal: null, lines: [], unfinished: true });
+        const r = this.stc(command);
+        if (recordPath && fate === undefined) writeRecord(recordPath, { exit: r.exitCode ?? null, signal: null, lines: (r.stderr ?? '').split('\n').filter((l) => l !== '') });
+        return fate === 'killed' ? { exitCode: null, signal: 'SIGKILL' } : r;
+      }
+      case 'nix-store': {
+        const path = argv.at(-1)!;
+        let ok = false;
+        try {
+          ok = lstatSync(path).isDirectory() && path.startsWith(`${this.storeDir}/`) && !this.invalidPaths.has(path);
+        } catch {
+          ok = false;
+        }
+        return ok ? { exitCode: 0 } : { exitCode: 1, stderr: `error: path '${path}' is not valid (fake)\n` };
+      }
       case 'nix-env': {
         if (this.nixEnvExit !== 0) return { exitCode: this.nixEnvExit, stderr: 'error: nix-env failed (fake)\n' };
         const sw = argv.indexOf('--switch-generation');
@@ -132,11 +186,14 @@ export class FakeSystem {
         return { exitCode: 0 };
       }
       case 'git': {
-        const code = this.gitResults.length > 0 ? this.gitResults.shift()! : this.gitDefault;
+        const live = this.live();
+        const code = live !== null && this.networkBreakers.has(live) ? 128 : this.gitResults.length > 0 ? this.gitResults.shift()! : this.gitDefault;
         return code === 0 ? { exitCode: 0, stdout: `${'a'.repeat(40)}\trefs/heads/main\n` } : { exitCode: code, stderr: "fatal: unable to access remote: Could not resolve host\n" };
       }
       case 'systemctl':
         if (argv[1] === 'cat') return this.unitText === null ? { exitCode: 1, stderr: 'No files found\n' } : { exitCode: 0, stdout: this.unitText };
+        if (argv[1] === 'list-units') return { exitCode: 0, stdout: this.failed.map((u) => `${u} loaded failed failed ${u}\n`).join('') };
+        if (argv[1] === 'show' && argv.includes('--property=LoadState')) return { exitCode: 0, stdout: 'loaded\n' };
         if (argv[1] === 'show') {
           // A transient unit runs for as many polls as the test says, then is gone (inactive).
           const unit = argv.at(-1)!;
@@ -155,6 +212,11 @@ export class FakeSystem {
     const toplevel = argv[0]!.slice(0, -'/bin/switch-to-configuration'.length);
     const action = argv[1]!;
     const code = this.stcExit.get(`${toplevel} ${action}`) ?? 0;
+    if (action === 'test' || action === 'switch') {
+      // switch-to-configuration resets failed units, then the ones this system fails are failed.
+      const failing = this.stcFails.get(`${toplevel} ${action}`);
+      if (failing) this.failed = [...new Set([...this.failed, ...failing])].sort();
+    }
     // Like NixOS: the activation script repoints current-system at its end whatever its status, so
     // after 2 (activation script failed) and 4 (units failed) the new system is "live" too. Only
     // 100 (refused before activating) and 1 (usage, lock) leave it alone.
@@ -200,8 +262,25 @@ const ACTIVATED_EXITS: ReadonlySet<number> = new Set([0, 2, 4]);
 
 export function stripSystemdRun(argv: readonly string[]): readonly string[] {
   let i = 1;
-  while (i < argv.length && argv[i]!.startsWith('-')) i += argv[i] === '-E' ? 2 : 1;
+  while (i < argv.length && argv[i]!.startsWith('-')) {
+    if (argv[i] === '--') return argv.slice(i + 1);
+    i += argv[i] === '-E' ? 2 : 1;
+  }
   return argv.slice(i);
+}
+
+/** `<recorder...> --record FILE -- COMMAND...` → FILE and COMMAND (a bare command: no record). */
+export function recordedCommand(inner: readonly string[]): { recordPath: string | null; command: readonly string[] } {
+  const r = inner.indexOf('--record');
+  if (r === -1) return { recordPath: null, command: inner };
+  const sep = inner.indexOf('--', r);
+  return { recordPath: inner[r + 1]!, command: inner.slice(sep + 1) };
+}
+
+function writeRecord(path: string, r: { exit: number | null; signal: string | null; lines: string[]; unfinished?: boolean }): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const at = new Date().toISOString();
+  writeFileSync(path, JSON.stringify({ v: 1, argv: [], exit: r.exit, signal: r.signal, spawnError: null, lines: r.lines, startedAt: at, finishedAt: r.unfinished ? null : at }));
 }
 
 function result(argv: readonly string[], partial: Partial<RunResult>): RunResult {

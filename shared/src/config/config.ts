@@ -33,7 +33,7 @@ export interface Config {
   stateDir: string;
   logLevel: 'error' | 'warning' | 'info' | 'debug';
   units: { executor: string; watcher: string };
-  paths: { systemProfile: string; currentSystem: string; storeDir: string };
+  paths: { systemProfile: string; currentSystem: string; storeDir: string; gcRootsDir: string; bootId: string };
 }
 
 export class ConfigError extends Error {

@@ -35,6 +35,11 @@ export interface PreviousSystem {
   system: string | null;
   /** The system profile's generation number when the deployment started. */
   generation: number | null;
+  /**
+   * Units failed (or auto-restarting) when the deployment started: failing afterwards is not
+   * blamed on it. null: systemctl did not answer; absent in records of older versions.
+   */
+  failedUnits?: string[] | null;
 }
 
 export interface DeploymentRecord {
@@ -53,6 +58,8 @@ export interface DeploymentRecord {
   activationExit: number | null;
   /** The new system profile generation, on success. */
   generation: number | null;
+  /** The kernel boot the deployment started in: recovery tells a power cut from a crash by it. */
+  bootId?: string | null;
   startedAt: string;
   finishedAt: string | null;
 }
