@@ -19,8 +19,9 @@
  *     (the previous system is good by construction) nor paused. The end-of-campaign convergence
  *     bound is checked by the runner (convergence.ts).
  *   6 no leaks: no pullnix-activate-* / pullnix-rollback-* unit left, the watcher's GC roots at
- *     most build.keepGcRoots + 2 (the deployed and the newest build are always kept), other
- *     pullnix GC roots bounded; fd count and RSS of the two daemons sampled (judged at the end).
+ *     most build.keepGcRoots + 2 (the deployed and the newest build are always kept), the
+ *     executor's per-deployment roots (/nix/var/nix/gcroots/pullnix) at most one pair; fd count
+ *     and RSS of the two daemons sampled (judged at the end).
  */
 import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -253,7 +254,16 @@ export class InvariantChecker {
     const watcherRoots = listDir(join(this.bed.dirs.state, 'gcroots'));
     const otherRoots = pullnixRoots(join(this.bed.dirs.nix, 'var/nix/gcroots'));
     const bound = this.keepGcRoots + 2;
-    out.push(check(6, watcherRoots.length <= bound && otherRoots.length <= bound, `GC roots: watcher ${watcherRoots.length}, other pullnix ${otherRoots.length} (bound ${bound} = keepGcRoots ${this.keepGcRoots} + deployed + newest)${otherRoots.length > bound ? `: ${otherRoots.join(', ')}` : ''}`));
+    // The executor roots a deployment's previous and new systems until its outcome: at rest at
+    // most one deployment's pair may be left (a crash between the outcome and the unpinning).
+    const otherBound = 2;
+    out.push(
+      check(
+        6,
+        watcherRoots.length <= bound && otherRoots.length <= otherBound,
+        `GC roots: watcher ${watcherRoots.length} (bound ${bound} = keepGcRoots ${this.keepGcRoots} + deployed + newest), executor ${otherRoots.length} (bound ${otherBound})${otherRoots.length > otherBound ? `: ${otherRoots.join(', ')}` : ''}`,
+      ),
+    );
     const samples = await this.sampleDaemons(step);
     this.samples.push(...samples);
     out.push(check(6, samples.length === 2, samples.map((s) => `${s.daemon} pid ${s.pid} fds ${s.fds} rss ${Math.round(s.rssKiB / 1024)} MiB`).join(', ') || 'no daemon running'));

@@ -1,10 +1,13 @@
 /**
- * The short chaos campaign CI runs (issue 15): seed ci-18, 10 steps, 4 faults, on one machine.
- * The seed was picked (from the plans alone, `npm run chaos -- --plan`) because its 4 faults
- * cover the paths the review found broken: a power cut while a burst's deployment activates,
- * the executor SIGKILLed while a failing unit's activation runs (issue 10 item 1: recovery must
- * not commit it), the watcher SIGKILLed just after a deployment was accepted, a power cut while
- * a failing activation runs; plus a burst with a self-upgrade and every commit kind.
+ * The short chaos campaign CI runs (issue 15): seed ci-28807, 10 steps, 4 faults, on one machine.
+ * The seed was picked from the plans alone (`npm run chaos -- --plan`) because its 4 faults cover
+ * the paths the review found broken: the executor SIGKILLed 1.7 s into the activation of a
+ * failing unit (exit 4) and of a failing activation script (exit 2) — issue 10 items 1 and 2:
+ * recovery must not commit them, and the switch must not die with the executor —, a power cut
+ * while a good commit is committing, and the watcher SIGKILLed during a deployment; plus a burst,
+ * builds that fail and a commit that breaks git. Against the code before issue 10's fix it
+ * failed at step 2 or 3 (an actfail/unitfail system committed as the boot default, the same
+ * violation `--seed i10-1456` found; docs/chaos.md, "Violations found").
  * A violation fails the test with the replay command, the journal and the history (see
  * docs/chaos.md); the long campaign's figures are in docs/chaos.md too.
  */
@@ -13,7 +16,7 @@ import { test } from 'node:test';
 import { parseFaults } from '../chaos/plan.ts';
 import { DEFAULTS, replayCommand, runCampaign, summarize } from '../chaos/runner.ts';
 
-const SEED = 'ci-18';
+const SEED = 'ci-28807';
 const STEPS = 10;
 const FAULTS = 4;
 
