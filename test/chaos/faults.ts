@@ -1,6 +1,7 @@
 /**
  * The fault injector: waits for the planned instant (a phase of one of the step's deployments
- * in history.jsonl plus a random delay, or a random delay after the push), then strikes:
+ * in history.jsonl plus a random delay; `activated`: the switch repointed /run/current-system
+ * and still runs; or a random delay after the push), then strikes:
  *   kill-executor / kill-watcher   systemctl kill -s KILL <unit>   (every process of the unit)
  *   power-cut                      SIGKILL to the container's PID 1, then boot again
  *   restart-sshd                   systemctl restart bed-git-sshd.service
@@ -42,6 +43,10 @@ export async function injectFault(ctx: FaultContext, fault: PlannedFault): Promi
   let missed = false;
   if (fault.target === 'anytime') {
     await delay(Math.max(0, ctx.pushedAt + fault.delayMs - Date.now()));
+  } else if (fault.target === 'activated') {
+    const seen = (await waitForPhase(ctx, 'activating')) && (await waitForRepoint(ctx));
+    missed = !seen;
+    if (seen) await delay(fault.delayMs);
   } else {
     const seen = await waitForPhase(ctx, fault.target);
     missed = !seen;
@@ -71,6 +76,24 @@ async function waitForPhase(ctx: FaultContext, phase: string): Promise<boolean> 
     }
     await delay(20);
   }
+}
+
+/**
+ * Inside `activating`: true once /run/current-system points at the activating deployment's
+ * toplevel (the switch repointed it and is still running: starting units, judging them);
+ * false when the deployment left `activating` first.
+ */
+async function waitForRepoint(ctx: FaultContext): Promise<boolean> {
+  const deadline = Date.now() + ctx.waitLimitMs;
+  while (Date.now() < deadline) {
+    ctx.tail.poll();
+    const record = [...ctx.tail.latest.values()].filter((r) => r.id > ctx.idBefore && r.phase === 'activating').sort((a, b) => b.id - a.id)[0];
+    if (record === undefined) return false;
+    const r = await ctx.bed.container.exec(['readlink', '-f', '/run/current-system'], { timeoutMs: 10_000 }).catch(() => null);
+    if (r?.stdout.trim() === record.toplevel) return true;
+    await delay(50);
+  }
+  return false;
 }
 
 async function strike(bed: TestBed, kind: FaultKind): Promise<string> {

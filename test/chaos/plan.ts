@@ -30,21 +30,26 @@ export const FAULT_KINDS = ['power-cut', 'kill-executor', 'kill-watcher', 'resta
 export type FaultKind = (typeof FAULT_KINDS)[number];
 const FAULT_WEIGHTS: Record<FaultKind, number> = { 'power-cut': 35, 'kill-executor': 35, 'kill-watcher': 18, 'restart-sshd': 12 };
 
-/** A phase of history.jsonl to strike in, or `anytime`: a uniform instant after the push. */
-export const FAULT_TARGETS = ['accepted', 'activating', 'verifying', 'committing', 'rolling-back', 'anytime'] as const;
+/**
+ * A phase of history.jsonl to strike in; `activated`: inside `activating`, once the switch has
+ * repointed /run/current-system at the new system but has not exited yet (NixOS's activation
+ * script repoints it whatever its status; exits 2 and 4 come after: the window of issue 10
+ * item 1); or `anytime`: a uniform instant after the push.
+ */
+export const FAULT_TARGETS = ['accepted', 'activating', 'activated', 'verifying', 'committing', 'rolling-back', 'anytime'] as const;
 export type FaultTarget = (typeof FAULT_TARGETS)[number];
-const TARGET_WEIGHTS: Record<FaultTarget, number> = { accepted: 5, activating: 30, verifying: 15, committing: 12, 'rolling-back': 20, anytime: 18 };
+const TARGET_WEIGHTS: Record<FaultTarget, number> = { accepted: 5, activating: 18, activated: 15, verifying: 15, committing: 12, 'rolling-back': 18, anytime: 17 };
 /** After the target phase is seen, the fault waits a uniform fraction of this (ms). */
-const PHASE_DELAY_MS: Record<Exclude<FaultTarget, 'anytime'>, number> = { accepted: 300, activating: 2500, verifying: 1500, committing: 400, 'rolling-back': 2500 };
+const PHASE_DELAY_MS: Record<Exclude<FaultTarget, 'anytime'>, number> = { accepted: 300, activating: 2500, activated: 300, verifying: 1500, committing: 400, 'rolling-back': 2500 };
 
 /** Which history phases a deployment of this kind goes through. */
 const REACHABLE: Record<CommitKind, readonly FaultTarget[]> = {
-  good: ['accepted', 'activating', 'verifying', 'committing'],
-  upgrade: ['accepted', 'activating', 'verifying', 'committing'],
-  nogit: ['accepted', 'activating', 'verifying', 'rolling-back'],
+  good: ['accepted', 'activating', 'activated', 'verifying', 'committing'],
+  upgrade: ['accepted', 'activating', 'activated', 'verifying', 'committing'],
+  nogit: ['accepted', 'activating', 'activated', 'verifying', 'rolling-back'],
   broken: [],
-  unitfail: ['accepted', 'activating', 'rolling-back'],
-  actfail: ['accepted', 'activating', 'rolling-back'],
+  unitfail: ['accepted', 'activating', 'activated', 'rolling-back'],
+  actfail: ['accepted', 'activating', 'activated', 'rolling-back'],
 };
 
 export interface PlannedCommit {

@@ -145,7 +145,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
         if (fault.missed) figures.missedTargets++;
         if (fault.kind === 'power-cut') figures.powerCuts++;
         if (fault.kind === 'kill-executor' || fault.kind === 'kill-watcher') figures.sigkills++;
-        say(`  fault ${fault.kind} aimed at ${fault.target}${fault.target !== 'anytime' ? `+${fault.delayMs}ms` : ` ${fault.delayMs}ms after the push`}, hit ${fault.hit}${fault.deployment !== null ? ` of deployment ${fault.deployment}` : ''}${fault.missed ? ' (target phase not seen: struck at rest)' : ''}: ${fault.detail}`);
+        say(`  fault ${fault.kind} aimed at ${fault.target}${fault.target !== 'anytime' ? `+${fault.delayMs}ms` : ` ${fault.delayMs}ms after the push`}, hit ${fault.hit}${fault.deployment !== null ? ` of deployment ${fault.deployment}` : ''}${fault.missed ? ' (target not reached in time: struck then)' : ''}: ${fault.detail}`);
       }
       const checks = await verdict(s.step, head, fault !== null);
       const mine = bed.history().filter((r) => r.id > idBefore);

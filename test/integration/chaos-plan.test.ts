@@ -36,7 +36,7 @@ test('every kind, fault and target occurs; sshd is never restarted in a step tha
   const kinds = new Set(steps.flatMap((s) => s.commits.map((c) => c.kind)));
   assert.deepEqual([...kinds].sort(), ['actfail', 'broken', 'good', 'nogit', 'unitfail', 'upgrade']);
   assert.deepEqual(new Set(steps.flatMap((s) => (s.fault ? [s.fault.kind] : []))).size, 4);
-  assert.deepEqual(new Set(steps.flatMap((s) => (s.fault ? [s.fault.target] : []))).size, 6);
+  assert.deepEqual(new Set(steps.flatMap((s) => (s.fault ? [s.fault.target] : []))).size, 7);
   for (const s of steps) if (s.commits.some((c) => c.kind === 'nogit')) assert.notEqual(s.fault?.kind, 'restart-sshd', `step ${s.step}`);
   assert.ok(steps.some((s) => s.commits.length > 1), 'bursts occur');
 });
