@@ -41,6 +41,12 @@ let
       map (k: {
         inherit (k) id publicKey;
       }) value
+    else if key == [ "trust" "allowedSigners" ] then
+      map (s: {
+        inherit (s) principal key;
+        validAfter = s.validAfter or null;
+        validBefore = s.validBefore or null;
+      }) value
     else
       value;
 

@@ -70,10 +70,13 @@ let
           types.submodule {
             options = lib.mapAttrs (
               name: p:
-              mkOption {
-                type = typeOf { } p;
-                description = itemDescriptions.${name} or (p.description or name);
-              }
+              mkOption (
+                {
+                  type = typeOf { } p;
+                  description = itemDescriptions.${name} or (p.description or name);
+                }
+                // optionalAttrs (p ? default) { inherit (p) default; }
+              )
             ) n.properties;
           }
         else
@@ -181,7 +184,9 @@ let
     pkgs.git
     pkgs.openssh
     config.systemd.package
-  ];
+  ]
+  # git runs gpg to check OpenPGP commit signatures (ssh-keygen, for SSH ones, is in openssh).
+  ++ lib.optional (cfg.trust.mode != "off") pkgs.gnupg;
 
   unitEnvironment =
     # The watcher runs `nix build <checkout>#…`; flakes may not be enabled in nix.conf, and
@@ -225,6 +230,10 @@ in
         message = "services.pullnix.operators.keys: duplicate id(s) ${concatStringsSep ", " duplicateIds}; every key needs its own id.";
       }
       {
+        assertion = cfg.trust.mode == "off" || cfg.trust.allowedSigners != [ ] || cfg.trust.openpgpKeys != [ ];
+        message = ''services.pullnix.trust.mode is "${cfg.trust.mode}" but no key is trusted: set trust.allowedSigners (SSH keys) or trust.openpgpKeys (armored OpenPGP public keys), or every commit would be refused.'';
+      }
+      {
         assertion = schemaProblems == [ ];
         message = ''
           services.pullnix: the generated /etc/pullnix/config.json does not satisfy the pullnix config schema:
@@ -233,9 +242,13 @@ in
       }
     ];
 
-    warnings = lib.optional (
-      cfg.build.mode == "flake" && cfg.build.file != schema.default [ "build" "file" ]
-    ) "services.pullnix.build.file is set but build.mode is \"flake\"; the file is only used in classic mode.";
+    warnings =
+      lib.optional (
+        cfg.build.mode == "flake" && cfg.build.file != schema.default [ "build" "file" ]
+      ) "services.pullnix.build.file is set but build.mode is \"flake\"; the file is only used in classic mode."
+      ++ lib.optional (
+        cfg.trust.since != null && cfg.trust.mode != "all"
+      ) "services.pullnix.trust.since is set but trust.mode is \"${cfg.trust.mode}\"; the anchor is only used in mode \"all\".";
 
     users.groups.${cfg.operators.group} = { };
 

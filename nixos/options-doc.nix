@@ -109,7 +109,9 @@ let
             let
               p = n.items.properties.${f};
             in
-            "  - ${code f} (${schema.typeText p}, required): ${
+            "  - ${code f} (${schema.typeText p}, ${
+              if p ? default then "default ${code (toNix p.default)}" else "required"
+            }): ${
               (d.itemDescriptions or { }).${f} or (p.description or "")
             }"
           ) (attrNames n.items.properties)

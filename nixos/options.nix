@@ -203,6 +203,69 @@
       };
     }
 
+    # ---- commit trust ------------------------------------------------------------------------
+    {
+      loc = [ "trust" "mode" ];
+      key = [ "trust" "mode" ];
+      example = "all";
+      description = ''
+        Which commits must carry a good signature from a trusted key before the watcher checks
+        out, evaluates or builds anything (see docs/security.md). `off`: none. `head`: the new
+        branch head. `all`: every commit reachable from the new head and not from the deployed
+        commit (nor from `trust.since`), merges included. A refused range is named in
+        `pullnix-ctl status` and the journal (`trust.refused`), and is checked again only when the
+        branch moves, on `pullnix-ctl retry`, or when the trusted keys change. Any mode other
+        than `off` needs at least one key in `trust.allowedSigners` or `trust.openpgpKeys`.
+      '';
+    }
+    {
+      loc = [ "trust" "since" ];
+      key = [ "trust" "since" ];
+      example = "3f2a9c0d5b1e4f6a7c8d9e0f1a2b3c4d5e6f7a8b";
+      description = ''
+        Mode `all`, a machine with nothing deployed by pullnix yet: the commit the chain of
+        signed commits starts after (an anchor you vouch for, e.g. the last commit before signing
+        was required). It and its history are not checked. Without it the whole history must be
+        signed. Once something is deployed, the deployed commit (kept by the executor) is the
+        start as well.
+      '';
+    }
+    {
+      loc = [ "trust" "allowedSigners" ];
+      key = [ "trust" "allowedSigners" ];
+      example = [
+        {
+          principal = "alice@example.org";
+          key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJzDE2z/V2SYGvswcsj7bLop/tZMNbwND9+L+pykS7Nn";
+          validBefore = "20271231";
+        }
+      ];
+      description = ''
+        SSH keys whose commit signatures are trusted (commits signed with `gpg.format = ssh`).
+        Written to git's allowed-signers format, every key restricted to the `git` namespace.
+        Trusted keys come from this option only, never from the repository: to rotate, push a
+        commit signed by a key trusted now that changes this option; once it is deployed, the new
+        key is trusted.
+      '';
+      itemDescriptions = {
+        principal = "Who the key belongs to, e.g. an e-mail address (git's allowed-signers principals; comma-separated patterns allowed).";
+        key = "The public key, type and base64 (`ssh-ed25519 AAAA…`), without a comment.";
+        validAfter = "The key is trusted for commits dated from this time on (`YYYYMMDD[HHMM[SS]][Z]`, without `Z` local time).";
+        validBefore = "The key is trusted only before this time, judged both at the commit's date and at the time of the check, so a retired key cannot sign a back-dated commit.";
+      };
+    }
+    {
+      loc = [ "trust" "openpgpKeys" ];
+      key = [ "trust" "openpgpKeys" ];
+      example = [ "-----BEGIN PGP PUBLIC KEY BLOCK-----\n…\n-----END PGP PUBLIC KEY BLOCK-----\n" ];
+      description = ''
+        ASCII-armored OpenPGP public keys whose commit signatures are trusted, e.g.
+        `[ (builtins.readFile ./keys/alice.asc) ]`. The watcher imports them into a keyring of
+        its own (`/var/lib/pullnix/trust/gnupg`), never root's, and trusts exactly them. An
+        expired or revoked key's signatures are refused.
+      '';
+    }
+
     # ---- logging -----------------------------------------------------------------------------
     {
       loc = [ "logLevel" ];

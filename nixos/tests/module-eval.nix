@@ -21,6 +21,7 @@ let
   pkgs = {
     git = fakePkg "git";
     openssh = fakePkg "openssh";
+    gnupg = fakePkg "gnupg";
     callPackage = _: _: fakePkg "pullnix";
     formats.json = _: {
       type = types.attrsOf types.anything;
@@ -112,6 +113,23 @@ let
         { id = "a"; publicKey = "ed25519:BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"; }
       ];
     } "duplicate id"
+    ++ assertionFires "trust without keys" { trust.mode = "all"; } "no key is trusted"
+    ++ (
+      let
+        t = evalWith (minimal // {
+          trust = {
+            mode = "all";
+            allowedSigners = [ { principal = "alice@example.org"; key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJzDE2z/V2SYGvswcsj7bLop/tZMNbwND9+L+pykS7Nn"; } ];
+          };
+        });
+        tj = builtins.fromJSON t.environment.etc."pullnix/config.json".source.text;
+      in
+      check (failedAssertions t == [ ]) "trust with an SSH key: assertions failed: ${builtins.toJSON (failedAssertions t)}"
+      ++ check (tj.trust.allowedSigners == [ { principal = "alice@example.org"; key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJzDE2z/V2SYGvswcsj7bLop/tZMNbwND9+L+pykS7Nn"; validAfter = null; validBefore = null; } ]) "trust.allowedSigners written with null windows"
+      ++ check (builtins.length t.systemd.services.pullnix-watcher.path == 5) "trust on: gnupg joins the units' path"
+    )
+    ++ typeRefuses "ssh key with a comment" { trust.allowedSigners = [ { principal = "a"; key = "ssh-ed25519 AAAA alice@laptop"; } ]; }
+    ++ typeRefuses "a private OpenPGP key" { trust.openpgpKeys = [ "-----BEGIN PGP PRIVATE KEY BLOCK-----\n" ]; }
     ++ typeRefuses "absolute classic file" { build = { mode = "classic"; file = "/etc/nixos/configuration.nix"; }; }
     ++ typeRefuses "ssh public key instead of a pullnix key" { operators.keys = [ { id = "a"; publicKey = "ssh-ed25519 AAAA"; } ]; }
     ++ typeRefuses "private key as a Nix path" { repository = minimal.repository // { sshKeyFile = ./module-eval.nix; }; }

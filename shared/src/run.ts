@@ -8,6 +8,8 @@ import type { Logger } from './log/logger.ts';
 export interface RunOptions {
   timeoutMs: number;
   env?: Record<string, string>;
+  /** false: the command sees only `env`, nothing of this process's environment (default true). */
+  extendEnv?: boolean;
   cwd?: string;
   signal?: AbortSignal;
   /** Grace between SIGTERM and SIGKILL after a timeout or abort. */
@@ -50,7 +52,7 @@ export function createRunner(log?: Logger): Runner {
       timeout: options.timeoutMs,
       forceKillAfterDelay: options.killAfterMs ?? 10_000,
       env: options.env ?? {},
-      extendEnv: true,
+      extendEnv: options.extendEnv ?? true,
       ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
       ...(options.signal !== undefined ? { cancelSignal: options.signal } : {}),
       stdin: 'ignore',

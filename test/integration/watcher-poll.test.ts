@@ -6,9 +6,10 @@ import assert from 'node:assert/strict';
 import { lstatSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
-import { createRunner, PullnixError } from '@pullnix/shared';
-import { ExecutorLink, Watcher, watcherKeyPath, type PollResult } from '@pullnix/watcher';
+import { PullnixError } from '@pullnix/shared';
+import { type PollResult, type Watcher } from '@pullnix/watcher';
 import { GitRemote } from '../lib/git-remote.ts';
+import { linkedWatcher } from '../lib/linked-watcher.ts';
 import { FakeExecutor } from '../lib/watcher-fake-executor.ts';
 import { CapturedLog, Fixtures, standInToplevel, waitFor, watcherConfig } from '../lib/watcher-fixtures.ts';
 
@@ -42,18 +43,7 @@ async function rig(options: { remote?: GitRemote; repository?: Record<string, un
   const executor = new FakeExecutor({ socketPath, stateDir });
   await executor.start();
   const log = new CapturedLog();
-  const make = async () => {
-    const controller = new AbortController();
-    const link = new ExecutorLink({ socketPath, keyPath: watcherKeyPath(stateDir), logger: log.logger, pid: process.pid, version: 'test', maxBackoffMs: 1000, baseBackoffMs: 20 });
-    const watcher = new Watcher({ config, runner: createRunner(log.logger), logger: log.logger, executor: link, baseBackoffMs: 100 });
-    const running = link.start(controller.signal);
-    teardowns.push(async () => {
-      controller.abort();
-      await running;
-    });
-    await waitFor('the watcher to subscribe', () => link.connected);
-    return watcher;
-  };
+  const make = () => linkedWatcher({ config, log, teardowns });
   const watcher = await make();
   teardowns.push(async () => executor.stop());
   return { remote, stateDir, executor, watcher, log, poll: () => watcher.pollOnce(), restart: make };

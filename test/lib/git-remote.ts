@@ -33,8 +33,14 @@ const ENV = {
   HOME: tmpdir(),
 };
 
-export function git(cwd: string, args: string[]): string {
-  return execFileSync(REAL_GIT, args, { cwd, env: { ...process.env, ...ENV }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+export function git(cwd: string, args: string[], env: Record<string, string> = {}): string {
+  return execFileSync(REAL_GIT, args, { cwd, env: { ...process.env, ...ENV, ...env }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+}
+
+/** How a commit is signed (test/lib/signing.ts): `git <gitArgs> commit -S` with `env`. */
+export interface CommitSigning {
+  gitArgs: string[];
+  env: Record<string, string>;
 }
 
 export class GitRemote {
@@ -57,7 +63,7 @@ export class GitRemote {
   }
 
   /** Commit the given files (path → content) on the working clone; returns the commit id. Not pushed. */
-  commit(subject: string, files: Record<string, string> = {}): string {
+  commit(subject: string, files: Record<string, string> = {}, sign?: CommitSigning): string {
     this.counter += 1;
     const all = Object.keys(files).length > 0 ? files : { 'counter.txt': `${this.counter} ${subject}\n` };
     for (const [path, content] of Object.entries(all)) {
@@ -66,7 +72,8 @@ export class GitRemote {
       writeFileSync(full, content);
     }
     git(this.work, ['add', '--all']);
-    git(this.work, ['commit', '--quiet', '--allow-empty', '-m', subject]);
+    if (sign) git(this.work, [...sign.gitArgs, 'commit', '--quiet', '--allow-empty', '-S', '-m', subject], sign.env);
+    else git(this.work, ['commit', '--quiet', '--allow-empty', '-m', subject]);
     return this.head();
   }
 

@@ -3,6 +3,7 @@ export { Watcher, type PollOutcome, type PollResult, type WatcherOptions } from 
 export { ExecutorLink, watcherKeyPath, describeConnectFailure, type ExecutorClient, type ExecutorLinkOptions } from './executor-link.ts';
 export { GitCheckout, parseLsRemote, describeGitError, redactUrl, passThroughEnv, GIT_ENV_PASS_THROUGH, TRACKING_REF_PREFIX, type GitOps, type GitCheckoutOptions } from './git.ts';
 export { buildArgv, buildSystem, pruneGcRoots, LOG_TAIL_LINES, type BuildResult, type BuildOptions } from './build.ts';
-export { MemoryStore, parseMemory, emptyMemory, type WatcherMemory, type BuildFailure, type HandledHead, type HandledResult } from './memory.ts';
+export { MemoryStore, parseMemory, emptyMemory, forgetCommit, type WatcherMemory, type BuildFailure, type HandledHead, type HandledResult, type TrustRefusal } from './memory.ts';
 export { backoffDelayMs, pollDelayMs } from './backoff.ts';
 export { Alarm, sleep, systemClock, type Clock } from './clock.ts';
+export { TrustGate, allowedSignersLine, primaryFingerprints, sshFingerprint, sshTime, validAt, type TrustGateOptions, type TrustReason, type TrustResult } from './trust.ts';

@@ -9,7 +9,7 @@ import { readFileSync, renameSync } from 'node:fs';
 import { isCommit, writeFileAtomic, type Logger } from '@pullnix/shared';
 
 /** How a head's handling ended; a handled head is not looked at again until the branch moves. */
-export type HandledResult = 'deployed' | 'deploy-failed' | 'build-failed' | 'not-descendant' | 'known-bad' | 'refused';
+export type HandledResult = 'deployed' | 'deploy-failed' | 'build-failed' | 'not-descendant' | 'known-bad' | 'refused' | 'untrusted';
 
 export interface HandledHead {
   commit: string;
@@ -32,11 +32,25 @@ export interface CommitDescription {
   time: string | null;
 }
 
+/** A head whose range failed the signature check (watcher/src/trust.ts); shown in status. */
+export interface TrustRefusal {
+  head: string;
+  /** The commit of the range that failed (null: the check could not start, e.g. a malformed key). */
+  commit: string | null;
+  reason: string;
+  message: string;
+  at: string;
+  /** TrustGate.fingerprint of the configuration that refused it. */
+  config: string;
+}
+
 export interface WatcherMemory {
   v: 1;
   lastHandled: HandledHead | null;
   failures: BuildFailure[];
   commits: Record<string, CommitDescription>;
+  /** The last refused head, until a head passes the check or an operator retries it. */
+  untrusted?: TrustRefusal | null;
 }
 
 /** At most this many failures are remembered (the report's schema allows 100). */
@@ -100,7 +114,11 @@ export function parseMemory(text: string): WatcherMemory {
     throw new Error('failures is not a list of {commit, at, error, logTail}');
   }
   if (typeof data.commits !== 'object' || data.commits === null || Array.isArray(data.commits)) throw new Error('commits is not an object');
-  return { v: 1, lastHandled: handled, failures: data.failures, commits: data.commits };
+  const untrusted = data.untrusted ?? null;
+  if (untrusted !== null && (typeof untrusted !== 'object' || typeof untrusted.head !== 'string' || !isCommit(untrusted.head) || typeof untrusted.message !== 'string')) {
+    throw new Error('untrusted is not {head, commit, reason, message, at}');
+  }
+  return { v: 1, lastHandled: handled, failures: data.failures, commits: data.commits, ...(untrusted ? { untrusted } : {}) };
 }
 
 export function rememberFailure(memory: WatcherMemory, failure: BuildFailure): void {
@@ -112,6 +130,13 @@ export function forgetCommit(memory: WatcherMemory, commit: string): boolean {
   const before = memory.failures.length;
   memory.failures = memory.failures.filter((f) => f.commit !== commit);
   let changed = memory.failures.length !== before;
+  // A refused range is known by its head and by the commit that failed: either one re-checks it.
+  const refusal = memory.untrusted;
+  if (refusal && (refusal.head === commit || refusal.commit === commit)) {
+    if (memory.lastHandled?.commit === refusal.head) memory.lastHandled = null;
+    memory.untrusted = null;
+    changed = true;
+  }
   if (memory.lastHandled?.commit === commit) {
     memory.lastHandled = null;
     changed = true;

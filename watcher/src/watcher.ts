@@ -23,6 +23,7 @@ import { Alarm, systemClock, type Clock } from './clock.ts';
 import type { ExecutorClient } from './executor-link.ts';
 import { describeGitError, GitCheckout, redactUrl, type GitOps } from './git.ts';
 import { forgetCommit, MemoryStore, rememberDescription, rememberFailure, type HandledResult, type WatcherMemory } from './memory.ts';
+import { TrustGate } from './trust.ts';
 
 export interface WatcherOptions {
   config: Config;
@@ -38,6 +39,8 @@ export interface WatcherOptions {
   version?: string;
   /** First wait after an error; doubles up to poll.maxBackoffSec. */
   baseBackoffMs?: number;
+  /** Defaults to the commit-signature check of config.trust on the checkout. */
+  trust?: TrustGate;
 }
 
 /** How one poll cycle ended. */
@@ -47,6 +50,7 @@ export type PollOutcome =
   | 'deploy-failed' // built, requested, the executor answered with another outcome (rolled back, ...)
   | 'build-failed'
   | 'not-descendant'
+  | 'untrusted' // a commit of the new range failed the signature check (trust.mode): nothing evaluated
   | 'known-bad'
   | 'refused' // the executor refused the request for good (KNOWN_BAD, INVALID_SYSTEM)
   | 'paused' // deployments are paused; the head is looked at again at the next poll
@@ -84,6 +88,7 @@ export class Watcher {
   private readonly alarm: Alarm;
   private readonly checkoutDir: string;
   private readonly gcrootsDir: string;
+  private readonly trust: TrustGate;
 
   private state: WatcherState = 'starting';
   private remoteHead: string | null = null;
@@ -124,8 +129,13 @@ export class Watcher {
         env: gitEnvironment(config),
         logger: this.logger,
       });
+    this.trust =
+      options.trust ??
+      new TrustGate({ trust: config.trust, runner: this.runner, gitDir: join(this.checkoutDir, '.git'), dir: join(config.stateDir, 'trust'), now: () => this.clock.now() });
     this.store = new MemoryStore({ path: join(config.stateDir, 'watcher.json'), logger: this.logger, now: () => this.clock.now() });
     this.memory = this.store.load();
+    // A range refused under other trusted keys (the deployment that changed them restarted us) is checked again.
+    if (this.memory.untrusted && this.memory.untrusted.config !== this.trust.fingerprint) forgetCommit(this.memory, this.memory.untrusted.head);
     this.alarm = new Alarm(this.clock);
     this.executor.onPush((message) => this.onPush(message));
     this.executor.onConnected(() => void this.onExecutorConnected());
@@ -185,6 +195,7 @@ export class Watcher {
 
   /** A snapshot of what would be reported to the executor now. */
   report(): WatcherReport {
+    const u = this.memory.untrusted;
     const describe = (commit: string | null | undefined) => {
       if (!commit) return null;
       const d = this.memory.commits[commit];
@@ -200,6 +211,7 @@ export class Watcher {
       nextPollAt: this.nextPollAt,
       lastError: this.lastError ? { ...this.lastError, message: this.lastError.message.slice(0, 4000) } : null,
       failedBuilds: this.memory.failures.map((f) => f.commit).slice(-100),
+      untrusted: u ? { head: u.head, commit: u.commit, reason: u.reason, message: u.message.slice(0, 4000), at: u.at } : null,
     };
   }
 
@@ -296,6 +308,10 @@ export class Watcher {
       }
     }
 
+    // The signatures of the range, before one line of it is checked out, evaluated or built.
+    const untrusted = await this.checkTrust(head, deployed, signal);
+    if (untrusted) return untrusted;
+
     this.setState('building');
     await this.git.checkout(head, signal);
     this.logger.event('build.started', { commit: head, mode: this.config.build.mode, host: this.config.build.mode === 'flake' ? this.host : undefined });
@@ -317,6 +333,27 @@ export class Watcher {
     if (removed.length > 0) this.logger.event('gcroots.pruned', { removed, kept: this.config.build.keepGcRoots });
 
     return this.requestDeploy(head, build.toplevel);
+  }
+
+  /** null: the range may be evaluated; otherwise it was refused, recorded and reported. */
+  private async checkTrust(head: string, deployed: string | null, signal: AbortSignal): Promise<PollResult | null> {
+    if (this.trust.mode === 'off') return null;
+    const verdict = await this.trust.check(head, [deployed], signal);
+    if (verdict.ok) {
+      this.logger.event('trust.verified', { commit: head, mode: verdict.mode, checked: verdict.checked, signers: verdict.signers.join(', ') });
+      if (this.memory.untrusted) {
+        this.memory.untrusted = null;
+        this.store.save(this.memory);
+      }
+      this.clearError('trust');
+      return null;
+    }
+    this.logger.event('trust.refused', { commit: head, offending: verdict.commit, reason: verdict.reason, error: verdict.message, bad: verdict.bad, checked: verdict.checked, mode: verdict.mode });
+    this.memory.untrusted = { head, commit: verdict.commit, reason: verdict.reason, message: verdict.message, at: this.iso(), config: this.trust.fingerprint };
+    this.setError('trust', `${verdict.reason}: ${verdict.message}`, head);
+    this.markHandled(head, 'untrusted', `${verdict.reason} ${verdict.commit ?? ''}`.trim());
+    this.failures = 0;
+    return this.result('untrusted', head);
   }
 
   private async requestDeploy(head: string, toplevel: string): Promise<PollResult> {

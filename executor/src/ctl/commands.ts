@@ -156,7 +156,9 @@ export async function retry(inv: Invocation): Promise<number> {
     let commit = given;
     if (!isCommit(given)) {
       const st = await conn.request('status', {});
-      const known = new Set([...st.knownBad, ...(st.watcher.report?.failedBuilds ?? []), ...(st.lastFailure ? [st.lastFailure.commit] : [])]);
+      const untrusted = st.watcher.report?.untrusted;
+      const refused = untrusted ? [untrusted.head, ...(untrusted.commit ? [untrusted.commit] : [])] : [];
+      const known = new Set([...st.knownBad, ...(st.watcher.report?.failedBuilds ?? []), ...refused, ...(st.lastFailure ? [st.lastFailure.commit] : [])]);
       const matches = [...known].filter((c) => c.startsWith(given));
       if (matches.length !== 1) {
         throw usageError(

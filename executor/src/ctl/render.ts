@@ -101,6 +101,11 @@ export function renderStatus(st: StatusResult, ctx: RenderContext): string {
     if (polls.length > 0) rows.push(['', polls.join(', ')]);
     if (report.lastError) rows.push(['', s.red(`last error (${report.lastError.kind}, ${relativeTime(report.lastError.at, now)}): ${firstLine(report.lastError.message, 160)}`)]);
     if (report.failedBuilds.length > 0) rows.push(['', `failed builds: ${report.failedBuilds.map((c) => shortCommit(c)).join(', ')}`]);
+    const u = report.untrusted;
+    if (u) {
+      rows.push(['trust', s.red(`refused head ${shortCommit(u.head)}${u.commit ? `: commit ${shortCommit(u.commit)}` : ''} ${u.reason} ${relativeTime(u.at, now)}`)]);
+      rows.push(['', `${firstLine(u.message, 160)} ${s.dim(`(not evaluated; checked again when the branch moves or: pullnix-ctl retry ${shortCommit(u.head)})`)}`]);
+    }
   }
 
   rows.push(['executor', `pullnix ${st.version}, pid ${st.executor.pid}, up ${duration(now - Date.parse(st.executor.startedAt))}`]);

@@ -151,6 +151,12 @@ const watcherReport: JSONSchemaType<WatcherReport> = {
       },
     }),
     failedBuilds: { type: 'array', items: commit },
+    untrusted: orNull({
+      type: 'object',
+      additionalProperties: false,
+      required: ['head', 'commit', 'reason', 'message', 'at'],
+      properties: { head: commit, commit: orNull(commit), reason: { type: 'string' }, message: { type: 'string' }, at: iso },
+    }),
   },
 };
 

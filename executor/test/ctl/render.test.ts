@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { makeStyle } from '../../src/ctl/format.ts';
 import { renderDeployment, renderHistory, renderStatus, type RenderContext } from '../../src/ctl/render.ts';
-import { ago, BAD, busyStatus, deployment, NOW, quietStatus, SETTINGS, SYSTEM } from './fixtures.ts';
+import { ago, BAD, busyStatus, deployment, HEAD, NOW, quietStatus, SETTINGS, SYSTEM } from './fixtures.ts';
 
 const plain: RenderContext = { style: makeStyle(false), now: NOW, settings: SETTINGS };
 
@@ -48,6 +48,17 @@ describe('ctl render', () => {
     const out = renderStatus(st, plain);
     assert.match(out, /^live +\/nix\/store\/z+-nixos-system-by-hand \(not the deployed system\)$/m);
     assert.match(out, /drift: the head failed before and is not retried \(pullnix-ctl retry COMMIT\)/);
+  });
+
+  it('status: a head refused by the commit-signature check names the commit and the reason', () => {
+    const st = busyStatus();
+    st.watcher.report!.untrusted = { head: HEAD, commit: BAD, reason: 'unsigned', message: `commit ${BAD} ("sneaked in"): not signed`, at: ago(120) };
+    const lines = renderStatus(st, plain).split('\n');
+    const at = lines.indexOf('trust         refused head feedface: commit deadbeef unsigned 2 min ago');
+    assert.ok(at > 0, lines.join('\n'));
+    assert.equal(lines[at + 1], `              commit ${BAD} ("sneaked in"): not signed (not evaluated; checked again when the branch moves or: pullnix-ctl retry feedface)`);
+    st.watcher.report!.untrusted = null;
+    assert.doesNotMatch(renderStatus(st, plain), /^trust/m);
   });
 
   it('colours problems only when colour is on', () => {

@@ -21,6 +21,9 @@ describe('ctl --json schemas', () => {
   it('accept every field the executor can fill in, and every field left null', () => {
     assert.equal(validate('status', busyStatus()), null);
     assert.equal(validate('status', quietStatus()), null);
+    const refused = busyStatus();
+    refused.watcher.report!.untrusted = { head: 'f'.repeat(40), commit: null, reason: 'trust-setup', message: 'x', at: new Date().toISOString() };
+    assert.equal(validate('status', refused), null, 'a refused range (watcher report untrusted)');
     const done = deployment({ phase: 'finished', outcome: 'rolled-back', error: { code: 'INTERNAL', message: 'x' }, finishedAt: new Date().toISOString() });
     assert.equal(validate('history', { deployments: [deployment(), done], total: 2 }), null);
     assert.equal(validate('rollback', { deployment: done }), null);

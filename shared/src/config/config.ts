@@ -25,6 +25,7 @@ export interface Config {
     keepGcRoots: number;
   };
   poll: { intervalSec: number; jitterSec: number; maxBackoffSec: number };
+  trust: TrustConfig;
   activation: 'test' | 'switch';
   verify: { timeoutSec: number; initialBackoffMs: number; attemptTimeoutSec: number };
   activationTimeoutSec: number;
@@ -34,6 +35,22 @@ export interface Config {
   logLevel: 'error' | 'warning' | 'info' | 'debug';
   units: { executor: string; watcher: string };
   paths: { systemProfile: string; currentSystem: string; storeDir: string; gcRootsDir: string; bootId: string };
+}
+
+/** Commit signatures (docs/security.md); checked by the watcher before anything is evaluated. */
+export interface TrustConfig {
+  mode: 'off' | 'head' | 'all';
+  since: string | null;
+  allowedSigners: AllowedSigner[];
+  openpgpKeys: string[];
+}
+
+/** One line of git's allowed-signers file (gpg.ssh.allowedSignersFile). */
+export interface AllowedSigner {
+  principal: string;
+  key: string;
+  validAfter: string | null;
+  validBefore: string | null;
 }
 
 export class ConfigError extends Error {
@@ -52,7 +69,7 @@ const ajv = new Ajv({ allErrors: true, useDefaults: true, allowUnionTypes: true,
 const validate = ajv.compile(schema);
 
 /** Sections that are optional in the file but always present (with defaults) in a Config. */
-const SECTIONS = ['poll', 'verify', 'operators', 'units', 'paths'] as const;
+const SECTIONS = ['poll', 'verify', 'operators', 'units', 'paths', 'trust'] as const;
 
 export function parseConfig(text: string, file = '<config>'): Config {
   let data: unknown;

@@ -63,6 +63,8 @@ export const EVENTS = {
   'remote.unreachable': { priority: 'warning', source: 'watcher', summary: 'git ls-remote or fetch failed; backing off (logged once per change of state)' },
   'remote.reachable': { priority: 'info', source: 'watcher', summary: 'the remote answers again' },
   'head.not_descendant': { priority: 'warning', source: 'watcher', summary: 'the branch head does not descend from the deployed commit (force-push?); refused' },
+  'trust.verified': { priority: 'info', source: 'watcher', summary: 'the commit signatures of the new range are good (trust.mode head or all); it may be evaluated' },
+  'trust.refused': { priority: 'warning', source: 'watcher', summary: 'a commit of the new range is unsigned, signed by an unknown, expired or revoked key, or badly signed; nothing is evaluated or built' },
   'head.known_bad': { priority: 'info', source: 'watcher', summary: 'the branch head failed before (build or rollback); not tried again until a newer commit or retry' },
   'build.started': { priority: 'info', source: 'watcher', summary: 'building the system closure of a commit' },
   'build.succeeded': { priority: 'info', source: 'watcher', summary: 'the system closure was built; a GC root holds it' },

@@ -84,6 +84,12 @@ export interface WatcherReport {
   lastError: { kind: string; message: string; at: string; commit: string | null } | null;
   /** Commits the watcher will not build again (build failures) until a newer head or `retry`. */
   failedBuilds: string[];
+  /**
+   * The head whose range failed the commit-signature check (trust.mode head/all), with the commit
+   * that failed and why (unsigned, unknown-key, bad-signature, expired-key, ...); not evaluated,
+   * not retried until the head moves or `retry`. Absent from watchers older than the check.
+   */
+  untrusted?: { head: string; commit: string | null; reason: string; message: string; at: string } | null;
 }
 
 export interface PauseInfo {

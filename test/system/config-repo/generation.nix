@@ -64,10 +64,9 @@ let
     '';
   } else { };
 
-  units = pullnixUnits // gitServerUnits // spec.extraUnits;
+  units = (if spec.pullnix then pullnixUnits else { }) // gitServerUnits // spec.extraUnits;
 
-  etcFiles = {
-    "pullnix/config.json" = builtins.toJSON spec.config;
+  etcFiles = (if spec.pullnix then { "pullnix/config.json" = builtins.toJSON spec.config; } else { }) // {
     "bed-git/sshd_config" = ''
       ListenAddress 127.0.0.1
       Port 22
@@ -101,6 +100,7 @@ let
     broken = if spec.broken == null then "" else spec.broken;
     activationFails = if spec.activationFails == null then "" else spec.activationFails;
     initInterface = spec.initInterface;
+    bootInstallDelay = toString spec.bootInstallDelaySec;
     activate = ./activate.sh;
     unitCount = toString (builtins.length unitList);
     etcCount = toString (builtins.length etcList);
@@ -118,6 +118,7 @@ let
         mkdir -p $out/bin $out/etc/systemd/system/multi-user.target.wants $out/sw/bin
         printf '%s\n' "$nixosVersion" > $out/nixos-version
         printf '%s\n' "$initInterface" > $out/init-interface-version
+        if [ "$bootInstallDelay" != 0 ]; then printf '%s\n' "$bootInstallDelay" > $out/boot-install-delay; fi
         cp $stc $out/bin/switch-to-configuration
         chmod 0555 $out/bin/switch-to-configuration
         cp $activate $out/activate

@@ -64,6 +64,8 @@ install_bootloader() {
     return 1
   }
   mkdir -p "$boot_dir"
+  # A generation may make its bootloader installation slow (like grub-install on a slow disk).
+  if [ -f "$toplevel/boot-install-delay" ]; then sleep "$(cat "$toplevel/boot-install-delay")"; fi
   printf '%s\n' "$default" >"$boot_dir/default.tmp"
   sync "$boot_dir/default.tmp"
   mv "$boot_dir/default.tmp" "$boot_dir/default"

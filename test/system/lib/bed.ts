@@ -45,10 +45,24 @@ export interface GenerationSpec {
   activationFails?: string | null;
   /** The generation's init interface; a change makes switch-to-configuration refuse with 100 (reboot needed). */
   initInterface?: string;
+  /** false: a configuration without pullnix (services.pullnix.enable = false): no pullnix units, no config. */
+  pullnix?: boolean;
+  /** Seconds its bootloader installation (`switch-to-configuration boot`) takes, like a slow grub-install. */
+  bootInstallDelaySec?: number;
   extraUnits?: Record<string, string>;
   extraEtc?: Record<string, string>;
   /** Overrides merged into the pullnix config (one level deep per section). */
   config?: Record<string, unknown>;
+}
+
+/** Optional extras of TestBed.commit. */
+export interface CommitOptions {
+  /** Sign the commit (`git <gitArgs> commit -S`, with `env`): test/lib/signing.ts's signers. */
+  sign?: { gitArgs: string[]; env: Record<string, string> };
+  /** Commit on top of this commit instead of the current one, and force-push. */
+  parent?: string;
+  /** false: commit only; push(sha) later (default true). */
+  push?: boolean;
 }
 
 export interface BedOptions {
@@ -200,8 +214,9 @@ export class TestBed {
    * Write a generation into the config repository, commit it and push it to the git server.
    * With `push: false` the commit stays local until push(sha) (several pushes within one poll).
    */
-  async commit(spec: GenerationSpec, message?: string, options: { push?: boolean } = {}): Promise<string> {
+  async commit(spec: GenerationSpec, message?: string, options: CommitOptions = {}): Promise<string> {
     const { work } = this.dirs;
+    if (options.parent) await runOk(['git', '-C', work, 'reset', '-q', '--hard', options.parent]);
     for (const f of ['flake.nix', 'generation.nix', 'switch-to-configuration.sh', 'activate.sh']) copyFileSync(join(CONFIG_REPO_SOURCES, f), join(work, f));
     writeFileSync(join(work, 'flake.lock'), '{\n  "nodes": {\n    "root": {}\n  },\n  "root": "root",\n  "version": 7\n}\n');
     mkdirSync(join(work, 'pullnix-nixos'), { recursive: true });
@@ -214,6 +229,8 @@ export class TestBed {
       broken: spec.broken ?? null,
       activationFails: spec.activationFails ?? null,
       initInterface: spec.initInterface ?? 'systemd 2',
+      pullnix: spec.pullnix ?? true,
+      bootInstallDelaySec: spec.bootInstallDelaySec ?? 0,
       extraUnits: spec.extraUnits ?? {},
       extraEtc: spec.extraEtc ?? {},
       config: this.pullnixConfig(spec.config),
@@ -225,19 +242,19 @@ export class TestBed {
     if (!existsSync(gitconfig)) writeFileSync(gitconfig, '[user]\n\tname = bed\n\temail = bed@localhost\n[safe]\n\tdirectory = *\n[init]\n\tdefaultBranch = main\n');
     const git = (...args: string[]) =>
       runOk(['git', '-C', work, ...args], {
-        env: { ...process.env, GIT_CONFIG_GLOBAL: gitconfig, GIT_CONFIG_NOSYSTEM: '1', GIT_COMMITTER_DATE: commitDate(this.commits), GIT_AUTHOR_DATE: commitDate(this.commits) },
+        env: { ...process.env, ...options.sign?.env, GIT_CONFIG_GLOBAL: gitconfig, GIT_CONFIG_NOSYSTEM: '1', GIT_COMMITTER_DATE: commitDate(this.commits), GIT_AUTHOR_DATE: commitDate(this.commits) },
       });
     this.commits++;
     await git('add', '-A');
-    await git('commit', '-q', '--allow-empty', '-m', message ?? `generation ${spec.label}`);
+    await git(...(options.sign ? [...options.sign.gitArgs, 'commit', '-S'] : ['commit']), '-q', '--allow-empty', '-m', message ?? `generation ${spec.label}`);
     const sha = (await git('rev-parse', 'HEAD')).trim();
-    if (options.push ?? true) await this.push(sha, message ?? `generation ${spec.label}`);
+    if (options.push ?? true) await this.push(sha, message ?? `generation ${spec.label}`, { force: options.parent !== undefined });
     return sha;
   }
 
   /** Push a commit of the work tree (and its ancestors) as the branch head. */
-  async push(sha: string, what = ''): Promise<void> {
-    await runOk(['git', '-C', this.dirs.work, 'push', '-q', join(this.dirs.srv, 'git/config.git'), `${sha}:refs/heads/main`], {
+  async push(sha: string, what = '', options: { force?: boolean } = {}): Promise<void> {
+    await runOk(['git', '-C', this.dirs.work, 'push', '-q', join(this.dirs.srv, 'git/config.git'), `${options.force ? '+' : ''}${sha}:refs/heads/main`], {
       env: { ...process.env, GIT_CONFIG_GLOBAL: join(this.base, 'host-gitconfig'), GIT_CONFIG_NOSYSTEM: '1' },
     });
     // The git user owns its repositories (git refuses repositories owned by someone else).
@@ -554,6 +571,10 @@ getent group opal >/dev/null || groupadd -g ${UIDS.opal} opal
 getent passwd opal >/dev/null || useradd -u ${UIDS.opal} -g opal -G pullnix -M -d /nonexistent -s /bin/sh opal
 mkdir -p /root /nix/var/nix/gcroots /nix/var/nix/profiles
 chmod 0700 /root
+# NixOS roots the running and the booted system (nixos/modules/system/boot/stage-2-init.sh and
+# activation): nothing else keeps them alive.
+ln -sfn /run/current-system /nix/var/nix/gcroots/current-system
+ln -sfn /run/booted-system /nix/var/nix/gcroots/booted-system
 `;
 
 function checkPrerequisites(): void {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
 import { EVENTS, type DeploymentRecord, type EventName } from '@pullnix/shared';
-import { TestBed, short, shortPath, type BedOptions, type JournalEntry } from './bed.ts';
+import { TestBed, short, shortPath, type BedOptions, type CommitOptions, type GenerationSpec, type JournalEntry } from './bed.ts';
 
 // Interrupted (Ctrl-C, the runner's SIGTERM): exit, so that container.ts's exit hook kills the
 // machines still running and removes their cgroups.
@@ -48,8 +48,8 @@ export async function withBed(t: TestContext, options: Omit<BedOptions, 'log'>, 
  * booted, pullnix running; the watcher then deploys that commit once (nothing recorded it before),
  * which this waits for, so every scenario starts from "deployed = first commit".
  */
-export async function installed(bed: TestBed): Promise<{ commit: string; toplevel: string; record: DeploymentRecord }> {
-  const commit = await bed.commit({ label: 'gen1' }, 'initial configuration');
+export async function installed(bed: TestBed, first: { spec?: GenerationSpec; options?: CommitOptions } = {}): Promise<{ commit: string; toplevel: string; record: DeploymentRecord }> {
+  const commit = await bed.commit(first.spec ?? { label: 'gen1' }, 'initial configuration', first.options);
   await bed.boot();
   const toplevel = await bed.install(commit);
   await bed.waitForPullnix();

@@ -47,6 +47,19 @@ export const Report = defineMethod<ReportParams, Record<string, never>>()({
         },
       },
       failedBuilds: { type: 'array', maxItems: 100, items: { type: 'string', pattern: COMMIT_PATTERN } },
+      untrusted: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['head', 'commit', 'reason', 'message', 'at'],
+        nullable: true,
+        properties: {
+          head: { type: 'string', pattern: COMMIT_PATTERN },
+          commit: { type: 'string', pattern: COMMIT_PATTERN, nullable: true },
+          reason: { type: 'string', maxLength: 64 },
+          message: { type: 'string', maxLength: 4000 },
+          at: { type: 'string', maxLength: 40 },
+        },
+      },
     },
   } as never,
 });
