@@ -14,7 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { describeStep, parseFaults, planCampaign } from './plan.ts';
-import { DEFAULTS, liveFigures, runCampaign, summarize } from './runner.ts';
+import { DEFAULTS, liveFigures, requestStop, runCampaign, summarize } from './runner.ts';
 
 const USAGE = 'usage: npm run chaos -- [--seed S] [--deployments N] [--faults N|P] [--from-step K] [--keep-going] [--plan] [--poll-interval S] [--verify-timeout S]';
 
@@ -90,10 +90,17 @@ async function main(): Promise<number> {
   return result.error ? 2 : result.violations.length > 0 ? 1 : 0;
 }
 
-// Ctrl-C / SIGTERM: print the figures so far, then exit, so the bed's exit hook kills the machine
-// and removes its cgroups.
+// The first Ctrl-C / SIGTERM ends the campaign after the running step (the final checks run: a
+// long campaign stopped before a deadline still measures convergence and growth); the second
+// prints the figures so far and exits at once (the bed's exit hook kills the machine).
+let signals = 0;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
+  process.on(signal, () => {
+    if (++signals === 1 && liveFigures) {
+      process.stdout.write(`\n${signal}: ending after the running step, then the final checks (again to stop at once)\n`);
+      requestStop();
+      return;
+    }
     if (liveFigures) process.stdout.write(`\ninterrupted (${signal}) after step ${liveFigures.steps}\n${summarize(liveFigures)}\nCHAOS-SUMMARY ${JSON.stringify(liveFigures)}\n`);
     process.exit(130);
   });

@@ -131,6 +131,10 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
 
     // ---- the steps
     for (const s of plan) {
+      if (stopRequested) {
+        say(`stop requested: no step after ${step}; the final checks run now`);
+        break;
+      }
       step = s.step;
       const stepStart = Date.now();
       say(describeStep(s));
@@ -157,8 +161,8 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
     }
 
     // ---- after the last fault: convergence, then growth across the campaign
-    step = o.deployments + 1;
-    const lastVersion = plan.at(-1)?.commits.at(-1)?.pullnixVersion ?? '1';
+    step = (stopRequested ? step : o.deployments) + 1;
+    const lastVersion = plan.filter((p) => p.step < step).at(-1)?.commits.at(-1)?.pullnixVersion ?? '1';
     say(`final: a good commit after the last fault (convergence), then leaks across the campaign`);
     const conv = await convergenceProbe(bed, tail, specOf({ kind: 'good', label: 'final-good', pullnixVersion: lastVersion, slowMs: 500 }, o.keepGcRoots), { pollIntervalSec: o.pollIntervalSec, settleTimeoutMs: o.settleTimeoutMs });
     kinds.set(conv.commit, 'good');
@@ -223,6 +227,13 @@ async function collectEvidence(bed: TestBed, o: CampaignOptions, step: number): 
   if (existsSync(src)) copyFileSync(src, history);
   else writeFileSync(history, '');
   return { journal: path, history };
+}
+
+let stopRequested = false;
+
+/** End the campaign after the running step: the final checks (convergence, growth) still run. */
+export function requestStop(): void {
+  stopRequested = true;
 }
 
 /** The figures of the campaign running in this process, as of its last step (for an interrupted run's summary). */
