@@ -23,7 +23,7 @@ const FAULTS = 4;
 test(`chaos campaign (short): seed ${SEED}, ${STEPS} steps, ${FAULTS} faults — every invariant holds after every step`, { timeout: 900_000 }, async (t) => {
   const faults = parseFaults(String(FAULTS), STEPS);
   const result = await runCampaign({ seed: SEED, deployments: STEPS, faults, fromStep: 1, keepGoing: false, ...DEFAULTS, name: 'chaos-ci', log: (line) => t.diagnostic(line) });
-  t.diagnostic(summarize(result.figures));
+  for (const line of summarize(result.figures).split('\n')) t.diagnostic(line);
   const where = result.evidence ? `\njournal: ${result.evidence.journal}\nhistory: ${result.evidence.history}` : '';
   assert.equal(result.error, null, `the campaign could not run: ${result.error?.stack ?? ''}${where}`);
   const first = result.violations[0];
