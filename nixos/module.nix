@@ -62,6 +62,8 @@ let
             else
               types.int
           )
+        else if nonNull == [ "number" ] then
+          (if n ? minimum && n ? maximum then types.numbers.between n.minimum n.maximum else types.number)
         else if nonNull == [ "boolean" ] then
           types.bool
         else if nonNull == [ "array" ] then
@@ -94,6 +96,12 @@ let
         if d.loc == [ "build" "host" ] then
           {
             default = if config.networking.hostName != "" then config.networking.hostName else null;
+            defaultText = lib.literalExpression d.defaultText;
+          }
+        else if d.loc == [ "gates" "vulnerabilities" "command" ] then
+          {
+            # Only when enabled: the store path would otherwise put vulnix into every system.
+            default = if cfg.gates.vulnerabilities.enable then lib.getExe' pkgs.vulnix "vulnix" else n.default;
             defaultText = lib.literalExpression d.defaultText;
           }
         else if d ? default then
@@ -171,6 +179,7 @@ let
 
   fixedKeys = builtins.filter (k: cfg.settings ? ${k}) [
     "socketPath"
+    "privateSocketPath"
     "stateDir"
     "units"
     "paths"

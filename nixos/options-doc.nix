@@ -36,8 +36,10 @@ let
       "null"
     else if isBool v then
       (if v then "true" else "false")
-    else if isInt v || isFloat v then
+    else if isInt v then
       toString v
+    else if isFloat v then
+      toJSON v
     else if isString v then
       nixString v
     else if isList v then
@@ -156,7 +158,7 @@ concatStringsSep "\n" (
     "Keys of the configuration file without an option of their own, settable through"
     "`services.pullnix.settings` unless fixed by the module:"
     (concatStringsSep ", " (map code uncovered))
-    "(`socketPath`, `stateDir`, `units.*` and `paths.*` are fixed by the module)."
+    "(`socketPath`, `privateSocketPath`, `stateDir`, `units.*` and `paths.*` are fixed by the module)."
     ""
   ]
 )

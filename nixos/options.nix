@@ -77,6 +77,10 @@
       loc = [ "repository" "allowNonDescendant" ];
       key = [ "repository" "allowNonDescendant" ];
     }
+    {
+      loc = [ "repository" "fetchTimeoutSec" ];
+      key = [ "repository" "fetchTimeoutSec" ];
+    }
 
     # ---- build -------------------------------------------------------------------------------
     {
@@ -85,7 +89,7 @@
       default = "flake";
       description = ''
         How the repository describes this machine. `flake`: the repository is a flake and the
-        system is `nixosConfigurations.<host>.config.system.build.toplevel`. `classic`: the
+        system is `nixosConfigurations."<host>".config.system.build.toplevel`. `classic`: the
         file `build.file` is a NixOS configuration built with `<nixpkgs/nixos>` (the watcher
         gets `NIX_PATH` from `nix.nixPath`).
       '';
@@ -98,7 +102,8 @@
       example = "edge-01";
       description = ''
         Flake mode: the attribute name below `nixosConfigurations`. `null` means the host name
-        the machine has at run time.
+        the machine has at run time. A name with dots (`web1.example.com`) is one attribute:
+        the watcher quotes it, as nixos-rebuild does.
       '';
     }
     {
@@ -265,6 +270,68 @@
         expired or revoked key's signatures are refused.
       '';
     }
+    # ---- the vulnerability gate (docs/vulnerabilities.md) -------------------------------------
+    {
+      loc = [ "gates" "vulnerabilities" "enable" ];
+      key = [ "gates" "vulnerabilities" "enable" ];
+      description = ''
+        Scan every built system with vulnix (NIST NVD) before it is deployed, and compare it with
+        the running system: a system that brings in a vulnerability at or above `minSeverity`
+        that the running one does not have is not deployed (see `onNew`). What a commit fixes is
+        reported too. Off by default.
+      '';
+    }
+    {
+      loc = [ "gates" "vulnerabilities" "command" ];
+      key = [ "gates" "vulnerabilities" "command" ];
+      # module.nix computes this default; the text is what the documentation shows.
+      defaultText = ''if config.services.pullnix.gates.vulnerabilities.enable then lib.getExe' pkgs.vulnix "vulnix" else "vulnix"'';
+      description = ''
+        The vulnix executable. The default is nixpkgs' vulnix when the gate is enabled (a plain
+        `"vulnix"` otherwise, so that vulnix is not part of the system when the gate is off).
+      '';
+    }
+    {
+      loc = [ "gates" "vulnerabilities" "extraFlags" ];
+      key = [ "gates" "vulnerabilities" "extraFlags" ];
+      example = [
+        "--whitelist"
+        "/etc/vulnix/whitelist.toml"
+      ];
+      description = ''
+        Extra arguments for vulnix, after `--json --closure --cache-dir /var/lib/pullnix/vulnix`:
+        a whitelist file (`--whitelist`), an NVD mirror (`--mirror`).
+      '';
+    }
+    {
+      loc = [ "gates" "vulnerabilities" "minSeverity" ];
+      key = [ "gates" "vulnerabilities" "minSeverity" ];
+      example = 8.5;
+    }
+    {
+      loc = [ "gates" "vulnerabilities" "allow" ];
+      key = [ "gates" "vulnerabilities" "allow" ];
+      example = [ "CVE-2023-4863" ];
+    }
+    {
+      loc = [ "gates" "vulnerabilities" "onNew" ];
+      key = [ "gates" "vulnerabilities" "onNew" ];
+    }
+    {
+      loc = [ "gates" "vulnerabilities" "onError" ];
+      key = [ "gates" "vulnerabilities" "onError" ];
+      description = ''
+        What happens when a scan fails or times out (vulnix cannot reach the NVD, crashes, or
+        exceeds `timeoutSec`). `allow` (the default): the system is deployed anyway and the
+        failure logged as an error, because an unreachable vulnerability database must not block
+        the deployment of a security fix. `refuse`: the system is not deployed now; the watcher
+        tries again after a back-off.
+      '';
+    }
+    {
+      loc = [ "gates" "vulnerabilities" "timeoutSec" ];
+      key = [ "gates" "vulnerabilities" "timeoutSec" ];
+    }
 
     # ---- logging -----------------------------------------------------------------------------
     {
@@ -287,7 +354,7 @@
         Extra keys merged (recursively) over the configuration file the options above produce,
         for keys without an option of their own (see `shared/schema/config.schema.json`). The
         result is checked against the schema at evaluation time: an unknown key or a wrong
-        value is an evaluation error naming the key. `socketPath`, `stateDir`, `units` and
+        value is an evaluation error naming the key. `socketPath`, `privateSocketPath`, `stateDir`, `units` and
         `paths` are fixed by this module's units and cannot be set here.
       '';
     }

@@ -104,6 +104,11 @@ let
             "integer, at least ${toString n.minimum}"
           else
             "integer"
+        else if nonNull == [ "number" ] then
+          if n ? minimum && n ? maximum then
+            "number between ${toJSON n.minimum} and ${toJSON n.maximum} (both inclusive)"
+          else
+            "number"
         else if nonNull == [ "boolean" ] then
           "boolean"
         else if nonNull == [ "array" ] then

@@ -67,6 +67,12 @@ in
   pullnix-executor = {
     description = "pullnix executor: switches this machine to a built system, verifies it, rolls back";
     wantedBy = [ "multi-user.target" ];
+    # After the clock is synchronised (where a time-sync service provides the target): the
+    # executor refuses requests whose issuedAt is more than 30 s from its clock, and the
+    # watcher's requests are stamped with the same clock. A request's validity for one executor
+    # run is bound by a run id, not by the clock (docs/decisions.md D15), so a step after start
+    # does not lock anyone out; starting after the first sync just avoids that step.
+    after = [ "time-sync.target" ];
     inherit path environment;
     # Left alone by switch-to-configuration (X-RestartIfChanged=false): the executor is the
     # process running the switch.
@@ -84,9 +90,11 @@ in
       ExecStart = "${executorExec} ${args}";
       # Short: after a self-upgrade exit the socket is gone until the new executor listens.
       RestartSec = 2;
-      # /run/pullnix holds the socket. The executor itself sets the directory to
-      # root:<operators.group> 0750 and the socket to 0660 after systemd creates it (systemd
-      # would create it root:root, the service's own user and group).
+      # /run/pullnix holds the operator group's socket. The executor itself sets the directory
+      # to root:<operators.group> 0750 and the socket to 0660 after systemd creates it (systemd
+      # would create it root:root, the service's own user and group). Root's own socket (the
+      # watcher's and root's pullnix-ctl's) is /run/pullnix/root/executor.sock, in a 0700
+      # directory the executor creates.
       RuntimeDirectory = "pullnix";
       RuntimeDirectoryMode = "0750";
       # Decision: not preserved. The directory only holds the executor's own socket, which is
@@ -128,6 +136,7 @@ in
     after = [
       "network-online.target"
       "pullnix-executor.service"
+      "time-sync.target"
     ];
     inherit path environment;
     # The executor restarts the watcher after every deployment outcome; switch-to-configuration

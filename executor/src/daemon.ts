@@ -3,11 +3,11 @@
  * argument parsing and signals; tests start the same thing in-process with a fake Runner.
  */
 import { createConnection } from 'node:net';
-import type { Config, Logger, Runner, SocketServer } from '@pullnix/shared';
+import type { Config, Logger, Runner } from '@pullnix/shared';
 import { Executor } from './executor.ts';
 import { ensureKeys, trustedKeys, type ExecutorKeys } from './keys.ts';
 import type { Clock } from './pipeline/context.ts';
-import { createServer } from './server.ts';
+import { createServers, type ExecutorServers } from './server.ts';
 
 export interface DaemonOptions {
   config: Config;
@@ -16,11 +16,14 @@ export interface DaemonOptions {
   clock?: Clock;
   onSelfUpgrade?: () => void;
   onFatal?: (error: unknown) => void;
+  /** Rate-limit interval of refusal logging (tests). */
+  refusalLogIntervalMs?: number;
 }
 
 export interface Daemon {
   executor: Executor;
-  server: SocketServer;
+  /** Root's own socket and the operator group's. */
+  servers: ExecutorServers;
   keys: ExecutorKeys;
   /** Crash recovery of an unfinished deployment; resolves when it is resolved. */
   recovered: Promise<void>;
@@ -31,6 +34,7 @@ export interface Daemon {
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const { config, log } = options;
   // node-ipc replaces an existing socket file; a second executor must not steal a live one.
+  await assertNotServed(config.privateSocketPath);
   await assertNotServed(config.socketPath);
   const keys = ensureKeys(config.stateDir, log);
   const executor = new Executor({
@@ -42,21 +46,38 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     ...(options.onFatal ? { onFatal: options.onFatal } : {}),
   });
   executor.open();
-  const server = createServer({ executor, log, keys: trustedKeys(config, keys), path: config.socketPath, group: config.operators.group });
-  await server.start();
-  log.event('executor.started', { pid: process.pid, socket: config.socketPath, group: config.operators.group, state_dir: config.stateDir, activation: config.activation, deployments: executor.history.total });
+  const servers = createServers({
+    executor,
+    log,
+    keys: trustedKeys(config, keys),
+    privatePath: config.privateSocketPath,
+    groupPath: config.socketPath,
+    group: config.operators.group,
+    ...(options.refusalLogIntervalMs !== undefined ? { refusalLogIntervalMs: options.refusalLogIntervalMs } : {}),
+  });
+  await servers.start();
+  log.event('executor.started', {
+    pid: process.pid,
+    socket: config.socketPath,
+    private_socket: config.privateSocketPath,
+    group: config.operators.group,
+    run: servers.runId,
+    state_dir: config.stateDir,
+    activation: config.activation,
+    deployments: executor.history.total,
+  });
   // Started after the socket is up so status answers while a recovery verifies.
   const recovered = executor.recover().catch((error: unknown) => {
     log.event('executor.fatal', { during: 'recovery', error: (error as Error).message });
   });
   return {
     executor,
-    server,
+    servers,
     keys,
     recovered,
     close() {
       executor.stop();
-      server.stop();
+      servers.stop();
     },
   };
 }

@@ -5,3 +5,4 @@ export { ensureKeys, keysDir, trustedKeys, LOCAL_OPERATOR_KEY_ID, WATCHER_KEY_ID
 export { HistoryStore, parseRecord } from './store/history.ts';
 export { StateStore, rebuildState, MAX_INTERRUPTIONS, MAX_KNOWN_BAD, type ExecutorState } from './store/state.ts';
 export { systemClock, type Clock } from './pipeline/context.ts';
+export { createServers, GROUP_MAX_CONNECTIONS, PRIVATE_MAX_CONNECTIONS, type ExecutorServers } from './server.ts';

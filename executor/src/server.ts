@@ -5,6 +5,11 @@
  */
 import {
   Authenticator,
+  newRunId,
+  RefusalLog,
+  type DropCause,
+  type DropInfo,
+  type RefusalInfo,
   SocketServer,
   type AuthenticatedRequest,
   type Connection,
@@ -52,9 +57,26 @@ export function createHandler(executor: Executor, log: Logger): Handler {
   };
 }
 
-export function logRefusal(log: Logger) {
-  return (error: PullnixError, info: { keyId: string | null; method: string | null; id: string }): void => {
-    log.event('request.refused', { code: error.code, key: info.keyId, method: info.method, id: info.id || null, reason: error.message });
+/**
+ * Refusals and dropped connections, rate-limited (RefusalLog): the first of a kind (socket, the
+ * key that really signed, cause) in an interval is logged in full, the rest of the interval as
+ * one `socket.refusals_repeated` line with a count.
+ */
+export function refusalReporter(log: Logger, intervalMs?: number) {
+  const limiter = new RefusalLog({
+    ...(intervalMs !== undefined ? { intervalMs } : {}),
+    summarize: (s) => log.event('socket.refusals_repeated', { socket: s.socket, key: s.key, cause: s.cause, count: s.count, connections: s.connections, interval: `${s.intervalMs / 1000}s` }),
+  });
+  return {
+    limiter,
+    onRefused(error: PullnixError, info: RefusalInfo): void {
+      if (!limiter.note({ socket: info.socket, key: info.verifiedKey, cause: error.code }, info.connection)) return;
+      log.event('request.refused', { code: error.code, socket: info.socket, connection: info.connection, key: info.keyId, verified: info.verifiedKey !== null, method: info.method, id: info.id || null, reason: error.message });
+    },
+    onDropped(cause: DropCause, info: DropInfo): void {
+      if (!limiter.note({ socket: info.socket, key: null, cause }, info.connection)) return;
+      log.event('socket.dropped', { cause, socket: info.socket, connection: info.connection, detail: info.detail });
+    },
   };
 }
 
@@ -62,19 +84,57 @@ export interface ExecutorServerOptions {
   executor: Executor;
   log: Logger;
   keys: readonly TrustedKey[];
-  path: string;
+  /** Root's own socket (the watcher, root's pullnix-ctl), in a 0700 directory of its own. */
+  privatePath: string;
+  /** The operator group's socket. */
+  groupPath: string;
   group: string | null;
   windowMs?: number;
+  /** Rate-limit interval of refusal logging (default 10 s). */
+  refusalLogIntervalMs?: number;
 }
 
-export function createServer(options: ExecutorServerOptions): SocketServer {
+export interface ExecutorServers {
+  private: SocketServer;
+  group: SocketServer;
+  runId: string;
+  start(): Promise<void>;
+  stop(): void;
+}
+
+/** Connections at once on root's own socket: the watcher and root's pullnix-ctl. */
+export const PRIVATE_MAX_CONNECTIONS = 64;
+/**
+ * On the group's socket: larger, so that a keyless member reconnecting as fast as it can must
+ * cycle through this many slots to evict an honest newcomer before its first request verifies.
+ */
+export const GROUP_MAX_CONNECTIONS = 256;
+
+/**
+ * The executor's two sockets (docs/decisions.md D12), one Authenticator (one nonce memory: a
+ * request accepted on one socket cannot be replayed on the other) and one run id.
+ */
+export function createServers(options: ExecutorServerOptions): ExecutorServers {
   const { executor, log } = options;
-  return new SocketServer({
-    path: options.path,
-    group: options.group,
-    authenticator: new Authenticator({ keys: options.keys, notBefore: Date.now(), ...(options.windowMs !== undefined ? { windowMs: options.windowMs } : {}) }),
-    handler: createHandler(executor, log),
-    onRefused: logRefusal(log),
-    onClose: (conn) => executor.connectionClosed(conn),
-  });
+  const runId = newRunId();
+  const authenticator = new Authenticator({ keys: options.keys, runId, ...(options.windowMs !== undefined ? { windowMs: options.windowMs } : {}) });
+  const handler = createHandler(executor, log);
+  const reporter = refusalReporter(log, options.refusalLogIntervalMs);
+  const common = { authenticator, handler, onRefused: reporter.onRefused, onDropped: reporter.onDropped, onClose: (conn: Connection) => executor.connectionClosed(conn) };
+  const privateServer = new SocketServer({ ...common, name: 'private', path: options.privatePath, group: null, ownDirectory: true, maxConnections: PRIVATE_MAX_CONNECTIONS });
+  const groupServer = new SocketServer({ ...common, name: 'group', path: options.groupPath, group: options.group, maxConnections: GROUP_MAX_CONNECTIONS });
+  return {
+    private: privateServer,
+    group: groupServer,
+    runId,
+    async start() {
+      await privateServer.start();
+      await groupServer.start();
+    },
+    stop() {
+      groupServer.stop();
+      privateServer.stop();
+      reporter.limiter.flush();
+    },
+  };
 }

@@ -22,6 +22,7 @@ let
     git = fakePkg "git";
     openssh = fakePkg "openssh";
     gnupg = fakePkg "gnupg";
+    vulnix = fakePkg "vulnix";
     callPackage = _: _: fakePkg "pullnix";
     formats.json = _: {
       type = types.attrsOf types.anything;
@@ -70,6 +71,9 @@ let
   configJSON = builtins.fromJSON c.environment.etc."pullnix/config.json".source.text;
 
   check = cond: msg: if cond then [ ] else [ msg ];
+
+  # The vulnerability gate: nixpkgs' vulnix only when enabled (else vulnix would be in every system).
+  gateConfig = builtins.fromJSON (evalWith (minimal // { gates.vulnerabilities = { enable = true; minSeverity = 9; allow = [ "CVE-2023-4863" ]; }; })).environment.etc."pullnix/config.json".source.text;
 
   # An assertion message containing `text` must fire for these settings.
   assertionFires =
@@ -134,7 +138,13 @@ let
     ++ typeRefuses "ssh public key instead of a pullnix key" { operators.keys = [ { id = "a"; publicKey = "ssh-ed25519 AAAA"; } ]; }
     ++ typeRefuses "private key as a Nix path" { repository = minimal.repository // { sshKeyFile = ./module-eval.nix; }; }
     ++ typeRefuses "poll interval 0" { poll.intervalSec = 0; }
-    ++ typeRefuses "unknown activation mode" { activation = "boot"; };
+    ++ typeRefuses "unknown activation mode" { activation = "boot"; }
+    ++ check (configJSON.gates.vulnerabilities.enable == false && configJSON.gates.vulnerabilities.command == "vulnix") "gate off by default, command not a store path"
+    ++ check (gateConfig.gates.vulnerabilities.command == "/nix/store/00000000000000000000000000000000-vulnix/bin/vulnix") "gate on: command is nixpkgs' vulnix, got ${gateConfig.gates.vulnerabilities.command}"
+    ++ check (gateConfig.gates.vulnerabilities.minSeverity == 9 && gateConfig.gates.vulnerabilities.onError == "allow") "gate settings written with their defaults"
+    ++ typeRefuses "minSeverity above 10" { gates.vulnerabilities.minSeverity = 10.5; }
+    ++ typeRefuses "an allow entry that is not a CVE id" { gates.vulnerabilities.allow = [ "openssl" ]; }
+    ++ typeRefuses "unknown onError" { gates.vulnerabilities.onError = "ignore"; };
 in
 {
   ok = failures == [ ];

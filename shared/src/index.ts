@@ -15,3 +15,4 @@ export * from './log/logger.ts';
 export * from './run.ts';
 export * from './fs/atomic.ts';
 export { VERSION } from './version.ts';
+export * from './ipc/refusal-log.ts';

@@ -87,6 +87,28 @@ export function lastLines(text: string, n = 20): string {
   return text.split('\n').filter((l) => l.trim() !== '').slice(-n).join('\n');
 }
 
+/**
+ * Lines git prints after every failed remote operation whatever went wrong; they would push the
+ * line that says why (`ssh: Could not resolve hostname …`, `… Connection refused`, `Permission
+ * denied (publickey)`, `Host key verification failed.`) out of the last few.
+ */
+const GIT_BOILERPLATE: readonly RegExp[] = [/^fatal: Could not read from remote repository\.$/, /^Please make sure you have the correct access rights$/, /^and the repository exists\.$/];
+/** git's progress meters (`--progress`, redrawn with \r): never the reason for a failure. */
+const GIT_PROGRESS = /^(remote: )?(Enumerating objects|Counting objects|Compressing objects|Receiving objects|Resolving deltas|Unpacking objects|Checking connectivity|Total \d+ \(delta)/;
+
+/**
+ * The last n lines of a failed command's output that say why it failed: empty lines, progress
+ * meters and git's boilerplate are left out (the boilerplate stays when nothing else is there).
+ */
+export function reasonLines(text: string, n = 3): string {
+  const lines = text
+    .split(/\r\n|\r|\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !GIT_PROGRESS.test(l));
+  const informative = lines.filter((l) => !GIT_BOILERPLATE.some((re) => re.test(l)));
+  return (informative.length > 0 ? informative : lines).slice(-n).join('\n');
+}
+
 /** A one-line description of why a command failed. */
 export function describeFailure(r: RunResult): string {
   const name = r.argv[0] ?? '?';
@@ -94,6 +116,6 @@ export function describeFailure(r: RunResult): string {
   if (r.timedOut) return `${name} timed out after ${r.durationMs} ms`;
   if (r.aborted) return `${name} was stopped`;
   if (r.signal) return `${name} was killed by ${r.signal}`;
-  const detail = lastLines(r.stderr, 3) || lastLines(r.stdout, 3);
+  const detail = reasonLines(r.stderr) || reasonLines(r.stdout);
   return `${name} exited ${r.exitCode}${detail ? `: ${detail}` : ''}`;
 }

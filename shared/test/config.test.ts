@@ -18,6 +18,12 @@ function problems(text: string): string[] {
 }
 
 describe('config', () => {
+  it("derives root's own socket from socketPath, and keeps it out of the group's directory", () => {
+    assert.equal(parseConfig(JSON.stringify({ ...minimal, socketPath: '/run/x/e.sock' })).privateSocketPath, '/run/x/root/e.sock');
+    assert.equal(parseConfig(JSON.stringify({ ...minimal, privateSocketPath: '/run/y/e.sock' })).privateSocketPath, '/run/y/e.sock');
+    assert.match(problems(JSON.stringify({ ...minimal, privateSocketPath: '/run/pullnix/other.sock' })).join(), /directory of its own/);
+  });
+
   it('fills every default from the schema', () => {
     const c = parseConfig(JSON.stringify(minimal));
     assert.equal(c.repository.branch, 'main');
@@ -25,6 +31,7 @@ describe('config', () => {
     assert.equal(c.verify.timeoutSec, 120);
     assert.equal(c.activation, 'test');
     assert.equal(c.socketPath, '/run/pullnix/executor.sock');
+    assert.equal(c.privateSocketPath, '/run/pullnix/root/executor.sock');
     assert.equal(c.paths.systemProfile, '/nix/var/nix/profiles/system');
     assert.deepEqual(c.operators, { group: 'pullnix', keys: [] });
   });

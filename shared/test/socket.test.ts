@@ -4,20 +4,77 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Authenticator, ConnectError, MAX_REFUSALS_PER_CONNECTION, generateSigningKey, PullnixError, signRequest, SocketClient, SocketServer, type Push } from '../src/index.ts';
+import {
+  Authenticator,
+  ConnectError,
+  DEFAULT_MAX_CONNECTIONS,
+  MAX_FRAME_IN_BYTES,
+  MAX_REFUSALS_PER_CONNECTION,
+  generateSigningKey,
+  newRunId,
+  PullnixError,
+  signRequest,
+  SocketClient,
+  SocketServer,
+  type DropCause,
+  type Push,
+  type Response,
+} from '../src/index.ts';
+
+const RUN = newRunId();
+
+/** A raw connection speaking node-ipc's framing by hand: what a hostile local peer would write. */
+async function rawPeer(path: string) {
+  const sock = connect(path);
+  await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
+  sock.setEncoding('utf8');
+  const frames: { type: string; data: unknown }[] = [];
+  let buf = '';
+  let closed = false;
+  const waiters: (() => void)[] = [];
+  const wake = () => waiters.splice(0).forEach((w) => w());
+  sock.on('data', (d: string) => {
+    buf += d;
+    let i: number;
+    while ((i = buf.indexOf('\f')) >= 0) {
+      frames.push(JSON.parse(buf.slice(0, i)) as { type: string; data: unknown });
+      buf = buf.slice(i + 1);
+    }
+    wake();
+  });
+  sock.on('error', () => {});
+  sock.on('close', () => {
+    closed = true;
+    wake();
+  });
+  const until = async (cond: () => boolean) => {
+    while (!cond()) await new Promise<void>((r) => waiters.push(r));
+  };
+  return {
+    sock,
+    frames,
+    get closed() {
+      return closed;
+    },
+    until,
+    responses: () => frames.filter((f) => f.type === 'pullnix.response').map((f) => f.data as Response),
+    send: (data: unknown) => sock.write(`${JSON.stringify({ type: 'pullnix.request', data })}\f`),
+  };
+}
 
 describe('socket server and client', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pullnix-socket-'));
   const path = join(dir, 'run', 'executor.sock');
   const watcher = generateSigningKey('watcher');
   const refusals: string[] = [];
+  const drops: DropCause[] = [];
   let server: SocketServer;
 
   before(async () => {
     server = new SocketServer({
       path,
       group: null,
-      authenticator: new Authenticator({ keys: [{ keyId: 'watcher', role: 'watcher', publicKey: watcher.publicKey }] }),
+      authenticator: new Authenticator({ keys: [{ keyId: 'watcher', role: 'watcher', publicKey: watcher.publicKey }], runId: RUN }),
       handler: async (request, connection) => {
         if (request.method === 'subscribe') {
           setImmediate(() => connection.push({ type: 'sync' }));
@@ -27,6 +84,7 @@ describe('socket server and client', () => {
         return { method: request.method };
       },
       onRefused: (error) => refusals.push(error.code),
+      onDropped: (cause) => drops.push(cause),
     });
     await server.start();
   });
@@ -53,7 +111,7 @@ describe('socket server and client', () => {
   it('answers a forged request with its refusal and logs it', async () => {
     const client = new SocketClient({ path, key: watcher });
     await client.connect();
-    const forged = { ...signRequest(watcher, 'status', {}), params: { injected: true } };
+    const forged = { ...signRequest(watcher, RUN, 'status', {}), params: { injected: true } };
     const response = await client.sendRaw(forged, forged.id);
     assert.equal(response.ok, false);
     assert.equal(!response.ok && response.error.code, 'BAD_SIGNATURE');
@@ -70,7 +128,7 @@ describe('socket server and client', () => {
     forger.onClose(() => (closed = true));
     const answers = await Promise.allSettled(
       Array.from({ length: MAX_REFUSALS_PER_CONNECTION + 4 }, () => {
-        const forged = signRequest(generateSigningKey('watcher'), 'status', {});
+        const forged = signRequest(generateSigningKey('watcher'), RUN, 'status', {});
         return forger.sendRaw(forged, forged.id);
       }),
     );
@@ -87,11 +145,12 @@ describe('socket server and client', () => {
       path: join(dir, 'quick.sock'),
       group: null,
       authDeadlineMs: 150,
-      authenticator: new Authenticator({ keys: [{ keyId: 'watcher', role: 'watcher', publicKey: watcher.publicKey }] }),
+      authenticator: new Authenticator({ keys: [{ keyId: 'watcher', role: 'watcher', publicKey: watcher.publicKey }], runId: RUN }),
       handler: async () => ({}),
     });
     await quick.start();
     const idle = connect(join(dir, 'quick.sock'));
+    idle.resume(); // read (and drop) the hello, so that the server's close is seen
     const idleClosed = new Promise<void>((resolve) => idle.on('close', () => resolve()));
     const honest = new SocketClient({ path: join(dir, 'quick.sock'), key: watcher });
     await honest.connect();
@@ -102,6 +161,72 @@ describe('socket server and client', () => {
     assert.deepEqual(await honest.request('status', {}), {});
     honest.close();
     quick.stop();
+  });
+
+  it('tells every connection the executor run, and refuses a request signed for another run as STALE', async () => {
+    const client = new SocketClient({ path, key: watcher });
+    await client.connect();
+    assert.equal(client.run, RUN);
+    const other = signRequest(watcher, newRunId(), 'status', {});
+    const response = await client.sendRaw(other, other.id);
+    assert.equal(!response.ok && response.error.code, 'STALE');
+    client.close();
+  });
+
+  it('closes a connection whose frame grows past the raw limit before any of it is parsed', async () => {
+    const peer = await rawPeer(path);
+    // No delimiter: node-ipc alone would buffer up to 1 MiB, then wait 10 s for the rest.
+    peer.sock.write(`{"type":"pullnix.request","data":{"pad":"${'x'.repeat(MAX_FRAME_IN_BYTES)}`);
+    await peer.until(() => peer.closed);
+    assert.ok(drops.includes('frame-too-large'));
+    // A whole over-long frame in one write: closed too, never answered.
+    const whole = await rawPeer(path);
+    whole.send({ ...signRequest(watcher, RUN, 'status', {}), pad: 'y'.repeat(MAX_FRAME_IN_BYTES) });
+    await whole.until(() => whole.closed);
+    assert.deepEqual(whole.responses(), []);
+  });
+
+  it('closes a connection that has not authenticated and trickles a frame a few bytes per read', async () => {
+    const peer = await rawPeer(path);
+    const frame = `${JSON.stringify({ type: 'pullnix.request', data: signRequest(watcher, RUN, 'status', {}) })}\f`;
+    for (let at = 0; at < frame.length - 1 && !peer.closed; at += 4) {
+      peer.sock.write(frame.slice(at, at + 4));
+      await new Promise((r) => setTimeout(r, 2)); // one read each
+    }
+    await peer.until(() => peer.closed);
+    assert.ok(drops.includes('trickle'));
+  });
+
+  it('answers a frame with no data BAD_REQUEST', async () => {
+    const peer = await rawPeer(path);
+    peer.sock.write('{"type":"pullnix.request"}\f');
+    await peer.until(() => peer.responses().length > 0 || peer.closed);
+    const [answer] = peer.responses();
+    assert.equal(answer?.ok, false);
+    assert.equal(!answer!.ok && answer!.error.code, 'BAD_REQUEST');
+    peer.sock.destroy();
+  });
+
+  it('lets a connection that has not authenticated have one request waiting; more are refused BUSY unverified', async () => {
+    const peer = await rawPeer(path);
+    const forger = generateSigningKey('watcher');
+    const frames = Array.from({ length: 4 }, () => `${JSON.stringify({ type: 'pullnix.request', data: signRequest(forger, RUN, 'status', {}) })}\f`);
+    peer.sock.write(frames.join('')); // one write: all four arrive together
+    await peer.until(() => peer.responses().length === 4 || peer.closed);
+    const codes = peer.responses().map((r) => (!r.ok ? r.error.code : 'ok'));
+    assert.deepEqual(codes.toSorted(), ['BAD_SIGNATURE', 'BUSY', 'BUSY', 'BUSY']);
+    peer.sock.destroy();
+  });
+
+  it('at the connection limit, a newcomer closes the oldest connection that has not authenticated', { timeout: 10_000 }, async () => {
+    const idle = await Promise.all(Array.from({ length: DEFAULT_MAX_CONNECTIONS + 6 }, () => rawPeer(path)));
+    const honest = new SocketClient({ path, key: watcher });
+    await honest.connect();
+    assert.deepEqual(await honest.request('status', {}), { method: 'status' });
+    await idle[0]!.until(() => idle[0]!.closed); // the oldest idle connection made room
+    assert.ok(drops.includes('evicted'));
+    for (const p of idle) p.sock.destroy();
+    honest.close();
   });
 
   it('reports a missing socket as ENOENT', async () => {

@@ -3,7 +3,7 @@
  * run (these machines are shared and noisy); absolute figures are for reference. A missed goal
  * never fails the run; only a benchmark that cannot run does.
  *
- *   node test/dist/bench/run.js [poll|socket|idle|deploy|history ...] [--idle-seconds=N]
+ *   node test/dist/bench/run.js [poll|socket|socket-flood|idle|deploy|history|vulnix ...] [--idle-seconds=N]
  *
  * --idle-seconds (or PULLNIX_BENCH_IDLE_SEC) shortens the idle window for a quick run; the
  * default, and the figures in docs/benchmarks.md, use a full minute.
@@ -13,8 +13,9 @@ import { benchDeploy } from './deploy.ts';
 import { benchHistory } from './history.ts';
 import { benchIdle } from './idle.ts';
 import { benchPoll } from './poll.ts';
-import { benchSocket } from './socket.ts';
+import { benchKeylessFlood, benchSocket } from './socket.ts';
 import { renderTable, type Row } from './table.ts';
+import { benchVulnix } from './vulnix.ts';
 
 const args = process.argv.slice(2);
 const only = args.filter((a) => !a.startsWith('-'));
@@ -25,9 +26,11 @@ if (!(idleSec > 0)) throw new Error('--idle-seconds must be a positive number');
 const benches: Record<string, () => Promise<Row[]>> = {
   poll: () => benchPoll(),
   socket: () => benchSocket(),
+  'socket-flood': () => benchKeylessFlood(),
   idle: () => benchIdle({ idleSec }),
   deploy: () => benchDeploy(),
   history: () => benchHistory(),
+  vulnix: () => benchVulnix(),
 };
 const unknown = only.filter((name) => !(name in benches));
 if (unknown.length > 0) throw new Error(`unknown benchmark ${unknown.join(', ')}; known: ${Object.keys(benches).join(', ')}`);

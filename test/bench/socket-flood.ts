@@ -32,7 +32,7 @@ async function reconnect(): Promise<void> {
 async function lane(): Promise<void> {
   while (sent < count && Date.now() < deadline) {
     sent++;
-    const forged = signRequest(forger, 'status', {});
+    const forged = signRequest(forger, client.run!, 'status', {});
     try {
       await client.sendRaw(forged, forged.id, 30_000);
     } catch {

@@ -178,16 +178,19 @@ describe('pullnix-ctl against a running executor (seeded history)', () => {
   it('version: its own and the executor\'s', async () => {
     const v = json<{ version: string; protocol: number; executor: { pid: number } | null }>(await ctl('version', '--json'));
     await assertValid('version', v);
-    assert.equal(v.protocol, 1);
+    assert.equal(v.protocol, 2);
     assert.equal(v.executor?.pid, executor.pid);
     const text = await ctl('version');
-    assert.match(text.stdout, /^pullnix-ctl \d+\.\d+\.\d+ \(protocol v1\)\npullnix-executor \d+\.\d+\.\d+ \(pid \d+\)$/m);
+    assert.match(text.stdout, /^pullnix-ctl \d+\.\d+\.\d+ \(protocol v2\)\npullnix-executor \d+\.\d+\.\d+ \(pid \d+\)$/m);
   });
 
   describe('with a watcher connected', () => {
     let watcher: SocketClient;
     const pushes: Push[] = [];
-    const report: WatcherReport = {
+    // Times relative to when the report is sent (in before()), not to when this file was loaded:
+    // on a loaded machine the tests above take minutes.
+    let report: WatcherReport;
+    const makeReport = (): WatcherReport => ({
       state: 'idle',
       pid: process.pid,
       version: '0.1.0',
@@ -197,9 +200,10 @@ describe('pullnix-ctl against a running executor (seeded history)', () => {
       nextPollAt: new Date(Date.now() + 4 * 60_000).toISOString(),
       lastError: null,
       failedBuilds: ['0badc0de'.repeat(5)],
-    };
+    });
 
     before(async () => {
+      report = makeReport();
       watcher = new SocketClient({ path: executor.socketPath, key: loadSigningKey(executor.watcherKeyPath) });
       await watcher.connect();
       watcher.onPush((m) => pushes.push(m));
@@ -221,6 +225,23 @@ describe('pullnix-ctl against a running executor (seeded history)', () => {
       assert.match(r.stdout, /^watcher\s+connected, idle \(pid \d+, 0\.1\.0\)$/m);
       assert.match(r.stdout, /last poll 1 min ago, next poll in (3|4) min/);
       assert.match(r.stdout, /failed builds: 0badc0de/);
+    });
+
+    it('status: a head the watcher refused as a non-descendant reads as refused, in text and --json', async () => {
+      const refusedHead = { commit: HEAD, reason: 'not-descendant' as const, deployed: C3, at: new Date(Date.now() - 60_000).toISOString() };
+      await watcher.request('report', { ...report, refusedHead });
+      try {
+        const st = json<StatusResult>(await ctl('status', '--json'));
+        await assertValid('status', st);
+        assert.deepEqual(st.watcher.report?.refusedHead, refusedHead);
+        const r = await ctl('status');
+        assert.match(r.stdout, /^\s+refused: not a descendant of the deployed commit 33333333 \(force-push or history rewrite\)$/m);
+        assert.match(r.stdout, /repository\.allowNonDescendant = true/);
+        assert.match(r.stdout, /pullnix-ctl retry feedface$/m);
+        assert.doesNotMatch(r.stdout, /not deployed yet/);
+      } finally {
+        await watcher.request('report', report);
+      }
     });
 
     it('sync is forwarded to the watcher', async () => {

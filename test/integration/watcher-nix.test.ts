@@ -9,10 +9,10 @@ import { mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
 import { createRunner } from '@pullnix/shared';
-import { ExecutorLink, Watcher, watcherKeyPath } from '@pullnix/watcher';
+import { Watcher } from '@pullnix/watcher';
 import { GitRemote } from '../lib/git-remote.ts';
 import { FakeExecutor } from '../lib/watcher-fake-executor.ts';
-import { CapturedLog, Fixtures, waitFor, watcherConfig } from '../lib/watcher-fixtures.ts';
+import { CapturedLog, Fixtures, subscribedLink, watcherConfig } from '../lib/watcher-fixtures.ts';
 import { e2eUnavailable, Machine, NIX_CONFIG } from '../lib/watcher-machine.ts';
 
 const unavailable = e2eUnavailable();
@@ -31,14 +31,7 @@ async function rig(remote: GitRemote, build: Record<string, unknown>) {
   await executor.start();
   teardowns.push(() => executor.stop());
   const log = new CapturedLog();
-  const controller = new AbortController();
-  const link = new ExecutorLink({ socketPath, keyPath: watcherKeyPath(stateDir), logger: log.logger, pid: process.pid, version: 'test', maxBackoffMs: 1000, baseBackoffMs: 20 });
-  const running = link.start(controller.signal);
-  teardowns.push(async () => {
-    controller.abort();
-    await running;
-  });
-  await waitFor('the watcher to subscribe', () => link.connected);
+  const link = await subscribedLink({ socketPath, stateDir, logger: log.logger, teardowns });
   const watcher = new Watcher({ config, runner: createRunner(log.logger), logger: log.logger, executor: link });
   return { watcher, executor, log, stateDir };
 }
@@ -57,7 +50,7 @@ describe('watcher builds with the real nix', { skip: unavailable ? `skipped: ${u
     assert.equal((await wrongHost.watcher.pollOnce()).outcome, 'build-failed');
     const failure = wrongHost.log.events('build.failed')[0];
     assert.equal(failure?.fields.commit, c1);
-    assert.match(failure?.fields.error ?? '', /does not provide attribute .*nixosConfigurations\.nohost/);
+    assert.match(failure?.fields.error ?? '', /does not provide attribute .*nixosConfigurations\."nohost"/);
     assert.equal(wrongHost.executor.deploys.length, 0);
 
     const right = await rig(remote, { mode: 'flake', host: 'testhost' });
@@ -65,6 +58,24 @@ describe('watcher builds with the real nix', { skip: unavailable ? `skipped: ${u
     const toplevel = readlinkSync(join(right.stateDir, 'gcroots', c1));
     assert.deepEqual(right.executor.deploys.map((d) => [d.commit, d.toplevel]), [[c1, toplevel]]);
     assert.equal(readFileSync(join(toplevel, 'nixos-version'), 'utf8'), 'flake-one\n');
+  });
+
+  it('a host name with dots is one attribute, quoted as nixos-rebuild does', async () => {
+    // main: *c1   (nixosConfigurations."web1.example.com", and a nested decoy
+    //              nixosConfigurations.web1.example.com that an unquoted path would build)
+    const remote = new GitRemote();
+    const machine = new Machine(remote.url);
+    const decoy = machine.flake('nested-decoy').match(/derivation \{[\s\S]*?\n    \};/)![0];
+    const flake = machine
+      .flake('dotted-host')
+      .replace('nixosConfigurations.testhost.', 'nixosConfigurations."web1.example.com".')
+      .replace('  outputs = { self }: {\n', `  outputs = { self }: {\n    nixosConfigurations.web1.example.com.config.system.build.toplevel = ${decoy}\n`);
+    const c1 = remote.commit('c1', { 'flake.nix': flake });
+    remote.push();
+    const r = await rig(remote, { mode: 'flake', host: 'web1.example.com' });
+    assert.equal((await r.watcher.pollOnce()).outcome, 'deployed');
+    const toplevel = readlinkSync(join(r.stateDir, 'gcroots', c1));
+    assert.equal(readFileSync(join(toplevel, 'nixos-version'), 'utf8'), 'dotted-host\n');
   });
 
   it('builds a classic configuration through <nixpkgs/nixos> with nixos-config from the checkout', async () => {

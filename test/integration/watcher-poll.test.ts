@@ -77,7 +77,7 @@ describe('watcher poll cycle', () => {
     assert.deepEqual(nix[0], [
       'nix',
       'build',
-      `${join(r.stateDir, 'checkout')}#nixosConfigurations.testhost.config.system.build.toplevel`,
+      `${join(r.stateDir, 'checkout')}#nixosConfigurations."testhost".config.system.build.toplevel`,
       '--out-link',
       join(r.stateDir, 'gcroots', c2),
       '--max-jobs',
@@ -223,8 +223,21 @@ describe('watcher poll cycle', () => {
     assert.equal(line[0]?.priority, 4);
     assert.deepEqual(r.executor.deploys.map((d) => d.commit), [c2], 'nothing requested');
     assert.equal(fx.nixCalls().length, 1, 'nothing built');
+    await waitFor('a report saying the head was refused', () => r.executor.lastReport?.refusedHead?.commit === c3 && r.executor.lastReport.state === 'idle');
+    assert.deepEqual(r.executor.lastReport?.refusedHead, { commit: c3, reason: 'not-descendant', deployed: c2, at: r.executor.lastReport?.refusedHead?.at });
     assert.equal((await r.poll()).outcome, 'unchanged', 'not looked at again until the head changes');
     assert.equal(r.log.count('head.not_descendant'), 1);
+    // A restarted watcher still reports it (from watcher.json), after its first poll.
+    const restarted = await r.restart();
+    assert.equal((await restarted.pollOnce()).outcome, 'unchanged');
+    assert.equal(restarted.report().refusedHead?.commit, c3);
+    // The branch moves on to a descendant of the deployed commit: no longer refused.
+    remote.resetTo(c2);
+    const c4 = remote.commit('c4');
+    remote.forcePush();
+    assert.equal((await restarted.pollOnce()).outcome, 'deployed');
+    assert.equal(restarted.report().remoteHead?.commit, c4);
+    assert.equal(restarted.report().refusedHead, null);
   });
 
   it('deploys a non-descendant head when repository.allowNonDescendant is set, even with the deployed commit gone', async () => {

@@ -8,7 +8,7 @@ import { lstatSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
-import { parseLine } from '@pullnix/shared';
+import { defaultPrivateSocketPath, parseLine } from '@pullnix/shared';
 import { GitRemote } from '../lib/git-remote.ts';
 import { FakeExecutor } from '../lib/watcher-fake-executor.ts';
 import { Fixtures, waitFor } from '../lib/watcher-fixtures.ts';
@@ -59,8 +59,9 @@ describe('pullnix-watcher process', () => {
     const c2 = remote.commit('c2');
     remote.push();
     const stateDir = fx.newStateDir();
+    // The watcher uses root's own socket (derived from socketPath): the fake executor serves that.
     const socketPath = join(stateDir, 'run', 'executor.sock');
-    const executor = new FakeExecutor({ socketPath, stateDir });
+    const executor = new FakeExecutor({ socketPath: defaultPrivateSocketPath(socketPath), stateDir });
     executor.deployed = c1;
     await executor.start();
     const configFile = join(stateDir, 'config.json');

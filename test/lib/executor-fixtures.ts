@@ -92,6 +92,8 @@ export interface Bed {
   configPath: string;
   stateDir: string;
   socketPath: string;
+  /** Root's own socket (the default derived from socketPath). */
+  privateSocketPath: string;
   profile: string;
   currentSystem: string;
   /** Store path of the system live when the bed starts (profile generation 1). */
@@ -156,6 +158,7 @@ export function makeBed(configOverrides: Record<string, unknown> = {}): Bed {
   const stateDir = join(dir, 'state');
   const gcRootsDir = join('/nix/var/nix/gcroots', `pullnix-test-${basename(dir)}`);
   const socketPath = join(dir, 'run', 'executor.sock');
+  const privateSocketPath = join(dir, 'run', 'root', 'executor.sock');
   const configPath = join(dir, 'config.json');
   const bed: Bed = {
     dir,
@@ -163,6 +166,7 @@ export function makeBed(configOverrides: Record<string, unknown> = {}): Bed {
     configPath,
     stateDir,
     socketPath,
+    privateSocketPath,
     profile,
     currentSystem,
     initial,
@@ -283,9 +287,13 @@ export class ExecutorProcess {
     });
   }
 
-  async client(which: 'operator' | 'watcher' = 'operator'): Promise<SocketClient> {
-    const c = new SocketClient({ path: this.bed.socketPath, key: this.key(which) });
+  /** A connected client: the watcher on root's own socket, an operator on the group's (or as asked). */
+  async client(which: 'operator' | 'watcher' = 'operator', via: 'private' | 'group' = which === 'watcher' ? 'private' : 'group'): Promise<SocketClient> {
+    const c = new SocketClient({ path: via === 'private' ? this.bed.privateSocketPath : this.bed.socketPath, key: this.key(which) });
     await c.connect();
+    // A connection must authenticate within 2 s of connecting (the executor closes it otherwise);
+    // tests hold clients idle for longer before their first request of interest.
+    await c.request('status', {});
     return c;
   }
 

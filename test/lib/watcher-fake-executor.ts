@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   Authenticator,
+  newRunId,
   generateSigningKey,
   PullnixError,
   saveSigningKey,
@@ -61,7 +62,7 @@ export class FakeExecutor {
     this.server = new SocketServer({
       path: this.socketPath,
       group: null,
-      authenticator: new Authenticator({ keys: [{ keyId: 'watcher', role: 'watcher', publicKey: this.key.publicKey }] }),
+      authenticator: new Authenticator({ keys: [{ keyId: 'watcher', role: 'watcher', publicKey: this.key.publicKey }], runId: newRunId() }),
       handler: async (request, connection) => {
         const params = request.envelope.params as never;
         switch (request.method) {

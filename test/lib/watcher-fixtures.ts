@@ -5,9 +5,10 @@
  */
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger, parseConfig, parseLine, type Config, type Logger } from '@pullnix/shared';
+import { ExecutorLink, watcherKeyPath } from '@pullnix/watcher';
 import { REAL_GIT } from './git-remote.ts';
 
 /**
@@ -136,7 +137,9 @@ export function watcherConfig(options: { url: string; stateDir: string; socketPa
     build: { mode: 'flake', host: 'testhost', extraFlags: ['--max-jobs', '0'], timeoutSec: 60, keepGcRoots: 2, ...options.build },
     poll: { intervalSec: 3600, jitterSec: 0, maxBackoffSec: 2, ...options.poll },
     stateDir: options.stateDir,
-    socketPath: options.socketPath,
+    // The watcher uses root's own socket (privateSocketPath): the one the fake executor serves.
+    socketPath: join(dirname(options.socketPath), 'group', basename(options.socketPath)),
+    privateSocketPath: options.socketPath,
     logLevel: 'debug',
     ...options.extra,
   });
@@ -178,6 +181,19 @@ export class CapturedLog {
   count(name: string): number {
     return this.events(name).length;
   }
+}
+
+/** The watcher's end of the socket, started and subscribed; `teardowns` gets what stops it. */
+export async function subscribedLink(options: { socketPath: string; stateDir: string; logger: Logger; teardowns: (() => Promise<void> | void)[] }): Promise<ExecutorLink> {
+  const controller = new AbortController();
+  const link = new ExecutorLink({ socketPath: options.socketPath, keyPath: watcherKeyPath(options.stateDir), logger: options.logger, pid: process.pid, version: 'test', maxBackoffMs: 1000, baseBackoffMs: 20 });
+  const running = link.start(controller.signal);
+  options.teardowns.push(async () => {
+    controller.abort();
+    await running;
+  });
+  await waitFor('the watcher to subscribe', () => link.connected);
+  return link;
 }
 
 /**

@@ -30,6 +30,8 @@ test('network breaks: verification fails, the previous system comes back, the co
     assert.ok(record.error, 'the history says why');
     assert.equal(record.error.code, 'VERIFY_FAILED', `reason: ${JSON.stringify(record.error)}`);
     assert.match(record.error.message, /git ls-remote .* failed \d+ times within verify\.timeoutSec/);
+    // The cause, from ssh's own line, not git's "Could not read from remote repository" boilerplate.
+    assert.match(record.error.message, /last: git exited \d+: ssh: connect to host \S+ port \d+: Connection refused$/);
     assert.equal(record.previous.system, first.toplevel);
 
     // It kept trying for the whole of verify.timeoutSec (a last attempt at the deadline), and not much longer.

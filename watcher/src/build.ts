@@ -12,10 +12,12 @@ export const LOG_TAIL_LINES = 30;
 /**
  * The build command as an argv array. Flake mode builds from the checkout's PATH, never a
  * `git+file` reference: Nix 2.8 caches branch lookups of those and can build an old commit.
+ * The host is quoted, as nixos-rebuild does: `web1.example.com` is one attribute, not three (the
+ * schema's pattern for build.host, like a host name, has no `"` that would need escaping).
  */
 export function buildArgv(build: Config['build'], checkoutDir: string, outLink: string, host: string = build.host ?? hostname()): string[] {
   if (build.mode === 'flake') {
-    return ['nix', 'build', `${checkoutDir}#nixosConfigurations.${host}.config.system.build.toplevel`, '--out-link', outLink, ...build.extraFlags];
+    return ['nix', 'build', `${checkoutDir}#nixosConfigurations."${host}".config.system.build.toplevel`, '--out-link', outLink, ...build.extraFlags];
   }
   return ['nix-build', '<nixpkgs/nixos>', '-A', 'system', '-I', `nixos-config=${join(checkoutDir, build.file)}`, '--out-link', outLink, ...build.extraFlags];
 }

@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { simpleGit, type SimpleGit } from 'simple-git';
-import { isCommit, type Logger } from '@pullnix/shared';
+import { isCommit, reasonLines, type Logger } from '@pullnix/shared';
 import type { CommitDescription } from './memory.ts';
 
 /** What the poll cycle needs from git; tests may substitute a counting or failing one. */
@@ -31,9 +31,17 @@ export interface GitCheckoutOptions {
   /** Environment additions for every git command (gitEnvironment(config)). */
   env: Record<string, string>;
   logger: Logger;
-  /** A network command with no output for this long is killed. */
+  /** ls-remote: killed when it prints nothing for this long. */
   networkTimeoutMs?: number;
+  /**
+   * fetch: stopped when it prints nothing, not even progress, for this long (repository.fetchTimeoutSec).
+   * An inactivity limit, not a limit on the whole fetch: a large first fetch that keeps moving completes.
+   */
+  fetchTimeoutMs?: number;
 }
+
+/** repository.fetchTimeoutSec's default, in ms (the schema holds the same default). */
+export const DEFAULT_FETCH_TIMEOUT_MS = 600_000;
 
 /** Where the fetched branch is kept in the checkout; a name no one else writes. */
 export const TRACKING_REF_PREFIX = 'refs/pullnix/';
@@ -68,7 +76,9 @@ export class GitCheckout implements GitOps {
   async fetch(signal?: AbortSignal): Promise<void> {
     await this.ensureRepository();
     const { branch, url } = this.options;
-    await this.run(this.options.dir, ['fetch', '--no-tags', '--quiet', '--', url, `+refs/heads/${branch}:${TRACKING_REF_PREFIX}${branch}`], signal, this.options.networkTimeoutMs ?? 600_000);
+    // --progress even without a terminal: the progress lines are what resets the inactivity
+    // timer (with --quiet git prints nothing until the end, and the limit cut long fetches off).
+    await this.run(this.options.dir, ['fetch', '--no-tags', '--progress', '--', url, `+refs/heads/${branch}:${TRACKING_REF_PREFIX}${branch}`], signal, this.options.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS);
   }
 
   async hasCommit(commit: string): Promise<boolean> {
@@ -143,7 +153,8 @@ export class GitCheckout implements GitOps {
       const out = await this.git(baseDir, signal, timeoutMs).raw(args);
       logger.event('command.done', { cmd: 'git', exit: 0, ms: Math.round(performance.now() - started) });
       return out;
-    } catch (error) {
+    } catch (caught) {
+      const error = timeoutMs && isInactivityTimeout(caught) ? inactivityError(args[0]!, timeoutMs, caught) : caught;
       const exit = (error as { exitCode?: unknown }).exitCode;
       logger.event('command.done', { cmd: 'git', exit: typeof exit === 'number' ? exit : null, ms: Math.round(performance.now() - started), error: describeGitError(error) });
       throw error;
@@ -195,11 +206,20 @@ export function parseLsRemote(output: string, ref: string): string | null {
   return null;
 }
 
-/** First lines of a git error, without simple-git's decoration, for logs and reports. */
+/** simple-git's timeout plugin stopped the command: no output for the block time. */
+function isInactivityTimeout(error: unknown): boolean {
+  return error instanceof Error && (error as { plugin?: unknown }).plugin === 'timeout';
+}
+
+function inactivityError(command: string, timeoutMs: number, cause: unknown): Error {
+  const key = command === 'fetch' ? ' (repository.fetchTimeoutSec, reset by every line of progress)' : '';
+  return new Error(`git ${command} printed nothing for ${Math.round(timeoutMs / 1000)} s and was stopped${key}`, { cause });
+}
+
+/** The lines of a git error that say why (no progress, no boilerplate), for logs and reports. */
 export function describeGitError(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
-  const lines = message.split('\n').map((l) => l.trim()).filter((l) => l !== '');
-  return lines.slice(0, 3).join(' / ') || 'git failed';
+  return reasonLines(message).split('\n').join(' / ') || 'git failed';
 }
 
 function assertCommit(commit: string): void {

@@ -7,3 +7,5 @@ export { MemoryStore, parseMemory, emptyMemory, forgetCommit, type WatcherMemory
 export { backoffDelayMs, pollDelayMs } from './backoff.ts';
 export { Alarm, sleep, systemClock, type Clock } from './clock.ts';
 export { TrustGate, allowedSignersLine, primaryFingerprints, sshFingerprint, sshTime, validAt, type TrustGateOptions, type TrustReason, type TrustResult } from './trust.ts';
+export { VulnerabilityGate, compareScans, meetsSeverity, describeFinding, SCAN_CACHE_SIZE, SCAN_CACHE_MAX_AGE_MS, type GateVerdict, type Comparison, type VulnerabilityGateOptions } from './gates/vulnerabilities.ts';
+export { vulnixArgv, readVulnixResult, parseVulnixJson, type VulnixAnswer } from './gates/vulnix.ts';

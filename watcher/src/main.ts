@@ -55,7 +55,8 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGINT', () => stop('SIGINT'));
 
   const executor = new ExecutorLink({
-    socketPath: config.socketPath,
+    // Root's own socket, never the operator group's: a keyless group member cannot crowd it.
+    socketPath: config.privateSocketPath,
     keyPath: watcherKeyPath(config.stateDir),
     logger,
     pid: process.pid,

@@ -6,10 +6,10 @@
  * silently reset.
  */
 import { readFileSync, renameSync } from 'node:fs';
-import { isCommit, writeFileAtomic, type Logger } from '@pullnix/shared';
+import { isCommit, writeFileAtomic, type Logger, type RefusedHead, type VulnerabilityFinding, type VulnerabilityScan } from '@pullnix/shared';
 
 /** How a head's handling ended; a handled head is not looked at again until the branch moves. */
-export type HandledResult = 'deployed' | 'deploy-failed' | 'build-failed' | 'not-descendant' | 'known-bad' | 'refused' | 'untrusted';
+export type HandledResult = 'deployed' | 'deploy-failed' | 'build-failed' | 'not-descendant' | 'known-bad' | 'refused' | 'untrusted' | 'vulnerable';
 
 export interface HandledHead {
   commit: string;
@@ -23,8 +23,18 @@ export interface BuildFailure {
   at: string;
   /** One line: why it failed (nix's last lines included). */
   error: string;
-  /** The last ~30 lines of the build's stderr. */
+  /** The last ~30 lines of the build's stderr (a vulnerability refusal: one line per new CVE). */
   logTail: string;
+  /** What failed: the build (also when absent, as in older files) or the vulnerability gate. */
+  kind?: 'build' | 'vulnerabilities';
+}
+
+/** The vulnerability gate's memory (watcher/src/gates/vulnerabilities.ts). */
+export interface VulnerabilityMemory {
+  /** Its last decision, reported in status. */
+  last: VulnerabilityScan | null;
+  /** vulnix's findings per scanned store path, oldest first. */
+  scans: { path: string; at: string; findings: VulnerabilityFinding[] }[];
 }
 
 export interface CommitDescription {
@@ -51,6 +61,7 @@ export interface WatcherMemory {
   commits: Record<string, CommitDescription>;
   /** The last refused head, until a head passes the check or an operator retries it. */
   untrusted?: TrustRefusal | null;
+  vulnerabilities?: VulnerabilityMemory;
 }
 
 /** At most this many failures are remembered (the report's schema allows 100). */
@@ -118,7 +129,16 @@ export function parseMemory(text: string): WatcherMemory {
   if (untrusted !== null && (typeof untrusted !== 'object' || typeof untrusted.head !== 'string' || !isCommit(untrusted.head) || typeof untrusted.message !== 'string')) {
     throw new Error('untrusted is not {head, commit, reason, message, at}');
   }
-  return { v: 1, lastHandled: handled, failures: data.failures, commits: data.commits, ...(untrusted ? { untrusted } : {}) };
+  const memory: WatcherMemory = { v: 1, lastHandled: handled, failures: data.failures, commits: data.commits, ...(untrusted ? { untrusted } : {}) };
+  const vulns = data.vulnerabilities;
+  if (vulns !== undefined) {
+    if (typeof vulns !== 'object' || vulns === null || !Array.isArray(vulns.scans) || !vulns.scans.every((s) => typeof s === 'object' && s !== null && typeof s.path === 'string' && typeof s.at === 'string' && Array.isArray(s.findings))) {
+      throw new Error('vulnerabilities is not {last, scans: [{path, at, findings}]}');
+    }
+    if (vulns.last !== null && (typeof vulns.last !== 'object' || typeof vulns.last.commit !== 'string' || typeof vulns.last.decision !== 'string')) throw new Error('vulnerabilities.last is not a scan');
+    memory.vulnerabilities = vulns;
+  }
+  return memory;
 }
 
 export function rememberFailure(memory: WatcherMemory, failure: BuildFailure): void {
@@ -142,6 +162,18 @@ export function forgetCommit(memory: WatcherMemory, commit: string): boolean {
     changed = true;
   }
   return changed;
+}
+
+/**
+ * The head as refused by the force-push guard, from the memory of the last handled head (so a
+ * restarted watcher still says so); null when `head` is not the head that was refused.
+ */
+export function refusedHead(memory: WatcherMemory, head: string | null): RefusedHead | null {
+  const handled = memory.lastHandled;
+  if (head === null || handled?.commit !== head || handled.result !== 'not-descendant') return null;
+  // detail is "deployed <commit>" (see the watcher's ancestry check).
+  const deployed = /\b([0-9a-f]{64}|[0-9a-f]{40})\b/.exec(handled.detail ?? '')?.[1] ?? null;
+  return { commit: head, reason: 'not-descendant', deployed, at: handled.at };
 }
 
 export function rememberDescription(memory: WatcherMemory, commit: string, description: CommitDescription): void {

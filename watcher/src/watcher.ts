@@ -21,8 +21,9 @@ import { backoffDelayMs, pollDelayMs } from './backoff.ts';
 import { buildSystem, pruneGcRoots } from './build.ts';
 import { Alarm, systemClock, type Clock } from './clock.ts';
 import type { ExecutorClient } from './executor-link.ts';
+import { VulnerabilityGate } from './gates/vulnerabilities.ts';
 import { describeGitError, GitCheckout, redactUrl, type GitOps } from './git.ts';
-import { forgetCommit, MemoryStore, rememberDescription, rememberFailure, type HandledResult, type WatcherMemory } from './memory.ts';
+import { forgetCommit, MemoryStore, refusedHead, rememberDescription, rememberFailure, type HandledResult, type WatcherMemory } from './memory.ts';
 import { TrustGate } from './trust.ts';
 
 export interface WatcherOptions {
@@ -49,6 +50,8 @@ export type PollOutcome =
   | 'deployed' // built, requested, the executor answered succeeded
   | 'deploy-failed' // built, requested, the executor answered with another outcome (rolled back, ...)
   | 'build-failed'
+  | 'vulnerable' // the vulnerability gate refused the built system (remembered like a failed build)
+  | 'scan-failed' // the vulnerability scan failed and onError = refuse: tried again after a back-off
   | 'not-descendant'
   | 'untrusted' // a commit of the new range failed the signature check (trust.mode): nothing evaluated
   | 'known-bad'
@@ -89,6 +92,7 @@ export class Watcher {
   private readonly checkoutDir: string;
   private readonly gcrootsDir: string;
   private readonly trust: TrustGate;
+  private readonly vulnerabilities: VulnerabilityGate;
 
   private state: WatcherState = 'starting';
   private remoteHead: string | null = null;
@@ -128,6 +132,7 @@ export class Watcher {
         dir: this.checkoutDir,
         env: gitEnvironment(config),
         logger: this.logger,
+        fetchTimeoutMs: config.repository.fetchTimeoutSec * 1000,
       });
     this.trust =
       options.trust ??
@@ -137,6 +142,16 @@ export class Watcher {
     // A range refused under other trusted keys (the deployment that changed them restarted us) is checked again.
     if (this.memory.untrusted && this.memory.untrusted.config !== this.trust.fingerprint) forgetCommit(this.memory, this.memory.untrusted.head);
     this.alarm = new Alarm(this.clock);
+    this.vulnerabilities = new VulnerabilityGate({
+      settings: config.gates.vulnerabilities,
+      runner: this.runner,
+      logger: this.logger,
+      cacheDir: join(config.stateDir, 'vulnix'),
+      currentSystem: config.paths.currentSystem,
+      memory: this.memory,
+      save: () => this.store.save(this.memory),
+      now: () => this.clock.now(),
+    });
     this.executor.onPush((message) => this.onPush(message));
     this.executor.onConnected(() => void this.onExecutorConnected());
   }
@@ -212,6 +227,8 @@ export class Watcher {
       lastError: this.lastError ? { ...this.lastError, message: this.lastError.message.slice(0, 4000) } : null,
       failedBuilds: this.memory.failures.map((f) => f.commit).slice(-100),
       untrusted: u ? { head: u.head, commit: u.commit, reason: u.reason, message: u.message.slice(0, 4000), at: u.at } : null,
+      ...(this.vulnerabilities.lastScan ? { vulnerabilities: this.vulnerabilities.lastScan } : {}),
+      refusedHead: refusedHead(this.memory, this.remoteHead),
     };
   }
 
@@ -264,7 +281,7 @@ export class Watcher {
     }
     const failedBuild = this.memory.failures.find((f) => f.commit === head);
     if (status.knownBad.includes(head) || failedBuild) {
-      this.logger.event('head.known_bad', { commit: head, source: failedBuild ? 'build' : 'executor', error: failedBuild?.error });
+      this.logger.event('head.known_bad', { commit: head, source: failedBuild ? (failedBuild.kind ?? 'build') : 'executor', error: failedBuild?.error });
       this.markHandled(head, 'known-bad', failedBuild ? 'build failed before' : 'known bad to the executor');
       this.failures = 0;
       return this.result('known-bad', head);
@@ -332,7 +349,29 @@ export class Watcher {
     const removed = pruneGcRoots(this.gcrootsDir, this.config.build.keepGcRoots, [head, deployed]);
     if (removed.length > 0) this.logger.event('gcroots.pruned', { removed, kept: this.config.build.keepGcRoots });
 
-    return this.requestDeploy(head, build.toplevel);
+    return (await this.gateVulnerabilities(head, build.toplevel, signal)) ?? this.requestDeploy(head, build.toplevel);
+  }
+
+  /** The vulnerability gate (gates/vulnerabilities.ts): null to go on and deploy, else how the cycle ends. */
+  private async gateVulnerabilities(head: string, toplevel: string, signal: AbortSignal): Promise<PollResult | null> {
+    if (!this.vulnerabilities.enabled) return null;
+    this.setState('scanning');
+    const gate = await this.vulnerabilities.check(head, toplevel, signal);
+    switch (gate.verdict) {
+      case 'deploy':
+        return null;
+      case 'stopped':
+        return this.result('stopped', head);
+      case 'retry':
+        this.setError('vulnerabilities', gate.message, head);
+        return this.failed('scan-failed', head);
+      case 'refuse':
+        rememberFailure(this.memory, { commit: head, at: this.iso(), error: gate.message, logTail: gate.detail, kind: 'vulnerabilities' });
+        this.setError('vulnerabilities', gate.message, head);
+        this.markHandled(head, 'vulnerable', gate.message);
+        this.failures = 0;
+        return this.result('vulnerable', head);
+    }
   }
 
   /** null: the range may be evaluated; otherwise it was refused, recorded and reported. */

@@ -33,7 +33,7 @@ describe('build command', () => {
     assert.deepEqual(buildArgv(build({ host: 'web1', extraFlags: ['--max-jobs', '0'] }), '/s/checkout', '/s/gcroots/c'), [
       'nix',
       'build',
-      '/s/checkout#nixosConfigurations.web1.config.system.build.toplevel',
+      '/s/checkout#nixosConfigurations."web1".config.system.build.toplevel',
       '--out-link',
       '/s/gcroots/c',
       '--max-jobs',
@@ -42,7 +42,7 @@ describe('build command', () => {
   });
 
   it('defaults the flake host to the given machine name', () => {
-    assert.equal(buildArgv(build(), '/c', '/o', 'pi4')[2], '/c#nixosConfigurations.pi4.config.system.build.toplevel');
+    assert.equal(buildArgv(build(), '/c', '/o', 'pi4')[2], '/c#nixosConfigurations."pi4".config.system.build.toplevel');
   });
 
   it('builds a classic configuration through <nixpkgs/nixos>', () => {

@@ -64,8 +64,14 @@ describe('ls-remote output', () => {
     assert.equal(parseLsRemote('', 'refs/heads/main'), null);
   });
 
-  it('shortens git errors to their first lines', () => {
-    assert.equal(describeGitError(new Error("fatal: '/x' does not appear to be a git repository\nfatal: Could not read from remote repository.\n\nPlease make sure\nmore")), "fatal: '/x' does not appear to be a git repository / fatal: Could not read from remote repository. / Please make sure");
+  it('shortens git errors to the lines that say why: no progress meters, no boilerplate', () => {
+    const boilerplate = 'fatal: Could not read from remote repository.\n\nPlease make sure you have the correct access rights\nand the repository exists.\n';
+    assert.equal(describeGitError(new Error(`ssh: Could not resolve hostname git.example.org: Name or service not known\n${boilerplate}`)), 'ssh: Could not resolve hostname git.example.org: Name or service not known');
+    assert.equal(describeGitError(new Error(`fatal: '/x' does not appear to be a git repository\n${boilerplate}`)), "fatal: '/x' does not appear to be a git repository");
+    assert.equal(
+      describeGitError(new Error('remote: Enumerating objects: 9, done.\rremote: Counting objects: 100% (9/9), done.\nReceiving objects:  11% (1/9)\rReceiving objects:  44% (4/9)\nConnection reset by 192.0.2.1 port 22\nfatal: early EOF\n')),
+      'Connection reset by 192.0.2.1 port 22 / fatal: early EOF',
+    );
   });
 });
 

@@ -156,9 +156,10 @@ export async function retry(inv: Invocation): Promise<number> {
     let commit = given;
     if (!isCommit(given)) {
       const st = await conn.request('status', {});
-      const untrusted = st.watcher.report?.untrusted;
+      const report = st.watcher.report;
+      const untrusted = report?.untrusted;
       const refused = untrusted ? [untrusted.head, ...(untrusted.commit ? [untrusted.commit] : [])] : [];
-      const known = new Set([...st.knownBad, ...(st.watcher.report?.failedBuilds ?? []), ...refused, ...(st.lastFailure ? [st.lastFailure.commit] : [])]);
+      const known = new Set([...st.knownBad, ...(report?.failedBuilds ?? []), ...refused, ...(st.lastFailure ? [st.lastFailure.commit] : []), ...(report?.refusedHead ? [report.refusedHead.commit] : [])]);
       const matches = [...known].filter((c) => c.startsWith(given));
       if (matches.length !== 1) {
         throw usageError(

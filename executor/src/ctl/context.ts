@@ -10,6 +10,7 @@ import {
   ConfigError,
   ConnectError,
   DEFAULT_CONFIG_PATH,
+  defaultPrivateSocketPath,
   loadConfig,
   parseConfig,
   PullnixError,
@@ -26,6 +27,7 @@ import { CtlError, EXIT } from './exit.ts';
 
 /** The part of the configuration pullnix-ctl uses. */
 export interface CtlSettings {
+  /** The socket this pullnix-ctl uses: root's own (privateSocketPath) as root, the group's otherwise; --socket overrides. */
   socketPath: string;
   stateDir: string;
   group: string;
@@ -39,8 +41,20 @@ function defaults(): Config {
   return parseConfig(JSON.stringify({ repository: { url: 'unused' }, build: { mode: 'flake' } }), '<defaults>');
 }
 
-function settingsOf(config: Config, note: string | null): CtlSettings {
-  return { socketPath: config.socketPath, stateDir: config.stateDir, group: config.operators.group, units: { ...config.units }, note };
+function settingsOf(config: Config, note: string | null, asRoot: boolean): CtlSettings {
+  return { socketPath: pickSocket(config.socketPath, config.privateSocketPath, asRoot), stateDir: config.stateDir, group: config.operators.group, units: { ...config.units }, note };
+}
+
+/**
+ * Root uses its own socket, which no group member can crowd (docs/decisions.md D12); everyone
+ * else the operator group's.
+ */
+export function pickSocket(groupPath: string, privatePath: string, asRoot: boolean): string {
+  return asRoot ? privatePath : groupPath;
+}
+
+function isRoot(): boolean {
+  return process.geteuid?.() === 0;
 }
 
 /**
@@ -48,12 +62,12 @@ function settingsOf(config: Config, note: string | null): CtlSettings {
  * ask the executor what is going on: fall back to the defaults, keeping any of the few settings
  * pullnix-ctl needs that can still be read from the file, and say so.
  */
-export function loadSettings(file: string | undefined): CtlSettings {
+export function loadSettings(file: string | undefined, asRoot: boolean = isRoot()): CtlSettings {
   const path = file ?? DEFAULT_CONFIG_PATH;
   try {
-    return settingsOf(loadConfig(path), null);
+    return settingsOf(loadConfig(path), null, asRoot);
   } catch (error) {
-    const base = settingsOf(defaults(), null);
+    const base = defaults();
     const problem = error instanceof ConfigError ? error.problems.join('; ') : (error as Error).message;
     let raw: Record<string, unknown> | null = null;
     try {
@@ -65,10 +79,12 @@ export function loadSettings(file: string | undefined): CtlSettings {
     const str = (v: unknown, re: RegExp) => (typeof v === 'string' && re.test(v) ? v : undefined);
     const obj = (v: unknown) => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {});
     const unit = /^[A-Za-z0-9@._-]+\.service$/;
+    const groupPath = str(raw?.socketPath, /^\//) ?? base.socketPath;
+    const privatePath = str(raw?.privateSocketPath, /^\//) ?? defaultPrivateSocketPath(groupPath);
     const settings: CtlSettings = {
-      socketPath: str(raw?.socketPath, /^\//) ?? base.socketPath,
+      socketPath: pickSocket(groupPath, privatePath, asRoot),
       stateDir: str(raw?.stateDir, /^\//) ?? base.stateDir,
-      group: str(obj(raw?.operators).group, /^[a-z_][a-z0-9_-]*$/) ?? base.group,
+      group: str(obj(raw?.operators).group, /^[a-z_][a-z0-9_-]*$/) ?? base.operators.group,
       units: { executor: str(obj(raw?.units).executor, unit) ?? base.units.executor, watcher: str(obj(raw?.units).watcher, unit) ?? base.units.watcher },
       note: null,
     };
@@ -194,7 +210,7 @@ export function refusalHint(error: PullnixError, settings: CtlSettings): string 
     case 'FORBIDDEN':
       return 'this key is not an operator key; use an operator key (--key FILE)';
     case 'STALE':
-      return "this machine's clock and the executor's differ by more than 30 s: check timedatectl";
+      return "the executor restarted since this command connected (ask again), or this machine's clock and the executor's differ by more than 30 s (check timedatectl)";
     case 'PAUSED':
       return 'deployments are paused: see pullnix-ctl status, then pullnix-ctl resume';
     case 'BUSY':

@@ -1,5 +1,5 @@
 /** Human output of each command. `now` is passed in so relative times are testable. */
-import { shortCommit, type DeploymentRecord, type StatusResult } from '@pullnix/shared';
+import { shortCommit, type DeploymentRecord, type StatusResult, type VulnerabilityFinding, type VulnerabilityScan } from '@pullnix/shared';
 import { duration, fields, firstLine, quoted, relativeTime, table, type Style } from './format.ts';
 import type { CtlSettings } from './context.ts';
 import type { KeyOutput, VersionOutput } from './schemas.ts';
@@ -70,13 +70,21 @@ export function renderStatus(st: StatusResult, ctx: RenderContext): string {
   if (!head) rows.push(['remote', s.dim(st.watcher.connected ? 'not known yet (the watcher has not reported a head)' : 'unknown (no watcher report)')]);
   else {
     let drift: string;
-    if (st.drift === true) {
+    const refused = st.drift === true && report?.refusedHead?.commit === head.commit ? report.refusedHead : null;
+    if (refused) {
+      const from = refused.deployed ? ` ${shortCommit(refused.deployed)}` : '';
+      drift = s.red(`refused: not a descendant of the deployed commit${from} (force-push or history rewrite)`);
+    } else if (st.drift === true) {
       drift = st.knownBad.includes(head.commit) ? s.red('drift: the head failed before and is not retried (pullnix-ctl retry COMMIT)') : s.yellow('drift: the head is not deployed yet');
     } else if (st.drift === false) drift = s.green('in sync');
     else drift = s.dim('drift unknown');
     const committed = head.time ? `, committed ${relativeTime(head.time, now)}` : '';
     rows.push(['remote', `${shortCommit(head.commit)} ${quoted(head.subject)}${committed}`.replace(/ +/g, ' ')]);
     rows.push(['', drift]);
+    if (refused) {
+      rows.push(['', s.dim(`to deploy it: push a commit that descends from${refused.deployed ? ` ${shortCommit(refused.deployed)}` : ' the deployed one'}, or set repository.allowNonDescendant = true,`)]);
+      rows.push(['', s.dim(`restart ${ctx.settings.units.watcher} and run: pullnix-ctl retry ${shortCommit(head.commit)}`)]);
+    }
   }
 
   // last failure
@@ -107,9 +115,39 @@ export function renderStatus(st: StatusResult, ctx: RenderContext): string {
       rows.push(['', `${firstLine(u.message, 160)} ${s.dim(`(not evaluated; checked again when the branch moves or: pullnix-ctl retry ${shortCommit(u.head)})`)}`]);
     }
   }
+  if (report?.vulnerabilities) rows.push(...vulnerabilityRows(report.vulnerabilities, ctx));
 
   rows.push(['executor', `pullnix ${st.version}, pid ${st.executor.pid}, up ${duration(now - Date.parse(st.executor.startedAt))}`]);
   return fields(rows);
+}
+
+/** The vulnerability gate's last decision: what a commit would bring in, and what it fixes. */
+function vulnerabilityRows(v: VulnerabilityScan, ctx: RenderContext): [string, string][] {
+  const { style: s, now } = ctx;
+  const list = (fs: readonly VulnerabilityFinding[], total: number) => {
+    const shown = fs.slice(0, 5).map((f) => `${f.id} (${f.package}${f.version ? ` ${f.version}` : ''}, ${f.score === null ? 'no score' : f.score.toFixed(1)})`);
+    return shown.join(', ') + (total > shown.length ? `, and ${total - shown.length} more` : '');
+  };
+  const about = `${shortCommit(v.commit)} ${relativeTime(v.at, now)}`;
+  const rows: [string, string][] = [];
+  switch (v.decision) {
+    case 'passed':
+      rows.push(['security', `${s.green('passed')} ${about}: no new vulnerability at or above CVSS ${v.minSeverity}`]);
+      break;
+    case 'refused':
+      rows.push(['security', `${s.red('refused')} ${about}: ${v.counts.new} new vulnerabilit${v.counts.new === 1 ? 'y' : 'ies'} at or above CVSS ${v.minSeverity}`]);
+      rows.push(['', s.red(list(v.new, v.counts.new))]);
+      rows.push(['', s.dim('not deployed until a newer commit or: pullnix-ctl retry COMMIT')]);
+      break;
+    case 'warned':
+      rows.push(['security', `${s.yellow('deployed with new vulnerabilities')} ${about} (onNew = warn): ${list(v.new, v.counts.new)}`]);
+      break;
+    default:
+      rows.push(['security', `${s.yellow(`vulnerability scan failed (${v.decision === 'error-allowed' ? 'deployed anyway' : 'not deployed, tried again'})`)} ${about}: ${firstLine(v.error ?? '', 160)}`]);
+  }
+  if (v.counts.allowed > 0) rows.push(['', `allowed on purpose: ${list(v.allowed, v.counts.allowed)}`]);
+  if (v.counts.fixed > 0) rows.push(['', s.green(`fixes ${v.counts.fixed}: ${list(v.fixed, v.counts.fixed)}`)]);
+  return rows;
 }
 
 export function renderHistory(h: { deployments: DeploymentRecord[]; total: number }, ctx: RenderContext): string {

@@ -3,7 +3,7 @@
  * on (docs/cli.md). Typed with ajv's JSONSchemaType against the TypeScript types the executor
  * answers with (shared/src/protocol/types.ts), so a change to a type that is not made here too
  * does not compile. `additionalProperties: false` everywhere: the tests then fail on any field
- * that is not documented. Consumers should still ignore unknown fields: within protocol v1
+ * that is not documented. Consumers should still ignore unknown fields: from protocol v1 on
  * fields may be added, never removed, renamed or retyped.
  * `pullnix-ctl schema NAME` prints them.
  */
@@ -18,6 +18,8 @@ import {
   type ErrorData,
   type PauseInfo,
   type StatusResult,
+  type VulnerabilityFinding,
+  type VulnerabilityScan,
   type WatcherReport,
 } from '@pullnix/shared';
 import { CTL_ERROR_CODES } from './exit.ts';
@@ -127,12 +129,44 @@ const commitInfo: JSONSchemaType<CommitInfo> = {
   properties: { commit, subject: orNull({ type: 'string' }), time: isoOrNull },
 };
 
+const vulnerabilityFinding: JSONSchemaType<VulnerabilityFinding> = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'package', 'version', 'score'],
+  properties: { id: { type: 'string' }, package: { type: 'string' }, version: orNull({ type: 'string' }), score: orNull({ type: 'number' }) },
+};
+const vulnerabilityFindings = { type: 'array', items: vulnerabilityFinding } as const;
+
+const vulnerabilityScan: JSONSchemaType<VulnerabilityScan> = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['commit', 'toplevel', 'liveSystem', 'at', 'decision', 'minSeverity', 'new', 'fixed', 'allowed', 'counts', 'error'],
+  properties: {
+    commit,
+    toplevel: { type: 'string' },
+    liveSystem: orNull({ type: 'string' }),
+    at: iso,
+    decision: { type: 'string', enum: ['passed', 'refused', 'warned', 'error-allowed', 'error-refused'] },
+    minSeverity: { type: 'number' },
+    new: vulnerabilityFindings,
+    fixed: vulnerabilityFindings,
+    allowed: vulnerabilityFindings,
+    counts: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['new', 'fixed', 'allowed'],
+      properties: { new: { type: 'integer' }, fixed: { type: 'integer' }, allowed: { type: 'integer' } },
+    },
+    error: orNull({ type: 'string' }),
+  },
+};
+
 const watcherReport: JSONSchemaType<WatcherReport> = {
   type: 'object',
   additionalProperties: false,
   required: ['state', 'pid', 'version', 'remoteHead', 'deployedCommit', 'lastPollAt', 'nextPollAt', 'lastError', 'failedBuilds'],
   properties: {
-    state: { type: 'string', enum: ['starting', 'idle', 'polling', 'fetching', 'building', 'deploying', 'backing-off', 'stopping'] },
+    state: { type: 'string', enum: ['starting', 'idle', 'polling', 'fetching', 'building', 'scanning', 'deploying', 'backing-off', 'stopping'] },
     pid: { type: 'integer', minimum: 1 },
     version: { type: 'string' },
     remoteHead: orNull(commitInfo),
@@ -156,6 +190,13 @@ const watcherReport: JSONSchemaType<WatcherReport> = {
       additionalProperties: false,
       required: ['head', 'commit', 'reason', 'message', 'at'],
       properties: { head: commit, commit: orNull(commit), reason: { type: 'string' }, message: { type: 'string' }, at: iso },
+    }),
+    vulnerabilities: { ...vulnerabilityScan, nullable: true },
+    refusedHead: orNull({
+      type: 'object',
+      additionalProperties: false,
+      required: ['commit', 'reason', 'deployed', 'at'],
+      properties: { commit, reason: { type: 'string', enum: ['not-descendant'] }, deployed: orNull(commit), at: iso },
     }),
   },
 };

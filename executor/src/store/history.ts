@@ -7,7 +7,7 @@
  * An in-memory index (records in id order, one entry per id) answers `status` and
  * `history --limit N` in O(N + log total) without touching the file.
  */
-import { chmodSync, existsSync, readFileSync, renameSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, readFileSync, rmSync } from 'node:fs';
 import { basename } from 'node:path';
 import { appendLineDurable, writeFileAtomic, type DeploymentOutcome, type DeploymentRecord } from '@pullnix/shared';
 
@@ -49,16 +49,24 @@ export class HistoryStore {
     if (endsClean) lines.pop();
     const good: string[] = [];
     const problems: string[] = [];
-    lines.forEach((line, i) => {
+    lines.forEach((raw, i) => {
+      let line = raw;
       const isLast = i === lines.length - 1;
       if (line.trim() === '') {
         problems.push(`line ${i + 1} is empty`);
         return;
       }
-      const record = parseRecord(line);
+      let record = parseRecord(line);
       if (typeof record === 'string') {
-        problems.push(`line ${i + 1} ${!endsClean && isLast ? 'is truncated (no newline at the end): ' : ''}${record}`);
-        return;
+        const glued = salvageGlued(line);
+        if (glued === null) {
+          problems.push(`line ${i + 1} ${!endsClean && isLast ? 'is truncated (no newline at the end): ' : ''}${record}`);
+          return;
+        }
+        // An append cut short (before appends were cut back on failure) and the next one glued on.
+        problems.push(`line ${i + 1} is half a record with a complete one glued to it: the complete one is kept`);
+        record = glued.record;
+        line = glued.line;
       }
       if (!endsClean && isLast) {
         // Parsed, but the newline never made it: treat as complete (the record is whole) and say so.
@@ -68,9 +76,16 @@ export class HistoryStore {
       this.index(record);
     });
     if (problems.length === 0) return null;
-    const setAside = `${this.path}.corrupt-${timestamp()}`;
-    renameSync(this.path, setAside);
-    writeFileAtomic(this.path, good.map((l) => `${l}\n`).join(''), { mode: 0o600 });
+    // The damaged file stays under a second name (a hard link: no space needed) and the clean
+    // copy replaces it atomically; if that cannot be written (a full disk), nothing changed.
+    const setAside = freeName(`${this.path}.corrupt-${timestamp()}`);
+    linkSync(this.path, setAside);
+    try {
+      writeFileAtomic(this.path, good.map((l) => `${l}\n`).join(''), { mode: 0o600 });
+    } catch (error) {
+      rmSync(setAside, { force: true });
+      throw error;
+    }
     const more = problems.length > 3 ? ` (and ${problems.length - 3} more)` : '';
     return { file: this.path, reason: `${problems.slice(0, 3).join('; ')}${more}; kept ${good.length} complete lines`, setAside: basename(setAside) };
   }
@@ -168,6 +183,19 @@ function lowerBound(records: readonly DeploymentRecord[], id: number): number {
   return lo;
 }
 
+/**
+ * A complete record at the end of a damaged line: what an append cut short by a full disk followed
+ * by the next append looks like (`{"id":7,"kind":"dep{"id":7,...}`). Records start with their id.
+ */
+export function salvageGlued(line: string): { record: DeploymentRecord; line: string } | null {
+  for (let at = line.indexOf('{"id":', 1); at > 0; at = line.indexOf('{"id":', at + 1)) {
+    const rest = line.slice(at);
+    const record = parseRecord(rest);
+    if (typeof record !== 'string') return { record, line: rest };
+  }
+  return null;
+}
+
 /** A record, or a string saying what is wrong with the line. */
 export function parseRecord(line: string): DeploymentRecord | string {
   let value: unknown;
@@ -188,6 +216,13 @@ export function parseRecord(line: string): DeploymentRecord | string {
   if (typeof r.previous !== 'object' || r.previous === null) missing.push('previous');
   if (missing.length > 0) return `is not a deployment record (bad or missing: ${missing.join(', ')})`;
   return value as DeploymentRecord;
+}
+
+/** `base`, or `base.1`, `base.2`, ... when a file of that name exists (two starts within a second). */
+function freeName(base: string): string {
+  let name = base;
+  for (let n = 1; existsSync(name); n++) name = `${base}.${n}`;
+  return name;
 }
 
 export function timestamp(date = new Date()): string {

@@ -14,20 +14,31 @@ describe('ctl settings and key discovery', () => {
   it('reads the config, or falls back to the schema defaults with a note', () => {
     const file = join(dir, 'config.json');
     writeFileSync(file, JSON.stringify({ repository: { url: 'x' }, build: { mode: 'flake' }, socketPath: '/tmp/p.sock', operators: { group: 'wheel' } }));
-    const s = loadSettings(file);
+    const s = loadSettings(file, false);
     assert.deepEqual(s, { socketPath: '/tmp/p.sock', stateDir: '/var/lib/pullnix', group: 'wheel', units: { executor: 'pullnix-executor.service', watcher: 'pullnix-watcher.service' }, note: null });
 
-    const missing = loadSettings(join(dir, 'none.json'));
+    const missing = loadSettings(join(dir, 'none.json'), false);
     assert.equal(missing.socketPath, '/run/pullnix/executor.sock');
     assert.equal(missing.group, 'pullnix');
     assert.match(missing.note ?? '', /not used \(cannot read: ENOENT\); using the defaults/);
   });
 
+  it("uses root's own socket as root and the operator group's otherwise", () => {
+    const file = join(dir, 'sockets.json');
+    writeFileSync(file, JSON.stringify({ repository: { url: 'x' }, build: { mode: 'flake' } }));
+    assert.equal(loadSettings(file, true).socketPath, '/run/pullnix/root/executor.sock');
+    assert.equal(loadSettings(file, false).socketPath, '/run/pullnix/executor.sock');
+    assert.equal(loadSettings(join(dir, 'none.json'), true).socketPath, '/run/pullnix/root/executor.sock');
+    writeFileSync(file, JSON.stringify({ repository: { url: 'x' }, build: { mode: 'flake' }, privateSocketPath: '/run/own/x.sock' }));
+    assert.equal(loadSettings(file, true).socketPath, '/run/own/x.sock');
+  });
+
   it('keeps what it can use from a config that does not validate, and says what is wrong', () => {
     const file = join(dir, 'broken.json');
     writeFileSync(file, JSON.stringify({ repository: { url: 'x' }, build: { mode: 'flake' }, socketPath: '/srv/p.sock', units: { watcher: 'w.service' }, frobnicate: true }));
-    const s = loadSettings(file);
+    const s = loadSettings(file, false);
     assert.equal(s.socketPath, '/srv/p.sock');
+    assert.equal(loadSettings(file, true).socketPath, '/srv/root/p.sock', 'root: the private socket derived from the one that could be read');
     assert.equal(s.units.watcher, 'w.service');
     assert.match(s.note ?? '', /frobnicate: unknown key/);
   });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { makeStyle } from '../../src/ctl/format.ts';
 import { renderDeployment, renderHistory, renderStatus, type RenderContext } from '../../src/ctl/render.ts';
-import { ago, BAD, busyStatus, deployment, HEAD, NOW, quietStatus, SETTINGS, SYSTEM } from './fixtures.ts';
+import { ago, BAD, busyStatus, DEPLOYED, deployment, HEAD, NOW, quietStatus, SETTINGS, SYSTEM } from './fixtures.ts';
 
 const plain: RenderContext = { style: makeStyle(false), now: NOW, settings: SETTINGS };
 
@@ -59,6 +59,46 @@ describe('ctl render', () => {
     assert.equal(lines[at + 1], `              commit ${BAD} ("sneaked in"): not signed (not evaluated; checked again when the branch moves or: pullnix-ctl retry feedface)`);
     st.watcher.report!.untrusted = null;
     assert.doesNotMatch(renderStatus(st, plain), /^trust/m);
+  });
+
+  it("status: the vulnerability gate's last decision (refused with the new CVEs, passed with what it fixes, a failed scan)", () => {
+    const st = busyStatus();
+    const libfoo = { id: 'CVE-2099-0001', package: 'libfoo', version: '2.0', score: 9.8 };
+    const heartbleed = { id: 'CVE-2014-0160', package: 'openssl', version: '1.0.1', score: 7.5 };
+    const base = { commit: BAD, toplevel: SYSTEM, liveSystem: SYSTEM, at: ago(3600), minSeverity: 7, allowed: [], error: null };
+    st.watcher.report!.vulnerabilities = { ...base, decision: 'refused', new: [libfoo], fixed: [heartbleed], counts: { new: 1, fixed: 1, allowed: 0 } };
+    const lines = renderStatus(st, plain).split('\n');
+    const at = lines.findIndex((l) => l.startsWith('security'));
+    assert.deepEqual(lines.slice(at, at + 4), [
+      'security      refused deadbeef 1 h ago: 1 new vulnerability at or above CVSS 7',
+      '              CVE-2099-0001 (libfoo 2.0, 9.8)',
+      '              not deployed until a newer commit or: pullnix-ctl retry COMMIT',
+      '              fixes 1: CVE-2014-0160 (openssl 1.0.1, 7.5)',
+    ]);
+    st.watcher.report!.vulnerabilities = { ...base, decision: 'passed', new: [], fixed: Array(7).fill(heartbleed), counts: { new: 0, fixed: 7, allowed: 0 } };
+    const passed = renderStatus(st, plain);
+    assert.match(passed, /^security +passed deadbeef 1 h ago: no new vulnerability at or above CVSS 7$/m);
+    assert.match(passed, /^ +fixes 7: (CVE-2014-0160 \(openssl 1\.0\.1, 7\.5\), ){4}CVE-2014-0160 \(openssl 1\.0\.1, 7\.5\), and 2 more$/m);
+    st.watcher.report!.vulnerabilities = { ...base, decision: 'error-allowed', new: [], fixed: [], counts: { new: 0, fixed: 0, allowed: 0 }, error: 'vulnix exited 1 without a JSON report: ConnectionError' };
+    assert.match(renderStatus(st, plain), /^security +vulnerability scan failed \(deployed anyway\) deadbeef 1 h ago: vulnix exited 1 without a JSON report: ConnectionError$/m);
+    delete st.watcher.report!.vulnerabilities;
+    assert.doesNotMatch(renderStatus(st, plain), /security/);
+  });
+
+  it('status: a head refused as a non-descendant reads as refused, with how to accept it', () => {
+    const st = busyStatus();
+    st.watcher.report!.refusedHead = { commit: HEAD, reason: 'not-descendant', deployed: DEPLOYED, at: ago(600) };
+    const lines = renderStatus(st, plain).split('\n');
+    const at = lines.indexOf('remote        feedface "Enable nginx", committed 10 min ago');
+    assert.deepEqual(lines.slice(at + 1, at + 4), [
+      '              refused: not a descendant of the deployed commit 33333333 (force-push or history rewrite)',
+      '              to deploy it: push a commit that descends from 33333333, or set repository.allowNonDescendant = true,',
+      '              restart pullnix-watcher.service and run: pullnix-ctl retry feedface',
+    ]);
+    assert.equal(lines.filter((l) => l.includes('not deployed yet')).length, 0);
+    // A refusal of an earlier head says nothing about this one.
+    st.watcher.report!.refusedHead = { commit: BAD, reason: 'not-descendant', deployed: DEPLOYED, at: ago(600) };
+    assert.match(renderStatus(st, plain), /drift: the head is not deployed yet/);
   });
 
   it('colours problems only when colour is on', () => {

@@ -4,6 +4,7 @@
  */
 import { Ajv, type ErrorObject } from 'ajv';
 import { readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import schema from '../../schema/config.schema.json' with { type: 'json' };
 
 export const DEFAULT_CONFIG_PATH = '/etc/pullnix/config.json';
@@ -15,6 +16,7 @@ export interface Config {
     sshKeyFile: string | null;
     knownHostsFile: string | null;
     allowNonDescendant: boolean;
+    fetchTimeoutSec: number;
   };
   build: {
     mode: 'flake' | 'classic';
@@ -30,11 +32,15 @@ export interface Config {
   verify: { timeoutSec: number; initialBackoffMs: number; attemptTimeoutSec: number };
   activationTimeoutSec: number;
   operators: { group: string; keys: { id: string; publicKey: string }[] };
+  /** The operator group's socket. */
   socketPath: string;
+  /** Root's own socket (resolved: never null in a loaded Config). */
+  privateSocketPath: string;
   stateDir: string;
   logLevel: 'error' | 'warning' | 'info' | 'debug';
   units: { executor: string; watcher: string };
   paths: { systemProfile: string; currentSystem: string; storeDir: string; gcRootsDir: string; bootId: string };
+  gates: { vulnerabilities: VulnerabilityGateConfig };
 }
 
 /** Commit signatures (docs/security.md); checked by the watcher before anything is evaluated. */
@@ -53,6 +59,18 @@ export interface AllowedSigner {
   validBefore: string | null;
 }
 
+/** `gates.vulnerabilities` (docs/vulnerabilities.md). */
+export interface VulnerabilityGateConfig {
+  enable: boolean;
+  command: string;
+  extraFlags: string[];
+  minSeverity: number;
+  allow: string[];
+  onNew: 'refuse' | 'warn';
+  onError: 'allow' | 'refuse';
+  timeoutSec: number;
+}
+
 export class ConfigError extends Error {
   readonly file: string;
   readonly problems: string[];
@@ -69,7 +87,7 @@ const ajv = new Ajv({ allErrors: true, useDefaults: true, allowUnionTypes: true,
 const validate = ajv.compile(schema);
 
 /** Sections that are optional in the file but always present (with defaults) in a Config. */
-const SECTIONS = ['poll', 'verify', 'operators', 'units', 'paths', 'trust'] as const;
+const SECTIONS = ['poll', 'verify', 'operators', 'units', 'paths', 'trust', 'gates'] as const;
 
 export function parseConfig(text: string, file = '<config>'): Config {
   let data: unknown;
@@ -83,7 +101,18 @@ export function parseConfig(text: string, file = '<config>'): Config {
     for (const section of SECTIONS) if (obj[section] === undefined) obj[section] = {};
   }
   if (!validate(data)) throw new ConfigError(file, (validate.errors ?? []).map(describeConfigError));
-  return data as unknown as Config;
+  const config = data as unknown as Omit<Config, 'privateSocketPath'> & { privateSocketPath: string | null };
+  const privateSocketPath = config.privateSocketPath ?? defaultPrivateSocketPath(config.socketPath);
+  if (privateSocketPath.length > 100) throw new ConfigError(file, [`privateSocketPath ${privateSocketPath} (derived from socketPath) is longer than 100 bytes; set privateSocketPath`]);
+  if (dirname(privateSocketPath) === dirname(config.socketPath)) {
+    throw new ConfigError(file, [`privateSocketPath must be in a directory of its own (0700, root only), not in ${dirname(config.socketPath)} with socketPath`]);
+  }
+  return { ...config, privateSocketPath };
+}
+
+/** `/run/pullnix/executor.sock` → `/run/pullnix/root/executor.sock`. */
+export function defaultPrivateSocketPath(socketPath: string): string {
+  return join(dirname(socketPath), 'root', basename(socketPath));
 }
 
 export function loadConfig(file: string = DEFAULT_CONFIG_PATH): Config {

@@ -1,10 +1,12 @@
 /**
- * A client of the executor's socket: signs every request with its key, matches responses by id,
+ * A client of the executor's socket: learns the executor run's id from the connection's hello,
+ * signs every request with its key for that run, matches responses by id,
  * turns error responses into PullnixError (code preserved), and reports connection failures as
  * ConnectError with the errno the operator needs (ENOENT: executor not running; EACCES: not in
  * the operator group).
  */
-import { WIRE, signRequest, type Push, type Response, type ResultFor } from '../protocol/envelope.ts';
+import { RUN_ID_PATTERN } from '../protocol/grammar.ts';
+import { PROTOCOL_VERSION, WIRE, signRequest, type Hello, type Push, type Response, type ResultFor } from '../protocol/envelope.ts';
 import { isErrorCode, PullnixError } from '../protocol/errors.ts';
 import type { SigningKey } from '../protocol/keys.ts';
 import type { ParamsOf } from '../protocol/method.ts';
@@ -36,6 +38,7 @@ interface Pending {
 }
 
 let clientSerial = 0;
+const runIdRe = new RegExp(RUN_ID_PATTERN);
 
 export class SocketClient {
   private readonly ipc: IPCModuleInstance;
@@ -45,6 +48,14 @@ export class SocketClient {
   private readonly pushListeners = new Set<(message: Push) => void>();
   private readonly closeListeners = new Set<() => void>();
   private isConnected = false;
+  /** The executor run this connection talks to (from its hello); null until it arrived. */
+  private runId: string | null = null;
+  /**
+   * Until the first answer on this connection, requests go one at a time: the executor lets a
+   * connection that has not authenticated have one request waiting (and refuses more BUSY).
+   */
+  private firstAnswer: Promise<void> | null = null;
+  private answered = false;
 
   private readonly options: ClientOptions;
 
@@ -55,6 +66,11 @@ export class SocketClient {
 
   get connected(): boolean {
     return this.isConnected;
+  }
+
+  /** The executor run's id, from the connection's hello (null before connect). */
+  get run(): string | null {
+    return this.runId;
   }
 
   connect(): Promise<void> {
@@ -75,7 +91,13 @@ export class SocketClient {
         const peer = this.ipc.of[this.ipcId];
         if (!peer) return finish(new ConnectError(path, undefined));
         this.peer = peer;
-        peer.on('connect', (() => {
+        // Connected once the executor's hello names its run: every request is signed for it.
+        peer.on(WIRE.hello, ((hello: Hello) => {
+          if (settled) return;
+          if (hello?.v !== PROTOCOL_VERSION || typeof hello.run !== 'string' || !runIdRe.test(hello.run)) {
+            return finish(new ConnectError(path, 'EPROTO', { cause: new Error(`the executor speaks protocol v${String(hello?.v)}; this client speaks v${PROTOCOL_VERSION}`) }));
+          }
+          this.runId = hello.run;
           this.isConnected = true;
           finish();
         }) as never);
@@ -92,10 +114,26 @@ export class SocketClient {
   }
 
   /** Send a signed request; resolves with the result, rejects with PullnixError (code from the executor). */
-  request<M extends MethodName>(method: M, params: ParamsOf<Methods[M]>, options: { timeoutMs?: number } = {}): Promise<ResultFor<M>> {
+  async request<M extends MethodName>(method: M, params: ParamsOf<Methods[M]>, options: { timeoutMs?: number } = {}): Promise<ResultFor<M>> {
+    if (!this.answered) {
+      if (this.firstAnswer) {
+        await this.firstAnswer;
+      } else {
+        const result = this.send(method, params, options);
+        this.firstAnswer = result.then(
+          () => undefined,
+          () => undefined,
+        );
+        return result;
+      }
+    }
+    return this.send(method, params, options);
+  }
+
+  private send<M extends MethodName>(method: M, params: ParamsOf<Methods[M]>, options: { timeoutMs?: number }): Promise<ResultFor<M>> {
     const peer = this.peer;
-    if (!peer || !this.isConnected) return Promise.reject(new ConnectError(this.options.path, 'ENOTCONN'));
-    const envelope = signRequest(this.options.key, method, params);
+    if (!peer || !this.isConnected || this.runId === null) return Promise.reject(new ConnectError(this.options.path, 'ENOTCONN'));
+    const envelope = signRequest(this.options.key, this.runId, method, params);
     return new Promise<ResultFor<M>>((resolve, reject) => {
       const timeoutMs = options.timeoutMs ?? 30_000;
       const timer =
@@ -140,6 +178,7 @@ export class SocketClient {
   }
 
   private onResponse(response: Response): void {
+    this.answered = true;
     const pending = this.pending.get(response?.id);
     if (!pending) return;
     this.pending.delete(response.id);

@@ -1,10 +1,17 @@
 import { IPCModule } from 'node-ipc';
 
-/** Largest frame node-ipc's guarded parser accepts before closing the connection. */
+/**
+ * Largest frame node-ipc's guarded parser accepts (both ways) before closing the connection.
+ * The executor reads requests through its own, much smaller, raw-size gate first
+ * (MAX_FRAME_IN_BYTES, server.ts); this bound is for what clients read (responses).
+ */
 export const MAX_FRAME_BYTES = 1024 * 1024;
 
+/** node-ipc's frame delimiter (its default), which the server's raw-size gate scans for. */
+export const FRAME_DELIMITER = '\f';
+
 /** A fresh node-ipc instance (never the module singleton), quiet, with the guarded parser. */
-export function newIpc(id: string): IPCModuleInstance {
+export function newIpc(id: string, overrides: { maxConnections?: number } = {}): IPCModuleInstance {
   const ipc = new IPCModule() as unknown as IPCModuleInstance;
   Object.assign(ipc.config, {
     id,
@@ -12,7 +19,8 @@ export function newIpc(id: string): IPCModuleInstance {
     parser: 'guarded',
     maxMessageSize: MAX_FRAME_BYTES,
     messageTimeout: 10_000,
-    maxConnections: 64,
+    maxConnections: overrides.maxConnections ?? 64,
+    delimiter: FRAME_DELIMITER,
     maxRetries: 0,
     stopRetrying: true,
     logInColor: false,

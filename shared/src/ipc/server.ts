@@ -1,16 +1,27 @@
 /**
  * The executor's socket: node-ipc over a Unix socket, one request → one response matched by id.
  * Every frame goes through the Authenticator before any handler sees it; a refusal is answered
- * with `{code, message}` and logged, and changes nothing.
+ * with `{code, message}` and reported, and changes nothing.
+ *
+ * What a local peer without a key can cost (docs/decisions.md D12):
+ *   - bytes: a frame is bounded by its raw size before node-ipc parses it (MAX_FRAME_IN_BYTES);
+ *     a connection that sends more before a delimiter is closed. Partial frames are scanned once,
+ *     not re-scanned on every chunk.
+ *   - work: until a connection has made one authenticated request it may have one frame waiting;
+ *     more are refused BUSY unverified, and MAX_REFUSALS_PER_CONNECTION refusals close it.
+ *   - time: a connection must authenticate within authDeadlineMs (2 s) of connecting, and until
+ *     it has, deliver each frame within MAX_CHUNKS_PER_FRAME_UNAUTHENTICATED reads.
+ *   - slots: at maxConnections, a new connection closes the oldest connection that has not
+ *     authenticated, so reconnecting as fast as possible cannot keep an honest client out.
  */
-import { chmodSync, chownSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Socket } from 'node:net';
 import { Authenticator, type AuthenticatedRequest } from '../protocol/authenticate.ts';
-import { PROTOCOL_VERSION, WIRE, type Push, type Response } from '../protocol/envelope.ts';
+import { MAX_FRAME_IN_BYTES, PROTOCOL_VERSION, WIRE, type Hello, type Push, type Response } from '../protocol/envelope.ts';
 import { PullnixError } from '../protocol/errors.ts';
 import { REQUEST_ID_PATTERN } from '../protocol/grammar.ts';
-import { newIpc, type IPCModuleInstance } from './common.ts';
+import { FRAME_DELIMITER, newIpc, type IPCModuleInstance } from './common.ts';
 
 export interface Connection {
   readonly serial: number;
@@ -20,13 +31,45 @@ export interface Connection {
 
 export type Handler = (request: AuthenticatedRequest, connection: Connection) => Promise<unknown>;
 
+export interface RefusalInfo {
+  /** The request id, when the frame had a valid one ('' otherwise). */
+  id: string;
+  /** The key id the frame claimed (unverified unless verifiedKey is set). */
+  keyId: string | null;
+  method: string | null;
+  /** The key that really signed the request, when its signature verified. */
+  verifiedKey: string | null;
+  /** The socket's name (ServerOptions.name). */
+  socket: string;
+  connection: number;
+}
+
+/** Why the server closed a connection itself. */
+export type DropCause = 'auth-deadline' | 'frame-too-large' | 'trickle' | 'evicted' | 'full' | 'refusals';
+
+export interface DropInfo {
+  socket: string;
+  connection: number;
+  detail: string;
+}
+
 export interface ServerOptions {
   path: string;
+  /** The socket's name in reports ("private", "group"). */
+  name?: string;
   authenticator: Authenticator;
   handler: Handler;
   /** Group that may connect (socket 0660 root:group, directory 0750). null: owner only. */
   group: string | null;
-  onRefused?: (error: PullnixError, info: { keyId: string | null; method: string | null; id: string }) => void;
+  /**
+   * The socket's directory belongs to this socket alone: created (or narrowed to) 0700, and
+   * refused when it is a symbolic link or owned by another user.
+   */
+  ownDirectory?: boolean;
+  /** Connections at once (default 64); past it the oldest unauthenticated one is closed for the new one. */
+  maxConnections?: number;
+  onRefused?: (error: PullnixError, info: RefusalInfo) => void;
+  onDropped?: (cause: DropCause, info: DropInfo) => void;
   /**
    * A connection that has not made one authenticated request by then is closed, so that idle
    * connections cannot use up maxConnections and lock the watcher and operators out.
@@ -36,34 +79,60 @@ export interface ServerOptions {
 }
 
 const requestIdRe = new RegExp(REQUEST_ID_PATTERN);
-/** Requests one connection may have waiting; past it, new ones are refused BUSY unverified. */
+/** Connection serials are unique across every server in the process (the executor has two). */
+let connectionSerial = 0;
+/** Requests an authenticated connection may have waiting; past it, new ones are refused BUSY unverified. */
 export const MAX_QUEUED_PER_CONNECTION = 64;
+/** Requests a connection that has not authenticated yet may have waiting. */
+export const MAX_QUEUED_UNAUTHENTICATED = 1;
 /** Refused-at-the-gate requests after which a connection is closed: an honest client sends none. */
 export const MAX_REFUSALS_PER_CONNECTION = 8;
-export const DEFAULT_AUTH_DEADLINE_MS = 10_000;
+/** Time from connecting to the first authenticated request: an honest client needs a few ms. */
+export const DEFAULT_AUTH_DEADLINE_MS = 2_000;
+export const DEFAULT_MAX_CONNECTIONS = 64;
+/**
+ * Reads (chunks) a connection that has not authenticated may take to deliver a frame. A client
+ * writes a request in one write, which arrives in one or two reads; a peer trickling a frame a few
+ * bytes at a time would otherwise cost one event per few bytes for the whole auth deadline.
+ */
+export const MAX_CHUNKS_PER_FRAME_UNAUTHENTICATED = 32;
 
 export class SocketServer {
   private ipc: IPCModuleInstance | null = null;
   private readonly connections = new Map<Socket, ConnectionImpl>();
-  private serial = 0;
   private drainScheduled = false;
+  private readonly name: string;
+  private readonly maxConnections: number;
 
   private readonly options: ServerOptions;
 
   constructor(options: ServerOptions) {
     this.options = options;
+    this.name = options.name ?? 'socket';
+    this.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   }
 
   async start(): Promise<void> {
     const { path, group } = this.options;
     const gid = group === null ? null : lookupGid(group);
     const dir = dirname(path);
-    mkdirSync(dir, { recursive: true, mode: 0o750 });
+    if (this.options.ownDirectory) {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const st = lstatSync(dir);
+      if (!st.isDirectory() || st.isSymbolicLink()) throw new Error(`${dir} (the directory of ${path}) is not a directory`);
+      if (st.uid !== (process.getuid?.() ?? st.uid)) throw new Error(`${dir} (the directory of ${path}) is owned by uid ${st.uid}, not by this user; remove it`);
+      if (st.mode & 0o1002) throw new Error(`${dir} (the directory of ${path}) is world-writable or sticky (a shared directory); give the socket a directory of its own`);
+      chmodSync(dir, 0o700);
+    } else {
+      mkdirSync(dir, { recursive: true, mode: 0o750 });
+    }
     if (gid !== null) {
       chownSync(dir, 0, gid);
       chmodSync(dir, 0o750);
     }
-    const ipc = newIpc('pullnix-executor');
+    // node-ipc's own limit is only the hard backstop (file descriptors): closed sockets leave its
+    // count a moment later, and the eviction below must be what decides who gets a slot.
+    const ipc = newIpc(`pullnix-executor-${this.name}`, { maxConnections: this.maxConnections * 4 });
     this.ipc = ipc;
     await new Promise<void>((resolve, reject) => {
       ipc.serve(path, () => resolve());
@@ -88,32 +157,108 @@ export class SocketServer {
     return this.connections.size;
   }
 
-  private connectionFor(socket: Socket): ConnectionImpl {
-    let conn = this.connections.get(socket);
-    if (!conn) {
-      conn = new ConnectionImpl(++this.serial, socket, (message) => this.send(socket, WIRE.push, message));
-      this.connections.set(socket, conn);
-    }
-    return conn;
-  }
-
   private onConnect(socket: Socket): void {
     // node-ipc also publishes 'connect' once with the listening server itself; only sockets count.
     if (typeof (socket as Partial<Socket>).destroy !== 'function' || !('remoteAddress' in socket)) return;
-    const conn = this.connectionFor(socket);
+    if (this.connections.has(socket)) return;
+    const conn = new ConnectionImpl(++connectionSerial, socket, (message) => this.send(socket, WIRE.push, message));
+    this.connections.set(socket, conn);
+    this.gate(socket, conn);
+    if (this.connections.size > this.maxConnections && !this.evictFor(conn)) {
+      this.drop(socket, conn, 'full', `${this.maxConnections} connections, all authenticated`);
+      return;
+    }
     conn.authTimer = setTimeout(() => {
-      if (!conn.authenticated) socket.destroy();
-    }, this.options.authDeadlineMs ?? DEFAULT_AUTH_DEADLINE_MS);
+      if (!conn.authenticated) this.drop(socket, conn, 'auth-deadline', `no authenticated request within ${this.authDeadlineMs} ms of connecting`);
+    }, this.authDeadlineMs);
     conn.authTimer.unref();
+    const hello: Hello = { v: PROTOCOL_VERSION, run: this.options.authenticator.runId };
+    this.send(socket, WIRE.hello, hello);
+  }
+
+  private get authDeadlineMs(): number {
+    return this.options.authDeadlineMs ?? DEFAULT_AUTH_DEADLINE_MS;
+  }
+
+  /** Close the oldest connection that has not authenticated (never `newcomer`); false if there is none. */
+  private evictFor(newcomer: ConnectionImpl): boolean {
+    for (const [socket, conn] of this.connections) {
+      if (conn === newcomer || conn.authenticated || conn.closed) continue;
+      this.drop(socket, conn, 'evicted', `${this.maxConnections} connections; the oldest that had not authenticated made room for a new one`);
+      return true;
+    }
+    return false;
+  }
+
+  private drop(socket: Socket, conn: ConnectionImpl, cause: DropCause, detail: string): void {
+    if (conn.closed) return;
+    this.options.onDropped?.(cause, { socket: this.name, connection: conn.serial, detail });
+    this.forget(socket, conn);
+    socket.destroy();
+  }
+
+  /**
+   * Put the raw-size gate in front of node-ipc's parser: node-ipc's 'data' listener only ever
+   * receives whole frames, each at most MAX_FRAME_IN_BYTES; a connection that sends a longer one
+   * is closed before any of it is parsed. The partial frame is kept as a list of chunks (each
+   * chunk scanned once for the delimiter), so trickling a frame costs linear time, not quadratic.
+   */
+  private gate(socket: Socket, conn: ConnectionImpl): void {
+    const parsers = socket.listeners('data') as ((chunk: string) => void)[];
+    socket.removeAllListeners('data');
+    const parse = (frames: string) => {
+      for (const p of parsers) p(frames);
+    };
+    let parts: string[] = [];
+    let pending = 0; // bytes of the frame not yet terminated
+    const tooLarge = (bytes: number) => {
+      this.drop(socket, conn, 'frame-too-large', `a frame of more than ${bytes} bytes (at most ${MAX_FRAME_IN_BYTES})`);
+      parts = [];
+    };
+    socket.on('data', (chunk: string | Buffer) => {
+      if (conn.closed) return;
+      const text = typeof chunk === 'string' ? chunk : chunk.toString('utf8');
+      let start = 0;
+      let end = text.indexOf(FRAME_DELIMITER);
+      if (end === -1) {
+        pending += Buffer.byteLength(text);
+        if (pending > MAX_FRAME_IN_BYTES) return tooLarge(pending);
+        parts.push(text);
+        if (!conn.authenticated && parts.length > MAX_CHUNKS_PER_FRAME_UNAUTHENTICATED) {
+          this.drop(socket, conn, 'trickle', `a frame still incomplete after ${parts.length} reads, before authenticating`);
+          parts = [];
+        }
+        return;
+      }
+      while (end !== -1) {
+        const bytes = (start === 0 ? pending : 0) + Buffer.byteLength(text.slice(start, end));
+        if (bytes > MAX_FRAME_IN_BYTES) return tooLarge(bytes);
+        start = end + FRAME_DELIMITER.length;
+        end = text.indexOf(FRAME_DELIMITER, start);
+      }
+      const rest = text.slice(start);
+      const restBytes = Buffer.byteLength(rest);
+      if (restBytes > MAX_FRAME_IN_BYTES) return tooLarge(restBytes);
+      parts.push(text.slice(0, start));
+      const frames = parts.join('');
+      parts = rest ? [rest] : [];
+      pending = restBytes;
+      parse(frames);
+    });
+  }
+
+  private forget(socket: Socket, conn: ConnectionImpl): void {
+    if (conn.closed) return;
+    if (conn.authTimer) clearTimeout(conn.authTimer);
+    conn.queue.length = 0;
+    this.connections.delete(socket);
+    conn.closed = true;
+    this.options.onClose?.(conn);
   }
 
   private onClose(socket: Socket): void {
     const conn = this.connections.get(socket);
-    if (!conn) return;
-    if (conn.authTimer) clearTimeout(conn.authTimer);
-    this.connections.delete(socket);
-    conn.closed = true;
-    this.options.onClose?.(conn);
+    if (conn) this.forget(socket, conn);
   }
 
   /**
@@ -122,13 +267,16 @@ export class SocketServer {
    * verify) delays another connection's request by about one verify, not by the flood's backlog.
    */
   private onRequest(data: unknown, socket: Socket): void {
-    const conn = this.connectionFor(socket);
-    if (conn.queue.length >= MAX_QUEUED_PER_CONNECTION) {
-      const err = new PullnixError('BUSY', `more than ${MAX_QUEUED_PER_CONNECTION} requests waiting on this connection`);
-      this.respond(socket, { v: PROTOCOL_VERSION, id: requestIdOf(data), ok: false, error: err.toJSON() });
+    const conn = this.connections.get(socket);
+    if (!conn || conn.closed) return;
+    const limit = conn.authenticated ? MAX_QUEUED_PER_CONNECTION : MAX_QUEUED_UNAUTHENTICATED;
+    if (conn.queue.length >= limit) {
+      const why = conn.authenticated ? `more than ${limit} requests waiting on this connection` : 'one request at a time until this connection has made an authenticated request';
+      this.refuse(socket, conn, new PullnixError('BUSY', why), data);
       return;
     }
-    conn.queue.push(data);
+    // Wrapped: a frame with no `data` is a request too (answered BAD_REQUEST), not an empty slot.
+    conn.queue.push({ data });
     this.scheduleDrain();
   }
 
@@ -144,9 +292,9 @@ export class SocketServer {
       while (more && performance.now() < deadline) {
         more = false;
         for (const [socket, conn] of this.connections) {
-          const data = conn.queue.shift();
-          if (data === undefined) continue;
-          this.serve(data, socket, conn);
+          const frame = conn.queue.shift();
+          if (frame === undefined) continue;
+          this.serve(frame.data, socket, conn);
           if (conn.queue.length > 0) more = true;
         }
       }
@@ -154,33 +302,46 @@ export class SocketServer {
     });
   }
 
+  /** Answer a frame refused before any handler ran; a connection that keeps sending them is closed. */
+  private refuse(socket: Socket, conn: ConnectionImpl, err: PullnixError, data: unknown): void {
+    const id = requestIdOf(data);
+    const d = data as { keyId?: unknown; method?: unknown } | null | undefined;
+    this.options.onRefused?.(err, {
+      id,
+      keyId: typeof d?.keyId === 'string' ? d.keyId.slice(0, 64) : null,
+      method: typeof d?.method === 'string' ? d.method.slice(0, 64) : null,
+      verifiedKey: err.verifiedKey,
+      socket: this.name,
+      connection: conn.serial,
+    });
+    this.respond(socket, { v: PROTOCOL_VERSION, id, ok: false, error: err.toJSON() });
+    if (++conn.refusals >= MAX_REFUSALS_PER_CONNECTION) {
+      this.options.onDropped?.('refusals', { socket: this.name, connection: conn.serial, detail: `${conn.refusals} refused requests` });
+      this.forget(socket, conn);
+      socket.end();
+      socket.destroySoon();
+    }
+  }
+
   private serve(data: unknown, socket: Socket, conn: ConnectionImpl): void {
     const id = requestIdOf(data);
     let request: AuthenticatedRequest;
     try {
+      if (data === undefined) throw new PullnixError('BAD_REQUEST', 'the frame has no data: a request is the frame\'s `data`');
       request = this.options.authenticator.authenticate(data);
     } catch (error) {
-      const err = PullnixError.from(error);
-      const d = data as { keyId?: unknown; method?: unknown } | null;
-      this.options.onRefused?.(err, {
-        id,
-        keyId: typeof d?.keyId === 'string' ? d.keyId.slice(0, 64) : null,
-        method: typeof d?.method === 'string' ? d.method.slice(0, 64) : null,
-      });
-      this.respond(socket, { v: PROTOCOL_VERSION, id, ok: false, error: err.toJSON() });
-      if (++conn.refusals >= MAX_REFUSALS_PER_CONNECTION) {
-        conn.queue.length = 0;
-        socket.end();
-        socket.destroySoon();
-      }
+      this.refuse(socket, conn, PullnixError.from(error), data);
       return;
     }
     conn.authenticated = true;
+    if (conn.authTimer) clearTimeout(conn.authTimer);
+    conn.authTimer = null;
     this.options.handler(request, conn).then(
       (result) => this.respond(socket, { v: PROTOCOL_VERSION, id, ok: true, result: result ?? {} }),
       (error: unknown) => {
         const err = PullnixError.from(error);
-        this.options.onRefused?.(err, { id, keyId: request.envelope.keyId, method: request.method });
+        const keyId = request.envelope.keyId;
+        this.options.onRefused?.(err, { id, keyId, method: request.method, verifiedKey: keyId, socket: this.name, connection: conn.serial });
         this.respond(socket, { v: PROTOCOL_VERSION, id, ok: false, error: err.toJSON() });
       },
     );
@@ -205,7 +366,7 @@ class ConnectionImpl implements Connection {
   refusals = 0;
   authenticated = false;
   authTimer: NodeJS.Timeout | null = null;
-  readonly queue: unknown[] = [];
+  readonly queue: { data: unknown }[] = [];
   readonly serial: number;
   private readonly socket: Socket;
   private readonly sendPush: (message: Push) => void;
@@ -222,7 +383,7 @@ class ConnectionImpl implements Connection {
 }
 
 function requestIdOf(data: unknown): string {
-  const raw = (data as { id?: unknown } | null)?.id;
+  const raw = (data as { id?: unknown } | null | undefined)?.id;
   return typeof raw === 'string' && requestIdRe.test(raw) ? raw : '';
 }
 

@@ -14,7 +14,7 @@ export interface EventSpec {
 
 export const EVENTS = {
   // --- executor lifecycle
-  'executor.started': { priority: 'info', source: 'executor', summary: 'the executor is listening on its socket' },
+  'executor.started': { priority: 'info', source: 'executor', summary: 'the executor is listening on its sockets (root\'s own and the operator group\'s)' },
   'executor.stopping': { priority: 'info', source: 'executor', summary: 'the executor is shutting down (signal or self-upgrade)' },
   'executor.self_upgrade': { priority: 'info', source: 'executor', summary: "the executor's own unit changed in this deployment; it exits once idle so systemd starts the new one" },
   'executor.removed': { priority: 'warning', source: 'executor', summary: 'a deployment removed pullnix from the configuration: once its outcome is recorded, the watcher and the executor stop' },
@@ -22,7 +22,9 @@ export const EVENTS = {
   'keys.generated': { priority: 'info', source: 'executor', summary: 'a key (watcher or local operator) was created in the state directory' },
   'state.corrupt': { priority: 'error', source: 'any', summary: 'a state or history file could not be read; it was set aside (renamed), never silently reset' },
   // --- socket and protocol
-  'request.refused': { priority: 'warning', source: 'executor', summary: 'a socket request was refused (code= says why); nothing changed' },
+  'request.refused': { priority: 'warning', source: 'executor', summary: 'a socket request was refused (code= says why); nothing changed. The first of its kind (socket, signing key, code) per interval; the rest are counted in socket.refusals_repeated' },
+  'socket.dropped': { priority: 'warning', source: 'executor', summary: 'the executor closed a connection itself (cause=: auth-deadline, frame-too-large, trickle, evicted, full, refusals). The first of its kind per interval' },
+  'socket.refusals_repeated': { priority: 'warning', source: 'executor', summary: 'count= more refusals or drops like the one logged (same socket, key and cause) came in the last interval, on connections= connections' },
   'request.accepted': { priority: 'debug', source: 'executor', summary: 'an authenticated request is being executed' },
   'watcher.connected': { priority: 'info', source: 'executor', summary: 'a watcher subscribed on the socket' },
   'watcher.disconnected': { priority: 'info', source: 'executor', summary: "the watcher's connection closed" },
@@ -69,6 +71,11 @@ export const EVENTS = {
   'build.started': { priority: 'info', source: 'watcher', summary: 'building the system closure of a commit' },
   'build.succeeded': { priority: 'info', source: 'watcher', summary: 'the system closure was built; a GC root holds it' },
   'build.failed': { priority: 'error', source: 'watcher', summary: 'the build failed (the log tail is in error=); not retried until a newer commit' },
+  'vulnerabilities.passed': { priority: 'info', source: 'watcher', summary: 'the vulnerability gate found nothing new at or above minSeverity in the built system (new= fixed= allowed= counts)' },
+  'vulnerabilities.fixed': { priority: 'info', source: 'watcher', summary: 'the built system no longer has vulnerabilities the live system has: this commit fixes them (cves=)' },
+  'vulnerabilities.refused': { priority: 'warning', source: 'watcher', summary: 'the built system brings in vulnerabilities the live system does not have (cves=); not deployed, not retried until a newer commit or retry' },
+  'vulnerabilities.warned': { priority: 'warning', source: 'watcher', summary: 'the built system brings in new vulnerabilities (cves=); deployed anyway (gates.vulnerabilities.onNew = warn)' },
+  'vulnerabilities.scan_failed': { priority: 'error', source: 'watcher', summary: 'a vulnix scan failed or timed out; on_error=allow deploys anyway, on_error=refuse tries again after a back-off' },
   'gcroots.pruned': { priority: 'debug', source: 'watcher', summary: 'old GC roots removed, keeping build.keepGcRoots' },
   'deploy.requested': { priority: 'info', source: 'watcher', summary: 'a signed deploy request was sent to the executor' },
   'deploy.outcome': { priority: 'info', source: 'watcher', summary: "the executor's answer to a deploy request (outcome=)" },

@@ -7,7 +7,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import type { KeyObject } from 'node:crypto';
 import { canonicalJson } from './canonical.ts';
 import { envelopeSchema, MAX_REQUEST_BYTES, PROTOCOL_VERSION, signingPayload, type Envelope } from './envelope.ts';
-import { PullnixError } from './errors.ts';
+import { PullnixError, type ErrorCode } from './errors.ts';
 import { decodePublicKey, verifyBytes } from './keys.ts';
 import type { Role } from './method.ts';
 import { isMethodName, METHODS, type MethodName } from './methods/index.ts';
@@ -32,10 +32,12 @@ export interface AuthenticatorOptions {
   maxNonces?: number;
   now?: () => number;
   /**
-   * Refuse anything issued before this time (ms). The nonce memory lives in memory; the executor
-   * passes its start time so that a request captured before a restart cannot be replayed after it.
+   * This executor run's id (random at start, sent to every connection in its hello). A request
+   * signed for another run is refused STALE: the nonce memory lives in memory, so a request
+   * captured before a restart must not be accepted after it. Not the wall clock: a clock stepped
+   * back after the start must not refuse everything (docs/decisions.md).
    */
-  notBefore?: number;
+  runId: string;
 }
 
 export class Authenticator {
@@ -44,7 +46,7 @@ export class Authenticator {
   private readonly nonces = new Map<string, number>(); // nonce -> expiry (ms)
   private readonly maxNonces: number;
   private readonly now: () => number;
-  private readonly notBefore: number;
+  readonly runId: string;
   private readonly validateEnvelope: ValidateFunction;
   private readonly validateParams = new Map<MethodName, ValidateFunction>();
 
@@ -52,7 +54,7 @@ export class Authenticator {
     this.windowMs = options.windowMs ?? 30_000;
     this.maxNonces = options.maxNonces ?? 100_000;
     this.now = options.now ?? Date.now;
-    this.notBefore = options.notBefore ?? 0;
+    this.runId = options.runId;
     for (const k of options.keys) {
       if (this.keys.has(k.keyId)) throw new Error(`key id ${k.keyId} is configured twice`);
       this.keys.set(k.keyId, { role: k.role, key: decodePublicKey(k.publicKey) });
@@ -82,24 +84,25 @@ export class Authenticator {
     const trusted = this.keys.get(envelope.keyId);
     if (!trusted) throw new PullnixError('UNKNOWN_KEY', `key ${JSON.stringify(envelope.keyId)} is not known to this executor`);
     if (!verifyBytes(trusted.key, signingPayload(envelope), envelope.sig)) throw new PullnixError('BAD_SIGNATURE', `signature does not verify for key ${envelope.keyId}`);
-    // Authenticated from here on.
+    // Authenticated from here on: a refusal names the key that really signed it (verifiedKey).
+    const refuse = (code: ErrorCode, message: string) => new PullnixError(code, message, { verifiedKey: envelope.keyId });
+    if (envelope.run !== this.runId) {
+      throw refuse('STALE', 'signed for another executor run (the executor restarted since the client connected); a request is valid for one executor run only (replay protection): reconnect');
+    }
     const now = this.now();
     const skew = envelope.issuedAt - now;
     if (Math.abs(skew) > this.windowMs) {
-      throw new PullnixError('STALE', `issuedAt is ${Math.round(skew / 1000)} s from the executor's clock; at most ±${this.windowMs / 1000} s accepted`);
-    }
-    if (envelope.issuedAt < this.notBefore) {
-      throw new PullnixError('STALE', 'issued before this executor started; a request is valid for one executor run only (replay protection)');
+      throw refuse('STALE', `issuedAt is ${Math.round(skew / 1000)} s from the executor's clock; at most ±${this.windowMs / 1000} s accepted`);
     }
     this.forgetExpiredNonces(now);
-    if (this.nonces.has(envelope.nonce)) throw new PullnixError('REPLAY', `nonce ${envelope.nonce} was already used`);
-    if (this.nonces.size >= this.maxNonces) throw new PullnixError('BUSY', 'too many requests in the replay window; try again shortly');
+    if (this.nonces.has(envelope.nonce)) throw refuse('REPLAY', `nonce ${envelope.nonce} was already used`);
+    if (this.nonces.size >= this.maxNonces) throw refuse('BUSY', 'too many requests in the replay window; try again shortly');
     const spec = METHODS[envelope.method];
     if (!(spec.roles as readonly Role[]).includes(trusted.role)) {
-      throw new PullnixError('FORBIDDEN', `key ${envelope.keyId} has role ${trusted.role}; ${envelope.method} needs ${spec.roles.join(' or ')}`);
+      throw refuse('FORBIDDEN', `key ${envelope.keyId} has role ${trusted.role}; ${envelope.method} needs ${spec.roles.join(' or ')}`);
     }
     const validate = this.validateParams.get(envelope.method)!;
-    if (!validate(envelope.params)) throw new PullnixError('BAD_REQUEST', `${envelope.method} params: ${describeAjv(validate)}`);
+    if (!validate(envelope.params)) throw refuse('BAD_REQUEST', `${envelope.method} params: ${describeAjv(validate)}`);
     // Remember the nonce only now: a refused request does not consume it, an accepted one does.
     this.nonces.set(envelope.nonce, envelope.issuedAt + this.windowMs);
     return { envelope, method: envelope.method, role: trusted.role };

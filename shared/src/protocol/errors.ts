@@ -11,7 +11,7 @@ export const ERROR_CODES = {
   UNKNOWN_KEY: 'the key id is not known to the executor',
   BAD_SIGNATURE: 'the signature does not verify',
   FORBIDDEN: "the key's role may not call this method",
-  STALE: 'issuedAt is outside the accepted window',
+  STALE: 'issuedAt is outside the accepted window, or the request was signed for another executor run',
   REPLAY: 'this nonce was seen before',
   // the request was understood and refused
   BUSY: 'a deployment is in progress',
@@ -46,11 +46,17 @@ export function isErrorCode(value: unknown): value is ErrorCode {
 /** An error that carries a protocol error code; what the executor answers with. */
 export class PullnixError extends Error {
   readonly code: ErrorCode;
+  /**
+   * Set on a refusal of a request whose signature verified: the key that signed it. Refusals
+   * without it came from a peer that proved nothing (any local process in the operator group).
+   */
+  readonly verifiedKey: string | null;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; verifiedKey?: string }) {
     super(message, options);
     this.name = 'PullnixError';
     this.code = code;
+    this.verifiedKey = options?.verifiedKey ?? null;
   }
 
   toJSON(): ErrorData {

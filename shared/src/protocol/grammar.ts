@@ -14,6 +14,8 @@ export const PUBLIC_KEY_PATTERN = '^ed25519:[A-Za-z0-9_-]{43}$';
 export const REQUEST_ID_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
 export const NONCE_PATTERN = '^[A-Za-z0-9_-]{16,64}$';
 export const SIGNATURE_PATTERN = '^[A-Za-z0-9_-]{86}$';
+/** An executor run id: random at each executor start, learnt from the connection's hello. */
+export const RUN_ID_PATTERN = '^[A-Za-z0-9_-]{22}$';
 
 const commitRe = new RegExp(COMMIT_PATTERN);
 const storePathRe = new RegExp(STORE_PATH_PATTERN);

@@ -70,7 +70,7 @@ export interface CommitInfo {
   time: string | null; // ISO 8601 commit time
 }
 
-export type WatcherState = 'starting' | 'idle' | 'polling' | 'fetching' | 'building' | 'deploying' | 'backing-off' | 'stopping';
+export type WatcherState = 'starting' | 'idle' | 'polling' | 'fetching' | 'building' | 'scanning' | 'deploying' | 'backing-off' | 'stopping';
 
 /** What the watcher tells the executor about itself (method `report`); shown by status. */
 export interface WatcherReport {
@@ -90,6 +90,62 @@ export interface WatcherReport {
    * not retried until the head moves or `retry`. Absent from watchers older than the check.
    */
   untrusted?: { head: string; commit: string | null; reason: string; message: string; at: string } | null;
+  /** The vulnerability gate's last decision (gates.vulnerabilities); absent when it never ran. */
+  vulnerabilities?: VulnerabilityScan | null;
+  /**
+   * The branch head, refused because it does not descend from the deployed commit (force-push
+   * guard, repository.allowNonDescendant off); null when the head was not refused. Absent in
+   * reports of watchers older than this field.
+   */
+  refusedHead?: RefusedHead | null;
+}
+
+/** One vulnerability of one package, as vulnix reports it. */
+export interface VulnerabilityFinding {
+  /** CVE id. */
+  id: string;
+  /** The package name without version (vulnix's `pname`). */
+  package: string;
+  version: string | null;
+  /** CVSS v3 base score; null when the NVD has none. */
+  score: number | null;
+}
+
+/** How the vulnerability gate decided on a built system. */
+export type VulnerabilityDecision =
+  | 'passed' // nothing new at or above minSeverity (that is not allowed)
+  | 'refused' // new vulnerabilities, onNew = refuse: not deployed, remembered like a failed build
+  | 'warned' // new vulnerabilities, onNew = warn: deployed anyway
+  | 'error-allowed' // the scan failed, onError = allow: deployed anyway
+  | 'error-refused'; // the scan failed, onError = refuse: not deployed now, tried again later
+
+/** The gate's decision on one built system, compared with the live one. */
+export interface VulnerabilityScan {
+  commit: string;
+  toplevel: string;
+  /** The live system it was compared with (resolved current-system). */
+  liveSystem: string | null;
+  at: string;
+  decision: VulnerabilityDecision;
+  minSeverity: number;
+  /** In the new system, at or above minSeverity, not allowed, not in the live system (at most 100, highest score first). */
+  new: VulnerabilityFinding[];
+  /** In the live system, gone from the new one: what this commit fixes (at most 100). */
+  fixed: VulnerabilityFinding[];
+  /** New ones at or above minSeverity that `allow` accepts (at most 100). */
+  allowed: VulnerabilityFinding[];
+  /** The full counts (the lists are cut at 100). */
+  counts: { new: number; fixed: number; allowed: number };
+  /** Why the scan failed (decisions error-*). */
+  error: string | null;
+}
+
+export interface RefusedHead {
+  commit: string;
+  reason: 'not-descendant';
+  /** The deployed commit it does not descend from. */
+  deployed: string | null;
+  at: string;
 }
 
 export interface PauseInfo {

@@ -66,6 +66,16 @@ let
 
   units = (if spec.pullnix then pullnixUnits else { }) // gitServerUnits // spec.extraUnits;
 
+  # The generation's "packages" (the vulnerability gate's scenario): one tiny derivation named
+  # <name>-<version> each, linked from $out/sw/pkgs, so they are in the runtime closure vulnix
+  # (the stand-in: nix-store -qR) looks at.
+  packages = map (n: derivation {
+    name = "${n}-${spec.packages.${n}}";
+    inherit system;
+    builder = "/bin/sh";
+    args = [ "-c" "echo ${n} > $out" ];
+  }) (builtins.attrNames (spec.packages or { }));
+
   etcFiles = (if spec.pullnix then { "pullnix/config.json" = builtins.toJSON spec.config; } else { }) // {
     "bed-git/sshd_config" = ''
       ListenAddress 127.0.0.1
@@ -105,7 +115,7 @@ let
     unitCount = toString (builtins.length unitList);
     etcCount = toString (builtins.length etcList);
     stc = ./switch-to-configuration.sh;
-    inherit pullnix;
+    inherit pullnix packages;
     passAsFile = textVars "unit" unitList ++ textVars "etc" etcList;
     args = [
       "-c"
@@ -125,6 +135,8 @@ let
         chmod 0555 $out/activate
         if [ -n "$activationFails" ]; then printf '%s\n' "$activationFails" > $out/activation-fails; fi
         for b in pullnix-ctl pullnix-executor pullnix-watcher; do ln -s $pullnix/bin/$b $out/sw/bin/$b; done
+        mkdir -p $out/sw/pkgs
+        for p in $packages; do ln -s $p $out/sw/pkgs/; done
         i=0
         while [ $i -lt $unitCount ]; do
           eval "name=\$unit_''${i}_name; file=\$unit_''${i}_textPath"

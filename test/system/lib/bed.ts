@@ -51,6 +51,8 @@ export interface GenerationSpec {
   bootInstallDelaySec?: number;
   extraUnits?: Record<string, string>;
   extraEtc?: Record<string, string>;
+  /** Packages in the system's closure, name → version: one derivation `<name>-<version>` each (the vulnerability gate's scenario). */
+  packages?: Record<string, string>;
   /** Overrides merged into the pullnix config (one level deep per section). */
   config?: Record<string, unknown>;
 }
@@ -233,6 +235,7 @@ export class TestBed {
       bootInstallDelaySec: spec.bootInstallDelaySec ?? 0,
       extraUnits: spec.extraUnits ?? {},
       extraEtc: spec.extraEtc ?? {},
+      packages: spec.packages ?? {},
       config: this.pullnixConfig(spec.config),
     };
     writeFileSync(join(work, 'generation.json'), `${JSON.stringify(generation, null, 2)}\n`);

@@ -48,8 +48,8 @@ export async function withBed(t: TestContext, options: Omit<BedOptions, 'log'>, 
  * booted, pullnix running; the watcher then deploys that commit once (nothing recorded it before),
  * which this waits for, so every scenario starts from "deployed = first commit".
  */
-export async function installed(bed: TestBed, first: { spec?: GenerationSpec; options?: CommitOptions } = {}): Promise<{ commit: string; toplevel: string; record: DeploymentRecord }> {
-  const commit = await bed.commit(first.spec ?? { label: 'gen1' }, 'initial configuration', first.options);
+export async function installed(bed: TestBed, first: { spec?: Partial<GenerationSpec>; options?: CommitOptions } = {}): Promise<{ commit: string; toplevel: string; record: DeploymentRecord }> {
+  const commit = await bed.commit({ label: 'gen1', ...first.spec }, 'initial configuration', first.options);
   await bed.boot();
   const toplevel = await bed.install(commit);
   await bed.waitForPullnix();
