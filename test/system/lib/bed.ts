@@ -63,6 +63,8 @@ export interface CommitOptions {
   sign?: { gitArgs: string[]; env: Record<string, string> };
   /** Commit on top of this commit instead of the current one, and force-push. */
   parent?: string;
+  /** false: commit only; push(sha) later (default true). */
+  push?: boolean;
 }
 
 export interface BedOptions {
@@ -210,7 +212,10 @@ export class TestBed {
     return base;
   }
 
-  /** Write a generation into the config repository, commit it and push it to the git server. */
+  /**
+   * Write a generation into the config repository, commit it and push it to the git server.
+   * With `push: false` the commit stays local until push(sha) (several pushes within one poll).
+   */
   async commit(spec: GenerationSpec, message?: string, options: CommitOptions = {}): Promise<string> {
     const { work } = this.dirs;
     if (options.parent) await runOk(['git', '-C', work, 'reset', '-q', '--hard', options.parent]);
@@ -245,12 +250,19 @@ export class TestBed {
     this.commits++;
     await git('add', '-A');
     await git(...(options.sign ? [...options.sign.gitArgs, 'commit', '-S'] : ['commit']), '-q', '--allow-empty', '-m', message ?? `generation ${spec.label}`);
-    await git('push', '-q', join(this.dirs.srv, 'git/config.git'), `${options.parent ? '+' : ''}HEAD:refs/heads/main`);
+    const sha = (await git('rev-parse', 'HEAD')).trim();
+    if (options.push ?? true) await this.push(sha, message ?? `generation ${spec.label}`, { force: options.parent !== undefined });
+    return sha;
+  }
+
+  /** Push a commit of the work tree (and its ancestors) as the branch head. */
+  async push(sha: string, what = '', options: { force?: boolean } = {}): Promise<void> {
+    await runOk(['git', '-C', this.dirs.work, 'push', '-q', join(this.dirs.srv, 'git/config.git'), `${options.force ? '+' : ''}${sha}:refs/heads/main`], {
+      env: { ...process.env, GIT_CONFIG_GLOBAL: join(this.base, 'host-gitconfig'), GIT_CONFIG_NOSYSTEM: '1' },
+    });
     // The git user owns its repositories (git refuses repositories owned by someone else).
     await runOk(['chown', '-R', `${UIDS.git}:${UIDS.git}`, join(this.dirs.srv, 'git')]);
-    const sha = (await git('rev-parse', 'HEAD')).trim();
-    this.log(`pushed ${sha.slice(0, 8)} "${message ?? `generation ${spec.label}`}"`);
-    return sha;
+    this.log(`pushed ${sha.slice(0, 8)}${what ? ` "${what}"` : ''}`);
   }
 
   /** Boot the machine: systemd up, the bed's stage 1/2 setup, then the boot default activated. */

@@ -1,0 +1,67 @@
+/**
+ * The chaos campaign's plan (test/chaos/plan.ts) is a pure function of the seed: the property
+ * `--seed S --from-step K` relies on to replay a violation. No machine needed.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { GOOD_KINDS, kindOfPath, parseFaults, planCampaign, specOf, versionBefore, type CampaignShape } from '../chaos/plan.ts';
+import { derive } from '../chaos/prng.ts';
+
+const shape = (seed: string, deployments: number, faults: string): CampaignShape => ({ seed, deployments, faults: parseFaults(faults, deployments), pollIntervalSec: 2 });
+
+test('the same seed gives the same plan; another seed another one', () => {
+  assert.deepEqual(planCampaign(shape('s1', 40, '0.5')), planCampaign(shape('s1', 40, '0.5')));
+  assert.notDeepEqual(planCampaign(shape('s1', 40, '0.5')), planCampaign(shape('s2', 40, '0.5')));
+  assert.equal(derive('x', 'step', 3).next(), derive('x', 'step', 3).next());
+});
+
+test("step K's commits do not depend on how many steps come before or after it (probability mode)", () => {
+  const long = planCampaign(shape('replay', 60, '0.5'));
+  const short = planCampaign(shape('replay', 30, '0.5'));
+  assert.deepEqual(short, long.slice(0, 30));
+});
+
+test('--faults N puts exactly N faults on distinct steps; a probability about that share', () => {
+  for (const n of [0, 1, 4, 10]) assert.equal(planCampaign(shape('c', 10, String(n))).filter((s) => s.fault).length, n);
+  const share = planCampaign(shape('p', 400, '40%')).filter((s) => s.fault).length / 400;
+  assert.ok(share > 0.3 && share < 0.5, `share ${share}`);
+  assert.throws(() => parseFaults('11', 10), /at most one fault per step/);
+  assert.throws(() => parseFaults('1.5', 10), /expected a count/);
+  assert.throws(() => parseFaults('150%', 10), /between 0 and 1/);
+  assert.deepEqual(parseFaults('0.25', 10), { mode: 'probability', p: 0.25 });
+});
+
+test('every kind, fault and target occurs; sshd is never restarted in a step that drops the git server', () => {
+  const steps = planCampaign(shape('mix', 400, '0.7'));
+  const kinds = new Set(steps.flatMap((s) => s.commits.map((c) => c.kind)));
+  assert.deepEqual([...kinds].sort(), ['actfail', 'broken', 'good', 'nogit', 'unitfail', 'upgrade']);
+  assert.deepEqual(new Set(steps.flatMap((s) => (s.fault ? [s.fault.kind] : []))).size, 4);
+  assert.deepEqual(new Set(steps.flatMap((s) => (s.fault ? [s.fault.target] : []))).size, 7);
+  for (const s of steps) if (s.commits.some((c) => c.kind === 'nogit')) assert.notEqual(s.fault?.kind, 'restart-sshd', `step ${s.step}`);
+  assert.ok(steps.some((s) => s.commits.length > 1), 'bursts occur');
+});
+
+test('pullnix versions only grow, by one per upgrade commit; a replay starts from the version reached', () => {
+  const steps = planCampaign(shape('v', 100, '0'));
+  let version = 1;
+  for (const s of steps) {
+    assert.equal(versionBefore(steps, s.step), String(version));
+    for (const c of s.commits) {
+      if (c.kind === 'upgrade') version++;
+      assert.equal(c.pullnixVersion, String(version));
+    }
+  }
+});
+
+test('the kind of a toplevel is read from its store name; specs match their kind', () => {
+  assert.equal(kindOfPath('/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-bed-s12c1-actfail'), 'actfail');
+  assert.equal(kindOfPath('/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-bed-final-good'), 'good');
+  assert.equal(kindOfPath('/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-bed-gen1'), null);
+  assert.ok(GOOD_KINDS.has('install') && !GOOD_KINDS.has('nogit'));
+  const base = { label: 's1c1-x', pullnixVersion: '3', slowMs: 700 };
+  assert.equal(specOf({ ...base, kind: 'nogit' }, 3).gitServer, false);
+  assert.match(specOf({ ...base, kind: 'broken' }, 3).broken ?? '', /does not build/);
+  assert.match(specOf({ ...base, kind: 'actfail' }, 3).activationFails ?? '', /fails its activation/);
+  assert.ok('chaos-fail.service' in (specOf({ ...base, kind: 'unitfail' }, 3).extraUnits ?? {}));
+  assert.deepEqual(Object.keys(specOf({ ...base, kind: 'good' }, 3).extraUnits ?? {}), ['chaos-slow.service']);
+});
