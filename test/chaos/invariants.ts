@@ -325,11 +325,14 @@ function listDir(dir: string): string[] {
   return existsSync(dir) ? readdirSync(dir) : [];
 }
 
-/** GC roots under /nix/var/nix/gcroots made by pullnix (not nix's own auto/, profiles/, per-user/). */
+/**
+ * GC roots under /nix/var/nix/gcroots made by pullnix: not nix's own auto/, profiles/, per-user/,
+ * nor NixOS's current-system and booted-system links (which the bed makes as NixOS does).
+ */
 function pullnixRoots(dir: string): string[] {
   const out: string[] = [];
   for (const e of listDir(dir)) {
-    if (e === 'auto' || e === 'profiles' || e === 'per-user') continue;
+    if (e === 'auto' || e === 'profiles' || e === 'per-user' || e === 'current-system' || e === 'booted-system') continue;
     const p = join(dir, e);
     let sub: string[] = [];
     try {
