@@ -29,8 +29,9 @@ describe('metrics', () => {
 
     await h.executor.deploy({ commit: COMMIT_A, toplevel: h.sys.makeSystem('a') }, 'watcher');
     await h.executor.idle();
-    h.sys.gitDefault = 128;
-    const bad = await h.executor.deploy({ commit: COMMIT_B, toplevel: h.sys.makeSystem('b') }, 'watcher');
+    const broken = h.sys.makeSystem('b');
+    h.sys.networkBreakers.add(broken); // git fails while it is live; the rollback mends it
+    const bad = await h.executor.deploy({ commit: COMMIT_B, toplevel: broken }, 'watcher');
     await h.executor.idle();
     let text = read();
     assert.equal(value(text, 'pullnix_deployments_total{outcome="succeeded"}'), 1);
