@@ -67,7 +67,6 @@ describe('executor process: the pipeline end to end', () => {
       calls.filter((c) => !c.startsWith('systemctl list-units')).map((c) => c.replace(/--unit=\S+ .* (\/nix\/store)/, '$1')),
       [
         'systemctl cat -- pullnix-executor.service',
-        'systemctl list-units --all --plain --no-legend --no-pager --state=failed,auto-restart',
         `systemd-run ${v1}/bin/switch-to-configuration test`,
         `switch-to-configuration ${v1} test`,
         `nix-env -p ${bed.profile} --set ${v1}`,
