@@ -23,9 +23,12 @@ import {
 } from '@pullnix/shared';
 import { catUnit, loadState, restartUnit, stopUnitsNoBlock } from './commands/systemctl.ts';
 import { EXECUTOR_METRICS_FILE, executorMetrics } from './metrics.ts';
+import { inWindow } from './pipeline/window.ts';
 import { liveSystem, selfRecorder, systemClock, type Clock, type PipelineContext } from './pipeline/context.ts';
 import { applyOutcome, Deployment, runDeployment, type DeploymentRequest } from './pipeline/deployment.ts';
+import { rebootReasons, prepareTrialBoot, requestReboot } from './pipeline/reboot.ts';
 import { recoverDeployment } from './pipeline/recovery.ts';
+import { failure } from './pipeline/deployment.ts';
 import { checkStoreValidity, checkSystemClosure } from './pipeline/validate.ts';
 import { HistoryStore, type CorruptionReport } from './store/history.ts';
 import { rebuildState, StateStore } from './store/state.ts';
@@ -68,6 +71,9 @@ export class Executor {
   private watcherConn: Connection | null = null;
   private watcherReport: { report: WatcherReport; at: string } | null = null;
   private selfUpgradePending = false;
+  /** A reboot deployment waiting for reboot.window (phase reboot-pending), by id; its timer. */
+  private pendingReboot: number | null = null;
+  private rebootTimer: NodeJS.Timeout | null = null;
   private readonly metrics: TextfileWriter;
 
   constructor(options: ExecutorOptions) {
@@ -84,7 +90,9 @@ export class Executor {
 
   /** Rewrite the metrics textfile (metrics.textfileDirectory) after a change; nothing when metrics are off. */
   publishMetrics(): void {
-    if (this.metrics.path !== null) this.metrics.write(executorMetrics(this.history, this.state.state));
+    if (this.metrics.path === null) return;
+    const deployed = this.history.lastSucceeded();
+    this.metrics.write(executorMetrics(this.history, this.state.state, { deployedNeedsReboot: deployed !== null && rebootReasons(this.config, deployed.toplevel).length > 0 }));
   }
 
   /** Load history and state; a corrupt file is reported, set aside, and what it held is rebuilt. */
@@ -122,7 +130,11 @@ export class Executor {
 
   /** Resolve deployments a crash left unfinished. Runs as the current job: deploys are BUSY meanwhile. */
   recover(): Promise<void> {
-    const unfinished = this.history.unfinished();
+    const all = this.history.unfinished();
+    // A reboot deployment waiting for its window stays waiting (the newest; older ones were replaced).
+    const waiting = all.filter((r) => r.phase === 'reboot-pending');
+    const unfinished = all.filter((r) => r.phase !== 'reboot-pending' || r !== waiting.at(-1));
+    if (waiting.length > 0 && unfinished.every((r) => r.phase === 'reboot-pending' || r.id < waiting.at(-1)!.id)) this.setPendingReboot(waiting.at(-1)!);
     if (unfinished.length === 0) return Promise.resolve();
     // Step 8 applies here too: a crash mid-deployment restarts this executor from the unit the
     // new generation installed; if recovery rolls back, the unit changes under it again.
@@ -132,7 +144,7 @@ export class Executor {
       let last: DeploymentRecord | null = null;
       for (const record of unfinished) {
         this.currentId = record.id;
-        last = await recoverDeployment(this.ctx, record);
+        last = record.phase === 'reboot-pending' ? this.supersede(record, 'a newer reboot deployment was waiting') : await recoverDeployment(this.ctx, record);
       }
       return last!;
     }, unitBefore).then(() => this.idle());
@@ -159,7 +171,72 @@ export class Executor {
     this.refuseIfPaused();
     this.refuseIfKnownBad(params.commit);
     checkSystemClosure(this.config, params.toplevel);
+    // The same system asked again while it waits for the reboot window: that deployment is the answer.
+    const waiting = this.pendingReboot === null ? null : this.history.get(this.pendingReboot);
+    if (waiting && waiting.outcome === null && waiting.commit === params.commit && waiting.toplevel === params.toplevel) return Promise.resolve(structuredClone(waiting));
     return this.startDeployment({ kind: 'deploy', commit: params.commit, toplevel: params.toplevel, requestedBy: keyId });
+  }
+
+  /**
+   * pullnix-ctl reboot-now: the deployment waiting for reboot.window is booted on trial now. Answered
+   * once the trial boot is prepared (phase awaiting-boot); the reboot follows the answer.
+   */
+  rebootNow(keyId: string): Promise<DeploymentRecord> {
+    this.refuseUnlessIdle();
+    const record = this.pendingReboot === null ? null : this.history.get(this.pendingReboot);
+    if (!record || record.outcome !== null || record.phase !== 'reboot-pending') {
+      throw new PullnixError('NOT_FOUND', 'no deployment is waiting for the reboot window (reboot.mode = window); nothing to reboot into');
+    }
+    this.log.event('control.reboot_now', { by: keyId, deployment: record.id });
+    return this.startTrialBoot(record, keyId);
+  }
+
+  /** The reboot window's timer: when it is open and the executor idle, boot the waiting deployment on trial. */
+  rebootWindowTick(): Promise<DeploymentRecord> | null {
+    this.rebootTimer = null;
+    const record = this.pendingReboot === null ? null : this.history.get(this.pendingReboot);
+    if (!record || record.outcome !== null || record.phase !== 'reboot-pending' || this.stopping) return null;
+    if (this.job || !inWindow(this.config.reboot.window, new Date(this.ctx.clock.now()))) {
+      this.armRebootTimer(record);
+      return null;
+    }
+    return this.startTrialBoot(record, 'window');
+  }
+
+  private startTrialBoot(record: DeploymentRecord, trigger: string): Promise<DeploymentRecord> {
+    this.clearPendingReboot();
+    return this.runJob(async () => {
+      this.currentId = record.id;
+      return prepareTrialBoot(this.ctx, Deployment.resume(this.ctx, record), trigger);
+    }, null);
+  }
+
+  private setPendingReboot(record: DeploymentRecord): void {
+    this.pendingReboot = record.id;
+    this.armRebootTimer(record);
+  }
+
+  private clearPendingReboot(): void {
+    this.pendingReboot = null;
+    if (this.rebootTimer) clearTimeout(this.rebootTimer);
+    this.rebootTimer = null;
+  }
+
+  /** Wake at the window's opening (re-checked at least every minute: clocks jump, machines sleep). */
+  private armRebootTimer(record: DeploymentRecord): void {
+    if (this.rebootTimer) clearTimeout(this.rebootTimer);
+    const until = Date.parse(record.reboot?.pendingUntil ?? '') || 0;
+    const ms = Math.min(Math.max(until - this.ctx.clock.now(), 1000), 60_000);
+    this.rebootTimer = setTimeout(() => void this.rebootWindowTick()?.catch(() => undefined), ms);
+    this.rebootTimer.unref();
+  }
+
+  /** A newer deploy request replaces the deployment waiting for the reboot window: nothing of it changed. */
+  private supersede(record: DeploymentRecord, why: string): DeploymentRecord {
+    if (this.pendingReboot === record.id) this.clearPendingReboot();
+    const d = Deployment.resume(this.ctx, record);
+    d.log.event('deploy.superseded', { toplevel: record.toplevel, outcome: 'superseded', code: 'INTERRUPTED', error: why });
+    return d.finish('superseded', failure('INTERRUPTED', `${why} before the reboot window opened; nothing of this deployment was changed`));
   }
 
   /**
@@ -193,9 +270,11 @@ export class Executor {
       version: VERSION,
       executor: { pid: process.pid, startedAt: this.startedAt, busy: this.busy },
       paused: this.state.state.paused,
-      deployed: deployed ? { deploymentId: deployed.id, commit: deployed.commit, toplevel: deployed.toplevel, generation: deployed.generation, at: deployed.finishedAt ?? deployed.startedAt } : null,
+      deployed: deployed
+        ? { deploymentId: deployed.id, commit: deployed.commit, toplevel: deployed.toplevel, generation: deployed.generation, at: deployed.finishedAt ?? deployed.startedAt, rebootRequired: rebootReasons(this.config, deployed.toplevel) }
+        : null,
       liveSystem: liveSystem(this.config),
-      current: this.currentId === null ? null : this.history.get(this.currentId),
+      current: this.currentId !== null ? this.history.get(this.currentId) : this.pendingReboot !== null ? this.history.get(this.pendingReboot) : null,
       lastFailure:
         failed?.outcome && failed.outcome !== 'succeeded'
           ? {
@@ -344,6 +423,8 @@ export class Executor {
       }
       // Inside the job (a command): the executor is busy meanwhile, so nothing slips in between.
       await checkStoreValidity(this.runner, request.toplevel);
+      const waiting = this.pendingReboot === null ? null : this.history.get(this.pendingReboot);
+      if (waiting && waiting.outcome === null) this.supersede(waiting, `replaced by a newer deploy request (${request.commit.slice(0, 12)})`);
       const d = await Deployment.start(this.ctx, request);
       this.currentId = d.id;
       return runDeployment(this.ctx, d);
@@ -399,6 +480,19 @@ export class Executor {
   }
 
   private async afterOutcome(record: DeploymentRecord, unitBefore: string | null): Promise<void> {
+    if (record.outcome === null) {
+      // A reboot deployment: waiting for the window, or the reboot after the answer.
+      if (record.phase === 'reboot-pending') this.setPendingReboot(record);
+      else if (record.phase === 'awaiting-boot' || record.phase === 'fallback-reboot') {
+        this.stopping = true;
+        const after = await requestReboot(this.ctx, Deployment.resume(this.ctx, record));
+        if (after.outcome === null) return;
+        this.stopping = false;
+        this.publishMetrics();
+        await this.afterOutcome(after, unitBefore);
+      }
+      return;
+    }
     await this.notify(record);
     if (record.outcome === 'succeeded' && (await this.removedByDeployment(record))) return;
     if (record.outcome === 'succeeded' || record.outcome === 'rolled-back') {

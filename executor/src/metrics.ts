@@ -9,9 +9,15 @@ import type { ExecutorState } from './store/state.ts';
 
 export const EXECUTOR_METRICS_FILE = 'pullnix-executor.prom';
 
-const OUTCOMES: readonly DeploymentOutcome[] = ['succeeded', 'rolled-back', 'rollback-failed', 'reboot-required', 'interrupted'];
+const OUTCOMES: readonly DeploymentOutcome[] = ['succeeded', 'rolled-back', 'rollback-failed', 'reboot-required', 'interrupted', 'superseded'];
 
-export function executorMetrics(history: HistoryStore, state: ExecutorState): string {
+/** What the history alone cannot tell: whether the deployed system's kernel is the booted one. */
+export interface RebootFacts {
+  /** The deployed system's kernel, initrd or kernel modules differ from the booted system's. */
+  deployedNeedsReboot: boolean;
+}
+
+export function executorMetrics(history: HistoryStore, state: ExecutorState, facts: RebootFacts = { deployedNeedsReboot: false }): string {
   const total = new Map<DeploymentOutcome, number>(OUTCOMES.map((o) => [o, 0]));
   const lastAt = new Map<DeploymentOutcome, string>();
   let lastVerified: DeploymentRecord | null = null;
@@ -22,6 +28,11 @@ export function executorMetrics(history: HistoryStore, state: ExecutorState): st
     if (r.finishedAt) lastAt.set(r.outcome, r.finishedAt);
     if (r.checks && r.checks.length > 0) lastVerified = r;
     if (r.kind === 'deploy') lastDeploy = r;
+  }
+  const reboots = { trial: 0, fallback: 0 };
+  for (const r of history.all()) {
+    if (typeof r.reboot?.generation === 'number' && r.reboot.fromBootId) reboots.trial++;
+    if (r.reboot?.fallbackFromBootId) reboots.fallback++;
   }
   const deployed = history.lastSucceeded();
   const m = new MetricsText();
@@ -41,7 +52,17 @@ export function executorMetrics(history: HistoryStore, state: ExecutorState): st
     'When the last deployment with this outcome finished.',
     OUTCOMES.filter((o) => lastAt.has(o)).map((o) => [{ outcome: o }, epochSeconds(lastAt.get(o)!)] as const),
   );
-  m.gauge('pullnix_reboot_required', '1 when the newest deployment ended reboot-required (switch-to-configuration exit 100): the branch head needs a reboot to go live.', lastDeploy?.outcome === 'reboot-required' ? 1 : 0);
+  m.gauge(
+    'pullnix_reboot_required',
+    '1 when the newest deployment ended reboot-required (switch-to-configuration exit 100), or the deployed system has a kernel, initrd or kernel modules the machine has not booted (reboot.mode never).',
+    lastDeploy?.outcome === 'reboot-required' || facts.deployedNeedsReboot ? 1 : 0,
+  );
+  const unfinished = history.unfinished();
+  m.gauge('pullnix_reboot_pending', '1 while a deployment waits for reboot.window (reboot.mode window) or for its trial boot.', unfinished.some((r) => r.phase === 'reboot-pending' || r.phase === 'awaiting-boot') ? 1 : 0);
+  m.add('pullnix_reboots_total', 'counter', 'Reboots pullnix asked for: into a trial system (kind=trial), back to the previous system after a failed trial (kind=fallback).', [
+    [{ kind: 'trial' }, reboots.trial],
+    [{ kind: 'fallback' }, reboots.fallback],
+  ]);
   if (lastVerified) {
     const seconds = verificationSeconds(lastVerified);
     if (seconds !== null) m.gauge('pullnix_verification_duration_seconds', 'How long the last verification (all checks) took.', seconds);

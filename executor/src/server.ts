@@ -49,6 +49,8 @@ export function createHandler(executor: Executor, log: Logger): Handler {
         return executor.retry((params as RetryParams).commit, keyId);
       case 'sync':
         return executor.sync(keyId);
+      case 'reboot-now':
+        return { deployment: await executor.rebootNow(keyId) };
       case 'subscribe':
         return executor.subscribe(connection, params as SubscribeParams);
       case 'report':

@@ -62,3 +62,8 @@ export async function unitProperties(runner: Runner, unit: string, properties: r
   }
   return out;
 }
+
+/** `systemctl reboot`: the machine shuts down cleanly (this executor with it) and boots again. */
+export function reboot(runner: Runner, timeoutMs = 60_000): Promise<RunResult> {
+  return runner(['systemctl', 'reboot'], { timeoutMs });
+}

@@ -69,6 +69,20 @@ Refused with NO_WATCHER when no watcher is connected.`,
     json: true,
     run: cmd.sync,
   },
+  'reboot-now': {
+    usage: 'reboot-now [--json]',
+    summary: 'boot the deployment waiting for the reboot window on trial now',
+    help: `With reboot.mode = window, a deployment that needs a reboot (new kernel, initrd or kernel
+modules, or an activation that answered 100) waits outside reboot.window ("reboot pending until
+01:00" in status). This boots it on trial now: the new system becomes the next boot once, the
+machine reboots, and after the boot the executor verifies it; it becomes the boot default only if
+it passes, else the machine reboots once more into the previous system. Operators and root only.
+NOT_FOUND when nothing is waiting.`,
+    options: {},
+    args: [0, 0],
+    json: true,
+    run: cmd.rebootNow,
+  },
   pause: {
     usage: 'pause [--reason TEXT] [--json]',
     summary: 'refuse deployments until resume',
@@ -179,7 +193,7 @@ snippet for services.pullnix.operators.keys.`,
     usage: 'schema [NAME]',
     summary: 'the JSON Schema of a --json output',
     help: `Prints the JSON Schema of a --json output: status, history, version, key, sync, pause,
-resume, retry, rollback, error. Without NAME, all of them. (Always JSON; --json is accepted.)`,
+resume, retry, rollback, reboot-now, error. Without NAME, all of them. (Always JSON; --json is accepted.)`,
     options: {},
     args: [0, 1],
     json: true,

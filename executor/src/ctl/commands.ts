@@ -106,6 +106,18 @@ export async function sync(inv: Invocation): Promise<number> {
   });
 }
 
+export async function rebootNow(inv: Invocation): Promise<number> {
+  return withExecutor(inv, async (conn, settings) => {
+    const r = await conn.request('reboot-now', {}, { timeoutMs: 0 });
+    if (inv.globals.json) printJson(inv, r);
+    else {
+      inv.io.out(renderDeployment(r.deployment, renderContext(inv, settings)));
+      inv.io.out(r.deployment.outcome === null ? 'the machine reboots into the new system once; it is verified after the boot (pullnix-ctl status)' : 'the trial boot could not be prepared; nothing rebooted');
+    }
+    return r.deployment.outcome === null ? EXIT.ok : EXIT.failed;
+  });
+}
+
 export async function pause(inv: Invocation): Promise<number> {
   const reason = inv.values.reason as string | undefined;
   if (reason !== undefined && (reason.length === 0 || reason.length > 500)) throw usageError('--reason wants 1 to 500 characters');

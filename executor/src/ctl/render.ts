@@ -39,6 +39,9 @@ export function renderStatus(st: StatusResult, ctx: RenderContext): string {
     const c = st.current;
     const since = c.phases.at(-1)?.at ?? c.startedAt;
     rows.push(['state', `${s.yellow('deploying')} #${c.id} ${shortCommit(c.commit)}${c.kind === 'rollback' ? ' (rollback)' : ''}: ${c.phase} since ${relativeTime(since, now)}, asked by ${c.requestedBy}`]);
+    if (c.phase === 'reboot-pending') rows.push(['reboot', `${s.yellow(`reboot pending until ${c.reboot?.windowStart ?? '?'}`)} ${s.dim(`(${(c.reboot?.reasons ?? []).join(', ') || 'needs a reboot'}; or now: pullnix-ctl reboot-now)`)}`]);
+    else if (c.phase === 'awaiting-boot') rows.push(['reboot', s.yellow(`trial boot: the machine reboots into the new system once${c.reboot?.oneShotEntry ? ` (${c.reboot.oneShotEntry})` : ''}`)]);
+    else if (c.phase === 'fallback-reboot') rows.push(['reboot', s.red('the trial system failed: rebooting into the previous system')]);
   } else rows.push(['state', st.executor.busy ? s.yellow('busy') : 'idle']);
 
   // paused
@@ -57,6 +60,7 @@ export function renderStatus(st: StatusResult, ctx: RenderContext): string {
     const gen = d.generation === null ? '' : `, generation ${d.generation}`;
     rows.push(['deployed', `${s.bold(shortCommit(d.commit))}${subject}`]);
     rows.push(['', `deployment #${d.deploymentId}, deployed ${relativeTime(d.at, now)}${committed}${gen}`]);
+    if (d.rebootRequired && d.rebootRequired.length > 0) rows.push(['', s.yellow(`reboot required: its ${d.rebootRequired.join(', ')} take${d.rebootRequired.length === 1 ? 's' : ''} effect at the next boot`)]);
   } else rows.push(['deployed', s.dim('nothing deployed by pullnix yet')]);
 
   // live system

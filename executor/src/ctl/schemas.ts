@@ -18,6 +18,7 @@ import {
   type DeploymentRecord,
   type ErrorData,
   type PauseInfo,
+  type RebootInfo,
   type StatusResult,
   type VulnerabilityFinding,
   type VulnerabilityScan,
@@ -94,8 +95,31 @@ const checkResult: JSONSchemaType<CheckResult> = {
   },
 };
 
-const phases = ['accepted', 'activating', 'verifying', 'committing', 'rolling-back', 'finished'] as const;
-const outcomes = ['succeeded', 'rolled-back', 'rollback-failed', 'reboot-required', 'interrupted'] as const;
+const phases = ['accepted', 'activating', 'verifying', 'committing', 'rolling-back', 'reboot-pending', 'awaiting-boot', 'fallback-reboot', 'finished'] as const;
+const outcomes = ['succeeded', 'rolled-back', 'rollback-failed', 'reboot-required', 'interrupted', 'superseded'] as const;
+
+const rebootReasons = ['kernel', 'initrd', 'kernel-modules', 'init-interface'] as const;
+
+const rebootInfo: JSONSchemaType<RebootInfo> = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['needed', 'reasons', 'mode'],
+  properties: {
+    needed: { type: 'boolean' },
+    reasons: { type: 'array', items: { type: 'string', enum: rebootReasons } },
+    mode: { type: 'string', enum: ['never', 'window'] },
+    pendingUntil: { type: 'string', nullable: true },
+    windowStart: { type: 'string', nullable: true },
+    previousGeneration: { type: 'integer', nullable: true },
+    previousDefault: { type: 'string', nullable: true },
+    generation: { type: 'integer', nullable: true },
+    oneShotEntry: { type: 'string', nullable: true },
+    fromBootId: { type: 'string', nullable: true },
+    trialBootId: { type: 'string', nullable: true },
+    fallbackFromBootId: { type: 'string', nullable: true },
+    trigger: { type: 'string', nullable: true },
+  },
+};
 
 export const deploymentRecordSchema: JSONSchemaType<DeploymentRecord> = {
   type: 'object',
@@ -141,6 +165,7 @@ export const deploymentRecordSchema: JSONSchemaType<DeploymentRecord> = {
     startedAt: iso,
     finishedAt: isoOrNull,
     checks: { type: 'array', items: checkResult, nullable: true },
+    reboot: { ...rebootInfo, nullable: true },
   },
 };
 
@@ -254,6 +279,7 @@ export const statusSchema: JSONSchemaType<StatusResult> = {
         toplevel: { type: 'string', pattern: '^/' },
         generation: orNull({ type: 'integer' }),
         at: iso,
+        rebootRequired: { type: 'array', items: { type: 'string', enum: rebootReasons }, nullable: true },
       },
     }),
     liveSystem: orNull({ type: 'string' }),
@@ -394,8 +420,10 @@ export const rollbackSchema: JSONSchemaType<{ deployment: DeploymentRecord }> = 
   properties: { deployment: deploymentRecordSchema },
 };
 
+export const rebootNowSchema: JSONSchemaType<{ deployment: DeploymentRecord }> = { ...rollbackSchema, $id: 'https://pullnix.dev/schema/ctl/reboot-now.json' };
+
 /** Name → schema, for `pullnix-ctl schema NAME` and the tests. */
-export const OUTPUT_SCHEMAS: Readonly<Record<'status' | 'history' | 'version' | 'key' | 'sync' | 'pause' | 'resume' | 'retry' | 'rollback' | 'error', SchemaObject>> = {
+export const OUTPUT_SCHEMAS: Readonly<Record<'status' | 'history' | 'version' | 'key' | 'sync' | 'pause' | 'resume' | 'retry' | 'rollback' | 'reboot-now' | 'error', SchemaObject>> = {
   status: statusSchema,
   history: historySchema,
   version: versionSchema,
@@ -405,6 +433,7 @@ export const OUTPUT_SCHEMAS: Readonly<Record<'status' | 'history' | 'version' | 
   resume: resumeSchema,
   retry: retrySchema,
   rollback: rollbackSchema,
+  'reboot-now': rebootNowSchema,
   error: errorSchema,
 } as const;
 

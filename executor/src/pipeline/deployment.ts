@@ -27,6 +27,7 @@ import { MAX_INTERRUPTIONS, rememberFailure, type ExecutorState } from '../store
 import { activationRecordPath, prepareRecordDir, readActivationRecord, removeActivationRecord } from './activation-record.ts';
 import { currentBootId, liveSystem, type PipelineContext } from './context.ts';
 import { pinSystems, unpinSystems } from './gcroots.ts';
+import { planReboot, rebootNeeded, rebootReasons } from './reboot.ts';
 
 export interface DeploymentRequest {
   kind: DeploymentRecord['kind'];
@@ -177,6 +178,13 @@ export function failure(code: ErrorCode, message: string): ErrorData {
 export async function runDeployment(ctx: PipelineContext, d: Deployment): Promise<DeploymentRecord> {
   const { config } = ctx;
   const mode = d.record.activation;
+  // A new kernel, initrd or kernel modules take effect only at the next boot.
+  const reasons = rebootReasons(config, d.record.toplevel);
+  if (reasons.length > 0) {
+    d.record.reboot = rebootNeeded(config, reasons);
+    d.log.event('deploy.reboot_needed', { reasons, mode: config.reboot.mode, booted: config.paths.bootedSystem });
+    if (config.reboot.mode === 'window') return planReboot(ctx, d);
+  }
   let profileMoved = false;
   if (mode === 'switch') {
     // Classic order: the profile first, so `switch` installs the boot entry for it.
@@ -211,10 +219,16 @@ export async function afterActivation(ctx: PipelineContext, d: Deployment, activ
     // switch-to-configuration stops before changing anything: nothing to roll back. In switch
     // mode the profile moved first; put it back so the boot default stays the running system.
     d.log.event('deploy.reboot_required', { toplevel: d.record.toplevel });
-    const message = `switch-to-configuration exited 100: this system needs a reboot to activate (nothing was activated; deploy it with a reboot by hand)`;
+    const message = `switch-to-configuration exited 100: this system needs a reboot to activate (nothing was activated; deploy it with a reboot by hand, or set reboot.mode = window)`;
     if (opts.profileMoved) {
       const restored = await restoreBootDefault(ctx, d);
       if (restored !== null) return d.finish('rollback-failed', failure('ROLLBACK_FAILED', `${message}; restoring the boot default failed: ${restored}`), (r) => (r.activationExit = exit));
+    }
+    if (ctx.config.reboot.mode === 'window') {
+      // Exit 100 is a reboot deployment like a kernel change: booted on trial, verified after the boot.
+      d.record.reboot = rebootNeeded(ctx.config, [...(d.record.reboot?.reasons ?? []), 'init-interface']);
+      d.log.event('deploy.reboot_needed', { reasons: d.record.reboot.reasons, mode: 'window', booted: ctx.config.paths.bootedSystem });
+      return planReboot(ctx, d);
     }
     return d.finish('reboot-required', failure('REBOOT_REQUIRED', message), (r) => (r.activationExit = exit));
   }

@@ -26,6 +26,7 @@ import type { DeploymentRecord } from '@pullnix/shared';
 import { profileGeneration } from '../commands/nix-env.ts';
 import { isErrorCode } from '@pullnix/shared';
 import { currentBootId, liveSystem, type PipelineContext } from './context.ts';
+import { afterFallbackBoot, afterTrialBoot, afterTrialVerifyInterrupted } from './reboot.ts';
 import { afterActivation, Deployment, failure, recordedActivation, restoreBootDefault, rollBack, verifyAndCommit, waitForUnit } from './deployment.ts';
 
 export async function recoverDeployment(ctx: PipelineContext, record: DeploymentRecord): Promise<DeploymentRecord> {
@@ -41,6 +42,21 @@ export async function recoverDeployment(ctx: PipelineContext, record: Deployment
   const rebooted = typeof record.bootId === 'string' && bootNow !== null && record.bootId !== bootNow;
   const fields = { phase: record.phase, live, toplevel: record.toplevel, previous: record.previous.system, rebooted };
   const resumed = '(resumed after the executor stopped)';
+
+  // Reboot deployments (reboot.ts): the trial boot, its verification, the fallback reboot.
+  if (record.phase === 'reboot-pending') return d.record;
+  if (record.phase === 'awaiting-boot') {
+    d.log.event('deploy.recovering', { ...fields, action: 'trial-boot' });
+    return afterTrialBoot(ctx, d);
+  }
+  if (record.phase === 'fallback-reboot') {
+    d.log.event('deploy.recovering', { ...fields, action: 'fallback-boot' });
+    return afterFallbackBoot(ctx, d);
+  }
+  if ((record.phase === 'verifying' || record.phase === 'committing') && record.reboot?.trialBootId) {
+    d.log.event('deploy.recovering', { ...fields, action: 'verify-trial' });
+    return afterTrialVerifyInterrupted(ctx, d);
+  }
 
   if (record.phase === 'rolling-back') {
     d.log.event('deploy.recovering', { ...fields, action: 'rollback' });

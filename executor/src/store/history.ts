@@ -17,8 +17,8 @@ export interface CorruptionReport {
   setAside: string;
 }
 
-const PHASES = new Set(['accepted', 'activating', 'verifying', 'committing', 'rolling-back', 'finished']);
-const OUTCOMES = new Set(['succeeded', 'rolled-back', 'rollback-failed', 'reboot-required', 'interrupted']);
+const PHASES = new Set(['accepted', 'activating', 'verifying', 'committing', 'rolling-back', 'reboot-pending', 'awaiting-boot', 'fallback-reboot', 'finished']);
+const OUTCOMES = new Set(['succeeded', 'rolled-back', 'rollback-failed', 'reboot-required', 'interrupted', 'superseded']);
 
 export const FAILURE_OUTCOMES: ReadonlySet<DeploymentOutcome> = new Set(['rolled-back', 'rollback-failed', 'reboot-required', 'interrupted']);
 

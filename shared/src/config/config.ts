@@ -34,6 +34,7 @@ export interface Config {
   hooks: { preDeploy: HookConfig | null; onSuccess: HookConfig | null; onFailure: HookConfig | null };
   metrics: { textfileDirectory: string | null };
   activationTimeoutSec: number;
+  reboot: RebootConfig;
   operators: { group: string; keys: { id: string; publicKey: string }[] };
   /** The operator group's socket. */
   socketPath: string;
@@ -42,8 +43,16 @@ export interface Config {
   stateDir: string;
   logLevel: 'error' | 'warning' | 'info' | 'debug';
   units: { executor: string; watcher: string };
-  paths: { systemProfile: string; currentSystem: string; storeDir: string; gcRootsDir: string; bootId: string };
+  paths: { systemProfile: string; currentSystem: string; storeDir: string; gcRootsDir: string; bootId: string; bootedSystem: string };
   gates: { vulnerabilities: VulnerabilityGateConfig };
+}
+
+/** Deployments that need a reboot (docs/executor.md "Reboots"). */
+export interface RebootConfig {
+  mode: 'never' | 'window';
+  /** Local HH:MM; end before start crosses midnight. */
+  window: { start: string; end: string };
+  bootloader: 'systemd-boot' | 'grub' | 'none';
 }
 
 /** Commit signatures (docs/security.md); checked by the watcher before anything is evaluated. */
@@ -163,7 +172,7 @@ const ajv = new Ajv({ allErrors: true, useDefaults: true, allowUnionTypes: true,
 const validate = ajv.compile(schema);
 
 /** Sections that are optional in the file but always present (with defaults) in a Config. */
-const SECTIONS = ['poll', 'verify', 'operators', 'units', 'paths', 'trust', 'gates', 'checks', 'hooks', 'metrics'] as const;
+const SECTIONS = ['poll', 'verify', 'operators', 'units', 'paths', 'trust', 'gates', 'checks', 'hooks', 'metrics', 'reboot'] as const;
 
 export function parseConfig(text: string, file = '<config>'): Config {
   let data: unknown;

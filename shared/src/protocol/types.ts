@@ -12,6 +12,9 @@ export type DeploymentPhase =
   | 'verifying' // step 4: the checks (git connectivity first, then newly failed units and the declared checks)
   | 'committing' // step 5 pass: nix-env --set, switch-to-configuration boot
   | 'rolling-back' // step 5 fail: re-activate the recorded previous system
+  | 'reboot-pending' // a reboot deployment outside reboot.window: waits (nothing changed) for the window or pullnix-ctl reboot-now
+  | 'awaiting-boot' // trial boot: the new system is the next boot once (one-shot entry), the previous one stays the default; rebooting
+  | 'fallback-reboot' // the trial system failed after its boot: the previous default stays, rebooting into it (once per deployment)
   | 'finished'; // step 6: outcome recorded
 
 /** How a deployment ended. null while it runs. */
@@ -20,7 +23,8 @@ export type DeploymentOutcome =
   | 'rolled-back' // failed (activation or verification), previous system re-activated
   | 'rollback-failed' // failed, and re-activating the previous system failed too: executor pauses itself
   | 'reboot-required' // switch-to-configuration exit 100: nothing activated, boot default untouched
-  | 'interrupted'; // the executor died mid-deployment and the live system was not its toplevel
+  | 'interrupted' // the executor died mid-deployment and the live system was not its toplevel
+  | 'superseded'; // a reboot deployment still pending (outside reboot.window) was replaced by a newer deploy request; nothing changed
 
 export interface PhaseMark {
   phase: DeploymentPhase;
@@ -87,6 +91,35 @@ export interface DeploymentRecord {
   finishedAt: string | null;
   /** Step 4: every check's result, in order (git first); absent before verification ran. */
   checks?: CheckResult[];
+  /** Whether the new system needs a reboot, and what pullnix did about it (docs/executor.md "Reboots"); absent in older records. */
+  reboot?: RebootInfo;
+}
+
+/** Why a system needs a reboot: its kernel, initrd or kernel modules differ from the booted system's, or the activation answered 100. */
+export type RebootReason = 'kernel' | 'initrd' | 'kernel-modules' | 'init-interface';
+
+export interface RebootInfo {
+  needed: boolean;
+  reasons: RebootReason[];
+  /** reboot.mode when the deployment started. */
+  mode: 'never' | 'window';
+  /** reboot-pending: when reboot.window next opens (ISO 8601) and its local start "HH:MM". */
+  pendingUntil?: string | null;
+  windowStart?: string | null;
+  /** Trial boot: the boot default (profile generation and system) before it, which stays the default until verified. */
+  previousGeneration?: number | null;
+  previousDefault?: string | null;
+  /** Trial boot: the profile generation holding the new system (its boot entry nixos-generation-N). */
+  generation?: number | null;
+  /** The boot entry made the next boot once (systemd-boot entry id / GRUB menu entry); null with bootloader none. */
+  oneShotEntry?: string | null;
+  /** The boot the trial boot was requested from, and the boot the trial system came up in. */
+  fromBootId?: string | null;
+  trialBootId?: string | null;
+  /** The automatic fallback reboot (at most one per deployment): the boot it was requested from. */
+  fallbackFromBootId?: string | null;
+  /** Who asked for the reboot: window, or the key id of pullnix-ctl reboot-now. */
+  trigger?: string | null;
 }
 
 export interface CommitInfo {
@@ -184,7 +217,15 @@ export interface StatusResult {
   executor: { pid: number; startedAt: string; busy: boolean };
   paused: PauseInfo | null;
   /** The last successful deployment: what is deployed. */
-  deployed: { deploymentId: number; commit: string; toplevel: string; generation: number | null; at: string } | null;
+  deployed: {
+    deploymentId: number;
+    commit: string;
+    toplevel: string;
+    generation: number | null;
+    at: string;
+    /** What of it takes effect only at the next boot (kernel, initrd, kernel-modules differ from the booted system's); absent from older executors. */
+    rebootRequired?: RebootReason[];
+  } | null;
   /** Resolved target of /run/current-system now. */
   liveSystem: string | null;
   /** The deployment in progress, if any. */

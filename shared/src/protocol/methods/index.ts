@@ -2,6 +2,7 @@
 import { Deploy } from './deploy.ts';
 import { History } from './history.ts';
 import { Pause } from './pause.ts';
+import { RebootNow } from './reboot-now.ts';
 import { Report } from './report.ts';
 import { Resume } from './resume.ts';
 import { Retry } from './retry.ts';
@@ -10,7 +11,7 @@ import { Status } from './status.ts';
 import { Subscribe } from './subscribe.ts';
 import { Sync } from './sync.ts';
 
-export { Deploy, History, Pause, Report, Resume, Retry, Rollback, Status, Subscribe, Sync };
+export { Deploy, History, Pause, RebootNow, Report, Resume, Retry, Rollback, Status, Subscribe, Sync };
 export type { DeployParams } from './deploy.ts';
 export type { HistoryParams } from './history.ts';
 export type { PauseParams } from './pause.ts';
@@ -27,6 +28,7 @@ export const METHODS = {
   rollback: Rollback,
   retry: Retry,
   sync: Sync,
+  'reboot-now': RebootNow,
   subscribe: Subscribe,
   report: Report,
 } as const;
