@@ -48,6 +48,13 @@ export class FakeSystem {
   /** Paths `nix-store --check-validity` calls invalid although they exist. */
   readonly invalidPaths = new Set<string>();
   readonly bootIdFile = join(this.dir, 'boot_id');
+  /** /run/booted-system: what the machine booted (bootMachine, boot). */
+  readonly bootedSystem = join(this.dir, 'run', 'booted-system');
+  /** The emulated bootloader: the default (`switch-to-configuration boot` makes it the profile's current system) and the one-shot entry (`bootctl set-oneshot`). */
+  bootDefault: string | null = null;
+  oneShot: string | null = null;
+  /** `systemctl reboot` requests. */
+  rebootRequests = 0;
   readonly gcRootsDir = join(this.dir, 'gcroots');
   private serial = 0;
 
@@ -63,13 +70,42 @@ export class FakeSystem {
     writeFileSync(this.bootIdFile, `${bootId}\n`);
   }
 
-  /** A system toplevel directory; `systemAt` makes it live and generation 1 of the profile. */
-  makeSystem(name: string): string {
+  /**
+   * The machine boots (after `systemctl reboot` or a power cut): a new boot id, the one-shot entry
+   * if one is set (used once: forgotten) else the default, and that system live and booted.
+   */
+  bootMachine(bootId = `boot-${++this.serial}-${Date.now()}`): string {
+    this.reboot(bootId);
+    let system = this.bootDefault;
+    if (this.oneShot !== null) {
+      const n = /^nixos-generation-(\d+)\.conf$/.exec(this.oneShot)?.[1];
+      this.oneShot = null;
+      if (n !== undefined) system = readlinkSync(join(this.dir, 'profiles', `system-${n}-link`));
+    }
+    if (system === null) throw new Error('fake machine: nothing to boot');
+    this.repoint(system);
+    this.setBooted(system);
+    return system;
+  }
+
+  setBooted(toplevel: string): void {
+    rmSync(this.bootedSystem, { force: true });
+    symlinkSync(toplevel, this.bootedSystem);
+  }
+
+  /** A system toplevel directory; `systemAt` makes it live and generation 1 of the profile. `kernel` links its kernel/initrd/kernel-modules to that "kernel package". */
+  makeSystem(name: string, options: { kernel?: string } = {}): string {
     const hash = (String(++this.serial).padStart(2, '0') + 'abcdfghijklmnpqrsvwxyz0123456789').slice(0, 32);
     const path = join(this.storeDir, `${hash}-${name}`);
     mkdirSync(join(path, 'bin'), { recursive: true });
     writeFileSync(join(path, 'bin', 'switch-to-configuration'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
     writeFileSync(join(path, 'nixos-version'), `${name}\n`);
+    const kernel = join(this.storeDir, `kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk-linux-${options.kernel ?? '6.6'}`);
+    mkdirSync(kernel, { recursive: true });
+    for (const part of ['kernel', 'initrd', 'kernel-modules']) symlinkSync(join(kernel, part), join(path, part));
+    writeFileSync(join(kernel, 'kernel'), '');
+    writeFileSync(join(kernel, 'initrd'), '');
+    mkdirSync(join(kernel, 'kernel-modules'), { recursive: true });
     return path;
   }
 
@@ -77,6 +113,8 @@ export class FakeSystem {
   boot(toplevel: string): void {
     this.repoint(toplevel);
     this.setProfile(toplevel);
+    this.setBooted(toplevel);
+    this.bootDefault = toplevel;
   }
 
   live(): string | null {
@@ -103,7 +141,7 @@ export class FakeSystem {
       socketPath: join(this.dir, 'run', 'pullnix', 'executor.sock'),
       stateDir: this.stateDir,
       operators: { group: 'root' },
-      paths: { systemProfile: this.profile, currentSystem: this.currentSystem, storeDir: this.storeDir, gcRootsDir: this.gcRootsDir, bootId: this.bootIdFile },
+      paths: { systemProfile: this.profile, currentSystem: this.currentSystem, storeDir: this.storeDir, gcRootsDir: this.gcRootsDir, bootId: this.bootIdFile, bootedSystem: this.bootedSystem },
       ...overrides,
     };
     return parseConfig(JSON.stringify(base), 'test-config');
@@ -192,7 +230,16 @@ export class FakeSystem {
         const code = live !== null && this.networkBreakers.has(live) ? 128 : this.gitResults.length > 0 ? this.gitResults.shift()! : this.gitDefault;
         return code === 0 ? { exitCode: 0, stdout: `${'a'.repeat(40)}\trefs/heads/main\n` } : { exitCode: code, stderr: "fatal: unable to access remote: Could not resolve host\n" };
       }
+      case 'bootctl':
+        if (argv[1] !== 'set-oneshot') return { exitCode: 1, stderr: `bootctl ${argv[1]}: not faked\n` };
+        if (argv[2] !== '' && !existsSync(join(this.dir, 'profiles', `system-${/(\d+)/.exec(argv[2] ?? '')?.[1]}-link`))) return { exitCode: 1, stderr: `no boot entry ${argv[2]} (fake)\n` };
+        this.oneShot = argv[2] === '' ? null : argv[2]!;
+        return { exitCode: 0 };
       case 'systemctl':
+        if (argv[1] === 'reboot') {
+          this.rebootRequests++;
+          return { exitCode: 0 };
+        }
         if (argv[1] === 'cat') return this.unitText === null ? { exitCode: 1, stderr: 'No files found\n' } : { exitCode: 0, stdout: this.unitText };
         if (argv[1] === 'list-units') return { exitCode: 0, stdout: this.failed.map((u) => `${u} loaded failed failed ${u}\n`).join('') };
         if (argv[1] === 'show' && argv.includes('--property=LoadState')) return { exitCode: 0, stdout: 'loaded\n' };
@@ -214,6 +261,7 @@ export class FakeSystem {
     const toplevel = argv[0]!.slice(0, -'/bin/switch-to-configuration'.length);
     const action = argv[1]!;
     const code = this.stcExit.get(`${toplevel} ${action}`) ?? 0;
+    if ((action === 'boot' || action === 'switch') && code === 0) this.bootDefault = this.profileTarget();
     if (action === 'test' || action === 'switch') {
       // switch-to-configuration resets failed units, then the ones this system fails are failed.
       const failing = this.stcFails.get(`${toplevel} ${action}`);

@@ -1,0 +1,291 @@
+/**
+ * Reboot-aware deployments (issue 12) over the fake machine: detection, reboot.mode never and
+ * window, the trial boot, verification after the boot, the fallback reboot, and recovery of every
+ * phase; plus the window arithmetic (crossing midnight, daylight saving).
+ */
+process.env.TZ = 'UTC';
+import assert from 'node:assert/strict';
+import { afterEach, describe, it } from 'node:test';
+import type { DeploymentRecord } from '@pullnix/shared';
+import { inWindow, nextWindowOpening } from '../src/pipeline/window.ts';
+import { COMMIT_A, COMMIT_B } from './lib/fake-system.ts';
+import { harness, type Harness } from './lib/harness.ts';
+
+let h: Harness;
+afterEach(() => h?.sys.cleanup());
+
+/** The fake clock starts at 2026-01-01T00:00Z (UTC here): a window around it, and one far from it. */
+const OPEN = { mode: 'window', window: { start: '23:00', end: '02:00' }, bootloader: 'systemd-boot' };
+const CLOSED = { mode: 'window', window: { start: '03:00', end: '05:00' }, bootloader: 'systemd-boot' };
+
+function phases(r: DeploymentRecord): string[] {
+  return r.phases.map((p) => p.phase);
+}
+
+/** The machine reboots (what systemctl reboot or a power cut leads to), and a fresh executor starts and recovers. */
+async function bootAndRecover(h: Harness): Promise<DeploymentRecord> {
+  h.sys.bootMachine();
+  const e = h.reopen();
+  await e.recover();
+  await e.idle();
+  return e.history.get(e.history.maxId)!;
+}
+
+describe('reboot detection', () => {
+  it('reboot.mode never, new kernel: activated with test, verified, committed, succeeded, and "reboot required" recorded and shown', async () => {
+    h = harness();
+    const next = h.sys.makeSystem('next', { kernel: '6.12' });
+    const r = await h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
+    await h.executor.idle();
+    assert.equal(r.outcome, 'succeeded', JSON.stringify(r));
+    assert.deepEqual(r.reboot, { needed: true, reasons: ['kernel', 'initrd', 'kernel-modules'], mode: 'never' });
+    assert.deepEqual(phases(r), ['accepted', 'activating', 'verifying', 'committing', 'finished']);
+    assert.equal(h.sys.rebootRequests, 0, 'mode never never reboots');
+    assert.ok(h.log.names().includes('deploy.reboot_needed'));
+    assert.deepEqual(h.executor.status().deployed?.rebootRequired, ['kernel', 'initrd', 'kernel-modules']);
+  });
+
+  it('same kernel: no reboot recorded', async () => {
+    h = harness();
+    const next = h.sys.makeSystem('next');
+    const r = await h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
+    assert.equal(r.outcome, 'succeeded');
+    assert.equal(r.reboot, undefined);
+    assert.deepEqual(h.executor.status().deployed?.rebootRequired, []);
+  });
+
+  it('reboot.mode never, exit 100: reboot-required as before, nothing activated', async () => {
+    h = harness();
+    const next = h.sys.makeSystem('next');
+    h.sys.stcExit.set(`${next} test`, 100);
+    const r = await h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
+    assert.equal(r.outcome, 'reboot-required');
+    assert.equal(h.sys.rebootRequests, 0);
+  });
+});
+
+describe('trial boot (reboot.mode window)', () => {
+  it('inside the window: nothing activated live, the new system is the next boot once, the previous stays the default; after the boot it is verified and becomes the default', async () => {
+    h = harness({ reboot: OPEN });
+    const next = h.sys.makeSystem('next', { kernel: '6.12' });
+    const r = await h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
+    await h.executor.idle();
+    assert.equal(r.outcome, null);
+    assert.equal(r.phase, 'awaiting-boot');
+    assert.equal(h.sys.activations().filter((a) => a.endsWith(' test')).length, 0, 'nothing activated live');
+    assert.equal(h.sys.live(), h.old);
+    assert.equal(h.sys.bootDefault, h.old, 'the previous system stays the boot default');
+    assert.equal(h.sys.profileTarget(), h.old);
+    assert.equal(h.sys.oneShot, 'nixos-generation-2.conf');
+    assert.equal(r.reboot?.previousGeneration, 1);
+    assert.equal(r.reboot?.generation, 2);
+    assert.equal(h.sys.rebootRequests, 1, 'systemctl reboot after the answer');
+
+    const after = await bootAndRecover(h);
+    assert.equal(after.outcome, 'succeeded', JSON.stringify(after));
+    assert.equal(h.sys.bootDefault, next, 'the verified system is the boot default now');
+    assert.equal(h.sys.profileTarget(), next);
+    assert.equal(after.generation, 2);
+    assert.ok(after.reboot?.trialBootId);
+    assert.equal(h.sys.rebootRequests, 1);
+    assert.deepEqual(phases(after), ['accepted', 'awaiting-boot', 'awaiting-boot', 'verifying', 'committing', 'finished']);
+  });
+
+  it('the trial system fails after the boot: fallback reboot recorded before it is asked for, back on the previous system rolled-back, known bad, no third reboot', async () => {
+    h = harness({ reboot: OPEN });
+    const next = h.sys.makeSystem('next', { kernel: '6.12' });
+    h.sys.networkBreakers.add(next);
+    await h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
+    await h.executor.idle();
+    const mid = await bootAndRecover(h);
+    assert.equal(mid.outcome, null);
+    assert.equal(mid.phase, 'fallback-reboot');
+    assert.ok(mid.reboot?.fallbackFromBootId);
+    assert.equal(h.sys.rebootRequests, 2, 'one fallback reboot');
+    assert.equal(h.sys.bootDefault, h.old);
+    const end = await bootAndRecover(h);
+    assert.equal(end.outcome, 'rolled-back', JSON.stringify(end));
+    assert.match(end.error!.message, /rebooted into the previous system .* \(boot boot-/);
+    assert.equal(h.sys.live(), h.old);
+    assert.equal(h.sys.bootDefault, h.old);
+    assert.equal(h.sys.rebootRequests, 2, 'no third reboot');
+    assert.ok(h.executor.state.state.knownBad[COMMIT_A]);
+  });
+
+  it('exit 100 inside the window: handled as a reboot deployment (trial boot, verified after the boot)', async () => {
+    h = harness({ reboot: OPEN });
+    const next = h.sys.makeSystem('next');
+    h.sys.stcExit.set(`${next} test`, 100);
+    const r = await h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
+    await h.executor.idle();
+    assert.equal(r.phase, 'awaiting-boot');
+    assert.deepEqual(r.reboot?.reasons, ['init-interface']);
+    assert.equal(r.activationExit, 100);
+    const after = await bootAndRecover(h);
+    assert.equal(after.outcome, 'succeeded');
+  });
+
+  it('a power cut while the trial system boots (one-shot used, nothing recorded): the previous system, rolled-back, no extra reboot', async () => {
+    h = harness({ reboot: OPEN });
+    const next = h.sys.makeSystem('next', { kernel: '6.12' });
+    await h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
+    await h.executor.idle();
+    h.sys.bootMachine(); // the trial boot starts, the one-shot is used ... and the power goes
+    const end = await bootAndRecover(h);
+    assert.equal(end.outcome, 'rolled-back');
+    assert.match(end.error!.message, /did not come up on the new system/);
+    assert.equal(h.sys.live(), h.old);
+    assert.equal(h.sys.bootDefault, h.old);
+    assert.equal(h.sys.rebootRequests, 1);
+    assert.ok(h.executor.state.state.knownBad[COMMIT_A]);
+  });
+
+  it('a power cut while the trial system is verified: the previous system boots, rolled-back', async () => {
+    h = harness({ reboot: OPEN });
+    const next = h.sys.makeSystem('next', { kernel: '6.12' });
+    await h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
+    await h.executor.idle();
+    h.sys.bootMachine();
+    // Verification hangs (git never answers) and the power goes meanwhile.
+    h.sys.hooks.set('git', () => new Promise(() => {}));
+    const e = h.reopen();
+    void e.recover();
+    while (e.history.get(1)?.phase !== 'verifying') await new Promise((r) => setImmediate(r));
+    h.sys.hooks.delete('git');
+    const end = await bootAndRecover(h);
+    assert.equal(end.outcome, 'rolled-back', JSON.stringify(end));
+    assert.match(end.error!.message, /while the trial system was being verified/);
+    assert.equal(h.sys.bootDefault, h.old);
+    assert.equal(h.sys.rebootRequests, 1);
+  });
+
+  it('the executor restarts before the machine rebooted: the trial is undone (default and one-shot), interrupted', async () => {
+    h = harness({ reboot: OPEN });
+    const next = h.sys.makeSystem('next', { kernel: '6.12' });
+    await h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
+    await h.executor.idle();
+    const e = h.reopen();
+    await e.recover();
+    await e.idle();
+    const r = e.history.get(1)!;
+    assert.equal(r.outcome, 'interrupted');
+    assert.equal(h.sys.oneShot, null);
+    assert.equal(h.sys.bootDefault, h.old);
+    assert.equal(h.sys.profileTarget(), h.old);
+  });
+
+  it('bootloader none: the new system is the default for the trial; a failure reboots back and restores the default', async () => {
+    h = harness({ reboot: { ...OPEN, bootloader: 'none' } });
+    const next = h.sys.makeSystem('next', { kernel: '6.12' });
+    h.sys.networkBreakers.add(next);
+    await h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
+    await h.executor.idle();
+    assert.equal(h.sys.bootDefault, next);
+    assert.equal(h.sys.oneShot, null);
+    const mid = await bootAndRecover(h);
+    assert.equal(mid.phase, 'fallback-reboot');
+    assert.equal(h.sys.bootDefault, h.old, 'restored before the fallback reboot');
+    const end = await bootAndRecover(h);
+    assert.equal(end.outcome, 'rolled-back');
+    assert.equal(h.sys.live(), h.old);
+  });
+});
+
+describe('outside the window', () => {
+  it('waits (nothing changed, status says until when), a newer deploy supersedes it, reboot-now boots the waiting one on trial', async () => {
+    h = harness({ reboot: CLOSED });
+    const next = h.sys.makeSystem('next', { kernel: '6.12' });
+    const r = await h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
+    await h.executor.idle();
+    assert.equal(r.phase, 'reboot-pending');
+    assert.equal(r.reboot?.pendingUntil, '2026-01-01T03:00:00.000Z');
+    assert.equal(r.reboot?.windowStart, '03:00');
+    assert.equal(h.sys.rebootRequests, 0);
+    assert.equal(h.sys.live(), h.old);
+    assert.equal(h.sys.profileTarget(), h.old);
+    assert.equal(h.executor.status().current?.phase, 'reboot-pending');
+    // The same commit again: the waiting deployment is the answer.
+    assert.equal((await h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher')).id, r.id);
+
+    const newer = h.sys.makeSystem('newer', { kernel: '6.13' });
+    const r2 = await h.executor.deploy({ commit: COMMIT_B, toplevel: newer }, 'watcher');
+    await h.executor.idle();
+    assert.equal(h.executor.history.get(r.id)!.outcome, 'superseded');
+    assert.equal(h.executor.state.state.knownBad[COMMIT_A], undefined, 'superseded is not a failure');
+    assert.equal(r2.phase, 'reboot-pending');
+
+    const now = await h.executor.rebootNow('alice');
+    await h.executor.idle();
+    assert.equal(now.phase, 'awaiting-boot');
+    assert.equal(now.reboot?.trigger, 'alice');
+    assert.equal(h.sys.rebootRequests, 1);
+    assert.ok(h.log.names().includes('control.reboot_now'));
+  });
+
+  it('reboot-now with nothing waiting: NOT_FOUND', () => {
+    h = harness({ reboot: CLOSED });
+    assert.throws(() => h.executor.rebootNow('alice'), { code: 'NOT_FOUND' });
+  });
+
+  it('the window opens: the timer boots the waiting deployment on trial; a restart keeps it waiting', async () => {
+    h = harness({ reboot: CLOSED });
+    const next = h.sys.makeSystem('next', { kernel: '6.12' });
+    await h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
+    await h.executor.idle();
+    // The executor restarts (not the machine): still waiting.
+    const e = h.reopen();
+    await e.recover();
+    assert.equal(e.history.get(1)!.phase, 'reboot-pending');
+    assert.equal(e.rebootWindowTick(), null, 'window still closed');
+    h.clock.t = Date.parse('2026-01-01T03:00:30Z');
+    const r = await e.rebootWindowTick();
+    await e.idle();
+    assert.equal(r?.phase, 'awaiting-boot');
+    assert.equal(h.sys.rebootRequests, 1);
+  });
+});
+
+describe('reboot.window arithmetic (local wall clock)', () => {
+  const w = (start: string, end: string) => ({ start, end });
+  const at = (iso: string) => new Date(iso);
+
+  it('a window within a day', () => {
+    assert.equal(inWindow(w('01:00', '05:00'), at('2026-06-01T00:59:00')), false);
+    assert.equal(inWindow(w('01:00', '05:00'), at('2026-06-01T01:00:00')), true);
+    assert.equal(inWindow(w('01:00', '05:00'), at('2026-06-01T04:59:00')), true);
+    assert.equal(inWindow(w('01:00', '05:00'), at('2026-06-01T05:00:00')), false);
+  });
+
+  it('a window crossing midnight', () => {
+    assert.equal(inWindow(w('22:00', '04:00'), at('2026-06-01T23:30:00')), true);
+    assert.equal(inWindow(w('22:00', '04:00'), at('2026-06-01T03:59:00')), true);
+    assert.equal(inWindow(w('22:00', '04:00'), at('2026-06-01T04:00:00')), false);
+    assert.equal(inWindow(w('22:00', '04:00'), at('2026-06-01T12:00:00')), false);
+    assert.equal(nextWindowOpening(w('22:00', '04:00'), at('2026-06-01T12:00:00')).toString(), at('2026-06-01T22:00:00').toString());
+    assert.equal(nextWindowOpening(w('22:00', '04:00'), at('2026-06-01T04:30:00')).toString(), at('2026-06-01T22:00:00').toString());
+  });
+
+  it('the next opening is tomorrow when today\'s has passed; now when open', () => {
+    assert.equal(nextWindowOpening(w('01:00', '05:00'), at('2026-06-01T06:00:00')).toString(), at('2026-06-02T01:00:00').toString());
+    assert.equal(nextWindowOpening(w('01:00', '05:00'), at('2026-06-01T02:00:00')).toString(), at('2026-06-01T02:00:00').toString());
+  });
+
+  it('equal start and end: always open', () => {
+    assert.equal(inWindow(w('03:00', '03:00'), at('2026-06-01T17:00:00')), true);
+  });
+
+  it('across a daylight-saving change the window follows the wall clock (Europe/Berlin)', () => {
+    const saved = process.env.TZ;
+    process.env.TZ = 'Europe/Berlin';
+    try {
+      // 2026-03-29: clocks go from 02:00 to 03:00 CET→CEST. From 2026-03-28 12:00 local the next 01:00 local is 2026-03-29 01:00 CET = 00:00Z.
+      assert.equal(nextWindowOpening(w('01:00', '05:00'), new Date('2026-03-28T11:00:00Z')).toISOString(), '2026-03-29T00:00:00.000Z');
+      // The day after: 01:00 CEST = 23:00Z the day before (one hour earlier in UTC, same on the wall clock).
+      assert.equal(nextWindowOpening(w('01:00', '05:00'), new Date('2026-03-29T10:00:00Z')).toISOString(), '2026-03-29T23:00:00.000Z');
+      // 04:30 CEST on the change day is inside 01:00-05:00 on the wall clock.
+      assert.equal(inWindow(w('01:00', '05:00'), new Date('2026-03-29T02:30:00Z')), true);
+    } finally {
+      process.env.TZ = saved;
+    }
+  });
+});
