@@ -447,7 +447,8 @@ export class Watcher {
     try {
       // The executor answers once the outcome is recorded: activation, verification and a rollback may all run first.
       const { deployment } = await this.executor.deploy({ commit: head, toplevel }, (activationTimeoutSec * 2 + verify.timeoutSec + 300) * 1000);
-      const outcome = deployment.outcome ?? 'unknown';
+      // null: a reboot deployment (reboot.mode window) waiting for its window or rebooting; the executor resolves it.
+      const outcome = deployment.outcome ?? deployment.phase;
       this.logger.event('deploy.outcome', { commit: head, deployment: deployment.id, outcome, generation: deployment.generation, error: deployment.error?.message });
       this.failures = 0;
       if (outcome === 'succeeded') {
@@ -455,6 +456,10 @@ export class Watcher {
         this.lastError = null;
         this.markHandled(head, 'deployed', `deployment ${deployment.id}`);
         return this.result('deployed', head);
+      }
+      if (deployment.outcome === null) {
+        this.markHandled(head, 'deploy-failed', outcome);
+        return this.result('deploy-failed', head);
       }
       this.setError('deploy', `deployment ${deployment.id} ended ${outcome}${deployment.error ? `: ${deployment.error.message}` : ''}`, head);
       this.markHandled(head, 'deploy-failed', outcome);

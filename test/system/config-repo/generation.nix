@@ -1,6 +1,7 @@
 # One "NixOS generation" of the test machine, described by generation.json (written by the test
 # for each commit). The output has the shape pullnix relies on:
 #   $out/nixos-version, $out/init-interface-version
+#   $out/kernel, $out/initrd, $out/kernel-modules (links into the generation's "kernel" package)
 #   $out/bin/switch-to-configuration      (the bed's stand-in, switch-to-configuration.sh)
 #   $out/activate                         (the activation script, activate.sh; $out/activation-fails
 #                                          makes one of its snippets fail: exit 2 of the switch)
@@ -43,7 +44,8 @@ let
     executorExec = "${pullnix}/bin/pullnix-executor";
     watcherExec = "${pullnix}/bin/pullnix-watcher";
     configFile = "/etc/pullnix/config.json";
-    path = [ "/usr" ];
+    # /bed/boot-tools first: the bed's bootctl (its emulated bootloader), like systemd's on NixOS.
+    path = [ "/bed/boot-tools" "/usr" ];
   };
 
   # The git server the machine deploys from: sshd on 127.0.0.1, owned by the generation, so a
@@ -65,6 +67,17 @@ let
   } else { };
 
   units = (if spec.pullnix then pullnixUnits else { }) // gitServerUnits // spec.extraUnits;
+
+  # The generation's "kernel": a package of its own per version (a marker, not a Linux), so two
+  # generations with the same kernel share the store paths of kernel, initrd and kernel-modules,
+  # exactly what pullnix compares with /run/booted-system's.
+  kernel = derivation {
+    name = "bed-linux-${spec.kernel or "6.6"}";
+    inherit system;
+    builder = "/bin/sh";
+    PATH = "/usr/bin:/bin";
+    args = [ "-c" "mkdir -p $out/lib/modules && echo 'bed kernel ${spec.kernel or "6.6"}' > $out/bzImage && echo 'bed initrd ${spec.kernel or "6.6"}' > $out/initrd" ];
+  };
 
   # The generation's "packages" (the vulnerability gate's scenario): one tiny derivation named
   # <name>-<version> each, linked from $out/sw/pkgs, so they are in the runtime closure vulnix
@@ -115,7 +128,7 @@ let
     unitCount = toString (builtins.length unitList);
     etcCount = toString (builtins.length etcList);
     stc = ./switch-to-configuration.sh;
-    inherit pullnix packages;
+    inherit pullnix packages kernel;
     passAsFile = textVars "unit" unitList ++ textVars "etc" etcList;
     args = [
       "-c"
@@ -129,6 +142,9 @@ let
         printf '%s\n' "$nixosVersion" > $out/nixos-version
         printf '%s\n' "$initInterface" > $out/init-interface-version
         if [ "$bootInstallDelay" != 0 ]; then printf '%s\n' "$bootInstallDelay" > $out/boot-install-delay; fi
+        ln -s $kernel/bzImage $out/kernel
+        ln -s $kernel/initrd $out/initrd
+        ln -s $kernel/lib/modules $out/kernel-modules
         cp $stc $out/bin/switch-to-configuration
         chmod 0555 $out/bin/switch-to-configuration
         cp $activate $out/activate

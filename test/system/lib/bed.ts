@@ -43,6 +43,8 @@ export interface GenerationSpec {
   broken?: string | null;
   /** Make a snippet of the activation script fail with this message: switch-to-configuration exits 2 (after repointing /run/current-system, as NixOS does). */
   activationFails?: string | null;
+  /** The generation's "kernel" version: its kernel, initrd and kernel-modules links point into a package of that version (default 6.6). */
+  kernel?: string;
   /** The generation's init interface; a change makes switch-to-configuration refuse with 100 (reboot needed). */
   initInterface?: string;
   /** false: a configuration without pullnix (services.pullnix.enable = false): no pullnix units, no config. */
@@ -96,6 +98,14 @@ export class TestBed {
   private readonly options: BedOptions;
   private commits = 0;
   private nodeBin: string;
+  /** Reboots the machine did by itself (systemctl reboot inside), and the boot in progress after one. */
+  reboots = 0;
+  private rebooting: Promise<void> = Promise.resolve();
+  private autoReboot = true;
+  /** The next reboot the machine does by itself is cut short: the one-shot entry is used, the power goes before userspace. */
+  cutNextReboot = false;
+  /** The system each boot started (the bootloader's pick), in order. */
+  readonly bootedEntries: (string | null)[] = [];
 
   private constructor(options: BedOptions) {
     this.options = options;
@@ -176,6 +186,9 @@ export class TestBed {
     // generation installs runs (plus systemd's own static units).
     writeFileSync(join(bed, 'bed.preset'), 'disable *\n');
     writeFileSync(join(bed, 'setup.sh'), SETUP_SCRIPT, { mode: 0o755 });
+    // The emulated bootloader's bootctl, first in the pullnix units' PATH (generation.nix).
+    mkdirSync(join(bed, 'boot-tools/bin'), { recursive: true, mode: 0o755 });
+    writeFileSync(join(bed, 'boot-tools/bin/bootctl'), BOOTCTL_SCRIPT, { mode: 0o755 });
 
     // SSH: the git server's host key, the deploy key (client side, pullnix) and the pinned known_hosts.
     mkdirSync(join(bed, 'secrets'), { mode: 0o700 });
@@ -231,6 +244,7 @@ export class TestBed {
       broken: spec.broken ?? null,
       activationFails: spec.activationFails ?? null,
       initInterface: spec.initInterface ?? 'systemd 2',
+      kernel: spec.kernel ?? '6.6',
       pullnix: spec.pullnix ?? true,
       bootInstallDelaySec: spec.bootInstallDelaySec ?? 0,
       extraUnits: spec.extraUnits ?? {},
@@ -265,12 +279,27 @@ export class TestBed {
     this.log(`pushed ${sha.slice(0, 8)}${what ? ` "${what}"` : ''}`);
   }
 
-  /** Boot the machine: systemd up, the bed's stage 1/2 setup, then the boot default activated. */
+  /**
+   * Boot the machine: the emulated bootloader picks the one-shot entry if one is set (and forgets
+   * it: used once, whether this boot then comes up or not) else the default; systemd up, the bed's
+   * stage 1/2 setup, then the picked system activated.
+   */
   async boot(): Promise<void> {
     const t0 = Date.now();
+    this.autoReboot = true;
+    const oneShot = this.oneShotEntry();
+    let def = this.bootDefault();
+    if (oneShot !== null) {
+      const p = join(this.dirs.boot, 'pullnix-bed/oneshot');
+      rmSync(p, { force: true });
+      const entry = join(this.dirs.boot, 'pullnix-bed/entries', oneShot);
+      if (existsSync(entry)) def = readFileSync(entry, 'utf8').trim();
+      this.log(`bootloader: one-shot entry ${oneShot} (${shortPath(def ?? '-')}), used once`);
+    }
+    this.bootedEntries.push(def);
     await this.container.boot();
+    this.container.onUnexpectedExit = (code) => this.exitedByItself(code);
     await this.container.execOk(['/bed/setup.sh'], { timeoutMs: 60_000 });
-    const def = this.bootDefault();
     if (def) {
       // NixOS stage 2: the boot default is what runs after a (re)boot.
       // A failing snippet or unit does not stop a NixOS boot: 2 and 4 are noted, anything else is a bed fault.
@@ -321,12 +350,56 @@ export class TestBed {
   }
 
   async poweroff(): Promise<void> {
+    this.autoReboot = false;
+    await this.rebooting;
     await this.container.poweroff();
   }
 
+  /** A power cut: the machine is off until boot() (the one-shot entry, if set, is used by that boot). */
   async powerCut(): Promise<void> {
+    this.autoReboot = false;
     await this.container.powerCut();
     this.log('power cut: the container was killed (SIGKILL to its PID 1)');
+  }
+
+  /** The machine rebooted itself (`systemctl reboot` inside: nspawn exits 133): it boots again, as hardware does. */
+  private exitedByItself(code: number | null): void {
+    if (code !== 133 || !this.autoReboot) {
+      this.log(`the machine stopped by itself (systemd-nspawn exit ${code})`);
+      return;
+    }
+    this.reboots++;
+    if (this.cutNextReboot) {
+      // The firmware picks (and so uses up) the one-shot entry, then the power goes: the machine stays off until boot().
+      this.cutNextReboot = false;
+      const oneShot = this.oneShotEntry();
+      rmSync(join(this.dirs.boot, 'pullnix-bed/oneshot'), { force: true });
+      this.log(`the machine rebooted itself (reboot ${this.reboots}); power cut while it boots${oneShot ? ` ${oneShot} (one-shot used)` : ''}`);
+      return;
+    }
+    this.log(`the machine rebooted itself (reboot ${this.reboots}); booting again`);
+    this.rebooting = this.boot().catch((error: unknown) => this.log(`boot after the reboot failed: ${(error as Error).message}`));
+  }
+
+  /** Wait until the machine has rebooted itself `count` times in all and is up again. */
+  async waitForReboots(count: number, timeoutMs = 120_000): Promise<void> {
+    await waitFor(`${count} reboot(s) of the machine, up again`, async () => {
+      if (this.reboots < count) return undefined;
+      await this.rebooting;
+      return this.container.running && this.reboots >= count ? true : undefined;
+    }, { timeoutMs, intervalMs: 250, describe: () => this.describe() });
+  }
+
+  /** The one-shot entry the bed's bootctl set (null: none). */
+  oneShotEntry(): string | null {
+    const p = join(this.dirs.boot, 'pullnix-bed/oneshot');
+    return existsSync(p) ? readFileSync(p, 'utf8').trim() || null : null;
+  }
+
+  /** The default entry's name (nixos-generation-N.conf). */
+  defaultEntry(): string | null {
+    const p = join(this.dirs.boot, 'pullnix-bed/default-entry');
+    return existsSync(p) ? readFileSync(p, 'utf8').trim() : null;
   }
 
   // ---------------------------------------------------------------- reading the machine
@@ -524,6 +597,8 @@ export class TestBed {
 
   /** Stop the machine and remove everything (cgroups, propagate dirs, temp dirs). */
   async destroy(options: { keepLogs?: boolean } = {}): Promise<void> {
+    this.autoReboot = false;
+    await this.rebooting;
     try {
       if (this.container.running) await this.container.poweroff().catch(() => this.container.kill());
     } finally {
@@ -578,6 +653,33 @@ chmod 0700 /root
 # activation): nothing else keeps them alive.
 ln -sfn /run/current-system /nix/var/nix/gcroots/current-system
 ln -sfn /run/booted-system /nix/var/nix/gcroots/booted-system
+`;
+
+/**
+ * The emulated bootloader's `bootctl` (what pullnix calls of systemd-boot's): `set-oneshot ENTRY`
+ * persists the entry under /boot like the LoaderEntryOneShot EFI variable ("" removes it); the bed
+ * boots it once. An entry that does not exist is refused, as bootctl does.
+ */
+const BOOTCTL_SCRIPT = `#!/bin/bash
+set -euo pipefail
+export PATH=/usr/bin:/bin
+dir=/boot/pullnix-bed
+case "\${1:-}" in
+  set-oneshot)
+    entry=\${2-}
+    if [ -z "$entry" ]; then rm -f "$dir/oneshot"; sync "$dir"; exit 0; fi
+    if [ ! -f "$dir/entries/$entry" ]; then echo "bootctl (bed): no boot entry $entry" >&2; exit 1; fi
+    printf '%s\\n' "$entry" > "$dir/oneshot.tmp"
+    sync "$dir/oneshot.tmp"
+    mv "$dir/oneshot.tmp" "$dir/oneshot"
+    sync "$dir"
+    printf '%s set-oneshot %s\\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" "$entry" >> "$dir/log"
+    ;;
+  *)
+    echo "bootctl (bed): only set-oneshot is emulated" >&2
+    exit 1
+    ;;
+esac
 `;
 
 function checkPrerequisites(): void {

@@ -46,6 +46,10 @@ export class Container {
   private pid1: number | null = null;
   private cgroups: string[] = [];
   private boots = 0;
+  /** Set while poweroff/powerCut/kill stop it; any other exit of nspawn is the machine's own (a reboot: 133). */
+  private stopping = false;
+  /** Called when nspawn exits without poweroff/powerCut/kill (after the container's cleanup). */
+  onUnexpectedExit: ((code: number | null) => void) | null = null;
 
   constructor(options: ContainerOptions) {
     this.options = options;
@@ -101,7 +105,13 @@ export class Container {
     child.on('close', () => console.end());
     this.nspawn = child;
     LIVE.add(this);
+    this.stopping = false;
     this.nspawnExit = new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : null))));
+    void this.nspawnExit.then((code) => {
+      if (this.stopping || this.nspawn !== child) return;
+      this.afterExit();
+      this.onUnexpectedExit?.(code);
+    });
     const nspawnPid = child.pid!;
     try {
       this.pid1 = await waitFor(
@@ -166,6 +176,7 @@ export class Container {
   /** Clean shutdown: `systemctl poweroff`, wait for nspawn. Returns nspawn's exit code. */
   async poweroff(timeoutMs = 30_000): Promise<number | null> {
     if (!this.nspawn) return null;
+    this.stopping = true;
     await this.exec(['systemctl', 'poweroff', '--no-block'], { timeoutMs: 10_000 }).catch(() => undefined);
     const code = await Promise.race([this.nspawnExit, timeout(timeoutMs)]);
     if (code === 'timeout') {
@@ -182,6 +193,7 @@ export class Container {
    */
   async powerCut(): Promise<void> {
     if (!this.nspawn) throw new Error('power cut: container not running');
+    this.stopping = true;
     process.kill(this.pid, 'SIGKILL');
     const code = await Promise.race([this.nspawnExit, timeout(15_000)]);
     if (code === 'timeout') await this.kill();
@@ -190,6 +202,7 @@ export class Container {
 
   /** Stop at any cost (cleanup path): kill PID 1, then nspawn, then anything left in the cgroups. */
   async kill(): Promise<void> {
+    this.stopping = true;
     const child = this.nspawn;
     if (child) {
       if (this.pid1 !== null) {
@@ -210,6 +223,7 @@ export class Container {
 
   /** Last resort when the test process exits with the container still up (timeout, signal): synchronous. */
   killNow(): void {
+    this.stopping = true;
     for (const pid of [this.pid1, this.nspawn?.pid]) {
       if (pid == null) continue;
       try {
