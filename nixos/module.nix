@@ -106,6 +106,17 @@ let
             default = if cfg.gates.vulnerabilities.enable then lib.getExe' pkgs.vulnix "vulnix" else n.default;
             defaultText = lib.literalExpression d.defaultText;
           }
+        else if d.loc == [ "reboot" "bootloader" ] then
+          {
+            default =
+              if config.boot.loader.systemd-boot.enable then
+                "systemd-boot"
+              else if config.boot.loader.grub.enable then
+                "grub"
+              else
+                "none";
+            defaultText = lib.literalExpression d.defaultText;
+          }
         else if d ? default then
           { inherit (d) default; }
         else if n ? default then
@@ -203,7 +214,9 @@ let
     config.systemd.package
   ]
   # git runs gpg to check OpenPGP commit signatures (ssh-keygen, for SSH ones, is in openssh).
-  ++ lib.optional (cfg.trust.mode != "off") pkgs.gnupg;
+  ++ lib.optional (cfg.trust.mode != "off") pkgs.gnupg
+  # grub-reboot for the trial boot's one-shot entry (bootctl is in systemd).
+  ++ lib.optional (cfg.reboot.mode == "window" && cfg.reboot.bootloader == "grub") config.boot.loader.grub.package;
 
   unitEnvironment =
     # The watcher runs `nix build <checkout>#…`; flakes may not be enabled in nix.conf, and

@@ -164,6 +164,36 @@
       loc = [ "activationTimeoutSec" ];
       key = [ "activationTimeoutSec" ];
     }
+    # ---- reboots (docs/executor.md "Reboots") --------------------------------------------------
+    {
+      loc = [ "reboot" "mode" ];
+      key = [ "reboot" "mode" ];
+      example = "window";
+    }
+    {
+      loc = [ "reboot" "window" "start" ];
+      key = [ "reboot" "window" "start" ];
+      example = "22:00";
+      description = ''
+        Local time (HH:MM, 24 h) from which pullnix may reboot into a new system that needs it
+        (reboot.mode = "window"); until then such a deployment waits ("reboot pending until …").
+      '';
+    }
+    {
+      loc = [ "reboot" "window" "end" ];
+      key = [ "reboot" "window" "end" ];
+      example = "04:00";
+      description = ''
+        Local time (HH:MM, 24 h) at which the reboot window closes; before the start, the window
+        crosses midnight (22:00 to 04:00). Equal to the start: always open.
+      '';
+    }
+    {
+      loc = [ "reboot" "bootloader" ];
+      key = [ "reboot" "bootloader" ];
+      # module.nix computes this default; the text is what the documentation shows.
+      defaultText = ''if config.boot.loader.systemd-boot.enable then "systemd-boot" else if config.boot.loader.grub.enable then "grub" else "none"'';
+    }
     {
       loc = [ "verify" "timeoutSec" ];
       key = [ "verify" "timeoutSec" ];
