@@ -196,7 +196,8 @@ export class Executor {
     this.rebootTimer = null;
     const record = this.pendingReboot === null ? null : this.history.get(this.pendingReboot);
     if (!record || record.outcome !== null || record.phase !== 'reboot-pending' || this.stopping) return null;
-    if (this.job || !inWindow(this.config.reboot.window, new Date(this.ctx.clock.now()))) {
+    // Paused: no automatic reboot either (pullnix-ctl reboot-now still boots it).
+    if (this.job || this.state.state.paused || !inWindow(this.config.reboot.window, new Date(this.ctx.clock.now()))) {
       this.armRebootTimer(record);
       return null;
     }

@@ -238,6 +238,9 @@ describe('outside the window', () => {
     assert.equal(e.history.get(1)!.phase, 'reboot-pending');
     assert.equal(e.rebootWindowTick(), null, 'window still closed');
     h.clock.t = Date.parse('2026-01-01T03:00:30Z');
+    e.pause('maintenance', 'alice');
+    assert.equal(e.rebootWindowTick(), null, 'paused: no automatic reboot');
+    e.resume('alice');
     const r = await e.rebootWindowTick();
     await e.idle();
     assert.equal(r?.phase, 'awaiting-boot');
