@@ -174,6 +174,21 @@ describe('trial boot (reboot.mode window)', () => {
     assert.equal(h.sys.profileTarget(), h.old);
   });
 
+  it('GRUB: grub-reboot names the new generation; a trial that will not happen forgets it (grub-editenv unset next_entry)', async () => {
+    h = harness({ reboot: { ...OPEN, bootloader: 'grub' } });
+    const next = h.sys.makeSystem('next', { kernel: '6.12' });
+    await h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
+    await h.executor.idle();
+    assert.deepEqual(h.sys.programCalls('grub-reboot'), [['grub-reboot', '--', 'NixOS - All configurations>NixOS - Configuration 2']]);
+    assert.equal(h.sys.bootDefault, h.old);
+    const e = h.reopen(); // the executor restarts before the machine does
+    await e.recover();
+    await e.idle();
+    assert.equal(e.history.get(1)!.outcome, 'interrupted');
+    assert.deepEqual(h.sys.programCalls('grub-editenv'), [['grub-editenv', '/boot/grub/grubenv', 'unset', 'next_entry']]);
+    assert.equal(h.sys.oneShot, null);
+  });
+
   it('bootloader none: the new system is the default for the trial; a failure reboots back and restores the default', async () => {
     h = harness({ reboot: { ...OPEN, bootloader: 'none' } });
     const next = h.sys.makeSystem('next', { kernel: '6.12' });

@@ -23,6 +23,7 @@ import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeFailure, type Config, type DeploymentRecord, type RebootInfo, type RebootReason } from '@pullnix/shared';
 import { generationEntry, setOneShot } from '../commands/bootctl.ts';
+import { clearGrubNextEntry } from '../commands/grub-editenv.ts';
 import { grubGenerationEntry, grubRebootOnce } from '../commands/grub-reboot.ts';
 import { generationSystem, profileGeneration, setProfile, switchGeneration } from '../commands/nix-env.ts';
 import { installBootEntry } from '../commands/switch-to-configuration.ts';
@@ -106,13 +107,9 @@ export async function prepareTrialBoot(ctx: PipelineContext, d: Deployment, trig
       trigger,
     };
   });
-  const undo = async (why: string): Promise<DeploymentRecord> => {
+  const undo = (why: string): Promise<DeploymentRecord> => {
     d.log.event('deploy.reboot_failed', { error: why });
-    const restored = await restoreBootDefault(ctx, d);
-    if (config.reboot.bootloader === 'systemd-boot') await setOneShot(ctx.runner, '');
-    const message = `the trial boot could not be prepared: ${why}; nothing was activated, the boot default is the previous system`;
-    if (restored !== null) return d.finish('rollback-failed', failure('ROLLBACK_FAILED', `${message}; restoring the boot default failed: ${restored}`));
-    return d.finish('reboot-required', failure('REBOOT_REQUIRED', message));
+    return undoTrial(ctx, d, `the trial boot could not be prepared: ${why}; nothing was activated, the boot default is the previous system`, 'reboot-required');
   };
   const timeoutMs = config.activationTimeoutSec * 1000;
   const set = await setProfile(ctx.runner, profile, d.record.toplevel);
@@ -157,11 +154,7 @@ export async function requestReboot(ctx: PipelineContext, d: Deployment): Promis
   const why = `systemctl reboot: ${describeFailure(r)}`;
   d.log.event('deploy.reboot_failed', { error: why });
   if (reason === 'fallback') return rollBack(ctx, d, 'VERIFY_FAILED', `${d.record.phases.at(-1)?.detail ?? 'the trial system failed'}; the fallback reboot failed (${why}), so the previous system is re-activated live`, { profileMoved: false, activated: true });
-  const restored = await restoreBootDefault(ctx, d);
-  if (ctx.config.reboot.bootloader === 'systemd-boot') await setOneShot(ctx.runner, '');
-  const message = `the machine did not reboot into the trial system (${why}); nothing was activated, the boot default is the previous system`;
-  if (restored !== null) return d.finish('rollback-failed', failure('ROLLBACK_FAILED', `${message}; restoring the boot default failed: ${restored}`));
-  return d.finish('reboot-required', failure('REBOOT_REQUIRED', message));
+  return undoTrial(ctx, d, `the machine did not reboot into the trial system (${why}); nothing was activated, the boot default is the previous system`, 'reboot-required');
 }
 
 /**
@@ -257,9 +250,19 @@ async function cameBackOnPrevious(ctx: PipelineContext, d: Deployment, booted: s
 }
 
 /** The trial never happened: the boot default is the previous system again, nothing of it is live. */
-async function interruptedTrial(ctx: PipelineContext, d: Deployment, why: string): Promise<DeploymentRecord> {
+function interruptedTrial(ctx: PipelineContext, d: Deployment, why: string): Promise<DeploymentRecord> {
+  return undoTrial(ctx, d, `${why}; the boot default is the previous system again`, 'interrupted');
+}
+
+/**
+ * The trial boot will not happen: the previous system is the boot default again and the one-shot
+ * entry is forgotten (else the next boot, whenever it comes, would start the unverified system).
+ */
+async function undoTrial(ctx: PipelineContext, d: Deployment, message: string, outcome: 'reboot-required' | 'interrupted'): Promise<DeploymentRecord> {
   const restored = await restoreBootDefault(ctx, d);
-  if (ctx.config.reboot.bootloader === 'systemd-boot') await setOneShot(ctx.runner, '');
-  if (restored !== null) return d.finish('rollback-failed', failure('ROLLBACK_FAILED', `${why}; restoring the boot default failed: ${restored}`));
-  return d.finish('interrupted', failure('INTERRUPTED', `${why}; the boot default is the previous system again`));
+  const { bootloader } = ctx.config.reboot;
+  const cleared = bootloader === 'systemd-boot' ? await setOneShot(ctx.runner, '') : bootloader === 'grub' ? await clearGrubNextEntry(ctx.runner) : null;
+  const problems = [restored, cleared && cleared.exitCode !== 0 ? `forgetting the one-shot entry: ${describeFailure(cleared)}` : null].filter((p) => p !== null);
+  if (problems.length > 0) return d.finish('rollback-failed', failure('ROLLBACK_FAILED', `${message}; restoring the boot default failed: ${problems.join('; ')}`));
+  return d.finish(outcome, failure(outcome === 'interrupted' ? 'INTERRUPTED' : 'REBOOT_REQUIRED', message));
 }

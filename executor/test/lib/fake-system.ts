@@ -230,6 +230,12 @@ export class FakeSystem {
         const code = live !== null && this.networkBreakers.has(live) ? 128 : this.gitResults.length > 0 ? this.gitResults.shift()! : this.gitDefault;
         return code === 0 ? { exitCode: 0, stdout: `${'a'.repeat(40)}\trefs/heads/main\n` } : { exitCode: code, stderr: "fatal: unable to access remote: Could not resolve host\n" };
       }
+      case 'grub-reboot':
+        this.oneShot = argv.at(-1)!;
+        return { exitCode: 0 };
+      case 'grub-editenv':
+        if (argv.includes('next_entry')) this.oneShot = null;
+        return { exitCode: 0 };
       case 'bootctl':
         if (argv[1] !== 'set-oneshot') return { exitCode: 1, stderr: `bootctl ${argv[1]}: not faked\n` };
         if (argv[2] !== '' && !existsSync(join(this.dir, 'profiles', `system-${/(\d+)/.exec(argv[2] ?? '')?.[1]}-link`))) return { exitCode: 1, stderr: `no boot entry ${argv[2]} (fake)\n` };
