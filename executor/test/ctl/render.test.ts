@@ -30,6 +30,15 @@ describe('ctl render', () => {
     assert.deepEqual(out.split('\n'), expected);
   });
 
+  it('status: a deployment waiting for the reboot window says until when; a deployed kernel not yet booted says reboot required', () => {
+    const st = busyStatus();
+    st.current = { ...st.current!, phase: 'reboot-pending', reboot: { needed: true, reasons: ['kernel'], mode: 'window', pendingUntil: '2026-03-02T01:00:00.000Z', windowStart: '01:00' } };
+    st.deployed = { ...st.deployed!, rebootRequired: ['kernel', 'initrd'] };
+    const lines = renderStatus(st, plain).split('\n');
+    assert.ok(lines.includes('reboot        reboot pending until 01:00 (kernel; or now: pullnix-ctl reboot-now)'), lines.join('\n'));
+    assert.ok(lines.includes('              reboot required: its kernel, initrd take effect at the next boot'), lines.join('\n'));
+  });
+
   it('status: a failed verification names the failing check plainly, instead of the combined reason', () => {
     const st = busyStatus();
     st.lastFailure = {
