@@ -20,6 +20,14 @@
 #                 go on PATH. NixOS itself appends coreutils, findutils, gnugrep, gnused and
 #                 systemd to every service's path; the module does not repeat them.
 #   environment   extra environment variables for both units (attrset of strings).
+#   watcherReadWritePaths  extra paths the watcher may write despite ProtectSystem=strict (the
+#                 metrics textfile directory), systemd ReadWritePaths syntax ("-" prefix: may be absent).
+#
+# The watcher runs as the static user `pullnix-watcher` (the module creates it; the config file
+# says `watcher.user = "pullnix-watcher"`, docs/decisions.md D20) with its own state directory
+# /var/lib/pullnix-watcher and the socket /run/pullnix-watcher/executor.sock that the executor
+# serves it; it builds through the nix-daemon. Every hardening option below is argued where it is
+# set; `systemd-analyze security` figures are in docs/security.md.
 #
 # Contracts (../shared/DESIGN.md), each relied on by the executor's pipeline:
 #   - executor: restartIfChanged = false (switch-to-configuration leaves it running, so a
@@ -40,6 +48,7 @@
   configFile,
   path ? [ ],
   environment ? { },
+  watcherReadWritePaths ? [ ],
   ...
 }:
 let
@@ -52,15 +61,19 @@ let
     # wrong interpreter) instead of reporting "started" and failing a moment later.
     Type = "exec";
     Restart = "always";
-    # /var/lib/pullnix: state, history, keys, the watcher's checkout and GC roots. Both units
-    # declare it with the same mode (two different modes would make them fight on every start).
-    # 0700: nothing in it is for anyone but root; operators use the socket, not these files.
-    StateDirectory = "pullnix";
-    StateDirectoryMode = "0700";
     # personality(2) changes and realtime scheduling are never needed by Node, git, ssh or nix;
     # these only remove abilities no part of the job uses.
     LockPersonality = true;
     RestrictRealtime = true;
+    # Neither daemon loads kernel modules, reads the kernel log, writes cgroups by itself (the
+    # activation is a transient unit of PID 1) or runs code of another architecture.
+    ProtectKernelModules = true;
+    ProtectKernelLogs = true;
+    ProtectControlGroups = true;
+    SystemCallArchitectures = "native";
+    # No setuid/setgid files: nothing either writes should ever be one (Nix refuses them in the
+    # store; the setuid wrappers of NixOS are made by the activation, which is not run here).
+    RestrictSUIDSGID = true;
   };
 in
 {
@@ -88,6 +101,10 @@ in
     };
     serviceConfig = common // {
       ExecStart = "${executorExec} ${args}";
+      # /var/lib/pullnix: state, history, keys. 0700: nothing in it is for anyone but root;
+      # operators use the socket, the watcher its own socket and its own state directory.
+      StateDirectory = "pullnix";
+      StateDirectoryMode = "0700";
       # Short: after a self-upgrade exit the socket is gone until the new executor listens.
       RestartSec = 2;
       # /run/pullnix holds the operator group's socket. The executor itself sets the directory
@@ -95,7 +112,13 @@ in
       # would create it root:root, the service's own user and group). Root's own socket (the
       # watcher's and root's pullnix-ctl's) is /run/pullnix/root/executor.sock, in a 0700
       # directory the executor creates.
-      RuntimeDirectory = "pullnix";
+      # /run/pullnix-watcher holds the watcher's socket: the executor sets it to
+      # root:pullnix-watcher 0750 and the socket to 0660, so the watcher's user reaches that
+      # socket and no other (it is not in the operator group, and root's is in a 0700 directory).
+      RuntimeDirectory = [
+        "pullnix"
+        "pullnix-watcher"
+      ];
       RuntimeDirectoryMode = "0750";
       # Decision: not preserved. The directory only holds the executor's own socket, which is
       # meaningless once the executor stops; removing it on every stop (including Restart=
@@ -108,8 +131,25 @@ in
       # systemd-run) needs no such gain. Activation itself does NOT run under this unit: it is a
       # transient unit started by PID 1 through systemd-run, with none of these restrictions.
       NoNewPrivileges = true;
+      # Its own sockets (AF_UNIX), the http and tcp checks (AF_INET/6), and AF_NETLINK for
+      # interface and address lookups of the programs it runs (glibc's getaddrinfo with
+      # AI_ADDRCONFIG, ip). Nothing else: no raw packets, no bluetooth, no AF_PACKET.
+      RestrictAddressFamilies = [
+        "AF_UNIX"
+        "AF_INET"
+        "AF_INET6"
+        "AF_NETLINK"
+      ];
       # Deliberately NOT set for the executor, because `switch-to-configuration boot` and
       # `nix-env --set` run as its children:
+      #   User=, CapabilityBoundingSet: it is the part that switches the system (root, all
+      #     capabilities): nix-env on the local store as root remounts the read-only store
+      #     writable in a private mount namespace (CAP_SYS_ADMIN), the bootloader installer writes
+      #     /boot, EFI variables and the boot disk.
+      #   RestrictNamespaces, PrivateMounts: that private mount namespace of nix as root.
+      #   ProtectHostname, PrivateIPC, PrivateNetwork, IPAddressDeny: the checks it runs reach
+      #     the machine's own services and the git remote; a UTS/IPC namespace would hide changes
+      #     the activation makes from the executor and its verification.
       #   ProtectSystem/ReadWritePaths: nix-env writes /nix/var/nix/profiles and the store,
       #     the bootloader installer writes /boot and /etc; any list would be a guess.
       #   ProtectKernelTunables / ProtectControlGroups: systemd-boot/bootctl and efibootmgr write
@@ -118,8 +158,9 @@ in
       #   PrivateTmp, ProtectHome, UMask: paths and files created here may be handed to the
       #     activation unit or read by the bootloader; the executor sets explicit modes on its
       #     own files (0600 state, 0660 socket).
-      #   SystemCallFilter, RestrictNamespaces, MemoryDenyWriteExecute: Node's JIT needs W+X
-      #     memory; nix and the bootloader tools use a wide set of calls.
+      #   SystemCallFilter, MemoryDenyWriteExecute: Node's JIT needs W+X memory; nix and the
+      #     bootloader tools use a wide set of calls (mount, swapon for grub-probe, ...).
+      #   ProtectProc / ProcSubset: it reads /proc of the units it verifies.
     };
   };
 
@@ -138,7 +179,16 @@ in
       "pullnix-executor.service"
       "time-sync.target"
     ];
-    inherit path environment;
+    inherit path;
+    environment = environment // {
+      # Builds go through the nix-daemon (multi-user Nix, as on every NixOS): the watcher cannot
+      # write /nix itself. Its out-links in its state directory become indirect GC roots
+      # (/nix/var/nix/gcroots/auto), registered by the daemon.
+      NIX_REMOTE = "daemon";
+      # nix's fetcher and evaluation caches ($XDG_CACHE_HOME/nix), in CacheDirectory below: the
+      # user's home is not writable (ProtectHome, and pullnix-watcher has none).
+      XDG_CACHE_HOME = "/var/cache/pullnix-watcher";
+    };
     # The executor restarts the watcher after every deployment outcome; switch-to-configuration
     # must not restart it in the middle of one.
     restartIfChanged = false;
@@ -153,32 +203,63 @@ in
       # Spaces automatic restarts so a crashing watcher cannot spin (restarts by the executor
       # with `systemctl restart` are immediate; RestartSec only applies to Restart=).
       RestartSec = 5;
-      # Files the watcher creates (checkout, its memory, build logs) are root-only. Store paths
-      # are unaffected (Nix resets their modes) and GC roots are symlinks.
+      # Its own unprivileged user: it talks to the network, parses what a git server sends and
+      # evaluates the repository's Nix code; none of that needs root.
+      User = "pullnix-watcher";
+      Group = "pullnix-watcher";
+      # /var/lib/pullnix-watcher: checkout, GC roots (out-links), its memory (watcher.json),
+      # the trust keyring, its key pair (watcher.key 0600, watcher.pub read by the executor).
+      StateDirectory = "pullnix-watcher";
+      StateDirectoryMode = "0700";
+      CacheDirectory = "pullnix-watcher";
+      CacheDirectoryMode = "0700";
+      # Files it creates are its own only. Store paths are unaffected (the daemon sets their
+      # modes) and GC roots are symlinks.
       UMask = "0077";
-      # Root already; git, ssh and nix need no setuid helper. (Nix switching to build users is
-      # a setuid(2) call by root, which NoNewPrivileges does not restrict.)
+      # No privilege at all, and no way to gain one (no setuid helper is needed: Nix builds
+      # as the build users in the daemon).
       NoNewPrivileges = true;
-      # No setuid/setgid files: nothing the watcher writes should ever be one, and Nix refuses
-      # them in store paths anyway.
-      RestrictSUIDSGID = true;
-      # A private /tmp: build directories of a root (local-store) `nix build` live there and
-      # nothing else needs to see them.
+      CapabilityBoundingSet = "";
+      AmbientCapabilities = "";
+      # The whole file system read-only except its state and cache directories and what
+      # watcherReadWritePaths adds; /home, /root and /run/user inaccessible; its own /tmp and
+      # /dev (no devices). Connecting to the nix-daemon's and the executor's sockets needs no
+      # write access to the file system they are on.
+      ProtectSystem = "strict";
+      ProtectHome = true;
       PrivateTmp = true;
-      # Module loading is never part of polling git or building.
-      ProtectKernelModules = true;
+      PrivateDevices = true;
+      ReadWritePaths = watcherReadWritePaths;
+      # Kernel, clock, hostname, cgroups: read-only or unreachable.
+      ProtectKernelTunables = true;
+      ProtectClock = true;
+      ProtectHostname = true;
+      # Other processes are invisible in /proc (its own and its children's remain).
+      ProtectProc = "invisible";
+      # Unix sockets (the executor, the nix-daemon) and IP (the git remote). No netlink, no raw.
+      RestrictAddressFamilies = [
+        "AF_UNIX"
+        "AF_INET"
+        "AF_INET6"
+      ];
+      # Namespaces are for the build sandbox, which runs in the daemon, not here.
+      RestrictNamespaces = true;
+      PrivateIPC = true;
+      RemoveIPC = true;
+      # The system calls of an ordinary service; not the privileged or resource-control ones.
+      SystemCallFilter = [
+        "@system-service"
+        "~@privileged @resources"
+      ];
+      SystemCallErrorNumber = "EPERM";
       # Deliberately NOT set for the watcher:
-      #   ProtectKernelTunables / ProtectKernelLogs / ProtectProc: they over-mount parts of
-      #     /proc, and the Linux kernel then refuses a fresh /proc mount inside a user namespace,
-      #     which is exactly what the Nix build sandbox does when root builds with the local
-      #     store ("mounting /proc: Operation not permitted").
-      #   ProtectSystem=strict: a root `nix build` writes /nix directly unless it goes through
-      #     the daemon; restricting that is for when the watcher gets its own user.
-      #   ProtectHome: nix keeps its fetcher and evaluation caches in $HOME/.cache (/root).
-      #   ProtectClock / PrivateDevices: they install a device allow-list, and builds that
-      #     need /dev/kvm (NixOS tests) would fail.
-      #   RestrictNamespaces / SystemCallFilter: the Nix sandbox needs namespaces and many calls.
-      #   MemoryDenyWriteExecute: Node's JIT needs W+X memory.
+      #   MemoryDenyWriteExecute: Node's V8 compiles JavaScript to machine code at run time and
+      #     needs memory that is writable and executable; with it Node aborts at start (measured
+      #     on the test bed, docs/security.md).
+      #   PrivateNetwork / IPAddressDeny: it must reach the git remote, wherever that is.
+      #   PrivateUsers: ssh and git check the ownership of the deploy key and known_hosts, and
+      #     a user namespace would show root's files as "nobody".
+      #   ProcSubset=pid: Node (os.cpus, libuv) reads /proc/cpuinfo and /proc/stat.
     };
   };
 }
