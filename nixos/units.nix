@@ -236,11 +236,14 @@ in
       ProtectHostname = true;
       # Other processes are invisible in /proc (its own and its children's remain).
       ProtectProc = "invisible";
-      # Unix sockets (the executor, the nix-daemon) and IP (the git remote). No netlink, no raw.
+      # Unix sockets (the executor, the nix-daemon), IP (the git remote), and AF_NETLINK: node-ipc
+      # calls os.networkInterfaces() when it loads (getifaddrs, a netlink query; without it the
+      # watcher exits at start, seen on the bed). No raw or packet sockets.
       RestrictAddressFamilies = [
         "AF_UNIX"
         "AF_INET"
         "AF_INET6"
+        "AF_NETLINK"
       ];
       # Namespaces are for the build sandbox, which runs in the daemon, not here.
       RestrictNamespaces = true;

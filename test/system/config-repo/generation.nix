@@ -44,6 +44,10 @@ let
     watcherExec = "${pullnix}/bin/pullnix-watcher";
     configFile = "/etc/pullnix/config.json";
     path = [ "/usr" ];
+    # As the module does: the watcher may write the metrics textfile directory, nothing else.
+    watcherReadWritePaths =
+      let dir = ((spec.config.metrics or { }).textfileDirectory or null); in
+      if spec.pullnix && dir != null then [ "-${dir}" ] else [ ];
   };
 
   # The git server the machine deploys from: sshd on 127.0.0.1, owned by the generation, so a
