@@ -140,13 +140,40 @@ in
         "AF_INET6"
         "AF_NETLINK"
       ];
+      # Only mount namespaces: nix as root (`nix-env --set` on the local store) remounts a
+      # read-only /nix/store writable in a private mount namespace. No user, pid, net, uts, ipc
+      # or cgroup namespace is made by it or by a bootloader installer.
+      RestrictNamespaces = "mnt";
+      # Capabilities nothing it runs directly needs (switch-to-configuration's activation runs
+      # in a transient unit of PID 1, with its own). Kept: CAP_SYS_ADMIN (the remount above,
+      # grub-install's mounts), CAP_DAC_*/CAP_FOWNER/CAP_CHOWN (root's files, the watcher's
+      # socket directory), CAP_SETUID/SETGID (the nix-daemon protocol is not used; local builds
+      # of nix as root switch to build users), CAP_LINUX_IMMUTABLE (efibootmgr clears the
+      # immutable flag of efivarfs files), CAP_SYS_RAWIO (grub-install's FIBMAP on the boot
+      # disk), CAP_SYS_RESOURCE (root's reserved blocks: a nearly full disk must still take a
+      # profile link and a bootloader entry, above all for a rollback). Dropped besides those
+      # systemd-analyze lists: CAP_SYS_PTRACE and CAP_SYS_CHROOT (it debugs and chroots nothing;
+      # nix-env does not build) and CAP_KILL (its children are its own; units are stopped by PID 1).
+      CapabilityBoundingSet = [
+        "~CAP_SYS_TIME CAP_WAKE_ALARM CAP_SYS_PACCT CAP_BLOCK_SUSPEND CAP_LEASE CAP_SYS_TTY_CONFIG"
+        "~CAP_SYS_BOOT CAP_AUDIT_CONTROL CAP_AUDIT_READ CAP_AUDIT_WRITE CAP_MAC_ADMIN CAP_MAC_OVERRIDE"
+        "~CAP_NET_ADMIN CAP_NET_BIND_SERVICE CAP_NET_BROADCAST CAP_NET_RAW CAP_IPC_LOCK CAP_BPF"
+        "~CAP_MKNOD CAP_KILL CAP_SYS_NICE CAP_SYSLOG CAP_SYS_MODULE CAP_SYS_PTRACE CAP_SYS_CHROOT"
+      ];
+      # System calls no part of the job makes (a deny list: nix, the bootloader installers and
+      # Node need @mount, @privileged and @resources). EPERM, not a kill, if one is tried.
+      SystemCallFilter = [ "~@clock @cpu-emulation @debug @module @obsolete @raw-io @reboot @swap" ];
+      SystemCallErrorNumber = "EPERM";
+      # Its own /tmp (it uses none; the bootloader tools may), home directories read-only
+      # (git's and nix's look-ups of ~ only read), other users' processes invisible in /proc
+      # (it reads /proc/sys/kernel/random/boot_id, so not ProcSubset=pid).
+      PrivateTmp = true;
+      ProtectHome = "read-only";
+      ProtectProc = "invisible";
       # Deliberately NOT set for the executor, because `switch-to-configuration boot` and
       # `nix-env --set` run as its children:
-      #   User=, CapabilityBoundingSet: it is the part that switches the system (root, all
-      #     capabilities): nix-env on the local store as root remounts the read-only store
-      #     writable in a private mount namespace (CAP_SYS_ADMIN), the bootloader installer writes
-      #     /boot, EFI variables and the boot disk.
-      #   RestrictNamespaces, PrivateMounts: that private mount namespace of nix as root.
+      #   User=: it is the part that switches the system.
+      #   PrivateMounts: that private mount namespace of nix as root, and /boot mounted on use.
       #   ProtectHostname, PrivateIPC, PrivateNetwork, IPAddressDeny: the checks it runs reach
       #     the machine's own services and the git remote; a UTS/IPC namespace would hide changes
       #     the activation makes from the executor and its verification.
@@ -155,12 +182,12 @@ in
       #   ProtectKernelTunables / ProtectControlGroups: systemd-boot/bootctl and efibootmgr write
       #     EFI variables under /sys/firmware/efi/efivars.
       #   ProtectClock / PrivateDevices / DevicePolicy: grub-install opens the boot disk.
-      #   PrivateTmp, ProtectHome, UMask: paths and files created here may be handed to the
-      #     activation unit or read by the bootloader; the executor sets explicit modes on its
-      #     own files (0600 state, 0660 socket).
-      #   SystemCallFilter, MemoryDenyWriteExecute: Node's JIT needs W+X memory; nix and the
-      #     bootloader tools use a wide set of calls (mount, swapon for grub-probe, ...).
-      #   ProtectProc / ProcSubset: it reads /proc of the units it verifies.
+      #   UMask: files the bootloader installer writes (its configuration) keep their usual
+      #     modes; the executor sets explicit modes on its own files (0600 state, 0660 socket).
+      #   PrivateUsers, PrivateIPC: root's view of users and IPC is what it manages.
+      #   MemoryDenyWriteExecute: Node's JIT needs W+X memory (Node aborts with it, measured).
+      #   SystemCallFilter=@system-service (an allow list): nix and the bootloader tools need
+      #     mount, chown to build users, setrlimit; the deny list above is what is safe.
     };
   };
 

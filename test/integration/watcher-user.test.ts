@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { generateSigningKey, lookupUser, PullnixError, saveSigningKey, SocketClient } from '@pullnix/shared';
+import { createRunner, generateSigningKey, lookupUser, PullnixError, runHook, saveSigningKey, SocketClient } from '@pullnix/shared';
 import { ensureOwnKey } from '@pullnix/watcher';
 import { ExecutorProcess, makeBed, type Bed } from '../lib/executor-fixtures.ts';
 import { CapturedLog } from '../lib/watcher-fixtures.ts';
@@ -42,6 +42,27 @@ async function refusal(path: string, key: ReturnType<typeof generateSigningKey>)
     c.close();
   }
 }
+
+describe('preDeploy of a watcher with a user of its own', () => {
+  it('runs as the watcher itself, not through systemd-run (which an unprivileged user may not use), with the PULLNIX_* environment', async () => {
+    const log = new CapturedLog();
+    const runner = createRunner(log.logger);
+    const context = { deployment: null, commit: 'c'.repeat(40), outcome: null, toplevel: '/nix/store/x-system', previous: null, error: null };
+    const hook = { argv: ['/bin/sh', '-c', 'echo "uid=$(id -u) commit=$PULLNIX_COMMIT"; test -z "$NOT_PASSED"'], user: null, timeoutSec: 5 };
+    process.env.NOT_PASSED = 'x';
+    try {
+      const direct = await runHook(runner, log.logger, 'preDeploy', hook, context, undefined, { direct: true });
+      assert.equal(direct.ok, true, direct.error ?? '');
+      assert.match(direct.output, new RegExp(`uid=${process.getuid!()} commit=${'c'.repeat(40)}`));
+      const commands = log.lines.filter((l) => l.event === 'command.run').map((l) => l.fields.argv ?? '');
+      assert.equal(commands.length, 1);
+      assert.match(commands[0]!, /^\/bin\/sh -c /, 'the hook itself, not systemd-run');
+      assert.equal(log.lines.find((l) => l.event === 'hook.started')?.fields.user, 'self');
+    } finally {
+      delete process.env.NOT_PASSED;
+    }
+  });
+});
 
 describe('a watcher with a user of its own', () => {
   let bed: Bed;
