@@ -71,6 +71,16 @@ let
     ProtectKernelLogs = true;
     ProtectControlGroups = true;
     SystemCallArchitectures = "native";
+    # Unix sockets (the executor's, the nix-daemon's, systemd's), IP (the git remote, the http
+    # and tcp checks), and AF_NETLINK: node-ipc calls os.networkInterfaces() when it loads
+    # (getifaddrs, a netlink query; without it the daemons exit at start, seen on the bed), and
+    # glibc's getaddrinfo with AI_ADDRCONFIG asks netlink too. No raw or packet sockets.
+    RestrictAddressFamilies = [
+      "AF_UNIX"
+      "AF_INET"
+      "AF_INET6"
+      "AF_NETLINK"
+    ];
     # No setuid/setgid files: nothing either writes should ever be one (Nix refuses them in the
     # store; the setuid wrappers of NixOS are made by the activation, which is not run here).
     RestrictSUIDSGID = true;
@@ -131,15 +141,6 @@ in
       # systemd-run) needs no such gain. Activation itself does NOT run under this unit: it is a
       # transient unit started by PID 1 through systemd-run, with none of these restrictions.
       NoNewPrivileges = true;
-      # Its own sockets (AF_UNIX), the http and tcp checks (AF_INET/6), and AF_NETLINK for
-      # interface and address lookups of the programs it runs (glibc's getaddrinfo with
-      # AI_ADDRCONFIG, ip). Nothing else: no raw packets, no bluetooth, no AF_PACKET.
-      RestrictAddressFamilies = [
-        "AF_UNIX"
-        "AF_INET"
-        "AF_INET6"
-        "AF_NETLINK"
-      ];
       # Only mount namespaces: nix as root (`nix-env --set` on the local store) remounts a
       # read-only /nix/store writable in a private mount namespace. No user, pid, net, uts, ipc
       # or cgroup namespace is made by it or by a bootloader installer.
@@ -165,11 +166,9 @@ in
       SystemCallFilter = [ "~@clock @cpu-emulation @debug @module @obsolete @raw-io @reboot @swap" ];
       SystemCallErrorNumber = "EPERM";
       # Its own /tmp (it uses none; the bootloader tools may), home directories read-only
-      # (git's and nix's look-ups of ~ only read), other users' processes invisible in /proc
-      # (it reads /proc/sys/kernel/random/boot_id, so not ProcSubset=pid).
+      # (git's and nix's look-ups of ~ only read).
       PrivateTmp = true;
       ProtectHome = "read-only";
-      ProtectProc = "invisible";
       # Deliberately NOT set for the executor, because `switch-to-configuration boot` and
       # `nix-env --set` run as its children:
       #   User=: it is the part that switches the system.
@@ -185,6 +184,11 @@ in
       #   UMask: files the bootloader installer writes (its configuration) keep their usual
       #     modes; the executor sets explicit modes on its own files (0600 state, 0660 socket).
       #   PrivateUsers, PrivateIPC: root's view of users and IPC is what it manages.
+      #   ProtectProc, ProcSubset: both give the unit a /proc of its own, which shows the
+      #     kernel's boot id (/proc/sys/kernel/random/boot_id), not the one a container manager
+      #     gives the machine; crash recovery tells a reboot from an executor crash by it, so in
+      #     a container (NixOS containers, the test bed) a power cut would look like a crash and
+      #     the deployment be rolled back instead of recorded interrupted (seen: scenarios 5, 12).
       #   MemoryDenyWriteExecute: Node's JIT needs W+X memory (Node aborts with it, measured).
       #   SystemCallFilter=@system-service (an allow list): nix and the bootloader tools need
       #     mount, chown to build users, setrlimit; the deny list above is what is safe.
@@ -263,15 +267,6 @@ in
       ProtectHostname = true;
       # Other processes are invisible in /proc (its own and its children's remain).
       ProtectProc = "invisible";
-      # Unix sockets (the executor, the nix-daemon), IP (the git remote), and AF_NETLINK: node-ipc
-      # calls os.networkInterfaces() when it loads (getifaddrs, a netlink query; without it the
-      # watcher exits at start, seen on the bed). No raw or packet sockets.
-      RestrictAddressFamilies = [
-        "AF_UNIX"
-        "AF_INET"
-        "AF_INET6"
-        "AF_NETLINK"
-      ];
       # Namespaces are for the build sandbox, which runs in the daemon, not here.
       RestrictNamespaces = true;
       PrivateIPC = true;
