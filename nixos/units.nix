@@ -65,11 +65,10 @@ let
     # these only remove abilities no part of the job uses.
     LockPersonality = true;
     RestrictRealtime = true;
-    # Neither daemon loads kernel modules, reads the kernel log, writes cgroups by itself (the
-    # activation is a transient unit of PID 1) or runs code of another architecture.
+    # Neither daemon loads kernel modules, reads the kernel log or runs code of another
+    # architecture.
     ProtectKernelModules = true;
     ProtectKernelLogs = true;
-    ProtectControlGroups = true;
     SystemCallArchitectures = "native";
     # Unix sockets (the executor's, the nix-daemon's, systemd's), IP (the git remote, the http
     # and tcp checks), and AF_NETLINK: node-ipc calls os.networkInterfaces() when it loads
@@ -184,10 +183,11 @@ in
       #   UMask: files the bootloader installer writes (its configuration) keep their usual
       #     modes; the executor sets explicit modes on its own files (0600 state, 0660 socket).
       #   PrivateUsers, PrivateIPC: root's view of users and IPC is what it manages.
-      #   ProtectProc, ProcSubset: both give the unit a /proc of its own, which shows the
-      #     kernel's boot id (/proc/sys/kernel/random/boot_id), not the one a container manager
-      #     gives the machine; crash recovery tells a reboot from an executor crash by it, so in
-      #     a container (NixOS containers, the test bed) a power cut would look like a crash and
+      #   ProtectProc, ProcSubset, ProtectControlGroups (and ProtectKernelTunables): each gives
+      #     the unit a /proc of its own (measured on systemd 252), which shows the kernel's boot
+      #     id (/proc/sys/kernel/random/boot_id), not the one a container manager gives the
+      #     machine; crash recovery tells a reboot from an executor crash by it, so in a
+      #     container (NixOS containers, the test bed) a power cut would look like a crash and
       #     the deployment be rolled back instead of recorded interrupted (seen: scenarios 5, 12).
       #   MemoryDenyWriteExecute: Node's JIT needs W+X memory (Node aborts with it, measured).
       #   SystemCallFilter=@system-service (an allow list): nix and the bootloader tools need
@@ -263,6 +263,7 @@ in
       ReadWritePaths = watcherReadWritePaths;
       # Kernel, clock, hostname, cgroups: read-only or unreachable.
       ProtectKernelTunables = true;
+      ProtectControlGroups = true;
       ProtectClock = true;
       ProtectHostname = true;
       # Other processes are invisible in /proc (its own and its children's remain).
