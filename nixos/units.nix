@@ -172,13 +172,13 @@ in
       # `nix-env --set` run as its children:
       #   User=: it is the part that switches the system.
       #   PrivateMounts: that private mount namespace of nix as root, and /boot mounted on use.
-      #   ProtectHostname, PrivateIPC, PrivateNetwork, IPAddressDeny: the checks it runs reach
-      #     the machine's own services and the git remote; a UTS/IPC namespace would hide changes
-      #     the activation makes from the executor and its verification.
+      #   ProtectHostname, PrivateNetwork, IPAddressDeny: the checks it runs reach the machine's
+      #     own services and the git remote; a UTS namespace would hide a hostname the
+      #     activation sets from the executor and its verification.
       #   ProtectSystem/ReadWritePaths: nix-env writes /nix/var/nix/profiles and the store,
       #     the bootloader installer writes /boot and /etc; any list would be a guess.
-      #   ProtectKernelTunables / ProtectControlGroups: systemd-boot/bootctl and efibootmgr write
-      #     EFI variables under /sys/firmware/efi/efivars.
+      #   ProtectKernelTunables: systemd-boot/bootctl and efibootmgr write EFI variables under
+      #     /sys/firmware/efi/efivars.
       #   ProtectClock / PrivateDevices / DevicePolicy: grub-install opens the boot disk.
       #   UMask: files the bootloader installer writes (its configuration) keep their usual
       #     modes; the executor sets explicit modes on its own files (0600 state, 0660 socket).
