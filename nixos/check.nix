@@ -39,7 +39,8 @@ let
     ++ expect (ex.serviceConfig ? RestartSec && wa.serviceConfig ? RestartSec) "units.nix: both units need a RestartSec (no tight restart loop)"
     ++ expect (ex.serviceConfig.ExecStart == "/opt/pullnix/bin/pullnix-executor --config /etc/pullnix/config.json") "units.nix: executor ExecStart must be `<executorExec> --config <configFile>`"
     ++ expect (wa.serviceConfig.ExecStart == "/opt/pullnix/bin/pullnix-watcher --config /etc/pullnix/config.json") "units.nix: watcher ExecStart must be `<watcherExec> --config <configFile>`"
-    ++ expect (ex.serviceConfig.RuntimeDirectory == "pullnix") "units.nix: the executor owns RuntimeDirectory=pullnix (/run/pullnix/executor.sock)"
+    ++ expect (ex.serviceConfig.RuntimeDirectory == [ "pullnix" "pullnix-watcher" ]) "units.nix: the executor owns RuntimeDirectory=pullnix (/run/pullnix/executor.sock) and pullnix-watcher (the watcher's socket)"
+    ++ expect (wa.serviceConfig.User == "pullnix-watcher" && wa.serviceConfig.ProtectSystem == "strict" && wa.serviceConfig.CapabilityBoundingSet == "") "units.nix: the watcher runs as pullnix-watcher, ProtectSystem=strict, no capabilities"
     ++ expect (elem "pullnix-executor.service" wa.after && elem "pullnix-executor.service" wa.wants) "units.nix: the watcher wants and starts after the executor"
     ++ expect (!(wa ? requires || wa ? bindsTo || wa ? partOf)) "units.nix: the watcher must not Require/BindsTo/PartOf the executor (an executor restart would take it down)"
     ++ expect (

@@ -68,6 +68,10 @@ for check in \
   "executor|Unit|X-StopOnRemoval=false" \
   "executor|Service|Restart=always" \
   "executor|Service|RuntimeDirectory=pullnix" \
+  "executor|Service|RuntimeDirectory=pullnix-watcher" \
+  "watcher|Service|User=pullnix-watcher" \
+  "watcher|Service|ProtectSystem=strict" \
+  "watcher|Service|CapabilityBoundingSet=" \
   "executor|Service|ExecStart=/opt/pullnix/bin/pullnix-executor --config /etc/pullnix/config.json" \
   "executor|Install|WantedBy=multi-user.target" \
   "watcher|Service|X-RestartIfChanged=false" \

@@ -168,7 +168,12 @@ let
     };
   };
 
-  configJSON = import ./config.nix cfgPlain;
+  # The watcher's user is fixed by the units (units.nix): the config file names it (D20).
+  configJSON = import ./config.nix cfgPlain // {
+    watcher = {
+      user = "pullnix-watcher";
+    };
+  };
   schemaProblems = schema.validate configJSON;
 
   # Pretty-printed (jq) so an operator can read /etc/pullnix/config.json.
@@ -194,6 +199,7 @@ let
     "socketPath"
     "privateSocketPath"
     "stateDir"
+    "watcher"
     "units"
     "paths"
   ];
@@ -286,6 +292,22 @@ in
 
     users.groups.${cfg.operators.group} = { };
 
+    # The watcher's own user (units.nix, docs/decisions.md D20): no login, no home, no groups
+    # but its own; the executor serves it /run/pullnix-watcher/executor.sock (group pullnix-watcher).
+    # The deploy key (repository.sshKeyFile) must be readable by this user alone.
+    users.users.pullnix-watcher = {
+      isSystemUser = true;
+      group = "pullnix-watcher";
+      description = "pullnix watcher (follows the configuration repository, builds through the nix-daemon)";
+    };
+    users.groups.pullnix-watcher = { };
+
+    # The watcher writes pullnix-watcher.prom into the textfile directory; it may write nothing
+    # else (ProtectSystem=strict), so the directory is created for it: group pullnix-watcher.
+    systemd.tmpfiles.rules = lib.optional (
+      cfg.metrics.textfileDirectory != null
+    ) "d ${cfg.metrics.textfileDirectory} 0775 root pullnix-watcher - -";
+
     environment.systemPackages = [ cfg.package ];
 
     # For pullnix-ctl, which reads /etc/pullnix/config.json by default. The daemons get the
@@ -300,6 +322,9 @@ in
       configFile = "${configFile}";
       path = unitPath;
       environment = unitEnvironment;
+      watcherReadWritePaths = lib.optional (
+        cfg.metrics.textfileDirectory != null
+      ) "-${cfg.metrics.textfileDirectory}";
     };
   };
 }

@@ -158,7 +158,7 @@ concatStringsSep "\n" (
     "Keys of the configuration file without an option of their own, settable through"
     "`services.pullnix.settings` unless fixed by the module:"
     (concatStringsSep ", " (map code uncovered))
-    "(`socketPath`, `privateSocketPath`, `stateDir`, `units.*` and `paths.*` are fixed by the module)."
+    "(`socketPath`, `privateSocketPath`, `stateDir`, `watcher.*`, `units.*` and `paths.*` are fixed by the module)."
     ""
   ]
 )

@@ -3,9 +3,9 @@
  * argument parsing and signals; tests start the same thing in-process with a fake Runner.
  */
 import { createConnection } from 'node:net';
-import type { Config, Logger, Runner } from '@pullnix/shared';
+import { lookupUser, type Config, type Logger, type Runner } from '@pullnix/shared';
 import { Executor } from './executor.ts';
-import { ensureKeys, trustedKeys, type ExecutorKeys } from './keys.ts';
+import { ensureKeys, trustedKeys, watcherKeyResolver, type ExecutorKeys } from './keys.ts';
 import type { Clock } from './pipeline/context.ts';
 import { createServers, type ExecutorServers } from './server.ts';
 
@@ -36,7 +36,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   // node-ipc replaces an existing socket file; a second executor must not steal a live one.
   await assertNotServed(config.privateSocketPath);
   await assertNotServed(config.socketPath);
-  const keys = ensureKeys(config.stateDir, log);
+  const watcherUser = config.watcher.user === null ? null : lookupUser(config.watcher.user);
+  if (watcherUser) await assertNotServed(config.watcher.socketPath);
+  const keys = ensureKeys(config.stateDir, log, config.watcher);
   const executor = new Executor({
     config,
     log,
@@ -53,6 +55,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     privatePath: config.privateSocketPath,
     groupPath: config.socketPath,
     group: config.operators.group,
+    ...(watcherUser ? { watcher: { path: config.watcher.socketPath, gid: watcherUser.gid, resolveKey: watcherKeyResolver(config.watcher.stateDir, watcherUser.uid) } } : {}),
     ...(options.refusalLogIntervalMs !== undefined ? { refusalLogIntervalMs: options.refusalLogIntervalMs } : {}),
   });
   await servers.start();
@@ -60,6 +63,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     pid: process.pid,
     socket: config.socketPath,
     private_socket: config.privateSocketPath,
+    watcher_socket: watcherUser ? config.watcher.socketPath : undefined,
+    watcher_user: config.watcher.user ?? undefined,
     group: config.operators.group,
     run: servers.runId,
     state_dir: config.stateDir,

@@ -91,6 +91,11 @@ export interface ExecutorServerOptions {
   /** The operator group's socket. */
   groupPath: string;
   group: string | null;
+  /**
+   * The watcher's own socket, when it runs as a user of its own (docs/decisions.md D20): 0660
+   * root:<its group> in a 0750 directory, and its key, resolved from its state directory.
+   */
+  watcher?: { path: string; gid: number; resolveKey: (keyId: string) => TrustedKey | null };
   windowMs?: number;
   /** Rate-limit interval of refusal logging (default 10 s). */
   refusalLogIntervalMs?: number;
@@ -99,6 +104,8 @@ export interface ExecutorServerOptions {
 export interface ExecutorServers {
   private: SocketServer;
   group: SocketServer;
+  /** The watcher's own socket (null when the watcher shares root's). */
+  watcher: SocketServer | null;
   runId: string;
   start(): Promise<void>;
   stop(): void;
@@ -119,21 +126,32 @@ export const GROUP_MAX_CONNECTIONS = 256;
 export function createServers(options: ExecutorServerOptions): ExecutorServers {
   const { executor, log } = options;
   const runId = newRunId();
-  const authenticator = new Authenticator({ keys: options.keys, runId, ...(options.windowMs !== undefined ? { windowMs: options.windowMs } : {}) });
+  const authenticator = new Authenticator({
+    keys: options.keys,
+    runId,
+    ...(options.windowMs !== undefined ? { windowMs: options.windowMs } : {}),
+    ...(options.watcher ? { resolveKey: options.watcher.resolveKey } : {}),
+  });
   const handler = createHandler(executor, log);
   const reporter = refusalReporter(log, options.refusalLogIntervalMs);
   const common = { authenticator, handler, onRefused: reporter.onRefused, onDropped: reporter.onDropped, onClose: (conn: Connection) => executor.connectionClosed(conn) };
   const privateServer = new SocketServer({ ...common, name: 'private', path: options.privatePath, group: null, ownDirectory: true, maxConnections: PRIVATE_MAX_CONNECTIONS });
   const groupServer = new SocketServer({ ...common, name: 'group', path: options.groupPath, group: options.group, maxConnections: GROUP_MAX_CONNECTIONS });
+  const watcherServer = options.watcher
+    ? new SocketServer({ ...common, name: 'watcher', path: options.watcher.path, group: null, gid: options.watcher.gid, maxConnections: PRIVATE_MAX_CONNECTIONS })
+    : null;
   return {
     private: privateServer,
     group: groupServer,
+    watcher: watcherServer,
     runId,
     async start() {
       await privateServer.start();
       await groupServer.start();
+      await watcherServer?.start();
     },
     stop() {
+      watcherServer?.stop();
       groupServer.stop();
       privateServer.stop();
       reporter.limiter.flush();

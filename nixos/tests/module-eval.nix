@@ -36,6 +36,8 @@ let
       assertions = mkOption { type = types.listOf types.unspecified; default = [ ]; };
       warnings = mkOption { type = types.listOf types.str; default = [ ]; };
       users.groups = mkOption { type = types.attrsOf (types.attrsOf types.anything); default = { }; };
+      users.users = mkOption { type = types.attrsOf (types.attrsOf types.anything); default = { }; };
+      systemd.tmpfiles.rules = mkOption { type = types.listOf types.str; default = [ ]; };
       environment.etc = mkOption { type = types.attrsOf (types.attrsOf types.anything); default = { }; };
       environment.systemPackages = mkOption { type = types.listOf types.package; default = [ ]; };
       systemd.services = mkOption { type = types.attrsOf (types.attrsOf types.anything); default = { }; };
@@ -94,6 +96,7 @@ let
   failures =
     check (failedAssertions c == [ ]) "minimal: assertions failed: ${builtins.toJSON (failedAssertions c)}"
     ++ check (ex.restartIfChanged == false && wa.restartIfChanged == false) "units: restartIfChanged must be false on both"
+    ++ check (wa.serviceConfig.User == "pullnix-watcher" && c.users.users ? pullnix-watcher && c.users.groups ? pullnix-watcher && configJSON.watcher.user == "pullnix-watcher") "the watcher runs as pullnix-watcher, created by the module and named in the config file"
     ++ check (ex.unitConfig.X-StopOnRemoval == false) "units: executor X-StopOnRemoval must be false"
     ++ check (ex.serviceConfig.Restart == "always" && wa.serviceConfig.Restart == "always") "units: Restart=always on both"
     ++ check (lib.hasSuffix "/bin/pullnix-executor --config /nix/store/00000000000000000000000000000000-pullnix-config.json" ex.serviceConfig.ExecStart) "units: executor ExecStart"

@@ -142,6 +142,8 @@ in
               "runuser -u git -- git init -q --bare -b main /srv/git/config.git",
           )
           machine.succeed("ssh-keygen -q -t ed25519 -N ''' -C pullnix@machine -f /etc/pullnix/deploy_key")
+          # The deploy key is the watcher's alone (it runs as pullnix-watcher).
+          machine.succeed("chown pullnix-watcher: /etc/pullnix/deploy_key && chmod 0400 /etc/pullnix/deploy_key")
           pub = machine.succeed("cat /etc/pullnix/deploy_key.pub").strip()
           gitserver.succeed(
               f"echo 'no-port-forwarding,no-X11-forwarding,no-agent-forwarding,no-pty {pub}' > /srv/git/.ssh/authorized_keys",

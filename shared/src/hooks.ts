@@ -3,7 +3,8 @@
  * non-zero exit or a timeout means "not now", asked again at the next poll), hooks.onSuccess and
  * hooks.onFailure (run by the executor after the outcome is recorded: notify only, a failure is
  * logged and changes nothing). Each runs through systemd-run as its user (default a dynamic
- * unprivileged one), argv only, with the PULLNIX_* environment (docs/hooks.md).
+ * unprivileged one), argv only, with the PULLNIX_* environment (docs/hooks.md); a watcher with a
+ * user of its own runs preDeploy directly, as that user.
  */
 import { runAs } from './commands/run-as.ts';
 import type { HookConfig, HookName } from './config/config.ts';
@@ -40,9 +41,23 @@ export interface HookResult {
   output: string;
 }
 
-export async function runHook(runner: Runner, log: Logger, name: HookName, hook: HookConfig, context: HookContext, signal?: AbortSignal): Promise<HookResult> {
-  log.event('hook.started', { hook: name, argv: hook.argv.join(' '), user: hook.user ?? 'dynamic' });
-  const r = await runAs(runner, { unitPrefix: `pullnix-hook-${name}`, user: hook.user, argv: hook.argv, env: hookEnvironment(context), timeoutMs: hook.timeoutSec * 1000, ...(signal ? { signal } : {}) });
+/**
+ * `direct`: run the hook as a child of this process, as its own user, instead of through
+ * systemd-run. For a watcher that runs as an unprivileged user of its own (docs/decisions.md D20):
+ * it may not start units, and is itself the unprivileged, sandboxed user a hook should run as.
+ */
+export async function runHook(runner: Runner, log: Logger, name: HookName, hook: HookConfig, context: HookContext, signal?: AbortSignal, options: { direct?: boolean } = {}): Promise<HookResult> {
+  const direct = options.direct ?? false;
+  log.event('hook.started', { hook: name, argv: hook.argv.join(' '), user: hook.user ?? (direct ? 'self' : 'dynamic') });
+  const r = direct
+    ? await runner(hook.argv, {
+        env: { PATH: process.env.PATH ?? '/run/current-system/sw/bin', ...hookEnvironment(context) },
+        extendEnv: false,
+        timeoutMs: hook.timeoutSec * 1000,
+        killAfterMs: 2000,
+        ...(signal ? { signal } : {}),
+      })
+    : await runAs(runner, { unitPrefix: `pullnix-hook-${name}`, user: hook.user, argv: hook.argv, env: hookEnvironment(context), timeoutMs: hook.timeoutSec * 1000, ...(signal ? { signal } : {}) });
   const output = lastLines(`${r.stdout}\n${r.stderr}`, 10);
   if (r.exitCode === 0) {
     log.event('hook.succeeded', { hook: name, ms: r.durationMs });

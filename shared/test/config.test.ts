@@ -24,6 +24,21 @@ describe('config', () => {
     assert.match(problems(JSON.stringify({ ...minimal, privateSocketPath: '/run/pullnix/other.sock' })).join(), /directory of its own/);
   });
 
+  it("resolves the watcher's identity: its own state directory and socket with a user, root's without", () => {
+    const root = parseConfig(JSON.stringify(minimal));
+    assert.deepEqual(root.watcher, { user: null, stateDir: '/var/lib/pullnix', socketPath: '/run/pullnix/root/executor.sock' });
+    const own = parseConfig(JSON.stringify({ ...minimal, watcher: { user: 'pullnix-watcher' } }));
+    assert.deepEqual(own.watcher, { user: 'pullnix-watcher', stateDir: '/var/lib/pullnix-watcher', socketPath: '/run/pullnix-watcher/executor.sock' });
+    assert.match(problems(JSON.stringify({ ...minimal, watcher: { user: 'w', stateDir: '/var/lib/pullnix/w' } })).join(), /watcher.stateDir .* must be apart from stateDir/);
+    assert.match(problems(JSON.stringify({ ...minimal, watcher: { user: 'w', stateDir: '/var/lib' } })).join(), /must be apart/);
+    assert.match(problems(JSON.stringify({ ...minimal, watcher: { user: 'w', socketPath: '/run/pullnix/w.sock' } })).join(), /directory of its own/);
+    assert.match(problems(JSON.stringify({ ...minimal, watcher: { user: 'Bad User' } })).join(), /watcher.user: must match pattern/);
+    assert.match(
+      problems(JSON.stringify({ ...minimal, watcher: { user: 'w' }, hooks: { preDeploy: { argv: ['/bin/true'], user: 'alice' } } })).join(),
+      /hooks.preDeploy.user: "alice" cannot be used: the watcher runs as "w"/,
+    );
+  });
+
   it('fills every default from the schema', () => {
     const c = parseConfig(JSON.stringify(minimal));
     assert.equal(c.repository.branch, 'main');

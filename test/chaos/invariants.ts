@@ -251,7 +251,7 @@ export class InvariantChecker {
     const units = await this.bed.container.exec(['systemctl', 'list-units', '--all', '--plain', '--no-legend', '--no-pager', 'pullnix-activate-*', 'pullnix-rollback-*'], { timeoutMs: 30_000 });
     const left = units.stdout.split('\n').map((l) => l.trim()).filter((l) => l !== '');
     out.push(check(6, units.code === 0 && left.length === 0, left.length === 0 ? 'no transient activation unit left' : `left over: ${left.join(' | ')}`));
-    const watcherRoots = listDir(join(this.bed.dirs.state, 'gcroots'));
+    const watcherRoots = listDir(join(this.bed.dirs.watcherState, 'gcroots'));
     const otherRoots = pullnixRoots(join(this.bed.dirs.nix, 'var/nix/gcroots'));
     const bound = this.keepGcRoots + 2;
     // The executor roots a deployment's previous and new systems until its outcome: at rest at

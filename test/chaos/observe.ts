@@ -88,7 +88,7 @@ export function headHandled(bed: TestBed, tail: HistoryTail, head: string): bool
 }
 
 export function watcherMemory(bed: TestBed): WatcherMemoryView | null {
-  return readJson<WatcherMemoryView>(join(bed.dirs.state, 'watcher.json'));
+  return readJson<WatcherMemoryView>(join(bed.dirs.watcherState, 'watcher.json'));
 }
 
 export interface ExecutorStateView {

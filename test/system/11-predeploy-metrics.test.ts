@@ -24,7 +24,11 @@ test('preDeploy holds a deployment until it says yes; node_exporter serves the r
   assert.deepEqual(NEEDS, [], 'this scenario needs Debian packages prometheus-node-exporter and prometheus (promtool): apt-get install -y prometheus prometheus-node-exporter');
   await withBed(t, { name: 'predeploy-metrics', verifyTimeoutSec: 8 }, async (bed) => {
     const go = (yes: boolean) => bed.container.execOk(yes ? ['touch', '/run/bed-go'] : ['rm', '-f', '/run/bed-go']);
-    const first = await installed(bed, { spec: { label: 'gen1', config }, beforeInstall: () => go(true).then(() => undefined) });
+    const first = await installed(bed, { spec: { label: 'gen1', config }, beforeInstall: async () => {
+      await go(true);
+      // What the module's tmpfiles rule makes: the watcher (its own user) may write its .prom file here.
+      await bed.container.execOk(['install', '-d', '-m', '0775', '-o', 'root', '-g', 'pullnix-watcher', METRICS_DIR]);
+    } });
     await bed.container.execOk([
       'systemd-run', '--unit=bed-node-exporter', '/usr/bin/prometheus-node-exporter', '--web.listen-address=127.0.0.1:9100',
       '--collector.disable-defaults', '--collector.textfile', `--collector.textfile.directory=${METRICS_DIR}`,

@@ -1,6 +1,7 @@
 /** The watcher as a library: the benchmark and the tests drive one poll cycle in-process with Watcher.pollOnce(). */
 export { Watcher, type PollOutcome, type PollResult, type WatcherOptions } from './watcher.ts';
 export { ExecutorLink, watcherKeyPath, describeConnectFailure, type ExecutorClient, type ExecutorLinkOptions } from './executor-link.ts';
+export { ensureOwnKey, ownKeyPaths, OWN_KEY_ID } from './own-key.ts';
 export { GitCheckout, parseLsRemote, describeGitError, redactUrl, passThroughEnv, GIT_ENV_PASS_THROUGH, TRACKING_REF_PREFIX, type GitOps, type GitCheckoutOptions } from './git.ts';
 export { buildArgv, buildSystem, pruneGcRoots, LOG_TAIL_LINES, type BuildResult, type BuildOptions } from './build.ts';
 export { MemoryStore, parseMemory, emptyMemory, forgetCommit, type WatcherMemory, type BuildFailure, type HandledHead, type HandledResult, type TrustRefusal } from './memory.ts';

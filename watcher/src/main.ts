@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, createLogger, createRunner, DEFAULT_CONFIG_PATH, loadConfig, VERSION } from '@pullnix/shared';
 import { ExecutorLink, watcherKeyPath } from './executor-link.ts';
+import { ensureOwnKey, ownKeyPaths } from './own-key.ts';
 import { Watcher } from './watcher.ts';
 
 const USAGE = `usage: pullnix-watcher [--config FILE]
@@ -54,10 +55,14 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 
+  // With a user of its own (docs/decisions.md D20) the watcher holds its own key and has a socket
+  // of its own; without one it uses the key the executor made and root's own socket. Never the
+  // operator group's socket: a keyless group member cannot crowd it.
+  const keyPath = config.watcher.user === null ? watcherKeyPath(config.stateDir) : ownKeyPaths(config.watcher.stateDir).key;
+  if (config.watcher.user !== null) ensureOwnKey(config.watcher.stateDir, logger);
   const executor = new ExecutorLink({
-    // Root's own socket, never the operator group's: a keyless group member cannot crowd it.
-    socketPath: config.privateSocketPath,
-    keyPath: watcherKeyPath(config.stateDir),
+    socketPath: config.watcher.socketPath,
+    keyPath,
     logger,
     pid: process.pid,
     version: VERSION,

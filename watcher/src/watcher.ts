@@ -131,8 +131,8 @@ export class Watcher {
     this.pid = options.pid ?? process.pid;
     this.version = options.version ?? VERSION;
     this.baseBackoffMs = options.baseBackoffMs ?? 5000;
-    this.checkoutDir = join(config.stateDir, 'checkout');
-    this.gcrootsDir = join(config.stateDir, 'gcroots');
+    this.checkoutDir = join(config.watcher.stateDir, 'checkout');
+    this.gcrootsDir = join(config.watcher.stateDir, 'gcroots');
     this.git =
       options.git ??
       new GitCheckout({
@@ -145,8 +145,8 @@ export class Watcher {
       });
     this.trust =
       options.trust ??
-      new TrustGate({ trust: config.trust, runner: this.runner, gitDir: join(this.checkoutDir, '.git'), dir: join(config.stateDir, 'trust'), now: () => this.clock.now() });
-    this.store = new MemoryStore({ path: join(config.stateDir, 'watcher.json'), logger: this.logger, now: () => this.clock.now() });
+      new TrustGate({ trust: config.trust, runner: this.runner, gitDir: join(this.checkoutDir, '.git'), dir: join(config.watcher.stateDir, 'trust'), now: () => this.clock.now() });
+    this.store = new MemoryStore({ path: join(config.watcher.stateDir, 'watcher.json'), logger: this.logger, now: () => this.clock.now() });
     this.memory = this.store.load();
     // A range refused under other trusted keys (the deployment that changed them restarted us) is checked again.
     if (this.memory.untrusted && this.memory.untrusted.config !== this.trust.fingerprint) forgetCommit(this.memory, this.memory.untrusted.head);
@@ -155,7 +155,7 @@ export class Watcher {
       settings: config.gates.vulnerabilities,
       runner: this.runner,
       logger: this.logger,
-      cacheDir: join(config.stateDir, 'vulnix'),
+      cacheDir: join(config.watcher.stateDir, 'vulnix'),
       currentSystem: config.paths.currentSystem,
       memory: this.memory,
       save: () => this.store.save(this.memory),
@@ -418,7 +418,7 @@ export class Watcher {
   private async preDeploy(head: string, toplevel: string, deployed: string | null, signal: AbortSignal): Promise<boolean> {
     const hook = this.config.hooks.preDeploy!;
     const previous = liveSystem(this.config.paths.currentSystem);
-    const r = await runHook(this.runner, this.logger.child({ commit: head }), 'preDeploy', hook, { deployment: null, commit: head, outcome: null, toplevel, previous, error: null }, signal);
+    const r = await runHook(this.runner, this.logger.child({ commit: head }), 'preDeploy', hook, { deployment: null, commit: head, outcome: null, toplevel, previous, error: null }, signal, { direct: this.config.watcher.user !== null });
     if (r.ok) return true;
     if (signal.aborted) return false;
     this.postponed += 1;

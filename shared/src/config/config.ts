@@ -40,6 +40,8 @@ export interface Config {
   socketPath: string;
   /** Root's own socket (resolved: never null in a loaded Config). */
   privateSocketPath: string;
+  /** The watcher's identity, resolved (docs/decisions.md D20). */
+  watcher: WatcherIdentity;
   stateDir: string;
   logLevel: 'error' | 'warning' | 'info' | 'debug';
   units: { executor: string; watcher: string };
@@ -53,6 +55,16 @@ export interface RebootConfig {
   /** Local HH:MM; end before start crosses midnight. */
   window: { start: string; end: string };
   bootloader: 'systemd-boot' | 'grub' | 'none';
+}
+
+/**
+ * `watcher` resolved: with a user, the watcher's own state directory and socket; without one (null),
+ * the executor's state directory and root's own socket, as when both ran as root.
+ */
+export interface WatcherIdentity {
+  user: string | null;
+  stateDir: string;
+  socketPath: string;
 }
 
 /** Commit signatures (docs/security.md); checked by the watcher before anything is evaluated. */
@@ -153,6 +165,12 @@ export function checkProblems(config: Config): string[] {
     }
     if (check.timeoutSec > timeoutSec) problems.push(`${key}.timeoutSec: ${check.timeoutSec} is longer than verify.timeoutSec (${timeoutSec}); the check could never finish an attempt`);
   }
+  // A watcher with a user of its own runs preDeploy as that user (it cannot start units as another).
+  const watcherUser = (config.watcher as { user?: string | null } | undefined)?.user ?? null;
+  const preDeployUser = config.hooks?.preDeploy?.user ?? null;
+  if (watcherUser !== null && preDeployUser !== null && preDeployUser !== watcherUser) {
+    problems.push(`hooks.preDeploy.user: ${JSON.stringify(preDeployUser)} cannot be used: the watcher runs as ${JSON.stringify(watcherUser)} and runs preDeploy as itself (leave user unset)`);
+  }
   return problems;
 }
 
@@ -172,7 +190,7 @@ const ajv = new Ajv({ allErrors: true, useDefaults: true, allowUnionTypes: true,
 const validate = ajv.compile(schema);
 
 /** Sections that are optional in the file but always present (with defaults) in a Config. */
-const SECTIONS = ['poll', 'verify', 'operators', 'units', 'paths', 'trust', 'gates', 'checks', 'hooks', 'metrics', 'reboot'] as const;
+const SECTIONS = ['poll', 'verify', 'operators', 'units', 'paths', 'trust', 'gates', 'checks', 'hooks', 'metrics', 'reboot', 'watcher'] as const;
 
 export function parseConfig(text: string, file = '<config>'): Config {
   let data: unknown;
@@ -186,7 +204,7 @@ export function parseConfig(text: string, file = '<config>'): Config {
     for (const section of SECTIONS) if (obj[section] === undefined) obj[section] = {};
   }
   if (!validate(data)) throw new ConfigError(file, (validate.errors ?? []).map(describeConfigError));
-  const config = data as unknown as Omit<Config, 'privateSocketPath'> & { privateSocketPath: string | null };
+  const config = data as unknown as Omit<Config, 'privateSocketPath' | 'watcher'> & { privateSocketPath: string | null; watcher: { user: string | null; stateDir: string | null; socketPath: string | null } };
   // A $ref'd property gets no schema default: an absent hook is null.
   config.hooks = { preDeploy: config.hooks.preDeploy ?? null, onSuccess: config.hooks.onSuccess ?? null, onFailure: config.hooks.onFailure ?? null };
   const problems = checkProblems(config as unknown as Config);
@@ -196,7 +214,40 @@ export function parseConfig(text: string, file = '<config>'): Config {
   if (dirname(privateSocketPath) === dirname(config.socketPath)) {
     throw new ConfigError(file, [`privateSocketPath must be in a directory of its own (0700, root only), not in ${dirname(config.socketPath)} with socketPath`]);
   }
-  return { ...config, privateSocketPath };
+  const watcher = resolveWatcher(config.watcher, config.stateDir, config.socketPath, privateSocketPath);
+  if (watcher.user !== null) {
+    const dirs = [config.stateDir, privateSocketPath, config.socketPath].map((p) => dirname(p));
+    if (watcher.stateDir === config.stateDir || isWithin(watcher.stateDir, config.stateDir) || isWithin(config.stateDir, watcher.stateDir)) {
+      throw new ConfigError(file, [`watcher.stateDir ${watcher.stateDir} must be apart from stateDir ${config.stateDir}: the watcher's user must not reach the executor's state`]);
+    }
+    if (watcher.socketPath.length > 100) throw new ConfigError(file, [`watcher.socketPath ${watcher.socketPath} (derived from socketPath) is longer than 100 bytes; set watcher.socketPath`]);
+    if (dirs.slice(1).includes(dirname(watcher.socketPath))) {
+      throw new ConfigError(file, [`watcher.socketPath must be in a directory of its own (0750 root:<the watcher's group>), not in ${dirname(watcher.socketPath)} with another socket`]);
+    }
+  }
+  return { ...config, privateSocketPath, watcher };
+}
+
+function resolveWatcher(raw: { user: string | null; stateDir: string | null; socketPath: string | null }, stateDir: string, socketPath: string, privateSocketPath: string): WatcherIdentity {
+  if (raw.user === null) return { user: null, stateDir: raw.stateDir ?? stateDir, socketPath: privateSocketPath };
+  return {
+    user: raw.user,
+    stateDir: raw.stateDir ?? `/var/lib/${raw.user}`,
+    socketPath: raw.socketPath ?? defaultWatcherSocketPath(socketPath),
+  };
+}
+
+/**
+ * `/run/pullnix/executor.sock` → `/run/pullnix-watcher/executor.sock`: beside the group's directory,
+ * not in it (the watcher's user is not in the operator group, so it could not pass /run/pullnix).
+ */
+export function defaultWatcherSocketPath(socketPath: string): string {
+  const dir = dirname(socketPath);
+  return join(dirname(dir), `${basename(dir)}-watcher`, basename(socketPath));
+}
+
+function isWithin(path: string, dir: string): boolean {
+  return path.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
 }
 
 /** `/run/pullnix/executor.sock` → `/run/pullnix/root/executor.sock`. */

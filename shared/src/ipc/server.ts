@@ -61,6 +61,8 @@ export interface ServerOptions {
   handler: Handler;
   /** Group that may connect (socket 0660 root:group, directory 0750). null: owner only. */
   group: string | null;
+  /** The same group by number (the watcher's user's primary group); takes precedence over `group`. */
+  gid?: number;
   /**
    * The socket's directory belongs to this socket alone: created (or narrowed to) 0700, and
    * refused when it is a symbolic link or owned by another user.
@@ -114,7 +116,7 @@ export class SocketServer {
 
   async start(): Promise<void> {
     const { path, group } = this.options;
-    const gid = group === null ? null : lookupGid(group);
+    const gid = this.options.gid ?? (group === null ? null : lookupGid(group));
     const dir = dirname(path);
     if (this.options.ownDirectory) {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -395,4 +397,14 @@ export function lookupGid(group: string): number {
     if (name === group && gid !== undefined && /^\d+$/.test(gid)) return Number(gid);
   }
   throw new Error(`operator group ${JSON.stringify(group)} does not exist (create it, or set operators.group)`);
+}
+
+/** A user's uid and primary gid, from /etc/passwd (NixOS's users are there, static or not). */
+export function lookupUser(user: string, passwdFile = '/etc/passwd'): { uid: number; gid: number } {
+  const text = readFileSync(passwdFile, 'utf8');
+  for (const line of text.split('\n')) {
+    const [name, , uid, gid] = line.split(':');
+    if (name === user && uid !== undefined && gid !== undefined && /^\d+$/.test(uid) && /^\d+$/.test(gid)) return { uid: Number(uid), gid: Number(gid) };
+  }
+  throw new Error(`user ${JSON.stringify(user)} (watcher.user) does not exist: create it (the NixOS module does), or set watcher.user to null`);
 }

@@ -19,6 +19,7 @@ export const EVENTS = {
   'executor.self_upgrade': { priority: 'info', source: 'executor', summary: "the executor's own unit changed in this deployment; it exits once idle so systemd starts the new one" },
   'executor.removed': { priority: 'warning', source: 'executor', summary: 'a deployment removed pullnix from the configuration: once its outcome is recorded, the watcher and the executor stop' },
   'executor.fatal': { priority: 'error', source: 'executor', summary: 'the executor cannot start or hit an unexpected error' },
+  'keys.retired': { priority: 'info', source: 'executor', summary: "the watcher's old key in the executor's keys directory was removed: the watcher now runs as its own user with a key of its own" },
   'keys.generated': { priority: 'info', source: 'executor', summary: 'a key (watcher or local operator) was created in the state directory' },
   'state.corrupt': { priority: 'error', source: 'any', summary: 'a state or history file could not be read; it was set aside (renamed), never silently reset' },
   // --- socket and protocol
@@ -73,6 +74,7 @@ export const EVENTS = {
   'watcher.restart_failed': { priority: 'error', source: 'executor', summary: 'step 7: restarting the watcher failed' },
   // --- watcher
   'watcher.started': { priority: 'info', source: 'watcher', summary: 'the watcher started' },
+  'watcher.key_generated': { priority: 'info', source: 'watcher', summary: 'the watcher, running as its own user, created its signing key in its state directory; the executor trusts the public half' },
   'watcher.stopping': { priority: 'info', source: 'watcher', summary: 'the watcher is shutting down' },
   'executor.connected': { priority: 'info', source: 'watcher', summary: "the watcher is connected to the executor's socket" },
   'executor.unreachable': { priority: 'warning', source: 'watcher', summary: 'the executor socket cannot be reached; retried with back-off (logged once per change)' },

@@ -38,11 +38,20 @@ export interface AuthenticatorOptions {
    * back after the start must not refuse everything (docs/decisions.md).
    */
   runId: string;
+  /**
+   * Keys not in `keys`, looked up when a request names them: the watcher's own key, whose public
+   * half lives in the watcher's state directory and may be created after the executor started.
+   * Returns null for an id it does not know; throws (a reason) when the key cannot be read.
+   */
+  resolveKey?: (keyId: string) => TrustedKey | null;
 }
 
 export class Authenticator {
   readonly windowMs: number;
   private readonly keys = new Map<string, { role: Role; key: KeyObject }>();
+  private readonly resolveKey: ((keyId: string) => TrustedKey | null) | null;
+  /** The last key each resolved id had, decoded (decoding is the cost worth saving). */
+  private readonly resolved = new Map<string, { publicKey: string; role: Role; key: KeyObject }>();
   private readonly nonces = new Map<string, number>(); // nonce -> expiry (ms)
   private readonly maxNonces: number;
   private readonly now: () => number;
@@ -55,6 +64,7 @@ export class Authenticator {
     this.maxNonces = options.maxNonces ?? 100_000;
     this.now = options.now ?? Date.now;
     this.runId = options.runId;
+    this.resolveKey = options.resolveKey ?? null;
     for (const k of options.keys) {
       if (this.keys.has(k.keyId)) throw new Error(`key id ${k.keyId} is configured twice`);
       this.keys.set(k.keyId, { role: k.role, key: decodePublicKey(k.publicKey) });
@@ -81,7 +91,7 @@ export class Authenticator {
     if (!this.validateEnvelope(data)) throw new PullnixError('BAD_REQUEST', `envelope: ${describeAjv(this.validateEnvelope)}`);
     const envelope = data as Envelope;
     if (!isMethodName(envelope.method)) throw new PullnixError('UNKNOWN_METHOD', `unknown method ${JSON.stringify(envelope.method)}; known: ${Object.keys(METHODS).join(', ')}`);
-    const trusted = this.keys.get(envelope.keyId);
+    const trusted = this.keys.get(envelope.keyId) ?? this.lookUp(envelope.keyId);
     if (!trusted) throw new PullnixError('UNKNOWN_KEY', `key ${JSON.stringify(envelope.keyId)} is not known to this executor`);
     if (!verifyBytes(trusted.key, signingPayload(envelope), envelope.sig)) throw new PullnixError('BAD_SIGNATURE', `signature does not verify for key ${envelope.keyId}`);
     // Authenticated from here on: a refusal names the key that really signed it (verifiedKey).
@@ -106,6 +116,23 @@ export class Authenticator {
     // Remember the nonce only now: a refused request does not consume it, an accepted one does.
     this.nonces.set(envelope.nonce, envelope.issuedAt + this.windowMs);
     return { envelope, method: envelope.method, role: trusted.role };
+  }
+
+  /** A key from resolveKey (decoded once per public key); undefined when there is none. */
+  private lookUp(keyId: string): { role: Role; key: KeyObject } | undefined {
+    if (!this.resolveKey) return undefined;
+    let found: TrustedKey | null;
+    try {
+      found = this.resolveKey(keyId);
+    } catch (error) {
+      throw new PullnixError('UNKNOWN_KEY', `key ${JSON.stringify(keyId)} cannot be used: ${(error as Error).message}`);
+    }
+    if (!found) return undefined;
+    const cached = this.resolved.get(keyId);
+    if (cached && cached.publicKey === found.publicKey && cached.role === found.role) return cached;
+    const entry = { publicKey: found.publicKey, role: found.role, key: decodePublicKey(found.publicKey) };
+    this.resolved.set(keyId, entry);
+    return entry;
   }
 
   get rememberedNonces(): number {

@@ -46,6 +46,10 @@ let
     configFile = "/etc/pullnix/config.json";
     # /bed/boot-tools first: the bed's bootctl (its emulated bootloader), like systemd's on NixOS.
     path = [ "/bed/boot-tools" "/usr" ];
+    # As the module does: the watcher may write the metrics textfile directory, nothing else.
+    watcherReadWritePaths =
+      let dir = ((spec.config.metrics or { }).textfileDirectory or null); in
+      if spec.pullnix && dir != null then [ "-${dir}" ] else [ ];
   };
 
   # The git server the machine deploys from: sshd on 127.0.0.1, owned by the generation, so a

@@ -14,7 +14,7 @@
  * every boot the bed does what NixOS stage 2 does: activate the boot default.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +31,11 @@ export const GIT_URL = 'ssh://git@127.0.0.1/srv/git/config.git';
 export const BOOT_DEFAULT = '/boot/pullnix-bed/default';
 export const UIDS = { git: 990, mallory: 1001, opal: 1002 } as const;
 export const PULLNIX_GID = 900;
+/** The watcher's own user and group (the module's users.users.pullnix-watcher), fixed so its state survives boots. */
+export const WATCHER_UID = 901;
+/** Nix's build users: group nixbld, users nixbld1..N (what nix-setup-systemd or NixOS create). */
+export const NIXBLD_GID = 30000;
+export const NIXBLD_USERS = 4;
 
 export interface GenerationSpec {
   /** Short name, part of the toplevel's store name (letters, digits, dashes). */
@@ -92,7 +97,7 @@ export interface JournalEntry {
 export class TestBed {
   readonly name: string;
   readonly base: string;
-  readonly dirs: { nix: string; state: string; boot: string; journal: string; srv: string; bed: string; work: string; logs: string; scratch: string };
+  readonly dirs: { nix: string; state: string; watcherState: string; boot: string; journal: string; srv: string; bed: string; work: string; logs: string; scratch: string };
   readonly container: Container;
   readonly machineId: string;
   private readonly options: BedOptions;
@@ -122,6 +127,7 @@ export class TestBed {
     this.dirs = {
       nix: d('nix'),
       state: d('state'),
+      watcherState: d('watcher-state'),
       boot: d('boot'),
       journal: d('journal'),
       srv: d('srv'),
@@ -132,6 +138,8 @@ export class TestBed {
     };
     chmodSync(this.base, 0o755);
     chmodSync(this.dirs.state, 0o700);
+    chmodSync(this.dirs.watcherState, 0o700);
+    chownSync(this.dirs.watcherState, WATCHER_UID, WATCHER_UID);
     LIVE_BEDS.add(this);
     this.machineId = randomBytes(16).toString('hex');
     this.nodeBin = realpathSync(join(REPO_ROOT, 'node_modules/.bin/node'));
@@ -143,6 +151,7 @@ export class TestBed {
       binds: [
         { host: this.dirs.nix, container: '/nix' },
         { host: this.dirs.state, container: '/var/lib/pullnix' },
+        { host: this.dirs.watcherState, container: '/var/lib/pullnix-watcher' },
         { host: this.dirs.boot, container: '/boot' },
         { host: this.dirs.journal, container: '/var/log/journal' },
         { host: this.dirs.srv, container: '/srv' },
@@ -181,7 +190,10 @@ export class TestBed {
         throw new Error(`nixos/${n} is missing: the bed renders the pullnix units with the project's own nixos/render-units.nix (issue 6)`);
       }
     }
-    writeFileSync(join(bed, 'nix.conf'), 'build-users-group =\nsubstituters =\nexperimental-features = nix-command flakes\nsandbox = false\nwarn-dirty = false\n');
+    // Multi-user Nix: builds run as the nixbld users, in the nix-daemon (a unit the setup starts);
+    // the watcher builds through it as pullnix-watcher. No sandbox inside the container.
+    writeFileSync(join(bed, 'nix.conf'), 'build-users-group = nixbld\nsubstituters =\nexperimental-features = nix-command flakes\nsandbox = false\nwarn-dirty = false\n');
+    writeFileSync(join(bed, 'nix-daemon.service'), NIX_DAEMON_UNIT);
     // No unit of the host's /usr is enabled on the container's first boot: only what the
     // generation installs runs (plus systemd's own static units).
     writeFileSync(join(bed, 'bed.preset'), 'disable *\n');
@@ -191,12 +203,17 @@ export class TestBed {
     writeFileSync(join(bed, 'boot-tools/bin/bootctl'), BOOTCTL_SCRIPT, { mode: 0o755 });
 
     // SSH: the git server's host key, the deploy key (client side, pullnix) and the pinned known_hosts.
-    mkdirSync(join(bed, 'secrets'), { mode: 0o700 });
+    // 0711: the watcher's user may open the deploy key (its own, 0400) but not list the directory.
+    mkdirSync(join(bed, 'secrets'), { mode: 0o711 });
+    chmodSync(join(bed, 'secrets'), 0o711);
     mkdirSync(join(srv, 'gitserver'), { mode: 0o755 });
     await runOk(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'bed-git-host', '-f', join(srv, 'gitserver/ssh_host_ed25519_key')]);
     await runOk(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'pullnix-deploy-key', '-f', join(bed, 'secrets/deploy_key')]);
     const hostPub = readFileSync(join(srv, 'gitserver/ssh_host_ed25519_key.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
     writeFileSync(join(bed, 'secrets/known_hosts'), `127.0.0.1 ${hostPub}\n`, { mode: 0o644 });
+    // The deploy key is the watcher's alone (root, the executor's verification, reads it anyway).
+    chownSync(join(bed, 'secrets/deploy_key'), WATCHER_UID, WATCHER_UID);
+    chmodSync(join(bed, 'secrets/deploy_key'), 0o400);
     const deployPub = readFileSync(join(bed, 'secrets/deploy_key.pub'), 'utf8').trim();
     // Read-only deploy key: whatever the client asks for, it gets git-upload-pack of this repository.
     writeFileSync(join(srv, 'gitserver/authorized_keys'), `restrict,command="git-upload-pack '/srv/git/config.git'" ${deployPub}\n`, { mode: 0o644 });
@@ -216,6 +233,8 @@ export class TestBed {
       verify: { timeoutSec: this.options.verifyTimeoutSec ?? 8, initialBackoffMs: 250, attemptTimeoutSec: 3 },
       activationTimeoutSec: 120,
       operators: { group: 'pullnix' },
+      // As the NixOS module writes it: the watcher runs as its own user (units.nix).
+      watcher: { user: 'pullnix-watcher' },
       logLevel: 'debug',
     };
     for (const [k, v] of Object.entries(overrides)) {
@@ -612,7 +631,7 @@ export class TestBed {
     LIVE_BEDS.delete(this);
     if (keepLogs) {
       // Only the logs stay (journal dump, console logs); the /nix of the machine goes.
-      for (const d of ['nix', 'state', 'boot', 'journal', 'srv', 'bed', 'work', 'scratch']) rmSync(join(this.base, d), { recursive: true, force: true });
+      for (const d of ['nix', 'state', 'watcher-state', 'boot', 'journal', 'srv', 'bed', 'work', 'scratch']) rmSync(join(this.base, d), { recursive: true, force: true });
     } else {
       rmSync(this.base, { recursive: true, force: true });
     }
@@ -647,8 +666,22 @@ getent group mallory >/dev/null || groupadd -g ${UIDS.mallory} mallory
 getent passwd mallory >/dev/null || useradd -u ${UIDS.mallory} -g mallory -M -d /nonexistent -s /bin/sh mallory
 getent group opal >/dev/null || groupadd -g ${UIDS.opal} opal
 getent passwd opal >/dev/null || useradd -u ${UIDS.opal} -g opal -G pullnix -M -d /nonexistent -s /bin/sh opal
-mkdir -p /root /nix/var/nix/gcroots /nix/var/nix/profiles
+# The watcher's own user (nixos/module.nix: users.users.pullnix-watcher).
+getent group pullnix-watcher >/dev/null || groupadd -g ${WATCHER_UID} pullnix-watcher
+getent passwd pullnix-watcher >/dev/null || useradd -r -u ${WATCHER_UID} -g pullnix-watcher -M -d /var/empty -s /usr/sbin/nologin pullnix-watcher
+# Multi-user Nix: the build users and the daemon (Debian's nix-bin has /usr/bin/nix-daemon).
+getent group nixbld >/dev/null || groupadd -g ${NIXBLD_GID} nixbld
+for i in $(seq 1 ${NIXBLD_USERS}); do
+  getent passwd nixbld$i >/dev/null || useradd -r -u $((${NIXBLD_GID} + i)) -g nixbld -G nixbld -M -d /var/empty -s /usr/sbin/nologin nixbld$i
+done
+mkdir -p /root /nix/var/nix/gcroots /nix/var/nix/profiles /nix/var/nix/daemon-socket
 chmod 0700 /root
+mkdir -p /run/systemd/system
+cp /bed/nix-daemon.service /run/systemd/system/nix-daemon.service
+systemctl daemon-reload
+systemctl start nix-daemon.service
+for i in $(seq 1 100); do [ -S /nix/var/nix/daemon-socket/socket ] && break; sleep 0.1; done
+[ -S /nix/var/nix/daemon-socket/socket ] || { echo "nix-daemon did not create its socket" >&2; exit 1; }
 # NixOS roots the running and the booted system (nixos/modules/system/boot/stage-2-init.sh and
 # activation): nothing else keeps them alive.
 ln -sfn /run/current-system /nix/var/nix/gcroots/current-system
@@ -682,9 +715,19 @@ case "\${1:-}" in
 esac
 `;
 
+/** The nix-daemon as a unit of the machine (as Debian's nix-setup-systemd or NixOS run it). */
+const NIX_DAEMON_UNIT = `[Unit]
+Description=Nix daemon (the bed's multi-user Nix)
+
+[Service]
+ExecStart=/usr/bin/nix-daemon
+KillMode=process
+LimitNOFILE=1048576
+`;
+
 function checkPrerequisites(): void {
   if (process.getuid?.() !== 0) throw new Error('the pullnix system test bed needs root (systemd-nspawn, nsenter, cgroups)');
-  const missing = ['systemd-nspawn', 'nsenter', 'nix', 'nix-env', 'git', 'ssh-keygen', '/usr/sbin/sshd', 'git-shell', 'setpriv', 'flock'].filter(
+  const missing = ['systemd-nspawn', 'nsenter', 'nix', 'nix-env', 'nix-daemon', 'git', 'ssh-keygen', '/usr/sbin/sshd', 'git-shell', 'setpriv', 'flock'].filter(
     (c) => !(c.startsWith('/') ? existsSync(c) : whichSync(c)),
   );
   if (missing.length > 0) {
