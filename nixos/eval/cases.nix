@@ -314,6 +314,92 @@ let
         ++ check (j.hooks.onFailure.argv == [ "/etc/pullnix/notify" ] && j.hooks.preDeploy == null) "hooks written";
     };
 
+    # The examples of docs/nixos.md and docs/vulnerabilities.md, as written there (keep them in step).
+    docs-flake-example = {
+      modules = [
+        machine
+        {
+          services.pullnix = {
+            enable = true;
+            settings = {
+              repository = {
+                url = "git@github.com:example/machines.git";
+                branch = "main";
+                sshKeyFile = "/etc/pullnix/deploy_key";
+                knownHostsFile = "/etc/pullnix/known_hosts";
+              };
+              operators.keys = [
+                {
+                  id = "alice@laptop";
+                  publicKey = "ed25519:9yq0dZ3H1oZ2q3nQ4cJtS1u8bVv7wX6yZ5aB4cD3eF2";
+                }
+              ];
+            };
+          };
+        }
+      ];
+      validate = true;
+      expect = r: check ((configOf r).build.host == "edge-01" && (configOf r).operators.keys != [ ]) "docs flake example: host and operator key written";
+    };
+    docs-classic-example = {
+      modules = [
+        machine
+        {
+          services.pullnix = {
+            enable = true;
+            settings = {
+              repository.url = "git@github.com:example/machines.git";
+              repository.sshKeyFile = "/etc/pullnix/deploy_key";
+              repository.knownHostsFile = "/etc/pullnix/known_hosts";
+              build.mode = "classic";
+              build.file = "hosts/edge-01/configuration.nix";
+            };
+          };
+        }
+      ];
+      validate = true;
+    };
+    docs-checks-example = {
+      modules = withSettings {
+        checks.web = {
+          type = "http";
+          url = "http://127.0.0.1:8080/health";
+          bodyPattern = "^ok";
+        };
+        checks.db = {
+          type = "unit";
+          unit = "postgresql.service";
+        };
+        checks.smoke = {
+          type = "command";
+          argv = [ "/run/current-system/sw/bin/curl" "-fsS" "http://127.0.0.1/" ];
+          timeoutSec = 20;
+        };
+        hooks.preDeploy = {
+          argv = [ "/etc/pullnix/maintenance-window" ];
+        };
+        hooks.onFailure = {
+          argv = [ "/etc/pullnix/notify" ];
+          user = "notify";
+        };
+        metrics.textfileDirectory = "/var/lib/prometheus-node-exporter-text-files";
+      };
+      validate = true;
+    };
+    docs-vulnerabilities-example = {
+      modules = withSettings {
+        gates.vulnerabilities = {
+          enable = true;
+          minSeverity = 7.0;
+          allow = [ "CVE-2023-4863" ];
+          onNew = "refuse";
+          onError = "allow";
+          timeoutSec = 900;
+        };
+      };
+      validate = true;
+    };
+
     # The pullnix part of the NixOS VM test's machine (nixos/tests/vm.nix, which needs KVM).
     vm-test-machine = {
       modules = [ ../tests/pullnix-machine.nix ];
