@@ -1,5 +1,5 @@
 # Reading and writing nested attributes by a path of names, plain builtins (no nixpkgs lib):
-# shared by config.nix (option values -> config file) and check.nix (the CI samples).
+# used by check.nix to build the CI's sample config files from options.nix.
 {
   getIn = path: set: builtins.foldl' (a: k: a.${k}) set path;
 

@@ -4,7 +4,7 @@
 # (nixos/check.sh, no nixpkgs) checks it too; module.nix turns the result into an assertion.
 #
 # Argument: { checks = { <name> = { type, argv, url, host, port, unit, timeoutSec, ... }; }; verifyTimeoutSec; }
-# Result: a list of problems, each naming services.pullnix.checks.<name>[.<field>].
+# Result: a list of problems, each naming services.pullnix.settings.checks.<name>[.<field>].
 { checks, verifyTimeoutSec }:
 let
   inherit (builtins) attrNames concatLists elem filter map match;
@@ -12,7 +12,7 @@ let
     name:
     let
       c = checks.${name};
-      at = "services.pullnix.checks.${name}";
+      at = "services.pullnix.settings.checks.${name}";
       get = field: c.${field} or null;
       need = fields: map (f: "${at}.${f} is required for a ${c.type} check") (filter (f: get f == null) fields);
       when = cond: msg: if cond then [ msg ] else [ ];
@@ -23,6 +23,6 @@ let
     ++ (if c.type == "http" then need [ "url" ] else [ ])
     ++ (if c.type == "tcp" then need [ "host" "port" ] else [ ])
     ++ (if c.type == "unit" then need [ "unit" ] else [ ])
-    ++ when ((c.timeoutSec or 10) > verifyTimeoutSec) "${at}.timeoutSec (${toString c.timeoutSec}) is longer than services.pullnix.verify.timeoutSec (${toString verifyTimeoutSec})";
+    ++ when ((c.timeoutSec or 10) > verifyTimeoutSec) "${at}.timeoutSec (${toString c.timeoutSec}) is longer than services.pullnix.settings.verify.timeoutSec (${toString verifyTimeoutSec})";
 in
 concatLists (map problemsOf (attrNames checks))

@@ -1,6 +1,6 @@
 # CI checks of the plain Nix parts, evaluated by nixos/check.sh with
 #   nix-instantiate --eval --strict --json nixos/check.nix
-# Result: { failures = [ "..." ]; sampleConfig = {...}; units = { "<name>.service" = "<text>"; }; }
+# Result: { failures = [ "..." ]; sampleConfig = {...}; fullConfig = {...}; units = { "<name>.service" = "<text>"; }; }
 # An empty `failures` list means every check passed. Plain builtins only (CI has no nixpkgs).
 let
   inherit (builtins)
@@ -51,44 +51,43 @@ let
     ) "render-units.nix: must return exactly pullnix-executor.service and pullnix-watcher.service";
 
   # ---- the config file the module writes ---------------------------------------------------
+  # services.pullnix.settings IS the file: every typed option (an entry of options.nix with a
+  # `key`) at its key, with its value, plus any freeform key. These samples are built here the
+  # same way from the declarations, without nixpkgs; the module itself is evaluated with the
+  # real module system by nixos/eval/ (needs a nixpkgs lib, see check.sh).
   inherit (import ./attrpath.nix) getIn setIn;
 
-  # The option values the module has when a user sets only what is required: the declared
-  # defaults (module-side, else the schema's), plus a URL. build.host is what the module
-  # computes from networking.hostName.
+  configDecls = filter (d: d ? key) decls;
+
+  # The value an option has when a user sets only what is required: its declared default
+  # (module-side, else the schema's). build.host is what the module computes from
+  # networking.hostName.
   defaultOf =
     d:
-    if d.loc == [ "build" "host" ] then
+    if d.key == [ "build" "host" ] then
       "edge-01"
     else if d ? default then
       d.default
     else
       (schema.node d.key).default or null;
-  sampleCfg = foldl' (acc: d: if d ? key then setIn d.loc (defaultOf d) acc else acc) {
+  sampleConfig = foldl' (acc: d: setIn d.key (defaultOf d) acc) {
     repository.url = "git@github.com:example/machines.git";
-    settings = { };
-  } (filter (d: d.loc != [ "repository" "url" ]) decls);
-  sampleConfig = import ./config.nix sampleCfg;
+  } (filter (d: d.key != [ "repository" "url" ]) configDecls);
 
-  fullCfg =
+  fullConfig = setIn [ "verify" "initialBackoffMs" ] 500 (
     setIn [ "repository" "sshKeyFile" ] "/etc/pullnix/deploy_key" (
       setIn [ "repository" "knownHostsFile" ] "/etc/pullnix/known_hosts" (
-        setIn [ "operators" "keys" ] (getIn [ "operators" "keys" ] exampleCfg) sampleCfg
+        setIn [ "operators" "keys" ] (getIn [ "operators" "keys" ] exampleConfig) sampleConfig
       )
     )
-    // {
-      settings.verify.initialBackoffMs = 500;
-    };
+  );
   # Every option's example, set at once.
-  exampleCfg = foldl' (acc: d: if d ? key && d ? example then setIn d.loc d.example acc else acc) sampleCfg decls;
-  fullConfig = import ./config.nix fullCfg;
-  exampleConfig = import ./config.nix exampleCfg;
+  exampleConfig = foldl' (acc: d: if d ? example then setIn d.key d.example acc else acc) sampleConfig configDecls;
 
   configChecks =
-    map (p: "config.nix + defaults: ${p}") (schema.validate sampleConfig)
-    ++ map (p: "config.nix + full sample: ${p}") (schema.validate fullConfig)
+    map (p: "options.nix defaults: ${p}") (schema.validate sampleConfig)
+    ++ map (p: "options.nix full sample: ${p}") (schema.validate fullConfig)
     ++ map (p: "options.nix examples: ${p}") (schema.validate exampleConfig)
-    ++ expect (fullConfig.verify.initialBackoffMs == 500 && fullConfig.verify.timeoutSec == 120) "config.nix: settings must merge recursively over the options"
     # The validator itself must reject what the daemons would reject.
     ++ expect (
       schema.validate (
@@ -112,10 +111,10 @@ let
           ok = { type = "unit"; unit = "nginx.service"; timeoutSec = 10; };
         };
       } == [
-        "services.pullnix.checks.git: 'git' is the name of a built-in check"
-        "services.pullnix.checks.ping.argv must not be empty for a command check"
-        "services.pullnix.checks.web.url is required for a http check"
-        "services.pullnix.checks.web.timeoutSec (60) is longer than services.pullnix.verify.timeoutSec (30)"
+        "services.pullnix.settings.checks.git: 'git' is the name of a built-in check"
+        "services.pullnix.settings.checks.ping.argv must not be empty for a command check"
+        "services.pullnix.settings.checks.web.url is required for a http check"
+        "services.pullnix.settings.checks.web.timeoutSec (60) is longer than services.pullnix.settings.verify.timeoutSec (30)"
       ]
     ) "check-definitions.nix: must name an empty argv, a missing url, a timeout above verify.timeoutSec and a built-in name"
     # A URL that does not parse is refused by the schema's pattern (validate), naming the key.
@@ -126,10 +125,16 @@ let
     ) "schema.nix: must refuse checks.web.url = \"not a url\" naming the key"
     # Every option with a `key` names a key the schema knows (schema.node throws otherwise).
     ++ concatLists (
-      map (d: expect ((builtins.tryEval (schema.node d.key)).success) "options.nix: ${concatStringsSep "." d.loc} writes unknown key ${toJSON d.key}") (
-        filter (d: d ? key) decls
-      )
-    );
+      map (d: expect ((builtins.tryEval (schema.node d.key)).success) "options.nix: settings.${concatStringsSep "." d.key} is not a key of the config schema") configDecls
+    )
+    # The entries without a key are exactly the three top-level options.
+    ++ expect (
+      map (d: d.loc) (filter (d: !(d ? key)) decls) == [
+        [ "enable" ]
+        [ "package" ]
+        [ "settings" ]
+      ]
+    ) "options.nix: only enable, package and settings are declared outside settings";
 in
 {
   failures = unitChecks ++ configChecks;

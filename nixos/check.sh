@@ -7,9 +7,13 @@
 #   3. the rendered unit files carry the contract lines in the right sections;
 #   4. docs/options.md is not stale;
 #   5. if Node and ajv are installed (npm ci), the sample config files also pass ajv, the
-#      validator the daemons use, so schema.nix cannot drift from it unnoticed.
-# Needs: bash, nix-instantiate/nix (Debian's nix-bin 2.8), awk, diff. No nixpkgs, no network.
+#      validator the daemons use, so schema.nix cannot drift from it unnoticed;
+#   6. with PULLNIX_NIXPKGS_LIB set to a nixpkgs lib directory: the module itself, evaluated
+#      with lib.evalModules and stand-ins for NixOS and pkgs (nixos/eval/run.sh).
+# Needs: bash, nix-instantiate/nix (Debian's nix-bin 2.8), awk, diff. No nixpkgs (but step 6),
+# no network.
 # Usage: bash nixos/check.sh   (from anywhere)
+#        PULLNIX_NIXPKGS_LIB=/path/to/nixpkgs/lib bash nixos/check.sh
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -96,27 +100,19 @@ if command -v node >/dev/null && [ -d "$root/node_modules/ajv" ]; then
   tmp="$(mktemp -d)"
   nix eval --json --file "$here/check.nix" sampleConfig >"$tmp/sample.json"
   nix eval --json --file "$here/check.nix" fullConfig >"$tmp/full.json"
-  if ! (cd "$root" && node --input-type=module - "$tmp/sample.json" "$tmp/full.json" <<'JS'
-import { createRequire } from 'node:module';
-import { readFileSync } from 'node:fs';
-const require = createRequire(process.cwd() + '/package.json');
-const { Ajv } = require('ajv');
-const schema = JSON.parse(readFileSync('shared/schema/config.schema.json', 'utf8'));
-const validate = new Ajv({ allErrors: true, useDefaults: true, allowUnionTypes: true, strict: true }).compile(schema);
-let bad = 0;
-for (const file of process.argv.slice(2)) {
-  const ok = validate(JSON.parse(readFileSync(file, 'utf8')));
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${file}${ok ? '' : ' ' + JSON.stringify(validate.errors)}`);
-  if (!ok) bad++;
-}
-process.exit(bad ? 1 : 0);
-JS
-  ); then
+  if ! (cd "$root" && node "$here/ajv-validate.mjs" "$tmp/sample.json" "$tmp/full.json"); then
     bad "a config file the module writes is rejected by ajv"
   fi
   rm -rf "$tmp"
 else
   echo "skipped: node or node_modules/ajv not present (run npm ci first)"
+fi
+
+step "the module, evaluated with nixpkgs' lib (nixos/eval/run.sh)"
+if [ -n "${PULLNIX_NIXPKGS_LIB:-}" ]; then
+  bash "$here/eval/run.sh" || bad "the module evaluation harness reported failures (above)"
+else
+  echo "skipped: PULLNIX_NIXPKGS_LIB is not set (no nixpkgs here; see docs/nixos.md, \"Evaluating the module\")"
 fi
 
 if [ "$fail" -ne 0 ]; then

@@ -1,11 +1,17 @@
 # NixOS module: services.pullnix.
 #
+#   services.pullnix.enable    mkEnableOption
+#   services.pullnix.package   mkPackageOption (pkgs.pullnix, else nixos/package.nix)
+#   services.pullnix.settings  the configuration file /etc/pullnix/config.json (RFC 42): a
+#                              freeform submodule of (pkgs.formats.json { }).type whose typed
+#                              options are the keys listed in options.nix
+#
 # Where things come from:
 #   options.nix   the option list (plain data; also read by options-doc.nix for docs/options.md)
 #   schema.nix    types, defaults and validation, all derived from shared/schema/config.schema.json
-#   config.nix    option values -> /etc/pullnix/config.json
 #   units.nix     the two systemd units (also rendered by the real-systemd test bed)
 #   package.nix   the package, when pkgs has no `pullnix` (no overlay applied)
+# Evaluated with nixpkgs' lib by nixos/eval/ (bash nixos/check.sh with PULLNIX_NIXPKGS_LIB set).
 {
   config,
   lib,
@@ -23,8 +29,29 @@ let
     ;
 
   cfg = config.services.pullnix;
+  settings = cfg.settings;
+  settingsFormat = pkgs.formats.json { };
   schema = import ./schema.nix;
   inherit (import ./options.nix) decls;
+
+  # The groups of options that were services.pullnix.<group> before they moved into settings.
+  # A fixed list (a record of old names, like nixpkgs' rename.nix): options added since never
+  # had another name.
+  renamedGroups = [
+    "repository"
+    "build"
+    "poll"
+    "activation"
+    "activationTimeoutSec"
+    "verify"
+    "checks"
+    "hooks"
+    "metrics"
+    "operators"
+    "trust"
+    "gates"
+    "logLevel"
+  ];
 
   # ---- options, from options.nix + the schema ----------------------------------------------
 
@@ -88,25 +115,26 @@ let
     in
     if nullable then types.nullOr base else base;
 
+  # A config-file entry of options.nix -> the typed option at services.pullnix.settings.<key>.
   mkDecl =
     d:
     let
-      kind = d.kind or null;
       n = schema.node d.key;
       description = d.description or (n.description or "");
       defaults =
-        if d.loc == [ "build" "host" ] then
+        if d.key == [ "build" "host" ] then
           {
             default = if config.networking.hostName != "" then config.networking.hostName else null;
             defaultText = lib.literalExpression d.defaultText;
           }
-        else if d.loc == [ "gates" "vulnerabilities" "command" ] then
+        else if d.key == [ "gates" "vulnerabilities" "command" ] then
           {
             # Only when enabled: the store path would otherwise put vulnix into every system.
-            default = if cfg.gates.vulnerabilities.enable then lib.getExe' pkgs.vulnix "vulnix" else n.default;
+            default =
+              if settings.gates.vulnerabilities.enable then lib.getExe' pkgs.vulnix "vulnix" else n.default;
             defaultText = lib.literalExpression d.defaultText;
           }
-        else if d.loc == [ "reboot" "bootloader" ] then
+        else if d.key == [ "reboot" "bootloader" ] then
           {
             default =
               if config.boot.loader.systemd-boot.enable then
@@ -124,62 +152,50 @@ let
         else
           { };
     in
-    if kind == "enable" then
-      lib.mkEnableOption d.enableName
-    else if kind == "package" then
-      mkOption {
-        type = types.package;
-        default = pkgs.pullnix or (pkgs.callPackage ./package.nix { });
-        defaultText = lib.literalExpression d.defaultText;
+    mkOption (
+      {
+        type =
+          if (d.nixType or null) == "pathOrNull" then
+            types.nullOr types.path
+          else
+            typeOf (d.itemDescriptions or { }) n;
         inherit description;
       }
-    else if kind == "settings" then
-      mkOption {
-        type = (pkgs.formats.json { }).type;
-        default = { };
-        inherit (d) example;
-        inherit description;
-      }
-    else
-      mkOption (
-        {
-          type =
-            if (d.nixType or null) == "pathOrNull" then
-              types.nullOr types.path
-            else
-              typeOf (d.itemDescriptions or { }) n;
-          inherit description;
-        }
-        // defaults
-        // optionalAttrs (d ? example) { inherit (d) example; }
-      );
+      // defaults
+      // optionalAttrs (d ? example) { inherit (d) example; }
+    );
 
-  optionTree = builtins.foldl' (
-    acc: d: lib.recursiveUpdate acc (lib.setAttrByPath d.loc (mkDecl d))
-  ) { } decls;
+  declOf = kind: lib.findFirst (d: (d.kind or null) == kind) (throw "options.nix has no ${kind} entry") decls;
+
+  settingsOptions = builtins.foldl' (
+    acc: d: lib.recursiveUpdate acc (lib.setAttrByPath d.key (mkDecl d))
+  ) { } (builtins.filter (d: d ? key) decls);
 
   # ---- the config file ---------------------------------------------------------------------
 
-  # Nix paths become strings; a path value for knownHostsFile is copied to the store here.
-  cfgPlain = cfg // {
-    repository = cfg.repository // {
+  # The file is `settings` itself; a Nix path value for knownHostsFile is copied to the store
+  # here and written as its store path.
+  configJSON = settings // {
+    repository = settings.repository // {
       knownHostsFile =
-        if cfg.repository.knownHostsFile == null then null else "${cfg.repository.knownHostsFile}";
+        if settings.repository.knownHostsFile == null then null else "${settings.repository.knownHostsFile}";
     };
-  };
-
-  # The watcher's user is fixed by the units (units.nix): the config file names it (D20).
-  configJSON = import ./config.nix cfgPlain // {
+    # The watcher's user is fixed by the units (units.nix): the config file names it (D20).
     watcher = {
       user = "pullnix-watcher";
     };
   };
-  schemaProblems = schema.validate configJSON;
+
+  # Each problem names the option (services.pullnix.settings.<key>). An empty URL has an
+  # assertion of its own, so the schema's "at least 1 character" for it is not repeated.
+  schemaProblems = map (p: "services.pullnix.settings.${p}") (
+    builtins.filter (p: !(url == "" && lib.hasPrefix "repository.url: " p)) (schema.validate configJSON)
+  );
 
   # Pretty-printed (jq) so an operator can read /etc/pullnix/config.json.
-  configFile = (pkgs.formats.json { }).generate "pullnix-config.json" configJSON;
+  configFile = settingsFormat.generate "pullnix-config.json" configJSON;
 
-  url = cfg.repository.url;
+  url = settings.repository.url;
   # What git treats as SSH: ssh:// (and git+ssh://, ssh+git://), or the scp-like form
   # [user@]host:path, i.e. no scheme and a ':' before the first '/'.
   isSshUrl =
@@ -195,7 +211,7 @@ let
     else
       builtins.match "[^/]+:.*" url != null;
 
-  fixedKeys = builtins.filter (k: cfg.settings ? ${k}) [
+  fixedKeys = builtins.filter (k: settings ? ${k}) [
     "socketPath"
     "privateSocketPath"
     "stateDir"
@@ -206,56 +222,92 @@ let
 
   # What the schema cannot say about a check (the daemons refuse the same at config load).
   checkProblems = import ./check-definitions.nix {
-    inherit (cfg) checks;
-    verifyTimeoutSec = cfg.verify.timeoutSec;
+    inherit (settings) checks;
+    verifyTimeoutSec = settings.verify.timeoutSec;
   };
 
-  keyIds = map (k: k.id) cfg.operators.keys;
+  keyIds = map (k: k.id) settings.operators.keys;
   duplicateIds = lib.unique (builtins.filter (id: lib.count (x: x == id) keyIds > 1) keyIds);
 
+  # NixOS appends coreutils, findutils, gnugrep, gnused and systemd (systemctl, systemd-run) to
+  # every service's path itself; they are not repeated here.
   unitPath = [
     config.nix.package
     pkgs.git
     pkgs.openssh
-    config.systemd.package
   ]
   # git runs gpg to check OpenPGP commit signatures (ssh-keygen, for SSH ones, is in openssh).
-  ++ lib.optional (cfg.trust.mode != "off") pkgs.gnupg
+  ++ lib.optional (settings.trust.mode != "off") pkgs.gnupg
   # grub-reboot for the trial boot's one-shot entry (bootctl is in systemd).
-  ++ lib.optional (cfg.reboot.mode == "window" && cfg.reboot.bootloader == "grub") config.boot.loader.grub.package;
+  ++ lib.optional (
+    settings.reboot.mode == "window" && settings.reboot.bootloader == "grub"
+  ) config.boot.loader.grub.package;
 
   unitEnvironment =
     # The watcher runs `nix build <checkout>#…`; flakes may not be enabled in nix.conf, and
     # NIX_CONFIG enables them for pullnix only instead of changing the machine's settings.
-    optionalAttrs (cfg.build.mode == "flake") {
+    optionalAttrs (settings.build.mode == "flake") {
       NIX_CONFIG = "extra-experimental-features = nix-command flakes";
     }
-    # Classic mode builds `<nixpkgs/nixos>`; services get no NIX_PATH of their own.
-    // optionalAttrs (cfg.build.mode == "classic" && config.nix.nixPath != [ ]) {
+    # Classic mode builds `<nixpkgs/nixos>`; services get no NIX_PATH of their own (an empty
+    # nix.nixPath is refused by an assertion).
+    // optionalAttrs (settings.build.mode == "classic" && config.nix.nixPath != [ ]) {
       NIX_PATH = concatStringsSep ":" config.nix.nixPath;
     };
 in
 {
-  options.services.pullnix = optionTree;
+  imports = map (
+    group: lib.mkRenamedOptionModule [ "services" "pullnix" group ] [ "services" "pullnix" "settings" group ]
+  ) renamedGroups;
+
+  options.services.pullnix = {
+    enable = lib.mkEnableOption (declOf "enable").enableName;
+
+    # pkgs.pullnix when the overlay is applied; otherwise the package from this source tree.
+    package = lib.mkPackageOption { pullnix = pkgs.pullnix or (pkgs.callPackage ./package.nix { }); } "pullnix" {
+      inherit ((declOf "package")) extraDescription;
+    };
+
+    settings = mkOption {
+      type = types.submodule {
+        freeformType = settingsFormat.type;
+        options = settingsOptions;
+      };
+      default = { };
+      inherit ((declOf "settings")) example description;
+    };
+  };
 
   config = mkIf cfg.enable {
     assertions = [
       {
         assertion = url != "";
-        message = "services.pullnix.repository.url is empty: set it to the git remote holding this machine's configuration.";
+        message = "services.pullnix.settings.repository.url is empty: set it to the git remote holding this machine's configuration.";
       }
+      # The SSH checks say nothing useful about an empty URL (the assertion above does).
       {
-        assertion = !(isSshUrl && cfg.repository.sshKeyFile != null && cfg.repository.knownHostsFile == null);
+        assertion =
+          url == "" || !(isSshUrl && settings.repository.sshKeyFile != null && settings.repository.knownHostsFile == null);
         message = ''
-          services.pullnix.repository.sshKeyFile is set for the SSH remote "${url}", but
-          services.pullnix.repository.knownHostsFile is not: pullnix checks host keys strictly and
-          never trusts on first use. Pin the server's key once (ssh-keyscan, then compare the
-          fingerprint with the one your git host publishes) and set knownHostsFile to that file.
+          services.pullnix.settings.repository.sshKeyFile is set for the SSH remote "${url}", but
+          services.pullnix.settings.repository.knownHostsFile is not: pullnix checks host keys
+          strictly and never trusts on first use. Pin the server's key once (ssh-keyscan, then
+          compare the fingerprint with the one your git host publishes) and set knownHostsFile to
+          that file.
         '';
       }
       {
-        assertion = cfg.repository.sshKeyFile == null || isSshUrl;
-        message = ''services.pullnix.repository.sshKeyFile is set, but repository.url "${url}" is not an SSH URL (ssh://… or user@host:path); the key would never be used.'';
+        assertion = url == "" || settings.repository.sshKeyFile == null || isSshUrl;
+        message = ''services.pullnix.settings.repository.sshKeyFile is set, but services.pullnix.settings.repository.url "${url}" is not an SSH URL (ssh://… or user@host:path); the key would never be used.'';
+      }
+      {
+        assertion = settings.build.mode != "classic" || config.nix.nixPath != [ ];
+        message = ''
+          services.pullnix.settings.build.mode is "classic", but nix.nixPath is empty (as it is with
+          nix.channel.enable = false): the watcher builds <nixpkgs/nixos> with NIX_PATH taken from
+          nix.nixPath, so it could not find nixpkgs. Set nix.nixPath (for example
+          [ "nixpkgs=''${pkgs.path}" ] or a channel), or use build.mode = "flake".
+        '';
       }
       {
         assertion = fixedKeys == [ ];
@@ -263,20 +315,21 @@ in
       }
       {
         assertion = duplicateIds == [ ];
-        message = "services.pullnix.operators.keys: duplicate id(s) ${concatStringsSep ", " duplicateIds}; every key needs its own id.";
+        message = "services.pullnix.settings.operators.keys: duplicate id(s) ${concatStringsSep ", " duplicateIds}; every key needs its own id.";
       }
       {
-        assertion = cfg.trust.mode == "off" || cfg.trust.allowedSigners != [ ] || cfg.trust.openpgpKeys != [ ];
-        message = ''services.pullnix.trust.mode is "${cfg.trust.mode}" but no key is trusted: set trust.allowedSigners (SSH keys) or trust.openpgpKeys (armored OpenPGP public keys), or every commit would be refused.'';
+        assertion =
+          settings.trust.mode == "off" || settings.trust.allowedSigners != [ ] || settings.trust.openpgpKeys != [ ];
+        message = ''services.pullnix.settings.trust.mode is "${settings.trust.mode}" but no key is trusted: set trust.allowedSigners (SSH keys) or trust.openpgpKeys (armored OpenPGP public keys), or every commit would be refused.'';
       }
       {
         assertion = checkProblems == [ ];
-        message = "services.pullnix.checks:\n${concatMapStringsSep "\n" (p: "  - ${p}") checkProblems}";
+        message = "services.pullnix.settings.checks:\n${concatMapStringsSep "\n" (p: "  - ${p}") checkProblems}";
       }
       {
         assertion = schemaProblems == [ ];
         message = ''
-          services.pullnix: the generated /etc/pullnix/config.json does not satisfy the pullnix config schema:
+          services.pullnix.settings (/etc/pullnix/config.json) does not satisfy the pullnix config schema:
           ${concatMapStringsSep "\n" (p: "  - ${p}") schemaProblems}
         '';
       }
@@ -284,13 +337,14 @@ in
 
     warnings =
       lib.optional (
-        cfg.build.mode == "flake" && cfg.build.file != schema.default [ "build" "file" ]
-      ) "services.pullnix.build.file is set but build.mode is \"flake\"; the file is only used in classic mode."
+        settings.build.mode == "flake" && settings.build.file != schema.default [ "build" "file" ]
+      ) "services.pullnix.settings.build.file is set but build.mode is \"flake\"; the file is only used in classic mode."
       ++ lib.optional (
-        cfg.trust.since != null && cfg.trust.mode != "all"
-      ) "services.pullnix.trust.since is set but trust.mode is \"${cfg.trust.mode}\"; the anchor is only used in mode \"all\".";
+        settings.trust.since != null && settings.trust.mode != "all"
+      ) "services.pullnix.settings.trust.since is set but trust.mode is \"${settings.trust.mode}\"; the anchor is only used in mode \"all\".";
 
-    users.groups.${cfg.operators.group} = { };
+    # Created if new; an existing group of that name (say wheel) is merged with this, unchanged.
+    users.groups.${settings.operators.group} = { };
 
     # The watcher's own user (units.nix, docs/decisions.md D20): no login, no home, no groups
     # but its own; the executor serves it /run/pullnix-watcher/executor.sock (group pullnix-watcher).
@@ -305,8 +359,8 @@ in
     # The watcher writes pullnix-watcher.prom into the textfile directory; it may write nothing
     # else (ProtectSystem=strict), so the directory is created for it: group pullnix-watcher.
     systemd.tmpfiles.rules = lib.optional (
-      cfg.metrics.textfileDirectory != null
-    ) "d ${cfg.metrics.textfileDirectory} 0775 root pullnix-watcher - -";
+      settings.metrics.textfileDirectory != null
+    ) "d ${settings.metrics.textfileDirectory} 0775 root pullnix-watcher - -";
 
     environment.systemPackages = [ cfg.package ];
 
@@ -323,8 +377,8 @@ in
       path = unitPath;
       environment = unitEnvironment;
       watcherReadWritePaths = lib.optional (
-        cfg.metrics.textfileDirectory != null
-      ) "-${cfg.metrics.textfileDirectory}";
+        settings.metrics.textfileDirectory != null
+      ) "-${settings.metrics.textfileDirectory}";
     };
   };
 }

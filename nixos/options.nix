@@ -5,9 +5,14 @@
 # config file's JSON Schema (shared/schema/config.schema.json, through schema.nix), so the
 # schema stays the single source of truth. An entry only adds what the schema cannot know.
 #
+# Layout (RFC 42): `services.pullnix.settings` IS the configuration file. It is a freeform
+# submodule of `(pkgs.formats.json { }).type` in which every entry with a `key` below is a
+# declared, typed option at `services.pullnix.settings.<key>`; any other key of the file can be
+# set there as well (freeform) and is checked against the schema at evaluation time.
+#
 # Entry fields:
-#   loc          option path below services.pullnix
-#   key          the config-file key the option writes (a path into the schema), if any
+#   key          config-file key (a path into the schema): the option is services.pullnix.settings.<key>
+#   loc          the three entries without a key: their option path below services.pullnix
 #   kind         "enable" | "package" | "settings" | absent (an ordinary config-file option)
 #   description  Markdown; without it the schema's description is used
 #   enableName   kind "enable" only: the text for lib.mkEnableOption
@@ -22,22 +27,45 @@
       loc = [ "enable" ];
       kind = "enable";
       # lib.mkEnableOption's description is "Whether to enable <enableName>."
-      enableName = "pullnix, the pull-based deployment agent: this machine follows a branch of a git repository holding its NixOS configuration, builds each new commit, activates it, checks that it can still reach git, and rolls back if it cannot";
+      enableName = ''
+        pullnix, the pull-based deployment agent. Turning it on runs two services,
+        `pullnix-executor` (root: switches the system, verifies, rolls back) and
+        `pullnix-watcher` (polls `settings.repository.url`, builds each new commit of
+        `settings.repository.branch`), writes `/etc/pullnix/config.json` from `settings` and puts
+        `pullnix-ctl` on the system path: from then on this machine deploys every new commit of
+        its configuration repository by itself, keeps it if the machine can still reach git (and
+        passes `settings.checks`), and rolls back to the previous system if not'';
     }
     {
       loc = [ "package" ];
       kind = "package";
-      defaultText = "pkgs.pullnix or (pkgs.callPackage <pullnix>/nixos/package.nix { })";
+      extraDescription = ''
+        It provides `pullnix-executor`, `pullnix-watcher` and `pullnix-ctl`. Where `pkgs` has no
+        `pullnix` (the pullnix overlay is not applied), the default is the package built from the
+        same source tree as this module with this system's nixpkgs (`nixos/package.nix`).
+      '';
+    }
+    {
+      loc = [ "settings" ];
+      kind = "settings";
+      example = {
+        repository.url = "git@github.com:example/machines.git";
+        verify.initialBackoffMs = 500;
+      };
       description = ''
-        The pullnix package (provides `pullnix-executor`, `pullnix-watcher` and `pullnix-ctl`).
-        The default is `pkgs.pullnix` when the pullnix overlay is applied, otherwise the package
-        built from the same source tree as this module, with this system's nixpkgs.
+        The pullnix configuration, written to `/etc/pullnix/config.json` (the file both daemons
+        and `pullnix-ctl` read). The keys documented below are typed options; any other key of
+        the configuration file (see `shared/schema/config.schema.json`) can be set here too. The
+        whole file is checked against that schema when the system is evaluated: an unknown key
+        or a wrong value is an evaluation error naming the key. `socketPath`,
+        `privateSocketPath`, `stateDir`, `units` and `paths` are fixed by this module's units
+        and cannot be set here. The options that were `services.pullnix.<key>` before are
+        `services.pullnix.settings.<key>` now; the old names still work, with a warning.
       '';
     }
 
     # ---- repository --------------------------------------------------------------------------
     {
-      loc = [ "repository" "url" ];
       key = [ "repository" "url" ];
       example = "git@github.com:example/machines.git";
       description = ''
@@ -46,13 +74,11 @@
       '';
     }
     {
-      loc = [ "repository" "branch" ];
       key = [ "repository" "branch" ];
       example = "production";
       description = "Branch to follow. Every new head of this branch is built and deployed.";
     }
     {
-      loc = [ "repository" "sshKeyFile" ];
       key = [ "repository" "sshKeyFile" ];
       example = "/etc/pullnix/deploy_key";
       description = ''
@@ -63,7 +89,6 @@
       '';
     }
     {
-      loc = [ "repository" "knownHostsFile" ];
       key = [ "repository" "knownHostsFile" ];
       nixType = "pathOrNull";
       example = "/etc/pullnix/known_hosts";
@@ -74,17 +99,14 @@
       '';
     }
     {
-      loc = [ "repository" "allowNonDescendant" ];
       key = [ "repository" "allowNonDescendant" ];
     }
     {
-      loc = [ "repository" "fetchTimeoutSec" ];
       key = [ "repository" "fetchTimeoutSec" ];
     }
 
     # ---- build -------------------------------------------------------------------------------
     {
-      loc = [ "build" "mode" ];
       key = [ "build" "mode" ];
       default = "flake";
       description = ''
@@ -95,7 +117,6 @@
       '';
     }
     {
-      loc = [ "build" "host" ];
       key = [ "build" "host" ];
       # module.nix computes this default; the text is what the documentation shows.
       defaultText = ''if config.networking.hostName != "" then config.networking.hostName else null'';
@@ -107,13 +128,11 @@
       '';
     }
     {
-      loc = [ "build" "file" ];
       key = [ "build" "file" ];
       example = "hosts/edge-01/configuration.nix";
       description = "Classic mode: the configuration file, relative to the repository root.";
     }
     {
-      loc = [ "build" "extraFlags" ];
       key = [ "build" "extraFlags" ];
       example = [
         "--max-jobs"
@@ -128,17 +147,14 @@
       '';
     }
     {
-      loc = [ "build" "timeoutSec" ];
       key = [ "build" "timeoutSec" ];
     }
     {
-      loc = [ "build" "keepGcRoots" ];
       key = [ "build" "keepGcRoots" ];
     }
 
     # ---- poll --------------------------------------------------------------------------------
     {
-      loc = [ "poll" "intervalSec" ];
       key = [ "poll" "intervalSec" ];
       example = 60;
       description = ''
@@ -147,31 +163,25 @@
       '';
     }
     {
-      loc = [ "poll" "jitterSec" ];
       key = [ "poll" "jitterSec" ];
     }
     {
-      loc = [ "poll" "maxBackoffSec" ];
       key = [ "poll" "maxBackoffSec" ];
     }
 
     # ---- activation and verification ---------------------------------------------------------
     {
-      loc = [ "activation" ];
       key = [ "activation" ];
     }
     {
-      loc = [ "activationTimeoutSec" ];
       key = [ "activationTimeoutSec" ];
     }
     # ---- reboots (docs/executor.md "Reboots") --------------------------------------------------
     {
-      loc = [ "reboot" "mode" ];
       key = [ "reboot" "mode" ];
       example = "window";
     }
     {
-      loc = [ "reboot" "window" "start" ];
       key = [ "reboot" "window" "start" ];
       example = "22:00";
       description = ''
@@ -180,7 +190,6 @@
       '';
     }
     {
-      loc = [ "reboot" "window" "end" ];
       key = [ "reboot" "window" "end" ];
       example = "04:00";
       description = ''
@@ -189,13 +198,11 @@
       '';
     }
     {
-      loc = [ "reboot" "bootloader" ];
       key = [ "reboot" "bootloader" ];
       # module.nix computes this default; the text is what the documentation shows.
       defaultText = ''if config.boot.loader.systemd-boot.enable then "systemd-boot" else if config.boot.loader.grub.enable then "grub" else "none"'';
     }
     {
-      loc = [ "verify" "timeoutSec" ];
       key = [ "verify" "timeoutSec" ];
       description = ''
         How long the git-connectivity check (`git ls-remote` of `repository.url` and
@@ -204,22 +211,18 @@
       '';
     }
     {
-      loc = [ "verify" "attemptTimeoutSec" ];
       key = [ "verify" "attemptTimeoutSec" ];
     }
 
     {
-      loc = [ "verify" "failedUnits" "enable" ];
       key = [ "verify" "failedUnits" "enable" ];
     }
     {
-      loc = [ "verify" "failedUnits" "settleSec" ];
       key = [ "verify" "failedUnits" "settleSec" ];
     }
 
     # ---- health checks and hooks ---------------------------------------------------------------
     {
-      loc = [ "checks" ];
       key = [ "checks" ];
       example = {
         nginx = {
@@ -253,7 +256,6 @@
       '';
     }
     {
-      loc = [ "hooks" "preDeploy" ];
       key = [ "hooks" "preDeploy" ];
       example = {
         argv = [ "/etc/pullnix/maintenance-window" ];
@@ -261,11 +263,9 @@
       };
     }
     {
-      loc = [ "hooks" "onSuccess" ];
       key = [ "hooks" "onSuccess" ];
     }
     {
-      loc = [ "hooks" "onFailure" ];
       key = [ "hooks" "onFailure" ];
       example = {
         argv = [ "/etc/pullnix/notify" "--channel" "ops" ];
@@ -275,7 +275,6 @@
 
     # ---- metrics ---------------------------------------------------------------------------------
     {
-      loc = [ "metrics" "textfileDirectory" ];
       key = [ "metrics" "textfileDirectory" ];
       example = "/var/lib/prometheus-node-exporter-text-files";
       description = ''
@@ -289,16 +288,15 @@
 
     # ---- operators ---------------------------------------------------------------------------
     {
-      loc = [ "operators" "group" ];
       key = [ "operators" "group" ];
       description = ''
         Group whose members may connect to the executor's socket (`/run/pullnix/executor.sock`)
-        with `pullnix-ctl`. The module creates it. Membership only opens the socket: every
-        request must also be signed with an operator key from `operators.keys`.
+        with `pullnix-ctl`. The module declares it (`users.groups.<name>`), so a new name is
+        created and an existing group (say `wheel`) is used as it is. Membership only opens the
+        socket: every request must also be signed with an operator key from `operators.keys`.
       '';
     }
     {
-      loc = [ "operators" "keys" ];
       key = [ "operators" "keys" ];
       example = [
         {
@@ -319,7 +317,6 @@
 
     # ---- commit trust ------------------------------------------------------------------------
     {
-      loc = [ "trust" "mode" ];
       key = [ "trust" "mode" ];
       example = "all";
       description = ''
@@ -333,7 +330,6 @@
       '';
     }
     {
-      loc = [ "trust" "since" ];
       key = [ "trust" "since" ];
       example = "3f2a9c0d5b1e4f6a7c8d9e0f1a2b3c4d5e6f7a8b";
       description = ''
@@ -345,7 +341,6 @@
       '';
     }
     {
-      loc = [ "trust" "allowedSigners" ];
       key = [ "trust" "allowedSigners" ];
       example = [
         {
@@ -369,7 +364,6 @@
       };
     }
     {
-      loc = [ "trust" "openpgpKeys" ];
       key = [ "trust" "openpgpKeys" ];
       example = [ "-----BEGIN PGP PUBLIC KEY BLOCK-----\n…\n-----END PGP PUBLIC KEY BLOCK-----\n" ];
       description = ''
@@ -381,7 +375,6 @@
     }
     # ---- the vulnerability gate (docs/vulnerabilities.md) -------------------------------------
     {
-      loc = [ "gates" "vulnerabilities" "enable" ];
       key = [ "gates" "vulnerabilities" "enable" ];
       description = ''
         Scan every built system with vulnix (NIST NVD) before it is deployed, and compare it with
@@ -391,17 +384,15 @@
       '';
     }
     {
-      loc = [ "gates" "vulnerabilities" "command" ];
       key = [ "gates" "vulnerabilities" "command" ];
       # module.nix computes this default; the text is what the documentation shows.
-      defaultText = ''if config.services.pullnix.gates.vulnerabilities.enable then lib.getExe' pkgs.vulnix "vulnix" else "vulnix"'';
+      defaultText = ''if config.services.pullnix.settings.gates.vulnerabilities.enable then lib.getExe' pkgs.vulnix "vulnix" else "vulnix"'';
       description = ''
         The vulnix executable. The default is nixpkgs' vulnix when the gate is enabled (a plain
         `"vulnix"` otherwise, so that vulnix is not part of the system when the gate is off).
       '';
     }
     {
-      loc = [ "gates" "vulnerabilities" "extraFlags" ];
       key = [ "gates" "vulnerabilities" "extraFlags" ];
       example = [
         "--whitelist"
@@ -413,21 +404,17 @@
       '';
     }
     {
-      loc = [ "gates" "vulnerabilities" "minSeverity" ];
       key = [ "gates" "vulnerabilities" "minSeverity" ];
       example = 8.5;
     }
     {
-      loc = [ "gates" "vulnerabilities" "allow" ];
       key = [ "gates" "vulnerabilities" "allow" ];
       example = [ "CVE-2023-4863" ];
     }
     {
-      loc = [ "gates" "vulnerabilities" "onNew" ];
       key = [ "gates" "vulnerabilities" "onNew" ];
     }
     {
-      loc = [ "gates" "vulnerabilities" "onError" ];
       key = [ "gates" "vulnerabilities" "onError" ];
       description = ''
         What happens when a scan fails or times out (vulnix cannot reach the NVD, crashes, or
@@ -438,33 +425,15 @@
       '';
     }
     {
-      loc = [ "gates" "vulnerabilities" "timeoutSec" ];
       key = [ "gates" "vulnerabilities" "timeoutSec" ];
     }
 
     # ---- logging -----------------------------------------------------------------------------
     {
-      loc = [ "logLevel" ];
       key = [ "logLevel" ];
       description = ''
         Lowest priority logged to the journal. Every line carries its syslog priority, so
         `journalctl -u pullnix-executor -p warning` works at any level.
-      '';
-    }
-
-    # ---- escape hatch ------------------------------------------------------------------------
-    {
-      loc = [ "settings" ];
-      kind = "settings";
-      example = {
-        verify.initialBackoffMs = 500;
-      };
-      description = ''
-        Extra keys merged (recursively) over the configuration file the options above produce,
-        for keys without an option of their own (see `shared/schema/config.schema.json`). The
-        result is checked against the schema at evaluation time: an unknown key or a wrong
-        value is an evaluation error naming the key. `socketPath`, `privateSocketPath`, `stateDir`, `units` and
-        `paths` are fixed by this module's units and cannot be set here.
       '';
     }
   ];

@@ -21,8 +21,8 @@
 #   path: each element P contributes P/bin and P/sbin to PATH, in NixOS order
 #     (all the /bin directories first, then all the /sbin ones), rendered as
 #     Environment="PATH=...". Empty list: no PATH line (systemd's default PATH applies).
-#     On NixOS the module passes nix, git, openssh and systemd, and NixOS appends coreutils,
-#     findutils, gnugrep, gnused and systemd itself; the test bed chooses its own.
+#     On NixOS the module passes nix, git and openssh (and gnupg when commits are checked), and NixOS
+#     appends coreutils, findutils, gnugrep, gnused and systemd itself; the test bed chooses its own.
 #   environment: extra Environment= lines for both units (NixOS: systemd.services.<n>.environment).
 #     NixOS also adds systemd.globalEnvironment (LOCALE_ARCHIVE, TZDIR); that is not rendered here.
 #

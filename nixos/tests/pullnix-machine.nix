@@ -8,29 +8,31 @@
 
   services.pullnix = {
     enable = true;
-    repository = {
-      # git-shell account on the git server; the path is relative to its home, /srv/git.
-      url = "git@gitserver:config.git";
-      branch = "main";
-      sshKeyFile = "/etc/pullnix/deploy_key";
-      knownHostsFile = "/etc/pullnix/known_hosts";
+    settings = {
+      repository = {
+        # git-shell account on the git server; the path is relative to its home, /srv/git.
+        url = "git@gitserver:config.git";
+        branch = "main";
+        sshKeyFile = "/etc/pullnix/deploy_key";
+        knownHostsFile = "/etc/pullnix/known_hosts";
+      };
+      # Classic mode: the repository holds a configuration.nix built with <nixpkgs/nixos>, so the
+      # machine needs no flake inputs (there is no network to fetch them from).
+      build = {
+        mode = "classic";
+        file = "configuration.nix";
+      };
+      poll = {
+        intervalSec = 5;
+        jitterSec = 0;
+        maxBackoffSec = 10;
+      };
+      verify = {
+        timeoutSec = 30;
+        attemptTimeoutSec = 5;
+        initialBackoffMs = 500;
+      };
     };
-    # Classic mode: the repository holds a configuration.nix built with <nixpkgs/nixos>, so the
-    # machine needs no flake inputs (there is no network to fetch them from).
-    build = {
-      mode = "classic";
-      file = "configuration.nix";
-    };
-    poll = {
-      intervalSec = 5;
-      jitterSec = 0;
-      maxBackoffSec = 10;
-    };
-    verify = {
-      timeoutSec = 30;
-      attemptTimeoutSec = 5;
-    };
-    settings.verify.initialBackoffMs = 500;
   };
 
   # The machine evaluates <nixpkgs/nixos> itself: the same nixpkgs the test was built from (the

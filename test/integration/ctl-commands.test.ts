@@ -311,7 +311,7 @@ describe('pullnix-ctl against a running executor (seeded history)', () => {
 
       const shown = await ctl('key', 'show', '--key', file);
       assert.equal(shown.code, 0);
-      assert.match(shown.stdout, new RegExp(`services\\.pullnix\\.operators\\.keys = \\[ \\{ id = "bob"; publicKey = "${created.publicKey}"; \\} \\];`));
+      assert.match(shown.stdout, new RegExp(`services\\.pullnix\\.settings\\.operators\\.keys = \\[ \\{ id = "bob"; publicKey = "${created.publicKey}"; \\} \\];`));
       const shownJson = json<{ publicKey: string }>(await ctl('key', 'show', '--key', file, '--json'));
       await assertValid('key', shownJson);
       assert.equal(shownJson.publicKey, created.publicKey);
@@ -320,7 +320,7 @@ describe('pullnix-ctl against a running executor (seeded history)', () => {
       const refused = await ctl('--key', file, 'status');
       assert.equal(refused.code, 1);
       assert.match(refused.stderr, /the executor answered UNKNOWN_KEY: /);
-      assert.match(refused.stderr, /services\.pullnix\.operators\.keys/);
+      assert.match(refused.stderr, /services\.pullnix\.settings\.operators\.keys/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -122,7 +122,7 @@ describe('pullnix-ctl error paths', () => {
       assert.equal(r.code, 4, r.stderr);
       assert.match(r.stderr, /no operator key: looked for \/nonexistent\/\.config\/pullnix\/operator\.key and .*local-operator\.key/);
       assert.match(r.stderr, /pullnix-ctl key create/);
-      assert.match(r.stderr, /services\.pullnix\.operators\.keys/);
+      assert.match(r.stderr, /services\.pullnix\.settings\.operators\.keys/);
     });
 
     it('an unreadable --key is named, not skipped', async () => {

@@ -174,7 +174,7 @@ registers it. Refuses to overwrite an existing file.
     usage: 'key show [--key FILE] [--json]',
     summary: 'print the public key and the NixOS snippet for it',
     help: `Prints the public key of the key pullnix-ctl would use (or of --key FILE) and a ready
-snippet for services.pullnix.operators.keys.`,
+snippet for services.pullnix.settings.operators.keys.`,
     options: {},
     args: [0, 0],
     json: true,

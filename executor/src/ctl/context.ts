@@ -118,7 +118,7 @@ export function keyCandidates(option: string | undefined, env: NodeJS.ProcessEnv
 export function noKeyHint(env: NodeJS.ProcessEnv): string {
   return [
     `create one: pullnix-ctl key create   (writes ${userKeyPath(env)}, mode 0600)`,
-    'register it: add the snippet `pullnix-ctl key show` prints to services.pullnix.operators.keys in the',
+    'register it: add the snippet `pullnix-ctl key show` prints to services.pullnix.settings.operators.keys in the',
     'machine\'s configuration and deploy it; or run pullnix-ctl as root, which uses the executor\'s local operator key',
   ].join('\n');
 }
@@ -204,9 +204,9 @@ function safeUserName(): string {
 export function refusalHint(error: PullnixError, settings: CtlSettings): string | null {
   switch (error.code) {
     case 'UNKNOWN_KEY':
-      return 'register this key: `pullnix-ctl key show` prints the snippet for services.pullnix.operators.keys; deploy that configuration';
+      return 'register this key: `pullnix-ctl key show` prints the snippet for services.pullnix.settings.operators.keys; deploy that configuration';
     case 'BAD_SIGNATURE':
-      return 'the executor knows this key id with a different public key: compare `pullnix-ctl key show` with services.pullnix.operators.keys';
+      return 'the executor knows this key id with a different public key: compare `pullnix-ctl key show` with services.pullnix.settings.operators.keys';
     case 'FORBIDDEN':
       return 'this key is not an operator key; use an operator key (--key FILE)';
     case 'STALE':

@@ -213,7 +213,7 @@ export function renderKey(k: KeyOutput, created: boolean): string {
     '',
     'To let this key operate a machine, add it to the machine\'s NixOS configuration and deploy:',
     '',
-    `  services.pullnix.operators.keys = [ ${k.nixos} ];`,
+    `  services.pullnix.settings.operators.keys = [ ${k.nixos} ];`,
   ];
   return lines.join('\n');
 }

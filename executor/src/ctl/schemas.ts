@@ -31,7 +31,7 @@ export interface KeyOutput {
   publicKey: string;
   /** Where the private key is (absolute path). */
   file: string;
-  /** Ready to paste into services.pullnix.operators.keys. */
+  /** Ready to paste into services.pullnix.settings.operators.keys. */
   nixos: string;
 }
 
