@@ -30,7 +30,7 @@ async function main(): Promise<void> {
     shuttingDown = true;
     log.event('executor.stopping', { reason });
     daemon?.close();
-    // Give winston a turn to flush the last lines.
+    // Give the last lines a turn to be written.
     setImmediate(() => process.exit(code));
   };
   let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;

@@ -4,7 +4,7 @@
  * whose head is already deployed, every `intervalSec`), against two bare Node processes that only
  * keep an event loop alive, all four running side by side over the same window. After a warm-up,
  * two samples `idleSec` apart (default a full minute):
- *  - RSS: VmRSS from /proc/<pid>/status at the end of the window;
+ *  - RSS: VmRSS from /proc/<pid>/status at the end of the window, and its private part (RssAnon);
  *  - CPU: every thread's time on a CPU from /proc/<pid>/task/<tid>/schedstat, plus the reaped
  *    children's cutime+cstime from /proc/<pid>/stat (the watcher's `git ls-remote` runs count
  *    against it), over the window;
@@ -26,6 +26,8 @@ const CLK_TCK = 100; // Linux USER_HZ
 interface Sample {
   at: number;
   rssKiB: number;
+  /** The private part of the RSS (RssAnon): heap, stacks, malloc; the rest is file pages, mostly the node binary, shared with every other Node process. */
+  anonKiB: number;
   /** CPU time of every thread (schedstat, ns precision) plus reaped children (cutime+cstime). */
   cpuMs: number;
   wakeups: number;
@@ -34,6 +36,7 @@ interface Sample {
 function sample(pid: number): Sample {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rss = /^VmRSS:\s+(\d+) kB/m.exec(status);
+  const anon = /^RssAnon:\s+(\d+) kB/m.exec(status);
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after "(comm)": state is field 3, utime 14, stime 15, cutime 16, cstime 17.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -51,11 +54,12 @@ function sample(pid: number): Sample {
       // a thread that ended between the listing and the read
     }
   }
-  return { at: performance.now(), rssKiB: Number(rss?.[1] ?? Number.NaN), cpuMs: ownNs / 1e6 + childMs, wakeups };
+  return { at: performance.now(), rssKiB: Number(rss?.[1] ?? Number.NaN), anonKiB: Number(anon?.[1] ?? Number.NaN), cpuMs: ownNs / 1e6 + childMs, wakeups };
 }
 
 interface Usage {
   rssMiB: number;
+  anonMiB: number;
   /** CPU time per minute of wall time, ms. */
   cpuMsPerMin: number;
   wakeupsPerSec: number;
@@ -65,6 +69,7 @@ function usage(a: Sample, b: Sample): Usage {
   const seconds = (b.at - a.at) / 1000;
   return {
     rssMiB: b.rssKiB / 1024,
+    anonMiB: b.anonKiB / 1024,
     cpuMsPerMin: ((b.cpuMs - a.cpuMs) / seconds) * 60,
     wakeupsPerSec: (b.wakeups - a.wakeups) / seconds,
   };
@@ -154,6 +159,8 @@ export async function benchIdle(options: { idleSec?: number; intervalSec?: numbe
       },
       { group: 'idle', name: 'RSS executor (vs bare node)', figure: ex.rssMiB, baseline: b1.rssMiB, unit: 'MiB', goal: null },
       { group: 'idle', name: 'RSS watcher (vs bare node)', figure: wa.rssMiB, baseline: b2.rssMiB, unit: 'MiB', goal: null },
+      // The same RSS without its file pages (the node binary's code, shared with every Node process): what each process holds alone.
+      { group: 'idle', name: 'private RSS (RssAnon) executor + watcher (vs 2 bare node)', figure: ex.anonMiB + wa.anonMiB, baseline: b1.anonMiB + b2.anonMiB, unit: 'MiB', goal: null },
       {
         group: 'idle',
         name: `CPU executor + watcher + git children, poll every ${intervalSec} s (vs 2 bare node)`,

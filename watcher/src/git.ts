@@ -4,8 +4,9 @@
  * configured credentials (GIT_SSH_COMMAND from shared's gitEnvironment), never a shell.
  */
 import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { simpleGit, type SimpleGit } from 'simple-git';
+import type { SimpleGit, SimpleGitOptions } from 'simple-git';
 import { isCommit, reasonLines, type Logger } from '@pullnix/shared';
 import type { CommitDescription } from './memory.ts';
 
@@ -195,6 +196,20 @@ export class GitCheckout implements GitOps {
       ...(timeoutMs ? { timeout: { block: timeoutMs } } : {}),
     }).env(this.env);
   }
+}
+
+/**
+ * simple-git, loaded on the first git command, and with require(), not import. Imported from an
+ * ES module, a CommonJS package is first scanned by Node's CommonJS export lexer, and scanning
+ * simple-git's dependencies made V8 optimise that lexer: ~10 MiB of compiler memory that the
+ * watcher then kept for its whole life, more than simple-git itself (~1 MiB). require() needs no
+ * scan (docs/benchmarks.md, the idle machine).
+ */
+let simpleGitFactory: ((options: Partial<SimpleGitOptions>) => SimpleGit) | undefined;
+
+function simpleGit(options: Partial<SimpleGitOptions>): SimpleGit {
+  simpleGitFactory ??= (createRequire(import.meta.url)('simple-git') as typeof import('simple-git')).simpleGit;
+  return simpleGitFactory(options);
 }
 
 /** The commit of exactly `ref` in ls-remote output (a pattern also matches longer refs ending in it). */

@@ -2,10 +2,11 @@
  * The configuration file. Shape and defaults live in shared/schema/config.schema.json (the one
  * source of truth, also read by the NixOS module's generator); this file only loads it.
  */
-import { Ajv, type ErrorObject } from 'ajv';
+import type { ErrorObject } from 'ajv';
 import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import schema from '../../schema/config.schema.json' with { type: 'json' };
+import { validateConfig } from '../generated/config-validator.ts';
+import type { Validator } from '../protocol/validators.ts';
 
 export const DEFAULT_CONFIG_PATH = '/etc/pullnix/config.json';
 
@@ -186,8 +187,12 @@ export class ConfigError extends Error {
   }
 }
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, allowUnionTypes: true, strict: true });
-const validate = ajv.compile(schema);
+/**
+ * The schema's validator, generated ahead of time (shared/scripts/generate-validators.ts) with
+ * the options it was compiled with at run time: allErrors, useDefaults (fills in the defaults),
+ * allowUnionTypes, strict. Loading ajv's compiler at every start cost each daemon several MiB.
+ */
+const validate = validateConfig as unknown as Validator;
 
 /** Sections that are optional in the file but always present (with defaults) in a Config. */
 const SECTIONS = ['poll', 'verify', 'operators', 'units', 'paths', 'trust', 'gates', 'checks', 'hooks', 'metrics', 'reboot', 'watcher'] as const;

@@ -3,14 +3,14 @@
  * unauthenticated work first and never lets an unauthenticated request touch state (the nonce
  * memory is only written after the signature verified).
  */
-import { Ajv, type ValidateFunction } from 'ajv';
 import type { KeyObject } from 'node:crypto';
 import { canonicalJson } from './canonical.ts';
-import { envelopeSchema, MAX_REQUEST_BYTES, PROTOCOL_VERSION, signingPayload, type Envelope } from './envelope.ts';
+import { MAX_REQUEST_BYTES, PROTOCOL_VERSION, signingPayload, type Envelope } from './envelope.ts';
 import { PullnixError, type ErrorCode } from './errors.ts';
 import { decodePublicKey, verifyBytes } from './keys.ts';
 import type { Role } from './method.ts';
 import { isMethodName, METHODS, type MethodName } from './methods/index.ts';
+import { validateEnvelope, validateParams, type Validator } from './validators.ts';
 
 export interface TrustedKey {
   keyId: string;
@@ -56,8 +56,6 @@ export class Authenticator {
   private readonly maxNonces: number;
   private readonly now: () => number;
   readonly runId: string;
-  private readonly validateEnvelope: ValidateFunction;
-  private readonly validateParams = new Map<MethodName, ValidateFunction>();
 
   constructor(options: AuthenticatorOptions) {
     this.windowMs = options.windowMs ?? 30_000;
@@ -68,11 +66,6 @@ export class Authenticator {
     for (const k of options.keys) {
       if (this.keys.has(k.keyId)) throw new Error(`key id ${k.keyId} is configured twice`);
       this.keys.set(k.keyId, { role: k.role, key: decodePublicKey(k.publicKey) });
-    }
-    const ajv = new Ajv({ allErrors: false, strict: true });
-    this.validateEnvelope = ajv.compile(envelopeSchema);
-    for (const [name, spec] of Object.entries(METHODS)) {
-      this.validateParams.set(name as MethodName, ajv.compile(spec.params));
     }
   }
 
@@ -88,7 +81,7 @@ export class Authenticator {
     if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new PullnixError('BAD_REQUEST', 'request must be a JSON object');
     const v = (data as { v?: unknown }).v;
     if (v !== PROTOCOL_VERSION) throw new PullnixError('UNSUPPORTED_VERSION', `protocol version ${JSON.stringify(v)} is not supported; this executor speaks v${PROTOCOL_VERSION}`);
-    if (!this.validateEnvelope(data)) throw new PullnixError('BAD_REQUEST', `envelope: ${describeAjv(this.validateEnvelope)}`);
+    if (!validateEnvelope(data)) throw new PullnixError('BAD_REQUEST', `envelope: ${describeAjv(validateEnvelope)}`);
     const envelope = data as Envelope;
     if (!isMethodName(envelope.method)) throw new PullnixError('UNKNOWN_METHOD', `unknown method ${JSON.stringify(envelope.method)}; known: ${Object.keys(METHODS).join(', ')}`);
     const trusted = this.keys.get(envelope.keyId) ?? this.lookUp(envelope.keyId);
@@ -111,7 +104,7 @@ export class Authenticator {
     if (!(spec.roles as readonly Role[]).includes(trusted.role)) {
       throw refuse('FORBIDDEN', `key ${envelope.keyId} has role ${trusted.role}; ${envelope.method} needs ${spec.roles.join(' or ')}`);
     }
-    const validate = this.validateParams.get(envelope.method)!;
+    const validate = validateParams[envelope.method];
     if (!validate(envelope.params)) throw refuse('BAD_REQUEST', `${envelope.method} params: ${describeAjv(validate)}`);
     // Remember the nonce only now: a refused request does not consume it, an accepted one does.
     this.nonces.set(envelope.nonce, envelope.issuedAt + this.windowMs);
@@ -151,7 +144,7 @@ export class Authenticator {
   }
 }
 
-export function describeAjv(validate: ValidateFunction): string {
+export function describeAjv(validate: Validator): string {
   const e = validate.errors?.[0];
   if (!e) return 'invalid';
   const where = e.instancePath || '(root)';
