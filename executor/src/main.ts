@@ -30,7 +30,7 @@ async function main(): Promise<void> {
     shuttingDown = true;
     log.event('executor.stopping', { reason });
     daemon?.close();
-    // Give the last lines a turn to be written.
+    // Give winston a turn to flush the last lines.
     setImmediate(() => process.exit(code));
   };
   let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;

@@ -15,7 +15,7 @@ describe('logger', () => {
     assert.deepEqual(parseLine(line), { priority: 4, event: 'request.refused', fields: { code: 'BAD_SIGNATURE', reason: 'sig "x" = bad', key: 'alice' } });
   });
 
-  it('filters by level', async () => {
+  it('filters by level through winston', async () => {
     const stream = new PassThrough();
     const chunks: string[] = [];
     stream.on('data', (c: Buffer) => chunks.push(c.toString()));

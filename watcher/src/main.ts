@@ -75,7 +75,7 @@ async function main(argv: string[]): Promise<number> {
 
 main(process.argv.slice(2)).then(
   (code) => {
-    // Let the last lines be written before leaving.
+    // Let winston flush the last lines before leaving.
     process.exitCode = code;
     setImmediate(() => process.exit(code));
   },

@@ -1,13 +1,9 @@
 /**
- * Logs for the journal: one line per event on stdout, `<N>event key=value ...` where <N> is the
+ * Logs for the journal: winston to stdout, each line `<N>event key=value ...` where <N> is the
  * syslog priority journald stores (SyslogLevelPrefix), the event name comes from the catalogue
  * and its priority too, so a given event always lands at the same priority.
- *
- * The line is written here, with console.log (as winston's Console transport did, so a closed
- * stdout is ignored rather than fatal) or the given stream's write(). winston used to carry it:
- * a stream pipeline, ~70 modules and ~4 MiB of resident memory in each daemon, for a formatted
- * line and a level threshold (docs/decisions.md; docs/benchmarks.md, the idle machine).
  */
+import winston from 'winston';
 import { EVENTS, type EventName, type Priority } from './events.ts';
 
 export type Fields = Record<string, string | number | boolean | null | undefined | readonly string[]>;
@@ -29,22 +25,27 @@ export interface LoggerOptions {
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? 'info';
-  const stream = options.stream;
-  const write = stream ? (line: string) => void stream.write(`${line}\n`) : (line: string) => console.log(line);
-  return wrap(write, level, {});
+  const transport = options.stream
+    ? new winston.transports.Stream({ stream: options.stream })
+    : new winston.transports.Console({ forceConsole: true } as winston.transports.ConsoleTransportOptions);
+  const w = winston.createLogger({
+    levels: LEVELS,
+    level,
+    format: winston.format.printf((info) => String(info.message)),
+    transports: [transport],
+  });
+  return wrap(w, level, {});
 }
 
-function wrap(write: (line: string) => void, level: Priority, base: Fields): Logger {
-  const threshold = LEVELS[level];
+function wrap(w: winston.Logger, level: Priority, base: Fields): Logger {
   return {
     level,
     event(name, fields = {}) {
       const priority = EVENTS[name].priority;
-      // Formatted only when written: a filtered debug event costs no string building.
-      if (LEVELS[priority] <= threshold) write(formatLine(name, { ...base, ...fields }));
+      w.log(priority, formatLine(name, { ...base, ...fields }));
     },
     child(fields) {
-      return wrap(write, level, { ...base, ...fields });
+      return wrap(w, level, { ...base, ...fields });
     },
   };
 }
