@@ -3,7 +3,13 @@
  * syslog priority journald stores (SyslogLevelPrefix), the event name comes from the catalogue
  * and its priority too, so a given event always lands at the same priority.
  */
-import winston from 'winston';
+import { createRequire } from 'node:module';
+import type winstonTypes from 'winston';
+
+// Required as CommonJS, not imported as an ES module: an import makes Node scan winston and its
+// dependencies with the CommonJS export lexer, which V8 then optimises, megabytes a daemon keeps
+// for its whole life (docs/decisions.md D16).
+const winston = createRequire(import.meta.url)('winston') as typeof winstonTypes;
 import { EVENTS, type EventName, type Priority } from './events.ts';
 
 export type Fields = Record<string, string | number | boolean | null | undefined | readonly string[]>;
@@ -27,7 +33,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? 'info';
   const transport = options.stream
     ? new winston.transports.Stream({ stream: options.stream })
-    : new winston.transports.Console({ forceConsole: true } as winston.transports.ConsoleTransportOptions);
+    : new winston.transports.Console({ forceConsole: true } as winstonTypes.transports.ConsoleTransportOptions);
   const w = winston.createLogger({
     levels: LEVELS,
     level,
@@ -37,7 +43,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   return wrap(w, level, {});
 }
 
-function wrap(w: winston.Logger, level: Priority, base: Fields): Logger {
+function wrap(w: winstonTypes.Logger, level: Priority, base: Fields): Logger {
   return {
     level,
     event(name, fields = {}) {
