@@ -47,7 +47,8 @@ export function generateValidators(): GeneratedModule[] {
   protocol.addSchema(envelopeSchema, 'envelope');
   for (const [name, spec] of Object.entries(METHODS)) protocol.addSchema(spec.params as object, `params_${name}`);
   const protocolExports: Record<string, string> = { envelope: 'envelope' };
-  for (const name of Object.keys(METHODS)) protocolExports[`params_${name}`] = `params_${name}`;
+  // Export names are identifiers: reboot-now → params_reboot_now (validators.ts reads the same).
+  for (const name of Object.keys(METHODS)) protocolExports[`params_${name.replace(/-/g, '_')}`] = `params_${name}`;
   return [
     { name: 'config-validator.ts', text: moduleText('shared/schema/config.schema.json', CONFIG_AJV_OPTIONS, standaloneCode(config, { validateConfig: 'config' })) },
     {

@@ -3,7 +3,7 @@
 // ajv options {"allErrors":true,"useDefaults":true,"allowUnionTypes":true,"strict":true}. Do not edit: `npm run generate` rewrites it, and a test fails when it is stale.
 import ajvRuntime_ucs2length from 'ajv/dist/runtime/ucs2length.js';
 export const validateConfig = validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://pullnix.dev/schema/config.json","title":"pullnix configuration (/etc/pullnix/config.json)","description":"Read by pullnix-executor, pullnix-watcher and pullnix-ctl. Written by the NixOS module (services.pullnix). Every key not listed here is an error.","type":"object","additionalProperties":false,"required":["repository","build"],"properties":{"repository":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","minLength":1,"maxLength":2048,"description":"Git remote URL of the configuration repository (ssh://, git@host:path, https://, file:// or a local path)."},"branch":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9._/-]+$","default":"main","description":"Branch to follow."},"sshKeyFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Private SSH deploy key (read-only access is enough)."},"knownHostsFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Pinned known_hosts file; host keys are checked strictly."},"allowNonDescendant":{"type":"boolean","default":false,"description":"Deploy a branch head that does not descend from the deployed commit (force-push, history rewrite). Off by default: such a head is refused."},"fetchTimeoutSec":{"type":"integer","minimum":10,"maximum":86400,"default":600,"description":"A fetch that prints nothing, not even progress, for this many seconds is stopped (and retried with back-off). An inactivity limit, not a limit on the whole fetch: a large first fetch that keeps making progress completes."}}},"build":{"type":"object","additionalProperties":false,"required":["mode"],"properties":{"mode":{"enum":["flake","classic"],"description":"flake: <checkout>#nixosConfigurations.<host>.config.system.build.toplevel; classic: <nixpkgs/nixos> with nixos-config=<checkout>/<file>."},"host":{"type":["string","null"],"pattern":"^[A-Za-z0-9._-]+$","maxLength":253,"default":null,"description":"Flake host attribute; null means this machine's host name."},"file":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^[^/].*$","default":"configuration.nix","description":"Classic mode: configuration file relative to the repository root."},"extraFlags":{"type":"array","items":{"type":"string","maxLength":1024},"maxItems":64,"default":[],"description":"Extra arguments for nix build / nix-build, e.g. [\"--max-jobs\", \"0\"]."},"timeoutSec":{"type":"integer","minimum":1,"maximum":86400,"default":3600,"description":"A build running longer is stopped and recorded as failed."},"keepGcRoots":{"type":"integer","minimum":1,"maximum":100,"default":3,"description":"How many built systems the watcher keeps GC roots for."}}},"poll":{"type":"object","additionalProperties":false,"properties":{"intervalSec":{"type":"integer","minimum":1,"maximum":86400,"default":300,"description":"Seconds between two asks for the branch head."},"jitterSec":{"type":"integer","minimum":0,"maximum":86400,"default":30,"description":"Random extra delay added to every interval, so a fleet does not poll in step."},"maxBackoffSec":{"type":"integer","minimum":1,"maximum":86400,"default":900,"description":"Ceiling of the exponential back-off after errors."}}},"trust":{"type":"object","additionalProperties":false,"description":"Commit signatures, checked by the watcher after the fetch and before anything is checked out, evaluated or built (docs/security.md).","properties":{"mode":{"enum":["off","head","all"],"default":"off","description":"off: no signature is checked. head: the new branch head must carry a good signature from a trusted key. all: every commit reachable from the new head and not from the deployed commit (nor from trust.since), merges included, must."},"since":{"type":["string","null"],"pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","default":null,"description":"Mode all: a commit the operator vouches for; it and its history are not checked (the chain starts after it). Without it and with nothing deployed yet, the whole history is checked."},"allowedSigners":{"type":"array","maxItems":256,"default":[],"items":{"type":"object","additionalProperties":false,"required":["principal","key"],"properties":{"principal":{"type":"string","minLength":1,"maxLength":256,"pattern":"^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$","description":"Who the key belongs to (git's allowed-signers principals: comma-separated, patterns allowed)."},"key":{"type":"string","maxLength":16384,"pattern":"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$","description":"The SSH public key: type and base64, without a comment."},"validAfter":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key signs only from this time on (YYYYMMDD[HHMM[SS]][Z], as in ssh-keygen's valid-after)."},"validBefore":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key is trusted only before this time (YYYYMMDD[HHMM[SS]][Z], as in valid-before); judged at the commit's date by git and at the time of the check by pullnix."}}},"description":"SSH keys whose signatures are trusted (git's gpg.ssh.allowedSignersFile, written by the watcher with namespaces=\"git\")."},"openpgpKeys":{"type":"array","maxItems":64,"default":[],"items":{"type":"string","maxLength":1048576,"pattern":"^-----BEGIN PGP PUBLIC KEY BLOCK-----"},"description":"ASCII-armored OpenPGP public keys whose signatures are trusted; imported into a keyring the watcher owns (<stateDir>/trust/gnupg), never root's."}}},"activation":{"enum":["test","switch"],"default":"test","description":"test: activate with switch-to-configuration test, move the boot default only after verification (a power cut boots the last good system). switch: classic order, switch then verify then switch back."},"verify":{"type":"object","additionalProperties":false,"properties":{"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":120,"description":"How long the git connectivity check may keep retrying before the deployment is rolled back."},"initialBackoffMs":{"type":"integer","minimum":10,"maximum":60000,"default":1000,"description":"First pause between connectivity attempts; doubles up to 15 s."},"attemptTimeoutSec":{"type":"integer","minimum":1,"maximum":600,"default":20,"description":"One git ls-remote attempt is killed after this long."},"failedUnits":{"type":"object","additionalProperties":false,"default":{},"description":"The newly-failed-units check: a unit failed (or auto-restarting after a failure) after activation, and not before it, fails the deployment.","properties":{"enable":{"type":"boolean","default":true,"description":"Run the newly-failed-units check (on by default)."},"settleSec":{"type":"integer","minimum":0,"maximum":600,"default":5,"description":"The check passes only after this many seconds without a newly failed unit (a crash-looping unit is running for a moment between its failures); the window ends at verify.timeoutSec at the latest."}}}}},"checks":{"type":"object","default":{},"maxProperties":64,"description":"Declared health checks, by name (letters, digits, '_' and '-'; not 'git' or 'failed-units'). Each is retried with back-off until verify.timeoutSec after activation; all must pass for the deployment to succeed.","additionalProperties":{"type":"object","additionalProperties":false,"required":["type"],"properties":{"type":{"enum":["command","http","tcp","unit"],"description":"command: argv exits 0; http: url answers with the expected status (and body); tcp: host:port accepts a connection; unit: the unit is active (a oneshot: ran and succeeded)."},"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"maxItems":256,"default":[],"description":"command: the program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"command: the user it runs as; null: a dynamic unprivileged user (systemd DynamicUser), never root unless named."},"url":{"type":["string","null"],"pattern":"^[A-Za-z][A-Za-z0-9+.-]*:[^ ]+$","maxLength":2048,"default":null,"description":"http: the URL fetched (GET)."},"expectStatus":{"type":["integer","null"],"minimum":100,"maximum":599,"default":null,"description":"http: the status that passes; null: any 2xx."},"bodyPattern":{"type":["string","null"],"maxLength":1024,"default":null,"description":"http: a regular expression (JavaScript) the response body must match."},"host":{"type":["string","null"],"minLength":1,"maxLength":253,"default":null,"description":"tcp: host name or address."},"port":{"type":["integer","null"],"minimum":1,"maximum":65535,"default":null,"description":"tcp: port."},"unit":{"type":["string","null"],"pattern":"^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$","maxLength":256,"default":null,"description":"unit: the systemd unit name."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":10,"description":"One attempt is stopped after this long; at most verify.timeoutSec."}}}},"hooks":{"type":"object","additionalProperties":false,"default":{},"description":"Commands run around a deployment. preDeploy (run by the watcher before it asks for a deployment) may postpone it: a non-zero exit means not now, asked again at the next poll. onSuccess and onFailure (run by the executor after the outcome) only notify: their failure is logged and changes nothing.","properties":{"preDeploy":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the watcher after the build, before it asks for the deployment: exit 0 deploys; any other exit (or a timeout) means not now, asked again at the next poll (not a failure).","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}},"onSuccess":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the executor after a deployment succeeded. Notify only: its failure is logged (hook.failed) and changes nothing.","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}},"onFailure":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the executor after a deployment did not succeed (rolled back, rollback failed, reboot required, interrupted). Notify only.","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}}}},"metrics":{"type":"object","additionalProperties":false,"default":{},"properties":{"textfileDirectory":{"type":["string","null"],"pattern":"^/","maxLength":1024,"default":null,"description":"Directory of node_exporter's textfile collector: each daemon writes its own pullnix-<daemon>.prom there, atomically, on every change. null: no metrics."}}},"activationTimeoutSec":{"type":"integer","minimum":10,"maximum":86400,"default":1800,"description":"switch-to-configuration running longer is stopped and treated as failed."},"operators":{"type":"object","additionalProperties":false,"properties":{"group":{"type":"string","pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":"pullnix","description":"Group whose members may use the socket."},"keys":{"type":"array","maxItems":256,"default":[],"items":{"type":"object","additionalProperties":false,"required":["id","publicKey"],"properties":{"id":{"type":"string","pattern":"^[A-Za-z0-9._@-]{1,64}$"},"publicKey":{"type":"string","pattern":"^ed25519:[A-Za-z0-9_-]{43}$"}}},"description":"Operator public keys (pullnix-ctl key show). Operators may use every method."}}},"gates":{"type":"object","additionalProperties":false,"description":"Checks a built system must pass before the watcher asks the executor to deploy it.","properties":{"vulnerabilities":{"type":"object","additionalProperties":false,"default":{},"description":"The vulnerability gate: the new system's closure and the live system's are scanned with vulnix (NIST NVD); the new system is refused when it brings in a vulnerability the live system does not have. docs/vulnerabilities.md.","properties":{"enable":{"type":"boolean","default":false,"description":"Scan every built system with vulnix before it is deployed. Off by default."},"command":{"type":"string","minLength":1,"maxLength":4096,"default":"vulnix","description":"The vulnix executable: an absolute path, or a name looked up in PATH."},"extraFlags":{"type":"array","items":{"type":"string","maxLength":1024},"maxItems":64,"default":[],"description":"Extra arguments for vulnix, e.g. [\"--mirror\", \"https://nvd.example.org/feeds/json/cve/2.0/\"] or [\"--whitelist\", \"/etc/vulnix-whitelist.toml\"]."},"minSeverity":{"type":"number","minimum":0,"maximum":10,"default":7,"description":"CVSS v3 base score from which a new vulnerability counts (0 to 10). A vulnerability without a CVSS v3 score counts only when this is 0."},"allow":{"type":"array","items":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"maxItems":1000,"default":[],"description":"CVE ids accepted on purpose (like vulnix's whitelist): never a reason to refuse a system."},"onNew":{"enum":["refuse","warn"],"default":"refuse","description":"refuse: a system with a new vulnerability is not deployed, and not tried again until the branch moves or pullnix-ctl retry. warn: it is deployed, with a warning."},"onError":{"enum":["allow","refuse"],"default":"allow","description":"When a scan fails or times out. allow: deploy anyway, with a warning (an unreachable vulnerability database must not block the deployment of a security fix). refuse: do not deploy now; try again after a back-off."},"timeoutSec":{"type":"integer","minimum":1,"maximum":86400,"default":900,"description":"Time limit of the whole gate (every scan it runs). vulnix's first run downloads the NVD data and can take minutes."}}}}},"socketPath":{"type":"string","pattern":"^/","maxLength":100,"default":"/run/pullnix/executor.sock"},"privateSocketPath":{"description":"Root's own socket (the watcher, root's pullnix-ctl), in a 0700 directory of its own; null: <directory of socketPath>/root/<name of socketPath>.","type":["string","null"],"pattern":"^/","maxLength":100,"default":null},"stateDir":{"type":"string","pattern":"^/","maxLength":1024,"default":"/var/lib/pullnix"},"logLevel":{"enum":["error","warning","info","debug"],"default":"info"},"units":{"type":"object","additionalProperties":false,"properties":{"executor":{"type":"string","pattern":"^[A-Za-z0-9@._-]+\\.service$","default":"pullnix-executor.service"},"watcher":{"type":"string","pattern":"^[A-Za-z0-9@._-]+\\.service$","default":"pullnix-watcher.service"}}},"paths":{"type":"object","additionalProperties":false,"description":"Where the system lives. Only tests change these.","properties":{"systemProfile":{"type":"string","pattern":"^/","default":"/nix/var/nix/profiles/system"},"currentSystem":{"type":"string","pattern":"^/","default":"/run/current-system"},"storeDir":{"type":"string","pattern":"^/","default":"/nix/store"},"gcRootsDir":{"type":"string","pattern":"^/","default":"/nix/var/nix/gcroots/pullnix","description":"Where the executor keeps a deployment's previous and new systems alive (GC roots) until its outcome."},"bootId":{"type":"string","pattern":"^/","default":"/proc/sys/kernel/random/boot_id","description":"The kernel's boot id: tells crash recovery whether the machine restarted since a deployment began."}}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://pullnix.dev/schema/config.json","title":"pullnix configuration (/etc/pullnix/config.json)","description":"Read by pullnix-executor, pullnix-watcher and pullnix-ctl. Written by the NixOS module (services.pullnix). Every key not listed here is an error.","type":"object","additionalProperties":false,"required":["repository","build"],"properties":{"repository":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","minLength":1,"maxLength":2048,"description":"Git remote URL of the configuration repository (ssh://, git@host:path, https://, file:// or a local path)."},"branch":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9._/-]+$","default":"main","description":"Branch to follow."},"sshKeyFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Private SSH deploy key (read-only access is enough)."},"knownHostsFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Pinned known_hosts file; host keys are checked strictly."},"allowNonDescendant":{"type":"boolean","default":false,"description":"Deploy a branch head that does not descend from the deployed commit (force-push, history rewrite). Off by default: such a head is refused."},"fetchTimeoutSec":{"type":"integer","minimum":10,"maximum":86400,"default":600,"description":"A fetch that prints nothing, not even progress, for this many seconds is stopped (and retried with back-off). An inactivity limit, not a limit on the whole fetch: a large first fetch that keeps making progress completes."}}},"build":{"type":"object","additionalProperties":false,"required":["mode"],"properties":{"mode":{"enum":["flake","classic"],"description":"flake: <checkout>#nixosConfigurations.<host>.config.system.build.toplevel; classic: <nixpkgs/nixos> with nixos-config=<checkout>/<file>."},"host":{"type":["string","null"],"pattern":"^[A-Za-z0-9._-]+$","maxLength":253,"default":null,"description":"Flake host attribute; null means this machine's host name."},"file":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^[^/].*$","default":"configuration.nix","description":"Classic mode: configuration file relative to the repository root."},"extraFlags":{"type":"array","items":{"type":"string","maxLength":1024},"maxItems":64,"default":[],"description":"Extra arguments for nix build / nix-build, e.g. [\"--max-jobs\", \"0\"]."},"timeoutSec":{"type":"integer","minimum":1,"maximum":86400,"default":3600,"description":"A build running longer is stopped and recorded as failed."},"keepGcRoots":{"type":"integer","minimum":1,"maximum":100,"default":3,"description":"How many built systems the watcher keeps GC roots for."}}},"poll":{"type":"object","additionalProperties":false,"properties":{"intervalSec":{"type":"integer","minimum":1,"maximum":86400,"default":300,"description":"Seconds between two asks for the branch head."},"jitterSec":{"type":"integer","minimum":0,"maximum":86400,"default":30,"description":"Random extra delay added to every interval, so a fleet does not poll in step."},"maxBackoffSec":{"type":"integer","minimum":1,"maximum":86400,"default":900,"description":"Ceiling of the exponential back-off after errors."}}},"trust":{"type":"object","additionalProperties":false,"description":"Commit signatures, checked by the watcher after the fetch and before anything is checked out, evaluated or built (docs/security.md).","properties":{"mode":{"enum":["off","head","all"],"default":"off","description":"off: no signature is checked. head: the new branch head must carry a good signature from a trusted key. all: every commit reachable from the new head and not from the deployed commit (nor from trust.since), merges included, must."},"since":{"type":["string","null"],"pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","default":null,"description":"Mode all: a commit the operator vouches for; it and its history are not checked (the chain starts after it). Without it and with nothing deployed yet, the whole history is checked."},"allowedSigners":{"type":"array","maxItems":256,"default":[],"items":{"type":"object","additionalProperties":false,"required":["principal","key"],"properties":{"principal":{"type":"string","minLength":1,"maxLength":256,"pattern":"^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$","description":"Who the key belongs to (git's allowed-signers principals: comma-separated, patterns allowed)."},"key":{"type":"string","maxLength":16384,"pattern":"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$","description":"The SSH public key: type and base64, without a comment."},"validAfter":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key signs only from this time on (YYYYMMDD[HHMM[SS]][Z], as in ssh-keygen's valid-after)."},"validBefore":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key is trusted only before this time (YYYYMMDD[HHMM[SS]][Z], as in valid-before); judged at the commit's date by git and at the time of the check by pullnix."}}},"description":"SSH keys whose signatures are trusted (git's gpg.ssh.allowedSignersFile, written by the watcher with namespaces=\"git\")."},"openpgpKeys":{"type":"array","maxItems":64,"default":[],"items":{"type":"string","maxLength":1048576,"pattern":"^-----BEGIN PGP PUBLIC KEY BLOCK-----"},"description":"ASCII-armored OpenPGP public keys whose signatures are trusted; imported into a keyring the watcher owns (<stateDir>/trust/gnupg), never root's."}}},"activation":{"enum":["test","switch"],"default":"test","description":"test: activate with switch-to-configuration test, move the boot default only after verification (a power cut boots the last good system). switch: classic order, switch then verify then switch back."},"verify":{"type":"object","additionalProperties":false,"properties":{"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":120,"description":"How long the git connectivity check may keep retrying before the deployment is rolled back."},"initialBackoffMs":{"type":"integer","minimum":10,"maximum":60000,"default":1000,"description":"First pause between connectivity attempts; doubles up to 15 s."},"attemptTimeoutSec":{"type":"integer","minimum":1,"maximum":600,"default":20,"description":"One git ls-remote attempt is killed after this long."},"failedUnits":{"type":"object","additionalProperties":false,"default":{},"description":"The newly-failed-units check: a unit failed (or auto-restarting after a failure) after activation, and not before it, fails the deployment.","properties":{"enable":{"type":"boolean","default":true,"description":"Run the newly-failed-units check (on by default)."},"settleSec":{"type":"integer","minimum":0,"maximum":600,"default":5,"description":"The check passes only after this many seconds without a newly failed unit (a crash-looping unit is running for a moment between its failures); the window ends at verify.timeoutSec at the latest."}}}}},"checks":{"type":"object","default":{},"maxProperties":64,"description":"Declared health checks, by name (letters, digits, '_' and '-'; not 'git' or 'failed-units'). Each is retried with back-off until verify.timeoutSec after activation; all must pass for the deployment to succeed.","additionalProperties":{"type":"object","additionalProperties":false,"required":["type"],"properties":{"type":{"enum":["command","http","tcp","unit"],"description":"command: argv exits 0; http: url answers with the expected status (and body); tcp: host:port accepts a connection; unit: the unit is active (a oneshot: ran and succeeded)."},"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"maxItems":256,"default":[],"description":"command: the program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"command: the user it runs as; null: a dynamic unprivileged user (systemd DynamicUser), never root unless named."},"url":{"type":["string","null"],"pattern":"^[A-Za-z][A-Za-z0-9+.-]*:[^ ]+$","maxLength":2048,"default":null,"description":"http: the URL fetched (GET)."},"expectStatus":{"type":["integer","null"],"minimum":100,"maximum":599,"default":null,"description":"http: the status that passes; null: any 2xx."},"bodyPattern":{"type":["string","null"],"maxLength":1024,"default":null,"description":"http: a regular expression (JavaScript) the response body must match."},"host":{"type":["string","null"],"minLength":1,"maxLength":253,"default":null,"description":"tcp: host name or address."},"port":{"type":["integer","null"],"minimum":1,"maximum":65535,"default":null,"description":"tcp: port."},"unit":{"type":["string","null"],"pattern":"^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$","maxLength":256,"default":null,"description":"unit: the systemd unit name."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":10,"description":"One attempt is stopped after this long; at most verify.timeoutSec."}}}},"hooks":{"type":"object","additionalProperties":false,"default":{},"description":"Commands run around a deployment. preDeploy (run by the watcher before it asks for a deployment) may postpone it: a non-zero exit means not now, asked again at the next poll. onSuccess and onFailure (run by the executor after the outcome) only notify: their failure is logged and changes nothing.","properties":{"preDeploy":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the watcher after the build, before it asks for the deployment: exit 0 deploys; any other exit (or a timeout) means not now, asked again at the next poll (not a failure).","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}},"onSuccess":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the executor after a deployment succeeded. Notify only: its failure is logged (hook.failed) and changes nothing.","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}},"onFailure":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the executor after a deployment did not succeed (rolled back, rollback failed, reboot required, interrupted). Notify only.","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}}}},"metrics":{"type":"object","additionalProperties":false,"default":{},"properties":{"textfileDirectory":{"type":["string","null"],"pattern":"^/","maxLength":1024,"default":null,"description":"Directory of node_exporter's textfile collector: each daemon writes its own pullnix-<daemon>.prom there, atomically, on every change. null: no metrics."}}},"activationTimeoutSec":{"type":"integer","minimum":10,"maximum":86400,"default":1800,"description":"switch-to-configuration running longer is stopped and treated as failed."},"reboot":{"type":"object","additionalProperties":false,"description":"Deployments that need a reboot (a changed kernel, initrd or kernel modules, or switch-to-configuration exit 100): docs/executor.md \"Reboots\".","properties":{"mode":{"enum":["never","window"],"default":"never","description":"never: pullnix never reboots (exit 100 ends reboot-required; a kernel-only change is activated with test, verified, committed and reported as needing a reboot). window: the new system is booted on trial inside reboot.window (or on pullnix-ctl reboot-now), verified after the boot and made the boot default only then; when it fails, the previous system is booted again."},"window":{"type":"object","additionalProperties":false,"default":{},"description":"Local times (HH:MM, 24 h) between which pullnix may reboot; an end before the start crosses midnight (22:00-04:00).","properties":{"start":{"type":"string","pattern":"^([01][0-9]|2[0-3]):[0-5][0-9]$","default":"01:00"},"end":{"type":"string","pattern":"^([01][0-9]|2[0-3]):[0-5][0-9]$","default":"05:00"}}},"bootloader":{"enum":["systemd-boot","grub","none"],"default":"systemd-boot","description":"How the trial boot is made a boot-once: systemd-boot (bootctl set-oneshot), grub (grub-reboot; needs GRUB_DEFAULT=saved), none (the new system becomes the boot default for the trial; only the fallback reboot protects). The NixOS module sets it from boot.loader.*.enable."}}},"operators":{"type":"object","additionalProperties":false,"properties":{"group":{"type":"string","pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":"pullnix","description":"Group whose members may use the socket."},"keys":{"type":"array","maxItems":256,"default":[],"items":{"type":"object","additionalProperties":false,"required":["id","publicKey"],"properties":{"id":{"type":"string","pattern":"^[A-Za-z0-9._@-]{1,64}$"},"publicKey":{"type":"string","pattern":"^ed25519:[A-Za-z0-9_-]{43}$"}}},"description":"Operator public keys (pullnix-ctl key show). Operators may use every method."}}},"gates":{"type":"object","additionalProperties":false,"description":"Checks a built system must pass before the watcher asks the executor to deploy it.","properties":{"vulnerabilities":{"type":"object","additionalProperties":false,"default":{},"description":"The vulnerability gate: the new system's closure and the live system's are scanned with vulnix (NIST NVD); the new system is refused when it brings in a vulnerability the live system does not have. docs/vulnerabilities.md.","properties":{"enable":{"type":"boolean","default":false,"description":"Scan every built system with vulnix before it is deployed. Off by default."},"command":{"type":"string","minLength":1,"maxLength":4096,"default":"vulnix","description":"The vulnix executable: an absolute path, or a name looked up in PATH."},"extraFlags":{"type":"array","items":{"type":"string","maxLength":1024},"maxItems":64,"default":[],"description":"Extra arguments for vulnix, e.g. [\"--mirror\", \"https://nvd.example.org/feeds/json/cve/2.0/\"] or [\"--whitelist\", \"/etc/vulnix-whitelist.toml\"]."},"minSeverity":{"type":"number","minimum":0,"maximum":10,"default":7,"description":"CVSS v3 base score from which a new vulnerability counts (0 to 10). A vulnerability without a CVSS v3 score counts only when this is 0."},"allow":{"type":"array","items":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"maxItems":1000,"default":[],"description":"CVE ids accepted on purpose (like vulnix's whitelist): never a reason to refuse a system."},"onNew":{"enum":["refuse","warn"],"default":"refuse","description":"refuse: a system with a new vulnerability is not deployed, and not tried again until the branch moves or pullnix-ctl retry. warn: it is deployed, with a warning."},"onError":{"enum":["allow","refuse"],"default":"allow","description":"When a scan fails or times out. allow: deploy anyway, with a warning (an unreachable vulnerability database must not block the deployment of a security fix). refuse: do not deploy now; try again after a back-off."},"timeoutSec":{"type":"integer","minimum":1,"maximum":86400,"default":900,"description":"Time limit of the whole gate (every scan it runs). vulnix's first run downloads the NVD data and can take minutes."}}}}},"socketPath":{"type":"string","pattern":"^/","maxLength":100,"default":"/run/pullnix/executor.sock"},"privateSocketPath":{"description":"Root's own socket (the watcher, root's pullnix-ctl), in a 0700 directory of its own; null: <directory of socketPath>/root/<name of socketPath>.","type":["string","null"],"pattern":"^/","maxLength":100,"default":null},"watcher":{"description":"The watcher's own identity (docs/security.md, docs/decisions.md D20). Set by the NixOS module.","type":"object","additionalProperties":false,"properties":{"user":{"description":"The unprivileged user the watcher runs as: the executor serves it a socket of its own (group: the user's primary group) and trusts the public half of the key the watcher creates in its state directory. null: the watcher runs as the executor's user and shares its state directory, keys and root's socket (development and tests).","type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null},"stateDir":{"description":"The watcher's state directory (checkout, GC roots, memory, its key); null: /var/lib/<user> with a user, stateDir without.","type":["string","null"],"pattern":"^/","maxLength":1024,"default":null},"socketPath":{"description":"The socket the executor serves the watcher on when it has a user; null: <directory of socketPath>/watcher/<name of socketPath>.","type":["string","null"],"pattern":"^/","maxLength":100,"default":null}}},"stateDir":{"type":"string","pattern":"^/","maxLength":1024,"default":"/var/lib/pullnix"},"logLevel":{"enum":["error","warning","info","debug"],"default":"info"},"units":{"type":"object","additionalProperties":false,"properties":{"executor":{"type":"string","pattern":"^[A-Za-z0-9@._-]+\\.service$","default":"pullnix-executor.service"},"watcher":{"type":"string","pattern":"^[A-Za-z0-9@._-]+\\.service$","default":"pullnix-watcher.service"}}},"paths":{"type":"object","additionalProperties":false,"description":"Where the system lives. Only tests change these.","properties":{"systemProfile":{"type":"string","pattern":"^/","default":"/nix/var/nix/profiles/system"},"currentSystem":{"type":"string","pattern":"^/","default":"/run/current-system"},"storeDir":{"type":"string","pattern":"^/","default":"/nix/store"},"gcRootsDir":{"type":"string","pattern":"^/","default":"/nix/var/nix/gcroots/pullnix","description":"Where the executor keeps a deployment's previous and new systems alive (GC roots) until its outcome."},"bootId":{"type":"string","pattern":"^/","default":"/proc/sys/kernel/random/boot_id","description":"The kernel's boot id: tells crash recovery whether the machine restarted since a deployment began."},"bootedSystem":{"type":"string","pattern":"^/","default":"/run/booted-system","description":"The system the machine booted: a new system whose kernel, initrd or kernel modules differ from it needs a reboot."}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = ajvRuntime_ucs2length.default;
 const pattern0 = new RegExp("^[A-Za-z0-9._/-]+$", "u");
@@ -18,10 +18,11 @@ const pattern10 = new RegExp("^-----BEGIN PGP PUBLIC KEY BLOCK-----", "u");
 const pattern11 = new RegExp("^[a-z_][a-z0-9_-]*$", "u");
 const pattern12 = new RegExp("^[A-Za-z][A-Za-z0-9+.-]*:[^ ]+$", "u");
 const pattern13 = new RegExp("^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$", "u");
-const pattern19 = new RegExp("^[A-Za-z0-9._@-]{1,64}$", "u");
-const pattern20 = new RegExp("^ed25519:[A-Za-z0-9_-]{43}$", "u");
-const pattern21 = new RegExp("^CVE-[0-9]{4}-[0-9]{4,}$", "u");
-const pattern25 = new RegExp("^[A-Za-z0-9@._-]+\\.service$", "u");
+const pattern18 = new RegExp("^([01][0-9]|2[0-3]):[0-5][0-9]$", "u");
+const pattern21 = new RegExp("^[A-Za-z0-9._@-]{1,64}$", "u");
+const pattern22 = new RegExp("^ed25519:[A-Za-z0-9_-]{43}$", "u");
+const pattern23 = new RegExp("^CVE-[0-9]{4}-[0-9]{4,}$", "u");
+const pattern30 = new RegExp("^[A-Za-z0-9@._-]+\\.service$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 /*# sourceURL="https://pullnix.dev/schema/config.json" */;
@@ -2350,18 +2351,21 @@ vErrors.push(err188);
 errors++;
 }
 }
-if(data.operators !== undefined){
-let data70 = data.operators;
+if(data.reboot !== undefined){
+let data70 = data.reboot;
 if(data70 && typeof data70 == "object" && !Array.isArray(data70)){
-if(data70.group === undefined){
-data70.group = "pullnix";
+if(data70.mode === undefined){
+data70.mode = "never";
 }
-if(data70.keys === undefined){
-data70.keys = [];
+if(data70.window === undefined){
+data70.window = {};
+}
+if(data70.bootloader === undefined){
+data70.bootloader = "systemd-boot";
 }
 for(const key15 in data70){
-if(!((key15 === "group") || (key15 === "keys"))){
-const err189 = {instancePath:instancePath+"/operators",schemaPath:"#/properties/operators/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
+if(!(((key15 === "mode") || (key15 === "window")) || (key15 === "bootloader"))){
+const err189 = {instancePath:instancePath+"/reboot",schemaPath:"#/properties/reboot/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err189];
 }
@@ -2371,10 +2375,9 @@ vErrors.push(err189);
 errors++;
 }
 }
-let data71 = data70.group;
-if(typeof data71 === "string"){
-if(func3(data71) > 32){
-const err190 = {instancePath:instancePath+"/operators/group",schemaPath:"#/properties/operators/properties/group/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+let data71 = data70.mode;
+if(!((data71 === "never") || (data71 === "window"))){
+const err190 = {instancePath:instancePath+"/reboot/mode",schemaPath:"#/properties/reboot/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.reboot.properties.mode.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err190];
 }
@@ -2383,8 +2386,17 @@ vErrors.push(err190);
 }
 errors++;
 }
-if(!pattern11.test(data71)){
-const err191 = {instancePath:instancePath+"/operators/group",schemaPath:"#/properties/operators/properties/group/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
+let data72 = data70.window;
+if(data72 && typeof data72 == "object" && !Array.isArray(data72)){
+if(data72.start === undefined){
+data72.start = "01:00";
+}
+if(data72.end === undefined){
+data72.end = "05:00";
+}
+for(const key16 in data72){
+if(!((key16 === "start") || (key16 === "end"))){
+const err191 = {instancePath:instancePath+"/reboot/window",schemaPath:"#/properties/reboot/properties/window/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err191];
 }
@@ -2394,8 +2406,10 @@ vErrors.push(err191);
 errors++;
 }
 }
-else {
-const err192 = {instancePath:instancePath+"/operators/group",schemaPath:"#/properties/operators/properties/group/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data73 = data72.start;
+if(typeof data73 === "string"){
+if(!pattern18.test(data73)){
+const err192 = {instancePath:instancePath+"/reboot/window/start",schemaPath:"#/properties/reboot/properties/window/properties/start/pattern",keyword:"pattern",params:{pattern: "^([01][0-9]|2[0-3]):[0-5][0-9]$"},message:"must match pattern \""+"^([01][0-9]|2[0-3]):[0-5][0-9]$"+"\""};
 if(vErrors === null){
 vErrors = [err192];
 }
@@ -2404,10 +2418,9 @@ vErrors.push(err192);
 }
 errors++;
 }
-let data72 = data70.keys;
-if(Array.isArray(data72)){
-if(data72.length > 256){
-const err193 = {instancePath:instancePath+"/operators/keys",schemaPath:"#/properties/operators/properties/keys/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
+}
+else {
+const err193 = {instancePath:instancePath+"/reboot/window/start",schemaPath:"#/properties/reboot/properties/window/properties/start/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err193];
 }
@@ -2416,12 +2429,10 @@ vErrors.push(err193);
 }
 errors++;
 }
-const len7 = data72.length;
-for(let i7=0; i7<len7; i7++){
-let data73 = data72[i7];
-if(data73 && typeof data73 == "object" && !Array.isArray(data73)){
-if(data73.id === undefined){
-const err194 = {instancePath:instancePath+"/operators/keys/" + i7,schemaPath:"#/properties/operators/properties/keys/items/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
+let data74 = data72.end;
+if(typeof data74 === "string"){
+if(!pattern18.test(data74)){
+const err194 = {instancePath:instancePath+"/reboot/window/end",schemaPath:"#/properties/reboot/properties/window/properties/end/pattern",keyword:"pattern",params:{pattern: "^([01][0-9]|2[0-3]):[0-5][0-9]$"},message:"must match pattern \""+"^([01][0-9]|2[0-3]):[0-5][0-9]$"+"\""};
 if(vErrors === null){
 vErrors = [err194];
 }
@@ -2430,8 +2441,9 @@ vErrors.push(err194);
 }
 errors++;
 }
-if(data73.publicKey === undefined){
-const err195 = {instancePath:instancePath+"/operators/keys/" + i7,schemaPath:"#/properties/operators/properties/keys/items/required",keyword:"required",params:{missingProperty: "publicKey"},message:"must have required property '"+"publicKey"+"'"};
+}
+else {
+const err195 = {instancePath:instancePath+"/reboot/window/end",schemaPath:"#/properties/reboot/properties/window/properties/end/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err195];
 }
@@ -2440,9 +2452,9 @@ vErrors.push(err195);
 }
 errors++;
 }
-for(const key16 in data73){
-if(!((key16 === "id") || (key16 === "publicKey"))){
-const err196 = {instancePath:instancePath+"/operators/keys/" + i7,schemaPath:"#/properties/operators/properties/keys/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
+}
+else {
+const err196 = {instancePath:instancePath+"/reboot/window",schemaPath:"#/properties/reboot/properties/window/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err196];
 }
@@ -2451,12 +2463,9 @@ vErrors.push(err196);
 }
 errors++;
 }
-}
-if(data73.id !== undefined){
-let data74 = data73.id;
-if(typeof data74 === "string"){
-if(!pattern19.test(data74)){
-const err197 = {instancePath:instancePath+"/operators/keys/" + i7+"/id",schemaPath:"#/properties/operators/properties/keys/items/properties/id/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._@-]{1,64}$"},message:"must match pattern \""+"^[A-Za-z0-9._@-]{1,64}$"+"\""};
+let data75 = data70.bootloader;
+if(!(((data75 === "systemd-boot") || (data75 === "grub")) || (data75 === "none"))){
+const err197 = {instancePath:instancePath+"/reboot/bootloader",schemaPath:"#/properties/reboot/properties/bootloader/enum",keyword:"enum",params:{allowedValues: schema11.properties.reboot.properties.bootloader.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err197];
 }
@@ -2467,7 +2476,7 @@ errors++;
 }
 }
 else {
-const err198 = {instancePath:instancePath+"/operators/keys/" + i7+"/id",schemaPath:"#/properties/operators/properties/keys/items/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err198 = {instancePath:instancePath+"/reboot",schemaPath:"#/properties/reboot/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err198];
 }
@@ -2477,11 +2486,18 @@ vErrors.push(err198);
 errors++;
 }
 }
-if(data73.publicKey !== undefined){
-let data75 = data73.publicKey;
-if(typeof data75 === "string"){
-if(!pattern20.test(data75)){
-const err199 = {instancePath:instancePath+"/operators/keys/" + i7+"/publicKey",schemaPath:"#/properties/operators/properties/keys/items/properties/publicKey/pattern",keyword:"pattern",params:{pattern: "^ed25519:[A-Za-z0-9_-]{43}$"},message:"must match pattern \""+"^ed25519:[A-Za-z0-9_-]{43}$"+"\""};
+if(data.operators !== undefined){
+let data76 = data.operators;
+if(data76 && typeof data76 == "object" && !Array.isArray(data76)){
+if(data76.group === undefined){
+data76.group = "pullnix";
+}
+if(data76.keys === undefined){
+data76.keys = [];
+}
+for(const key17 in data76){
+if(!((key17 === "group") || (key17 === "keys"))){
+const err199 = {instancePath:instancePath+"/operators",schemaPath:"#/properties/operators/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err199];
 }
@@ -2491,8 +2507,10 @@ vErrors.push(err199);
 errors++;
 }
 }
-else {
-const err200 = {instancePath:instancePath+"/operators/keys/" + i7+"/publicKey",schemaPath:"#/properties/operators/properties/keys/items/properties/publicKey/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data77 = data76.group;
+if(typeof data77 === "string"){
+if(func3(data77) > 32){
+const err200 = {instancePath:instancePath+"/operators/group",schemaPath:"#/properties/operators/properties/group/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err200];
 }
@@ -2501,10 +2519,8 @@ vErrors.push(err200);
 }
 errors++;
 }
-}
-}
-else {
-const err201 = {instancePath:instancePath+"/operators/keys/" + i7,schemaPath:"#/properties/operators/properties/keys/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern11.test(data77)){
+const err201 = {instancePath:instancePath+"/operators/group",schemaPath:"#/properties/operators/properties/group/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err201];
 }
@@ -2514,9 +2530,8 @@ vErrors.push(err201);
 errors++;
 }
 }
-}
 else {
-const err202 = {instancePath:instancePath+"/operators/keys",schemaPath:"#/properties/operators/properties/keys/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err202 = {instancePath:instancePath+"/operators/group",schemaPath:"#/properties/operators/properties/group/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err202];
 }
@@ -2525,9 +2540,10 @@ vErrors.push(err202);
 }
 errors++;
 }
-}
-else {
-const err203 = {instancePath:instancePath+"/operators",schemaPath:"#/properties/operators/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data78 = data76.keys;
+if(Array.isArray(data78)){
+if(data78.length > 256){
+const err203 = {instancePath:instancePath+"/operators/keys",schemaPath:"#/properties/operators/properties/keys/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
 if(vErrors === null){
 vErrors = [err203];
 }
@@ -2536,16 +2552,12 @@ vErrors.push(err203);
 }
 errors++;
 }
-}
-if(data.gates !== undefined){
-let data76 = data.gates;
-if(data76 && typeof data76 == "object" && !Array.isArray(data76)){
-if(data76.vulnerabilities === undefined){
-data76.vulnerabilities = {};
-}
-for(const key17 in data76){
-if(!(key17 === "vulnerabilities")){
-const err204 = {instancePath:instancePath+"/gates",schemaPath:"#/properties/gates/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
+const len7 = data78.length;
+for(let i7=0; i7<len7; i7++){
+let data79 = data78[i7];
+if(data79 && typeof data79 == "object" && !Array.isArray(data79)){
+if(data79.id === undefined){
+const err204 = {instancePath:instancePath+"/operators/keys/" + i7,schemaPath:"#/properties/operators/properties/keys/items/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
 if(vErrors === null){
 vErrors = [err204];
 }
@@ -2554,36 +2566,8 @@ vErrors.push(err204);
 }
 errors++;
 }
-}
-let data77 = data76.vulnerabilities;
-if(data77 && typeof data77 == "object" && !Array.isArray(data77)){
-if(data77.enable === undefined){
-data77.enable = false;
-}
-if(data77.command === undefined){
-data77.command = "vulnix";
-}
-if(data77.extraFlags === undefined){
-data77.extraFlags = [];
-}
-if(data77.minSeverity === undefined){
-data77.minSeverity = 7;
-}
-if(data77.allow === undefined){
-data77.allow = [];
-}
-if(data77.onNew === undefined){
-data77.onNew = "refuse";
-}
-if(data77.onError === undefined){
-data77.onError = "allow";
-}
-if(data77.timeoutSec === undefined){
-data77.timeoutSec = 900;
-}
-for(const key18 in data77){
-if(!((((((((key18 === "enable") || (key18 === "command")) || (key18 === "extraFlags")) || (key18 === "minSeverity")) || (key18 === "allow")) || (key18 === "onNew")) || (key18 === "onError")) || (key18 === "timeoutSec"))){
-const err205 = {instancePath:instancePath+"/gates/vulnerabilities",schemaPath:"#/properties/gates/properties/vulnerabilities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
+if(data79.publicKey === undefined){
+const err205 = {instancePath:instancePath+"/operators/keys/" + i7,schemaPath:"#/properties/operators/properties/keys/items/required",keyword:"required",params:{missingProperty: "publicKey"},message:"must have required property '"+"publicKey"+"'"};
 if(vErrors === null){
 vErrors = [err205];
 }
@@ -2592,9 +2576,9 @@ vErrors.push(err205);
 }
 errors++;
 }
-}
-if(typeof data77.enable !== "boolean"){
-const err206 = {instancePath:instancePath+"/gates/vulnerabilities/enable",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/enable/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+for(const key18 in data79){
+if(!((key18 === "id") || (key18 === "publicKey"))){
+const err206 = {instancePath:instancePath+"/operators/keys/" + i7,schemaPath:"#/properties/operators/properties/keys/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err206];
 }
@@ -2603,10 +2587,12 @@ vErrors.push(err206);
 }
 errors++;
 }
-let data79 = data77.command;
-if(typeof data79 === "string"){
-if(func3(data79) > 4096){
-const err207 = {instancePath:instancePath+"/gates/vulnerabilities/command",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/command/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+}
+if(data79.id !== undefined){
+let data80 = data79.id;
+if(typeof data80 === "string"){
+if(!pattern21.test(data80)){
+const err207 = {instancePath:instancePath+"/operators/keys/" + i7+"/id",schemaPath:"#/properties/operators/properties/keys/items/properties/id/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._@-]{1,64}$"},message:"must match pattern \""+"^[A-Za-z0-9._@-]{1,64}$"+"\""};
 if(vErrors === null){
 vErrors = [err207];
 }
@@ -2615,8 +2601,9 @@ vErrors.push(err207);
 }
 errors++;
 }
-if(func3(data79) < 1){
-const err208 = {instancePath:instancePath+"/gates/vulnerabilities/command",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/command/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err208 = {instancePath:instancePath+"/operators/keys/" + i7+"/id",schemaPath:"#/properties/operators/properties/keys/items/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err208];
 }
@@ -2626,8 +2613,11 @@ vErrors.push(err208);
 errors++;
 }
 }
-else {
-const err209 = {instancePath:instancePath+"/gates/vulnerabilities/command",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/command/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data79.publicKey !== undefined){
+let data81 = data79.publicKey;
+if(typeof data81 === "string"){
+if(!pattern22.test(data81)){
+const err209 = {instancePath:instancePath+"/operators/keys/" + i7+"/publicKey",schemaPath:"#/properties/operators/properties/keys/items/properties/publicKey/pattern",keyword:"pattern",params:{pattern: "^ed25519:[A-Za-z0-9_-]{43}$"},message:"must match pattern \""+"^ed25519:[A-Za-z0-9_-]{43}$"+"\""};
 if(vErrors === null){
 vErrors = [err209];
 }
@@ -2636,10 +2626,9 @@ vErrors.push(err209);
 }
 errors++;
 }
-let data80 = data77.extraFlags;
-if(Array.isArray(data80)){
-if(data80.length > 64){
-const err210 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+}
+else {
+const err210 = {instancePath:instancePath+"/operators/keys/" + i7+"/publicKey",schemaPath:"#/properties/operators/properties/keys/items/properties/publicKey/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err210];
 }
@@ -2648,12 +2637,10 @@ vErrors.push(err210);
 }
 errors++;
 }
-const len8 = data80.length;
-for(let i8=0; i8<len8; i8++){
-let data81 = data80[i8];
-if(typeof data81 === "string"){
-if(func3(data81) > 1024){
-const err211 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags/" + i8,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/items/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+}
+}
+else {
+const err211 = {instancePath:instancePath+"/operators/keys/" + i7,schemaPath:"#/properties/operators/properties/keys/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err211];
 }
@@ -2663,8 +2650,9 @@ vErrors.push(err211);
 errors++;
 }
 }
+}
 else {
-const err212 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags/" + i8,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err212 = {instancePath:instancePath+"/operators/keys",schemaPath:"#/properties/operators/properties/keys/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err212];
 }
@@ -2674,9 +2662,8 @@ vErrors.push(err212);
 errors++;
 }
 }
-}
 else {
-const err213 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err213 = {instancePath:instancePath+"/operators",schemaPath:"#/properties/operators/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err213];
 }
@@ -2685,10 +2672,16 @@ vErrors.push(err213);
 }
 errors++;
 }
-let data82 = data77.minSeverity;
-if((typeof data82 == "number") && (isFinite(data82))){
-if(data82 > 10 || isNaN(data82)){
-const err214 = {instancePath:instancePath+"/gates/vulnerabilities/minSeverity",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/minSeverity/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+}
+if(data.gates !== undefined){
+let data82 = data.gates;
+if(data82 && typeof data82 == "object" && !Array.isArray(data82)){
+if(data82.vulnerabilities === undefined){
+data82.vulnerabilities = {};
+}
+for(const key19 in data82){
+if(!(key19 === "vulnerabilities")){
+const err214 = {instancePath:instancePath+"/gates",schemaPath:"#/properties/gates/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err214];
 }
@@ -2697,8 +2690,36 @@ vErrors.push(err214);
 }
 errors++;
 }
-if(data82 < 0 || isNaN(data82)){
-const err215 = {instancePath:instancePath+"/gates/vulnerabilities/minSeverity",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/minSeverity/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data83 = data82.vulnerabilities;
+if(data83 && typeof data83 == "object" && !Array.isArray(data83)){
+if(data83.enable === undefined){
+data83.enable = false;
+}
+if(data83.command === undefined){
+data83.command = "vulnix";
+}
+if(data83.extraFlags === undefined){
+data83.extraFlags = [];
+}
+if(data83.minSeverity === undefined){
+data83.minSeverity = 7;
+}
+if(data83.allow === undefined){
+data83.allow = [];
+}
+if(data83.onNew === undefined){
+data83.onNew = "refuse";
+}
+if(data83.onError === undefined){
+data83.onError = "allow";
+}
+if(data83.timeoutSec === undefined){
+data83.timeoutSec = 900;
+}
+for(const key20 in data83){
+if(!((((((((key20 === "enable") || (key20 === "command")) || (key20 === "extraFlags")) || (key20 === "minSeverity")) || (key20 === "allow")) || (key20 === "onNew")) || (key20 === "onError")) || (key20 === "timeoutSec"))){
+const err215 = {instancePath:instancePath+"/gates/vulnerabilities",schemaPath:"#/properties/gates/properties/vulnerabilities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err215];
 }
@@ -2708,8 +2729,8 @@ vErrors.push(err215);
 errors++;
 }
 }
-else {
-const err216 = {instancePath:instancePath+"/gates/vulnerabilities/minSeverity",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/minSeverity/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(typeof data83.enable !== "boolean"){
+const err216 = {instancePath:instancePath+"/gates/vulnerabilities/enable",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/enable/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err216];
 }
@@ -2718,10 +2739,10 @@ vErrors.push(err216);
 }
 errors++;
 }
-let data83 = data77.allow;
-if(Array.isArray(data83)){
-if(data83.length > 1000){
-const err217 = {instancePath:instancePath+"/gates/vulnerabilities/allow",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/maxItems",keyword:"maxItems",params:{limit: 1000},message:"must NOT have more than 1000 items"};
+let data85 = data83.command;
+if(typeof data85 === "string"){
+if(func3(data85) > 4096){
+const err217 = {instancePath:instancePath+"/gates/vulnerabilities/command",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/command/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err217];
 }
@@ -2730,12 +2751,8 @@ vErrors.push(err217);
 }
 errors++;
 }
-const len9 = data83.length;
-for(let i9=0; i9<len9; i9++){
-let data84 = data83[i9];
-if(typeof data84 === "string"){
-if(func3(data84) > 32){
-const err218 = {instancePath:instancePath+"/gates/vulnerabilities/allow/" + i9,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/items/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(func3(data85) < 1){
+const err218 = {instancePath:instancePath+"/gates/vulnerabilities/command",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/command/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err218];
 }
@@ -2744,8 +2761,9 @@ vErrors.push(err218);
 }
 errors++;
 }
-if(!pattern21.test(data84)){
-const err219 = {instancePath:instancePath+"/gates/vulnerabilities/allow/" + i9,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/items/pattern",keyword:"pattern",params:{pattern: "^CVE-[0-9]{4}-[0-9]{4,}$"},message:"must match pattern \""+"^CVE-[0-9]{4}-[0-9]{4,}$"+"\""};
+}
+else {
+const err219 = {instancePath:instancePath+"/gates/vulnerabilities/command",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/command/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err219];
 }
@@ -2754,9 +2772,10 @@ vErrors.push(err219);
 }
 errors++;
 }
-}
-else {
-const err220 = {instancePath:instancePath+"/gates/vulnerabilities/allow/" + i9,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data86 = data83.extraFlags;
+if(Array.isArray(data86)){
+if(data86.length > 64){
+const err220 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err220];
 }
@@ -2765,10 +2784,12 @@ vErrors.push(err220);
 }
 errors++;
 }
-}
-}
-else {
-const err221 = {instancePath:instancePath+"/gates/vulnerabilities/allow",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const len8 = data86.length;
+for(let i8=0; i8<len8; i8++){
+let data87 = data86[i8];
+if(typeof data87 === "string"){
+if(func3(data87) > 1024){
+const err221 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags/" + i8,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/items/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err221];
 }
@@ -2777,9 +2798,9 @@ vErrors.push(err221);
 }
 errors++;
 }
-let data85 = data77.onNew;
-if(!((data85 === "refuse") || (data85 === "warn"))){
-const err222 = {instancePath:instancePath+"/gates/vulnerabilities/onNew",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/onNew/enum",keyword:"enum",params:{allowedValues: schema11.properties.gates.properties.vulnerabilities.properties.onNew.enum},message:"must be equal to one of the allowed values"};
+}
+else {
+const err222 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags/" + i8,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err222];
 }
@@ -2788,9 +2809,10 @@ vErrors.push(err222);
 }
 errors++;
 }
-let data86 = data77.onError;
-if(!((data86 === "allow") || (data86 === "refuse"))){
-const err223 = {instancePath:instancePath+"/gates/vulnerabilities/onError",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/onError/enum",keyword:"enum",params:{allowedValues: schema11.properties.gates.properties.vulnerabilities.properties.onError.enum},message:"must be equal to one of the allowed values"};
+}
+}
+else {
+const err223 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err223];
 }
@@ -2799,9 +2821,10 @@ vErrors.push(err223);
 }
 errors++;
 }
-let data87 = data77.timeoutSec;
-if(!(((typeof data87 == "number") && (!(data87 % 1) && !isNaN(data87))) && (isFinite(data87)))){
-const err224 = {instancePath:instancePath+"/gates/vulnerabilities/timeoutSec",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data88 = data83.minSeverity;
+if((typeof data88 == "number") && (isFinite(data88))){
+if(data88 > 10 || isNaN(data88)){
+const err224 = {instancePath:instancePath+"/gates/vulnerabilities/minSeverity",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/minSeverity/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err224];
 }
@@ -2810,9 +2833,8 @@ vErrors.push(err224);
 }
 errors++;
 }
-if((typeof data87 == "number") && (isFinite(data87))){
-if(data87 > 86400 || isNaN(data87)){
-const err225 = {instancePath:instancePath+"/gates/vulnerabilities/timeoutSec",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400"};
+if(data88 < 0 || isNaN(data88)){
+const err225 = {instancePath:instancePath+"/gates/vulnerabilities/minSeverity",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/minSeverity/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err225];
 }
@@ -2821,8 +2843,9 @@ vErrors.push(err225);
 }
 errors++;
 }
-if(data87 < 1 || isNaN(data87)){
-const err226 = {instancePath:instancePath+"/gates/vulnerabilities/timeoutSec",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err226 = {instancePath:instancePath+"/gates/vulnerabilities/minSeverity",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/minSeverity/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err226];
 }
@@ -2831,10 +2854,10 @@ vErrors.push(err226);
 }
 errors++;
 }
-}
-}
-else {
-const err227 = {instancePath:instancePath+"/gates/vulnerabilities",schemaPath:"#/properties/gates/properties/vulnerabilities/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data89 = data83.allow;
+if(Array.isArray(data89)){
+if(data89.length > 1000){
+const err227 = {instancePath:instancePath+"/gates/vulnerabilities/allow",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/maxItems",keyword:"maxItems",params:{limit: 1000},message:"must NOT have more than 1000 items"};
 if(vErrors === null){
 vErrors = [err227];
 }
@@ -2843,9 +2866,12 @@ vErrors.push(err227);
 }
 errors++;
 }
-}
-else {
-const err228 = {instancePath:instancePath+"/gates",schemaPath:"#/properties/gates/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const len9 = data89.length;
+for(let i9=0; i9<len9; i9++){
+let data90 = data89[i9];
+if(typeof data90 === "string"){
+if(func3(data90) > 32){
+const err228 = {instancePath:instancePath+"/gates/vulnerabilities/allow/" + i9,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/items/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err228];
 }
@@ -2854,11 +2880,8 @@ vErrors.push(err228);
 }
 errors++;
 }
-}
-let data88 = data.socketPath;
-if(typeof data88 === "string"){
-if(func3(data88) > 100){
-const err229 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
+if(!pattern23.test(data90)){
+const err229 = {instancePath:instancePath+"/gates/vulnerabilities/allow/" + i9,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/items/pattern",keyword:"pattern",params:{pattern: "^CVE-[0-9]{4}-[0-9]{4,}$"},message:"must match pattern \""+"^CVE-[0-9]{4}-[0-9]{4,}$"+"\""};
 if(vErrors === null){
 vErrors = [err229];
 }
@@ -2867,8 +2890,9 @@ vErrors.push(err229);
 }
 errors++;
 }
-if(!pattern1.test(data88)){
-const err230 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+else {
+const err230 = {instancePath:instancePath+"/gates/vulnerabilities/allow/" + i9,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err230];
 }
@@ -2878,8 +2902,9 @@ vErrors.push(err230);
 errors++;
 }
 }
+}
 else {
-const err231 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err231 = {instancePath:instancePath+"/gates/vulnerabilities/allow",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err231];
 }
@@ -2888,9 +2913,9 @@ vErrors.push(err231);
 }
 errors++;
 }
-let data89 = data.privateSocketPath;
-if((typeof data89 !== "string") && (data89 !== null)){
-const err232 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/type",keyword:"type",params:{type: schema11.properties.privateSocketPath.type},message:"must be string,null"};
+let data91 = data83.onNew;
+if(!((data91 === "refuse") || (data91 === "warn"))){
+const err232 = {instancePath:instancePath+"/gates/vulnerabilities/onNew",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/onNew/enum",keyword:"enum",params:{allowedValues: schema11.properties.gates.properties.vulnerabilities.properties.onNew.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err232];
 }
@@ -2899,9 +2924,9 @@ vErrors.push(err232);
 }
 errors++;
 }
-if(typeof data89 === "string"){
-if(func3(data89) > 100){
-const err233 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
+let data92 = data83.onError;
+if(!((data92 === "allow") || (data92 === "refuse"))){
+const err233 = {instancePath:instancePath+"/gates/vulnerabilities/onError",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/onError/enum",keyword:"enum",params:{allowedValues: schema11.properties.gates.properties.vulnerabilities.properties.onError.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err233];
 }
@@ -2910,8 +2935,9 @@ vErrors.push(err233);
 }
 errors++;
 }
-if(!pattern1.test(data89)){
-const err234 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+let data93 = data83.timeoutSec;
+if(!(((typeof data93 == "number") && (!(data93 % 1) && !isNaN(data93))) && (isFinite(data93)))){
+const err234 = {instancePath:instancePath+"/gates/vulnerabilities/timeoutSec",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err234];
 }
@@ -2920,11 +2946,9 @@ vErrors.push(err234);
 }
 errors++;
 }
-}
-let data90 = data.stateDir;
-if(typeof data90 === "string"){
-if(func3(data90) > 1024){
-const err235 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+if((typeof data93 == "number") && (isFinite(data93))){
+if(data93 > 86400 || isNaN(data93)){
+const err235 = {instancePath:instancePath+"/gates/vulnerabilities/timeoutSec",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400"};
 if(vErrors === null){
 vErrors = [err235];
 }
@@ -2933,8 +2957,8 @@ vErrors.push(err235);
 }
 errors++;
 }
-if(!pattern1.test(data90)){
-const err236 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(data93 < 1 || isNaN(data93)){
+const err236 = {instancePath:instancePath+"/gates/vulnerabilities/timeoutSec",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err236];
 }
@@ -2944,8 +2968,9 @@ vErrors.push(err236);
 errors++;
 }
 }
+}
 else {
-const err237 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err237 = {instancePath:instancePath+"/gates/vulnerabilities",schemaPath:"#/properties/gates/properties/vulnerabilities/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err237];
 }
@@ -2954,9 +2979,9 @@ vErrors.push(err237);
 }
 errors++;
 }
-let data91 = data.logLevel;
-if(!((((data91 === "error") || (data91 === "warning")) || (data91 === "info")) || (data91 === "debug"))){
-const err238 = {instancePath:instancePath+"/logLevel",schemaPath:"#/properties/logLevel/enum",keyword:"enum",params:{allowedValues: schema11.properties.logLevel.enum},message:"must be equal to one of the allowed values"};
+}
+else {
+const err238 = {instancePath:instancePath+"/gates",schemaPath:"#/properties/gates/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err238];
 }
@@ -2965,18 +2990,11 @@ vErrors.push(err238);
 }
 errors++;
 }
-if(data.units !== undefined){
-let data92 = data.units;
-if(data92 && typeof data92 == "object" && !Array.isArray(data92)){
-if(data92.executor === undefined){
-data92.executor = "pullnix-executor.service";
 }
-if(data92.watcher === undefined){
-data92.watcher = "pullnix-watcher.service";
-}
-for(const key19 in data92){
-if(!((key19 === "executor") || (key19 === "watcher"))){
-const err239 = {instancePath:instancePath+"/units",schemaPath:"#/properties/units/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
+let data94 = data.socketPath;
+if(typeof data94 === "string"){
+if(func3(data94) > 100){
+const err239 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
 if(vErrors === null){
 vErrors = [err239];
 }
@@ -2985,11 +3003,8 @@ vErrors.push(err239);
 }
 errors++;
 }
-}
-let data93 = data92.executor;
-if(typeof data93 === "string"){
-if(!pattern25.test(data93)){
-const err240 = {instancePath:instancePath+"/units/executor",schemaPath:"#/properties/units/properties/executor/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._-]+\\.service$"},message:"must match pattern \""+"^[A-Za-z0-9@._-]+\\.service$"+"\""};
+if(!pattern1.test(data94)){
+const err240 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err240];
 }
@@ -3000,7 +3015,7 @@ errors++;
 }
 }
 else {
-const err241 = {instancePath:instancePath+"/units/executor",schemaPath:"#/properties/units/properties/executor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err241 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err241];
 }
@@ -3009,10 +3024,9 @@ vErrors.push(err241);
 }
 errors++;
 }
-let data94 = data92.watcher;
-if(typeof data94 === "string"){
-if(!pattern25.test(data94)){
-const err242 = {instancePath:instancePath+"/units/watcher",schemaPath:"#/properties/units/properties/watcher/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._-]+\\.service$"},message:"must match pattern \""+"^[A-Za-z0-9@._-]+\\.service$"+"\""};
+let data95 = data.privateSocketPath;
+if((typeof data95 !== "string") && (data95 !== null)){
+const err242 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/type",keyword:"type",params:{type: schema11.properties.privateSocketPath.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err242];
 }
@@ -3021,9 +3035,9 @@ vErrors.push(err242);
 }
 errors++;
 }
-}
-else {
-const err243 = {instancePath:instancePath+"/units/watcher",schemaPath:"#/properties/units/properties/watcher/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data95 === "string"){
+if(func3(data95) > 100){
+const err243 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
 if(vErrors === null){
 vErrors = [err243];
 }
@@ -3032,9 +3046,8 @@ vErrors.push(err243);
 }
 errors++;
 }
-}
-else {
-const err244 = {instancePath:instancePath+"/units",schemaPath:"#/properties/units/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern1.test(data95)){
+const err244 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err244];
 }
@@ -3044,27 +3057,21 @@ vErrors.push(err244);
 errors++;
 }
 }
-if(data.paths !== undefined){
-let data95 = data.paths;
-if(data95 && typeof data95 == "object" && !Array.isArray(data95)){
-if(data95.systemProfile === undefined){
-data95.systemProfile = "/nix/var/nix/profiles/system";
+if(data.watcher !== undefined){
+let data96 = data.watcher;
+if(data96 && typeof data96 == "object" && !Array.isArray(data96)){
+if(data96.user === undefined){
+data96.user = null;
 }
-if(data95.currentSystem === undefined){
-data95.currentSystem = "/run/current-system";
+if(data96.stateDir === undefined){
+data96.stateDir = null;
 }
-if(data95.storeDir === undefined){
-data95.storeDir = "/nix/store";
+if(data96.socketPath === undefined){
+data96.socketPath = null;
 }
-if(data95.gcRootsDir === undefined){
-data95.gcRootsDir = "/nix/var/nix/gcroots/pullnix";
-}
-if(data95.bootId === undefined){
-data95.bootId = "/proc/sys/kernel/random/boot_id";
-}
-for(const key20 in data95){
-if(!(((((key20 === "systemProfile") || (key20 === "currentSystem")) || (key20 === "storeDir")) || (key20 === "gcRootsDir")) || (key20 === "bootId"))){
-const err245 = {instancePath:instancePath+"/paths",schemaPath:"#/properties/paths/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties"};
+for(const key21 in data96){
+if(!(((key21 === "user") || (key21 === "stateDir")) || (key21 === "socketPath"))){
+const err245 = {instancePath:instancePath+"/watcher",schemaPath:"#/properties/watcher/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err245];
 }
@@ -3074,10 +3081,9 @@ vErrors.push(err245);
 errors++;
 }
 }
-let data96 = data95.systemProfile;
-if(typeof data96 === "string"){
-if(!pattern1.test(data96)){
-const err246 = {instancePath:instancePath+"/paths/systemProfile",schemaPath:"#/properties/paths/properties/systemProfile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+let data97 = data96.user;
+if((typeof data97 !== "string") && (data97 !== null)){
+const err246 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/type",keyword:"type",params:{type: schema11.properties.watcher.properties.user.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err246];
 }
@@ -3086,9 +3092,9 @@ vErrors.push(err246);
 }
 errors++;
 }
-}
-else {
-const err247 = {instancePath:instancePath+"/paths/systemProfile",schemaPath:"#/properties/paths/properties/systemProfile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data97 === "string"){
+if(func3(data97) > 32){
+const err247 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err247];
 }
@@ -3097,10 +3103,8 @@ vErrors.push(err247);
 }
 errors++;
 }
-let data97 = data95.currentSystem;
-if(typeof data97 === "string"){
-if(!pattern1.test(data97)){
-const err248 = {instancePath:instancePath+"/paths/currentSystem",schemaPath:"#/properties/paths/properties/currentSystem/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(!pattern11.test(data97)){
+const err248 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err248];
 }
@@ -3110,8 +3114,9 @@ vErrors.push(err248);
 errors++;
 }
 }
-else {
-const err249 = {instancePath:instancePath+"/paths/currentSystem",schemaPath:"#/properties/paths/properties/currentSystem/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data98 = data96.stateDir;
+if((typeof data98 !== "string") && (data98 !== null)){
+const err249 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/type",keyword:"type",params:{type: schema11.properties.watcher.properties.stateDir.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err249];
 }
@@ -3120,10 +3125,9 @@ vErrors.push(err249);
 }
 errors++;
 }
-let data98 = data95.storeDir;
 if(typeof data98 === "string"){
-if(!pattern1.test(data98)){
-const err250 = {instancePath:instancePath+"/paths/storeDir",schemaPath:"#/properties/paths/properties/storeDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(func3(data98) > 1024){
+const err250 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err250];
 }
@@ -3132,9 +3136,8 @@ vErrors.push(err250);
 }
 errors++;
 }
-}
-else {
-const err251 = {instancePath:instancePath+"/paths/storeDir",schemaPath:"#/properties/paths/properties/storeDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data98)){
+const err251 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err251];
 }
@@ -3143,10 +3146,10 @@ vErrors.push(err251);
 }
 errors++;
 }
-let data99 = data95.gcRootsDir;
-if(typeof data99 === "string"){
-if(!pattern1.test(data99)){
-const err252 = {instancePath:instancePath+"/paths/gcRootsDir",schemaPath:"#/properties/paths/properties/gcRootsDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+let data99 = data96.socketPath;
+if((typeof data99 !== "string") && (data99 !== null)){
+const err252 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/type",keyword:"type",params:{type: schema11.properties.watcher.properties.socketPath.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err252];
 }
@@ -3155,9 +3158,9 @@ vErrors.push(err252);
 }
 errors++;
 }
-}
-else {
-const err253 = {instancePath:instancePath+"/paths/gcRootsDir",schemaPath:"#/properties/paths/properties/gcRootsDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data99 === "string"){
+if(func3(data99) > 100){
+const err253 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
 if(vErrors === null){
 vErrors = [err253];
 }
@@ -3166,10 +3169,8 @@ vErrors.push(err253);
 }
 errors++;
 }
-let data100 = data95.bootId;
-if(typeof data100 === "string"){
-if(!pattern1.test(data100)){
-const err254 = {instancePath:instancePath+"/paths/bootId",schemaPath:"#/properties/paths/properties/bootId/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(!pattern1.test(data99)){
+const err254 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err254];
 }
@@ -3179,8 +3180,9 @@ vErrors.push(err254);
 errors++;
 }
 }
+}
 else {
-const err255 = {instancePath:instancePath+"/paths/bootId",schemaPath:"#/properties/paths/properties/bootId/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err255 = {instancePath:instancePath+"/watcher",schemaPath:"#/properties/watcher/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err255];
 }
@@ -3190,8 +3192,10 @@ vErrors.push(err255);
 errors++;
 }
 }
-else {
-const err256 = {instancePath:instancePath+"/paths",schemaPath:"#/properties/paths/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data100 = data.stateDir;
+if(typeof data100 === "string"){
+if(func3(data100) > 1024){
+const err256 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err256];
 }
@@ -3200,15 +3204,308 @@ vErrors.push(err256);
 }
 errors++;
 }
-}
-}
-else {
-const err257 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern1.test(data100)){
+const err257 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err257];
 }
 else {
 vErrors.push(err257);
+}
+errors++;
+}
+}
+else {
+const err258 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err258];
+}
+else {
+vErrors.push(err258);
+}
+errors++;
+}
+let data101 = data.logLevel;
+if(!((((data101 === "error") || (data101 === "warning")) || (data101 === "info")) || (data101 === "debug"))){
+const err259 = {instancePath:instancePath+"/logLevel",schemaPath:"#/properties/logLevel/enum",keyword:"enum",params:{allowedValues: schema11.properties.logLevel.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err259];
+}
+else {
+vErrors.push(err259);
+}
+errors++;
+}
+if(data.units !== undefined){
+let data102 = data.units;
+if(data102 && typeof data102 == "object" && !Array.isArray(data102)){
+if(data102.executor === undefined){
+data102.executor = "pullnix-executor.service";
+}
+if(data102.watcher === undefined){
+data102.watcher = "pullnix-watcher.service";
+}
+for(const key22 in data102){
+if(!((key22 === "executor") || (key22 === "watcher"))){
+const err260 = {instancePath:instancePath+"/units",schemaPath:"#/properties/units/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err260];
+}
+else {
+vErrors.push(err260);
+}
+errors++;
+}
+}
+let data103 = data102.executor;
+if(typeof data103 === "string"){
+if(!pattern30.test(data103)){
+const err261 = {instancePath:instancePath+"/units/executor",schemaPath:"#/properties/units/properties/executor/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._-]+\\.service$"},message:"must match pattern \""+"^[A-Za-z0-9@._-]+\\.service$"+"\""};
+if(vErrors === null){
+vErrors = [err261];
+}
+else {
+vErrors.push(err261);
+}
+errors++;
+}
+}
+else {
+const err262 = {instancePath:instancePath+"/units/executor",schemaPath:"#/properties/units/properties/executor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err262];
+}
+else {
+vErrors.push(err262);
+}
+errors++;
+}
+let data104 = data102.watcher;
+if(typeof data104 === "string"){
+if(!pattern30.test(data104)){
+const err263 = {instancePath:instancePath+"/units/watcher",schemaPath:"#/properties/units/properties/watcher/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._-]+\\.service$"},message:"must match pattern \""+"^[A-Za-z0-9@._-]+\\.service$"+"\""};
+if(vErrors === null){
+vErrors = [err263];
+}
+else {
+vErrors.push(err263);
+}
+errors++;
+}
+}
+else {
+const err264 = {instancePath:instancePath+"/units/watcher",schemaPath:"#/properties/units/properties/watcher/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err264];
+}
+else {
+vErrors.push(err264);
+}
+errors++;
+}
+}
+else {
+const err265 = {instancePath:instancePath+"/units",schemaPath:"#/properties/units/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err265];
+}
+else {
+vErrors.push(err265);
+}
+errors++;
+}
+}
+if(data.paths !== undefined){
+let data105 = data.paths;
+if(data105 && typeof data105 == "object" && !Array.isArray(data105)){
+if(data105.systemProfile === undefined){
+data105.systemProfile = "/nix/var/nix/profiles/system";
+}
+if(data105.currentSystem === undefined){
+data105.currentSystem = "/run/current-system";
+}
+if(data105.storeDir === undefined){
+data105.storeDir = "/nix/store";
+}
+if(data105.gcRootsDir === undefined){
+data105.gcRootsDir = "/nix/var/nix/gcroots/pullnix";
+}
+if(data105.bootId === undefined){
+data105.bootId = "/proc/sys/kernel/random/boot_id";
+}
+if(data105.bootedSystem === undefined){
+data105.bootedSystem = "/run/booted-system";
+}
+for(const key23 in data105){
+if(!((((((key23 === "systemProfile") || (key23 === "currentSystem")) || (key23 === "storeDir")) || (key23 === "gcRootsDir")) || (key23 === "bootId")) || (key23 === "bootedSystem"))){
+const err266 = {instancePath:instancePath+"/paths",schemaPath:"#/properties/paths/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err266];
+}
+else {
+vErrors.push(err266);
+}
+errors++;
+}
+}
+let data106 = data105.systemProfile;
+if(typeof data106 === "string"){
+if(!pattern1.test(data106)){
+const err267 = {instancePath:instancePath+"/paths/systemProfile",schemaPath:"#/properties/paths/properties/systemProfile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err267];
+}
+else {
+vErrors.push(err267);
+}
+errors++;
+}
+}
+else {
+const err268 = {instancePath:instancePath+"/paths/systemProfile",schemaPath:"#/properties/paths/properties/systemProfile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err268];
+}
+else {
+vErrors.push(err268);
+}
+errors++;
+}
+let data107 = data105.currentSystem;
+if(typeof data107 === "string"){
+if(!pattern1.test(data107)){
+const err269 = {instancePath:instancePath+"/paths/currentSystem",schemaPath:"#/properties/paths/properties/currentSystem/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err269];
+}
+else {
+vErrors.push(err269);
+}
+errors++;
+}
+}
+else {
+const err270 = {instancePath:instancePath+"/paths/currentSystem",schemaPath:"#/properties/paths/properties/currentSystem/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err270];
+}
+else {
+vErrors.push(err270);
+}
+errors++;
+}
+let data108 = data105.storeDir;
+if(typeof data108 === "string"){
+if(!pattern1.test(data108)){
+const err271 = {instancePath:instancePath+"/paths/storeDir",schemaPath:"#/properties/paths/properties/storeDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err271];
+}
+else {
+vErrors.push(err271);
+}
+errors++;
+}
+}
+else {
+const err272 = {instancePath:instancePath+"/paths/storeDir",schemaPath:"#/properties/paths/properties/storeDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err272];
+}
+else {
+vErrors.push(err272);
+}
+errors++;
+}
+let data109 = data105.gcRootsDir;
+if(typeof data109 === "string"){
+if(!pattern1.test(data109)){
+const err273 = {instancePath:instancePath+"/paths/gcRootsDir",schemaPath:"#/properties/paths/properties/gcRootsDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err273];
+}
+else {
+vErrors.push(err273);
+}
+errors++;
+}
+}
+else {
+const err274 = {instancePath:instancePath+"/paths/gcRootsDir",schemaPath:"#/properties/paths/properties/gcRootsDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err274];
+}
+else {
+vErrors.push(err274);
+}
+errors++;
+}
+let data110 = data105.bootId;
+if(typeof data110 === "string"){
+if(!pattern1.test(data110)){
+const err275 = {instancePath:instancePath+"/paths/bootId",schemaPath:"#/properties/paths/properties/bootId/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err275];
+}
+else {
+vErrors.push(err275);
+}
+errors++;
+}
+}
+else {
+const err276 = {instancePath:instancePath+"/paths/bootId",schemaPath:"#/properties/paths/properties/bootId/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err276];
+}
+else {
+vErrors.push(err276);
+}
+errors++;
+}
+let data111 = data105.bootedSystem;
+if(typeof data111 === "string"){
+if(!pattern1.test(data111)){
+const err277 = {instancePath:instancePath+"/paths/bootedSystem",schemaPath:"#/properties/paths/properties/bootedSystem/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err277];
+}
+else {
+vErrors.push(err277);
+}
+errors++;
+}
+}
+else {
+const err278 = {instancePath:instancePath+"/paths/bootedSystem",schemaPath:"#/properties/paths/properties/bootedSystem/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err278];
+}
+else {
+vErrors.push(err278);
+}
+errors++;
+}
+}
+else {
+const err279 = {instancePath:instancePath+"/paths",schemaPath:"#/properties/paths/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err279];
+}
+else {
+vErrors.push(err279);
+}
+errors++;
+}
+}
+}
+else {
+const err280 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err280];
+}
+else {
+vErrors.push(err280);
 }
 errors++;
 }

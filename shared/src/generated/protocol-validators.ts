@@ -611,24 +611,47 @@ validate18.errors = vErrors;
 return errors === 0;
 }
 
-export const params_subscribe = validate19;
-const schema20 = {"type":"object","additionalProperties":false,"required":["pid","version"],"properties":{"pid":{"type":"integer","minimum":1,"maximum":4194304},"version":{"type":"string","maxLength":64}}};
+export const params_reboot_now = validate19;
+const schema20 = {"type":"object","additionalProperties":false,"required":[],"properties":{}};
 
 function validate19(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(errors === 0){
 if(data && typeof data == "object" && !Array.isArray(data)){
+for(const key0 in data){
+validate19.errors = [{instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"}];
+return false;
+break;
+}
+}
+else {
+validate19.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+return false;
+}
+}
+validate19.errors = vErrors;
+return errors === 0;
+}
+
+export const params_subscribe = validate20;
+const schema21 = {"type":"object","additionalProperties":false,"required":["pid","version"],"properties":{"pid":{"type":"integer","minimum":1,"maximum":4194304},"version":{"type":"string","maxLength":64}}};
+
+function validate20(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+let vErrors = null;
+let errors = 0;
+if(errors === 0){
+if(data && typeof data == "object" && !Array.isArray(data)){
 let missing0;
 if(((data.pid === undefined) && (missing0 = "pid")) || ((data.version === undefined) && (missing0 = "version"))){
-validate19.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
+validate20.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
 return false;
 }
 else {
 const _errs1 = errors;
 for(const key0 in data){
 if(!((key0 === "pid") || (key0 === "version"))){
-validate19.errors = [{instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"}];
+validate20.errors = [{instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"}];
 return false;
 break;
 }
@@ -638,18 +661,18 @@ if(data.pid !== undefined){
 let data0 = data.pid;
 const _errs2 = errors;
 if(!(((typeof data0 == "number") && (!(data0 % 1) && !isNaN(data0))) && (isFinite(data0)))){
-validate19.errors = [{instancePath:instancePath+"/pid",schemaPath:"#/properties/pid/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
+validate20.errors = [{instancePath:instancePath+"/pid",schemaPath:"#/properties/pid/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
 return false;
 }
 if(errors === _errs2){
 if((typeof data0 == "number") && (isFinite(data0))){
 if(data0 > 4194304 || isNaN(data0)){
-validate19.errors = [{instancePath:instancePath+"/pid",schemaPath:"#/properties/pid/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4194304},message:"must be <= 4194304"}];
+validate20.errors = [{instancePath:instancePath+"/pid",schemaPath:"#/properties/pid/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4194304},message:"must be <= 4194304"}];
 return false;
 }
 else {
 if(data0 < 1 || isNaN(data0)){
-validate19.errors = [{instancePath:instancePath+"/pid",schemaPath:"#/properties/pid/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"}];
+validate20.errors = [{instancePath:instancePath+"/pid",schemaPath:"#/properties/pid/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"}];
 return false;
 }
 }
@@ -667,12 +690,12 @@ const _errs4 = errors;
 if(errors === _errs4){
 if(typeof data1 === "string"){
 if(func3(data1) > 64){
-validate19.errors = [{instancePath:instancePath+"/version",schemaPath:"#/properties/version/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"}];
+validate20.errors = [{instancePath:instancePath+"/version",schemaPath:"#/properties/version/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"}];
 return false;
 }
 }
 else {
-validate19.errors = [{instancePath:instancePath+"/version",schemaPath:"#/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate20.errors = [{instancePath:instancePath+"/version",schemaPath:"#/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -686,33 +709,33 @@ var valid0 = true;
 }
 }
 else {
-validate19.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+validate20.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
 return false;
 }
 }
-validate19.errors = vErrors;
+validate20.errors = vErrors;
 return errors === 0;
 }
 
-export const params_report = validate20;
-const schema21 = {"type":"object","additionalProperties":false,"required":["state","pid","version","remoteHead","deployedCommit","lastPollAt","nextPollAt","lastError","failedBuilds"],"properties":{"state":{"type":"string","enum":["starting","idle","polling","fetching","building","scanning","deploying","backing-off","stopping"]},"pid":{"type":"integer","minimum":1,"maximum":4194304},"version":{"type":"string","maxLength":64},"remoteHead":{"type":"object","additionalProperties":false,"required":["commit","subject","time"],"nullable":true,"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"subject":{"type":"string","maxLength":1000,"nullable":true},"time":{"type":"string","maxLength":40,"nullable":true}}},"deployedCommit":{"type":"object","additionalProperties":false,"required":["commit","subject","time"],"nullable":true,"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"subject":{"type":"string","maxLength":1000,"nullable":true},"time":{"type":"string","maxLength":40,"nullable":true}}},"lastPollAt":{"type":"string","maxLength":40,"nullable":true},"nextPollAt":{"type":"string","maxLength":40,"nullable":true},"lastError":{"type":"object","additionalProperties":false,"required":["kind","message","at","commit"],"nullable":true,"properties":{"kind":{"type":"string","maxLength":64},"message":{"type":"string","maxLength":4000},"at":{"type":"string","maxLength":40},"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","nullable":true}}},"failedBuilds":{"type":"array","maxItems":100,"items":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"}},"untrusted":{"type":"object","additionalProperties":false,"required":["head","commit","reason","message","at"],"nullable":true,"properties":{"head":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","nullable":true},"reason":{"type":"string","maxLength":64},"message":{"type":"string","maxLength":4000},"at":{"type":"string","maxLength":40}}},"vulnerabilities":{"type":"object","additionalProperties":false,"required":["commit","toplevel","liveSystem","at","decision","minSeverity","new","fixed","allowed","counts","error"],"nullable":true,"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"toplevel":{"type":"string","maxLength":4096},"liveSystem":{"type":"string","maxLength":4096,"nullable":true},"at":{"type":"string","maxLength":40},"decision":{"type":"string","enum":["passed","refused","warned","error-allowed","error-refused"]},"minSeverity":{"type":"number","minimum":0,"maximum":10},"new":{"type":"array","maxItems":100,"items":{"type":"object","additionalProperties":false,"required":["id","package","version","score"],"properties":{"id":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"package":{"type":"string","maxLength":256},"version":{"type":"string","maxLength":256,"nullable":true},"score":{"type":"number","minimum":0,"maximum":10,"nullable":true}}}},"fixed":{"type":"array","maxItems":100,"items":{"type":"object","additionalProperties":false,"required":["id","package","version","score"],"properties":{"id":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"package":{"type":"string","maxLength":256},"version":{"type":"string","maxLength":256,"nullable":true},"score":{"type":"number","minimum":0,"maximum":10,"nullable":true}}}},"allowed":{"type":"array","maxItems":100,"items":{"type":"object","additionalProperties":false,"required":["id","package","version","score"],"properties":{"id":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"package":{"type":"string","maxLength":256},"version":{"type":"string","maxLength":256,"nullable":true},"score":{"type":"number","minimum":0,"maximum":10,"nullable":true}}}},"counts":{"type":"object","additionalProperties":false,"required":["new","fixed","allowed"],"properties":{"new":{"type":"integer","minimum":0},"fixed":{"type":"integer","minimum":0},"allowed":{"type":"integer","minimum":0}}},"error":{"type":"string","maxLength":4000,"nullable":true}}},"refusedHead":{"type":"object","additionalProperties":false,"required":["commit","reason","deployed","at"],"nullable":true,"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"reason":{"type":"string","enum":["not-descendant"]},"deployed":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","nullable":true},"at":{"type":"string","maxLength":40}}}}};
+export const params_report = validate21;
+const schema22 = {"type":"object","additionalProperties":false,"required":["state","pid","version","remoteHead","deployedCommit","lastPollAt","nextPollAt","lastError","failedBuilds"],"properties":{"state":{"type":"string","enum":["starting","idle","polling","fetching","building","scanning","deploying","backing-off","stopping"]},"pid":{"type":"integer","minimum":1,"maximum":4194304},"version":{"type":"string","maxLength":64},"remoteHead":{"type":"object","additionalProperties":false,"required":["commit","subject","time"],"nullable":true,"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"subject":{"type":"string","maxLength":1000,"nullable":true},"time":{"type":"string","maxLength":40,"nullable":true}}},"deployedCommit":{"type":"object","additionalProperties":false,"required":["commit","subject","time"],"nullable":true,"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"subject":{"type":"string","maxLength":1000,"nullable":true},"time":{"type":"string","maxLength":40,"nullable":true}}},"lastPollAt":{"type":"string","maxLength":40,"nullable":true},"nextPollAt":{"type":"string","maxLength":40,"nullable":true},"lastError":{"type":"object","additionalProperties":false,"required":["kind","message","at","commit"],"nullable":true,"properties":{"kind":{"type":"string","maxLength":64},"message":{"type":"string","maxLength":4000},"at":{"type":"string","maxLength":40},"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","nullable":true}}},"failedBuilds":{"type":"array","maxItems":100,"items":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"}},"untrusted":{"type":"object","additionalProperties":false,"required":["head","commit","reason","message","at"],"nullable":true,"properties":{"head":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","nullable":true},"reason":{"type":"string","maxLength":64},"message":{"type":"string","maxLength":4000},"at":{"type":"string","maxLength":40}}},"vulnerabilities":{"type":"object","additionalProperties":false,"required":["commit","toplevel","liveSystem","at","decision","minSeverity","new","fixed","allowed","counts","error"],"nullable":true,"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"toplevel":{"type":"string","maxLength":4096},"liveSystem":{"type":"string","maxLength":4096,"nullable":true},"at":{"type":"string","maxLength":40},"decision":{"type":"string","enum":["passed","refused","warned","error-allowed","error-refused"]},"minSeverity":{"type":"number","minimum":0,"maximum":10},"new":{"type":"array","maxItems":100,"items":{"type":"object","additionalProperties":false,"required":["id","package","version","score"],"properties":{"id":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"package":{"type":"string","maxLength":256},"version":{"type":"string","maxLength":256,"nullable":true},"score":{"type":"number","minimum":0,"maximum":10,"nullable":true}}}},"fixed":{"type":"array","maxItems":100,"items":{"type":"object","additionalProperties":false,"required":["id","package","version","score"],"properties":{"id":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"package":{"type":"string","maxLength":256},"version":{"type":"string","maxLength":256,"nullable":true},"score":{"type":"number","minimum":0,"maximum":10,"nullable":true}}}},"allowed":{"type":"array","maxItems":100,"items":{"type":"object","additionalProperties":false,"required":["id","package","version","score"],"properties":{"id":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"package":{"type":"string","maxLength":256},"version":{"type":"string","maxLength":256,"nullable":true},"score":{"type":"number","minimum":0,"maximum":10,"nullable":true}}}},"counts":{"type":"object","additionalProperties":false,"required":["new","fixed","allowed"],"properties":{"new":{"type":"integer","minimum":0},"fixed":{"type":"integer","minimum":0},"allowed":{"type":"integer","minimum":0}}},"error":{"type":"string","maxLength":4000,"nullable":true}}},"refusedHead":{"type":"object","additionalProperties":false,"required":["commit","reason","deployed","at"],"nullable":true,"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"reason":{"type":"string","enum":["not-descendant"]},"deployed":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","nullable":true},"at":{"type":"string","maxLength":40}}}}};
 const pattern15 = new RegExp("^CVE-[0-9]{4}-[0-9]{4,}$", "u");
 
-function validate20(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate21(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(errors === 0){
 if(data && typeof data == "object" && !Array.isArray(data)){
 let missing0;
 if((((((((((data.state === undefined) && (missing0 = "state")) || ((data.pid === undefined) && (missing0 = "pid"))) || ((data.version === undefined) && (missing0 = "version"))) || ((data.remoteHead === undefined) && (missing0 = "remoteHead"))) || ((data.deployedCommit === undefined) && (missing0 = "deployedCommit"))) || ((data.lastPollAt === undefined) && (missing0 = "lastPollAt"))) || ((data.nextPollAt === undefined) && (missing0 = "nextPollAt"))) || ((data.lastError === undefined) && (missing0 = "lastError"))) || ((data.failedBuilds === undefined) && (missing0 = "failedBuilds"))){
-validate20.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
+validate21.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
 return false;
 }
 else {
 const _errs1 = errors;
 for(const key0 in data){
-if(!(func2.call(schema21.properties, key0))){
-validate20.errors = [{instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"}];
+if(!(func2.call(schema22.properties, key0))){
+validate21.errors = [{instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"}];
 return false;
 break;
 }
@@ -722,11 +745,11 @@ if(data.state !== undefined){
 let data0 = data.state;
 const _errs2 = errors;
 if(typeof data0 !== "string"){
-validate20.errors = [{instancePath:instancePath+"/state",schemaPath:"#/properties/state/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/state",schemaPath:"#/properties/state/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if(!(((((((((data0 === "starting") || (data0 === "idle")) || (data0 === "polling")) || (data0 === "fetching")) || (data0 === "building")) || (data0 === "scanning")) || (data0 === "deploying")) || (data0 === "backing-off")) || (data0 === "stopping"))){
-validate20.errors = [{instancePath:instancePath+"/state",schemaPath:"#/properties/state/enum",keyword:"enum",params:{allowedValues: schema21.properties.state.enum},message:"must be equal to one of the allowed values"}];
+validate21.errors = [{instancePath:instancePath+"/state",schemaPath:"#/properties/state/enum",keyword:"enum",params:{allowedValues: schema22.properties.state.enum},message:"must be equal to one of the allowed values"}];
 return false;
 }
 var valid0 = _errs2 === errors;
@@ -739,18 +762,18 @@ if(data.pid !== undefined){
 let data1 = data.pid;
 const _errs4 = errors;
 if(!(((typeof data1 == "number") && (!(data1 % 1) && !isNaN(data1))) && (isFinite(data1)))){
-validate20.errors = [{instancePath:instancePath+"/pid",schemaPath:"#/properties/pid/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
+validate21.errors = [{instancePath:instancePath+"/pid",schemaPath:"#/properties/pid/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
 return false;
 }
 if(errors === _errs4){
 if((typeof data1 == "number") && (isFinite(data1))){
 if(data1 > 4194304 || isNaN(data1)){
-validate20.errors = [{instancePath:instancePath+"/pid",schemaPath:"#/properties/pid/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4194304},message:"must be <= 4194304"}];
+validate21.errors = [{instancePath:instancePath+"/pid",schemaPath:"#/properties/pid/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4194304},message:"must be <= 4194304"}];
 return false;
 }
 else {
 if(data1 < 1 || isNaN(data1)){
-validate20.errors = [{instancePath:instancePath+"/pid",schemaPath:"#/properties/pid/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"}];
+validate21.errors = [{instancePath:instancePath+"/pid",schemaPath:"#/properties/pid/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"}];
 return false;
 }
 }
@@ -768,12 +791,12 @@ const _errs6 = errors;
 if(errors === _errs6){
 if(typeof data2 === "string"){
 if(func3(data2) > 64){
-validate20.errors = [{instancePath:instancePath+"/version",schemaPath:"#/properties/version/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"}];
+validate21.errors = [{instancePath:instancePath+"/version",schemaPath:"#/properties/version/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"}];
 return false;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/version",schemaPath:"#/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/version",schemaPath:"#/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -787,21 +810,21 @@ if(data.remoteHead !== undefined){
 let data3 = data.remoteHead;
 const _errs8 = errors;
 if((!(data3 && typeof data3 == "object" && !Array.isArray(data3))) && (data3 !== null)){
-validate20.errors = [{instancePath:instancePath+"/remoteHead",schemaPath:"#/properties/remoteHead/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+validate21.errors = [{instancePath:instancePath+"/remoteHead",schemaPath:"#/properties/remoteHead/type",keyword:"type",params:{type: "object"},message:"must be object"}];
 return false;
 }
 if(errors === _errs8){
 if(data3 && typeof data3 == "object" && !Array.isArray(data3)){
 let missing1;
 if((((data3.commit === undefined) && (missing1 = "commit")) || ((data3.subject === undefined) && (missing1 = "subject"))) || ((data3.time === undefined) && (missing1 = "time"))){
-validate20.errors = [{instancePath:instancePath+"/remoteHead",schemaPath:"#/properties/remoteHead/required",keyword:"required",params:{missingProperty: missing1},message:"must have required property '"+missing1+"'"}];
+validate21.errors = [{instancePath:instancePath+"/remoteHead",schemaPath:"#/properties/remoteHead/required",keyword:"required",params:{missingProperty: missing1},message:"must have required property '"+missing1+"'"}];
 return false;
 }
 else {
 const _errs11 = errors;
 for(const key1 in data3){
 if(!(((key1 === "commit") || (key1 === "subject")) || (key1 === "time"))){
-validate20.errors = [{instancePath:instancePath+"/remoteHead",schemaPath:"#/properties/remoteHead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"}];
+validate21.errors = [{instancePath:instancePath+"/remoteHead",schemaPath:"#/properties/remoteHead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"}];
 return false;
 break;
 }
@@ -813,12 +836,12 @@ const _errs12 = errors;
 if(errors === _errs12){
 if(typeof data4 === "string"){
 if(!pattern5.test(data4)){
-validate20.errors = [{instancePath:instancePath+"/remoteHead/commit",schemaPath:"#/properties/remoteHead/properties/commit/pattern",keyword:"pattern",params:{pattern: "^([0-9a-f]{40}|[0-9a-f]{64})$"},message:"must match pattern \""+"^([0-9a-f]{40}|[0-9a-f]{64})$"+"\""}];
+validate21.errors = [{instancePath:instancePath+"/remoteHead/commit",schemaPath:"#/properties/remoteHead/properties/commit/pattern",keyword:"pattern",params:{pattern: "^([0-9a-f]{40}|[0-9a-f]{64})$"},message:"must match pattern \""+"^([0-9a-f]{40}|[0-9a-f]{64})$"+"\""}];
 return false;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/remoteHead/commit",schemaPath:"#/properties/remoteHead/properties/commit/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/remoteHead/commit",schemaPath:"#/properties/remoteHead/properties/commit/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -832,13 +855,13 @@ if(data3.subject !== undefined){
 let data5 = data3.subject;
 const _errs14 = errors;
 if((typeof data5 !== "string") && (data5 !== null)){
-validate20.errors = [{instancePath:instancePath+"/remoteHead/subject",schemaPath:"#/properties/remoteHead/properties/subject/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/remoteHead/subject",schemaPath:"#/properties/remoteHead/properties/subject/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if(errors === _errs14){
 if(typeof data5 === "string"){
 if(func3(data5) > 1000){
-validate20.errors = [{instancePath:instancePath+"/remoteHead/subject",schemaPath:"#/properties/remoteHead/properties/subject/maxLength",keyword:"maxLength",params:{limit: 1000},message:"must NOT have more than 1000 characters"}];
+validate21.errors = [{instancePath:instancePath+"/remoteHead/subject",schemaPath:"#/properties/remoteHead/properties/subject/maxLength",keyword:"maxLength",params:{limit: 1000},message:"must NOT have more than 1000 characters"}];
 return false;
 }
 }
@@ -853,13 +876,13 @@ if(data3.time !== undefined){
 let data6 = data3.time;
 const _errs17 = errors;
 if((typeof data6 !== "string") && (data6 !== null)){
-validate20.errors = [{instancePath:instancePath+"/remoteHead/time",schemaPath:"#/properties/remoteHead/properties/time/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/remoteHead/time",schemaPath:"#/properties/remoteHead/properties/time/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if(errors === _errs17){
 if(typeof data6 === "string"){
 if(func3(data6) > 40){
-validate20.errors = [{instancePath:instancePath+"/remoteHead/time",schemaPath:"#/properties/remoteHead/properties/time/maxLength",keyword:"maxLength",params:{limit: 40},message:"must NOT have more than 40 characters"}];
+validate21.errors = [{instancePath:instancePath+"/remoteHead/time",schemaPath:"#/properties/remoteHead/properties/time/maxLength",keyword:"maxLength",params:{limit: 40},message:"must NOT have more than 40 characters"}];
 return false;
 }
 }
@@ -885,21 +908,21 @@ if(data.deployedCommit !== undefined){
 let data7 = data.deployedCommit;
 const _errs20 = errors;
 if((!(data7 && typeof data7 == "object" && !Array.isArray(data7))) && (data7 !== null)){
-validate20.errors = [{instancePath:instancePath+"/deployedCommit",schemaPath:"#/properties/deployedCommit/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+validate21.errors = [{instancePath:instancePath+"/deployedCommit",schemaPath:"#/properties/deployedCommit/type",keyword:"type",params:{type: "object"},message:"must be object"}];
 return false;
 }
 if(errors === _errs20){
 if(data7 && typeof data7 == "object" && !Array.isArray(data7)){
 let missing2;
 if((((data7.commit === undefined) && (missing2 = "commit")) || ((data7.subject === undefined) && (missing2 = "subject"))) || ((data7.time === undefined) && (missing2 = "time"))){
-validate20.errors = [{instancePath:instancePath+"/deployedCommit",schemaPath:"#/properties/deployedCommit/required",keyword:"required",params:{missingProperty: missing2},message:"must have required property '"+missing2+"'"}];
+validate21.errors = [{instancePath:instancePath+"/deployedCommit",schemaPath:"#/properties/deployedCommit/required",keyword:"required",params:{missingProperty: missing2},message:"must have required property '"+missing2+"'"}];
 return false;
 }
 else {
 const _errs23 = errors;
 for(const key2 in data7){
 if(!(((key2 === "commit") || (key2 === "subject")) || (key2 === "time"))){
-validate20.errors = [{instancePath:instancePath+"/deployedCommit",schemaPath:"#/properties/deployedCommit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties"}];
+validate21.errors = [{instancePath:instancePath+"/deployedCommit",schemaPath:"#/properties/deployedCommit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties"}];
 return false;
 break;
 }
@@ -911,12 +934,12 @@ const _errs24 = errors;
 if(errors === _errs24){
 if(typeof data8 === "string"){
 if(!pattern5.test(data8)){
-validate20.errors = [{instancePath:instancePath+"/deployedCommit/commit",schemaPath:"#/properties/deployedCommit/properties/commit/pattern",keyword:"pattern",params:{pattern: "^([0-9a-f]{40}|[0-9a-f]{64})$"},message:"must match pattern \""+"^([0-9a-f]{40}|[0-9a-f]{64})$"+"\""}];
+validate21.errors = [{instancePath:instancePath+"/deployedCommit/commit",schemaPath:"#/properties/deployedCommit/properties/commit/pattern",keyword:"pattern",params:{pattern: "^([0-9a-f]{40}|[0-9a-f]{64})$"},message:"must match pattern \""+"^([0-9a-f]{40}|[0-9a-f]{64})$"+"\""}];
 return false;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/deployedCommit/commit",schemaPath:"#/properties/deployedCommit/properties/commit/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/deployedCommit/commit",schemaPath:"#/properties/deployedCommit/properties/commit/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -930,13 +953,13 @@ if(data7.subject !== undefined){
 let data9 = data7.subject;
 const _errs26 = errors;
 if((typeof data9 !== "string") && (data9 !== null)){
-validate20.errors = [{instancePath:instancePath+"/deployedCommit/subject",schemaPath:"#/properties/deployedCommit/properties/subject/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/deployedCommit/subject",schemaPath:"#/properties/deployedCommit/properties/subject/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if(errors === _errs26){
 if(typeof data9 === "string"){
 if(func3(data9) > 1000){
-validate20.errors = [{instancePath:instancePath+"/deployedCommit/subject",schemaPath:"#/properties/deployedCommit/properties/subject/maxLength",keyword:"maxLength",params:{limit: 1000},message:"must NOT have more than 1000 characters"}];
+validate21.errors = [{instancePath:instancePath+"/deployedCommit/subject",schemaPath:"#/properties/deployedCommit/properties/subject/maxLength",keyword:"maxLength",params:{limit: 1000},message:"must NOT have more than 1000 characters"}];
 return false;
 }
 }
@@ -951,13 +974,13 @@ if(data7.time !== undefined){
 let data10 = data7.time;
 const _errs29 = errors;
 if((typeof data10 !== "string") && (data10 !== null)){
-validate20.errors = [{instancePath:instancePath+"/deployedCommit/time",schemaPath:"#/properties/deployedCommit/properties/time/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/deployedCommit/time",schemaPath:"#/properties/deployedCommit/properties/time/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if(errors === _errs29){
 if(typeof data10 === "string"){
 if(func3(data10) > 40){
-validate20.errors = [{instancePath:instancePath+"/deployedCommit/time",schemaPath:"#/properties/deployedCommit/properties/time/maxLength",keyword:"maxLength",params:{limit: 40},message:"must NOT have more than 40 characters"}];
+validate21.errors = [{instancePath:instancePath+"/deployedCommit/time",schemaPath:"#/properties/deployedCommit/properties/time/maxLength",keyword:"maxLength",params:{limit: 40},message:"must NOT have more than 40 characters"}];
 return false;
 }
 }
@@ -983,13 +1006,13 @@ if(data.lastPollAt !== undefined){
 let data11 = data.lastPollAt;
 const _errs32 = errors;
 if((typeof data11 !== "string") && (data11 !== null)){
-validate20.errors = [{instancePath:instancePath+"/lastPollAt",schemaPath:"#/properties/lastPollAt/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/lastPollAt",schemaPath:"#/properties/lastPollAt/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if(errors === _errs32){
 if(typeof data11 === "string"){
 if(func3(data11) > 40){
-validate20.errors = [{instancePath:instancePath+"/lastPollAt",schemaPath:"#/properties/lastPollAt/maxLength",keyword:"maxLength",params:{limit: 40},message:"must NOT have more than 40 characters"}];
+validate21.errors = [{instancePath:instancePath+"/lastPollAt",schemaPath:"#/properties/lastPollAt/maxLength",keyword:"maxLength",params:{limit: 40},message:"must NOT have more than 40 characters"}];
 return false;
 }
 }
@@ -1004,13 +1027,13 @@ if(data.nextPollAt !== undefined){
 let data12 = data.nextPollAt;
 const _errs35 = errors;
 if((typeof data12 !== "string") && (data12 !== null)){
-validate20.errors = [{instancePath:instancePath+"/nextPollAt",schemaPath:"#/properties/nextPollAt/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/nextPollAt",schemaPath:"#/properties/nextPollAt/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if(errors === _errs35){
 if(typeof data12 === "string"){
 if(func3(data12) > 40){
-validate20.errors = [{instancePath:instancePath+"/nextPollAt",schemaPath:"#/properties/nextPollAt/maxLength",keyword:"maxLength",params:{limit: 40},message:"must NOT have more than 40 characters"}];
+validate21.errors = [{instancePath:instancePath+"/nextPollAt",schemaPath:"#/properties/nextPollAt/maxLength",keyword:"maxLength",params:{limit: 40},message:"must NOT have more than 40 characters"}];
 return false;
 }
 }
@@ -1025,21 +1048,21 @@ if(data.lastError !== undefined){
 let data13 = data.lastError;
 const _errs38 = errors;
 if((!(data13 && typeof data13 == "object" && !Array.isArray(data13))) && (data13 !== null)){
-validate20.errors = [{instancePath:instancePath+"/lastError",schemaPath:"#/properties/lastError/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+validate21.errors = [{instancePath:instancePath+"/lastError",schemaPath:"#/properties/lastError/type",keyword:"type",params:{type: "object"},message:"must be object"}];
 return false;
 }
 if(errors === _errs38){
 if(data13 && typeof data13 == "object" && !Array.isArray(data13)){
 let missing3;
 if(((((data13.kind === undefined) && (missing3 = "kind")) || ((data13.message === undefined) && (missing3 = "message"))) || ((data13.at === undefined) && (missing3 = "at"))) || ((data13.commit === undefined) && (missing3 = "commit"))){
-validate20.errors = [{instancePath:instancePath+"/lastError",schemaPath:"#/properties/lastError/required",keyword:"required",params:{missingProperty: missing3},message:"must have required property '"+missing3+"'"}];
+validate21.errors = [{instancePath:instancePath+"/lastError",schemaPath:"#/properties/lastError/required",keyword:"required",params:{missingProperty: missing3},message:"must have required property '"+missing3+"'"}];
 return false;
 }
 else {
 const _errs41 = errors;
 for(const key3 in data13){
 if(!((((key3 === "kind") || (key3 === "message")) || (key3 === "at")) || (key3 === "commit"))){
-validate20.errors = [{instancePath:instancePath+"/lastError",schemaPath:"#/properties/lastError/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"}];
+validate21.errors = [{instancePath:instancePath+"/lastError",schemaPath:"#/properties/lastError/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"}];
 return false;
 break;
 }
@@ -1051,12 +1074,12 @@ const _errs42 = errors;
 if(errors === _errs42){
 if(typeof data14 === "string"){
 if(func3(data14) > 64){
-validate20.errors = [{instancePath:instancePath+"/lastError/kind",schemaPath:"#/properties/lastError/properties/kind/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"}];
+validate21.errors = [{instancePath:instancePath+"/lastError/kind",schemaPath:"#/properties/lastError/properties/kind/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"}];
 return false;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/lastError/kind",schemaPath:"#/properties/lastError/properties/kind/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/lastError/kind",schemaPath:"#/properties/lastError/properties/kind/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -1072,12 +1095,12 @@ const _errs44 = errors;
 if(errors === _errs44){
 if(typeof data15 === "string"){
 if(func3(data15) > 4000){
-validate20.errors = [{instancePath:instancePath+"/lastError/message",schemaPath:"#/properties/lastError/properties/message/maxLength",keyword:"maxLength",params:{limit: 4000},message:"must NOT have more than 4000 characters"}];
+validate21.errors = [{instancePath:instancePath+"/lastError/message",schemaPath:"#/properties/lastError/properties/message/maxLength",keyword:"maxLength",params:{limit: 4000},message:"must NOT have more than 4000 characters"}];
 return false;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/lastError/message",schemaPath:"#/properties/lastError/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/lastError/message",schemaPath:"#/properties/lastError/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -1093,12 +1116,12 @@ const _errs46 = errors;
 if(errors === _errs46){
 if(typeof data16 === "string"){
 if(func3(data16) > 40){
-validate20.errors = [{instancePath:instancePath+"/lastError/at",schemaPath:"#/properties/lastError/properties/at/maxLength",keyword:"maxLength",params:{limit: 40},message:"must NOT have more than 40 characters"}];
+validate21.errors = [{instancePath:instancePath+"/lastError/at",schemaPath:"#/properties/lastError/properties/at/maxLength",keyword:"maxLength",params:{limit: 40},message:"must NOT have more than 40 characters"}];
 return false;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/lastError/at",schemaPath:"#/properties/lastError/properties/at/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/lastError/at",schemaPath:"#/properties/lastError/properties/at/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -1112,13 +1135,13 @@ if(data13.commit !== undefined){
 let data17 = data13.commit;
 const _errs48 = errors;
 if((typeof data17 !== "string") && (data17 !== null)){
-validate20.errors = [{instancePath:instancePath+"/lastError/commit",schemaPath:"#/properties/lastError/properties/commit/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/lastError/commit",schemaPath:"#/properties/lastError/properties/commit/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if(errors === _errs48){
 if(typeof data17 === "string"){
 if(!pattern5.test(data17)){
-validate20.errors = [{instancePath:instancePath+"/lastError/commit",schemaPath:"#/properties/lastError/properties/commit/pattern",keyword:"pattern",params:{pattern: "^([0-9a-f]{40}|[0-9a-f]{64})$"},message:"must match pattern \""+"^([0-9a-f]{40}|[0-9a-f]{64})$"+"\""}];
+validate21.errors = [{instancePath:instancePath+"/lastError/commit",schemaPath:"#/properties/lastError/properties/commit/pattern",keyword:"pattern",params:{pattern: "^([0-9a-f]{40}|[0-9a-f]{64})$"},message:"must match pattern \""+"^([0-9a-f]{40}|[0-9a-f]{64})$"+"\""}];
 return false;
 }
 }
@@ -1147,7 +1170,7 @@ const _errs51 = errors;
 if(errors === _errs51){
 if(Array.isArray(data18)){
 if(data18.length > 100){
-validate20.errors = [{instancePath:instancePath+"/failedBuilds",schemaPath:"#/properties/failedBuilds/maxItems",keyword:"maxItems",params:{limit: 100},message:"must NOT have more than 100 items"}];
+validate21.errors = [{instancePath:instancePath+"/failedBuilds",schemaPath:"#/properties/failedBuilds/maxItems",keyword:"maxItems",params:{limit: 100},message:"must NOT have more than 100 items"}];
 return false;
 }
 else {
@@ -1159,12 +1182,12 @@ const _errs53 = errors;
 if(errors === _errs53){
 if(typeof data19 === "string"){
 if(!pattern5.test(data19)){
-validate20.errors = [{instancePath:instancePath+"/failedBuilds/" + i0,schemaPath:"#/properties/failedBuilds/items/pattern",keyword:"pattern",params:{pattern: "^([0-9a-f]{40}|[0-9a-f]{64})$"},message:"must match pattern \""+"^([0-9a-f]{40}|[0-9a-f]{64})$"+"\""}];
+validate21.errors = [{instancePath:instancePath+"/failedBuilds/" + i0,schemaPath:"#/properties/failedBuilds/items/pattern",keyword:"pattern",params:{pattern: "^([0-9a-f]{40}|[0-9a-f]{64})$"},message:"must match pattern \""+"^([0-9a-f]{40}|[0-9a-f]{64})$"+"\""}];
 return false;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/failedBuilds/" + i0,schemaPath:"#/properties/failedBuilds/items/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/failedBuilds/" + i0,schemaPath:"#/properties/failedBuilds/items/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -1176,7 +1199,7 @@ break;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/failedBuilds",schemaPath:"#/properties/failedBuilds/type",keyword:"type",params:{type: "array"},message:"must be array"}];
+validate21.errors = [{instancePath:instancePath+"/failedBuilds",schemaPath:"#/properties/failedBuilds/type",keyword:"type",params:{type: "array"},message:"must be array"}];
 return false;
 }
 }
@@ -1190,21 +1213,21 @@ if(data.untrusted !== undefined){
 let data20 = data.untrusted;
 const _errs55 = errors;
 if((!(data20 && typeof data20 == "object" && !Array.isArray(data20))) && (data20 !== null)){
-validate20.errors = [{instancePath:instancePath+"/untrusted",schemaPath:"#/properties/untrusted/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+validate21.errors = [{instancePath:instancePath+"/untrusted",schemaPath:"#/properties/untrusted/type",keyword:"type",params:{type: "object"},message:"must be object"}];
 return false;
 }
 if(errors === _errs55){
 if(data20 && typeof data20 == "object" && !Array.isArray(data20)){
 let missing4;
 if((((((data20.head === undefined) && (missing4 = "head")) || ((data20.commit === undefined) && (missing4 = "commit"))) || ((data20.reason === undefined) && (missing4 = "reason"))) || ((data20.message === undefined) && (missing4 = "message"))) || ((data20.at === undefined) && (missing4 = "at"))){
-validate20.errors = [{instancePath:instancePath+"/untrusted",schemaPath:"#/properties/untrusted/required",keyword:"required",params:{missingProperty: missing4},message:"must have required property '"+missing4+"'"}];
+validate21.errors = [{instancePath:instancePath+"/untrusted",schemaPath:"#/properties/untrusted/required",keyword:"required",params:{missingProperty: missing4},message:"must have required property '"+missing4+"'"}];
 return false;
 }
 else {
 const _errs58 = errors;
 for(const key4 in data20){
 if(!(((((key4 === "head") || (key4 === "commit")) || (key4 === "reason")) || (key4 === "message")) || (key4 === "at"))){
-validate20.errors = [{instancePath:instancePath+"/untrusted",schemaPath:"#/properties/untrusted/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"}];
+validate21.errors = [{instancePath:instancePath+"/untrusted",schemaPath:"#/properties/untrusted/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"}];
 return false;
 break;
 }
@@ -1216,12 +1239,12 @@ const _errs59 = errors;
 if(errors === _errs59){
 if(typeof data21 === "string"){
 if(!pattern5.test(data21)){
-validate20.errors = [{instancePath:instancePath+"/untrusted/head",schemaPath:"#/properties/untrusted/properties/head/pattern",keyword:"pattern",params:{pattern: "^([0-9a-f]{40}|[0-9a-f]{64})$"},message:"must match pattern \""+"^([0-9a-f]{40}|[0-9a-f]{64})$"+"\""}];
+validate21.errors = [{instancePath:instancePath+"/untrusted/head",schemaPath:"#/properties/untrusted/properties/head/pattern",keyword:"pattern",params:{pattern: "^([0-9a-f]{40}|[0-9a-f]{64})$"},message:"must match pattern \""+"^([0-9a-f]{40}|[0-9a-f]{64})$"+"\""}];
 return false;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/untrusted/head",schemaPath:"#/properties/untrusted/properties/head/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/untrusted/head",schemaPath:"#/properties/untrusted/properties/head/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -1235,13 +1258,13 @@ if(data20.commit !== undefined){
 let data22 = data20.commit;
 const _errs61 = errors;
 if((typeof data22 !== "string") && (data22 !== null)){
-validate20.errors = [{instancePath:instancePath+"/untrusted/commit",schemaPath:"#/properties/untrusted/properties/commit/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/untrusted/commit",schemaPath:"#/properties/untrusted/properties/commit/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if(errors === _errs61){
 if(typeof data22 === "string"){
 if(!pattern5.test(data22)){
-validate20.errors = [{instancePath:instancePath+"/untrusted/commit",schemaPath:"#/properties/untrusted/properties/commit/pattern",keyword:"pattern",params:{pattern: "^([0-9a-f]{40}|[0-9a-f]{64})$"},message:"must match pattern \""+"^([0-9a-f]{40}|[0-9a-f]{64})$"+"\""}];
+validate21.errors = [{instancePath:instancePath+"/untrusted/commit",schemaPath:"#/properties/untrusted/properties/commit/pattern",keyword:"pattern",params:{pattern: "^([0-9a-f]{40}|[0-9a-f]{64})$"},message:"must match pattern \""+"^([0-9a-f]{40}|[0-9a-f]{64})$"+"\""}];
 return false;
 }
 }
@@ -1258,12 +1281,12 @@ const _errs64 = errors;
 if(errors === _errs64){
 if(typeof data23 === "string"){
 if(func3(data23) > 64){
-validate20.errors = [{instancePath:instancePath+"/untrusted/reason",schemaPath:"#/properties/untrusted/properties/reason/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"}];
+validate21.errors = [{instancePath:instancePath+"/untrusted/reason",schemaPath:"#/properties/untrusted/properties/reason/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"}];
 return false;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/untrusted/reason",schemaPath:"#/properties/untrusted/properties/reason/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/untrusted/reason",schemaPath:"#/properties/untrusted/properties/reason/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -1279,12 +1302,12 @@ const _errs66 = errors;
 if(errors === _errs66){
 if(typeof data24 === "string"){
 if(func3(data24) > 4000){
-validate20.errors = [{instancePath:instancePath+"/untrusted/message",schemaPath:"#/properties/untrusted/properties/message/maxLength",keyword:"maxLength",params:{limit: 4000},message:"must NOT have more than 4000 characters"}];
+validate21.errors = [{instancePath:instancePath+"/untrusted/message",schemaPath:"#/properties/untrusted/properties/message/maxLength",keyword:"maxLength",params:{limit: 4000},message:"must NOT have more than 4000 characters"}];
 return false;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/untrusted/message",schemaPath:"#/properties/untrusted/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/untrusted/message",schemaPath:"#/properties/untrusted/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -1300,12 +1323,12 @@ const _errs68 = errors;
 if(errors === _errs68){
 if(typeof data25 === "string"){
 if(func3(data25) > 40){
-validate20.errors = [{instancePath:instancePath+"/untrusted/at",schemaPath:"#/properties/untrusted/properties/at/maxLength",keyword:"maxLength",params:{limit: 40},message:"must NOT have more than 40 characters"}];
+validate21.errors = [{instancePath:instancePath+"/untrusted/at",schemaPath:"#/properties/untrusted/properties/at/maxLength",keyword:"maxLength",params:{limit: 40},message:"must NOT have more than 40 characters"}];
 return false;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/untrusted/at",schemaPath:"#/properties/untrusted/properties/at/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/untrusted/at",schemaPath:"#/properties/untrusted/properties/at/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -1332,21 +1355,21 @@ if(data.vulnerabilities !== undefined){
 let data26 = data.vulnerabilities;
 const _errs70 = errors;
 if((!(data26 && typeof data26 == "object" && !Array.isArray(data26))) && (data26 !== null)){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities",schemaPath:"#/properties/vulnerabilities/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities",schemaPath:"#/properties/vulnerabilities/type",keyword:"type",params:{type: "object"},message:"must be object"}];
 return false;
 }
 if(errors === _errs70){
 if(data26 && typeof data26 == "object" && !Array.isArray(data26)){
 let missing5;
 if((((((((((((data26.commit === undefined) && (missing5 = "commit")) || ((data26.toplevel === undefined) && (missing5 = "toplevel"))) || ((data26.liveSystem === undefined) && (missing5 = "liveSystem"))) || ((data26.at === undefined) && (missing5 = "at"))) || ((data26.decision === undefined) && (missing5 = "decision"))) || ((data26.minSeverity === undefined) && (missing5 = "minSeverity"))) || ((data26.new === undefined) && (missing5 = "new"))) || ((data26.fixed === undefined) && (missing5 = "fixed"))) || ((data26.allowed === undefined) && (missing5 = "allowed"))) || ((data26.counts === undefined) && (missing5 = "counts"))) || ((data26.error === undefined) && (missing5 = "error"))){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities",schemaPath:"#/properties/vulnerabilities/required",keyword:"required",params:{missingProperty: missing5},message:"must have required property '"+missing5+"'"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities",schemaPath:"#/properties/vulnerabilities/required",keyword:"required",params:{missingProperty: missing5},message:"must have required property '"+missing5+"'"}];
 return false;
 }
 else {
 const _errs73 = errors;
 for(const key5 in data26){
-if(!(func2.call(schema21.properties.vulnerabilities.properties, key5))){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities",schemaPath:"#/properties/vulnerabilities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"}];
+if(!(func2.call(schema22.properties.vulnerabilities.properties, key5))){
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities",schemaPath:"#/properties/vulnerabilities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"}];
 return false;
 break;
 }
@@ -1358,12 +1381,12 @@ const _errs74 = errors;
 if(errors === _errs74){
 if(typeof data27 === "string"){
 if(!pattern5.test(data27)){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/commit",schemaPath:"#/properties/vulnerabilities/properties/commit/pattern",keyword:"pattern",params:{pattern: "^([0-9a-f]{40}|[0-9a-f]{64})$"},message:"must match pattern \""+"^([0-9a-f]{40}|[0-9a-f]{64})$"+"\""}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/commit",schemaPath:"#/properties/vulnerabilities/properties/commit/pattern",keyword:"pattern",params:{pattern: "^([0-9a-f]{40}|[0-9a-f]{64})$"},message:"must match pattern \""+"^([0-9a-f]{40}|[0-9a-f]{64})$"+"\""}];
 return false;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/commit",schemaPath:"#/properties/vulnerabilities/properties/commit/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/commit",schemaPath:"#/properties/vulnerabilities/properties/commit/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -1379,12 +1402,12 @@ const _errs76 = errors;
 if(errors === _errs76){
 if(typeof data28 === "string"){
 if(func3(data28) > 4096){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/toplevel",schemaPath:"#/properties/vulnerabilities/properties/toplevel/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/toplevel",schemaPath:"#/properties/vulnerabilities/properties/toplevel/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"}];
 return false;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/toplevel",schemaPath:"#/properties/vulnerabilities/properties/toplevel/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/toplevel",schemaPath:"#/properties/vulnerabilities/properties/toplevel/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -1398,13 +1421,13 @@ if(data26.liveSystem !== undefined){
 let data29 = data26.liveSystem;
 const _errs78 = errors;
 if((typeof data29 !== "string") && (data29 !== null)){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/liveSystem",schemaPath:"#/properties/vulnerabilities/properties/liveSystem/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/liveSystem",schemaPath:"#/properties/vulnerabilities/properties/liveSystem/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if(errors === _errs78){
 if(typeof data29 === "string"){
 if(func3(data29) > 4096){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/liveSystem",schemaPath:"#/properties/vulnerabilities/properties/liveSystem/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/liveSystem",schemaPath:"#/properties/vulnerabilities/properties/liveSystem/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"}];
 return false;
 }
 }
@@ -1421,12 +1444,12 @@ const _errs81 = errors;
 if(errors === _errs81){
 if(typeof data30 === "string"){
 if(func3(data30) > 40){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/at",schemaPath:"#/properties/vulnerabilities/properties/at/maxLength",keyword:"maxLength",params:{limit: 40},message:"must NOT have more than 40 characters"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/at",schemaPath:"#/properties/vulnerabilities/properties/at/maxLength",keyword:"maxLength",params:{limit: 40},message:"must NOT have more than 40 characters"}];
 return false;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/at",schemaPath:"#/properties/vulnerabilities/properties/at/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/at",schemaPath:"#/properties/vulnerabilities/properties/at/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -1440,11 +1463,11 @@ if(data26.decision !== undefined){
 let data31 = data26.decision;
 const _errs83 = errors;
 if(typeof data31 !== "string"){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/decision",schemaPath:"#/properties/vulnerabilities/properties/decision/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/decision",schemaPath:"#/properties/vulnerabilities/properties/decision/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if(!(((((data31 === "passed") || (data31 === "refused")) || (data31 === "warned")) || (data31 === "error-allowed")) || (data31 === "error-refused"))){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/decision",schemaPath:"#/properties/vulnerabilities/properties/decision/enum",keyword:"enum",params:{allowedValues: schema21.properties.vulnerabilities.properties.decision.enum},message:"must be equal to one of the allowed values"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/decision",schemaPath:"#/properties/vulnerabilities/properties/decision/enum",keyword:"enum",params:{allowedValues: schema22.properties.vulnerabilities.properties.decision.enum},message:"must be equal to one of the allowed values"}];
 return false;
 }
 var valid6 = _errs83 === errors;
@@ -1459,18 +1482,18 @@ const _errs85 = errors;
 if(errors === _errs85){
 if((typeof data32 == "number") && (isFinite(data32))){
 if(data32 > 10 || isNaN(data32)){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/minSeverity",schemaPath:"#/properties/vulnerabilities/properties/minSeverity/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/minSeverity",schemaPath:"#/properties/vulnerabilities/properties/minSeverity/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"}];
 return false;
 }
 else {
 if(data32 < 0 || isNaN(data32)){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/minSeverity",schemaPath:"#/properties/vulnerabilities/properties/minSeverity/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/minSeverity",schemaPath:"#/properties/vulnerabilities/properties/minSeverity/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
 return false;
 }
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/minSeverity",schemaPath:"#/properties/vulnerabilities/properties/minSeverity/type",keyword:"type",params:{type: "number"},message:"must be number"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/minSeverity",schemaPath:"#/properties/vulnerabilities/properties/minSeverity/type",keyword:"type",params:{type: "number"},message:"must be number"}];
 return false;
 }
 }
@@ -1486,7 +1509,7 @@ const _errs87 = errors;
 if(errors === _errs87){
 if(Array.isArray(data33)){
 if(data33.length > 100){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/new",schemaPath:"#/properties/vulnerabilities/properties/new/maxItems",keyword:"maxItems",params:{limit: 100},message:"must NOT have more than 100 items"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/new",schemaPath:"#/properties/vulnerabilities/properties/new/maxItems",keyword:"maxItems",params:{limit: 100},message:"must NOT have more than 100 items"}];
 return false;
 }
 else {
@@ -1499,14 +1522,14 @@ if(errors === _errs89){
 if(data34 && typeof data34 == "object" && !Array.isArray(data34)){
 let missing6;
 if(((((data34.id === undefined) && (missing6 = "id")) || ((data34.package === undefined) && (missing6 = "package"))) || ((data34.version === undefined) && (missing6 = "version"))) || ((data34.score === undefined) && (missing6 = "score"))){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1,schemaPath:"#/properties/vulnerabilities/properties/new/items/required",keyword:"required",params:{missingProperty: missing6},message:"must have required property '"+missing6+"'"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1,schemaPath:"#/properties/vulnerabilities/properties/new/items/required",keyword:"required",params:{missingProperty: missing6},message:"must have required property '"+missing6+"'"}];
 return false;
 }
 else {
 const _errs91 = errors;
 for(const key6 in data34){
 if(!((((key6 === "id") || (key6 === "package")) || (key6 === "version")) || (key6 === "score"))){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1,schemaPath:"#/properties/vulnerabilities/properties/new/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1,schemaPath:"#/properties/vulnerabilities/properties/new/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"}];
 return false;
 break;
 }
@@ -1518,18 +1541,18 @@ const _errs92 = errors;
 if(errors === _errs92){
 if(typeof data35 === "string"){
 if(func3(data35) > 32){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1+"/id",schemaPath:"#/properties/vulnerabilities/properties/new/items/properties/id/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1+"/id",schemaPath:"#/properties/vulnerabilities/properties/new/items/properties/id/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"}];
 return false;
 }
 else {
 if(!pattern15.test(data35)){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1+"/id",schemaPath:"#/properties/vulnerabilities/properties/new/items/properties/id/pattern",keyword:"pattern",params:{pattern: "^CVE-[0-9]{4}-[0-9]{4,}$"},message:"must match pattern \""+"^CVE-[0-9]{4}-[0-9]{4,}$"+"\""}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1+"/id",schemaPath:"#/properties/vulnerabilities/properties/new/items/properties/id/pattern",keyword:"pattern",params:{pattern: "^CVE-[0-9]{4}-[0-9]{4,}$"},message:"must match pattern \""+"^CVE-[0-9]{4}-[0-9]{4,}$"+"\""}];
 return false;
 }
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1+"/id",schemaPath:"#/properties/vulnerabilities/properties/new/items/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1+"/id",schemaPath:"#/properties/vulnerabilities/properties/new/items/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -1545,12 +1568,12 @@ const _errs94 = errors;
 if(errors === _errs94){
 if(typeof data36 === "string"){
 if(func3(data36) > 256){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1+"/package",schemaPath:"#/properties/vulnerabilities/properties/new/items/properties/package/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1+"/package",schemaPath:"#/properties/vulnerabilities/properties/new/items/properties/package/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"}];
 return false;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1+"/package",schemaPath:"#/properties/vulnerabilities/properties/new/items/properties/package/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1+"/package",schemaPath:"#/properties/vulnerabilities/properties/new/items/properties/package/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -1564,13 +1587,13 @@ if(data34.version !== undefined){
 let data37 = data34.version;
 const _errs96 = errors;
 if((typeof data37 !== "string") && (data37 !== null)){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1+"/version",schemaPath:"#/properties/vulnerabilities/properties/new/items/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1+"/version",schemaPath:"#/properties/vulnerabilities/properties/new/items/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if(errors === _errs96){
 if(typeof data37 === "string"){
 if(func3(data37) > 256){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1+"/version",schemaPath:"#/properties/vulnerabilities/properties/new/items/properties/version/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1+"/version",schemaPath:"#/properties/vulnerabilities/properties/new/items/properties/version/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"}];
 return false;
 }
 }
@@ -1585,18 +1608,18 @@ if(data34.score !== undefined){
 let data38 = data34.score;
 const _errs99 = errors;
 if((!((typeof data38 == "number") && (isFinite(data38)))) && (data38 !== null)){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1+"/score",schemaPath:"#/properties/vulnerabilities/properties/new/items/properties/score/type",keyword:"type",params:{type: "number"},message:"must be number"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1+"/score",schemaPath:"#/properties/vulnerabilities/properties/new/items/properties/score/type",keyword:"type",params:{type: "number"},message:"must be number"}];
 return false;
 }
 if(errors === _errs99){
 if((typeof data38 == "number") && (isFinite(data38))){
 if(data38 > 10 || isNaN(data38)){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1+"/score",schemaPath:"#/properties/vulnerabilities/properties/new/items/properties/score/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1+"/score",schemaPath:"#/properties/vulnerabilities/properties/new/items/properties/score/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"}];
 return false;
 }
 else {
 if(data38 < 0 || isNaN(data38)){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1+"/score",schemaPath:"#/properties/vulnerabilities/properties/new/items/properties/score/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1+"/score",schemaPath:"#/properties/vulnerabilities/properties/new/items/properties/score/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
 return false;
 }
 }
@@ -1614,7 +1637,7 @@ var valid8 = true;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1,schemaPath:"#/properties/vulnerabilities/properties/new/items/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/new/" + i1,schemaPath:"#/properties/vulnerabilities/properties/new/items/type",keyword:"type",params:{type: "object"},message:"must be object"}];
 return false;
 }
 }
@@ -1626,7 +1649,7 @@ break;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/new",schemaPath:"#/properties/vulnerabilities/properties/new/type",keyword:"type",params:{type: "array"},message:"must be array"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/new",schemaPath:"#/properties/vulnerabilities/properties/new/type",keyword:"type",params:{type: "array"},message:"must be array"}];
 return false;
 }
 }
@@ -1642,7 +1665,7 @@ const _errs102 = errors;
 if(errors === _errs102){
 if(Array.isArray(data39)){
 if(data39.length > 100){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/fixed",schemaPath:"#/properties/vulnerabilities/properties/fixed/maxItems",keyword:"maxItems",params:{limit: 100},message:"must NOT have more than 100 items"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/fixed",schemaPath:"#/properties/vulnerabilities/properties/fixed/maxItems",keyword:"maxItems",params:{limit: 100},message:"must NOT have more than 100 items"}];
 return false;
 }
 else {
@@ -1655,14 +1678,14 @@ if(errors === _errs104){
 if(data40 && typeof data40 == "object" && !Array.isArray(data40)){
 let missing7;
 if(((((data40.id === undefined) && (missing7 = "id")) || ((data40.package === undefined) && (missing7 = "package"))) || ((data40.version === undefined) && (missing7 = "version"))) || ((data40.score === undefined) && (missing7 = "score"))){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2,schemaPath:"#/properties/vulnerabilities/properties/fixed/items/required",keyword:"required",params:{missingProperty: missing7},message:"must have required property '"+missing7+"'"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2,schemaPath:"#/properties/vulnerabilities/properties/fixed/items/required",keyword:"required",params:{missingProperty: missing7},message:"must have required property '"+missing7+"'"}];
 return false;
 }
 else {
 const _errs106 = errors;
 for(const key7 in data40){
 if(!((((key7 === "id") || (key7 === "package")) || (key7 === "version")) || (key7 === "score"))){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2,schemaPath:"#/properties/vulnerabilities/properties/fixed/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2,schemaPath:"#/properties/vulnerabilities/properties/fixed/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"}];
 return false;
 break;
 }
@@ -1674,18 +1697,18 @@ const _errs107 = errors;
 if(errors === _errs107){
 if(typeof data41 === "string"){
 if(func3(data41) > 32){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2+"/id",schemaPath:"#/properties/vulnerabilities/properties/fixed/items/properties/id/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2+"/id",schemaPath:"#/properties/vulnerabilities/properties/fixed/items/properties/id/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"}];
 return false;
 }
 else {
 if(!pattern15.test(data41)){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2+"/id",schemaPath:"#/properties/vulnerabilities/properties/fixed/items/properties/id/pattern",keyword:"pattern",params:{pattern: "^CVE-[0-9]{4}-[0-9]{4,}$"},message:"must match pattern \""+"^CVE-[0-9]{4}-[0-9]{4,}$"+"\""}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2+"/id",schemaPath:"#/properties/vulnerabilities/properties/fixed/items/properties/id/pattern",keyword:"pattern",params:{pattern: "^CVE-[0-9]{4}-[0-9]{4,}$"},message:"must match pattern \""+"^CVE-[0-9]{4}-[0-9]{4,}$"+"\""}];
 return false;
 }
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2+"/id",schemaPath:"#/properties/vulnerabilities/properties/fixed/items/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2+"/id",schemaPath:"#/properties/vulnerabilities/properties/fixed/items/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -1701,12 +1724,12 @@ const _errs109 = errors;
 if(errors === _errs109){
 if(typeof data42 === "string"){
 if(func3(data42) > 256){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2+"/package",schemaPath:"#/properties/vulnerabilities/properties/fixed/items/properties/package/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2+"/package",schemaPath:"#/properties/vulnerabilities/properties/fixed/items/properties/package/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"}];
 return false;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2+"/package",schemaPath:"#/properties/vulnerabilities/properties/fixed/items/properties/package/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2+"/package",schemaPath:"#/properties/vulnerabilities/properties/fixed/items/properties/package/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -1720,13 +1743,13 @@ if(data40.version !== undefined){
 let data43 = data40.version;
 const _errs111 = errors;
 if((typeof data43 !== "string") && (data43 !== null)){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2+"/version",schemaPath:"#/properties/vulnerabilities/properties/fixed/items/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2+"/version",schemaPath:"#/properties/vulnerabilities/properties/fixed/items/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if(errors === _errs111){
 if(typeof data43 === "string"){
 if(func3(data43) > 256){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2+"/version",schemaPath:"#/properties/vulnerabilities/properties/fixed/items/properties/version/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2+"/version",schemaPath:"#/properties/vulnerabilities/properties/fixed/items/properties/version/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"}];
 return false;
 }
 }
@@ -1741,18 +1764,18 @@ if(data40.score !== undefined){
 let data44 = data40.score;
 const _errs114 = errors;
 if((!((typeof data44 == "number") && (isFinite(data44)))) && (data44 !== null)){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2+"/score",schemaPath:"#/properties/vulnerabilities/properties/fixed/items/properties/score/type",keyword:"type",params:{type: "number"},message:"must be number"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2+"/score",schemaPath:"#/properties/vulnerabilities/properties/fixed/items/properties/score/type",keyword:"type",params:{type: "number"},message:"must be number"}];
 return false;
 }
 if(errors === _errs114){
 if((typeof data44 == "number") && (isFinite(data44))){
 if(data44 > 10 || isNaN(data44)){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2+"/score",schemaPath:"#/properties/vulnerabilities/properties/fixed/items/properties/score/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2+"/score",schemaPath:"#/properties/vulnerabilities/properties/fixed/items/properties/score/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"}];
 return false;
 }
 else {
 if(data44 < 0 || isNaN(data44)){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2+"/score",schemaPath:"#/properties/vulnerabilities/properties/fixed/items/properties/score/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2+"/score",schemaPath:"#/properties/vulnerabilities/properties/fixed/items/properties/score/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
 return false;
 }
 }
@@ -1770,7 +1793,7 @@ var valid10 = true;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2,schemaPath:"#/properties/vulnerabilities/properties/fixed/items/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/fixed/" + i2,schemaPath:"#/properties/vulnerabilities/properties/fixed/items/type",keyword:"type",params:{type: "object"},message:"must be object"}];
 return false;
 }
 }
@@ -1782,7 +1805,7 @@ break;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/fixed",schemaPath:"#/properties/vulnerabilities/properties/fixed/type",keyword:"type",params:{type: "array"},message:"must be array"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/fixed",schemaPath:"#/properties/vulnerabilities/properties/fixed/type",keyword:"type",params:{type: "array"},message:"must be array"}];
 return false;
 }
 }
@@ -1798,7 +1821,7 @@ const _errs117 = errors;
 if(errors === _errs117){
 if(Array.isArray(data45)){
 if(data45.length > 100){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/allowed",schemaPath:"#/properties/vulnerabilities/properties/allowed/maxItems",keyword:"maxItems",params:{limit: 100},message:"must NOT have more than 100 items"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/allowed",schemaPath:"#/properties/vulnerabilities/properties/allowed/maxItems",keyword:"maxItems",params:{limit: 100},message:"must NOT have more than 100 items"}];
 return false;
 }
 else {
@@ -1811,14 +1834,14 @@ if(errors === _errs119){
 if(data46 && typeof data46 == "object" && !Array.isArray(data46)){
 let missing8;
 if(((((data46.id === undefined) && (missing8 = "id")) || ((data46.package === undefined) && (missing8 = "package"))) || ((data46.version === undefined) && (missing8 = "version"))) || ((data46.score === undefined) && (missing8 = "score"))){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3,schemaPath:"#/properties/vulnerabilities/properties/allowed/items/required",keyword:"required",params:{missingProperty: missing8},message:"must have required property '"+missing8+"'"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3,schemaPath:"#/properties/vulnerabilities/properties/allowed/items/required",keyword:"required",params:{missingProperty: missing8},message:"must have required property '"+missing8+"'"}];
 return false;
 }
 else {
 const _errs121 = errors;
 for(const key8 in data46){
 if(!((((key8 === "id") || (key8 === "package")) || (key8 === "version")) || (key8 === "score"))){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3,schemaPath:"#/properties/vulnerabilities/properties/allowed/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3,schemaPath:"#/properties/vulnerabilities/properties/allowed/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"}];
 return false;
 break;
 }
@@ -1830,18 +1853,18 @@ const _errs122 = errors;
 if(errors === _errs122){
 if(typeof data47 === "string"){
 if(func3(data47) > 32){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3+"/id",schemaPath:"#/properties/vulnerabilities/properties/allowed/items/properties/id/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3+"/id",schemaPath:"#/properties/vulnerabilities/properties/allowed/items/properties/id/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"}];
 return false;
 }
 else {
 if(!pattern15.test(data47)){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3+"/id",schemaPath:"#/properties/vulnerabilities/properties/allowed/items/properties/id/pattern",keyword:"pattern",params:{pattern: "^CVE-[0-9]{4}-[0-9]{4,}$"},message:"must match pattern \""+"^CVE-[0-9]{4}-[0-9]{4,}$"+"\""}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3+"/id",schemaPath:"#/properties/vulnerabilities/properties/allowed/items/properties/id/pattern",keyword:"pattern",params:{pattern: "^CVE-[0-9]{4}-[0-9]{4,}$"},message:"must match pattern \""+"^CVE-[0-9]{4}-[0-9]{4,}$"+"\""}];
 return false;
 }
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3+"/id",schemaPath:"#/properties/vulnerabilities/properties/allowed/items/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3+"/id",schemaPath:"#/properties/vulnerabilities/properties/allowed/items/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -1857,12 +1880,12 @@ const _errs124 = errors;
 if(errors === _errs124){
 if(typeof data48 === "string"){
 if(func3(data48) > 256){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3+"/package",schemaPath:"#/properties/vulnerabilities/properties/allowed/items/properties/package/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3+"/package",schemaPath:"#/properties/vulnerabilities/properties/allowed/items/properties/package/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"}];
 return false;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3+"/package",schemaPath:"#/properties/vulnerabilities/properties/allowed/items/properties/package/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3+"/package",schemaPath:"#/properties/vulnerabilities/properties/allowed/items/properties/package/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -1876,13 +1899,13 @@ if(data46.version !== undefined){
 let data49 = data46.version;
 const _errs126 = errors;
 if((typeof data49 !== "string") && (data49 !== null)){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3+"/version",schemaPath:"#/properties/vulnerabilities/properties/allowed/items/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3+"/version",schemaPath:"#/properties/vulnerabilities/properties/allowed/items/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if(errors === _errs126){
 if(typeof data49 === "string"){
 if(func3(data49) > 256){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3+"/version",schemaPath:"#/properties/vulnerabilities/properties/allowed/items/properties/version/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3+"/version",schemaPath:"#/properties/vulnerabilities/properties/allowed/items/properties/version/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"}];
 return false;
 }
 }
@@ -1897,18 +1920,18 @@ if(data46.score !== undefined){
 let data50 = data46.score;
 const _errs129 = errors;
 if((!((typeof data50 == "number") && (isFinite(data50)))) && (data50 !== null)){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3+"/score",schemaPath:"#/properties/vulnerabilities/properties/allowed/items/properties/score/type",keyword:"type",params:{type: "number"},message:"must be number"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3+"/score",schemaPath:"#/properties/vulnerabilities/properties/allowed/items/properties/score/type",keyword:"type",params:{type: "number"},message:"must be number"}];
 return false;
 }
 if(errors === _errs129){
 if((typeof data50 == "number") && (isFinite(data50))){
 if(data50 > 10 || isNaN(data50)){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3+"/score",schemaPath:"#/properties/vulnerabilities/properties/allowed/items/properties/score/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3+"/score",schemaPath:"#/properties/vulnerabilities/properties/allowed/items/properties/score/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"}];
 return false;
 }
 else {
 if(data50 < 0 || isNaN(data50)){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3+"/score",schemaPath:"#/properties/vulnerabilities/properties/allowed/items/properties/score/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3+"/score",schemaPath:"#/properties/vulnerabilities/properties/allowed/items/properties/score/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
 return false;
 }
 }
@@ -1926,7 +1949,7 @@ var valid12 = true;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3,schemaPath:"#/properties/vulnerabilities/properties/allowed/items/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/allowed/" + i3,schemaPath:"#/properties/vulnerabilities/properties/allowed/items/type",keyword:"type",params:{type: "object"},message:"must be object"}];
 return false;
 }
 }
@@ -1938,7 +1961,7 @@ break;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/allowed",schemaPath:"#/properties/vulnerabilities/properties/allowed/type",keyword:"type",params:{type: "array"},message:"must be array"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/allowed",schemaPath:"#/properties/vulnerabilities/properties/allowed/type",keyword:"type",params:{type: "array"},message:"must be array"}];
 return false;
 }
 }
@@ -1955,14 +1978,14 @@ if(errors === _errs132){
 if(data51 && typeof data51 == "object" && !Array.isArray(data51)){
 let missing9;
 if((((data51.new === undefined) && (missing9 = "new")) || ((data51.fixed === undefined) && (missing9 = "fixed"))) || ((data51.allowed === undefined) && (missing9 = "allowed"))){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/counts",schemaPath:"#/properties/vulnerabilities/properties/counts/required",keyword:"required",params:{missingProperty: missing9},message:"must have required property '"+missing9+"'"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/counts",schemaPath:"#/properties/vulnerabilities/properties/counts/required",keyword:"required",params:{missingProperty: missing9},message:"must have required property '"+missing9+"'"}];
 return false;
 }
 else {
 const _errs134 = errors;
 for(const key9 in data51){
 if(!(((key9 === "new") || (key9 === "fixed")) || (key9 === "allowed"))){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/counts",schemaPath:"#/properties/vulnerabilities/properties/counts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/counts",schemaPath:"#/properties/vulnerabilities/properties/counts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"}];
 return false;
 break;
 }
@@ -1972,13 +1995,13 @@ if(data51.new !== undefined){
 let data52 = data51.new;
 const _errs135 = errors;
 if(!(((typeof data52 == "number") && (!(data52 % 1) && !isNaN(data52))) && (isFinite(data52)))){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/counts/new",schemaPath:"#/properties/vulnerabilities/properties/counts/properties/new/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/counts/new",schemaPath:"#/properties/vulnerabilities/properties/counts/properties/new/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
 return false;
 }
 if(errors === _errs135){
 if((typeof data52 == "number") && (isFinite(data52))){
 if(data52 < 0 || isNaN(data52)){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/counts/new",schemaPath:"#/properties/vulnerabilities/properties/counts/properties/new/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/counts/new",schemaPath:"#/properties/vulnerabilities/properties/counts/properties/new/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
 return false;
 }
 }
@@ -1993,13 +2016,13 @@ if(data51.fixed !== undefined){
 let data53 = data51.fixed;
 const _errs137 = errors;
 if(!(((typeof data53 == "number") && (!(data53 % 1) && !isNaN(data53))) && (isFinite(data53)))){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/counts/fixed",schemaPath:"#/properties/vulnerabilities/properties/counts/properties/fixed/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/counts/fixed",schemaPath:"#/properties/vulnerabilities/properties/counts/properties/fixed/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
 return false;
 }
 if(errors === _errs137){
 if((typeof data53 == "number") && (isFinite(data53))){
 if(data53 < 0 || isNaN(data53)){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/counts/fixed",schemaPath:"#/properties/vulnerabilities/properties/counts/properties/fixed/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/counts/fixed",schemaPath:"#/properties/vulnerabilities/properties/counts/properties/fixed/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
 return false;
 }
 }
@@ -2014,13 +2037,13 @@ if(data51.allowed !== undefined){
 let data54 = data51.allowed;
 const _errs139 = errors;
 if(!(((typeof data54 == "number") && (!(data54 % 1) && !isNaN(data54))) && (isFinite(data54)))){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/counts/allowed",schemaPath:"#/properties/vulnerabilities/properties/counts/properties/allowed/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/counts/allowed",schemaPath:"#/properties/vulnerabilities/properties/counts/properties/allowed/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
 return false;
 }
 if(errors === _errs139){
 if((typeof data54 == "number") && (isFinite(data54))){
 if(data54 < 0 || isNaN(data54)){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/counts/allowed",schemaPath:"#/properties/vulnerabilities/properties/counts/properties/allowed/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/counts/allowed",schemaPath:"#/properties/vulnerabilities/properties/counts/properties/allowed/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
 return false;
 }
 }
@@ -2036,7 +2059,7 @@ var valid13 = true;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/counts",schemaPath:"#/properties/vulnerabilities/properties/counts/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/counts",schemaPath:"#/properties/vulnerabilities/properties/counts/type",keyword:"type",params:{type: "object"},message:"must be object"}];
 return false;
 }
 }
@@ -2050,13 +2073,13 @@ if(data26.error !== undefined){
 let data55 = data26.error;
 const _errs141 = errors;
 if((typeof data55 !== "string") && (data55 !== null)){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/error",schemaPath:"#/properties/vulnerabilities/properties/error/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/error",schemaPath:"#/properties/vulnerabilities/properties/error/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if(errors === _errs141){
 if(typeof data55 === "string"){
 if(func3(data55) > 4000){
-validate20.errors = [{instancePath:instancePath+"/vulnerabilities/error",schemaPath:"#/properties/vulnerabilities/properties/error/maxLength",keyword:"maxLength",params:{limit: 4000},message:"must NOT have more than 4000 characters"}];
+validate21.errors = [{instancePath:instancePath+"/vulnerabilities/error",schemaPath:"#/properties/vulnerabilities/properties/error/maxLength",keyword:"maxLength",params:{limit: 4000},message:"must NOT have more than 4000 characters"}];
 return false;
 }
 }
@@ -2090,21 +2113,21 @@ if(data.refusedHead !== undefined){
 let data56 = data.refusedHead;
 const _errs144 = errors;
 if((!(data56 && typeof data56 == "object" && !Array.isArray(data56))) && (data56 !== null)){
-validate20.errors = [{instancePath:instancePath+"/refusedHead",schemaPath:"#/properties/refusedHead/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+validate21.errors = [{instancePath:instancePath+"/refusedHead",schemaPath:"#/properties/refusedHead/type",keyword:"type",params:{type: "object"},message:"must be object"}];
 return false;
 }
 if(errors === _errs144){
 if(data56 && typeof data56 == "object" && !Array.isArray(data56)){
 let missing10;
 if(((((data56.commit === undefined) && (missing10 = "commit")) || ((data56.reason === undefined) && (missing10 = "reason"))) || ((data56.deployed === undefined) && (missing10 = "deployed"))) || ((data56.at === undefined) && (missing10 = "at"))){
-validate20.errors = [{instancePath:instancePath+"/refusedHead",schemaPath:"#/properties/refusedHead/required",keyword:"required",params:{missingProperty: missing10},message:"must have required property '"+missing10+"'"}];
+validate21.errors = [{instancePath:instancePath+"/refusedHead",schemaPath:"#/properties/refusedHead/required",keyword:"required",params:{missingProperty: missing10},message:"must have required property '"+missing10+"'"}];
 return false;
 }
 else {
 const _errs147 = errors;
 for(const key10 in data56){
 if(!((((key10 === "commit") || (key10 === "reason")) || (key10 === "deployed")) || (key10 === "at"))){
-validate20.errors = [{instancePath:instancePath+"/refusedHead",schemaPath:"#/properties/refusedHead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"}];
+validate21.errors = [{instancePath:instancePath+"/refusedHead",schemaPath:"#/properties/refusedHead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"}];
 return false;
 break;
 }
@@ -2116,12 +2139,12 @@ const _errs148 = errors;
 if(errors === _errs148){
 if(typeof data57 === "string"){
 if(!pattern5.test(data57)){
-validate20.errors = [{instancePath:instancePath+"/refusedHead/commit",schemaPath:"#/properties/refusedHead/properties/commit/pattern",keyword:"pattern",params:{pattern: "^([0-9a-f]{40}|[0-9a-f]{64})$"},message:"must match pattern \""+"^([0-9a-f]{40}|[0-9a-f]{64})$"+"\""}];
+validate21.errors = [{instancePath:instancePath+"/refusedHead/commit",schemaPath:"#/properties/refusedHead/properties/commit/pattern",keyword:"pattern",params:{pattern: "^([0-9a-f]{40}|[0-9a-f]{64})$"},message:"must match pattern \""+"^([0-9a-f]{40}|[0-9a-f]{64})$"+"\""}];
 return false;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/refusedHead/commit",schemaPath:"#/properties/refusedHead/properties/commit/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/refusedHead/commit",schemaPath:"#/properties/refusedHead/properties/commit/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -2135,11 +2158,11 @@ if(data56.reason !== undefined){
 let data58 = data56.reason;
 const _errs150 = errors;
 if(typeof data58 !== "string"){
-validate20.errors = [{instancePath:instancePath+"/refusedHead/reason",schemaPath:"#/properties/refusedHead/properties/reason/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/refusedHead/reason",schemaPath:"#/properties/refusedHead/properties/reason/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if(!(data58 === "not-descendant")){
-validate20.errors = [{instancePath:instancePath+"/refusedHead/reason",schemaPath:"#/properties/refusedHead/properties/reason/enum",keyword:"enum",params:{allowedValues: schema21.properties.refusedHead.properties.reason.enum},message:"must be equal to one of the allowed values"}];
+validate21.errors = [{instancePath:instancePath+"/refusedHead/reason",schemaPath:"#/properties/refusedHead/properties/reason/enum",keyword:"enum",params:{allowedValues: schema22.properties.refusedHead.properties.reason.enum},message:"must be equal to one of the allowed values"}];
 return false;
 }
 var valid14 = _errs150 === errors;
@@ -2152,13 +2175,13 @@ if(data56.deployed !== undefined){
 let data59 = data56.deployed;
 const _errs152 = errors;
 if((typeof data59 !== "string") && (data59 !== null)){
-validate20.errors = [{instancePath:instancePath+"/refusedHead/deployed",schemaPath:"#/properties/refusedHead/properties/deployed/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/refusedHead/deployed",schemaPath:"#/properties/refusedHead/properties/deployed/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if(errors === _errs152){
 if(typeof data59 === "string"){
 if(!pattern5.test(data59)){
-validate20.errors = [{instancePath:instancePath+"/refusedHead/deployed",schemaPath:"#/properties/refusedHead/properties/deployed/pattern",keyword:"pattern",params:{pattern: "^([0-9a-f]{40}|[0-9a-f]{64})$"},message:"must match pattern \""+"^([0-9a-f]{40}|[0-9a-f]{64})$"+"\""}];
+validate21.errors = [{instancePath:instancePath+"/refusedHead/deployed",schemaPath:"#/properties/refusedHead/properties/deployed/pattern",keyword:"pattern",params:{pattern: "^([0-9a-f]{40}|[0-9a-f]{64})$"},message:"must match pattern \""+"^([0-9a-f]{40}|[0-9a-f]{64})$"+"\""}];
 return false;
 }
 }
@@ -2175,12 +2198,12 @@ const _errs155 = errors;
 if(errors === _errs155){
 if(typeof data60 === "string"){
 if(func3(data60) > 40){
-validate20.errors = [{instancePath:instancePath+"/refusedHead/at",schemaPath:"#/properties/refusedHead/properties/at/maxLength",keyword:"maxLength",params:{limit: 40},message:"must NOT have more than 40 characters"}];
+validate21.errors = [{instancePath:instancePath+"/refusedHead/at",schemaPath:"#/properties/refusedHead/properties/at/maxLength",keyword:"maxLength",params:{limit: 40},message:"must NOT have more than 40 characters"}];
 return false;
 }
 }
 else {
-validate20.errors = [{instancePath:instancePath+"/refusedHead/at",schemaPath:"#/properties/refusedHead/properties/at/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate21.errors = [{instancePath:instancePath+"/refusedHead/at",schemaPath:"#/properties/refusedHead/properties/at/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -2216,10 +2239,10 @@ var valid0 = true;
 }
 }
 else {
-validate20.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+validate21.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
 return false;
 }
 }
-validate20.errors = vErrors;
+validate21.errors = vErrors;
 return errors === 0;
 }

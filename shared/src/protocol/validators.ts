@@ -20,7 +20,7 @@ const byName = generated as unknown as Record<string, Validator | undefined>;
 /** One validator per method; a method without a generated validator is a stale build, named at load. */
 export const validateParams = Object.fromEntries(
   Object.keys(METHODS).map((name) => {
-    const validate = byName[`params_${name}`];
+    const validate = byName[`params_${name.replace(/-/g, '_')}`];
     if (typeof validate !== 'function') throw new Error(`no generated params validator for method ${name}: run npm run generate`);
     return [name, validate];
   }),
