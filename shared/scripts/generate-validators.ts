@@ -20,7 +20,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import configSchema from '../schema/config.schema.json' with { type: 'json' };
 import { envelopeSchema } from '../src/protocol/envelope.ts';
-import { METHODS } from '../src/protocol/methods/index.ts';
+import { METHODS, paramsExportName } from '../src/protocol/methods/index.ts';
 
 /** shared/src/generated/, from shared/scripts/ or shared/dist/scripts/. */
 function generatedDir(): string {
@@ -47,8 +47,7 @@ export function generateValidators(): GeneratedModule[] {
   protocol.addSchema(envelopeSchema, 'envelope');
   for (const [name, spec] of Object.entries(METHODS)) protocol.addSchema(spec.params as object, `params_${name}`);
   const protocolExports: Record<string, string> = { envelope: 'envelope' };
-  // Export names are identifiers: reboot-now → params_reboot_now (validators.ts reads the same).
-  for (const name of Object.keys(METHODS)) protocolExports[`params_${name.replace(/-/g, '_')}`] = `params_${name}`;
+  for (const name of Object.keys(METHODS)) protocolExports[paramsExportName(name)] = `params_${name}`;
   return [
     { name: 'config-validator.ts', text: moduleText('shared/schema/config.schema.json', CONFIG_AJV_OPTIONS, standaloneCode(config, { validateConfig: 'config' })) },
     {

@@ -5,7 +5,7 @@
  */
 import type { ErrorObject } from 'ajv';
 import * as generated from '../generated/protocol-validators.ts';
-import { METHODS, type MethodName } from './methods/index.ts';
+import { METHODS, paramsExportName, type MethodName } from './methods/index.ts';
 
 /** What ajv's compiled (and standalone-generated) validate functions are: a predicate that leaves its errors on itself. */
 export interface Validator {
@@ -20,7 +20,7 @@ const byName = generated as unknown as Record<string, Validator | undefined>;
 /** One validator per method; a method without a generated validator is a stale build, named at load. */
 export const validateParams = Object.fromEntries(
   Object.keys(METHODS).map((name) => {
-    const validate = byName[`params_${name.replace(/-/g, '_')}`];
+    const validate = byName[paramsExportName(name)];
     if (typeof validate !== 'function') throw new Error(`no generated params validator for method ${name}: run npm run generate`);
     return [name, validate];
   }),

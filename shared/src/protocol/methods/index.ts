@@ -36,6 +36,11 @@ export const METHODS = {
 export type MethodName = keyof typeof METHODS;
 export type Methods = typeof METHODS;
 
+/** The name a method's generated params validator is exported under (an identifier: reboot-now → params_reboot_now). */
+export function paramsExportName(method: string): string {
+  return `params_${method.replace(/-/g, '_')}`;
+}
+
 export function isMethodName(value: string): value is MethodName {
   return Object.hasOwn(METHODS, value);
 }
