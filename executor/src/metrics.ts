@@ -3,13 +3,11 @@
  * pause, failure memory, deployments by outcome, the last verification and its checks. Derived
  * from the history and the state, which are durable, so the counters survive restarts.
  */
-import { epochSeconds, MetricsText, VERSION, type DeploymentOutcome, type DeploymentRecord } from '@pullnix/shared';
+import { DEPLOYMENT_OUTCOMES, epochSeconds, MetricsText, VERSION, type DeploymentOutcome, type DeploymentRecord } from '@pullnix/shared';
 import type { HistoryStore } from './store/history.ts';
 import type { ExecutorState } from './store/state.ts';
 
 export const EXECUTOR_METRICS_FILE = 'pullnix-executor.prom';
-
-const OUTCOMES: readonly DeploymentOutcome[] = ['succeeded', 'rolled-back', 'rollback-failed', 'reboot-required', 'interrupted', 'superseded'];
 
 /** What the history alone cannot tell: whether the deployed system's kernel is the booted one. */
 export interface RebootFacts {
@@ -18,7 +16,7 @@ export interface RebootFacts {
 }
 
 export function executorMetrics(history: HistoryStore, state: ExecutorState, facts: RebootFacts = { deployedNeedsReboot: false }): string {
-  const total = new Map<DeploymentOutcome, number>(OUTCOMES.map((o) => [o, 0]));
+  const total = new Map<DeploymentOutcome, number>(DEPLOYMENT_OUTCOMES.map((o) => [o, 0]));
   const lastAt = new Map<DeploymentOutcome, string>();
   let lastVerified: DeploymentRecord | null = null;
   let lastDeploy: DeploymentRecord | null = null;
@@ -45,12 +43,12 @@ export function executorMetrics(history: HistoryStore, state: ExecutorState, fac
   }
   m.gauge('pullnix_paused', '1 while deployments are paused (by an operator, or by the executor after a failed rollback).', state.paused ? 1 : 0);
   m.gauge('pullnix_known_bad_commits', 'Commits in the failure memory, not deployed again until pullnix-ctl retry.', Object.keys(state.knownBad).length);
-  m.add('pullnix_deployments_total', 'counter', 'Finished deployments by outcome.', OUTCOMES.map((o) => [{ outcome: o }, total.get(o) ?? 0] as const));
+  m.add('pullnix_deployments_total', 'counter', 'Finished deployments by outcome.', DEPLOYMENT_OUTCOMES.map((o) => [{ outcome: o }, total.get(o) ?? 0] as const));
   m.add(
     'pullnix_last_deployment_timestamp_seconds',
     'gauge',
     'When the last deployment with this outcome finished.',
-    OUTCOMES.filter((o) => lastAt.has(o)).map((o) => [{ outcome: o }, epochSeconds(lastAt.get(o)!)] as const),
+    DEPLOYMENT_OUTCOMES.filter((o) => lastAt.has(o)).map((o) => [{ outcome: o }, epochSeconds(lastAt.get(o)!)] as const),
   );
   m.gauge(
     'pullnix_reboot_required',

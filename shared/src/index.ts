@@ -3,6 +3,7 @@ export * from './protocol/errors.ts';
 export * from './protocol/grammar.ts';
 export * from './protocol/types.ts';
 export * from './protocol/method.ts';
+export * from './protocol/nullable.ts';
 export * from './protocol/methods/index.ts';
 export * from './protocol/keys.ts';
 export * from './protocol/envelope.ts';

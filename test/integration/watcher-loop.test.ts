@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
-import { createRunner } from '@pullnix/shared';
+import { createRunner, PullnixError } from '@pullnix/shared';
 import { ExecutorLink, Watcher, watcherKeyPath, systemClock, type Clock } from '@pullnix/watcher';
 import { GitRemote } from '../lib/git-remote.ts';
 import { c1DeployedC2Pushed, FakeExecutor } from '../lib/watcher-fake-executor.ts';
@@ -151,6 +151,30 @@ describe('watcher loop', () => {
     assert.equal(executor.deploys[0]?.commit, c2);
     assert.equal(log.count('poll.sync_requested'), 1);
     assert.equal(lsRemotes(), polled + 1, 'exactly one more poll');
+  });
+
+  it('logs a report the executor refuses, once until one is accepted, instead of swallowing it', async () => {
+    // main: c1 - *c2 (deployed while every report is refused; then reports are accepted; then refused again)
+    const { remote, c2, stateDir, socketPath, executor } = await c1DeployedC2Pushed(() => fx.newStateDir());
+    teardowns.push(() => executor.stop());
+    const refusal = new PullnixError('BAD_REQUEST', 'params/state must be equal to one of the allowed values');
+    executor.refuseReports = refusal;
+    const log = new CapturedLog();
+    startWatcher({ remote, stateDir, socketPath, log });
+    await waitFor('the head deployed and several reports refused', () => executor.deploys.length === 1 && executor.refusedReports >= 3);
+    assert.equal(executor.deploys[0]?.commit, c2);
+    const refused = log.events('report.refused');
+    assert.equal(refused.length, 1, 'one line for the same refusal, not one per report');
+    assert.equal(refused[0]?.fields.code, 'BAD_REQUEST');
+    assert.match(refused[0]?.fields.reason ?? '', /must be equal to one of the allowed values/);
+    assert.equal(refused[0]?.priority, 3, 'logged as an error (syslog priority 3)');
+
+    executor.refuseReports = null;
+    executor.push({ type: 'sync' });
+    await waitFor('a report accepted again', () => executor.reports.length >= 1);
+    executor.refuseReports = refusal;
+    executor.push({ type: 'sync' });
+    await waitFor('the refusal after an accepted report to be logged again', () => log.count('report.refused') === 2);
   });
 
   it('builds a commit again after an operator retry, without waiting for the interval', async () => {

@@ -49,6 +49,9 @@ export class FakeExecutor {
   answer: (params: DeployParams) => DeployAnswer = () => 'succeeded';
   readonly deploys: (DeployParams & { keyId: string })[] = [];
   readonly reports: WatcherReport[] = [];
+  /** When set, every report is refused with it (as the executor refuses one its schema does not allow). */
+  refuseReports: PullnixError | null = null;
+  refusedReports = 0;
   subscribes = 0;
   /** Operator retries to hand to the next subscriber (the executor queues them while no watcher is connected). */
   pendingRetries: string[] = [];
@@ -89,6 +92,10 @@ export class FakeExecutor {
             this.statusRequests += 1;
             return this.status();
           case 'report':
+            if (this.refuseReports) {
+              this.refusedReports += 1;
+              throw this.refuseReports;
+            }
             this.reports.push(params as WatcherReport);
             return {};
           case 'deploy':

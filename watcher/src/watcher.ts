@@ -115,6 +115,8 @@ export class Watcher {
   private running: Promise<PollResult> | null = null;
   private reportInFlight = false;
   private reportDirty = false;
+  /** The message of the last refused report (logged once); null after an accepted one. */
+  private reportRefused: string | null = null;
   private readonly metrics: TextfileWriter;
   private lastSuccessfulPollAt: number | null = null;
   /** Deployments the preDeploy hook postponed since start. */
@@ -586,10 +588,19 @@ export class Watcher {
       return;
     }
     this.reportInFlight = true;
+    const report = this.report();
     this.executor
-      .report(this.report())
-      .catch(() => {
-        // Informational only; the connection loop reports a lost executor.
+      .report(report)
+      .then(() => {
+        this.reportRefused = null;
+      })
+      .catch((error: unknown) => {
+        // A lost connection is the connection loop's to report. A refusal is not: the executor
+        // answered that this report is wrong (its schema or the watcher's), and every report
+        // after it will be refused the same way, so it is logged once until one is accepted.
+        if (!(error instanceof PullnixError) || this.reportRefused === error.message) return;
+        this.reportRefused = error.message;
+        this.logger.event('report.refused', { code: error.code, reason: error.message, state: report.state });
       })
       .finally(() => {
         this.reportInFlight = false;

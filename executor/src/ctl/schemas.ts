@@ -9,8 +9,15 @@
  */
 import type { JSONSchemaType, SchemaObject } from 'ajv';
 import {
+  CHECK_KINDS,
   COMMIT_PATTERN,
+  DEPLOYMENT_OUTCOMES,
+  DEPLOYMENT_PHASES,
   ERROR_CODES,
+  orNull,
+  REBOOT_REASONS,
+  VULNERABILITY_DECISIONS,
+  WATCHER_STATES,
   PUBLIC_KEY_PATTERN,
   KEY_ID_PATTERN,
   type CheckResult,
@@ -50,18 +57,8 @@ export interface ErrorOutput {
 
 export type HistoryOutput = { deployments: DeploymentRecord[]; total: number };
 
-/**
- * `T | null` for a required field. ajv's JSONSchemaType only types `nullable` for optional
- * (undefined) fields, so these are cast; the nested schemas they wrap are still typed.
- */
-function orNull(schema: object): never {
-  const s: Record<string, unknown> = { ...schema, nullable: true };
-  if (Array.isArray(s.enum)) s.enum = [...(s.enum as unknown[]), null];
-  return s as never;
-}
-
 const iso = { type: 'string', maxLength: 40 } as const;
-const isoOrNull = orNull(iso);
+const isoOrNull = orNull<string>(iso);
 const commit = { type: 'string', pattern: COMMIT_PATTERN } as const;
 const anyErrorCode = [...Object.keys(ERROR_CODES), ...Object.keys(CTL_ERROR_CODES)];
 
@@ -75,15 +72,13 @@ const errorData: JSONSchemaType<ErrorData> = {
   },
 };
 
-const checkKinds = ['git', 'units', 'command', 'http', 'tcp', 'unit'] as const;
-
 const checkResult: JSONSchemaType<CheckResult> = {
   type: 'object',
   additionalProperties: false,
   required: ['name', 'kind', 'passed', 'attempts', 'error', 'startedAt', 'durationMs'],
   properties: {
     name: { type: 'string' },
-    kind: { type: 'string', enum: checkKinds },
+    kind: { type: 'string', enum: CHECK_KINDS },
     passed: orNull({ type: 'boolean' }),
     attempts: { type: 'integer', minimum: 0 },
     error: orNull({ type: 'string' }),
@@ -95,18 +90,13 @@ const checkResult: JSONSchemaType<CheckResult> = {
   },
 };
 
-const phases = ['accepted', 'activating', 'verifying', 'committing', 'rolling-back', 'reboot-pending', 'awaiting-boot', 'fallback-reboot', 'finished'] as const;
-const outcomes = ['succeeded', 'rolled-back', 'rollback-failed', 'reboot-required', 'interrupted', 'superseded'] as const;
-
-const rebootReasons = ['kernel', 'initrd', 'kernel-modules', 'init-interface'] as const;
-
 const rebootInfo: JSONSchemaType<RebootInfo> = {
   type: 'object',
   additionalProperties: false,
   required: ['needed', 'reasons', 'mode'],
   properties: {
     needed: { type: 'boolean' },
-    reasons: { type: 'array', items: { type: 'string', enum: rebootReasons } },
+    reasons: { type: 'array', items: { type: 'string', enum: REBOOT_REASONS } },
     mode: { type: 'string', enum: ['never', 'window'] },
     pendingUntil: { type: 'string', nullable: true },
     windowStart: { type: 'string', nullable: true },
@@ -142,7 +132,7 @@ export const deploymentRecordSchema: JSONSchemaType<DeploymentRecord> = {
         failedUnits: { type: 'array', items: { type: 'string' }, nullable: true },
       },
     },
-    phase: { type: 'string', enum: phases },
+    phase: { type: 'string', enum: DEPLOYMENT_PHASES },
     phases: {
       type: 'array',
       items: {
@@ -150,14 +140,14 @@ export const deploymentRecordSchema: JSONSchemaType<DeploymentRecord> = {
         additionalProperties: false,
         required: ['phase', 'at'],
         properties: {
-          phase: { type: 'string', enum: phases },
+          phase: { type: 'string', enum: DEPLOYMENT_PHASES },
           at: iso,
-          detail: orNull({ type: 'string' }),
-          unit: orNull({ type: 'string' }),
+          detail: { type: 'string', nullable: true },
+          unit: { type: 'string', nullable: true },
         },
       },
     },
-    outcome: orNull({ type: 'string', enum: outcomes }),
+    outcome: orNull({ type: 'string', enum: DEPLOYMENT_OUTCOMES }),
     error: orNull(errorData),
     activationExit: orNull({ type: 'integer' }),
     generation: orNull({ type: 'integer' }),
@@ -193,7 +183,7 @@ const vulnerabilityScan: JSONSchemaType<VulnerabilityScan> = {
     toplevel: { type: 'string' },
     liveSystem: orNull({ type: 'string' }),
     at: iso,
-    decision: { type: 'string', enum: ['passed', 'refused', 'warned', 'error-allowed', 'error-refused'] },
+    decision: { type: 'string', enum: VULNERABILITY_DECISIONS },
     minSeverity: { type: 'number' },
     new: vulnerabilityFindings,
     fixed: vulnerabilityFindings,
@@ -213,7 +203,7 @@ const watcherReport: JSONSchemaType<WatcherReport> = {
   additionalProperties: false,
   required: ['state', 'pid', 'version', 'remoteHead', 'deployedCommit', 'lastPollAt', 'nextPollAt', 'lastError', 'failedBuilds'],
   properties: {
-    state: { type: 'string', enum: ['starting', 'idle', 'polling', 'fetching', 'building', 'scanning', 'deploying', 'backing-off', 'stopping'] },
+    state: { type: 'string', enum: WATCHER_STATES },
     pid: { type: 'integer', minimum: 1 },
     version: { type: 'string' },
     remoteHead: orNull(commitInfo),
@@ -232,19 +222,21 @@ const watcherReport: JSONSchemaType<WatcherReport> = {
       },
     }),
     failedBuilds: { type: 'array', items: commit },
-    untrusted: orNull({
+    untrusted: {
       type: 'object',
       additionalProperties: false,
       required: ['head', 'commit', 'reason', 'message', 'at'],
       properties: { head: commit, commit: orNull(commit), reason: { type: 'string' }, message: { type: 'string' }, at: iso },
-    }),
+      nullable: true,
+    },
     vulnerabilities: { ...vulnerabilityScan, nullable: true },
-    refusedHead: orNull({
+    refusedHead: {
       type: 'object',
       additionalProperties: false,
       required: ['commit', 'reason', 'deployed', 'at'],
       properties: { commit, reason: { type: 'string', enum: ['not-descendant'] }, deployed: orNull(commit), at: iso },
-    }),
+      nullable: true,
+    },
   },
 };
 
@@ -279,7 +271,7 @@ export const statusSchema: JSONSchemaType<StatusResult> = {
         toplevel: { type: 'string', pattern: '^/' },
         generation: orNull({ type: 'integer' }),
         at: iso,
-        rebootRequired: { type: 'array', items: { type: 'string', enum: rebootReasons }, nullable: true },
+        rebootRequired: { type: 'array', items: { type: 'string', enum: REBOOT_REASONS }, nullable: true },
       },
     }),
     liveSystem: orNull({ type: 'string' }),
@@ -291,7 +283,7 @@ export const statusSchema: JSONSchemaType<StatusResult> = {
       properties: {
         deploymentId: { type: 'integer', minimum: 1 },
         commit,
-        outcome: { type: 'string', enum: outcomes },
+        outcome: { type: 'string', enum: DEPLOYMENT_OUTCOMES },
         reason: { type: 'string' },
         at: iso,
         failedChecks: {
@@ -300,8 +292,9 @@ export const statusSchema: JSONSchemaType<StatusResult> = {
             type: 'object',
             additionalProperties: false,
             required: ['name', 'kind', 'error'],
-            properties: { name: { type: 'string' }, kind: { type: 'string', enum: checkKinds }, error: orNull({ type: 'string' }) },
+            properties: { name: { type: 'string' }, kind: { type: 'string', enum: CHECK_KINDS }, error: orNull({ type: 'string' }) },
           },
+          nullable: true,
         },
       },
     }),

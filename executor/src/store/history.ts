@@ -9,7 +9,7 @@
  */
 import { chmodSync, existsSync, linkSync, readFileSync, rmSync } from 'node:fs';
 import { basename } from 'node:path';
-import { appendLineDurable, writeFileAtomic, type DeploymentOutcome, type DeploymentRecord } from '@pullnix/shared';
+import { appendLineDurable, DEPLOYMENT_OUTCOMES, DEPLOYMENT_PHASES, writeFileAtomic, type DeploymentOutcome, type DeploymentRecord } from '@pullnix/shared';
 
 export interface CorruptionReport {
   file: string;
@@ -17,8 +17,8 @@ export interface CorruptionReport {
   setAside: string;
 }
 
-const PHASES = new Set(['accepted', 'activating', 'verifying', 'committing', 'rolling-back', 'reboot-pending', 'awaiting-boot', 'fallback-reboot', 'finished']);
-const OUTCOMES = new Set(['succeeded', 'rolled-back', 'rollback-failed', 'reboot-required', 'interrupted', 'superseded']);
+const PHASES: ReadonlySet<string> = new Set(DEPLOYMENT_PHASES);
+const OUTCOMES: ReadonlySet<string> = new Set(DEPLOYMENT_OUTCOMES);
 
 export const FAILURE_OUTCOMES: ReadonlySet<DeploymentOutcome> = new Set(['rolled-back', 'rollback-failed', 'reboot-required', 'interrupted']);
 

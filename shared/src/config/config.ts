@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { validateConfig } from '../generated/config-validator.ts';
 import type { Validator } from '../protocol/validators.ts';
+import type { DeclaredCheckKind } from '../protocol/vocabulary.ts';
 
 export const DEFAULT_CONFIG_PATH = '/etc/pullnix/config.json';
 
@@ -98,7 +99,7 @@ export interface VulnerabilityGateConfig {
 
 /** A declared check (`checks.<name>`); which fields apply depends on `type` (checked at load). */
 export interface CheckConfig {
-  type: 'command' | 'http' | 'tcp' | 'unit';
+  type: DeclaredCheckKind;
   argv: string[];
   user: string | null;
   url: string | null;

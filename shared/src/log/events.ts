@@ -103,6 +103,7 @@ export const EVENTS = {
   'poll.retry_requested': { priority: 'info', source: 'watcher', summary: "an operator's retry cleared the watcher's memory of a commit; it may be built again" },
   'build.stopped': { priority: 'info', source: 'watcher', summary: 'a running build was stopped (shutdown); its out-link removed, the commit is built again later' },
   'deploy.unanswered': { priority: 'warning', source: 'watcher', summary: 'the deploy request got no answer (connection lost or timeout); the head is tried again' },
+  'report.refused': { priority: 'error', source: 'watcher', summary: "the executor refused the watcher's state report (code=): status shows a stale or no watcher state. Logged once until a report is accepted again" },
   'watcher.error': { priority: 'error', source: 'watcher', summary: 'an unexpected error in the poll cycle; the watcher backs off and keeps running' },
   // --- generic
   'command.run': { priority: 'debug', source: 'any', summary: 'an external command is about to run (argv=)' },

@@ -4,27 +4,9 @@
  * history and `pullnix-ctl status` use.
  */
 import type { ErrorData } from './errors.ts';
+import type { CheckKind, DeploymentOutcome, DeploymentPhase, RebootReason, VulnerabilityDecision, WatcherState } from './vocabulary.ts';
 
-/** Where one deployment is in the pipeline (DESIGN.md steps 1-8). */
-export type DeploymentPhase =
-  | 'accepted' // step 2: recorded with the previous system
-  | 'activating' // step 3: switch-to-configuration test|switch through systemd-run
-  | 'verifying' // step 4: the checks (git connectivity first, then newly failed units and the declared checks)
-  | 'committing' // step 5 pass: nix-env --set, switch-to-configuration boot
-  | 'rolling-back' // step 5 fail: re-activate the recorded previous system
-  | 'reboot-pending' // a reboot deployment outside reboot.window: waits (nothing changed) for the window or pullnix-ctl reboot-now
-  | 'awaiting-boot' // trial boot: the new system is the next boot once (one-shot entry), the previous one stays the default; rebooting
-  | 'fallback-reboot' // the trial system failed after its boot: the previous default stays, rebooting into it (once per deployment)
-  | 'finished'; // step 6: outcome recorded
-
-/** How a deployment ended. null while it runs. */
-export type DeploymentOutcome =
-  | 'succeeded' // verified, profile generation created, boot default moved
-  | 'rolled-back' // failed (activation or verification), previous system re-activated
-  | 'rollback-failed' // failed, and re-activating the previous system failed too: executor pauses itself
-  | 'reboot-required' // switch-to-configuration exit 100: nothing activated, boot default untouched
-  | 'interrupted' // the executor died mid-deployment and the live system was not its toplevel
-  | 'superseded'; // a reboot deployment still pending (outside reboot.window) was replaced by a newer deploy request; nothing changed
+export * from './vocabulary.ts';
 
 export interface PhaseMark {
   phase: DeploymentPhase;
@@ -45,9 +27,6 @@ export interface PreviousSystem {
    */
   failedUnits?: string[] | null;
 }
-
-/** What kind of verification a check is (executor/src/verify/: one file per kind). */
-export type CheckKind = 'git' | 'units' | 'command' | 'http' | 'tcp' | 'unit';
 
 /** The result of one verification check (step 4), as the history keeps it. */
 export interface CheckResult {
@@ -95,9 +74,6 @@ export interface DeploymentRecord {
   reboot?: RebootInfo;
 }
 
-/** Why a system needs a reboot: its kernel, initrd or kernel modules differ from the booted system's, or the activation answered 100. */
-export type RebootReason = 'kernel' | 'initrd' | 'kernel-modules' | 'init-interface';
-
 export interface RebootInfo {
   needed: boolean;
   reasons: RebootReason[];
@@ -127,8 +103,6 @@ export interface CommitInfo {
   subject: string | null;
   time: string | null; // ISO 8601 commit time
 }
-
-export type WatcherState = 'starting' | 'idle' | 'polling' | 'fetching' | 'building' | 'scanning' | 'deploying' | 'backing-off' | 'stopping';
 
 /** What the watcher tells the executor about itself (method `report`); shown by status. */
 export interface WatcherReport {
@@ -168,14 +142,6 @@ export interface VulnerabilityFinding {
   /** CVSS v3 base score; null when the NVD has none. */
   score: number | null;
 }
-
-/** How the vulnerability gate decided on a built system. */
-export type VulnerabilityDecision =
-  | 'passed' // nothing new at or above minSeverity (that is not allowed)
-  | 'refused' // new vulnerabilities, onNew = refuse: not deployed, remembered like a failed build
-  | 'warned' // new vulnerabilities, onNew = warn: deployed anyway
-  | 'error-allowed' // the scan failed, onError = allow: deployed anyway
-  | 'error-refused'; // the scan failed, onError = refuse: not deployed now, tried again later
 
 /** The gate's decision on one built system, compared with the live one. */
 export interface VulnerabilityScan {

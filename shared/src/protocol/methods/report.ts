@@ -1,45 +1,46 @@
+import type { JSONSchemaType } from 'ajv';
 import { COMMIT_PATTERN } from '../grammar.ts';
 import { defineMethod } from '../method.ts';
-import type { WatcherReport } from '../types.ts';
+import { orNull } from '../nullable.ts';
+import type { CommitInfo, VulnerabilityFinding, VulnerabilityScan, WatcherReport } from '../types.ts';
+import { VULNERABILITY_DECISIONS, WATCHER_STATES } from '../vocabulary.ts';
 
 export type ReportParams = WatcherReport;
 
-const isoTime = { type: 'string', maxLength: 40, nullable: true } as const;
-const commitInfo = {
+const isoTime = orNull<string>({ type: 'string', maxLength: 40 });
+const commitInfo: JSONSchemaType<CommitInfo> = {
   type: 'object',
   additionalProperties: false,
   required: ['commit', 'subject', 'time'],
-  nullable: true,
   properties: {
     commit: { type: 'string', pattern: COMMIT_PATTERN },
-    subject: { type: 'string', maxLength: 1000, nullable: true },
+    subject: orNull({ type: 'string', maxLength: 1000 }),
     time: isoTime,
   },
-} as const;
+};
 
-const finding = {
+const finding: JSONSchemaType<VulnerabilityFinding> = {
   type: 'object',
   additionalProperties: false,
   required: ['id', 'package', 'version', 'score'],
   properties: {
     id: { type: 'string', pattern: '^CVE-[0-9]{4}-[0-9]{4,}$', maxLength: 32 },
     package: { type: 'string', maxLength: 256 },
-    version: { type: 'string', maxLength: 256, nullable: true },
-    score: { type: 'number', minimum: 0, maximum: 10, nullable: true },
+    version: orNull({ type: 'string', maxLength: 256 }),
+    score: orNull({ type: 'number', minimum: 0, maximum: 10 }),
   },
-} as const;
+};
 const findings = { type: 'array', maxItems: 100, items: finding } as const;
-const vulnerabilityScan = {
+const vulnerabilityScan: JSONSchemaType<VulnerabilityScan> = {
   type: 'object',
   additionalProperties: false,
   required: ['commit', 'toplevel', 'liveSystem', 'at', 'decision', 'minSeverity', 'new', 'fixed', 'allowed', 'counts', 'error'],
-  nullable: true,
   properties: {
     commit: { type: 'string', pattern: COMMIT_PATTERN },
     toplevel: { type: 'string', maxLength: 4096 },
-    liveSystem: { type: 'string', maxLength: 4096, nullable: true },
+    liveSystem: orNull({ type: 'string', maxLength: 4096 }),
     at: { type: 'string', maxLength: 40 },
-    decision: { type: 'string', enum: ['passed', 'refused', 'warned', 'error-allowed', 'error-refused'] },
+    decision: { type: 'string', enum: VULNERABILITY_DECISIONS },
     minSeverity: { type: 'number', minimum: 0, maximum: 10 },
     new: findings,
     fixed: findings,
@@ -50,9 +51,9 @@ const vulnerabilityScan = {
       required: ['new', 'fixed', 'allowed'],
       properties: { new: { type: 'integer', minimum: 0 }, fixed: { type: 'integer', minimum: 0 }, allowed: { type: 'integer', minimum: 0 } },
     },
-    error: { type: 'string', maxLength: 4000, nullable: true },
+    error: orNull({ type: 'string', maxLength: 4000 }),
   },
-} as const;
+};
 
 /** The watcher's state, for status (remote head, drift, next poll, last error). */
 export const Report = defineMethod<ReportParams, Record<string, never>>()({
@@ -64,25 +65,24 @@ export const Report = defineMethod<ReportParams, Record<string, never>>()({
     additionalProperties: false,
     required: ['state', 'pid', 'version', 'remoteHead', 'deployedCommit', 'lastPollAt', 'nextPollAt', 'lastError', 'failedBuilds'],
     properties: {
-      state: { type: 'string', enum: ['starting', 'idle', 'polling', 'fetching', 'building', 'scanning', 'deploying', 'backing-off', 'stopping'] },
+      state: { type: 'string', enum: WATCHER_STATES },
       pid: { type: 'integer', minimum: 1, maximum: 4194304 },
       version: { type: 'string', maxLength: 64 },
-      remoteHead: commitInfo,
-      deployedCommit: commitInfo,
+      remoteHead: orNull(commitInfo),
+      deployedCommit: orNull(commitInfo),
       lastPollAt: isoTime,
       nextPollAt: isoTime,
-      lastError: {
+      lastError: orNull({
         type: 'object',
         additionalProperties: false,
         required: ['kind', 'message', 'at', 'commit'],
-        nullable: true,
         properties: {
           kind: { type: 'string', maxLength: 64 },
           message: { type: 'string', maxLength: 4000 },
           at: { type: 'string', maxLength: 40 },
-          commit: { type: 'string', pattern: COMMIT_PATTERN, nullable: true },
+          commit: orNull({ type: 'string', pattern: COMMIT_PATTERN }),
         },
-      },
+      }),
       failedBuilds: { type: 'array', maxItems: 100, items: { type: 'string', pattern: COMMIT_PATTERN } },
       untrusted: {
         type: 'object',
@@ -91,13 +91,13 @@ export const Report = defineMethod<ReportParams, Record<string, never>>()({
         nullable: true,
         properties: {
           head: { type: 'string', pattern: COMMIT_PATTERN },
-          commit: { type: 'string', pattern: COMMIT_PATTERN, nullable: true },
+          commit: orNull({ type: 'string', pattern: COMMIT_PATTERN }),
           reason: { type: 'string', maxLength: 64 },
           message: { type: 'string', maxLength: 4000 },
           at: { type: 'string', maxLength: 40 },
         },
       },
-      vulnerabilities: vulnerabilityScan,
+      vulnerabilities: { ...vulnerabilityScan, nullable: true },
       // Optional: a watcher of an earlier version does not send it.
       refusedHead: {
         type: 'object',
@@ -107,10 +107,10 @@ export const Report = defineMethod<ReportParams, Record<string, never>>()({
         properties: {
           commit: { type: 'string', pattern: COMMIT_PATTERN },
           reason: { type: 'string', enum: ['not-descendant'] },
-          deployed: { type: 'string', pattern: COMMIT_PATTERN, nullable: true },
+          deployed: orNull({ type: 'string', pattern: COMMIT_PATTERN }),
           at: { type: 'string', maxLength: 40 },
         },
       },
     },
-  } as never,
+  },
 });
