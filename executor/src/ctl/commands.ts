@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { fsyncDir, generateSigningKey, isCommit, KEY_ID_PATTERN, PROTOCOL_VERSION, saveSigningKey, VERSION, type SigningKey } from '@pullnix/shared';
 import { connect, findKey, loadSettings, userKeyPath, type Connection, type CtlSettings } from './context.ts';
 import { CtlError, EXIT, usageError } from './exit.ts';
-import { colourWanted, makeStyle } from './format.ts';
+import { colourWanted, makeStyle, printable } from './format.ts';
 import { renderDeployment, renderHistory, renderKey, renderStatus, renderVersion, type RenderContext } from './render.ts';
 import { OUTPUT_SCHEMAS, type KeyOutput, type VersionOutput } from './schemas.ts';
 
@@ -126,7 +126,7 @@ export async function pause(inv: Invocation): Promise<number> {
     if (inv.globals.json) printJson(inv, r);
     else {
       const ctx = renderContext(inv, settings);
-      inv.io.out(`paused (by ${r.paused.by})${r.paused.reason ? `: ${r.paused.reason}` : ''}`);
+      inv.io.out(printable(`paused (by ${r.paused.by})${r.paused.reason ? `: ${r.paused.reason}` : ''}`));
       inv.io.out(ctx.style.dim('deployments are refused (a running one finishes) until: pullnix-ctl resume'));
     }
     return EXIT.ok;

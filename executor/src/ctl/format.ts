@@ -62,7 +62,8 @@ export function duration(ms: number): string {
  * Left-aligned columns separated by two spaces; the last column is not padded, and is cut to
  * `width` (when given) so a long reason does not wrap the table on a terminal.
  */
-export function table(header: readonly string[], rows: readonly (readonly string[])[], style: Style, width?: number): string {
+export function table(header: readonly string[], given: readonly (readonly string[])[], style: Style, width?: number): string {
+  const rows = given.map((r) => r.map((cell) => cell.replace(/\n/g, '\\n')));
   const widths = header.map((h, i) => Math.max(visibleLength(h), ...rows.map((r) => visibleLength(r[i] ?? ''))));
   const line = (cells: readonly string[]) => {
     let out = '';
@@ -82,7 +83,36 @@ export function table(header: readonly string[], rows: readonly (readonly string
 /** Label/value lines with the labels padded to one width; continuation lines (label '') indent. */
 export function fields(rows: readonly (readonly [string, string])[]): string {
   const w = Math.max(...rows.map(([label]) => label.length));
-  return rows.map(([label, value]) => `${label.padEnd(w)}  ${value}`.trimEnd()).join('\n');
+  // A line break inside a value (a name or reason from git or the network) would forge a line.
+  return rows.map(([label, value]) => `${label.padEnd(w)}  ${value.replace(/\n/g, '\\n')}`.trimEnd()).join('\n');
+}
+
+/**
+ * C0 controls but the line feed (which `firstLine` and `fields` handle), DEL, C1 controls (0x9b is
+ * a CSI on 8-bit terminals) and the bidirectional overrides that reorder what a terminal shows.
+ */
+const UNPRINTABLE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * A string from git or the network made safe to print on a terminal: every control character
+ * becomes a visible escape (`\x1b`, `\u202e`), so a commit subject or an error cannot move the
+ * cursor, retitle the terminal or hide text.
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => {
+    const code = c.charCodeAt(0);
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
+/** `printable` applied to every string in an answer, before any of it is rendered. */
+export function printableDeep<T>(value: T): T {
+  if (typeof value === 'string') return printable(value) as T;
+  if (Array.isArray(value)) return value.map((v: unknown) => printableDeep(v)) as T;
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, printableDeep(v)])) as T;
+  }
+  return value;
 }
 
 export function firstLine(text: string, max = 200): string {
@@ -90,6 +120,7 @@ export function firstLine(text: string, max = 200): string {
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
 
+/** A subject or a reason in double quotes, its first line, control characters escaped. */
 export function quoted(text: string | null | undefined): string {
-  return text ? JSON.stringify(firstLine(text, 72)) : '';
+  return text ? `"${printable(firstLine(text, 72))}"` : '';
 }

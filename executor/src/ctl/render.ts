@@ -1,6 +1,10 @@
-/** Human output of each command. `now` is passed in so relative times are testable. */
+/**
+ * Human output of each command. `now` is passed in so relative times are testable. Every answer is
+ * passed through `printableDeep` first: subjects, refs, errors and names come from git, a forge or
+ * the network, and must not reach the terminal as control sequences.
+ */
 import { shortCommit, type CheckResult, type DeploymentRecord, type StatusResult, type VulnerabilityFinding, type VulnerabilityScan } from '@pullnix/shared';
-import { duration, fields, firstLine, quoted, relativeTime, table, type Style } from './format.ts';
+import { duration, fields, firstLine, printableDeep, quoted, relativeTime, table, type Style } from './format.ts';
 import type { CtlSettings } from './context.ts';
 import type { KeyOutput, VersionOutput } from './schemas.ts';
 
@@ -25,7 +29,8 @@ function outcomeText(d: DeploymentRecord, s: Style): string {
   }
 }
 
-export function renderStatus(st: StatusResult, ctx: RenderContext): string {
+export function renderStatus(given: StatusResult, ctx: RenderContext): string {
+  const st = printableDeep(given);
   const { style: s, now } = ctx;
   const rows: [string, string][] = [];
   const report = st.watcher.report;
@@ -157,7 +162,8 @@ function vulnerabilityRows(v: VulnerabilityScan, ctx: RenderContext): [string, s
   return rows;
 }
 
-export function renderHistory(h: { deployments: DeploymentRecord[]; total: number }, ctx: RenderContext): string {
+export function renderHistory(given: { deployments: DeploymentRecord[]; total: number }, ctx: RenderContext): string {
+  const h = printableDeep(given);
   const { style: s, now } = ctx;
   if (h.deployments.length === 0) return 'no deployments yet';
   const rows = h.deployments.map((d) => [
@@ -175,7 +181,8 @@ export function renderHistory(h: { deployments: DeploymentRecord[]; total: numbe
   return out + more;
 }
 
-export function renderDeployment(d: DeploymentRecord, ctx: RenderContext): string {
+export function renderDeployment(given: DeploymentRecord, ctx: RenderContext): string {
+  const d = printableDeep(given);
   const { style: s, now } = ctx;
   const rows: [string, string][] = [
     ['deployment', `#${d.id} (${d.kind}), asked by ${d.requestedBy}`],
@@ -198,7 +205,8 @@ function checkLine(c: CheckResult, s: Style): string {
   return `${c.name} ${s.red('FAILED')} (${tries}): ${firstLine(c.error ?? '', 200)}`;
 }
 
-export function renderVersion(v: VersionOutput): string {
+export function renderVersion(given: VersionOutput): string {
+  const v = printableDeep(given);
   const lines = [`pullnix-ctl ${v.version} (protocol v${v.protocol})`];
   if (v.executor) lines.push(`pullnix-executor ${v.executor.version} (pid ${v.executor.pid})`);
   else if (v.executorError) lines.push(`pullnix-executor: not asked (${v.executorError.code}: ${firstLine(v.executorError.message)})`);

@@ -98,6 +98,23 @@ describe('ctl render', () => {
     assert.doesNotMatch(renderStatus(st, plain), /^trust/m);
   });
 
+  it('status, history, a deployment: control characters from git or the network are shown escaped, never sent to the terminal', () => {
+    // A subject that would retitle the terminal, clear the screen (C1 CSI) and reverse the text after it.
+    const hostile = 'fix\u001b]0;pwned\u0007 \u009b2J\u202eevil\nforged line';
+    const st = busyStatus();
+    st.watcher.report!.untrusted = { head: HEAD, commit: BAD, reason: 'unsigned', message: `commit ${BAD} ("${hostile}"): not signed`, at: ago(120) };
+    st.watcher.report!.remoteHead = { ...st.watcher.report!.remoteHead!, subject: hostile };
+    st.lastFailure = { ...st.lastFailure!, failedChecks: [{ name: hostile, kind: 'http', error: hostile }] };
+    const bad = deployment({ requestedBy: hostile, error: { code: 'VERIFY_FAILED', message: hostile } });
+    const outputs = [renderStatus(st, plain), renderHistory({ deployments: [bad], total: 1 }, plain), renderDeployment(bad, plain)];
+    for (const out of outputs) {
+      assert.doesNotMatch(out, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/, out);
+      assert.match(out, /fix\\x1b\]0;pwned\\x07 \\x9b2J\\u202eevil/);
+      assert.doesNotMatch(out, /^forged line/m);
+    }
+    assert.ok(outputs[0]!.includes('remote        feedface "fix\\x1b]0;pwned\\x07 \\x9b2J\\u202eevil'), outputs[0]);
+  });
+
   it("status: the vulnerability gate's last decision (refused with the new CVEs, passed with what it fixes, a failed scan)", () => {
     const st = busyStatus();
     const libfoo = { id: 'CVE-2099-0001', package: 'libfoo', version: '2.0', score: 9.8 };
