@@ -37,12 +37,13 @@ async function deploy(hh: Harness, commit: string, toplevel: string) {
   return record;
 }
 
-/** systemctl list-units answers: `before` for the first call (Deployment.start), then `after`. */
-function failedUnitsSequence(hh: Harness, answers: string[][]): void {
+/** systemctl list-units answers in turn (the last one for good); null: systemctl fails (exit 1). */
+function failedUnitsSequence(hh: Harness, answers: (string[] | null)[]): void {
   let n = 0;
   hh.sys.hooks.set('systemctl', (argv) => {
     if (argv[1] !== 'list-units') return {};
     const units = answers[Math.min(n++, answers.length - 1)]!;
+    if (units === null) return { exitCode: 1, stderr: 'Failed to connect to bus: Connection refused\n' };
     return { exitCode: 0, stdout: units.map((u) => `${u} loaded failed failed ${u}\n`).join('') };
   });
 }
@@ -153,6 +154,24 @@ describe('verification in the pipeline', () => {
     const record = await deploy(h, COMMIT_A, h.sys.makeSystem('fine'));
     assert.equal(record.outcome, 'succeeded');
     assert.deepEqual(record.checks!.find((c) => c.name === 'failed-units')!.preexisting, ['old-broken.service']);
+  });
+
+  it('systemctl silent before the deployment: asked again; silent every time, a unit failing after activation is blamed', async () => {
+    h = harness();
+    failedUnitsSequence(h, [null, ['old-broken.service']]);
+    const retried = await deploy(h, COMMIT_A, h.sys.makeSystem('fine'));
+    assert.deepEqual(retried.previous.failedUnits, ['old-broken.service']);
+    assert.equal(retried.outcome, 'succeeded');
+
+    h.sys.cleanup();
+    h = harness();
+    failedUnitsSequence(h, [null, null, null, ['crashy.service']]);
+    const record = await deploy(h, COMMIT_B, h.sys.makeSystem('crashy'));
+    assert.equal(record.previous.failedUnits, null);
+    assert.equal(record.outcome, 'rolled-back');
+    const units = record.checks!.find((c) => c.name === 'failed-units')!;
+    assert.deepEqual(units.units, ['crashy.service']);
+    assert.match(units.error!, /units failing before it are unknown \(systemctl did not answer then\): crashy\.service/);
   });
 
   it('a declared check failing until verify.timeoutSec rolls back and is named; git failing means the others do not run', async () => {

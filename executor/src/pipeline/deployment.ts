@@ -56,7 +56,7 @@ export class Deployment {
   static async start(ctx: PipelineContext, request: DeploymentRequest): Promise<Deployment> {
     const { config, history, state, clock } = ctx;
     // Units already failed before anything changes: the verification reports them, never blames them.
-    const failedBefore = await failedUnits(ctx.runner);
+    const failedBefore = await failedUnitsBaseline(ctx);
     const id = Math.max(state.state.nextId, history.maxId + 1);
     const at = new Date(clock.now()).toISOString();
     const previousSystem = liveSystem(config);
@@ -270,6 +270,22 @@ function describeActivation(a: ActivationResult, failedBefore: readonly string[]
 function logSwitchOutput(d: Deployment, a: ActivationResult): void {
   const summary = a.lines.filter((l) => SWITCH_SUMMARY.test(l));
   d.log.event('deploy.switch_output', { unit: a.unit, exit: a.exit, lines: summary.length > 0 ? summary.join(' | ') : '(no unit changes reported)' });
+}
+
+/** Looks at the failing units before a deployment, and the pause after each that found no answer. */
+export const BASELINE_RETRY_MS = [1000, 2000] as const;
+
+/**
+ * The units failing before the deployment, asked again (BASELINE_RETRY_MS) when systemctl does not
+ * answer; still null after that, the failed-units check blames every failing unit (units.ts).
+ */
+async function failedUnitsBaseline(ctx: PipelineContext): Promise<string[] | null> {
+  for (const pause of [...BASELINE_RETRY_MS, null]) {
+    const units = await failedUnits(ctx.runner);
+    if (units !== null || pause === null) return units;
+    await ctx.clock.sleep(pause);
+  }
+  return null;
 }
 
 const SWITCH_SUMMARY = /^(stopping|starting|restarting|reloading|NOT restarting|NOT stopping|the following new units|warning: the following units failed|the following units failed|Failed to run activate script|This system)/;

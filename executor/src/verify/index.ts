@@ -68,7 +68,7 @@ export function checksConfigOf(ctx: PipelineContext, toplevel: string, log: Logg
 /** The checks after git, in the order they are reported. */
 export function followingChecks(ctx: PipelineContext, record: DeploymentRecord, config: Pick<ChecksConfig, 'checks' | 'failedUnits'>): Check[] {
   const list: Check[] = [];
-  if (config.failedUnits.enable) list.push(unitsCheck(ctx, record.previous.failedUnits ?? undefined, config.failedUnits.settleSec));
+  if (config.failedUnits.enable) list.push(unitsCheck(ctx, record.previous.failedUnits, config.failedUnits.settleSec));
   const env = deploymentEnv(record);
   for (const name of Object.keys(config.checks).sort()) {
     const c = config.checks[name]!;
