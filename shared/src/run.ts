@@ -16,6 +16,11 @@ export interface RunOptions {
   killAfterMs?: number;
   /** Keep only this many trailing bytes of stdout/stderr. */
   maxOutputBytes?: number;
+  /**
+   * Write stdout, whole, to this file (created or truncated) instead of keeping its tail: for a
+   * report that must be read entire (vulnix's). The result's stdout is then ''.
+   */
+  stdoutFile?: string;
 }
 
 export interface RunResult {
@@ -56,6 +61,7 @@ export function createRunner(log?: Logger): Runner {
       ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
       ...(options.signal !== undefined ? { cancelSignal: options.signal } : {}),
       stdin: 'ignore',
+      ...(options.stdoutFile !== undefined ? { stdout: { file: options.stdoutFile } } : {}),
       stripFinalNewline: false,
       maxBuffer: 64 * 1024 * 1024,
     });

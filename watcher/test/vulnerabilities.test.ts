@@ -4,11 +4,11 @@
  * the cache of scans per store path, the time limit, and the memory it persists.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
-import { createLogger, parseConfig, parseLine, type RunOptions, type RunResult, type VulnerabilityFinding, type VulnerabilityGateConfig } from '@pullnix/shared';
+import { createLogger, createRunner, parseConfig, parseLine, type RunOptions, type RunResult, type VulnerabilityFinding, type VulnerabilityGateConfig } from '@pullnix/shared';
 import { compareScans, readVulnixResult, SCAN_CACHE_MAX_AGE_MS, VulnerabilityGate, vulnixArgv } from '../src/index.ts';
 import { emptyMemory, MemoryStore, parseMemory } from '../src/memory.ts';
 import { Writable } from 'node:stream';
@@ -139,7 +139,11 @@ function rig(t: TestContext, settings: Partial<VulnerabilityGateConfig> = {}) {
     calls.push({ argv, options });
     const answer = answers.get(argv.at(-1)!);
     if (!answer) throw new Error(`no answer for ${argv.at(-1)}`);
-    return typeof answer === 'function' ? answer() : { ...answer, argv };
+    const got = typeof answer === 'function' ? await answer() : { ...answer, argv };
+    // As the real runner does with stdoutFile: the whole stdout in the file, none in the result.
+    if (options.stdoutFile === undefined || got.spawnError) return got;
+    writeFileSync(options.stdoutFile, got.stdout);
+    return { ...got, stdout: '' };
   };
   const lines: string[] = [];
   const logger = createLogger({ level: 'debug', stream: new Writable({ write: (c: Buffer, _e, done) => (lines.push(...c.toString().split('\n').filter(Boolean)), done()) }) });
@@ -281,6 +285,55 @@ describe('the gate', () => {
       assert.ok(line.startsWith('<3>'), 'an error: the gate did not do its work');
       assert.equal(r.memory.vulnerabilities?.scans.length ?? 0, 0, 'a failed scan is not cached');
     }
+  });
+
+  it('a scan that ran but whose report cannot be read is refused, even with onError = allow', async (t) => {
+    const r = rig(t, { onError: 'allow' });
+    const next = r.system('next');
+    const whole = JSON.stringify([item('libfoo', '2.0', { 'CVE-2099-0001': 9.8 })]);
+    for (const [exitCode, stdout] of [[2, whole.slice(0, whole.length - 20)], [0, ''], [2, '{"not": "a list"}']] as const) {
+      r.answers.set(next, result({ exitCode, stdout }));
+      const v = await r.gate.check(C1, next);
+      assert.equal(v.verdict, 'refuse', `exit ${exitCode} ${stdout.slice(0, 30)}`);
+      if (v.verdict !== 'refuse') return;
+      assert.equal(v.scan.decision, 'refused');
+      assert.match(v.message, /ran, but its report cannot be read: .*not deployed/);
+      assert.match(v.scan.error ?? '', exitCode === 2 && stdout.startsWith('{') ? /unexpected JSON report: not a list/ : /not JSON/);
+    }
+    assert.equal(r.events('vulnerabilities.unreadable').length, 3);
+    assert.equal(r.events('vulnerabilities.scan_failed').length, 0);
+  });
+
+  it('a report over 256 KiB is read whole (the real runner, the report through a file): its new CVE is refused', async (t) => {
+    const root = mkdtempSync(join(tmpdir(), 'pullnix-vulnix-big-'));
+    t.after(() => rmSync(root, { recursive: true, force: true }));
+    // A program answering like vulnix (exit 2, the JSON list on stdout), from <the scanned path>/report.json.
+    const vulnix = join(root, 'vulnix');
+    writeFileSync(vulnix, '#!/bin/sh\nfor last; do :; done\ncat "$last/report.json"\nexit "$(cat "$last/exit")"\n');
+    chmodSync(vulnix, 0o755);
+    const system = (name: string, items: ReturnType<typeof item>[]) => {
+      const p = join(root, name);
+      mkdirSync(p);
+      writeFileSync(join(p, 'report.json'), JSON.stringify(items, null, 1));
+      writeFileSync(join(p, 'exit'), items.length > 0 ? '2' : '0');
+      return p;
+    };
+    // 2,000 old, low-scored findings with vulnix's descriptions, both systems: about 1 MiB of report.
+    const old = Array.from({ length: 2000 }, (_, i) => ({ ...item(`pkg${i}`, '1.0', { [`CVE-2001-${String(i).padStart(4, '0')}`]: 3.1 }), description: { [`CVE-2001-${String(i).padStart(4, '0')}`]: 'x'.repeat(400) } }));
+    const live = system('live', old);
+    const next = system('next', [...old, item('zzz-libfoo', '2.0', { 'CVE-2099-0001': 9.8 })]);
+    assert.ok(JSON.stringify(old).length > 512 * 1024);
+    const currentSystem = join(root, 'current-system');
+    symlinkSync(live, currentSystem);
+    const config = parseConfig(JSON.stringify({ repository: { url: '/r' }, build: { mode: 'flake' }, gates: { vulnerabilities: { enable: true, command: vulnix, onError: 'allow' } } }));
+    const logger = createLogger({ stream: new Writable({ write: (_c, _e, d) => d() }) });
+    mkdirSync(join(root, 'state'));
+    const gate = new VulnerabilityGate({ settings: config.gates.vulnerabilities, runner: createRunner(), logger, cacheDir: join(root, 'state', 'vulnix'), currentSystem, memory: emptyMemory(), save: () => undefined, now: Date.now });
+    const v = await gate.check(C1, next);
+    assert.equal(v.verdict, 'refuse', JSON.stringify(v).slice(0, 600));
+    if (v.verdict !== 'refuse') return;
+    assert.deepEqual(v.scan.new, [f('CVE-2099-0001', 'zzz-libfoo', 9.8, '2.0')]);
+    assert.deepEqual(readdirSync(join(root, 'state')), [], 'the report file is removed');
   });
 
   it('a live system that cannot be resolved is a scan failure', async (t) => {

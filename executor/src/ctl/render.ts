@@ -147,8 +147,11 @@ function vulnerabilityRows(v: VulnerabilityScan, ctx: RenderContext): [string, s
       rows.push(['security', `${s.green('passed')} ${about}: no new vulnerability at or above CVSS ${v.minSeverity}`]);
       break;
     case 'refused':
-      rows.push(['security', `${s.red('refused')} ${about}: ${v.counts.new} new vulnerabilit${v.counts.new === 1 ? 'y' : 'ies'} at or above CVSS ${v.minSeverity}`]);
-      rows.push(['', s.red(list(v.new, v.counts.new))]);
+      if (v.error !== null) rows.push(['security', `${s.red('refused')} ${about}: the scan ran, but its report cannot be read: ${firstLine(v.error, 160)}`]);
+      else {
+        rows.push(['security', `${s.red('refused')} ${about}: ${v.counts.new} new vulnerabilit${v.counts.new === 1 ? 'y' : 'ies'} at or above CVSS ${v.minSeverity}`]);
+        rows.push(['', s.red(list(v.new, v.counts.new))]);
+      }
       rows.push(['', s.dim('not deployed until a newer commit or: pullnix-ctl retry COMMIT')]);
       break;
     case 'warned':

@@ -94,6 +94,7 @@ export const EVENTS = {
   'vulnerabilities.fixed': { priority: 'info', source: 'watcher', summary: 'the built system no longer has vulnerabilities the live system has: this commit fixes them (cves=)' },
   'vulnerabilities.refused': { priority: 'warning', source: 'watcher', summary: 'the built system brings in vulnerabilities the live system does not have (cves=); not deployed, not retried until a newer commit or retry' },
   'vulnerabilities.warned': { priority: 'warning', source: 'watcher', summary: 'the built system brings in new vulnerabilities (cves=); deployed anyway (gates.vulnerabilities.onNew = warn)' },
+  'vulnerabilities.unreadable': { priority: 'error', source: 'watcher', summary: 'a vulnix scan ran but its report cannot be read (not JSON, not its shape, too large); the system is refused whatever on_error says, not retried until a newer commit or retry' },
   'vulnerabilities.scan_failed': { priority: 'error', source: 'watcher', summary: 'a vulnix scan failed or timed out; on_error=allow deploys anyway, on_error=refuse tries again after a back-off' },
   'gcroots.pruned': { priority: 'debug', source: 'watcher', summary: 'old GC roots removed, keeping build.keepGcRoots' },
   'deploy.requested': { priority: 'info', source: 'watcher', summary: 'a signed deploy request was sent to the executor' },

@@ -13,15 +13,21 @@
  * trusted to let a system through: before a refusal the live system is scanned again, so a
  * refusal never rests on an older vulnerability database than the new system's scan.
  */
-import { realpathSync } from 'node:fs';
-import type { Logger, Runner, VulnerabilityDecision, VulnerabilityFinding, VulnerabilityGateConfig, VulnerabilityScan } from '@pullnix/shared';
+import { closeSync, fstatSync, openSync, readSync, realpathSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { describeFailure, type Logger, type Runner, type VulnerabilityDecision, type VulnerabilityFinding, type VulnerabilityGateConfig, type VulnerabilityScan } from '@pullnix/shared';
 import type { WatcherMemory } from '../memory.ts';
-import { readVulnixResult, vulnixArgv } from './vulnix.ts';
+import { readVulnixResult, vulnixArgv, type VulnixAnswer } from './vulnix.ts';
 
 /** How many scanned systems the cache keeps (the live one, the last few built ones). */
 export const SCAN_CACHE_SIZE = 4;
 /** A cached result older than this is scanned again (new CVEs are published every day). */
 export const SCAN_CACHE_MAX_AGE_MS = 24 * 3600 * 1000;
+/**
+ * A vulnix report larger than this is not read (and the system is refused, as an unreadable
+ * report): a whole NixOS closure with every CVE described is a few MiB.
+ */
+export const MAX_REPORT_BYTES = 64 * 1024 * 1024;
 /** The report's lists are cut here (the counts stay whole). */
 const LIST_LIMIT = 100;
 /** CVEs named in one log line. */
@@ -90,7 +96,7 @@ export interface VulnerabilityGateOptions {
   now: () => number;
 }
 
-type Scanned = { ok: true; findings: VulnerabilityFinding[] } | { ok: false; error: string; stopped: boolean };
+type Scanned = { ok: true; findings: VulnerabilityFinding[] } | { ok: false; error: string; stopped: boolean; unreadable?: true };
 
 export class VulnerabilityGate {
   private readonly o: VulnerabilityGateOptions;
@@ -129,13 +135,13 @@ export class VulnerabilityGate {
     }
 
     const next = await this.scan(toplevel, deadline, signal);
-    if (!next.ok) return next.stopped ? { verdict: 'stopped' } : this.scanFailed(commit, toplevel, live, 'new', toplevel, next.error);
+    if (!next.ok) return this.notScanned(next, commit, toplevel, live, 'new', toplevel);
     let liveCached = true;
     let liveFindings = this.cached(live);
     if (!liveFindings) {
       liveCached = false;
       const scanned = await this.scan(live, deadline, signal);
-      if (!scanned.ok) return scanned.stopped ? { verdict: 'stopped' } : this.scanFailed(commit, toplevel, live, 'live', live, scanned.error);
+      if (!scanned.ok) return this.notScanned(scanned, commit, toplevel, live, 'live', live);
       liveFindings = scanned.findings;
     }
     let comparison = compareScans(liveFindings, next.findings, settings);
@@ -143,7 +149,7 @@ export class VulnerabilityGate {
       // Never refuse on a cached live result: the database may have learnt of these since.
       liveCached = false;
       const scanned = await this.scan(live, deadline, signal);
-      if (!scanned.ok) return scanned.stopped ? { verdict: 'stopped' } : this.scanFailed(commit, toplevel, live, 'live', live, scanned.error);
+      if (!scanned.ok) return this.notScanned(scanned, commit, toplevel, live, 'live', live);
       comparison = compareScans(scanned.findings, next.findings, settings);
     }
     const ms = Math.round(performance.now() - started);
@@ -168,6 +174,16 @@ export class VulnerabilityGate {
     return { verdict: 'refuse', scan: this.record(commit, toplevel, live, 'refused', comparison, null), message, detail };
   }
 
+  /** A scan without findings: stopped, unreadable (refused whatever onError says), or failed (onError). */
+  private notScanned(s: Extract<Scanned, { ok: false }>, commit: string, toplevel: string, live: string, target: 'new' | 'live', path: string): GateVerdict {
+    if (s.stopped) return { verdict: 'stopped' };
+    if (!s.unreadable) return this.scanFailed(commit, toplevel, live, target, path, s.error);
+    this.o.logger.event('vulnerabilities.unreadable', { commit, target, path, error: s.error });
+    const message = `the vulnerability scan of the ${target} system ran, but its report cannot be read: ${s.error}; not deployed (an unread report may list what the gate stops), not retried until a newer commit or pullnix-ctl retry`;
+    const scan = this.record(commit, toplevel, live, 'refused', { new: [], fixed: [], allowed: [] }, s.error);
+    return { verdict: 'refuse', scan, message, detail: s.error };
+  }
+
   private scanFailed(commit: string, toplevel: string, live: string | null, target: 'new' | 'live', path: string, error: string): GateVerdict {
     const { onError } = this.o.settings;
     this.o.logger.event('vulnerabilities.scan_failed', { commit, target, path, error, on_error: onError });
@@ -182,11 +198,27 @@ export class VulnerabilityGate {
     const { settings, runner, cacheDir } = this.o;
     const left = Math.floor(deadline - performance.now());
     if (left <= 0) return { ok: false, error: `gates.vulnerabilities.timeoutSec (${settings.timeoutSec} s) was used up before ${path} could be scanned`, stopped: false };
-    const result = await runner(vulnixArgv(settings, cacheDir, path), { timeoutMs: left, killAfterMs: 5000, ...(signal ? { signal } : {}) });
-    if (result.aborted) return { ok: false, error: `${settings.command} was stopped`, stopped: signal?.aborted === true };
-    if (result.timedOut) return { ok: false, error: `${settings.command} did not finish within gates.vulnerabilities.timeoutSec (${settings.timeoutSec} s) scanning ${path}`, stopped: false };
-    const answer = readVulnixResult(result);
-    if (!answer.ok) return { ok: false, error: answer.error, stopped: false };
+    // The report goes to a file, whole: the runner keeps only the last 256 KiB of an output.
+    const reportFile = join(dirname(cacheDir), 'vulnix-report.json');
+    rmSync(reportFile, { force: true });
+    try {
+      const result = await runner(vulnixArgv(settings, cacheDir, path), { timeoutMs: left, killAfterMs: 5000, stdoutFile: reportFile, ...(signal ? { signal } : {}) });
+      if (result.aborted) return { ok: false, error: `${settings.command} was stopped`, stopped: signal?.aborted === true };
+      if (result.timedOut) return { ok: false, error: `${settings.command} did not finish within gates.vulnerabilities.timeoutSec (${settings.timeoutSec} s) scanning ${path}`, stopped: false };
+      if (result.spawnError || result.signal || result.exitCode === null) return this.answered(path, readVulnixResult(result));
+      const report = readReport(reportFile);
+      if (typeof report !== 'string') {
+        if (result.exitCode === 0 || result.exitCode === 2) return { ok: false, error: `${settings.command} exited ${result.exitCode} after a scan, but ${report.error}`, stopped: false, unreadable: true };
+        return { ok: false, error: `${report.error} (${describeFailure(result)})`, stopped: false };
+      }
+      return this.answered(path, readVulnixResult({ ...result, stdout: report }));
+    } finally {
+      rmSync(reportFile, { force: true });
+    }
+  }
+
+  private answered(path: string, answer: VulnixAnswer): Scanned {
+    if (!answer.ok) return { ok: false, error: answer.error, stopped: false, ...(answer.unreadable ? { unreadable: true as const } : {}) };
     this.remember(path, answer.findings);
     return answer;
   }
@@ -222,5 +254,29 @@ export class VulnerabilityGate {
     state.last = scan;
     this.o.save();
     return scan;
+  }
+}
+
+/** The report vulnix wrote, whole; or why it cannot be read (missing: vulnix did not start; too large). */
+function readReport(file: string): string | { error: string } {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (error) {
+    return { error: `its report ${file} cannot be opened: ${(error as NodeJS.ErrnoException).code ?? String(error)}` };
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (size > MAX_REPORT_BYTES) return { error: `its report is ${size} bytes, over the ${MAX_REPORT_BYTES} read` };
+    const buffer = Buffer.alloc(size);
+    let got = 0;
+    while (got < size) {
+      const n = readSync(fd, buffer, got, size - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    return buffer.subarray(0, got).toString('utf8');
+  } finally {
+    closeSync(fd);
   }
 }

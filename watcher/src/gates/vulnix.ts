@@ -19,7 +19,10 @@
  *
  * Exit 2 therefore means either "vulnerabilities found" or "failed": only a well-formed JSON list
  * on stdout whose exit code agrees with its content (2 ⇔ something in `affected_by`) is a
- * result; everything else is a failed scan.
+ * result; everything else is a failed scan. But a scan that ran (exit 0, or exit 2 with a report
+ * begun on stdout) and whose report cannot be read is not a failed scan: its report may list
+ * what the gate is there to stop, so it is `unreadable`, refused (never let through by
+ * `onError = allow`). The report is read whole from a file (vulnerabilities.ts), never cut.
  */
 import { describeFailure, lastLines, type RunResult } from '@pullnix/shared';
 import type { VulnerabilityFinding } from '@pullnix/shared';
@@ -36,23 +39,30 @@ export function vulnixArgv(settings: VulnixSettings, cacheDir: string, storePath
   return [settings.command, '--json', '--closure', '--cache-dir', cacheDir, ...settings.extraFlags, '--', storePath];
 }
 
-export type VulnixAnswer = { ok: true; findings: VulnerabilityFinding[] } | { ok: false; error: string };
+/** `unreadable`: the scan ran but its report cannot be read (refused, not an error). */
+export type VulnixAnswer = { ok: true; findings: VulnerabilityFinding[] } | { ok: false; error: string; unreadable?: true };
 
 /** One vulnix run's result → the findings (one per package and CVE), or why it is not a result. */
 export function readVulnixResult(result: RunResult): VulnixAnswer {
   const name = result.argv[0] ?? 'vulnix';
   if (result.spawnError || result.timedOut || result.aborted || result.signal) return { ok: false, error: describeFailure(result) };
   if (result.exitCode !== 0 && result.exitCode !== 1 && result.exitCode !== 2) return { ok: false, error: describeFailure(result) };
+  // output_json() prints its list and nothing else, and only after the scan ran.
+  const scanned = result.exitCode === 0 || (result.exitCode === 2 && result.stdout.trim() !== '');
   let data: unknown;
   try {
     data = JSON.parse(result.stdout);
-  } catch {
+  } catch (error) {
+    if (scanned) return { ok: false, unreadable: true, error: `${name} exited ${result.exitCode} after a scan, but its report (${Buffer.byteLength(result.stdout)} bytes) is not JSON: ${(error as Error).message}` };
     // exit 2 with a log on stderr (a RuntimeError), exit 1 with a traceback: their last line is the exception.
     const detail = lastLines(result.stderr, 1) || lastLines(result.stdout, 1);
     return { ok: false, error: `${name} exited ${result.exitCode} without a JSON report${detail ? `: ${detail}` : ''}` };
   }
   const parsed = parseVulnixJson(data);
-  if (typeof parsed === 'string') return { ok: false, error: `${name} exited ${result.exitCode} with an unexpected JSON report: ${parsed}` };
+  if (typeof parsed === 'string') {
+    const error = `${name} exited ${result.exitCode} with an unexpected JSON report: ${parsed}`;
+    return scanned ? { ok: false, unreadable: true, error } : { ok: false, error };
+  }
   const reported = parsed.length > 0;
   if (reported !== (result.exitCode === 2)) {
     return { ok: false, error: `${name} exited ${result.exitCode} but its report lists ${parsed.length} vulnerabilit${parsed.length === 1 ? 'y' : 'ies'} (exit 2 means some were found)` };
