@@ -68,6 +68,50 @@ describe('checks: http and tcp against real sockets', () => {
     assert.deepEqual(closed, { ok: false, error: 'ECONNREFUSED' });
   });
 
+  it('http: an endless body is read only up to 64 KiB, while it streams, and matched', async () => {
+    let sent = 0;
+    const server = createServer((_req, res) => {
+      let closed = false;
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('healthy\n');
+      const chunk = Buffer.alloc(64 * 1024, 'x');
+      const more = () => {
+        while (!closed && res.write(chunk)) sent += chunk.length;
+        if (!closed) res.once('drain', more);
+      };
+      res.on('close', () => void (closed = true));
+      more();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/stream`;
+      const check = httpCheck('web', { ...BASE, url, bodyPattern: '^healthy$', timeoutSec: 30 });
+      assert.deepEqual(await check.attempt({ timeoutMs: 30_000, signal: NEVER }), { ok: false, error: `status 200, but the body does not match /^healthy$/: healthy ${'x'.repeat(191)}…` });
+      const multiline = httpCheck('web', { ...BASE, url, bodyPattern: '^healthy\\nx{100}', timeoutSec: 30 });
+      assert.deepEqual(await multiline.attempt({ timeoutMs: 30_000, signal: NEVER }), { ok: true });
+      assert.ok(sent < 64 * 1024 * 1024, `the server sent ${sent} bytes before the check let go`);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('http: a catastrophically backtracking body pattern is stopped after its time limit; the event loop keeps turning', async () => {
+    const { url, server } = await listen(() => [200, `${'a'.repeat(34)}b`]);
+    try {
+      let ticks = 0;
+      const ticker = setInterval(() => void ticks++, 20);
+      const check = httpCheck('web', { ...BASE, url: `${url}/`, bodyPattern: '^(a+)+$', timeoutSec: 30 });
+      const answer = await check.attempt({ timeoutMs: 30_000, signal: NEVER });
+      clearInterval(ticker);
+      assert.equal(answer.ok, false);
+      assert.match((answer as { error: string }).error, /^status 200, but the body pattern \/\^\(a\+\)\+\$\/ did not finish within 1000 ms on a 35-byte body/);
+      assert.ok(ticks > 0, 'timers ran while the pattern was matched');
+    } finally {
+      server.close();
+    }
+  });
+
   it('tcp: a listening port passes, a closed one fails', async () => {
     const server = createTcpServer((s) => s.end());
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
