@@ -26,6 +26,7 @@ import {
   type WatcherReport,
 } from '@pullnix/shared';
 import type { Executor } from './executor.ts';
+import { LOCAL_OPERATOR_KEY_ID } from './keys.ts';
 
 export function createHandler(executor: Executor, log: Logger): Handler {
   return async (request: AuthenticatedRequest, connection: Connection) => {
@@ -129,6 +130,8 @@ export function createServers(options: ExecutorServerOptions): ExecutorServers {
   const authenticator = new Authenticator({
     keys: options.keys,
     runId,
+    // Root's own key has a nonce quota of its own, outside the operators' pool (and so has the watcher's).
+    ownPoolKeyIds: [LOCAL_OPERATOR_KEY_ID],
     ...(options.windowMs !== undefined ? { windowMs: options.windowMs } : {}),
     ...(options.watcher ? { resolveKey: options.watcher.resolveKey } : {}),
   });

@@ -118,6 +118,35 @@ describe('Authenticator', () => {
     assert.equal(auth.rememberedNonces, 1);
   });
 
+  it('a key past its nonce quota is BUSY alone; operator keys filling the shared pool never make the watcher or root BUSY', () => {
+    const bob = generateSigningKey('bob');
+    const root = generateSigningKey('local-root');
+    const auth = new Authenticator({
+      keys: [
+        { keyId: 'watcher', role: 'watcher', publicKey: watcher.publicKey },
+        { keyId: 'alice', role: 'operator', publicKey: alice.publicKey },
+        { keyId: 'bob', role: 'operator', publicKey: bob.publicKey },
+        { keyId: 'mallory', role: 'operator', publicKey: mallory.publicKey },
+        { keyId: 'local-root', role: 'operator', publicKey: root.publicKey },
+      ],
+      maxNonces: 8,
+      maxNoncesPerKey: 5,
+      ownPoolKeyIds: ['local-root'],
+      runId: RUN,
+    });
+    for (let i = 0; i < 5; i++) auth.authenticate(signRequest(mallory, RUN, 'status', {}));
+    refusedWith(auth, signRequest(mallory, RUN, 'status', {}), 'BUSY', /key mallory has 5 requests in the replay window, its quota/);
+    for (let i = 0; i < 3; i++) auth.authenticate(signRequest(bob, RUN, 'status', {}));
+    // The shared pool (8) is full: another operator waits, the watcher and root do not.
+    refusedWith(auth, signRequest(alice, RUN, 'status', {}), 'BUSY', /too many requests in the replay window/);
+    for (let i = 0; i < 5; i++) {
+      auth.authenticate(signRequest(watcher, RUN, 'status', {}));
+      auth.authenticate(signRequest(root, RUN, 'status', {}));
+    }
+    refusedWith(auth, signRequest(watcher, RUN, 'status', {}), 'BUSY', /key watcher has 5/);
+    assert.equal(auth.rememberedNonces, 18);
+  });
+
   it('refuses a request signed for another executor run (no replay across a restart)', () => {
     const start = 1_000_000_000_000;
     const before = signRequest(alice, RUN, 'status', {}, { now: start - 1 });

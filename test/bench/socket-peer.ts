@@ -57,7 +57,7 @@ if (mode === 'executor') {
   const server = new SocketServer({
     path,
     group: null,
-    authenticator: new Authenticator({ keys: [{ keyId: 'watcher', role: 'watcher', publicKey }], maxNonces: 10_000_000, runId: newRunId() }),
+    authenticator: new Authenticator({ keys: [{ keyId: 'watcher', role: 'watcher', publicKey }], maxNonces: 10_000_000, maxNoncesPerKey: 10_000_000, runId: newRunId() }),
     handler: async () => statusLike,
   });
   await server.start();

@@ -28,8 +28,22 @@ export interface AuthenticatorOptions {
   keys: readonly TrustedKey[];
   /** Accepted distance between issuedAt and the executor's clock, either way. */
   windowMs?: number;
-  /** Most nonces remembered at once; past it, new requests are refused BUSY rather than forgetting. */
+  /**
+   * Most nonces remembered at once for the keys that share one pool (every key but the watcher's
+   * and those in `ownPoolKeyIds`); past it, their new requests are refused BUSY rather than
+   * forgetting.
+   */
   maxNonces?: number;
+  /**
+   * Most nonces one key may have remembered at once: past it, that key's requests are refused
+   * BUSY, and no other key notices. One operator key cannot fill the memory the others need.
+   */
+  maxNoncesPerKey?: number;
+  /**
+   * Keys outside the shared pool, bounded by their own quota only (the watcher's, whatever its
+   * id, always is): root's own key, so no operator key, nor all of them, can make root BUSY.
+   */
+  ownPoolKeyIds?: readonly string[];
   now?: () => number;
   /**
    * This executor run's id (random at start, sent to every connection in its hello). A request
@@ -52,14 +66,21 @@ export class Authenticator {
   private readonly resolveKey: ((keyId: string) => TrustedKey | null) | null;
   /** The last key each resolved id had, decoded (decoding is the cost worth saving). */
   private readonly resolved = new Map<string, { publicKey: string; role: Role; key: KeyObject }>();
-  private readonly nonces = new Map<string, number>(); // nonce -> expiry (ms)
+  /** Per key: nonce -> expiry (ms). A replay is the same key and nonce (the signature covers both). */
+  private readonly nonces = new Map<string, Map<string, number>>();
+  /** Nonces remembered for the keys of the shared pool. */
+  private pooled = 0;
   private readonly maxNonces: number;
+  private readonly maxNoncesPerKey: number;
+  private readonly ownPool: ReadonlySet<string>;
   private readonly now: () => number;
   readonly runId: string;
 
   constructor(options: AuthenticatorOptions) {
     this.windowMs = options.windowMs ?? 30_000;
     this.maxNonces = options.maxNonces ?? 100_000;
+    this.maxNoncesPerKey = options.maxNoncesPerKey ?? Math.min(10_000, this.maxNonces);
+    this.ownPool = new Set(options.ownPoolKeyIds ?? []);
     this.now = options.now ?? Date.now;
     this.runId = options.runId;
     this.resolveKey = options.resolveKey ?? null;
@@ -97,9 +118,16 @@ export class Authenticator {
     if (Math.abs(skew) > this.windowMs) {
       throw refuse('STALE', `issuedAt is ${Math.round(skew / 1000)} s from the executor's clock; at most ±${this.windowMs / 1000} s accepted`);
     }
-    this.forgetExpiredNonces(now);
-    if (this.nonces.has(envelope.nonce)) throw refuse('REPLAY', `nonce ${envelope.nonce} was already used`);
-    if (this.nonces.size >= this.maxNonces) throw refuse('BUSY', 'too many requests in the replay window; try again shortly');
+    const pooled = trusted.role !== 'watcher' && !this.ownPool.has(envelope.keyId);
+    let mine = this.nonces.get(envelope.keyId);
+    if (!mine) this.nonces.set(envelope.keyId, (mine = new Map()));
+    this.forgetExpiredNonces(mine, pooled, now, this.maxNoncesPerKey);
+    if (mine.has(envelope.nonce)) throw refuse('REPLAY', `nonce ${envelope.nonce} was already used`);
+    if (mine.size >= this.maxNoncesPerKey) throw refuse('BUSY', `key ${envelope.keyId} has ${mine.size} requests in the replay window, its quota; try again shortly`);
+    if (pooled && this.pooled >= this.maxNonces) {
+      for (const [keyId, memory] of this.nonces) if (keyId !== envelope.keyId) this.forgetExpiredNonces(memory, true, now, 0);
+      if (this.pooled >= this.maxNonces) throw refuse('BUSY', 'too many requests in the replay window; try again shortly');
+    }
     const spec = METHODS[envelope.method];
     if (!(spec.roles as readonly Role[]).includes(trusted.role)) {
       throw refuse('FORBIDDEN', `key ${envelope.keyId} has role ${trusted.role}; ${envelope.method} needs ${spec.roles.join(' or ')}`);
@@ -107,7 +135,8 @@ export class Authenticator {
     const validate = validateParams[envelope.method];
     if (!validate(envelope.params)) throw refuse('BAD_REQUEST', `${envelope.method} params: ${describeAjv(validate)}`);
     // Remember the nonce only now: a refused request does not consume it, an accepted one does.
-    this.nonces.set(envelope.nonce, envelope.issuedAt + this.windowMs);
+    mine.set(envelope.nonce, envelope.issuedAt + this.windowMs);
+    if (pooled) this.pooled++;
     return { envelope, method: envelope.method, role: trusted.role };
   }
 
@@ -129,17 +158,21 @@ export class Authenticator {
   }
 
   get rememberedNonces(): number {
-    return this.nonces.size;
+    let n = 0;
+    for (const memory of this.nonces.values()) n += memory.size;
+    return n;
   }
 
-  private forgetExpiredNonces(now: number): void {
+  /** Drop expired nonces; stops at the first live one unless the memory is at `full` or over. */
+  private forgetExpiredNonces(memory: Map<string, number>, pooled: boolean, now: number, full: number): void {
     // Map iterates in insertion order and expiries are roughly increasing: stop at the first live one.
-    for (const [nonce, expiry] of this.nonces) {
+    for (const [nonce, expiry] of memory) {
       if (expiry >= now) {
-        if (this.nonces.size < this.maxNonces) break;
+        if (memory.size < full) break;
         continue;
       }
-      this.nonces.delete(nonce);
+      memory.delete(nonce);
+      if (pooled) this.pooled--;
     }
   }
 }
