@@ -79,7 +79,13 @@ export class GitCheckout implements GitOps {
     const { branch, url } = this.options;
     // --progress even without a terminal: the progress lines are what resets the inactivity
     // timer (with --quiet git prints nothing until the end, and the limit cut long fetches off).
-    await this.run(this.options.dir, ['fetch', '--no-tags', '--progress', '--', url, `+refs/heads/${branch}:${TRACKING_REF_PREFIX}${branch}`], signal, this.options.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS);
+    // fetch.unpackLimit=1: a pack of fewer than fetch.unpackLimit objects (default 100) goes to
+    // unpack-objects, which prints nothing while the pack comes in (git's fetch-pack.c, get_pack:
+    // `if (ntohl(header.hdr_entries) < unpack_limit) do_keep = 0;` chooses unpack-objects over
+    // index-pack), so a small but slow fetch was cut off at the limit as a whole. index-pack redraws
+    // "Receiving objects" with the throughput every second while bytes arrive, and keeps the
+    // objects as one pack.
+    await this.run(this.options.dir, ['-c', 'fetch.unpackLimit=1', 'fetch', '--no-tags', '--progress', '--', url, `+refs/heads/${branch}:${TRACKING_REF_PREFIX}${branch}`], signal, this.options.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS);
   }
 
   async hasCommit(commit: string): Promise<boolean> {
@@ -155,7 +161,7 @@ export class GitCheckout implements GitOps {
       logger.event('command.done', { cmd: 'git', exit: 0, ms: Math.round(performance.now() - started) });
       return out;
     } catch (caught) {
-      const error = timeoutMs && isInactivityTimeout(caught) ? inactivityError(args[0]!, timeoutMs, caught) : caught;
+      const error = timeoutMs && isInactivityTimeout(caught) ? inactivityError(args[args[0] === '-c' ? 2 : 0]!, timeoutMs, caught) : caught;
       const exit = (error as { exitCode?: unknown }).exitCode;
       logger.event('command.done', { cmd: 'git', exit: typeof exit === 'number' ? exit : null, ms: Math.round(performance.now() - started), error: describeGitError(error) });
       throw error;

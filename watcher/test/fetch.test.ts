@@ -19,15 +19,19 @@ after(() => rmSync(root, { recursive: true, force: true }));
 const GIT_ENV = { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t', GIT_CONFIG_NOSYSTEM: '1' };
 const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, env: GIT_ENV, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 
-/** A bare remote whose one commit holds 150 incompressible files (1.5 MB, over git's unpack limit: index-pack shows progress). */
-function bigRemote(): { path: string; head: string } {
-  const work = join(root, 'work');
+/**
+ * A bare remote whose one commit holds `files` incompressible files (1.5 MB in all). 150 files are
+ * over git's default fetch.unpackLimit (100 objects: index-pack, which shows progress); 3 files
+ * are under it (unpack-objects, which printed nothing while the pack came in).
+ */
+function bigRemote(name: string, files: number): { path: string; head: string } {
+  const work = join(root, `work-${name}`);
   mkdirSync(work);
   git(work, 'init', '-q');
-  for (let i = 0; i < 150; i++) writeFileSync(join(work, `f${i}`), randomBytes(10_000));
+  for (let i = 0; i < files; i++) writeFileSync(join(work, `f${i}`), randomBytes(Math.floor(1_500_000 / files)));
   git(work, 'add', '.');
   git(work, 'commit', '-qm', 'big');
-  const path = join(root, 'remote.git');
+  const path = join(root, `${name}.git`);
   git(root, 'clone', '-q', '--bare', work, path);
   return { path, head: git(work, 'rev-parse', 'HEAD') };
 }
@@ -62,7 +66,7 @@ function checkout(name: string, url: string, ssh: string, fetchTimeoutMs: number
 }
 
 describe('fetch time limit: no output for fetchTimeoutSec, not the whole fetch', () => {
-  const remote = bigRemote();
+  const remote = bigRemote('many', 150);
   const url = `ssh://git.invalid${remote.path}`;
 
   it('a fetch that keeps printing progress runs past the limit and completes', async () => {
@@ -70,6 +74,14 @@ describe('fetch time limit: no output for fetchTimeoutSec, not the whole fetch',
     const { git: g } = checkout('slow', url, fakeSsh('slow'), 3000);
     await g.fetch();
     assert.equal(await g.hasCommit(remote.head), true);
+  });
+
+  it('a slow fetch of fewer than 100 objects prints progress too, and completes', async () => {
+    // 5 objects (3 blobs, a tree, a commit), 1.5 MB at 256 KiB/s: about 6 s under a 3 s limit.
+    const few = bigRemote('few', 3);
+    const { git: g } = checkout('slow-few', `ssh://git.invalid${few.path}`, fakeSsh('slow'), 3000);
+    await g.fetch();
+    assert.equal(await g.hasCommit(few.head), true);
   });
 
   it('a fetch that prints nothing is stopped with an error naming the limit', async () => {
