@@ -163,6 +163,42 @@ describe('socket server and client', () => {
     quick.stop();
   });
 
+  it('bounds the bytes held for unauthenticated connections in all: the ones holding the most are closed, an honest client still gets in', { timeout: 10_000 }, async () => {
+    const dropped: string[] = [];
+    const budget = 300_000;
+    const tight = new SocketServer({
+      path: join(dir, 'tight.sock'),
+      group: null,
+      unauthenticatedBufferBytes: budget,
+      authDeadlineMs: 5000,
+      authenticator: new Authenticator({ keys: [{ keyId: 'watcher', role: 'watcher', publicKey: watcher.publicKey }], runId: RUN }),
+      handler: async () => ({ method: 'status' }),
+      onDropped: (cause) => void dropped.push(cause),
+    });
+    await tight.start();
+    try {
+      // Eight peers, each 60 KB of a frame never finished (under the 80 KiB frame limit): 480 KB in all.
+      const peers = await Promise.all(Array.from({ length: 8 }, () => rawPeer(join(dir, 'tight.sock'))));
+      let peak = 0;
+      for (const p of peers) p.sock.write(`{"type":"pullnix.request","data":{"pad":"${'q'.repeat(60_000)}`);
+      // 8 x 60 KB over a 300 KB budget: four are closed, the ones holding the most.
+      while (dropped.length < 4) {
+        peak = Math.max(peak, tight.unauthenticatedBytes ?? Infinity);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      assert.deepEqual(dropped, ['over-budget', 'over-budget', 'over-budget', 'over-budget']);
+      assert.ok(tight.unauthenticatedBytes <= budget, `${tight.unauthenticatedBytes} bytes held`);
+      assert.ok(peak <= budget, `peak ${peak}`);
+      const honest = new SocketClient({ path: join(dir, 'tight.sock'), key: watcher });
+      await honest.connect();
+      assert.deepEqual(await honest.request('status', {}), { method: 'status' });
+      honest.close();
+      for (const p of peers) p.sock.destroy();
+    } finally {
+      tight.stop();
+    }
+  });
+
   it('tells every connection the executor run, and refuses a request signed for another run as STALE', async () => {
     const client = new SocketClient({ path, key: watcher });
     await client.connect();

@@ -2,8 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
 /** Start a node script and wait until it prints a line matching `ready`. */
-export async function startNode(script: string, args: string[], ready = /^ready/, env: NodeJS.ProcessEnv = process.env): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env });
+export async function startNode(script: string, args: string[], ready = /^ready/, env: NodeJS.ProcessEnv = process.env, nodeArgs: readonly string[] = []): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, script, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env });
   const lines = createInterface({ input: child.stdout! });
   await new Promise<void>((resolve, reject) => {
     const onExit = (code: number | null) => reject(new Error(`${script} exited ${code} before it was ready`));

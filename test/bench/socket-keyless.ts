@@ -4,14 +4,17 @@
  *   - holds `idle` connections, re-opening each one the moment the executor closes it (the
  *     reconnect flood that used to hold every connection slot);
  *   - sends 1 MiB frames on `big` lanes, reconnecting after each close;
- *   - trickles a half frame a few bytes at a time on `trickle` lanes, never finishing it.
+ *   - trickles a half frame a few bytes at a time on `trickle` lanes, never finishing it;
+ *   - on `frames` lanes, writes 8 frames just under the frame limit (~78 KiB) at once, never
+ *     reading an answer, and reconnects when closed (the flood of ~80 KiB frames on every group
+ *     slot of issue 21).
  * Prints "ready" once the first wave is open, and its counts at the end. Loopback Unix socket only.
  *
- *   node socket-keyless.js <group socket> <seconds> [idle=400] [big=4] [trickle=32]
+ *   node socket-keyless.js <group socket> <seconds> [idle=400] [big=4] [trickle=32] [frames=0]
  */
 import { connect, type Socket } from 'node:net';
 
-const [path, secondsText, idleText, bigText, trickleText] = process.argv.slice(2);
+const [path, secondsText, idleText, bigText, trickleText, framesText] = process.argv.slice(2);
 if (!path || !secondsText) throw new Error('usage: socket-keyless.js <socket> <seconds> [idle] [big] [trickle]');
 const socketPath: string = path;
 const deadline = Date.now() + Number(secondsText) * 1000;
@@ -60,7 +63,16 @@ const trickleLane = (): void =>
     s.on('close', () => clearInterval(timer));
   }, trickleLane);
 
+// Under MAX_FRAME_IN_BYTES (80 KiB): each is a whole frame, parsed, then queued or refused.
+const nearLimit = `{"type":"pullnix.request","data":{"v":2,"id":"flood","method":"status","params":{},"pad":"${'z'.repeat(78 * 1024)}"}}\f`;
+const frameLane = (): void =>
+  open((s) => {
+    s.pause(); // never read an answer
+    for (let i = 0; i < 8 && !s.destroyed && !over(); i++) (s.write(nearLimit), counts.bigFrames++);
+  }, frameLane);
+
 for (let i = 0; i < Number(idleText ?? 400); i++) idleLane();
+for (let i = 0; i < Number(framesText ?? 0); i++) frameLane();
 for (let i = 0; i < Number(bigText ?? 4); i++) bigLane();
 for (let i = 0; i < Number(trickleText ?? 32); i++) trickleLane();
 console.log('ready');

@@ -13,6 +13,10 @@
  *     it has, deliver each frame within MAX_CHUNKS_PER_FRAME_UNAUTHENTICATED reads.
  *   - slots: at maxConnections, a new connection closes the oldest connection that has not
  *     authenticated, so reconnecting as fast as possible cannot keep an honest client out.
+ *   - memory, in all: the bytes held for connections that have not authenticated (partial frames
+ *     and the frame waiting in the queue) are bounded per server (unauthenticatedBufferBytes, not
+ *     only per frame): past it, the connections holding the most are closed first, so an honest
+ *     client's small frame survives a flood of large ones.
  */
 import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -45,7 +49,7 @@ export interface RefusalInfo {
 }
 
 /** Why the server closed a connection itself. */
-export type DropCause = 'auth-deadline' | 'frame-too-large' | 'trickle' | 'evicted' | 'full' | 'refusals';
+export type DropCause = 'auth-deadline' | 'frame-too-large' | 'trickle' | 'evicted' | 'full' | 'refusals' | 'over-budget';
 
 export interface DropInfo {
   socket: string;
@@ -78,6 +82,8 @@ export interface ServerOptions {
    */
   authDeadlineMs?: number;
   onClose?: (connection: Connection) => void;
+  /** Bytes held at most, in all, for connections that have not authenticated (default UNAUTHENTICATED_BUFFER_BYTES). */
+  unauthenticatedBufferBytes?: number;
 }
 
 const requestIdRe = new RegExp(REQUEST_ID_PATTERN);
@@ -98,6 +104,12 @@ export const DEFAULT_MAX_CONNECTIONS = 64;
  * bytes at a time would otherwise cost one event per few bytes for the whole auth deadline.
  */
 export const MAX_CHUNKS_PER_FRAME_UNAUTHENTICATED = 32;
+/**
+ * Bytes all connections that have not authenticated may hold at once, per socket: 100 frames at
+ * the frame limit. An honest request is a few hundred bytes; 256 slots of ~80 KiB frames (each
+ * also held as parsed strings) once held ~400 MiB of heap, more than V8 gives a 1 GiB machine.
+ */
+export const UNAUTHENTICATED_BUFFER_BYTES = 8 * 1024 * 1024;
 
 export class SocketServer {
   private ipc: IPCModuleInstance | null = null;
@@ -105,6 +117,9 @@ export class SocketServer {
   private drainScheduled = false;
   private readonly name: string;
   private readonly maxConnections: number;
+  private readonly unauthenticatedBudget: number;
+  /** Bytes held now for connections that have not authenticated (ConnectionImpl.held). */
+  private unauthenticated = 0;
 
   private readonly options: ServerOptions;
 
@@ -112,6 +127,35 @@ export class SocketServer {
     this.options = options;
     this.name = options.name ?? 'socket';
     this.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    this.unauthenticatedBudget = options.unauthenticatedBufferBytes ?? UNAUTHENTICATED_BUFFER_BYTES;
+  }
+
+  /** Bytes held now for connections that have not authenticated (partial frames, queued frames). */
+  get unauthenticatedBytes(): number {
+    return this.unauthenticated;
+  }
+
+  /** Set what a connection holds; past the budget, close the unauthenticated connections holding the most. */
+  private hold(conn: ConnectionImpl, pending: number, queued: number): void {
+    const before = conn.pending + conn.queuedBytes;
+    conn.pending = pending;
+    conn.queuedBytes = queued;
+    if (conn.authenticated || conn.closed) return;
+    this.unauthenticated += pending + queued - before;
+    while (this.unauthenticated > this.unauthenticatedBudget) {
+      let worst: [Socket, ConnectionImpl] | null = null;
+      for (const entry of this.connections) {
+        const c = entry[1];
+        if (!c.authenticated && !c.closed && (!worst || c.pending + c.queuedBytes > worst[1].pending + worst[1].queuedBytes)) worst = entry;
+      }
+      if (!worst) break;
+      this.drop(worst[0], worst[1], 'over-budget', `connections that have not authenticated hold more than ${this.unauthenticatedBudget} bytes; this one held the most (${worst[1].pending + worst[1].queuedBytes})`);
+    }
+  }
+
+  /** A connection stops counting against the budget: it authenticated, or it is gone. */
+  private release(conn: ConnectionImpl): void {
+    if (!conn.authenticated && !conn.closed) this.unauthenticated -= conn.pending + conn.queuedBytes;
   }
 
   async start(): Promise<void> {
@@ -226,6 +270,8 @@ export class SocketServer {
         pending += Buffer.byteLength(text);
         if (pending > MAX_FRAME_IN_BYTES) return tooLarge(pending);
         parts.push(text);
+        this.hold(conn, pending, conn.queuedBytes);
+        if (conn.closed) return;
         if (!conn.authenticated && parts.length > MAX_CHUNKS_PER_FRAME_UNAUTHENTICATED) {
           this.drop(socket, conn, 'trickle', `a frame still incomplete after ${parts.length} reads, before authenticating`);
           parts = [];
@@ -245,12 +291,19 @@ export class SocketServer {
       const frames = parts.join('');
       parts = rest ? [rest] : [];
       pending = restBytes;
+      // The frames' bytes count while node-ipc parses them; onRequest keeps what it queues.
+      conn.arriving = Buffer.byteLength(frames);
+      this.hold(conn, pending + conn.arriving, conn.queuedBytes);
+      if (conn.closed) return;
       parse(frames);
+      conn.arriving = 0;
+      this.hold(conn, pending, conn.queuedBytes);
     });
   }
 
   private forget(socket: Socket, conn: ConnectionImpl): void {
     if (conn.closed) return;
+    this.release(conn);
     if (conn.authTimer) clearTimeout(conn.authTimer);
     conn.queue.length = 0;
     this.connections.delete(socket);
@@ -278,7 +331,11 @@ export class SocketServer {
       return;
     }
     // Wrapped: a frame with no `data` is a request too (answered BAD_REQUEST), not an empty slot.
-    conn.queue.push({ data });
+    // Until it authenticates, a connection's queued frame counts at its raw size (at most one).
+    const bytes = conn.authenticated ? 0 : Math.min(conn.arriving, MAX_FRAME_IN_BYTES);
+    conn.queue.push({ data, bytes });
+    if (bytes > 0) this.hold(conn, conn.pending, conn.queuedBytes + bytes);
+    if (conn.closed) return;
     this.scheduleDrain();
   }
 
@@ -296,6 +353,7 @@ export class SocketServer {
         for (const [socket, conn] of this.connections) {
           const frame = conn.queue.shift();
           if (frame === undefined) continue;
+          if (frame.bytes > 0) this.hold(conn, conn.pending, Math.max(0, conn.queuedBytes - frame.bytes));
           this.serve(frame.data, socket, conn);
           if (conn.queue.length > 0) more = true;
         }
@@ -335,6 +393,7 @@ export class SocketServer {
       this.refuse(socket, conn, PullnixError.from(error), data);
       return;
     }
+    this.release(conn);
     conn.authenticated = true;
     if (conn.authTimer) clearTimeout(conn.authTimer);
     conn.authTimer = null;
@@ -368,7 +427,12 @@ class ConnectionImpl implements Connection {
   refusals = 0;
   authenticated = false;
   authTimer: NodeJS.Timeout | null = null;
-  readonly queue: { data: unknown }[] = [];
+  readonly queue: { data: unknown; bytes: number }[] = [];
+  /** Bytes of the frame not yet terminated, and of the frames queued before authenticating. */
+  pending = 0;
+  queuedBytes = 0;
+  /** Bytes of the frames node-ipc is parsing now (counted until onRequest queues or refuses them). */
+  arriving = 0;
   readonly serial: number;
   private readonly socket: Socket;
   private readonly sendPush: (message: Push) => void;

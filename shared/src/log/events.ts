@@ -24,7 +24,7 @@ export const EVENTS = {
   'state.corrupt': { priority: 'error', source: 'any', summary: 'a state or history file could not be read; it was set aside (renamed), never silently reset' },
   // --- socket and protocol
   'request.refused': { priority: 'warning', source: 'executor', summary: 'a socket request was refused (code= says why); nothing changed. The first of its kind (socket, signing key, code) per interval; the rest are counted in socket.refusals_repeated' },
-  'socket.dropped': { priority: 'warning', source: 'executor', summary: 'the executor closed a connection itself (cause=: auth-deadline, frame-too-large, trickle, evicted, full, refusals). The first of its kind per interval' },
+  'socket.dropped': { priority: 'warning', source: 'executor', summary: 'the executor closed a connection itself (cause=: auth-deadline, frame-too-large, trickle, evicted, full, refusals, over-budget). The first of its kind per interval' },
   'socket.refusals_repeated': { priority: 'warning', source: 'executor', summary: 'count= more refusals or drops like the one logged (same socket, key and cause) came in the last interval, on connections= connections' },
   'request.accepted': { priority: 'debug', source: 'executor', summary: 'an authenticated request is being executed' },
   'watcher.connected': { priority: 'info', source: 'executor', summary: 'a watcher subscribed on the socket' },
