@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -292,6 +293,36 @@ describe('watcher with trust.mode all', () => {
     assert.equal((await r.watcher.pollOnce()).outcome, 'untrusted');
     assert.equal(r.log.count('trust.refused'), 3);
     assert.deepEqual(r.executor.deploys.map((d) => d.commit), [c2]);
+  });
+
+  it("keeps no refused range on disk: two refused 2 MB pushes leave the checkout's objects at the deployed commit's size", async () => {
+    const remote = new GitRemote();
+    const c1 = remote.commit('c1', {}, alice);
+    remote.push();
+    const r = await watcherRig(remote, json(trust('all')));
+    assert.equal((await r.watcher.pollOnce()).outcome, 'deployed');
+    const checkout = join(r.stateDir, 'checkout');
+    const objectBytes = () => Number(execFileSync('du', ['-sb', join(checkout, '.git', 'objects')], { encoding: 'utf8' }).split('\t')[0]);
+    const has = (commit: string) => {
+      try {
+        execFileSync(REAL_GIT, ['-C', checkout, 'cat-file', '-e', commit], { stdio: 'ignore' });
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const before = objectBytes();
+    const refusedHeads: string[] = [];
+    for (const n of [1, 2]) {
+      const big = remote.commit(`big ${n}: unsigned`, { [`blob${n}.bin`]: randomBytes(1_000_000).toString('base64') }, undefined);
+      remote.push();
+      assert.equal((await r.watcher.pollOnce()).outcome, 'untrusted');
+      refusedHeads.push(big);
+      for (const h of refusedHeads) assert.equal(has(h), false, `refused ${h} is gone from the checkout`);
+      assert.ok(objectBytes() < before + 500_000, `objects: ${objectBytes()} bytes, ${before} before the refused pushes`);
+    }
+    assert.equal(has(c1), true, 'the deployed commit stays');
+    assert.equal(r.log.count('trust.discarded'), 2);
   });
 
   it('takes the deployed commit from the executor: a wiped memory and checkout neither reset the force-push guard nor widen the range', async () => {

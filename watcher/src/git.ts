@@ -22,6 +22,11 @@ export interface GitOps {
   /** Detached, forced checkout of the commit, then remove everything untracked or ignored. */
   checkout(commit: string, signal?: AbortSignal): Promise<void>;
   describe(commit: string): Promise<CommitDescription | null>;
+  /**
+   * Drop a fetched range that was refused: the tracking ref goes back to `keep` (a commit already
+   * trusted, e.g. the deployed one) or away, and every object no longer reachable is deleted.
+   */
+  discard(keep: string | null, signal?: AbortSignal): Promise<void>;
 }
 
 export interface GitCheckoutOptions {
@@ -43,6 +48,9 @@ export interface GitCheckoutOptions {
 
 /** repository.fetchTimeoutSec's default, in ms (the schema holds the same default). */
 export const DEFAULT_FETCH_TIMEOUT_MS = 600_000;
+
+/** `git gc` after a refused range is stopped when it prints nothing for this long. */
+const DISCARD_TIMEOUT_MS = 600_000;
 
 /** Where the fetched branch is kept in the checkout; a name no one else writes. */
 export const TRACKING_REF_PREFIX = 'refs/pullnix/';
@@ -122,6 +130,14 @@ export class GitCheckout implements GitOps {
     } catch {
       return null;
     }
+  }
+
+  async discard(keep: string | null, signal?: AbortSignal): Promise<void> {
+    const ref = `${TRACKING_REF_PREFIX}${this.options.branch}`;
+    if (keep !== null && (await this.hasCommit(keep))) await this.run(this.options.dir, ['update-ref', '--no-deref', ref, keep], signal);
+    else await this.run(this.options.dir, ['update-ref', '--no-deref', '-d', ref], signal).catch(() => undefined);
+    // gc with --prune=now: repack drops the unreachable objects it would otherwise keep two weeks.
+    await this.run(this.options.dir, ['-c', 'gc.reflogExpire=now', '-c', 'gc.reflogExpireUnreachable=now', 'gc', '--quiet', '--prune=now'], signal, DISCARD_TIMEOUT_MS);
   }
 
   /**

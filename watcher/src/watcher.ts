@@ -391,6 +391,20 @@ export class Watcher {
     }
   }
 
+  /**
+   * A refused range is not kept: whoever can push must not fill the watcher's disk with ranges
+   * that are never evaluated. The checkout holds at most the range being checked; once refused, its
+   * objects are deleted (trust.discarded). It is fetched again only if the branch moves.
+   */
+  private async discardRange(head: string, deployed: string | null, signal: AbortSignal): Promise<void> {
+    try {
+      await this.git.discard(deployed, signal);
+      this.logger.event('trust.discarded', { commit: head, kept: deployed });
+    } catch (error) {
+      if (!signal.aborted) this.logger.event('trust.discard_failed', { commit: head, error: describeGitError(error) });
+    }
+  }
+
   /** null: the range may be evaluated; otherwise it was refused, recorded and reported. */
   private async checkTrust(head: string, deployed: string | null, signal: AbortSignal): Promise<PollResult | null> {
     if (this.trust.mode === 'off') return null;
@@ -409,6 +423,7 @@ export class Watcher {
     this.setError('trust', `${verdict.reason}: ${verdict.message}`, head);
     this.markHandled(head, 'untrusted', `${verdict.reason} ${verdict.commit ?? ''}`.trim());
     this.failures = 0;
+    await this.discardRange(head, deployed, signal);
     return this.result('untrusted', head);
   }
 
