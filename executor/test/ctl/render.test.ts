@@ -135,6 +135,8 @@ describe('ctl render', () => {
     assert.match(passed, /^ +fixes 7: (CVE-2014-0160 \(openssl 1\.0\.1, 7\.5\), ){4}CVE-2014-0160 \(openssl 1\.0\.1, 7\.5\), and 2 more$/m);
     st.watcher.report!.vulnerabilities = { ...base, decision: 'error-allowed', new: [], fixed: [], counts: { new: 0, fixed: 0, allowed: 0 }, error: 'vulnix exited 1 without a JSON report: ConnectionError' };
     assert.match(renderStatus(st, plain), /^security +vulnerability scan failed \(deployed anyway\) deadbeef 1 h ago: vulnix exited 1 without a JSON report: ConnectionError$/m);
+    st.watcher.report!.vulnerabilities = { ...base, decision: 'refused', new: [], fixed: [], counts: { new: 0, fixed: 0, allowed: 0 }, error: 'vulnix exited 2 after a scan, but its report (262144 bytes) is not JSON: Unexpected end of JSON input' };
+    assert.match(renderStatus(st, plain), /^security +refused deadbeef 1 h ago: the scan ran, but its report cannot be read: vulnix exited 2 after a scan/m);
     delete st.watcher.report!.vulnerabilities;
     assert.doesNotMatch(renderStatus(st, plain), /security/);
   });
