@@ -87,7 +87,7 @@ export const EVENTS = {
   'trust.verified': { priority: 'info', source: 'watcher', summary: 'the commit signatures of the new range are good (trust.mode head or all); it may be evaluated' },
   'trust.refused': { priority: 'warning', source: 'watcher', summary: 'a commit of the new range is unsigned, signed by an unknown, expired or revoked key, or badly signed; nothing is evaluated or built' },
   'trust.discarded': { priority: 'info', source: 'watcher', summary: "a refused range's objects were deleted from the watcher's checkout (the tracking ref back at the deployed commit, git gc --prune=now): a refused push costs no disk once refused" },
-  'trust.discard_failed': { priority: 'warning', source: 'watcher', summary: "a refused range's objects could not be deleted from the checkout (git gc failed); tried again at the next refusal" },
+  'trust.discard_failed': { priority: 'error', source: 'watcher', summary: "a refused range's objects could not be deleted from the checkout (git gc failed); tried again at the next refusal" },
   'head.known_bad': { priority: 'info', source: 'watcher', summary: 'the branch head failed before (build or rollback); not tried again until a newer commit or retry' },
   'build.started': { priority: 'info', source: 'watcher', summary: 'building the system closure of a commit' },
   'build.succeeded': { priority: 'info', source: 'watcher', summary: 'the system closure was built; a GC root holds it' },
