@@ -20,11 +20,9 @@ function ownedPrivately(path: string, uid: number, exact: boolean): boolean {
   }
 }
 
-export function compileCacheDir(): string | null {
+export function compileCacheDir(home: string = userInfo().homedir, uid: number | undefined = process.geteuid?.()): string | null {
   try {
-    const uid = process.geteuid?.();
     if (uid === undefined) return null;
-    const home = userInfo().homedir;
     if (!home || !ownedPrivately(home, uid, false)) return null;
     const cache = join(home, '.cache');
     if (!ownedPrivately(cache, uid, false)) {
