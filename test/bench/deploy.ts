@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gitEnvironment, loadSigningKey, parseConfig, SocketClient } from '@pullnix/shared';
 import { makeBareRepo, randomCommit, sleep, timeCommand, withScratch, writeExecutable } from './common.ts';
-import { startNode, stop } from './proc.ts';
+import { daemonNodeFlags, startNode, stop } from './proc.ts';
 import { median, percentile, type Row } from './table.ts';
 
 const EXECUTOR_MAIN = fileURLToPath(new URL('../../../executor/dist/src/main.js', import.meta.url));
@@ -207,7 +207,7 @@ export async function benchDeploy(options: { deployments?: number; warmup?: numb
     const config = parseConfig(JSON.stringify(configJson), 'bench config');
     const env = (dir: string) => ({ ...process.env, PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`, PULLNIX_BENCH_DIR: dir });
 
-    const executor = await startNode(EXECUTOR_MAIN, ['--config', configPath], /executor\.started/, env(world));
+    const executor = await startNode(EXECUTOR_MAIN, ['--config', configPath], /executor\.started/, env(world), daemonNodeFlags('executor'));
     scratch.defer(() => stop(executor));
     const client = new SocketClient({ path: config.socketPath, key: loadSigningKey(join(config.stateDir, 'keys', 'watcher.key')) });
     await client.connect();

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { loadSigningKey, SocketClient } from '@pullnix/shared';
 import { fmtCount, timeCommand, withScratch, writeHistory, type Scratch } from './common.ts';
-import { startNode, stop } from './proc.ts';
+import { daemonNodeFlags, startNode, stop } from './proc.ts';
 import { median, percentile, type Row } from './table.ts';
 
 const EXECUTOR_MAIN = fileURLToPath(new URL('../../../executor/dist/src/main.js', import.meta.url));
@@ -57,7 +57,7 @@ function prepare(scratch: Scratch, size: number): Instance {
 /** Spawn → first status answered. Leaves the process and its connected client in the instance. */
 async function start(instance: Instance): Promise<void> {
   const t0 = performance.now();
-  const child = await startNode(EXECUTOR_MAIN, ['--config', instance.configPath], /executor\.started/);
+  const child = await startNode(EXECUTOR_MAIN, ['--config', instance.configPath], /executor\.started/, process.env, daemonNodeFlags('executor'));
   const client = new SocketClient({ path: instance.socketPath, key: loadSigningKey(join(instance.stateDir, 'keys', 'local-operator.key')) });
   await client.connect();
   await client.request('status', {});
