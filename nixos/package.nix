@@ -41,6 +41,10 @@ let
   };
 
   packageJSON = lib.importJSON ../package.json;
+
+  # V8 flags of the two long-running, mostly idle daemons, chosen by measurement (docs/decisions.md
+  # D16, docs/benchmarks.md §3); the benchmarks start the daemons with the same file.
+  nodeFlags = lib.importJSON ./node-flags.json;
   lock = lib.importJSON ../package-lock.json;
 
   # "node_modules/a/node_modules/@s/b" -> "@s/b"
@@ -126,9 +130,9 @@ buildNpmPackage {
     cp -r shared/schema "$lib/shared/"
 
     makeWrapper ${lib.getExe nodejs_22} "$out/bin/pullnix-executor" \
-      --add-flags "$lib/executor/dist/src/main.js"
+      --add-flags "${lib.escapeShellArgs nodeFlags.executor} $lib/executor/dist/src/main.js"
     makeWrapper ${lib.getExe nodejs_22} "$out/bin/pullnix-watcher" \
-      --add-flags "$lib/watcher/dist/src/main.js"
+      --add-flags "${lib.escapeShellArgs nodeFlags.watcher} $lib/watcher/dist/src/main.js"
     makeWrapper ${lib.getExe nodejs_22} "$out/bin/pullnix-ctl" \
       --add-flags "$lib/executor/dist/src/ctl/main.js"
 

@@ -13,6 +13,8 @@ import { parseConfig, ConfigError, runAsArgv, type CheckConfig } from '@pullnix/
 import { httpCheck } from '../src/verify/http.ts';
 import { tcpCheck } from '../src/verify/tcp.ts';
 import { judgeUnit } from '../src/verify/unit.ts';
+import { movedUnits, settleWindowMs } from '../src/verify/units.ts';
+import { parseTimespanMs } from '../src/commands/systemctl.ts';
 import { COMMIT_A, COMMIT_B } from './lib/fake-system.ts';
 import { harness, type Harness } from './lib/harness.ts';
 
@@ -36,6 +38,9 @@ async function deploy(hh: Harness, commit: string, toplevel: string) {
   await hh.executor.idle();
   return record;
 }
+
+/** A service with restart logic, as `systemctl show` prints systemd's defaults for the rest (systemd.service(5), systemd.unit(5)). */
+const RESTART_ALWAYS = { Restart: 'always', RestartUSec: '100ms', StartLimitIntervalUSec: '10s', StartLimitBurst: '5' };
 
 /** systemctl list-units answers in turn (the last one for good); null: systemctl fails (exit 1). */
 function failedUnitsSequence(hh: Harness, answers: (string[] | null)[]): void {
@@ -149,8 +154,10 @@ describe('checks: command runs as an unprivileged user through systemd-run', () 
 describe('verification in the pipeline', () => {
   it('a unit that fails after activation rolls back; the record and the error name it; a unit failed before is not blamed', async () => {
     h = harness();
+    const next = h.sys.makeSystem('crashy');
+    h.sys.stcStarts.set(`${next} test`, { 'crashy.service': RESTART_ALWAYS });
     failedUnitsSequence(h, [['old-broken.service'], ['old-broken.service'], ['crashy.service', 'old-broken.service']]);
-    const record = await deploy(h, COMMIT_A, h.sys.makeSystem('crashy'));
+    const record = await deploy(h, COMMIT_A, next);
     assert.equal(record.outcome, 'rolled-back');
     assert.equal(record.error?.code, 'VERIFY_FAILED');
     assert.match(record.error!.message, /check failed-units failed: .*crashy\.service/);
@@ -165,31 +172,91 @@ describe('verification in the pipeline', () => {
     assert.deepEqual(h.executor.status().lastFailure?.failedChecks, [{ name: 'failed-units', kind: 'units', error: units.error }]);
   });
 
-  it('a crash-looping unit that looks active at first is caught within the settle window', async () => {
+  it('a crash-looping unit the activation started, active at the first looks, is caught within its window', async () => {
     h = harness();
+    const next = h.sys.makeSystem('loop');
+    h.sys.stcStarts.set(`${next} test`, { 'loop.service': RESTART_ALWAYS });
     // clean before, clean at the first two looks after activation, then auto-restarting, for good
     failedUnitsSequence(h, [[], [], [], ['loop.service']]);
-    const record = await deploy(h, COMMIT_A, h.sys.makeSystem('loop'));
+    const record = await deploy(h, COMMIT_A, next);
     assert.equal(record.outcome, 'rolled-back');
     assert.deepEqual(record.checks!.find((c) => c.name === 'failed-units')!.units, ['loop.service']);
   });
 
-  it('a unit running again at the deadline, but for less than settleSec since it failed, still fails the check', async () => {
+  it('a unit systemd restarts on its own between two looks (NRestarts grows) fails, though no look saw it failed', async () => {
     h = harness();
-    // failing at the looks at 0, 1, 3 and 7 s (back-off), running again at the deadline (10 s)
-    failedUnitsSequence(h, [[], ['loop.service'], ['loop.service'], ['loop.service'], ['loop.service'], []]);
-    const record = await deploy(h, COMMIT_A, h.sys.makeSystem('loop'));
+    const next = h.sys.makeSystem('loop');
+    h.sys.stcStarts.set(`${next} test`, { 'loop.service': RESTART_ALWAYS });
+    // every `systemctl show` of the unit after the first look finds it restarted once more (100 ms in auto-restart, never listed)
+    let shows = 0;
+    h.sys.hooks.set('systemctl', (argv) => {
+      if (argv[1] === 'show' && argv.at(-1) === 'loop.service' && h!.sys.live() === next && ++shows > 0) h!.sys.startUnit('loop.service', {}, true);
+      return {};
+    });
+    const record = await deploy(h, COMMIT_A, next);
     assert.equal(record.outcome, 'rolled-back');
     const units = record.checks!.find((c) => c.name === 'failed-units')!;
     assert.deepEqual(units.units, ['loop.service']);
-    assert.match(units.error!, /loop\.service; running again for less than verify\.failedUnits\.settleSec=5 at the deadline/);
+    assert.match(units.error!, /units failed after activation \(not before it\): loop\.service/);
   });
 
-  it('a unit that failed once and then stays up for settleSec passes', async () => {
+  it('a unit running again at the deadline, but for less than its window since it failed, still fails the check', async () => {
     h = harness();
+    const next = h.sys.makeSystem('loop');
+    // no start limit (StartLimitBurst=0): the window is verify.failedUnits.settleSec
+    h.sys.stcStarts.set(`${next} test`, { 'loop.service': { ...RESTART_ALWAYS, StartLimitBurst: '0' } });
+    // failing at the looks at 0, 1, 3 and 7 s (back-off), running again at the deadline (10 s)
+    failedUnitsSequence(h, [[], ['loop.service'], ['loop.service'], ['loop.service'], ['loop.service'], []]);
+    const record = await deploy(h, COMMIT_A, next);
+    assert.equal(record.outcome, 'rolled-back');
+    const units = record.checks!.find((c) => c.name === 'failed-units')!;
+    assert.deepEqual(units.units, ['loop.service']);
+    assert.match(units.error!, /loop\.service; running again for less than its settle window \(loop\.service: 5000 ms; at most verify\.failedUnits\.settleSec=5\) at the deadline/);
+  });
+
+  it('a unit that failed once and then stays up for its window passes', async () => {
+    h = harness();
+    const next = h.sys.makeSystem('flaky');
+    h.sys.stcStarts.set(`${next} test`, { 'flaky.service': RESTART_ALWAYS });
     failedUnitsSequence(h, [[], ['flaky.service'], []]);
-    const record = await deploy(h, COMMIT_A, h.sys.makeSystem('flaky'));
+    const record = await deploy(h, COMMIT_A, next);
     assert.equal(record.outcome, 'succeeded');
+  });
+
+  it('a deployment that moves no unit passes the failed-units check at its first look: no wait', async () => {
+    h = harness();
+    h.sys.startUnit('sshd.service', RESTART_ALWAYS); // running before, untouched by the activation
+    const record = await deploy(h, COMMIT_A, h.sys.makeSystem('no-unit-change'));
+    assert.equal(record.outcome, 'succeeded');
+    assert.deepEqual(h.clock.sleeps, []);
+    assert.equal(record.checks!.find((c) => c.name === 'failed-units')!.attempts, 1);
+  });
+
+  it('a restarted unit without restart logic (Restart=no) is not waited for', async () => {
+    h = harness();
+    h.sys.startUnit('web.service', { Restart: 'no', RestartUSec: '100ms', StartLimitIntervalUSec: '10s', StartLimitBurst: '5' });
+    const next = h.sys.makeSystem('web-restarted');
+    h.sys.stcStarts.set(`${next} test`, { 'web.service': {} });
+    const record = await deploy(h, COMMIT_A, next);
+    assert.equal(record.outcome, 'succeeded');
+    assert.deepEqual(h.clock.sleeps, []);
+  });
+
+  it('a restarted unit with Restart= is watched for its own window, RestartUSec + StartLimitIntervalUSec / StartLimitBurst, at most settleSec', async () => {
+    h = harness();
+    h.sys.startUnit('web.service', RESTART_ALWAYS);
+    const next = h.sys.makeSystem('web-restarted');
+    h.sys.stcStarts.set(`${next} test`, { 'web.service': {} });
+    const record = await deploy(h, COMMIT_A, next);
+    assert.equal(record.outcome, 'succeeded');
+    // 100 ms + 10 s / 5 = 2100 ms, in looks every 500 ms
+    assert.deepEqual(h.clock.sleeps, [500, 500, 500, 500, 100]);
+    h = harness({ verify: { failedUnits: { settleSec: 1 } } });
+    h.sys.startUnit('web.service', { ...RESTART_ALWAYS, RestartUSec: '1min 30s' });
+    const capped = h.sys.makeSystem('web-restarted');
+    h.sys.stcStarts.set(`${capped} test`, { 'web.service': {} });
+    assert.equal((await deploy(h, COMMIT_A, capped)).outcome, 'succeeded');
+    assert.deepEqual(h.clock.sleeps, [500, 500], 'settleSec is the upper bound');
   });
 
   it('only units already failed before: the deployment succeeds and they are reported', async () => {
@@ -309,5 +376,38 @@ describe('checks in the configuration', () => {
     assert.deepEqual(problems({ checks: { x: { type: 'http', url: 'not a url' } } }), ['checks.x.url: must match pattern "^[A-Za-z][A-Za-z0-9+.-]*:[^ ]+$"']);
     assert.deepEqual(problems({ hooks: { onSuccess: { argv: [] } } }), ['hooks.onSuccess.argv: must NOT have fewer than 1 items']);
     assert.deepEqual(problems({ checks: { ok: { type: 'unit', unit: 'nginx.service' } } }), []);
+  });
+});
+
+describe('failed-units: which units moved, and how long each is watched', () => {
+  it('systemctl show timespans (format_timespan) are read in ms; an unknown form is null', () => {
+    assert.equal(parseTimespanMs('100ms'), 100);
+    assert.equal(parseTimespanMs('10s'), 10_000);
+    assert.equal(parseTimespanMs('1min 30s'), 90_000);
+    assert.equal(parseTimespanMs('2.500000s'), 2500);
+    assert.equal(parseTimespanMs('0'), 0);
+    assert.equal(parseTimespanMs('infinity'), Infinity);
+    assert.equal(parseTimespanMs('soon'), null);
+    assert.equal(parseTimespanMs(undefined), null);
+  });
+
+  it('a unit moved when its invocation, automatic restarts or active-enter time changed; one that never ran did not', () => {
+    const u = (InvocationID: string, NRestarts = '0', ActiveEnterTimestampMonotonic = '1') => ({ Id: 'x', InvocationID, NRestarts, ActiveEnterTimestampMonotonic });
+    const before = new Map([['same.service', u('a')], ['restarted.service', u('b')], ['crashed.service', u('c')], ['gone.service', u('d')]]);
+    const after = new Map([['same.service', u('a')], ['restarted.service', u('b2')], ['crashed.service', u('c', '1')], ['new.service', u('e')], ['never-ran.service', u('')]]);
+    assert.deepEqual(movedUnits(before, after), ['crashed.service', 'new.service', 'restarted.service']);
+  });
+
+  it('the window: 0 without restart logic, RestartUSec + interval/burst with it, settleSec without a start limit or past it', () => {
+    const s = { Restart: 'on-failure', RestartUSec: '100ms', StartLimitIntervalUSec: '10s', StartLimitBurst: '5' };
+    assert.equal(settleWindowMs({ ...s, Restart: 'no' }, 5000), 0);
+    assert.equal(settleWindowMs({ Id: 'tmp.mount', StartLimitIntervalUSec: '10s', StartLimitBurst: '5' }, 5000), 0, 'not a service: no Restart=');
+    assert.equal(settleWindowMs(s, 5000), 2100);
+    assert.equal(settleWindowMs({ ...s, RestartUSec: '2s' }, 5000), 4000);
+    assert.equal(settleWindowMs({ ...s, RestartUSecNext: '1s' }, 5000), 3000, 'RestartSteps=: the next, longer delay');
+    assert.equal(settleWindowMs({ ...s, StartLimitIntervalUSec: '0' }, 5000), 5000);
+    assert.equal(settleWindowMs({ ...s, StartLimitBurst: '0' }, 5000), 5000);
+    assert.equal(settleWindowMs({ ...s, RestartUSec: '1min' }, 5000), 5000);
+    assert.equal(settleWindowMs(undefined, 5000), 5000);
   });
 });

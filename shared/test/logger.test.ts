@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
 import { createLogger, formatLine, parseLine } from '../src/index.ts';
@@ -24,5 +26,19 @@ describe('logger', () => {
     log.event('deploy.accepted', { commit: 'abc' });
     await new Promise((r) => setImmediate(r));
     assert.deepEqual(chunks.join('').trim().split('\n'), ['<6>deploy.accepted deployment=3 commit=abc']);
+  });
+});
+
+describe('what loading the package costs', () => {
+  it('winston is loaded with the first logger, not with the package (pullnix-ctl makes none)', () => {
+    const script = `
+      const { createRequire } = await import('node:module');
+      const loaded = () => Object.keys(createRequire(import.meta.url).cache).some((f) => f.includes('/node_modules/winston/'));
+      const shared = await import('@pullnix/shared');
+      const before = loaded();
+      shared.createLogger({ stream: new (await import('node:stream')).PassThrough() });
+      console.log(JSON.stringify([before, loaded()]));`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: fileURLToPath(new URL('../../..', import.meta.url)), encoding: 'utf8' });
+    assert.deepEqual(JSON.parse(out), [false, true]);
   });
 });

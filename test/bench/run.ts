@@ -3,7 +3,7 @@
  * run (these machines are shared and noisy); absolute figures are for reference. A missed goal
  * never fails the run; only a benchmark that cannot run does.
  *
- *   node test/dist/bench/run.js [poll|socket|socket-flood|idle|deploy|history|vulnix ...] [--idle-seconds=N]
+ *   node test/dist/bench/run.js [poll|socket|socket-flood|idle|deploy|deploy-restart|history|vulnix ...] [--idle-seconds=N]
  *
  * --idle-seconds (or PULLNIX_BENCH_IDLE_SEC) shortens the idle window for a quick run; the
  * default, and the figures in docs/benchmarks.md, use a full minute.
@@ -29,6 +29,7 @@ const benches: Record<string, () => Promise<Row[]>> = {
   'socket-flood': () => benchKeylessFlood(),
   idle: () => benchIdle({ idleSec }),
   deploy: () => benchDeploy(),
+  'deploy-restart': () => benchDeploy({ restartUnit: true }),
   history: () => benchHistory(),
   vulnix: () => benchVulnix(),
 };

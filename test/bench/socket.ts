@@ -9,7 +9,7 @@ import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { generateSigningKey, SocketClient } from '@pullnix/shared';
 import { sleep, withScratch } from './common.ts';
-import { exited, startNode, stop } from './proc.ts';
+import { daemonNodeFlags, exited, startNode, stop } from './proc.ts';
 import { percentile, type Row } from './table.ts';
 
 const here = (name: string) => fileURLToPath(new URL(name, import.meta.url));
@@ -163,7 +163,7 @@ export async function benchKeylessFlood(options: { requests?: number; seconds?: 
     const privatePath = scratch.path('root/executor.sock');
     const groupPath = scratch.path('executor.sock');
     // The executor under the heap V8 gives a 1 GiB machine (old space = a quarter of the memory).
-    const peer = await startNode(here('socket-peer.js'), ['executor', privatePath, groupPath, watcherKey.publicKey, rootKey.publicKey], /^ready/, process.env, [`--max-old-space-size=${FLOOD_HEAP_MIB}`]);
+    const peer = await startNode(here('socket-peer.js'), ['executor', privatePath, groupPath, watcherKey.publicKey, rootKey.publicKey], /^ready/, process.env, [...daemonNodeFlags('executor'), `--max-old-space-size=${FLOOD_HEAP_MIB}`]);
     scratch.defer(() => stop(peer));
     let logLines = 0;
     peer.stdout!.on('data', (chunk: Buffer) => {

@@ -11,6 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import type { SocketClient } from '@pullnix/shared';
 import { COMMIT_1, COMMIT_2, COMMIT_3, COMMIT_4, EXECUTOR_MAIN, ExecutorProcess, makeBed, type Bed } from '../lib/executor-fixtures.ts';
 
+const UNITS_SHOWN = 'Id,InvocationID,NRestarts,ActiveEnterTimestampMonotonic,Restart,RestartUSec,RestartUSecNext,StartLimitIntervalUSec,StartLimitBurst';
+
 describe('executor process: the pipeline end to end', () => {
   let bed: Bed;
   let proc: ExecutorProcess;
@@ -59,7 +61,7 @@ describe('executor process: the pipeline end to end', () => {
     // No --pipe (the activation's stdio is the journal's, never the executor's); the executor's
     // own recorder runs switch-to-configuration and keeps its exit status in the state directory.
     assert.match(unit, /^systemd-run --unit=(pullnix-activate-1-[0-9a-f]{6}\.service) --service-type=exec --collect --wait --quiet -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER -- \S+ \S+executor\/dist\/src\/main\.js record-activation --record \S+\/state\/activations\/\1\.json -- /);
-    // The failed-units check looks before activation and then until it has settled (how often depends on timing).
+    // The failed-units check looks before activation and once after it (the activation moved no unit).
     const listUnits = calls.map((c, i) => (c.startsWith('systemctl list-units') ? i : -1)).filter((i) => i >= 0);
     const activation = calls.findIndex((c) => c.startsWith('systemd-run'));
     assert.ok(listUnits[0]! < activation && listUnits.at(-1)! > activation, calls.join('\n'));
@@ -67,8 +69,11 @@ describe('executor process: the pipeline end to end', () => {
       calls.filter((c) => !c.startsWith('systemctl list-units')).map((c) => c.replace(/--unit=\S+ .* (\/nix\/store)/, '$1')),
       [
         'systemctl cat -- pullnix-executor.service',
+        // the units just before activation, and again at the failed-units check's first look (none moved: no more looks)
+        `systemctl show --property=${UNITS_SHOWN} -- *`,
         `systemd-run ${v1}/bin/switch-to-configuration test`,
         `switch-to-configuration ${v1} test`,
+        `systemctl show --property=${UNITS_SHOWN} -- *`,
         `nix-env -p ${bed.profile} --set ${v1}`,
         `switch-to-configuration ${v1} boot`,
         'systemctl show --property=LoadState --value -- pullnix-watcher.service',

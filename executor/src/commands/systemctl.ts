@@ -63,6 +63,55 @@ export async function unitProperties(runner: Runner, unit: string, properties: r
   return out;
 }
 
+/**
+ * `systemctl show --property=A,B -- <unit or pattern>...`: the properties of every unit named or
+ * matched (a glob matches the units loaded in memory; `*`: all of them), by Id; null when systemctl
+ * cannot answer. systemctl prints each property as `Name=value` (systemd
+ * src/shared/bus-print-properties.c, bus_print_property_value: `printf("%s=%s\n", name, ...)`),
+ * a property asked for by name even when empty (`InvocationID=` of a unit that never ran), the
+ * units one after the other with a blank line between them, Id anywhere in its block (as systemd
+ * 252 prints them in the test bed's containers).
+ */
+export async function showUnits(runner: Runner, units: readonly string[], properties: readonly string[], timeoutMs = 30_000): Promise<Map<string, Record<string, string>> | null> {
+  const r = await runner(['systemctl', 'show', `--property=${['Id', ...properties].join(',')}`, '--', ...units], { timeoutMs });
+  if (r.exitCode !== 0) return null;
+  const out = new Map<string, Record<string, string>>();
+  for (const block of r.stdout.split(/\n\s*\n/)) {
+    const props: Record<string, string> = {};
+    for (const line of block.split('\n')) {
+      const i = line.indexOf('=');
+      if (i > 0) props[line.slice(0, i)] = line.slice(i + 1);
+    }
+    if (props.Id) out.set(props.Id, props);
+  }
+  return out;
+}
+
+/** systemd's time units, as format_timespan writes them (src/basic/time-util.c, format_timespan_full's table), in ms. */
+const TIMESPAN_MS: Record<string, number> = { y: 31_557_600_000, month: 2_629_800_000, w: 604_800_000, d: 86_400_000, h: 3_600_000, min: 60_000, s: 1000, ms: 1, us: 0.001 };
+
+/**
+ * A `...USec` property as `systemctl show` prints it, in ms: systemctl formats every uint64 whose
+ * name contains "USec" with FORMAT_TIMESPAN(u, 0) (bus-print-properties.c, bus_print_property,
+ * case SD_BUS_TYPE_UINT64), e.g. `100ms`, `1min 30s`, `2.500000s` (dot notation below a minute),
+ * `0`, `infinity` (USEC_INFINITY). null: not a timespan systemd writes.
+ */
+export function parseTimespanMs(text: string | undefined): number | null {
+  if (text === undefined) return null;
+  const t = text.trim();
+  if (t === 'infinity') return Infinity;
+  if (t === '0') return 0;
+  let ms = 0;
+  let rest = t;
+  for (;;) {
+    const m = /^(\d+(?:\.\d+)?)(y|month|w|d|h|min|ms|us|s)(?:\s+|$)/.exec(rest);
+    if (!m) return null;
+    ms += Number(m[1]) * TIMESPAN_MS[m[2]!]!;
+    rest = rest.slice(m[0].length);
+    if (rest === '') return ms;
+  }
+}
+
 /** `systemctl reboot`: the machine shuts down cleanly (this executor with it) and boots again. */
 export function reboot(runner: Runner, timeoutMs = 60_000): Promise<RunResult> {
   return runner(['systemctl', 'reboot'], { timeoutMs });

@@ -1,6 +1,14 @@
 #!/usr/bin/env node
 /** pullnix-ctl: the operator's client of the executor socket. See `pullnix-ctl help` and docs/cli.md. */
-import { run } from './cli.ts';
+import { enableCompileCache } from 'node:module';
+import { compileCacheDir } from './compile-cache.ts';
+
+// Before anything else is loaded: V8's code for pullnix-ctl's modules, kept between runs, so a
+// command does not compile them again (docs/benchmarks.md §5). Only in a directory that is this
+// user's alone; without one, no cache.
+const cacheDir = compileCacheDir();
+if (cacheDir !== null) enableCompileCache(cacheDir);
+const { run } = await import('./cli.ts');
 
 function write(stream: NodeJS.WriteStream, text: string): void {
   stream.write(`${text}\n`);

@@ -23,6 +23,7 @@ import { activeState, failedUnits, stopUnit } from '../commands/systemctl.ts';
 import { transientUnitName } from '../commands/systemd-run.ts';
 import { activate, installBootEntry, STC_EXIT, type ActivationAction } from '../commands/switch-to-configuration.ts';
 import { runChecks, verifyConnectivity } from '../verify/index.ts';
+import { snapshotUnits, type UnitsSnapshot } from '../verify/units.ts';
 import { MAX_INTERRUPTIONS, rememberFailure, type ExecutorState } from '../store/state.ts';
 import { activationRecordPath, prepareRecordDir, readActivationRecord, removeActivationRecord } from './activation-record.ts';
 import { currentBootId, liveSystem, type PipelineContext } from './context.ts';
@@ -41,6 +42,8 @@ export class Deployment {
   record: DeploymentRecord;
   /** Every line about this deployment carries deployment= and commit=. */
   readonly log: Logger;
+  /** The loaded units just before this executor activated the new system (in memory only: a resumed deployment has none, and its check holds every unit to settleSec). */
+  unitsBefore: UnitsSnapshot | null = null;
   private readonly ctx: PipelineContext;
 
   private constructor(ctx: PipelineContext, record: DeploymentRecord) {
@@ -197,6 +200,8 @@ export async function runDeployment(ctx: PipelineContext, d: Deployment): Promis
   const unit = transientUnitName(`pullnix-activate-${d.id}`);
   d.mark('activating', mode, (r) => (r.phases.at(-1)!.unit = unit));
   d.log.event('deploy.activating', { toplevel: d.record.toplevel, action: mode, unit });
+  // What the units were just before: the failed-units check watches only those the activation moves.
+  d.unitsBefore = await snapshotUnits(ctx);
   const activation = await runActivation(ctx, d.record.toplevel, mode, unit);
   logSwitchOutput(d, activation);
   return afterActivation(ctx, d, activation, { profileMoved });

@@ -20,7 +20,7 @@ import { gitCheck } from './git.ts';
 import { httpCheck } from './http.ts';
 import { tcpCheck } from './tcp.ts';
 import { unitCheck } from './unit.ts';
-import { unitsCheck } from './units.ts';
+import { unitsCheck, type UnitsSnapshot } from './units.ts';
 
 export { verifyConnectivity } from './git.ts';
 export type { Check, CheckResult };
@@ -66,9 +66,9 @@ export function checksConfigOf(ctx: PipelineContext, toplevel: string, log: Logg
 }
 
 /** The checks after git, in the order they are reported. */
-export function followingChecks(ctx: PipelineContext, record: DeploymentRecord, config: Pick<ChecksConfig, 'checks' | 'failedUnits'>): Check[] {
+export function followingChecks(ctx: PipelineContext, record: DeploymentRecord, config: Pick<ChecksConfig, 'checks' | 'failedUnits'>, unitsBefore: UnitsSnapshot | null = null): Check[] {
   const list: Check[] = [];
-  if (config.failedUnits.enable) list.push(unitsCheck(ctx, record.previous.failedUnits, config.failedUnits.settleSec));
+  if (config.failedUnits.enable) list.push(unitsCheck(ctx, record.previous.failedUnits, config.failedUnits.settleSec, unitsBefore));
   const env = deploymentEnv(record);
   for (const name of Object.keys(config.checks).sort()) {
     const c = config.checks[name]!;
@@ -90,10 +90,10 @@ export function followingChecks(ctx: PipelineContext, record: DeploymentRecord, 
   return list;
 }
 
-export async function runChecks(ctx: PipelineContext, d: { record: DeploymentRecord; log: Logger }, signal: AbortSignal = new AbortController().signal): Promise<Verification> {
+export async function runChecks(ctx: PipelineContext, d: { record: DeploymentRecord; log: Logger; unitsBefore?: UnitsSnapshot | null }, signal: AbortSignal = new AbortController().signal): Promise<Verification> {
   const { verify } = ctx.config;
   const options: RunCheckOptions = { clock: ctx.clock, log: d.log, deadline: ctx.clock.now() + verify.timeoutSec * 1000, initialBackoffMs: verify.initialBackoffMs, timeoutSec: verify.timeoutSec, signal };
-  const rest = followingChecks(ctx, d.record, checksConfigOf(ctx, d.record.toplevel, d.log));
+  const rest = followingChecks(ctx, d.record, checksConfigOf(ctx, d.record.toplevel, d.log), d.unitsBefore ?? null);
   const git = await runCheck(gitCheck(ctx), options);
   const checks = git.passed ? [git, ...(await Promise.all(rest.map((c) => runCheck(c, options))))] : [git, ...rest.map(notRun)];
   const failed = checks.filter((c) => c.passed === false);

@@ -38,6 +38,16 @@ export class FakeSystem {
   readonly hooks = new Map<string, Behaviour>();
   /** Units failed (or auto-restarting) as `systemctl list-units --state=failed,auto-restart` reports them. */
   failed: string[] = [];
+  /**
+   * The loaded units as `systemctl show --property=... -- <unit or '*'>` reports them, by Id
+   * (only the properties set here are printed). systemd's defaults for a service:
+   * Restart=no, RestartUSec=100ms, StartLimitIntervalUSec=10s, StartLimitBurst=5 (systemd.service(5)
+   * "RestartSec=", systemd.unit(5) "StartLimitIntervalSec=": DefaultStartLimitIntervalSec=10s,
+   * DefaultStartLimitBurst=5 in systemd-system.conf(5)).
+   */
+  readonly units = new Map<string, Record<string, string>>();
+  /** Units that switch-to-configuration `<toplevel> <action>` starts or restarts: each gets a new invocation, with these properties. */
+  readonly stcStarts = new Map<string, Record<string, Record<string, string>>>();
   /** Units that switch-to-configuration `<toplevel> <action>` leaves failed (exit 4 with these failing). */
   readonly stcFails = new Map<string, string[]>();
   /**
@@ -249,6 +259,7 @@ export class FakeSystem {
         if (argv[1] === 'cat') return this.unitText === null ? { exitCode: 1, stderr: 'No files found\n' } : { exitCode: 0, stdout: this.unitText };
         if (argv[1] === 'list-units') return { exitCode: 0, stdout: this.failed.map((u) => `${u} loaded failed failed ${u}\n`).join('') };
         if (argv[1] === 'show' && argv.includes('--property=LoadState')) return { exitCode: 0, stdout: 'loaded\n' };
+        if (argv[1] === 'show' && !argv.includes('--value')) return { exitCode: 0, stdout: this.showUnits(argv) };
         if (argv[1] === 'show') {
           // A transient unit runs for as many polls as the test says, then is gone (inactive).
           const unit = argv.at(-1)!;
@@ -263,6 +274,29 @@ export class FakeSystem {
     }
   }
 
+  /** A start or restart of a unit: a new InvocationID and ActiveEnterTimestamp (`automatic`: by systemd's Restart= logic, NRestarts + 1). */
+  startUnit(id: string, props: Record<string, string> = {}, automatic = false): void {
+    const u = { ...(this.units.get(id) ?? { Id: id, NRestarts: '0' }), ...props };
+    u.InvocationID = `${++this.serial}`.padStart(32, '0');
+    u.ActiveEnterTimestampMonotonic = String(this.serial * 1000);
+    u.ActiveState = 'active';
+    u.NRestarts = automatic ? String(Number(u.NRestarts ?? '0') + 1) : '0';
+    this.units.set(id, u);
+  }
+
+  /** `systemctl show --property=A,B -- unit|*...`: Name=value lines, a blank line between units. */
+  private showUnits(argv: readonly string[]): string {
+    const props = (argv.find((a) => a.startsWith('--property='))?.slice('--property='.length) ?? '').split(',');
+    const names = argv.slice(argv.indexOf('--') + 1);
+    const ids = names.includes('*') ? [...this.units.keys()] : names;
+    return ids
+      .map((id) => {
+        const u = this.units.get(id) ?? { Id: id, LoadState: 'not-found', ActiveState: 'inactive', InvocationID: '' };
+        return props.filter((p) => u[p] !== undefined).map((p) => `${p}=${u[p]}\n`).join('');
+      })
+      .join('\n');
+  }
+
   private stc(argv: readonly string[]): Partial<RunResult> {
     const toplevel = argv[0]!.slice(0, -'/bin/switch-to-configuration'.length);
     const action = argv[1]!;
@@ -272,6 +306,7 @@ export class FakeSystem {
       // switch-to-configuration resets failed units, then the ones this system fails are failed.
       const failing = this.stcFails.get(`${toplevel} ${action}`);
       if (failing) this.failed = [...new Set([...this.failed, ...failing])].sort();
+      for (const [id, props] of Object.entries(this.stcStarts.get(`${toplevel} ${action}`) ?? {})) this.startUnit(id, props);
     }
     // Like NixOS: the activation script repoints current-system at its end whatever its status, so
     // after 2 (activation script failed) and 4 (units failed) the new system is "live" too. Only

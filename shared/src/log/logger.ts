@@ -6,11 +6,17 @@
 import { createRequire } from 'node:module';
 import type winstonTypes from 'winston';
 
+import { EVENTS, type EventName, type Priority } from './events.ts';
+
 // Required as CommonJS, not imported as an ES module: an import makes Node scan winston and its
 // dependencies with the CommonJS export lexer, which V8 then optimises, megabytes a daemon keeps
-// for its whole life (docs/decisions.md D16).
-const winston = createRequire(import.meta.url)('winston') as typeof winstonTypes;
-import { EVENTS, type EventName, type Priority } from './events.ts';
+// for its whole life (docs/decisions.md D16). Required when the first logger is made, not when this
+// module loads: pullnix-ctl, which imports the package but logs nothing, never loads its ~85 modules.
+let winstonModule: typeof winstonTypes | undefined;
+function loadWinston(): typeof winstonTypes {
+  winstonModule ??= createRequire(import.meta.url)('winston') as typeof winstonTypes;
+  return winstonModule;
+}
 
 export type Fields = Record<string, string | number | boolean | null | undefined | readonly string[]>;
 
@@ -31,6 +37,7 @@ export interface LoggerOptions {
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? 'info';
+  const winston = loadWinston();
   const transport = options.stream
     ? new winston.transports.Stream({ stream: options.stream })
     : new winston.transports.Console({ forceConsole: true } as winstonTypes.transports.ConsoleTransportOptions);

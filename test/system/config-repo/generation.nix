@@ -14,6 +14,8 @@
 let
   spec = builtins.fromJSON (builtins.readFile ./generation.json);
   inherit (spec) system;
+  # The daemons' V8 flags, as nixos/package.nix puts them into the package's wrappers.
+  nodeFlags = builtins.fromJSON (builtins.readFile ./pullnix-nixos/node-flags.json);
 
   # The pullnix "package": tiny wrappers running the project's compiled entry points (bound
   # read-only into the container at /opt/pullnix) with Node 22 (/opt/node/bin/node). The version
@@ -30,12 +32,12 @@ let
         set -e
         mkdir -p $out/bin
         wrap() {
-          printf '#!/bin/sh\n# pullnix %s (system test bed package)\nexport PULLNIX_BED_PACKAGE=%s\nexec /opt/node/bin/node /opt/pullnix/%s "$@"\n' "$version" "$out" "$2" > $out/bin/$1
+          printf '#!/bin/sh\n# pullnix %s (system test bed package)\nexport PULLNIX_BED_PACKAGE=%s\nexec /opt/node/bin/node %s/opt/pullnix/%s "$@"\n' "$version" "$out" "$3" "$2" > $out/bin/$1
           chmod 0555 $out/bin/$1
         }
-        wrap pullnix-executor executor/dist/src/main.js
-        wrap pullnix-watcher watcher/dist/src/main.js
-        wrap pullnix-ctl executor/dist/src/ctl/main.js
+        wrap pullnix-executor executor/dist/src/main.js '${builtins.concatStringsSep " " nodeFlags.executor} '
+        wrap pullnix-watcher watcher/dist/src/main.js '${builtins.concatStringsSep " " nodeFlags.watcher} '
+        wrap pullnix-ctl executor/dist/src/ctl/main.js ""
       ''
     ];
   };

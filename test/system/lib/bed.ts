@@ -254,7 +254,7 @@ export class TestBed {
     for (const f of ['flake.nix', 'generation.nix', 'switch-to-configuration.sh', 'activate.sh']) copyFileSync(join(CONFIG_REPO_SOURCES, f), join(work, f));
     writeFileSync(join(work, 'flake.lock'), '{\n  "nodes": {\n    "root": {}\n  },\n  "root": "root",\n  "version": 7\n}\n');
     mkdirSync(join(work, 'pullnix-nixos'), { recursive: true });
-    for (const f of ['render-units.nix', 'units.nix']) copyFileSync(join(REPO_ROOT, 'nixos', f), join(work, 'pullnix-nixos', f));
+    for (const f of ['render-units.nix', 'units.nix', 'node-flags.json']) copyFileSync(join(REPO_ROOT, 'nixos', f), join(work, 'pullnix-nixos', f));
     const generation = {
       system: nixSystem(),
       label: spec.label,
