@@ -31,7 +31,8 @@
  *    picked before `default` unless it is bad. Modelled from that comment only.
  *  - systemd-bless-boot (docs AUTOMATIC_BOOT_ASSESSMENT): a boot that reaches boot-complete.target
  *    drops the counter ("good"); the bed does it once the system came up (bless()).
- * bootctl, systemd src/bootctl/bootctl-set-efivar.c verb_set_efivar: set-oneshot / set-default
+ * bootctl, systemd src/bootctl/bootctl-set-efivar.c verb_set_efivar (which refuses inside a
+ *  container: the bed is one, so that check is not modelled): set-oneshot / set-default
  *  write LoaderEntryOneShot / LoaderEntryDefault whatever the id, "" removes; src/shared/bootspec.c
  *  boot_entry_to_json: `list --json` objects with id, title, options, isDefault (the entry
  *  boot_entries_select_default picks: one-shot, LoaderEntryDefault, loader.conf, as above).
