@@ -238,10 +238,59 @@ let
   ]
   # git runs gpg to check OpenPGP commit signatures (ssh-keygen, for SSH ones, is in openssh).
   ++ lib.optional (settings.trust.mode != "off") pkgs.gnupg
-  # grub-reboot for the trial boot's one-shot entry (bootctl is in systemd).
-  ++ lib.optional (
-    settings.reboot.mode == "window" && settings.reboot.bootloader == "grub"
-  ) config.boot.loader.grub.package;
+  # grub-reboot and grub-editenv for the trial boot's one-shot entry (bootctl is in systemd).
+  # pkgs.grub2: nixpkgs' grub.nix declares no boot.loader.grub.package (its GRUB is
+  # system.build.grub, null with devices = [ "nodev" ]); grub-reboot and grub-editenv only edit
+  # grubenv, so any GRUB 2 build does.
+  ++ lib.optional (settings.reboot.mode == "window" && settings.reboot.bootloader == "grub") pkgs.grub2;
+
+  # reboot.mode = "window" on the machine's bootloader (docs/nixos.md "Reboots"): what breaks a trial boot.
+  windowOn = loader: settings.reboot.mode == "window" && settings.reboot.bootloader == loader;
+  grubCfg = config.boot.loader.grub;
+  rebootAssertions = [
+    {
+      # install-grub.pl turns on savedefault for "saved": the last booted entry, the trial one
+      # included, becomes the next default instead of the one pullnix installed.
+      assertion = !(windowOn "grub" && toString grubCfg.default == "saved");
+      message = ''
+        services.pullnix.settings.reboot.mode is "window" with GRUB, but boot.loader.grub.default is
+        "saved": GRUB then saves the entry it boots as the next default (savedefault), so a failed
+        trial system could boot again after the fallback reboot. pullnix needs no "saved" default
+        (NixOS's grub.cfg honours grub-reboot's next_entry whatever the default is): remove
+        boot.loader.grub.default, or set it to a number.
+      '';
+    }
+    {
+      # grub.nix: with users set, "all boot options except the default are password-protected";
+      # the generations' entries get subEntryOptions, which has no --unrestricted by default.
+      assertion = !(windowOn "grub" && grubCfg.users != { } && !(lib.hasInfix "--unrestricted" (toString grubCfg.subEntryOptions)));
+      message = ''
+        services.pullnix.settings.reboot.mode is "window" with GRUB, but boot.loader.grub.users is
+        set and boot.loader.grub.subEntryOptions has no --unrestricted: the trial entry (in
+        "All configurations") would wait at GRUB's password prompt and the unattended trial boot
+        would never come up. Add --unrestricted to boot.loader.grub.subEntryOptions (for example
+        "--class nixos --unrestricted"), or use reboot.mode = "never".
+      '';
+    }
+    {
+      assertion = !(windowOn "grub" && grubCfg.configurationLimit < 2);
+      message = ''
+        services.pullnix.settings.reboot.mode is "window" with GRUB, but
+        boot.loader.grub.configurationLimit is ${toString grubCfg.configurationLimit}: the trial needs
+        entries for both the previous and the new system. Set it to 2 or more.
+      '';
+    }
+    {
+      assertion =
+        !(windowOn "systemd-boot" && config.boot.loader.systemd-boot.configurationLimit != null && config.boot.loader.systemd-boot.configurationLimit < 2);
+      message = ''
+        services.pullnix.settings.reboot.mode is "window" with systemd-boot, but
+        boot.loader.systemd-boot.configurationLimit is ${toString config.boot.loader.systemd-boot.configurationLimit}:
+        the builder keeps only the newest entries, so the previous system's entry is removed and
+        the trial system becomes the default. Set it to 2 or more (or null: no limit).
+      '';
+    }
+  ];
 
   unitEnvironment =
     # The watcher runs `nix build <checkout>#…`; flakes may not be enabled in nix.conf, and
@@ -326,6 +375,9 @@ in
         assertion = checkProblems == [ ];
         message = "services.pullnix.settings.checks:\n${concatMapStringsSep "\n" (p: "  - ${p}") checkProblems}";
       }
+    ]
+    ++ rebootAssertions
+    ++ [
       {
         assertion = schemaProblems == [ ];
         message = ''

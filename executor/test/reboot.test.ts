@@ -5,6 +5,8 @@
  */
 process.env.TZ = 'UTC';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import type { DeploymentRecord } from '@pullnix/shared';
 import { inWindow, nextWindowOpening } from '../src/pipeline/window.ts';
@@ -88,7 +90,7 @@ describe('trial boot (reboot.mode window)', () => {
     assert.equal(after.generation, 2);
     assert.ok(after.reboot?.trialBootId);
     assert.equal(h.sys.rebootRequests, 1);
-    assert.deepEqual(phases(after), ['accepted', 'awaiting-boot', 'awaiting-boot', 'verifying', 'committing', 'finished']);
+    assert.deepEqual(phases(after), ['accepted', 'awaiting-boot', 'awaiting-boot', 'awaiting-boot', 'verifying', 'committing', 'finished']);
   });
 
   it('the trial system fails after the boot: fallback reboot recorded before it is asked for, back on the previous system rolled-back, known bad, no third reboot', async () => {
@@ -179,13 +181,13 @@ describe('trial boot (reboot.mode window)', () => {
     const next = h.sys.makeSystem('next', { kernel: '6.12' });
     await h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
     await h.executor.idle();
-    assert.deepEqual(h.sys.programCalls('grub-reboot'), [['grub-reboot', '--', 'NixOS - All configurations>NixOS - Configuration 2']]);
+    assert.deepEqual(h.sys.programCalls('grub-reboot'), [['grub-reboot', `--boot-directory=${h.sys.dir}/boot`, 'NixOS - All configurations>NixOS - Configuration 2 (2026-01-01 - 26.05)']]);
     assert.equal(h.sys.bootDefault, h.old);
     const e = h.reopen(); // the executor restarts before the machine does
     await e.recover();
     await e.idle();
     assert.equal(e.history.get(1)!.outcome, 'interrupted');
-    assert.deepEqual(h.sys.programCalls('grub-editenv'), [['grub-editenv', '/boot/grub/grubenv', 'unset', 'next_entry']]);
+    assert.deepEqual(h.sys.programCalls('grub-editenv').filter((c) => c[2] === 'unset'), [['grub-editenv', h.sys.loader.grubEnv, 'unset', 'next_entry']]);
     assert.equal(h.sys.oneShot, null);
   });
 
@@ -203,6 +205,169 @@ describe('trial boot (reboot.mode window)', () => {
     const end = await bootAndRecover(h);
     assert.equal(end.outcome, 'rolled-back');
     assert.equal(h.sys.live(), h.old);
+  });
+});
+
+describe('the trial entry is found by what it boots (issue 22)', () => {
+  it('systemd-boot with content-hash entry names (nixpkgs 26.05): the trial entry is the one whose options boot the new system; it boots, is verified, succeeds', async () => {
+    h = harness({ reboot: OPEN }, (sys) => (sys.loader.naming = 'content-hash'));
+    const next = h.sys.makeSystem('next', { kernel: '6.12' });
+    const r = await h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
+    await h.executor.idle();
+    assert.equal(r.phase, 'awaiting-boot', JSON.stringify(r));
+    const trial = h.sys.loader.entries.find((e) => e.system === next)!;
+    assert.match(trial.id, /^nixos-[0-9a-f]{64}\.conf$/);
+    assert.equal(h.sys.oneShot, trial.id);
+    assert.equal(r.reboot?.oneShotEntry, trial.id);
+    const after = await bootAndRecover(h);
+    assert.equal(after.outcome, 'succeeded', JSON.stringify(after));
+    assert.equal(h.sys.bootDefault, next);
+  });
+
+  it('GRUB with a custom distroName: the trial entry is the submenu entry whose linux line has systemConfig=<new system>, by its exact title path; it boots, succeeds', async () => {
+    h = harness({ reboot: { ...OPEN, bootloader: 'grub' } }, (sys) => {
+      sys.loader.loader = 'grub';
+      sys.loader.distroName = 'Edge>OS';
+    });
+    const next = h.sys.makeSystem('next', { kernel: '6.12' });
+    const r = await h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
+    await h.executor.idle();
+    assert.equal(r.phase, 'awaiting-boot', JSON.stringify(r));
+    assert.equal(h.sys.oneShot, 'Edge>>OS - All configurations>Edge>>OS - Configuration 2 (2026-01-01 - 26.05)');
+    const after = await bootAndRecover(h);
+    assert.equal(after.outcome, 'succeeded', JSON.stringify(after));
+    assert.equal(h.sys.bootDefault, next);
+  });
+
+  it('no entry boots the new system: no reboot, reboot-required with the reason; the boot default is the previous system', async () => {
+    h = harness({ reboot: OPEN });
+    const next = h.sys.makeSystem('next', { kernel: '6.12' });
+    // The bootloader installer leaves the new generation out (e.g. its boot.json is missing).
+    h.sys.hooks.set('bootctl', (argv) => {
+      if (argv[1] === 'list') h.sys.loader.entries = h.sys.loader.entries.filter((e) => e.system !== next);
+      return {};
+    });
+    const r = await h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
+    await h.executor.idle();
+    assert.equal(r.outcome, 'reboot-required', JSON.stringify(r));
+    assert.match(r.error!.message, /no systemd-boot entry boots .*next/);
+    assert.equal(h.sys.rebootRequests, 0);
+    assert.equal(h.sys.oneShot, null);
+    assert.equal(h.sys.bootDefault, h.old);
+  });
+
+  it('systemd-boot ignores the one-shot (read back shows another entry next): no reboot, reboot-required', async () => {
+    h = harness({ reboot: OPEN });
+    const next = h.sys.makeSystem('next', { kernel: '6.12' });
+    // set-oneshot exits 0 but what it wrote names no entry (bootctl-set-efivar.c looks nothing up).
+    const real = h.sys.loader.bootctl.bind(h.sys.loader);
+    h.sys.loader.bootctl = (argv) => (argv[1] === 'set-oneshot' && argv[2] !== '' ? ((h.sys.loader.oneShot = 'nixos-generation-99.conf'), { exitCode: 0 }) : real(argv));
+    const r = await h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
+    await h.executor.idle();
+    assert.equal(r.outcome, 'reboot-required', JSON.stringify(r));
+    assert.match(r.error!.message, /after bootctl set-oneshot .* the entry that boots next is .*not the trial entry/);
+    assert.equal(h.sys.rebootRequests, 0);
+  });
+
+  it('an EFI LoaderEntryDefault overrides loader.conf: detected before anything boots, reboot-required with the reason and the fix', async () => {
+    h = harness({ reboot: OPEN });
+    h.sys.loader.loaderEntryDefault = h.sys.loader.entries[0]!.id;
+    const other = h.sys.makeSystem('admin-choice');
+    h.sys.boot(other); // generation 2, and the operator pinned generation 1 with bootctl set-default
+    h.sys.loader.loaderEntryDefault = 'nixos-generation-1.conf';
+    const next = h.sys.makeSystem('next', { kernel: '6.12' });
+    const r = await h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
+    await h.executor.idle();
+    assert.equal(r.outcome, 'reboot-required', JSON.stringify(r));
+    assert.match(r.error!.message, /LoaderEntryDefault/);
+    assert.match(r.error!.message, /bootctl set-default ""/);
+    assert.equal(h.sys.rebootRequests, 0);
+  });
+
+  it('GRUB where save_env fails: pullnix clears next_entry once the trial boot is seen, so the fallback boot is the previous system', async () => {
+    h = harness({ reboot: { ...OPEN, bootloader: 'grub' } }, (sys) => {
+      sys.loader.loader = 'grub';
+      sys.loader.saveEnvFails = true;
+    });
+    const next = h.sys.makeSystem('next', { kernel: '6.12' });
+    h.sys.networkBreakers.add(next);
+    await h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
+    await h.executor.idle();
+    const mid = await bootAndRecover(h);
+    assert.equal(mid.phase, 'fallback-reboot', JSON.stringify(mid));
+    assert.equal(h.sys.oneShot, null, 'next_entry cleared by pullnix after the trial boot');
+    const end = await bootAndRecover(h);
+    assert.equal(end.outcome, 'rolled-back', JSON.stringify(end));
+    assert.equal(h.sys.live(), h.old, 'the fallback boot came up on the previous system');
+  });
+
+  it('GRUB whose environment block is on ZFS (or btrfs, LVM, mdraid): window mode refused before anything changes, reboot-required with the reason', async () => {
+    h = harness({ reboot: { ...OPEN, bootloader: 'grub' } }, (sys) => {
+      sys.loader.loader = 'grub';
+      writeFileSync(join(sys.dir, 'mountinfo'), `22 1 0:21 / / rw,relatime shared:1 - ext4 /dev/sda2 rw\n40 22 0:40 / ${sys.dir}/boot rw,relatime shared:9 - zfs rpool/boot rw,xattr\n`);
+    });
+    const next = h.sys.makeSystem('next', { kernel: '6.12' });
+    const r = await h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
+    await h.executor.idle();
+    assert.equal(r.outcome, 'reboot-required', JSON.stringify(r));
+    assert.match(r.error!.message, /GRUB cannot save its environment block there .* is on zfs/);
+    assert.equal(h.sys.programCalls('grub-reboot').length, 0);
+    assert.equal(h.sys.profileTarget(), h.old);
+    assert.equal(h.sys.rebootRequests, 0);
+  });
+});
+
+describe('the trial state machine (issue 22, items 9-11)', () => {
+  it('item 9: a power cut right after the one-shot is in place boots the trial system; recovery sees it booted and verifies it (succeeded), it is not left running unverified', async () => {
+    h = harness({ reboot: OPEN });
+    const next = h.sys.makeSystem('next', { kernel: '6.12' });
+    const real = h.sys.loader.bootctl.bind(h.sys.loader);
+    h.sys.hooks.set('bootctl', (argv) => {
+      if (argv[1] !== 'set-oneshot' || argv[2] === '') return {};
+      real(argv); // the one-shot is written ... and the power goes before anything else
+      return new Promise(() => {});
+    });
+    void h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
+    while (h.sys.oneShot === null) await new Promise((r) => setImmediate(r));
+    h.sys.hooks.delete('bootctl');
+    const end = await bootAndRecover(h);
+    assert.equal(h.sys.live(), next);
+    assert.equal(end.outcome, 'succeeded', JSON.stringify(end));
+    assert.equal(h.sys.bootDefault, next);
+  });
+
+  it('item 10: a deployment that waited for its window restores the boot default current when the trial started, not the one of its request', async () => {
+    h = harness({ reboot: CLOSED });
+    const next = h.sys.makeSystem('next', { kernel: '6.12' });
+    h.sys.networkBreakers.add(next);
+    await h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
+    await h.executor.idle();
+    // Hours later an administrator runs nixos-rebuild switch: a new generation, live and the default.
+    const admin = h.sys.makeSystem('admin');
+    h.sys.boot(admin);
+    await h.executor.rebootNow('alice');
+    await h.executor.idle();
+    const mid = await bootAndRecover(h);
+    assert.equal(mid.phase, 'fallback-reboot', JSON.stringify(mid));
+    assert.equal(h.sys.bootDefault, admin, "the administrator's system is the default again, not the one before it");
+    const end = await bootAndRecover(h);
+    assert.equal(end.outcome, 'rolled-back', JSON.stringify(end));
+    assert.equal(h.sys.live(), admin);
+  });
+
+  it('item 11: after the trial boot, verification waits for the boot to finish (systemctl is-system-running --wait) before the first check', async () => {
+    h = harness({ reboot: OPEN });
+    const next = h.sys.makeSystem('next', { kernel: '6.12' });
+    await h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
+    await h.executor.idle();
+    const before = h.sys.calls.length;
+    const after = await bootAndRecover(h);
+    assert.equal(after.outcome, 'succeeded');
+    const calls = h.sys.calls.slice(before).map((c) => c.join(' '));
+    const wait = calls.findIndex((c) => c === 'systemctl is-system-running --wait');
+    const git = calls.findIndex((c) => c.startsWith('git '));
+    assert.ok(wait !== -1 && git !== -1 && wait < git, calls.join('\n'));
+    assert.ok(h.log.names().includes('deploy.boot_finished'));
   });
 });
 

@@ -175,7 +175,68 @@ let
       expect =
         r:
         check ((configOf r).reboot.bootloader == "grub") "reboot: bootloader grub by NixOS's default"
-        ++ check (lib.any (e: hasInfix "grub" e) (pathEntries r "pullnix-executor")) "reboot: grub-reboot's package on the executor's PATH";
+        ++ check (lib.any (e: hasInfix "grub" e) (pathEntries r "pullnix-executor")) "reboot: pkgs.grub2 (grub-reboot, grub-editenv) on the executor's PATH";
+    };
+
+    # Issue 22: what breaks a trial boot on the machine's bootloader is refused at build time, with the reason and the fix.
+    # docs/nixos.md "Reboots", as written there.
+    docs-reboots-example = {
+      modules = withSettings { } ++ [
+        {
+          services.pullnix.settings.reboot = {
+            mode = "window";
+            window = {
+              start = "01:00";
+              end = "05:00";
+            };
+          };
+        }
+      ];
+      validate = true;
+      expect = r: check ((configOf r).reboot.mode == "window" && (configOf r).reboot.bootloader == "grub") "docs: reboot.mode window, bootloader from boot.loader";
+    };
+    reboot-grub-default-saved = {
+      modules = withSettings { reboot.mode = "window"; } ++ [ { boot.loader.grub.default = "saved"; } ];
+      assertions = [ "boot.loader.grub.default is\n\"saved\"" ];
+    };
+    reboot-grub-default-saved-never = {
+      # reboot.mode never does not reboot: "saved" is the administrator's business then.
+      modules = withSettings { } ++ [ { boot.loader.grub.default = "saved"; } ];
+    };
+    reboot-grub-users = {
+      modules = withSettings { reboot.mode = "window"; } ++ [ { boot.loader.grub.users.root.hashedPasswordFile = "/etc/grub-root.hash"; } ];
+      assertions = [ "Add --unrestricted to boot.loader.grub.subEntryOptions" ];
+    };
+    reboot-grub-users-unrestricted = {
+      modules = withSettings { reboot.mode = "window"; } ++ [
+        {
+          boot.loader.grub.users.root.hashedPasswordFile = "/etc/grub-root.hash";
+          boot.loader.grub.subEntryOptions = "--class nixos --unrestricted";
+        }
+      ];
+    };
+    reboot-grub-configuration-limit = {
+      modules = withSettings { reboot.mode = "window"; } ++ [ { boot.loader.grub.configurationLimit = 1; } ];
+      assertions = [ "boot.loader.grub.configurationLimit is 1" ];
+    };
+    reboot-systemd-boot-configuration-limit = {
+      modules = withSettings { reboot.mode = "window"; } ++ [
+        {
+          boot.loader.systemd-boot.enable = true;
+          boot.loader.grub.enable = false;
+          boot.loader.systemd-boot.configurationLimit = 1;
+        }
+      ];
+      assertions = [ "boot.loader.systemd-boot.configurationLimit is 1" ];
+    };
+    reboot-systemd-boot-configuration-limit-2 = {
+      modules = withSettings { reboot.mode = "window"; } ++ [
+        {
+          boot.loader.systemd-boot.enable = true;
+          boot.loader.grub.enable = false;
+          boot.loader.systemd-boot.configurationLimit = 2;
+        }
+      ];
     };
 
     # NixOS appends systemd to every service's path; the module must not add it again.

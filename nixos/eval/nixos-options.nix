@@ -1,32 +1,45 @@
 # STAND-IN for the NixOS options nixos/module.nix sets or reads: a module of option
 # declarations shaped like NixOS's own, with NixOS's defaults where the module depends on them.
-# Not NixOS: no activation, no unit files, no users are made. What stands in for what:
+# Not NixOS: no activation, no unit files, no users are made. Every option declared here exists
+# in nixpkgs, in the file named beside it (paths in NixOS/nixpkgs); an option NixOS does not
+# declare must not be declared here, or the harness would hide an evaluation error the module
+# has on a real machine (issue 22: boot.loader.grub.package was declared here, and is not NixOS's).
 #
-#   assertions, warnings      as nixos/modules/misc/assertions.nix declares them; NixOS throws
-#                             the failed ones when building the system, the cases read the list.
-#   users.groups, users.users attribute sets of submodules; the fields NixOS knows (gid,
-#                             members, isSystemUser, group, home, ...) are accepted freeform.
-#   environment.etc           attribute set of submodules with `source`/`text`/`mode` freeform.
-#   environment.systemPackages  list of packages.
-#   systemd.package           a package (the stand-in systemd).
-#   systemd.services          attribute set of submodules. `path` and `environment` are declared
-#                             and behave as in NixOS (nixos/lib/systemd-lib.nix): every service's
-#                             path gets coreutils, findutils, gnugrep, gnused and systemd.package
-#                             appended (mkAfter), and environment.PATH is made from the path
-#                             (bin directories, then sbin). The other service fields (serviceConfig,
-#                             unitConfig, wantedBy, ...) are accepted freeform and merged as plain
-#                             attribute sets, without NixOS's per-field types.
-#   networking.hostName       a string, NixOS's default "nixos".
-#   nix.package               a package (the stand-in nix).
-#   nix.nixPath               list of strings, default the channel entries NixOS sets while
-#                             nix.channel.enable is true (false makes it [ ]).
-#   systemd.tmpfiles.rules    list of strings (NixOS: nixos/modules/system/boot/systemd/tmpfiles.nix).
-#   boot.loader.systemd-boot.enable, boot.loader.grub.enable, boot.loader.grub.package
-#                             booleans (NixOS's defaults: false, true) and a package: what the
-#                             module reads to pick reboot.bootloader's default.
-#   nix.settings, documentation.enable
-#                             accepted (attribute set / boolean) and not read: only the VM
-#                             test's machine (nixos/tests/pullnix-machine.nix) sets them.
+#   assertions, warnings      nixos/modules/misc/assertions.nix; NixOS throws the failed ones
+#                             when building the system, the cases read the list.
+#   users.groups, users.users nixos/modules/config/users-groups.nix: attribute sets of submodules;
+#                             the fields NixOS knows (gid, members, isSystemUser, group, home, ...)
+#                             are accepted freeform.
+#   environment.etc           nixos/modules/system/etc/etc.nix: attribute set of submodules with
+#                             `source`/`text`/`mode` freeform.
+#   environment.systemPackages  nixos/modules/config/system-path.nix: list of packages.
+#   systemd.package           nixos/modules/system/boot/systemd.nix: a package (the stand-in systemd).
+#   systemd.services          nixos/modules/system/boot/systemd.nix: attribute set of submodules.
+#                             `path` and `environment` are declared and behave as in NixOS
+#                             (nixos/lib/systemd-lib.nix): every service's path gets coreutils,
+#                             findutils, gnugrep, gnused and systemd.package appended (mkAfter), and
+#                             environment.PATH is made from the path (bin directories, then sbin).
+#                             The other service fields (serviceConfig, unitConfig, wantedBy, ...) are
+#                             accepted freeform and merged as plain attribute sets.
+#   networking.hostName       nixos/modules/tasks/network-interfaces.nix: a string, default "nixos".
+#   nix.package, nix.settings nixos/modules/services/system/nix-daemon.nix, nixos/modules/config/nix.nix.
+#   nix.nixPath               nixos/modules/config/nix-channel.nix: list of strings, default the
+#                             channel entries NixOS sets while nix.channel.enable is true.
+#   systemd.tmpfiles.rules    nixos/modules/system/boot/systemd/tmpfiles.nix: list of strings.
+#   documentation.enable      nixos/modules/misc/documentation.nix: boolean, not read (the VM
+#                             test's machine sets it, with nix.settings).
+#   boot.loader.systemd-boot.enable, boot.loader.systemd-boot.configurationLimit
+#                             nixos/modules/system/boot/loader/systemd-boot/systemd-boot.nix:
+#                             boolean (default false); null or an integer (default null: no limit).
+#   boot.loader.grub.enable, .default, .users, .configurationLimit, .subEntryOptions
+#                             nixos/modules/system/boot/loader/grub/grub.nix: enable defaults to
+#                             !config.boot.isContainer (true here: no container); default is an
+#                             integer or a string, applied with toString, default "0" ("saved"
+#                             turns on savedefault); users an attribute set of accounts (default
+#                             { }; with any, "all boot options except the default are
+#                             password-protected"); configurationLimit an integer (default 100);
+#                             subEntryOptions null or a string (default "--class nixos"). grub.nix
+#                             declares no `package`: its GRUB is system.build.grub.
 {
   config,
   lib,
@@ -109,9 +122,35 @@ in
       type = types.bool;
       default = true;
     };
-    boot.loader.grub.package = mkOption {
-      type = types.package;
-      default = pkgs.grub2;
+    boot.loader.systemd-boot.configurationLimit = mkOption {
+      type = types.nullOr types.int;
+      default = null;
+    };
+    boot.loader.grub.default = mkOption {
+      type = types.either types.int types.str;
+      apply = toString;
+      default = "0";
+    };
+    boot.loader.grub.users = mkOption {
+      type = types.attrsOf (
+        types.submodule {
+          options = lib.genAttrs [ "hashedPassword" "hashedPasswordFile" "password" "passwordFile" ] (
+            _: mkOption {
+              type = types.nullOr types.str;
+              default = null;
+            }
+          );
+        }
+      );
+      default = { };
+    };
+    boot.loader.grub.configurationLimit = mkOption {
+      type = types.int;
+      default = 100;
+    };
+    boot.loader.grub.subEntryOptions = mkOption {
+      type = types.nullOr types.str;
+      default = "--class nixos";
     };
     networking.hostName = mkOption {
       type = types.str;

@@ -40,58 +40,62 @@ async function generationOf(bed: TestBed, toplevel: string): Promise<number> {
   return Number(/system-(\d+)-link/.exec(line)![1]);
 }
 
-test('reboot.mode window: a new kernel is booted on trial, verified after the boot and made the default; a trial system that fails is left by one fallback reboot', { timeout: 900_000 }, async (t) => {
-  await withBed(t, { name: 'reboot-window', verifyTimeoutSec: 10 }, async (bed) => {
-    const first = await installed(bed, { spec: { config: { reboot: AROUND_NOW } } });
+/**
+ * (a) on each emulated bootloader and naming scheme: the trial entry is found by what it boots,
+ * whatever NixOS named it, booted once, verified, made the default; a failing one is left by one
+ * fallback reboot. `entryOf` is what the test expects the trial entry to look like.
+ */
+function trialBoot(name: string, bootloader: Record<string, unknown>, entryOf: (generation: number, toplevel: string) => RegExp): void {
+  test(`reboot.mode window on ${name}: a new kernel is booted on trial, verified after the boot and made the default; a trial system that fails is left by one fallback reboot`, { timeout: 900_000 }, async (t) => {
+    const reboot = { ...AROUND_NOW, bootloader: bootloader.loader };
+    await withBed(t, { name: `reboot-${name.replace(/[^a-z0-9]+/g, '-')}`.slice(0, 40), verifyTimeoutSec: 10 }, async (bed) => {
+      const first = await installed(bed, { spec: { bootloader, config: { reboot } } });
 
-    // (1) A kernel change: rebooted into it once, verified, the default moved.
-    const c2 = await bed.commit({ label: 'kernel2', kernel: '6.12', config: { reboot: AROUND_NOW } }, 'new kernel');
-    const ok = await bed.waitForOutcome(c2, { timeoutMs: 300_000 });
-    assert.equal(ok.outcome, 'succeeded', JSON.stringify(ok));
-    assert.equal(bed.reboots, 1, 'one reboot, into the trial system');
-    assert.deepEqual(ok.reboot?.reasons, ['kernel', 'initrd', 'kernel-modules']);
-    assert.ok(ok.reboot?.trialBootId && ok.reboot.trialBootId !== ok.bootId, 'verified in the trial boot');
-    assert.deepEqual(
-      ok.phases.map((p) => p.phase),
-      ['accepted', 'awaiting-boot', 'awaiting-boot', 'verifying', 'committing', 'finished'],
-      'never activated live: awaiting-boot, then verified after the boot',
-    );
-    await bed.waitForPullnix();
-    assert.equal(await bootedSystem(bed), ok.toplevel, 'the new kernel is booted');
-    assert.equal(await bed.liveSystem(), ok.toplevel);
-    assert.equal(bed.bootDefault(), ok.toplevel, 'boot default moved to the verified system');
-    const g2 = await generationOf(bed, ok.toplevel);
-    assert.equal(bed.defaultEntry(), `nixos-generation-${g2}.conf`);
-    assert.equal(bed.oneShotEntry(), null, 'the one-shot entry was used once');
-    assert.ok(bed.bootLog().some((l) => l.includes(`set-oneshot nixos-generation-${g2}.conf`)), 'the new system was booted through the one-shot entry');
-    const status = await bed.status();
-    assert.equal(status.deployed?.commit, c2);
-    assert.deepEqual(status.deployed?.rebootRequired, [], 'its kernel is the booted one: no reboot required');
-    assert.equal(bed.bootedEntries.at(-1), ok.toplevel);
+      // (1) A kernel change: rebooted into it once, verified, the default moved.
+      const c2 = await bed.commit({ label: 'kernel2', kernel: '6.12', bootloader, config: { reboot } }, 'new kernel');
+      const ok = await bed.waitForOutcome(c2, { timeoutMs: 300_000 });
+      assert.equal(ok.outcome, 'succeeded', JSON.stringify(ok));
+      assert.equal(bed.reboots, 1, 'one reboot, into the trial system');
+      assert.deepEqual(ok.reboot?.reasons, ['kernel', 'initrd', 'kernel-modules']);
+      assert.ok(ok.reboot?.trialBootId && ok.reboot.trialBootId !== ok.bootId, 'verified in the trial boot');
+      assert.deepEqual(
+        ok.phases.map((p) => p.phase),
+        ['accepted', 'awaiting-boot', 'awaiting-boot', 'awaiting-boot', 'verifying', 'committing', 'finished'],
+        'never activated live: awaiting-boot (preparing, recorded, ready), then verified after the boot',
+      );
+      const g2 = await generationOf(bed, ok.toplevel);
+      assert.match(ok.reboot?.oneShotEntry ?? '', entryOf(g2, ok.toplevel), 'the trial entry, found by what it boots');
+      await bed.waitForPullnix();
+      assert.equal(await bootedSystem(bed), ok.toplevel, 'the new kernel is booted');
+      assert.equal(await bed.liveSystem(), ok.toplevel);
+      assert.equal(bed.bootDefault(), ok.toplevel, 'boot default moved to the verified system');
+      assert.equal(bed.oneShotEntry(), null, 'the one-shot entry was used once (or cleared by pullnix)');
+      const status = await bed.status();
+      assert.equal(status.deployed?.commit, c2);
+      assert.deepEqual(status.deployed?.rebootRequired, [], 'its kernel is the booted one: no reboot required');
+      assert.equal(bed.bootedEntries.at(-1), ok.toplevel);
 
-    // (2) The next kernel breaks git once booted: the fallback reboot brings the previous system back.
-    const c3 = await bed.commit({ label: 'kernel3-nogit', kernel: '6.13', gitServer: false, config: { reboot: AROUND_NOW } }, 'new kernel, no git server');
-    const bad = await bed.waitForOutcome(c3, { timeoutMs: 300_000 });
-    assert.equal(bad.outcome, 'rolled-back', JSON.stringify(bad));
-    assert.equal(bed.reboots, 3, 'trial reboot + one fallback reboot');
-    assert.match(bad.error!.message, /failed its verification after the boot/);
-    assert.match(bad.error!.message, /rebooted into the previous system/);
-    assert.ok(bad.reboot?.fallbackFromBootId, 'the fallback reboot was recorded');
-    assert.ok(bad.phases.some((p) => p.phase === 'fallback-reboot'));
-    await bed.waitForPullnix();
-    assert.equal(await bootedSystem(bed), ok.toplevel, 'back on the previous system');
-    assert.equal(await bed.liveSystem(), ok.toplevel);
-    assert.equal(bed.bootDefault(), ok.toplevel, 'the boot default never moved');
-    assert.ok(await bed.gitReachable());
-    const after = await bed.status();
-    assert.ok(after.knownBad.includes(c3), 'the commit is known bad');
-    // No third reboot: give it time to happen if it would.
-    await delay(8000);
-    assert.equal(bed.reboots, 3, 'no further reboot');
-    assert.equal(bed.bootedEntries.filter((e) => e === bad.toplevel).length, 1, 'the failing system was booted exactly once');
-    bed.log(`first ${shortPath(first.toplevel)}, verified ${shortPath(ok.toplevel)}, failed ${shortPath(bad.toplevel)}`);
+      // (2) The next kernel breaks git once booted: the fallback reboot brings the previous system back.
+      const c3 = await bed.commit({ label: 'kernel3-nogit', kernel: '6.13', gitServer: false, bootloader, config: { reboot } }, 'new kernel, no git server');
+      const bad = await bed.waitForOutcome(c3, { timeoutMs: 300_000 });
+      assert.equal(bad.outcome, 'rolled-back', JSON.stringify(bad));
+      assert.equal(bed.reboots, 3, 'trial reboot + one fallback reboot');
+      assert.match(bad.error!.message, /failed its verification after the boot/);
+      assert.match(bad.error!.message, /rebooted into the previous system/);
+      await bed.waitForPullnix();
+      assert.equal(await bootedSystem(bed), ok.toplevel, 'back on the previous system');
+      assert.equal(bed.bootDefault(), ok.toplevel, 'the boot default never moved');
+      assert.ok(await bed.gitReachable());
+      assert.ok((await bed.status()).knownBad.includes(c3), 'the commit is known bad');
+      assert.equal(bed.bootedEntries.filter((e) => e === bad.toplevel).length, 1, 'the failing system was booted exactly once');
+      bed.log(`first ${shortPath(first.toplevel)}, verified ${shortPath(ok.toplevel)}, failed ${shortPath(bad.toplevel)}`);
+    });
   });
-});
+}
+
+trialBoot('systemd-boot, classic names (NixOS 25.11)', { loader: 'systemd-boot', naming: 'classic' }, (g) => new RegExp(`^nixos-generation-${g}\\.conf$`));
+trialBoot('systemd-boot, content-hash names and boot counting (NixOS 26.05)', { loader: 'systemd-boot', naming: 'content-hash', bootCounting: true }, () => /^nixos-[0-9a-f]{64}\.conf$/);
+trialBoot('GRUB, distroName EdgeOS', { loader: 'grub', distroName: 'EdgeOS' }, (g) => new RegExp(`^EdgeOS - All configurations>EdgeOS - Configuration ${g} \\(\\d{4}-\\d{2}-\\d{2} - 26\\.05\\.bed-kernel2\\)$`));
 
 test('reboot.mode window, exit 100 (changed init interface): handled as a reboot deployment, both outcomes', { timeout: 900_000 }, async (t) => {
   await withBed(t, { name: 'reboot-exit100', verifyTimeoutSec: 10 }, async (bed) => {

@@ -116,3 +116,13 @@ export function parseTimespanMs(text: string | undefined): number | null {
 export function reboot(runner: Runner, timeoutMs = 60_000): Promise<RunResult> {
   return runner(['systemctl', 'reboot'], { timeoutMs });
 }
+
+/**
+ * `systemctl is-system-running --wait`: waits until the boot has finished (no job queued: running,
+ * degraded, maintenance), bounded by `timeoutMs`; the state it reached, or null (timed out, no answer).
+ */
+export async function waitForBoot(runner: Runner, timeoutMs: number): Promise<string | null> {
+  const r = await runner(['systemctl', 'is-system-running', '--wait'], { timeoutMs });
+  const state = r.stdout.trim();
+  return r.timedOut || state === '' ? null : state;
+}

@@ -22,14 +22,15 @@
 import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeFailure, type Config, type DeploymentRecord, type RebootInfo, type RebootReason } from '@pullnix/shared';
-import { generationEntry, setOneShot } from '../commands/bootctl.ts';
-import { clearGrubNextEntry } from '../commands/grub-editenv.ts';
-import { grubGenerationEntry, grubRebootOnce } from '../commands/grub-reboot.ts';
+import { isProblem, type BootloaderTable } from '../commands/bootloader.ts';
+import { grub } from '../commands/grub.ts';
+import { systemdBoot } from '../commands/systemd-boot.ts';
+import { failedUnits, waitForBoot } from '../commands/systemctl.ts';
 import { generationSystem, profileGeneration, setProfile, switchGeneration } from '../commands/nix-env.ts';
 import { installBootEntry } from '../commands/switch-to-configuration.ts';
 import { reboot } from '../commands/systemctl.ts';
 import { runChecks } from '../verify/index.ts';
-import { currentBootId, type PipelineContext } from './context.ts';
+import { currentBootId, liveSystem, type PipelineContext } from './context.ts';
 import { failure, restoreBootDefault, rollBack, type Deployment } from './deployment.ts';
 import { inWindow, nextWindowOpening } from './window.ts';
 
@@ -93,9 +94,14 @@ export function pend(ctx: PipelineContext, d: Deployment): DeploymentRecord {
 export async function prepareTrialBoot(ctx: PipelineContext, d: Deployment, trigger: string): Promise<DeploymentRecord> {
   const { config } = ctx;
   const profile = config.paths.systemProfile;
+  const table = bootloaderTable(config);
+  // The trial starts now, maybe hours after the deployment was asked for: what the machine runs and
+  // boots now is what the fallback must restore (an operator's nixos-rebuild in between counts).
   const previousGeneration = profileGeneration(profile);
   const previousDefault = previousGeneration === null ? null : generationSystem(profile, previousGeneration);
+  const failedBefore = await failedUnits(ctx.runner);
   d.mark('awaiting-boot', 'preparing the trial boot', (r) => {
+    r.previous = { system: liveSystem(config), generation: previousGeneration, failedUnits: failedBefore };
     r.reboot = {
       ...(r.reboot ?? rebootNeeded(config, [])),
       pendingUntil: null,
@@ -111,34 +117,68 @@ export async function prepareTrialBoot(ctx: PipelineContext, d: Deployment, trig
     d.log.event('deploy.reboot_failed', { error: why });
     return undoTrial(ctx, d, `the trial boot could not be prepared: ${why}; nothing was activated, the boot default is the previous system`, 'reboot-required');
   };
+  const refused = table?.refuse(config) ?? null;
+  if (refused !== null) return undo(refused);
   const timeoutMs = config.activationTimeoutSec * 1000;
   const set = await setProfile(ctx.runner, profile, d.record.toplevel);
   if (set.exitCode !== 0) return undo(`nix-env --set ${d.record.toplevel}: ${describeFailure(set)}`);
   const generation = profileGeneration(profile);
   if (generation === null) return undo(`${profile} is not a profile generation after nix-env --set`);
-  let entry: string | null = null;
-  if (config.reboot.bootloader === 'none') {
-    // No boot-once: the new system is the default for the trial; the fallback reboot restores the previous one.
+  if (table === null) {
+    // No boot-once: the new system is the default for the trial; the fallback reboot restores the
+    // previous one. Recorded before it becomes bootable: a power cut from here on boots a trial
+    // that recovery knows of.
+    d.mark('awaiting-boot', `${RECORDED}next boot: ${d.record.toplevel} (bootloader none: the boot default)`, (r) => (r.reboot = { ...r.reboot!, generation, oneShotEntry: null }));
     const boot = await installBootEntry(ctx.runner, d.record.toplevel, timeoutMs);
     if (boot.exitCode !== 0) return undo(`${d.record.toplevel}/bin/switch-to-configuration boot: ${describeFailure(boot)}`);
-  } else {
-    // Entries for every generation (the new one included), the previous one the default.
-    const restored = await restoreBootDefault(ctx, d);
-    if (restored !== null) return undo(restored);
-    entry = config.reboot.bootloader === 'grub' ? grubGenerationEntry(generation) : generationEntry(generation);
-    const once = config.reboot.bootloader === 'grub' ? await grubRebootOnce(ctx.runner, entry) : await setOneShot(ctx.runner, entry);
-    if (once.exitCode !== 0) return undo(`${config.reboot.bootloader === 'grub' ? 'grub-reboot' : 'bootctl set-oneshot'} ${entry}: ${describeFailure(once)}`);
+    d.mark('awaiting-boot', `${READY}the boot default is ${d.record.toplevel}`);
+    d.log.event('deploy.trial_boot', { toplevel: d.record.toplevel, generation, entry: null, previous_generation: previousGeneration, bootloader: config.reboot.bootloader, trigger });
+    return d.record;
   }
-  d.mark('awaiting-boot', `next boot once: ${entry ?? `${d.record.toplevel} (bootloader none: the boot default)`}`, (r) => {
-    r.reboot = { ...r.reboot!, generation, oneShotEntry: entry };
-  });
-  d.log.event('deploy.trial_boot', { toplevel: d.record.toplevel, generation, entry, previous_generation: previousGeneration, bootloader: config.reboot.bootloader, trigger });
+  // Entries for every generation (the new one included), the previous one the default.
+  const restored = await restoreBootDefault(ctx, d);
+  if (restored !== null) return undo(restored);
+  const bootDefault = d.record.reboot?.previousDefault ?? null;
+  const before = await table.nextBoot(ctx.runner, config);
+  if (isProblem(before)) return undo(`what boots next cannot be read: ${before.problem}`);
+  if (bootDefault !== null && before.system !== bootDefault) {
+    const override =
+      table.name === 'systemd-boot'
+        ? 'an EFI variable LoaderEntryDefault (bootctl set-default, or the d key in the boot menu) or a pending one-shot overrides loader.conf, so the trial system would never stop being the default boot or pullnix could not move it; clear it with `bootctl set-default ""`'
+        : 'GRUB has a pending next_entry or a default other than the first entry; clear it with `grub-editenv /boot/grub/grubenv unset next_entry`';
+    return undo(`the entry that boots next is ${before.entry} (${before.system ?? 'not a NixOS system'}), not the boot default ${bootDefault}: ${override}`);
+  }
+  const found = await table.findEntry(ctx.runner, config, d.record.toplevel);
+  if (isProblem(found)) return undo(found.problem);
+  // Recorded before it is made bootable: a power cut after the one-shot is in place boots a trial recovery knows of.
+  d.mark('awaiting-boot', `${RECORDED}next boot once: ${found.entry}`, (r) => (r.reboot = { ...r.reboot!, generation, oneShotEntry: found.entry }));
+  const once = await table.setOnce(ctx.runner, config, found.entry);
+  if (once.exitCode !== 0) return undo(`${table.setOnceCommand} ${found.entry}: ${describeFailure(once)}`);
+  const after = await table.nextBoot(ctx.runner, config);
+  if (isProblem(after)) return undo(`what boots next cannot be read back after ${table.setOnceCommand}: ${after.problem}`);
+  if (after.entry !== found.entry) return undo(`after ${table.setOnceCommand} ${found.entry} the entry that boots next is ${after.entry} (${after.system ?? 'not a NixOS system'}), not the trial entry`);
+  d.mark('awaiting-boot', `${READY}next boot once: ${found.entry} (read back)`);
+  d.log.event('deploy.trial_boot', { toplevel: d.record.toplevel, generation, entry: found.entry, previous_generation: previousGeneration, bootloader: config.reboot.bootloader, trigger });
   return d.record;
 }
 
-/** Whether the trial boot got as far as the reboot (its one-shot entry or default is in place). */
+/** The table of reboot.bootloader; null for none (no boot-once). */
+export function bootloaderTable(config: { reboot: { bootloader: string } }): BootloaderTable | null {
+  return config.reboot.bootloader === 'grub' ? grub : config.reboot.bootloader === 'systemd-boot' ? systemdBoot : null;
+}
+
+/** Phase details of awaiting-boot: the trial entry recorded (before it is made bootable), and the trial ready (bootable, read back). */
+const RECORDED = 'recorded: ';
+const READY = 'ready: ';
+
+/**
+ * Whether the trial boot got as far as the reboot (its one-shot entry or default in place and read
+ * back). Records written before the "ready" mark existed count as prepared once their generation was.
+ */
 function prepared(r: DeploymentRecord): boolean {
-  return typeof r.reboot?.generation === 'number';
+  const details = r.phases.filter((p) => p.phase === 'awaiting-boot').map((p) => p.detail ?? '');
+  if (details.some((t) => t.startsWith(READY))) return true;
+  return typeof r.reboot?.generation === 'number' && !details.some((t) => t.startsWith(RECORDED));
 }
 
 /**
@@ -172,7 +212,14 @@ export async function afterTrialBoot(ctx: PipelineContext, d: Deployment): Promi
   }
   const trial = booted === r.toplevel;
   d.log.event('deploy.trial_booted', { booted, trial, boot: bootNow });
-  if (!prepared(r)) return interruptedTrial(ctx, d, `the machine restarted while the trial boot was being prepared; it booted ${booted ?? 'an unknown system'}`);
+  // GRUB clears next_entry itself only where save_env works; the trial boot is over either way.
+  const table = bootloaderTable(config);
+  if (table !== null && r.reboot?.oneShotEntry) {
+    const cleared = await table.clear(ctx.runner, config);
+    if (cleared.exitCode !== 0) d.log.event('deploy.reboot_failed', { error: `forgetting the one-shot entry after the trial boot: ${describeFailure(cleared)}` });
+  }
+  // What booted decides: the trial system booted is verified, whether or not its preparation was seen to finish.
+  if (!trial && !prepared(r)) return interruptedTrial(ctx, d, `the machine restarted while the trial boot was being prepared; it booted ${booted ?? 'an unknown system'}`);
   if (!trial) return cameBackOnPrevious(ctx, d, booted, bootNow, 'the trial boot did not come up on the new system (the one-shot entry was used by another boot: a power cut, a hang, or a failed boot)');
   return verifyTrial(ctx, d, bootNow);
 }
@@ -181,6 +228,9 @@ export async function afterTrialBoot(ctx: PipelineContext, d: Deployment): Promi
 export async function verifyTrial(ctx: PipelineContext, d: Deployment, bootNow: string | null): Promise<DeploymentRecord> {
   const { config } = ctx;
   d.mark('verifying', 'after the trial boot', (r) => (r.reboot = { ...r.reboot!, trialBootId: bootNow }));
+  // A unit that fails 20 s into the boot must be seen: verify once the boot has finished (bounded).
+  const state = await waitForBoot(ctx.runner, config.verify.timeoutSec * 1000);
+  d.log.event('deploy.boot_finished', { state: state ?? 'unknown' });
   d.log.event('deploy.verifying', { remote: config.repository.url, branch: config.repository.branch, timeout_s: config.verify.timeoutSec });
   const verified = await runChecks(ctx, d);
   d.record.checks = verified.checks;
@@ -260,8 +310,8 @@ function interruptedTrial(ctx: PipelineContext, d: Deployment, why: string): Pro
  */
 async function undoTrial(ctx: PipelineContext, d: Deployment, message: string, outcome: 'reboot-required' | 'interrupted'): Promise<DeploymentRecord> {
   const restored = await restoreBootDefault(ctx, d);
-  const { bootloader } = ctx.config.reboot;
-  const cleared = bootloader === 'systemd-boot' ? await setOneShot(ctx.runner, '') : bootloader === 'grub' ? await clearGrubNextEntry(ctx.runner) : null;
+  const table = bootloaderTable(ctx.config);
+  const cleared = table === null ? null : await table.clear(ctx.runner, ctx.config);
   const problems = [restored, cleared && cleared.exitCode !== 0 ? `forgetting the one-shot entry: ${describeFailure(cleared)}` : null].filter((p) => p !== null);
   if (problems.length > 0) return d.finish('rollback-failed', failure('ROLLBACK_FAILED', `${message}; restoring the boot default failed: ${problems.join('; ')}`));
   return d.finish(outcome, failure(outcome === 'interrupted' ? 'INTERRUPTED' : 'REBOOT_REQUIRED', message));

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseConfig, type Config, type Logger, type RunResult, type Runner } from '@pullnix/shared';
 import type { Clock } from '../../src/pipeline/context.ts';
+import { FakeBootloaders } from './fake-bootloader.ts';
 
 export interface Call {
   argv: readonly string[];
@@ -60,9 +61,19 @@ export class FakeSystem {
   readonly bootIdFile = join(this.dir, 'boot_id');
   /** /run/booted-system: what the machine booted (bootMachine, boot). */
   readonly bootedSystem = join(this.dir, 'run', 'booted-system');
-  /** The emulated bootloader: the default (`switch-to-configuration boot` makes it the profile's current system) and the one-shot entry (`bootctl set-oneshot`). */
-  bootDefault: string | null = null;
-  oneShot: string | null = null;
+  /** The emulated bootloaders (fake-bootloader.ts): entries, default, one-shot entry. */
+  readonly loader = new FakeBootloaders(join(this.dir, 'profiles'), join(this.dir, 'boot'));
+  /** The boot default (`switch-to-configuration boot` makes it the profile's current system). */
+  get bootDefault(): string | null {
+    return this.loader.defaultSystem;
+  }
+  set bootDefault(system: string | null) {
+    this.loader.defaultSystem = system;
+  }
+  /** The one-shot entry (bootctl set-oneshot / grub-reboot). */
+  get oneShot(): string | null {
+    return this.loader.oneShot;
+  }
   /** `systemctl reboot` requests. */
   rebootRequests = 0;
   readonly gcRootsDir = join(this.dir, 'gcroots');
@@ -86,12 +97,7 @@ export class FakeSystem {
    */
   bootMachine(bootId = `boot-${++this.serial}-${Date.now()}`): string {
     this.reboot(bootId);
-    let system = this.bootDefault;
-    if (this.oneShot !== null) {
-      const n = /^nixos-generation-(\d+)\.conf$/.exec(this.oneShot)?.[1];
-      this.oneShot = null;
-      if (n !== undefined) system = readlinkSync(join(this.dir, 'profiles', `system-${n}-link`));
-    }
+    const system = this.loader.boot();
     if (system === null) throw new Error('fake machine: nothing to boot');
     this.repoint(system);
     this.setBooted(system);
@@ -124,7 +130,7 @@ export class FakeSystem {
     this.repoint(toplevel);
     this.setProfile(toplevel);
     this.setBooted(toplevel);
-    this.bootDefault = toplevel;
+    this.loader.install(toplevel);
   }
 
   live(): string | null {
@@ -151,7 +157,7 @@ export class FakeSystem {
       socketPath: join(this.dir, 'run', 'pullnix', 'executor.sock'),
       stateDir: this.stateDir,
       operators: { group: 'root' },
-      paths: { systemProfile: this.profile, currentSystem: this.currentSystem, storeDir: this.storeDir, gcRootsDir: this.gcRootsDir, bootId: this.bootIdFile, bootedSystem: this.bootedSystem },
+      paths: { systemProfile: this.profile, currentSystem: this.currentSystem, storeDir: this.storeDir, gcRootsDir: this.gcRootsDir, bootId: this.bootIdFile, bootedSystem: this.bootedSystem, grubConfig: this.loader.grubCfg, grubEnv: this.loader.grubEnv, mountInfo: join(this.dir, 'mountinfo') },
       ...overrides,
     };
     return parseConfig(JSON.stringify(base), 'test-config');
@@ -241,21 +247,17 @@ export class FakeSystem {
         return code === 0 ? { exitCode: 0, stdout: `${'a'.repeat(40)}\trefs/heads/main\n` } : { exitCode: code, stderr: "fatal: unable to access remote: Could not resolve host\n" };
       }
       case 'grub-reboot':
-        this.oneShot = argv.at(-1)!;
-        return { exitCode: 0 };
+        return this.loader.grubReboot(argv);
       case 'grub-editenv':
-        if (argv.includes('next_entry')) this.oneShot = null;
-        return { exitCode: 0 };
+        return this.loader.grubEditenv(argv);
       case 'bootctl':
-        if (argv[1] !== 'set-oneshot') return { exitCode: 1, stderr: `bootctl ${argv[1]}: not faked\n` };
-        if (argv[2] !== '' && !existsSync(join(this.dir, 'profiles', `system-${/(\d+)/.exec(argv[2] ?? '')?.[1]}-link`))) return { exitCode: 1, stderr: `no boot entry ${argv[2]} (fake)\n` };
-        this.oneShot = argv[2] === '' ? null : argv[2]!;
-        return { exitCode: 0 };
+        return this.loader.bootctl(argv);
       case 'systemctl':
         if (argv[1] === 'reboot') {
           this.rebootRequests++;
           return { exitCode: 0 };
         }
+        if (argv[1] === 'is-system-running') return { exitCode: 0, stdout: 'running\n' };
         if (argv[1] === 'cat') return this.unitText === null ? { exitCode: 1, stderr: 'No files found\n' } : { exitCode: 0, stdout: this.unitText };
         if (argv[1] === 'list-units') return { exitCode: 0, stdout: this.failed.map((u) => `${u} loaded failed failed ${u}\n`).join('') };
         if (argv[1] === 'show' && argv.includes('--property=LoadState')) return { exitCode: 0, stdout: 'loaded\n' };
@@ -301,7 +303,7 @@ export class FakeSystem {
     const toplevel = argv[0]!.slice(0, -'/bin/switch-to-configuration'.length);
     const action = argv[1]!;
     const code = this.stcExit.get(`${toplevel} ${action}`) ?? 0;
-    if ((action === 'boot' || action === 'switch') && code === 0) this.bootDefault = this.profileTarget();
+    if ((action === 'boot' || action === 'switch') && code === 0) this.loader.install(this.profileTarget()!);
     if (action === 'test' || action === 'switch') {
       // switch-to-configuration resets failed units, then the ones this system fails are failed.
       const failing = this.stcFails.get(`${toplevel} ${action}`);

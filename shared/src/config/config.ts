@@ -47,7 +47,7 @@ export interface Config {
   stateDir: string;
   logLevel: 'error' | 'warning' | 'info' | 'debug';
   units: { executor: string; watcher: string };
-  paths: { systemProfile: string; currentSystem: string; storeDir: string; gcRootsDir: string; bootId: string; bootedSystem: string };
+  paths: { systemProfile: string; currentSystem: string; storeDir: string; gcRootsDir: string; bootId: string; bootedSystem: string; grubConfig: string; grubEnv: string; mountInfo: string };
   gates: { vulnerabilities: VulnerabilityGateConfig };
 }
 

@@ -47,6 +47,7 @@ export const EVENTS = {
   'deploy.trial_boot': { priority: 'warning', source: 'executor', summary: 'the new system is made the next boot once (one-shot entry), the previous one stays the boot default' },
   'deploy.rebooting': { priority: 'warning', source: 'executor', summary: 'systemctl reboot: into the trial system (reason=trial) or back to the previous system (reason=fallback)' },
   'deploy.trial_booted': { priority: 'warning', source: 'executor', summary: 'on start after a trial boot: which system came up (booted=, trial= true when it is the new one)' },
+  'deploy.boot_finished': { priority: 'info', source: 'executor', summary: 'after a trial boot, before its verification: the boot has finished (systemctl is-system-running --wait, bounded by verify.timeoutSec); state= what it reached, unknown when it did not finish in time' },
   'deploy.fallback_reboot': { priority: 'error', source: 'executor', summary: 'the trial system failed its verification after the boot: the previous system stays the default and the machine reboots into it (once per deployment)' },
   'deploy.reboot_failed': { priority: 'error', source: 'executor', summary: 'preparing the trial boot or rebooting failed; the previous boot default is restored' },
   'deploy.superseded': { priority: 'warning', source: 'executor', summary: 'a deployment waiting for the reboot window was replaced by a newer deploy request (nothing of it was changed)' },

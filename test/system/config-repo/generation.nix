@@ -130,6 +130,8 @@ let
     activationFails = if spec.activationFails == null then "" else spec.activationFails;
     initInterface = spec.initInterface;
     bootInstallDelay = toString spec.bootInstallDelaySec;
+    # The machine's bootloader settings (boot.loader.* on NixOS), read by the bed's installer.
+    bootloaderJson = builtins.toJSON spec.bootloader;
     activate = ./activate.sh;
     unitCount = toString (builtins.length unitList);
     etcCount = toString (builtins.length etcList);
@@ -147,6 +149,7 @@ let
         mkdir -p $out/bin $out/etc/systemd/system/multi-user.target.wants $out/sw/bin
         printf '%s\n' "$nixosVersion" > $out/nixos-version
         printf '%s\n' "$initInterface" > $out/init-interface-version
+        printf '%s\n' "$bootloaderJson" > $out/bed-bootloader.json
         if [ "$bootInstallDelay" != 0 ]; then printf '%s\n' "$bootInstallDelay" > $out/boot-install-delay; fi
         ln -s $kernel/bzImage $out/kernel
         ln -s $kernel/initrd $out/initrd

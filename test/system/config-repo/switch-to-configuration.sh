@@ -24,12 +24,12 @@
 #   - every progress line goes to stderr, and a failed write (EPIPE: whoever read a --pipe'd stdio
 #     died) ends it at once with exit 101, half-way, the units it stopped left stopped (nixpkgs
 #     #462179): whoever runs it must not tie its stdio to a process that may die;
-#   - `boot` only installs the "bootloader": one entry per system profile generation
-#     (/boot/pullnix-bed/entries/nixos-generation-N.conf, holding the system), and the default
-#     becomes the profile's current generation (like NixOS's bootloader installers, which read the
-#     profile), recorded in /boot/pullnix-bed/default and default-entry (and appended to
-#     /boot/pullnix-bed/log), then exits. The one-shot entry is the bed's bootctl's
-#     (test/system/lib/bed.ts); the bed boots it once, else the default.
+#   - `boot` only installs the bootloader for this system (NixOS: installBootLoader with the
+#     toplevel as the default configuration): the bed's systemd-boot or GRUB builder
+#     (test/system/lib/bed-bootloader.ts, written from nixpkgs' systemd-boot-builder.py and
+#     install-grub.pl) writes every profile generation's entry and makes this system the default;
+#     one line is appended to /boot/pullnix-bed/log. The bed's firmware step boots the one-shot
+#     entry once, else the default, as systemd-boot's boot.c and NixOS's grub.cfg do.
 set -uo pipefail
 export PATH=/usr/bin:/usr/sbin:/bin:/sbin
 
@@ -60,43 +60,22 @@ note() { printf '%s %s pid=%s cgroup=%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ
 note "start toplevel=$toplevel"
 
 install_bootloader() {
-  local default
-  default=$(readlink -f "$profile") || {
+  [ -L "$profile" ] || {
     say "switch-to-configuration: no system profile at $profile"
     return 1
   }
   mkdir -p "$boot_dir"
   # A generation may make its bootloader installation slow (like grub-install on a slow disk).
   if [ -f "$toplevel/boot-install-delay" ]; then sleep "$(cat "$toplevel/boot-install-delay")"; fi
-  # One entry per generation of the system profile (systemd-boot: nixos-generation-N.conf), then
-  # the default (the profile's current generation), each written whole (temp file, sync, rename).
-  mkdir -p "$boot_dir/entries"
-  local link n
-  for link in "$(dirname "$profile")"/system-*-link; do
-    [ -e "$link" ] || continue
-    n=${link##*/system-}
-    n=${n%-link}
-    printf '%s\n' "$(readlink -f "$link")" >"$boot_dir/entries/.tmp"
-    sync "$boot_dir/entries/.tmp"
-    mv "$boot_dir/entries/.tmp" "$boot_dir/entries/nixos-generation-$n.conf"
-  done
-  local current
-  current=$(basename "$(readlink "$profile")")
-  current=${current#system-}
-  printf 'nixos-generation-%s.conf\n' "${current%-link}" >"$boot_dir/default-entry.tmp"
-  sync "$boot_dir/default-entry.tmp"
-  mv "$boot_dir/default-entry.tmp" "$boot_dir/default-entry"
-  printf '%s\n' "$default" >"$boot_dir/default.tmp"
-  sync "$boot_dir/default.tmp"
-  mv "$boot_dir/default.tmp" "$boot_dir/default"
-  printf '%s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" "$(basename "$(readlink "$profile")")" "$default" >>"$boot_dir/log"
-  sync "$boot_dir"
-  say "boot default: $default"
+  /bed/boot-tools/bin/pullnix-bed-install-bootloader "$toplevel" || return 1
+  printf '%s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" "$(basename "$(readlink "$profile")")" "$toplevel" >>"$boot_dir/log"
+  sync /boot
+  say "boot default: $toplevel"
 }
 
 if [ "$action" = boot ] || [ "$action" = switch ]; then
   install_bootloader || exit 1
-  note "boot-default=$(cat "$boot_dir/default")"
+  note "boot-default=$toplevel"
   [ "$action" = boot ] && exit 0
 fi
 

@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseLine, type DeploymentRecord, type StatusResult } from '@pullnix/shared';
+import { bless, DEFAULT_SETTINGS, nextBoot, pickBoot, type LoaderSettings } from './bed-bootloader.ts';
 import { Container } from './container.ts';
 import { run, runOk, waitFor, type RunResult } from './proc.ts';
 
@@ -54,6 +55,8 @@ export interface GenerationSpec {
   initInterface?: string;
   /** false: a configuration without pullnix (services.pullnix.enable = false): no pullnix units, no config. */
   pullnix?: boolean;
+  /** The machine's bootloader and how NixOS configures it (bed-bootloader.ts); default systemd-boot, classic names. */
+  bootloader?: Partial<LoaderSettings>;
   /** Seconds its bootloader installation (`switch-to-configuration boot`) takes, like a slow grub-install. */
   bootInstallDelaySec?: number;
   extraUnits?: Record<string, string>;
@@ -200,7 +203,9 @@ export class TestBed {
     writeFileSync(join(bed, 'setup.sh'), SETUP_SCRIPT, { mode: 0o755 });
     // The emulated bootloader's bootctl, first in the pullnix units' PATH (generation.nix).
     mkdirSync(join(bed, 'boot-tools/bin'), { recursive: true, mode: 0o755 });
-    writeFileSync(join(bed, 'boot-tools/bin/bootctl'), BOOTCTL_SCRIPT, { mode: 0o755 });
+    for (const tool of ['bootctl', 'grub-reboot', 'grub-editenv', 'install']) {
+      writeFileSync(join(bed, 'boot-tools/bin', tool === 'install' ? 'pullnix-bed-install-bootloader' : tool), `#!/bin/sh\nexec /opt/node/bin/node /opt/pullnix/test/dist/system/lib/bed-bootloader.js ${tool} "$@"\n`, { mode: 0o755 });
+    }
 
     // SSH: the git server's host key, the deploy key (client side, pullnix) and the pinned known_hosts.
     // 0711: the watcher's user may open the deploy key (its own, 0400) but not list the directory.
@@ -266,6 +271,7 @@ export class TestBed {
       kernel: spec.kernel ?? '6.6',
       pullnix: spec.pullnix ?? true,
       bootInstallDelaySec: spec.bootInstallDelaySec ?? 0,
+      bootloader: { ...DEFAULT_SETTINGS, ...spec.bootloader },
       extraUnits: spec.extraUnits ?? {},
       extraEtc: spec.extraEtc ?? {},
       packages: spec.packages ?? {},
@@ -306,15 +312,10 @@ export class TestBed {
   async boot(): Promise<void> {
     const t0 = Date.now();
     this.autoReboot = true;
-    const oneShot = this.oneShotEntry();
-    let def = this.bootDefault();
-    if (oneShot !== null) {
-      const p = join(this.dirs.boot, 'pullnix-bed/oneshot');
-      rmSync(p, { force: true });
-      const entry = join(this.dirs.boot, 'pullnix-bed/entries', oneShot);
-      if (existsSync(entry)) def = readFileSync(entry, 'utf8').trim();
-      this.log(`bootloader: one-shot entry ${oneShot} (${shortPath(def ?? '-')}), used once`);
-    }
+    // The firmware step: the emulated bootloader picks (and uses up a one-shot, counts a try).
+    const pick = pickBoot(this.dirs.boot);
+    const def = pick.system;
+    this.log(`bootloader: ${pick.note} (${shortPath(def ?? '-')})`);
     this.bootedEntries.push(def);
     await this.container.boot();
     this.container.onUnexpectedExit = (code) => this.exitedByItself(code);
@@ -325,6 +326,8 @@ export class TestBed {
       const r = await this.container.exec(['sh', '-c', 'ln -sfn "$1" /run/booted-system && exec "$1/bin/switch-to-configuration" test', 'sh', def], { timeoutMs: 180_000 });
       if (r.code === 2 || r.code === 4) this.log(`stage 2 activation of ${shortPath(def)} exited ${r.code} (the boot goes on, as on NixOS)`);
       else if (r.code !== 0) throw new Error(`stage 2 activation of ${def} exited ${r.code}\n${r.stderr}${r.stdout}`);
+      // systemd-bless-boot: the boot came up, a counted entry is good now.
+      bless(this.dirs.boot, pick.entry);
     }
     this.log(`machine booted in ${Date.now() - t0} ms${def ? ` on ${shortPath(def)}` : ''}`);
   }
@@ -391,9 +394,9 @@ export class TestBed {
     if (this.cutNextReboot) {
       // The firmware picks (and so uses up) the one-shot entry, then the power goes: the machine stays off until boot().
       this.cutNextReboot = false;
-      const oneShot = this.oneShotEntry();
-      rmSync(join(this.dirs.boot, 'pullnix-bed/oneshot'), { force: true });
-      this.log(`the machine rebooted itself (reboot ${this.reboots}); power cut while it boots${oneShot ? ` ${oneShot} (one-shot used)` : ''}`);
+      const pick = pickBoot(this.dirs.boot);
+      this.bootedEntries.push(pick.system);
+      this.log(`the machine rebooted itself (reboot ${this.reboots}); power cut while it boots: ${pick.note}`);
       return;
     }
     this.log(`the machine rebooted itself (reboot ${this.reboots}); booting again`);
@@ -409,16 +412,14 @@ export class TestBed {
     }, { timeoutMs, intervalMs: 250, describe: () => this.describe() });
   }
 
-  /** The one-shot entry the bed's bootctl set (null: none). */
+  /** The one-shot entry set (LoaderEntryOneShot, GRUB's next_entry); null: none. */
   oneShotEntry(): string | null {
-    const p = join(this.dirs.boot, 'pullnix-bed/oneshot');
-    return existsSync(p) ? readFileSync(p, 'utf8').trim() || null : null;
+    return nextBoot(this.dirs.boot).oneShot;
   }
 
-  /** The default entry's name (nixos-generation-N.conf). */
-  defaultEntry(): string | null {
-    const p = join(this.dirs.boot, 'pullnix-bed/default-entry');
-    return existsSync(p) ? readFileSync(p, 'utf8').trim() : null;
+  /** The entry that boots next (the one-shot first, else the default). */
+  nextEntry(): string | null {
+    return nextBoot(this.dirs.boot).entry;
   }
 
   // ---------------------------------------------------------------- reading the machine
@@ -455,10 +456,9 @@ export class TestBed {
     return this.history().filter((r) => r.commit === commit);
   }
 
-  /** The boot default the emulated bootloader recorded (null before installation). */
+  /** The system the emulated bootloader boots by default (a one-shot aside; null before installation). */
   bootDefault(): string | null {
-    const p = join(this.dirs.boot, 'pullnix-bed/default');
-    return existsSync(p) ? readFileSync(p, 'utf8').trim() : null;
+    return nextBoot(this.dirs.boot).defaultSystem;
   }
 
   /** The emulated bootloader's log: one line per `switch-to-configuration boot`. */
@@ -688,32 +688,6 @@ ln -sfn /run/current-system /nix/var/nix/gcroots/current-system
 ln -sfn /run/booted-system /nix/var/nix/gcroots/booted-system
 `;
 
-/**
- * The emulated bootloader's `bootctl` (what pullnix calls of systemd-boot's): `set-oneshot ENTRY`
- * persists the entry under /boot like the LoaderEntryOneShot EFI variable ("" removes it); the bed
- * boots it once. An entry that does not exist is refused, as bootctl does.
- */
-const BOOTCTL_SCRIPT = `#!/bin/bash
-set -euo pipefail
-export PATH=/usr/bin:/bin
-dir=/boot/pullnix-bed
-case "\${1:-}" in
-  set-oneshot)
-    entry=\${2-}
-    if [ -z "$entry" ]; then rm -f "$dir/oneshot"; sync "$dir"; exit 0; fi
-    if [ ! -f "$dir/entries/$entry" ]; then echo "bootctl (bed): no boot entry $entry" >&2; exit 1; fi
-    printf '%s\\n' "$entry" > "$dir/oneshot.tmp"
-    sync "$dir/oneshot.tmp"
-    mv "$dir/oneshot.tmp" "$dir/oneshot"
-    sync "$dir"
-    printf '%s set-oneshot %s\\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" "$entry" >> "$dir/log"
-    ;;
-  *)
-    echo "bootctl (bed): only set-oneshot is emulated" >&2
-    exit 1
-    ;;
-esac
-`;
 
 /** The nix-daemon as a unit of the machine (as Debian's nix-setup-systemd or NixOS run it). */
 const NIX_DAEMON_UNIT = `[Unit]
