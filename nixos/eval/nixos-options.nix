@@ -24,6 +24,14 @@
 #   boot.loader.systemd-boot.enable, boot.loader.grub.enable, boot.loader.grub.package
 #                             booleans (NixOS's defaults: false, true) and a package: what the
 #                             module reads to pick reboot.bootloader's default.
+#   services.prometheus.exporters.node.{enable,enabledCollectors,extraFlags,user,group}
+#                             what docs/metrics.md's example sets: nixpkgs'
+#                             nixos/modules/services/monitoring/prometheus/exporters.nix
+#                             (mkExporterOpts: enable = mkEnableOption, extraFlags listOf str
+#                             default [ ], user and group str default "<name>-exporter") and
+#                             exporters/node.nix (extraOpts.enabledCollectors listOf str default
+#                             [ ]; serviceOpts DynamicUser = false, so it runs as the static user
+#                             node-exporter, not root). No unit is made here.
 #   nix.settings, documentation.enable
 #                             accepted (attribute set / boolean) and not read: only the VM
 #                             test's machine (nixos/tests/pullnix-machine.nix) sets them.
@@ -100,6 +108,25 @@ in
     systemd.tmpfiles.rules = mkOption {
       type = types.listOf types.str;
       default = [ ];
+    };
+    services.prometheus.exporters.node = {
+      enable = lib.mkEnableOption "the prometheus node exporter";
+      enabledCollectors = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      extraFlags = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      user = mkOption {
+        type = types.str;
+        default = "node-exporter";
+      };
+      group = mkOption {
+        type = types.str;
+        default = "node-exporter";
+      };
     };
     boot.loader.systemd-boot.enable = mkOption {
       type = types.bool;
