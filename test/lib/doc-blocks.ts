@@ -107,6 +107,8 @@ export function normaliseOutput(text: string): string {
     .replace(/\b[0-9a-f]{8}\b/g, '<commit>')
     .replace(/\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z\b/g, '<time>')
     .replace(/\b\d+(\.\d+)? (ms|s|min|h|days?)( \d+ (s|min|h))?\b/g, '<duration>')
+    // relative moments: "just now", "now", "in 4 s", "3 min ago" (the bed's poll every 2 s makes them flicker)
+    .replace(/(?<!\w)(just now|in <duration>|<duration> ago|now)(?!\w)/g, '<when>')
     .replace(/\bpid \d+/g, 'pid <n>')
     .replace(/\bpnx-[\w-]+-\d+\b/g, '<machine>')
     .replace(/\bed25519:[A-Za-z0-9_-]{43}\b/g, 'ed25519:<public key>')
