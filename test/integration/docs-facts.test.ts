@@ -234,3 +234,33 @@ test('the examples\' normalisation: what varies between two runs is made equal, 
   assert.notEqual(n(runA), n(runA.replace('generation 2', 'generation 3')), 'a generation number is part of the example');
   assert.notEqual(n(runA), n(runA.replace('idle', 'deploying')), 'a state is part of the example');
 });
+
+test('a mode stated in prose right after a known path (or its file name) is that path\'s', () => {
+  const known = facts();
+  // A path, or `<stateDir>/name` / `name` for the files of the state directories.
+  const names = new Map<string, Fact>();
+  for (const [p, f] of known) {
+    if (f.mode === null || !p.startsWith('/')) continue;
+    names.set(p.replace(/\/$/, ''), f);
+    const base = p.replace(/\/$/, '').split('/').pop()!;
+    if (/\.\w+$/.test(base)) names.set(base, f);
+  }
+  const problems: string[] = [];
+  let checked = 0;
+  for (const doc of DOCS.filter((d) => d !== 'docs/options.md')) {
+    read(doc).split('\n').forEach((line, i) => {
+      for (const [name, f] of names) {
+        const before = name.startsWith('/') ? '[\\w/.-]' : '[\\w.-]';
+        for (const m of line.matchAll(new RegExp(`(?<!${before})${name.replace(/[.]/g, '\\.')}/?\`?(?![\\w/-])`, 'g'))) {
+          // the mode that follows within the same clause: "(mode 0600", " (0700", "`, 0660"
+          const after = /^[^.;:|/]{0,24}?\b(0[0-7]{3})\b/.exec(line.slice(m.index! + m[0].length));
+          if (!after) continue;
+          checked++;
+          if (after[1] !== f.mode) problems.push(`${doc}:${i + 1}: ${name} … ${after[1]}; ${f.source} gives ${f.mode}`);
+        }
+      }
+    });
+  }
+  assert.ok(checked >= 8, `prose modes were found (${checked})`);
+  assert.deepEqual(problems, []);
+});
