@@ -40,6 +40,17 @@
 #                             password-protected"); configurationLimit an integer (default 100);
 #                             subEntryOptions null or a string (default "--class nixos"). grub.nix
 #                             declares no `package`: its GRUB is system.build.grub.
+#   services.prometheus.exporters.node.{enable,enabledCollectors,extraFlags,user,group}
+#                             what docs/metrics.md's example sets: nixpkgs'
+#                             nixos/modules/services/monitoring/prometheus/exporters.nix
+#                             (mkExporterOpts: enable = mkEnableOption, extraFlags listOf str
+#                             default [ ], user and group str default "<name>-exporter") and
+#                             exporters/node.nix (extraOpts.enabledCollectors listOf str default
+#                             [ ]; serviceOpts DynamicUser = false, so it runs as the static user
+#                             node-exporter, not root). No unit is made here.
+#   nix.settings, documentation.enable
+#                             accepted (attribute set / boolean) and not read: only the VM
+#                             test's machine (nixos/tests/pullnix-machine.nix) sets them.
 {
   config,
   lib,
@@ -113,6 +124,25 @@ in
     systemd.tmpfiles.rules = mkOption {
       type = types.listOf types.str;
       default = [ ];
+    };
+    services.prometheus.exporters.node = {
+      enable = lib.mkEnableOption "the prometheus node exporter";
+      enabledCollectors = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      extraFlags = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      user = mkOption {
+        type = types.str;
+        default = "node-exporter";
+      };
+      group = mkOption {
+        type = types.str;
+        default = "node-exporter";
+      };
     };
     boot.loader.systemd-boot.enable = mkOption {
       type = types.bool;

@@ -7,7 +7,11 @@
 #      must contain the expected message (which names the option);
 #   3. the config files of the cases marked `validate` pass ajv with the daemons' schema;
 #   4. docs/options.md (generated without nixpkgs from options.nix) documents exactly the
-#      options of the evaluated module, with their descriptions and defaults.
+#      options of the evaluated module, with their descriptions and defaults;
+#   5. every ```nix block of README.md and docs/ that configures pullnix (docs-blocks.mjs)
+#      evaluates (docs.nix): no failed assertion, no warning, no second tmpfiles rule for a path,
+#      and its config.json passes ajv; a block whose marker comment says
+#      `# pullnix-docs: must fail: MESSAGE` must fail with MESSAGE instead.
 #
 # Needs: nix-instantiate (Debian's nix-bin 2.8 is enough), a nixpkgs lib, node + ajv (npm ci).
 # Usage:
@@ -103,6 +107,47 @@ if ev optionDocs --json >"$tmp/option-docs.json" 2>"$tmp/option-docs.err"; then
   fail=$((fail + $(grep -c '^FAIL' "$tmp/docs.txt" || true)))
 else
   bad "optionDocs" "$(grep -m1 '^error' "$tmp/option-docs.err" || head -c 400 "$tmp/option-docs.err")"
+fi
+
+printf '\n== the ```nix blocks of README.md and docs/ (docs-blocks.mjs, docs.nix)\n'
+(cd "$root" && node "$here/docs-blocks.mjs" "$tmp/doc-blocks") >"$tmp/doc-blocks.json"
+count="$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).length)' "$tmp/doc-blocks.json")"
+[ "$count" -gt 0 ] || bad "doc blocks" "no \`\`\`nix block that configures pullnix found in README.md or docs/"
+echo '{}' >"$tmp/doc-configs.json"
+for i in $(seq 0 $((count - 1))); do
+  IFS=$'\t' read -r name file kind must <<<"$(node -e '
+    const b = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))[Number(process.argv[2])];
+    console.log([b.name, b.file, b.kind, b.mustFail ?? ""].join("\t"));' "$tmp/doc-blocks.json" "$i")"
+  if out="$(nix-instantiate --eval --strict --json "$here/docs.nix" --arg lib "import $lib_dir" --arg module "$module" \
+    --arg root "$root" --arg file "$file" --argstr kind "$kind" 2>&1)"; then
+    if [ -n "$must" ]; then bad "$name" "evaluated, but its marker says it must fail with: $must"; continue; fi
+    if msg="$(node -e '
+      const r = JSON.parse(process.argv[1]);
+      const f = Object.entries(r).flatMap(([n, v]) => v.failures.map((x) => `${n}: ${x}`));
+      const configs = JSON.parse(require("fs").readFileSync(process.argv[3], "utf8"));
+      for (const [n, v] of Object.entries(r)) if (v.config !== null) configs[`${process.argv[2]} (${n})`] = v.config;
+      require("fs").writeFileSync(process.argv[3], JSON.stringify(configs));
+      if (f.length) { console.log(f.join("; ")); process.exit(1); }' "$out" "$name" "$tmp/doc-configs.json")"; then
+      ok "$name ($kind) evaluates: no failed assertion, no warning, no duplicate tmpfiles rule"
+    else
+      bad "$name ($kind)" "$msg"
+    fi
+  else
+    out="$(printf '%s' "$out" | sed 's/\x1b\[[0-9;]*m//g')"
+    if [ -n "$must" ] && printf '%s' "$out" | grep -qF -- "$must"; then
+      ok "$name ($kind) fails as its marker says: $must"
+    elif [ -n "$must" ]; then
+      bad "$name ($kind)" "failed, but without \"$must\": $(printf '%s' "$out" | grep -m1 '^error' || printf '%s' "$out" | head -c 400)"
+    else
+      bad "$name ($kind)" "does not evaluate: $(printf '%s' "$out" | grep -m1 '^error' || printf '%s' "$out" | head -c 400)"
+    fi
+  fi
+done
+if [ "$(cat "$tmp/doc-configs.json")" != '{}' ]; then
+  (cd "$root" && node "$root/nixos/ajv-validate.mjs" --cases "$tmp/doc-configs.json") >"$tmp/doc-ajv.txt" || true
+  sed 's/config.json of case /config.json of the block /' "$tmp/doc-ajv.txt"
+  pass=$((pass + $(grep -c '^ok' "$tmp/doc-ajv.txt" || true)))
+  fail=$((fail + $(grep -c '^FAIL' "$tmp/doc-ajv.txt" || true)))
 fi
 
 echo
