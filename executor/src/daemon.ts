@@ -5,7 +5,7 @@
 import { createConnection } from 'node:net';
 import { lookupUser, type Config, type Logger, type Runner } from '@pullnix/shared';
 import { Executor } from './executor.ts';
-import { ensureKeys, trustedKeys, watcherKeyResolver, type ExecutorKeys } from './keys.ts';
+import { ensureKeys, keysDir, trustedKeys, watcherKeyResolver, type ExecutorKeys } from './keys.ts';
 import type { Clock } from './pipeline/context.ts';
 import { createServers, type ExecutorServers } from './server.ts';
 
@@ -55,7 +55,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     privatePath: config.privateSocketPath,
     groupPath: config.socketPath,
     group: config.operators.group,
-    ...(watcherUser ? { watcher: { path: config.watcher.socketPath, gid: watcherUser.gid, resolveKey: watcherKeyResolver(config.watcher.stateDir, watcherUser.uid) } } : {}),
+    ...(watcherUser ? { watcher: { path: config.watcher.socketPath, gid: watcherUser.gid, resolveKey: watcherKeyResolver({ stateDir: config.watcher.stateDir, uid: watcherUser.uid, keysDir: keysDir(config.stateDir), log }) } } : {}),
     ...(options.refusalLogIntervalMs !== undefined ? { refusalLogIntervalMs: options.refusalLogIntervalMs } : {}),
   });
   await servers.start();

@@ -7,9 +7,9 @@
  * its state directory, and the executor reads only the public half (`watcher.pub`), when a request
  * names the key, so it never holds the watcher's private key.
  */
-import { chmodSync, closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateSigningKey, loadSigningKey, PUBLIC_KEY_PATTERN, saveSigningKey, type Config, type Logger, type SigningKey, type TrustedKey, type WatcherIdentity } from '@pullnix/shared';
+import { generateSigningKey, loadSigningKey, PUBLIC_KEY_PATTERN, saveSigningKey, writeFileAtomic, type Config, type Logger, type SigningKey, type TrustedKey, type WatcherIdentity } from '@pullnix/shared';
 
 export const WATCHER_KEY_ID = 'watcher';
 export const LOCAL_OPERATOR_KEY_ID = 'local-root';
@@ -48,18 +48,77 @@ export function ensureKeys(stateDir: string, log: Logger, watcher?: WatcherIdent
 }
 
 /**
- * The watcher's public key, read from `<watcher stateDir>/watcher.pub` when a request names the
- * watcher key (it may be created after the executor started). The file is in a directory the
- * watcher's user owns, so it is opened without following a symbolic link, must be a small regular
- * file owned by that user (or root), and only the public key format is accepted: whoever can write
- * it holds the watcher's private key anyway, and gets the watcher role, never more.
+ * The watcher's public key, as root pinned it. `<watcher stateDir>/watcher.pub` is in a directory
+ * the watcher's user owns, so it is only a proposal: the first key read from it is copied into
+ * root's keys directory (`keys/watcher.pub`, 0600, event keys.watcher_pinned), and from then on
+ * only that copy is trusted. A different key in the watcher's file is refused (UNKNOWN_KEY, event
+ * keys.watcher_key_changed naming the file, once per proposed key) until an operator accepts it
+ * with `pullnix-ctl accept-watcher-key` (as root: it rewrites the pin). Otherwise code running as
+ * the watcher's user could mint a key of its own and sign requests with it (issue 21).
+ *
+ * The watcher's file is opened without following a symbolic link and must be a small regular
+ * file owned by that user (or root), holding only the public key format.
  */
-export function watcherKeyResolver(stateDir: string, uid: number): (keyId: string) => TrustedKey | null {
-  const path = join(stateDir, WATCHER_PUBLIC_KEY_FILE);
+export function watcherKeyResolver(options: { stateDir: string; uid: number; keysDir: string; log: Logger }): (keyId: string) => TrustedKey | null {
+  const proposed = join(options.stateDir, WATCHER_PUBLIC_KEY_FILE);
+  const pin = pinnedWatcherKeyPath(options.keysDir);
+  let reported: string | null = null;
   return (keyId) => {
     if (keyId !== WATCHER_KEY_ID) return null;
-    return { keyId, role: 'watcher', publicKey: readPublicKeyFile(path, uid) };
+    const pinned = readPinnedWatcherKey(pin);
+    const offered = readPublicKeyFile(proposed, options.uid);
+    if (pinned === null) {
+      writeFileAtomic(pin, `${offered}\n`, { mode: 0o600 });
+      options.log.event('keys.watcher_pinned', { key: WATCHER_KEY_ID, public_key: offered, file: proposed, pin, by: 'first use' });
+      return { keyId, role: 'watcher', publicKey: offered };
+    }
+    if (offered !== pinned) {
+      if (reported !== offered) {
+        reported = offered;
+        options.log.event('keys.watcher_key_changed', { file: proposed, public_key: offered, pinned, pin, fix: 'pullnix-ctl accept-watcher-key, if the watcher made a new key' });
+      }
+      throw new Error(`${proposed} holds ${offered}, not the watcher key root pinned in ${pin} (${pinned}); refused until an operator runs pullnix-ctl accept-watcher-key`);
+    }
+    return { keyId, role: 'watcher', publicKey: pinned };
   };
+}
+
+/** Root's record of the watcher's public key, in the executor's keys directory. */
+export function pinnedWatcherKeyPath(dir: string): string {
+  return join(dir, WATCHER_PUBLIC_KEY_FILE);
+}
+
+/** The pinned key; null when none was pinned yet. A pin that is not a key is an error, never a reset. */
+export function readPinnedWatcherKey(path: string): string | null {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new Error(`the pinned watcher key ${path} cannot be read: ${(error as Error).message}`, { cause: error });
+  }
+  if (!publicKeyLine.test(text)) throw new Error(`the pinned watcher key ${path} does not hold a public key; remove it or run pullnix-ctl accept-watcher-key`);
+  return text.trim();
+}
+
+/**
+ * `pullnix-ctl accept-watcher-key` (root): pin the key now in the watcher's file. Returns the key
+ * pinned and the one it replaced (null: none was pinned).
+ */
+export function acceptWatcherKey(options: { stateDir: string; uid: number; keysDir: string; log: Logger }): { publicKey: string; replaced: string | null } {
+  const pin = pinnedWatcherKeyPath(options.keysDir);
+  const proposed = join(options.stateDir, WATCHER_PUBLIC_KEY_FILE);
+  let replaced: string | null = null;
+  try {
+    replaced = readPinnedWatcherKey(pin);
+  } catch {
+    replaced = null; // an unreadable pin is what is being replaced
+  }
+  const publicKey = readPublicKeyFile(proposed, options.uid);
+  mkdirSync(options.keysDir, { recursive: true, mode: 0o700 });
+  writeFileAtomic(pin, `${publicKey}\n`, { mode: 0o600 });
+  options.log.event('keys.watcher_pinned', { key: WATCHER_KEY_ID, public_key: publicKey, file: proposed, pin, by: 'operator', replaced });
+  return { publicKey, replaced };
 }
 
 const publicKeyLine = new RegExp(`${PUBLIC_KEY_PATTERN.replace(/\$$/, '')}\n?$`);

@@ -14,6 +14,7 @@ import { createRunner, generateSigningKey, lookupUser, PullnixError, runHook, sa
 import { ensureOwnKey } from '@pullnix/watcher';
 import { ExecutorProcess, makeBed, type Bed } from '../lib/executor-fixtures.ts';
 import { CapturedLog } from '../lib/watcher-fixtures.ts';
+import { CTL_MAIN as CTL } from './ctl-harness.ts';
 
 const NOBODY = lookupUser('nobody');
 
@@ -143,6 +144,52 @@ describe('a watcher with a user of its own', () => {
       assert.match((await refusal(watcherSocket, key)).message, /does not hold a public key/);
     } finally {
       renameSync(keep, pub);
+    }
+  });
+
+  it("pins the watcher's key at its first use: a key written later into watcher.pub (the watcher's user compromised) is refused until an operator accepts it", async () => {
+    const key = ensureOwnKey(watcherState, new CapturedLog().logger);
+    const pub = join(watcherState, 'watcher.pub');
+    const pin = join(bed.stateDir, 'keys', 'watcher.pub');
+    assert.equal(readFileSync(pin, 'utf8').trim(), key.publicKey, "root's record of the key");
+    assert.equal(statSync(pin).mode & 0o777, 0o600);
+    assert.equal(statSync(pin).uid, 0);
+    assert.equal(proc.events('keys.watcher_pinned').length, 1);
+
+    // Code running as the watcher's user mints a key and puts its public half where the executor looks.
+    const original = readFileSync(pub);
+    const forged = generateSigningKey('watcher');
+    writeFileSync(pub, `${forged.publicKey}\n`);
+    chownSync(pub, NOBODY.uid, NOBODY.gid);
+    try {
+      const refused = await refusal(watcherSocket, forged);
+      assert.equal(refused.code, 'UNKNOWN_KEY');
+      assert.match(refused.message, /not the watcher key root pinned/);
+      assert.match(refused.message, /accept-watcher-key/);
+      await proc.waitFor('keys.watcher_key_changed');
+      const changed = proc.events('keys.watcher_key_changed')[0]!;
+      assert.equal(changed.file, pub);
+      assert.equal(changed.public_key, forged.publicKey);
+      // The pin did not move; the real key is refused too while the file is not the pinned key.
+      assert.equal(readFileSync(pin, 'utf8').trim(), key.publicKey);
+      await refusal(watcherSocket, forged);
+      assert.equal(proc.events('keys.watcher_key_changed').length, 1, 'one event per proposed key, not per request');
+
+      // The operator accepts it (pullnix-ctl accept-watcher-key, as root): now that key is trusted.
+      const ctl = spawnSync(process.execPath, [CTL, '--config', bed.configPath, 'accept-watcher-key', '--json'], { encoding: 'utf8', timeout: 30_000 });
+      assert.equal(ctl.status, 0, ctl.stderr);
+      assert.equal(JSON.parse(ctl.stdout).pinned, forged.publicKey);
+      const client = new SocketClient({ path: watcherSocket, key: forged });
+      try {
+        await client.connect();
+        assert.equal(typeof (await client.request('status', {})).executor.pid, 'number');
+      } finally {
+        client.close();
+      }
+    } finally {
+      writeFileSync(pub, original);
+      chownSync(pub, NOBODY.uid, NOBODY.gid);
+      writeFileSync(pin, original, { mode: 0o600 });
     }
   });
 

@@ -180,6 +180,19 @@ snippet for services.pullnix.settings.operators.keys.`,
     json: true,
     run: cmd.keyShow,
   },
+  'accept-watcher-key': {
+    usage: 'accept-watcher-key [--json]',
+    summary: "trust the key now in the watcher's watcher.pub (root, on the machine)",
+    help: `The executor trusts the watcher key it pinned at the watcher's first request (in its own
+keys directory), not the file the watcher's user can write: a different key in
+<watcher stateDir>/watcher.pub is refused (event keys.watcher_key_changed) until this command
+pins it. Run it as root when the watcher made a new key on purpose (its state directory was
+wiped); if nobody did, the watcher's user is compromised: do not accept, investigate.`,
+    options: {},
+    args: [0, 0],
+    json: true,
+    run: cmd.acceptWatcherKey,
+  },
   version: {
     usage: 'version [--json]',
     summary: "pullnix-ctl's version and the executor's",

@@ -7,7 +7,8 @@ import { linkSync, mkdirSync, rmSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { fsyncDir, generateSigningKey, isCommit, KEY_ID_PATTERN, PROTOCOL_VERSION, saveSigningKey, VERSION, type SigningKey } from '@pullnix/shared';
+import { createLogger, DEFAULT_CONFIG_PATH, fsyncDir, generateSigningKey, isCommit, KEY_ID_PATTERN, loadConfig, lookupUser, PROTOCOL_VERSION, saveSigningKey, VERSION, type SigningKey } from '@pullnix/shared';
+import { acceptWatcherKey as pinWatcherKey, keysDir } from '../keys.ts';
 import { connect, findKey, loadSettings, userKeyPath, type Connection, type CtlSettings } from './context.ts';
 import { CtlError, EXIT, usageError } from './exit.ts';
 import { colourWanted, makeStyle, printable } from './format.ts';
@@ -262,6 +263,28 @@ export async function keyShow(inv: Invocation): Promise<number> {
     // The executor made this key and trusts it already; its id is reserved, so registering it would be refused.
     inv.io.out(`${renderKey(out, false).split('\n').slice(0, 3).join('\n')}\n\nThis is the executor's own local operator key (root only); it is trusted without registration.\nFor a personal key: pullnix-ctl key create`);
   } else inv.io.out(renderKey(out, false));
+  return EXIT.ok;
+}
+
+/**
+ * accept-watcher-key (root, local): pin the key now in the watcher's `watcher.pub` as the one root
+ * trusts (keys.ts). The executor reads the pin on every watcher request, so no restart is needed.
+ */
+export async function acceptWatcherKey(inv: Invocation): Promise<number> {
+  const path = inv.globals.config ?? DEFAULT_CONFIG_PATH;
+  let result: { publicKey: string; replaced: string | null; file: string };
+  try {
+    const config = loadConfig(path);
+    if (config.watcher.user === null) throw new Error('watcher.user is not set: the watcher runs as root with a key the executor made, nothing to accept');
+    const uid = lookupUser(config.watcher.user).uid;
+    const log = createLogger({ stream: process.stderr, level: 'info' });
+    const r = pinWatcherKey({ stateDir: config.watcher.stateDir, uid, keysDir: keysDir(config.stateDir), log });
+    result = { ...r, file: join(config.watcher.stateDir, 'watcher.pub') };
+  } catch (error) {
+    throw new CtlError('LOCAL', EXIT.failed, `cannot accept the watcher's key: ${(error as Error).message}`, { hint: 'run it as root, on the machine, with the config the executor uses (--config FILE)', cause: error });
+  }
+  if (inv.globals.json) printJson(inv, { pinned: result.publicKey, replaced: result.replaced, file: result.file });
+  else inv.io.out(`pinned the watcher key ${result.publicKey} from ${result.file}${result.replaced && result.replaced !== result.publicKey ? ` (replacing ${result.replaced})` : result.replaced ? ' (it was pinned already)' : ''}`);
   return EXIT.ok;
 }
 

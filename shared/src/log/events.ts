@@ -20,6 +20,8 @@ export const EVENTS = {
   'executor.removed': { priority: 'warning', source: 'executor', summary: 'a deployment removed pullnix from the configuration: once its outcome is recorded, the watcher and the executor stop' },
   'executor.fatal': { priority: 'error', source: 'executor', summary: 'the executor cannot start or hit an unexpected error' },
   'keys.retired': { priority: 'info', source: 'executor', summary: "the watcher's old key in the executor's keys directory was removed: the watcher now runs as its own user with a key of its own" },
+  'keys.watcher_pinned': { priority: 'info', source: 'executor', summary: "root pinned the watcher's public key (its first use, or an operator's pullnix-ctl accept-watcher-key); only the pinned key is trusted" },
+  'keys.watcher_key_changed': { priority: 'warning', source: 'executor', summary: "the watcher's public key file holds another key than the one root pinned: the watcher's requests are refused until an operator runs pullnix-ctl accept-watcher-key" },
   'keys.generated': { priority: 'info', source: 'executor', summary: 'a key (watcher or local operator) was created in the state directory' },
   'state.corrupt': { priority: 'error', source: 'any', summary: 'a state or history file could not be read; it was set aside (renamed), never silently reset' },
   // --- socket and protocol
