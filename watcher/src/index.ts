@@ -7,6 +7,6 @@ export { buildArgv, buildSystem, pruneGcRoots, LOG_TAIL_LINES, type BuildResult,
 export { MemoryStore, parseMemory, emptyMemory, forgetCommit, type WatcherMemory, type BuildFailure, type HandledHead, type HandledResult, type TrustRefusal } from './memory.ts';
 export { backoffDelayMs, pollDelayMs } from './backoff.ts';
 export { Alarm, sleep, systemClock, type Clock } from './clock.ts';
-export { TrustGate, allowedSignersLine, primaryFingerprints, sshFingerprint, sshTime, validAt, type TrustGateOptions, type TrustReason, type TrustResult } from './trust.ts';
+export { TrustGate, allowedSignersLine, primaryFingerprints, sshFingerprint, sshTime, validAt, type TrustGateOptions, type TrustReason, type TrustResult } from '@pullnix/shared';
 export { VulnerabilityGate, compareScans, meetsSeverity, describeFinding, SCAN_CACHE_SIZE, SCAN_CACHE_MAX_AGE_MS, type GateVerdict, type Comparison, type VulnerabilityGateOptions } from './gates/vulnerabilities.ts';
 export { vulnixArgv, readVulnixResult, parseVulnixJson, type VulnixAnswer } from './gates/vulnix.ts';

@@ -28,7 +28,7 @@ import { VulnerabilityGate } from './gates/vulnerabilities.ts';
 import { describeGitError, GitCheckout, redactUrl, type GitOps } from './git.ts';
 import { WATCHER_METRICS_FILE, watcherMetrics } from './metrics.ts';
 import { forgetCommit, MemoryStore, refusedHead, rememberDescription, rememberFailure, type HandledResult, type WatcherMemory } from './memory.ts';
-import { TrustGate } from './trust.ts';
+import { TrustGate } from '@pullnix/shared';
 
 export interface WatcherOptions {
   config: Config;

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { emptyMemory, forgetCommit, parseMemory } from '../src/memory.ts';
-import { allowedSignersLine, primaryFingerprints, sshFingerprint, sshTime, validAt } from '../src/trust.ts';
+import { allowedSignersLine, primaryFingerprints, sshFingerprint, sshTime, validAt } from '@pullnix/shared';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJzDE2z/V2SYGvswcsj7bLop/tZMNbwND9+L+pykS7Nn';
 const H = 'a'.repeat(40);

@@ -1,6 +1,8 @@
 /**
- * Commit trust: may this range be evaluated? Answered after the fetch (git objects only) and
- * before anything is checked out, evaluated or built (docs/security.md).
+ * Commit trust: may this range be evaluated, or activated? One set of rules for both daemons: the
+ * watcher answers it after its fetch (git objects only), before anything is checked out, evaluated
+ * or built; the executor answers it again, as root, in a mirror of its own (git objects only),
+ * before it activates anything (executor/src/pipeline/trust.ts, docs/security.md).
  *
  *   off   nothing is checked
  *   head  the new head must carry a good signature from a trusted key
@@ -26,7 +28,8 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describeFailure, type AllowedSigner, type Runner, type TrustConfig } from '@pullnix/shared';
+import type { AllowedSigner, TrustConfig } from './config/config.ts';
+import { describeFailure, type Runner } from './run.ts';
 
 export type TrustReason =
   | 'unsigned' // no signature at all
@@ -55,9 +58,9 @@ export type TrustResult =
 export interface TrustGateOptions {
   trust: TrustConfig;
   runner: Runner;
-  /** The checkout's git directory (`<checkout>/.git`). */
+  /** The git directory holding the objects: the watcher's `<checkout>/.git`, the executor's bare mirror. */
   gitDir: string;
-  /** Where the keyring, the allowed-signers file and the empty HOME live (`<stateDir>/trust`). */
+  /** Where the keyring, the allowed-signers file and the empty HOME live (the watcher's `<stateDir>/trust`). */
   dir: string;
   now?: () => number;
   /** One git log over the range (it runs gpg or ssh-keygen per signed commit). */
@@ -204,7 +207,7 @@ export class TrustGate {
     });
   }
 
-  /** Nothing of the watcher's environment but PATH: no user config, no agent, no GIT_* variable. */
+  /** Nothing of the daemon's environment but PATH: no user config, no agent, no GIT_* variable. */
   private env(): Record<string, string> {
     return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: this.home, GNUPGHOME: this.gnupg, LANG: 'C', LC_ALL: 'C', TZ: 'UTC' };
   }
