@@ -409,10 +409,12 @@ in
     users.groups.pullnix-watcher = { };
 
     # The watcher writes pullnix-watcher.prom into the textfile directory; it may write nothing
-    # else (ProtectSystem=strict), so the directory is created for it: group pullnix-watcher.
+    # else (ProtectSystem=strict), so the directory is created for it: group pullnix-watcher, and
+    # sticky (1775), so that it can create its own file but neither replace nor remove the
+    # executor's (root's) one (issue 21). Both files are 0644, read by node_exporter's user.
     systemd.tmpfiles.rules = lib.optional (
       settings.metrics.textfileDirectory != null
-    ) "d ${settings.metrics.textfileDirectory} 0775 root pullnix-watcher - -";
+    ) "d ${settings.metrics.textfileDirectory} 1775 root pullnix-watcher - -";
 
     environment.systemPackages = [ cfg.package ];
 

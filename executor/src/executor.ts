@@ -11,6 +11,7 @@ import {
   describeFailure,
   runHook,
   TextfileWriter,
+  protectTextfileDirectory,
   type Config,
   type Connection,
   type DeploymentRecord,
@@ -19,6 +20,7 @@ import {
   type PauseInfo,
   type Runner,
   type StatusResult,
+  type TrustGate,
   type WatcherReport,
 } from '@pullnix/shared';
 import { catUnit, loadState, restartUnit, stopUnitsNoBlock } from './commands/systemctl.ts';
@@ -30,6 +32,7 @@ import { rebootReasons, prepareTrialBoot, requestReboot } from './pipeline/reboo
 import { recoverDeployment } from './pipeline/recovery.ts';
 import { failure } from './pipeline/deployment.ts';
 import { checkStoreValidity, checkSystemClosure } from './pipeline/validate.ts';
+import { executorTrustGate, verifyTrust } from './pipeline/trust.ts';
 import { HistoryStore, type CorruptionReport } from './store/history.ts';
 import { rebuildState, StateStore } from './store/state.ts';
 
@@ -75,6 +78,8 @@ export class Executor {
   private pendingReboot: number | null = null;
   private rebootTimer: NodeJS.Timeout | null = null;
   private readonly metrics: TextfileWriter;
+  /** The commit-trust rules of shared/, with root's own keyring (built once per process). */
+  private readonly trustGate: TrustGate;
 
   constructor(options: ExecutorOptions) {
     this.config = options.config;
@@ -85,6 +90,7 @@ export class Executor {
     this.history = new HistoryStore(join(options.config.stateDir, 'history.jsonl'));
     this.state = new StateStore(join(options.config.stateDir, 'state.json'));
     this.ctx = { config: options.config, runner: options.runner, log: options.log, history: this.history, state: this.state, clock: options.clock ?? systemClock, recorder: options.recorder ?? selfRecorder() };
+    this.trustGate = executorTrustGate(options.config, options.runner);
     this.metrics = new TextfileWriter(options.config.metrics.textfileDirectory, EXECUTOR_METRICS_FILE, options.log);
   }
 
@@ -98,6 +104,7 @@ export class Executor {
   /** Load history and state; a corrupt file is reported, set aside, and what it held is rebuilt. */
   open(): void {
     mkdirSync(this.config.stateDir, { recursive: true, mode: 0o755 });
+    protectTextfileDirectory(this.config.metrics.textfileDirectory, this.log);
     const historyDamage = this.history.load();
     if (historyDamage) this.reportCorrupt(historyDamage);
     const stateExisted = existsSync(this.state.path);
@@ -424,6 +431,9 @@ export class Executor {
       }
       // Inside the job (a command): the executor is busy meanwhile, so nothing slips in between.
       await checkStoreValidity(this.runner, request.toplevel);
+      // trust.mode on: root verifies the commit and that the toplevel is its system, itself.
+      // An operator's rollback goes to a system that was deployed (so verified) before.
+      if (request.kind === 'deploy') await verifyTrust(this.ctx, this.trustGate, request, this.history.lastSucceeded()?.commit ?? null);
       const waiting = this.pendingReboot === null ? null : this.history.get(this.pendingReboot);
       if (waiting && waiting.outcome === null) this.supersede(waiting, `replaced by a newer deploy request (${request.commit.slice(0, 12)})`);
       const d = await Deployment.start(this.ctx, request);
@@ -531,4 +541,4 @@ export class Executor {
 }
 
 /** Refusals found inside the job, before anything was recorded or changed: answers, not faults. */
-const REFUSALS_BEFORE_START: ReadonlySet<string> = new Set(['PAUSED', 'KNOWN_BAD', 'INVALID_SYSTEM']);
+const REFUSALS_BEFORE_START: ReadonlySet<string> = new Set(['PAUSED', 'KNOWN_BAD', 'INVALID_SYSTEM', 'UNTRUSTED']);

@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { test } from 'node:test';
+import { WATCHER_UID } from './lib/bed.ts';
 import { waitFor } from './lib/proc.ts';
 import { installed, withBed } from './lib/scenario.ts';
 import { CRASH_LOOP_UNIT } from './lib/units.ts';
@@ -26,11 +27,14 @@ test('preDeploy holds a deployment until it says yes; node_exporter serves the r
     const go = (yes: boolean) => bed.container.execOk(yes ? ['touch', '/run/bed-go'] : ['rm', '-f', '/run/bed-go']);
     const first = await installed(bed, { spec: { label: 'gen1', config }, beforeInstall: async () => {
       await go(true);
-      // What the module's tmpfiles rule makes: the watcher (its own user) may write its .prom file here.
+      // What the module's tmpfiles rule made before issue 21 (0775, not sticky): the watcher (its own
+      // user) may write its .prom file here. The executor makes it sticky itself.
       await bed.container.execOk(['install', '-d', '-m', '0775', '-o', 'root', '-g', 'pullnix-watcher', METRICS_DIR]);
     } });
+    // node_exporter as a user of its own (as on NixOS: services.prometheus.exporters.node runs as
+    // its own user), so each .prom file must be readable by others.
     await bed.container.execOk([
-      'systemd-run', '--unit=bed-node-exporter', '/usr/bin/prometheus-node-exporter', '--web.listen-address=127.0.0.1:9100',
+      'systemd-run', '--unit=bed-node-exporter', '-p', 'DynamicUser=yes', '/usr/bin/prometheus-node-exporter', '--web.listen-address=127.0.0.1:9100',
       '--collector.disable-defaults', '--collector.textfile', `--collector.textfile.directory=${METRICS_DIR}`,
     ]);
     const scrape = () => bed.container.execOk(['/opt/node/bin/node', '-e', "fetch('http://127.0.0.1:9100/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"]);
@@ -62,6 +66,17 @@ test('preDeploy holds a deployment until it says yes; node_exporter serves the r
     const rolled = await bed.waitForOutcome(c3);
     assert.equal(rolled.outcome, 'rolled-back');
     await bed.waitForWatcherRestart(rolled.id);
+
+    // The watcher's user can neither replace, remove nor squat the executor's file (sticky directory).
+    const executorProm = `${METRICS_DIR}/pullnix-executor.prom`;
+    assert.equal((await bed.container.execOk(['stat', '-c', '%a', METRICS_DIR])).trim(), '1775', 'the executor made the directory sticky');
+    const asWatcher = { user: { uid: WATCHER_UID, gid: WATCHER_UID } };
+    const forged = await bed.container.sh(`printf 'pullnix_paused 1\\n' > ${METRICS_DIR}/forged.tmp && mv -f ${METRICS_DIR}/forged.tmp ${executorProm}`, asWatcher);
+    assert.notEqual(forged.code, 0, `the watcher replaced the executor's file: ${forged.stderr}`);
+    assert.notEqual((await bed.container.exec(['rm', '-f', executorProm], asWatcher)).code, 0, "the watcher removed the executor's file");
+    await bed.container.exec(['rm', '-f', `${METRICS_DIR}/forged.tmp`], asWatcher);
+    assert.equal((await bed.container.execOk(['stat', '-c', '%u %a', executorProm])).trim(), '0 644');
+    assert.equal((await bed.container.execOk(['stat', '-c', '%u %a', `${METRICS_DIR}/pullnix-watcher.prom`])).trim(), `${WATCHER_UID} 644`, "the watcher's file is readable by node_exporter's user");
 
     // (4) node_exporter, scraped over HTTP
     const text = await waitFor('metrics after the rollback', async () => {

@@ -39,3 +39,52 @@ export function systemdRunArgv(options: TransientUnitOptions): string[] {
 
 /** Operators' commands (command checks, hooks) run through shared's run-as module (the watcher runs preDeploy hooks too). */
 export { runAs, runAsArgv } from '@pullnix/shared';
+
+export interface SandboxedRunOptions extends TransientUnitOptions {
+  /** Host path → path in the unit, bound read-only. */
+  readOnly: readonly (readonly [string, string])[];
+  /** Environment of the unit: NAME (the executor's value) or NAME=value. */
+  env: readonly string[];
+  runtimeMaxSec: number;
+}
+
+/**
+ * A command as nobody: a transient unit with a dynamic user (no file of root's is writable by it,
+ * nothing it leaves outlives it), no network (PrivateNetwork: only the loopback of a namespace of
+ * its own; Unix sockets on the file system, like the nix-daemon's, still connect), no devices,
+ * the whole file system read-only (ProtectSystem=strict) but its private /tmp, no home, no
+ * capability. Its only output is its stdout, piped back (--pipe: unlike an activation, it changes
+ * nothing, so the executor dying mid-way costs nothing but the answer).
+ */
+export function sandboxedRunArgv(options: SandboxedRunOptions): string[] {
+  const properties = [
+    'DynamicUser=yes',
+    'PrivateNetwork=yes',
+    'PrivateDevices=yes',
+    'PrivateTmp=yes',
+    'ProtectSystem=strict',
+    'ProtectHome=yes',
+    'NoNewPrivileges=yes',
+    'CapabilityBoundingSet=',
+    'RestrictAddressFamilies=AF_UNIX',
+    'RestrictSUIDSGID=yes',
+    'ProtectKernelTunables=yes',
+    'ProtectKernelModules=yes',
+    'ProtectControlGroups=yes',
+    `RuntimeMaxSec=${options.runtimeMaxSec}`,
+    ...options.readOnly.map(([from, to]) => `BindReadOnlyPaths=${from}:${to}`),
+  ];
+  return [
+    'systemd-run',
+    `--unit=${options.unit}`,
+    '--service-type=exec',
+    '--collect',
+    '--wait',
+    '--pipe',
+    '--quiet',
+    ...properties.flatMap((p) => ['-p', p]),
+    ...options.env.flatMap((e) => ['-E', e]),
+    '--',
+    ...options.command,
+  ];
+}

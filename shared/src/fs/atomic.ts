@@ -6,7 +6,7 @@
  * the write fails with an error that names the file, and what was there before stays as it was
  * (the temporary file is removed; an append is truncated back to where it started).
  */
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync, type PathLike } from 'node:fs';
+import { closeSync, fchmodSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync, type PathLike } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -35,6 +35,8 @@ export function writeFileAtomic(path: string, data: string, options: { mode?: nu
     throw new DurableWriteError(path, 'the file was not changed', error);
   }
   try {
+    // The mode asked for, whatever the process's umask (UMask=0077 would make 0644 a 0600).
+    if (options.mode !== undefined) fchmodSync(fd, options.mode);
     writeAll(fd, Buffer.from(data, 'utf8'));
     fsyncSync(fd);
   } catch (error) {

@@ -37,6 +37,8 @@ export const EVENTS = {
   'control.sync': { priority: 'info', source: 'executor', summary: 'an operator asked for an immediate poll; forwarded to the watcher' },
   'control.reboot_now': { priority: 'warning', source: 'executor', summary: 'an operator asked to boot the deployment waiting for the reboot window now' },
   // --- the deployment pipeline (executor)
+  'deploy.trust_verified': { priority: 'info', source: 'executor', summary: "step 1 with trust.mode on: root fetched the commit itself, its signatures are good, and an unprivileged evaluation of it gives exactly the toplevel asked for (fetch_ms=, signatures_ms=, evaluation_ms=)" },
+  'deploy.untrusted': { priority: 'warning', source: 'executor', summary: "step 1 with trust.mode on: a deploy request refused (UNTRUSTED) before anything was recorded: stage=fetch (root could not fetch the commit, or it is not on the branch), signatures, evaluation, or system (the toplevel is not the commit's)" },
   'deploy.accepted': { priority: 'info', source: 'executor', summary: 'step 2: deployment recorded as started with the previous system' },
   'deploy.activating': { priority: 'info', source: 'executor', summary: 'step 3: switch-to-configuration started through systemd-run' },
   'deploy.activated': { priority: 'info', source: 'executor', summary: 'step 3: activation finished with exit 0 (or 4 for units that were already failing before the deployment)' },
@@ -73,6 +75,8 @@ export const EVENTS = {
   'hook.succeeded': { priority: 'info', source: 'any', summary: 'a hook exited 0' },
   'hook.failed': { priority: 'warning', source: 'any', summary: 'onSuccess/onFailure exited non-zero, timed out or could not start; logged only, the outcome stands' },
   'deploy.postponed': { priority: 'info', source: 'watcher', summary: 'the preDeploy hook said not now (non-zero exit or timeout); asked again at the next poll, not a failure' },
+  'metrics.squatter_removed': { priority: 'warning', source: 'any', summary: "something that is not this daemon's own regular file stood at its metrics file name (a directory, a link, another user's file) and was removed before writing" },
+  'metrics.directory_protected': { priority: 'warning', source: 'executor', summary: 'the metrics textfile directory was group- or world-writable without the sticky bit; the executor set it, so the watcher cannot replace or remove the executor\'s file' },
   'metrics.write_failed': { priority: 'error', source: 'any', summary: 'the metrics textfile could not be written (metrics.textfileDirectory); retried at the next change' },
   'watcher.restart_failed': { priority: 'error', source: 'executor', summary: 'step 7: restarting the watcher failed' },
   // --- watcher

@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   PAUSED: 'deployments are paused',
   KNOWN_BAD: 'this commit failed before and is not retried until an operator says retry',
   INVALID_SYSTEM: 'the toplevel is not a valid NixOS system closure',
+  UNTRUSTED: 'trust.mode is on and root could not verify the request itself: the commit is not a signed commit of the branch, the toplevel is not its system, or the check could not run',
   NOT_FOUND: 'no such deployment or commit',
   NO_WATCHER: 'no watcher is connected',
   CONFLICT: 'the request conflicts with the current state',
