@@ -6,3 +6,5 @@ export { HistoryStore, parseRecord } from './store/history.ts';
 export { StateStore, rebuildState, MAX_INTERRUPTIONS, MAX_KNOWN_BAD, type ExecutorState } from './store/state.ts';
 export { systemClock, type Clock } from './pipeline/context.ts';
 export { createServers, GROUP_MAX_CONNECTIONS, PRIVATE_MAX_CONNECTIONS, type ExecutorServers } from './server.ts';
+export { executorTrustGate, verifyTrust, type TrustTimings } from './pipeline/trust.ts';
+export type { PipelineContext } from './pipeline/context.ts';

@@ -61,14 +61,6 @@ test('a compromised watcher cannot make root activate a system not built from a 
     const deployed = await bed.waitForOutcome(c2);
     assert.equal(deployed.outcome, 'succeeded', JSON.stringify(deployed));
     await bed.waitForWatcherRestart(deployed.id);
-    // Root verified c2 itself: fetched, signatures checked, the system evaluated as nobody.
-    const verified = await bed.events('deploy.trust_verified', { commit: c2 }, ['pullnix-executor.service']);
-    assert.equal(verified.length, 1, 'root verified c2 before activating it');
-    assert.equal(verified[0]!.fields.toplevel, deployed.toplevel);
-    t.diagnostic(`root's verification of c2: fetch ${verified[0]!.fields.fetch_ms} ms, signatures ${verified[0]!.fields.signatures_ms} ms, evaluation ${verified[0]!.fields.evaluation_ms} ms`);
-    const pinned = (await bed.container.execOk(['stat', '-c', '%u %a', '/var/lib/pullnix/keys/watcher.pub'])).trim();
-    assert.equal(pinned, '0 600', "root's record of the watcher key");
-
     // The watcher is stopped: the attacker has its user, its files and its socket, not its process.
     await bed.container.execOk(['systemctl', 'stop', 'pullnix-watcher.service']);
     const c3 = await bed.commit(gen('gen3'), 'unsigned: the attacker wants this one');
@@ -76,7 +68,8 @@ test('a compromised watcher cannot make root activate a system not built from a 
     const evil = (
       await bed.container.shOk(
         `d=$(mktemp -d) && export HOME="$d" XDG_CACHE_HOME="$d/cache" NIX_REMOTE=daemon
-         git -c safe.directory='*' clone -q /srv/git/config.git "$d/c"
+         printf '[safe]\\n\\tdirectory = *\\n' > "$d/gitconfig" && export GIT_CONFIG_GLOBAL="$d/gitconfig"
+         git clone -q /srv/git/config.git "$d/c"
          git -C "$d/c" -c advice.detachedHead=false checkout -q ${c3}
          nix build --out-link "$d/result" "$d/c#nixosConfigurations.${HOST}.config.system.build.toplevel"
          readlink -f "$d/result"`,
@@ -123,6 +116,14 @@ test('a compromised watcher cannot make root activate a system not built from a 
     assert.match(swapped.message ?? '', new RegExp(`${evil.replace(/[.]/g, '\\.')} is not the system of commit ${c2}.*${deployed.toplevel.replace(/[.]/g, '\\.')}`));
     await bed.waitForEvent('deploy.untrusted', { commit: c2, stage: 'system' }, { units: ['pullnix-executor.service'] });
     await untouched('a swapped system');
+    // Root verified c2 itself (checked last, so that on an executor without these checks the attacks above are what fails): fetched, signatures checked, the system evaluated as nobody.
+    const verified = await bed.events('deploy.trust_verified', { commit: c2 }, ['pullnix-executor.service']);
+    assert.equal(verified.length, 1, 'root verified c2 before activating it');
+    assert.equal(verified[0]!.fields.toplevel, deployed.toplevel);
+    t.diagnostic(`root's verification of c2: fetch ${verified[0]!.fields.fetch_ms} ms, signatures ${verified[0]!.fields.signatures_ms} ms, evaluation ${verified[0]!.fields.evaluation_ms} ms`);
+    const pinned = (await bed.container.execOk(['stat', '-c', '%u %a', '/var/lib/pullnix/keys/watcher.pub'])).trim();
+    assert.equal(pinned, '0 600', "root's record of the watcher key");
+
     bed.log(`refused: own key, unsigned ${short(c3)}, ${short(c2)} with ${evil}`);
   });
 });
