@@ -53,7 +53,9 @@ test('least privilege: the watcher as pullnix-watcher through the nix-daemon, on
 
     // The executor holds no private watcher key; the watcher holds its own, alone.
     const keys = (await bed.container.execOk(['ls', '/var/lib/pullnix/keys'])).split('\n').filter(Boolean);
-    assert.deepEqual(keys, ['local-operator.key']);
+    // (watcher.pub there is root's pin of the watcher's public key, issue 21: a public key only.)
+    assert.deepEqual(keys, ['local-operator.key', 'watcher.pub']);
+    assert.match((await bed.container.execOk(['cat', '/var/lib/pullnix/keys/watcher.pub'])).trim(), /^ed25519:[A-Za-z0-9_-]{43}$/);
     const own = (await bed.container.execOk(['stat', '-c', '%u %a', '/var/lib/pullnix-watcher/watcher.key'])).trim();
     assert.equal(own, `${WATCHER_UID} 600`);
     assert.equal((await bed.container.execOk(['stat', '-c', '%u %a', '/bed/secrets/deploy_key'])).trim(), `${WATCHER_UID} 400`, 'the deploy key is the watcher user\'s alone');
@@ -69,7 +71,7 @@ test('least privilege: the watcher as pullnix-watcher through the nix-daemon, on
     assert.equal(await connect('/run/pullnix-watcher/executor.sock'), 'connected', 'its own socket');
     assert.equal(await connect('/run/pullnix/root/executor.sock'), 'EACCES', "root's own socket");
     assert.equal(await connect('/run/pullnix/executor.sock'), 'EACCES', "the operator group's socket");
-    for (const path of ['/var/lib/pullnix/state.json', '/var/lib/pullnix/history.jsonl', '/var/lib/pullnix/keys/local-operator.key']) {
+    for (const path of ['/var/lib/pullnix/state.json', '/var/lib/pullnix/history.jsonl', '/var/lib/pullnix/keys/local-operator.key', '/var/lib/pullnix/keys/watcher.pub']) {
       const r = await bed.container.exec(['cat', path], AS_WATCHER);
       assert.notEqual(r.code, 0, `${path} must not be readable by pullnix-watcher`);
       assert.match(r.stderr, /Permission denied/, path);
