@@ -110,7 +110,7 @@ test('the first hour of docs/nixos.md, run verbatim; the pullnix-ctl examples of
     assert.match(units, new RegExp(`deployed\\s+${short(c1)}`), 'pullnix-ctl status shows the deployed commit');
 
     // 6. the module's tmpfiles rule, and NixOS's node exporter (its own user, not root)
-    await bed.container.execOk(['install', '-d', '-m', '0775', '-o', 'root', '-g', 'pullnix-watcher', METRICS_DIR]);
+    await bed.container.execOk(['install', '-d', '-m', '1775', '-o', 'root', '-g', 'pullnix-watcher', METRICS_DIR]);
     await bed.container.execOk(['useradd', '-r', '-U', '-M', '-d', '/var/empty', '-s', '/usr/sbin/nologin', 'node-exporter']);
     await bed.container.execOk([
       'systemd-run', '--unit=bed-node-exporter', '-p', 'User=node-exporter', '-p', 'Group=node-exporter', '-p', 'UMask=0077', '-p', 'ProtectSystem=strict',
