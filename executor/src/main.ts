@@ -23,6 +23,10 @@ async function main(): Promise<void> {
     process.stderr.write(`pullnix-executor: ${error instanceof ConfigError ? error.message : String(error)}\n`);
     process.exit(78); // EX_CONFIG: systemd shows it as a configuration problem
   }
+  if (args.checkOnly) {
+    process.stdout.write(`pullnix-executor: ${args.config} is a valid configuration\n`);
+    process.exit(0);
+  }
   const log = createLogger({ level: config.logLevel });
   let shuttingDown = false;
   const shutdown = (reason: string, code: number) => {

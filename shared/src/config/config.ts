@@ -120,7 +120,7 @@ export interface HookConfig {
 export type HookName = keyof Config['hooks'];
 
 /** Names the built-in checks have; a declared check may not take them. */
-export const BUILTIN_CHECK_NAMES = ['git', 'failed-units'] as const;
+export const BUILTIN_CHECK_NAMES = ['git', 'failed-units', 'pullnix-config'] as const;
 const CHECK_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** The fields each kind of check uses; any other field set (not at its default) is a mistake worth naming. */
