@@ -32,7 +32,8 @@ export async function checkOwnConfig(ctx: PipelineContext, toplevel: string, log
   for (const { daemon, program } of programs) {
     const r = await checkConfig(ctx.runner, program, file, ctx.config.verify.attemptTimeoutSec * 1000);
     if (r.exitCode === 0) continue;
-    const said = lastLines(r.stderr, 10);
+    // Without the journal priority prefix (`<3>`) the watcher gives its own lines.
+    const said = lastLines(r.stderr.replace(/^<\d>/gm, ''), 10);
     errors.push(`${daemon} of the new system rejects its own configuration ${file}: ${r.exitCode === 78 && said ? said.replace(/\s*\n\s*/g, ' ') : describeFailure(r)}`);
     if (said) outputs.push(said);
   }

@@ -94,6 +94,8 @@ export const EVENTS = {
   'head.known_bad': { priority: 'info', source: 'watcher', summary: 'the branch head failed before (build or rollback); not tried again until a newer commit or retry' },
   'build.started': { priority: 'info', source: 'watcher', summary: 'building the system closure of a commit' },
   'build.succeeded': { priority: 'info', source: 'watcher', summary: 'the system closure was built; a GC root holds it' },
+  'build.deferred': { priority: 'warning', source: 'watcher', summary: "the build failed for a reason of the machine's (nix-daemon, network, disk, timeout), not the commit's: not remembered, tried again with back-off" },
+  'head.descent_unknown': { priority: 'warning', source: 'watcher', summary: 'git could not tell whether the new head descends from the deployed commit (an I/O or object error): tried again with back-off, never taken for a force-push' },
   'build.failed': { priority: 'error', source: 'watcher', summary: 'the build failed (the log tail is in error=); not retried until a newer commit' },
   'vulnerabilities.passed': { priority: 'info', source: 'watcher', summary: 'the vulnerability gate found nothing new at or above minSeverity in the built system (new= fixed= allowed= counts)' },
   'vulnerabilities.fixed': { priority: 'info', source: 'watcher', summary: 'the built system no longer has vulnerabilities the live system has: this commit fixes them (cves=)' },
