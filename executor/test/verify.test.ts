@@ -367,7 +367,7 @@ describe("a commit whose pullnix configuration the new daemons reject is rolled 
     const r = await deploy(h, COMMIT_A, top);
     assert.equal(r.outcome, 'rolled-back', JSON.stringify(r.error));
     assert.equal(r.error?.code, 'VERIFY_FAILED');
-    assert.match(r.error!.message, /pullnix-config failed: .*checks\.api\.url: scheme localhost: is not fetched/);
+    assert.match(r.error!.message, /pullnix-config failed: .*checks\.api\.url: must be an http:\/\/ or https:\/\/ URL/);
     assert.equal(h.sys.live(), h.old, 'the previous system is live again');
     assert.equal(h.executor.status().deployed?.commit ?? null, null, 'nothing was committed');
     assert.ok(!h.sys.calls.some((c) => c[0] === 'nix-env' && c.includes('--set') && c.includes(top)), 'the profile never moved');
@@ -378,7 +378,7 @@ describe("a commit whose pullnix configuration the new daemons reject is rolled 
     const top = h.sys.makeSystem('brick-pkg', { pullnix: own(BRICK) });
     const r = await deploy(h, COMMIT_A, top);
     assert.equal(r.outcome, 'rolled-back');
-    assert.match(r.error!.message, /pullnix-executor of the new system rejects its own configuration .*scheme localhost:/);
+    assert.match(r.error!.message, /pullnix-executor of the new system rejects its own configuration .*checks\.api\.url: must be an http:\/\/ or https:\/\/ URL/);
     assert.deepEqual(r.checks!.map((c) => [c.name, c.passed]), [['pullnix-config', false]]);
     assert.ok(h.sys.calls.some((c) => c[0] === `${top}/sw/bin/pullnix-watcher` && c[1] === '--check-config'));
     assert.ok(h.log.names().includes('verify.own_config_rejected'));
@@ -424,7 +424,12 @@ describe('checks in the configuration', () => {
     ]);
     assert.deepEqual(problems({ checks: { git: { type: 'tcp', host: 'h', port: 1 } } }), ["checks.git: 'git' is the name of a built-in check; choose another"]);
     assert.deepEqual(problems({ checks: { db: { type: 'tcp', host: 'h', port: 1, url: 'http://x/' } } }), ['checks.db.url: not used by a tcp check (it uses host, port)']);
-    assert.deepEqual(problems({ checks: { x: { type: 'http', url: 'not a url' } } }), ['checks.x.url: must match pattern "^[A-Za-z][A-Za-z0-9+.-]*:[^ ]+$"']);
+    const noScheme = ['checks.x.url: must be an http:// or https:// URL (pattern ^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$)'];
+    assert.deepEqual(problems({ checks: { x: { type: 'http', url: 'not a url' } } }), noScheme);
+    // issue 21: these passed the schema and the module, and the daemons refused them at start
+    assert.deepEqual(problems({ checks: { x: { type: 'http', url: 'localhost:8080/health' } } }), noScheme);
+    assert.deepEqual(problems({ checks: { x: { type: 'http', url: 'ftp://example.org/x' } } }), noScheme);
+    assert.deepEqual(problems({ checks: { x: { type: 'http', url: 'HTTPS://example.org/x' } } }), []);
     assert.deepEqual(problems({ hooks: { onSuccess: { argv: [] } } }), ['hooks.onSuccess.argv: must NOT have fewer than 1 items']);
     assert.deepEqual(problems({ checks: { ok: { type: 'unit', unit: 'nginx.service' } } }), []);
   });

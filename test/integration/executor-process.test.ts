@@ -235,7 +235,7 @@ describe('executor process: start-up errors', () => {
       writeFileSync(bed.configPath, JSON.stringify({ ...good, checks: { api: { type: 'http', url: 'localhost:8080/health' } } }));
       const bad = spawnSync(process.execPath, [EXECUTOR_MAIN, '--check-config', '--config', bed.configPath], { encoding: 'utf8' });
       assert.equal(bad.status, 78);
-      assert.match(bad.stderr, /checks\.api\.url: scheme localhost: is not fetched/);
+      assert.match(bad.stderr, /checks\.api\.url: must be an http:\/\/ or https:\/\/ URL/);
       assert.ok(!existsSync(bed.socketPath), 'nothing was started');
     } finally {
       bed.cleanup();

@@ -61,7 +61,7 @@ describe('pullnix-watcher process', () => {
     writeFileSync(file, JSON.stringify({ ...base, checks: { api: { type: 'http', url: 'localhost:8080/health' } } }));
     const bad = spawnSync(process.execPath, [MAIN, '--check-config', '--config', file], { encoding: 'utf8' });
     assert.equal(bad.status, 78);
-    assert.match(bad.stderr, /checks\.api\.url: scheme localhost: is not fetched/);
+    assert.match(bad.stderr, /checks\.api\.url: must be an http:\/\/ or https:\/\/ URL/);
   });
 
   it('stops a running build on SIGTERM, removes its half-written out-link and exits 0', async () => {

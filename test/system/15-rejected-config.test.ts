@@ -24,7 +24,7 @@ test('a commit whose configuration the new daemons reject is rolled back before 
     const record = await bed.waitForOutcome(c2);
     assert.equal(record.outcome, 'rolled-back', `deployment of ${short(c2)}: ${JSON.stringify(record)}`);
     assert.equal(record.error?.code, 'VERIFY_FAILED');
-    assert.match(record.error?.message ?? '', /pullnix-executor of the new system rejects its own configuration .*checks\.api\.url: scheme localhost: is not fetched/);
+    assert.match(record.error?.message ?? '', /pullnix-executor of the new system rejects its own configuration .*checks\.api\.url: must be an http:\/\/ or https:\/\/ URL/);
     assert.ok(!phasesOf(record).includes('committing'), `never committed: ${phasesOf(record).join(' → ')}`);
     const rejected = await bed.waitForEvent('verify.own_config_rejected', { deployment: String(record.id) }, { units: ['pullnix-executor.service'] });
     assert.equal(rejected.priority, 3);
