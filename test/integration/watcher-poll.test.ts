@@ -3,7 +3,7 @@
  * first on PATH, and a fake executor behind a real socket that checks every signature.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, lstatSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
 import { PullnixError } from '@pullnix/shared';
@@ -290,6 +290,7 @@ describe('watcher poll cycle', () => {
         fetch: (signal) => git.fetch(signal),
         checkout: (commit, signal) => git.checkout(commit, signal),
         describe: (commit) => git.describe(commit),
+        discard: (keep, signal) => git.discard(keep, signal),
         hasCommit: async (commit) => {
           if (failures.hasCommit > 0 && commit === c2) {
             failures.hasCommit--;
@@ -336,10 +337,15 @@ describe('watcher poll cycle', () => {
     const git = new GitCheckout({ url: remote.url, branch: 'main', dir, env: {}, logger: r.log.logger });
     assert.equal(await git.hasCommit(c1), true);
     assert.equal(await git.hasCommit('0'.repeat(40)), false);
-    // c1's loose object, corrupted on disk: git fails to read it (an object error)
-    const object = join(dir, '.git', 'objects', c1.slice(0, 2), c1.slice(2));
-    chmodSync(object, 0o644);
-    writeFileSync(object, 'not a zlib stream');
+    // The fetched pack, corrupted on disk (its objects' bytes overwritten): git fails to read c1 (an object error)
+    const packDir = join(dir, '.git', 'objects', 'pack');
+    for (const name of readdirSync(packDir).filter((n) => n.endsWith('.pack'))) {
+      const pack = join(packDir, name);
+      chmodSync(pack, 0o644);
+      const bytes = readFileSync(pack);
+      bytes.fill(0xff, 12, bytes.length - 20);
+      writeFileSync(pack, bytes);
+    }
     await assert.rejects(git.hasCommit(c1), /corrupt|inflate|unable|fatal/i);
   });
 
