@@ -11,7 +11,9 @@ import { readFileSync } from 'node:fs';
 const require = createRequire(process.cwd() + '/package.json');
 const { Ajv } = require('ajv');
 const schema = JSON.parse(readFileSync('shared/schema/config.schema.json', 'utf8'));
-const validate = new Ajv({ allErrors: true, useDefaults: true, allowUnionTypes: true, strict: true }).compile(schema);
+// The schema's annotation keywords (x-…, shared/scripts/generate-validators.ts CONFIG_ANNOTATIONS) validate nothing themselves.
+const keywords = [...new Set(JSON.stringify(schema).match(/"x-pullnix-[a-z-]+"(?=:)/g).map((k) => JSON.parse(k)))];
+const validate = new Ajv({ allErrors: true, useDefaults: true, allowUnionTypes: true, strict: true, keywords }).compile(schema);
 
 const args = process.argv.slice(2);
 const configs =

@@ -145,6 +145,10 @@ let
     "properties"
     "required"
     "additionalProperties"
+    # pullnix's own annotations (no validation of their own here or in ajv; check-definitions.nix
+    # and the daemons' config.ts read them)
+    "x-pullnix-kinds"
+    "x-pullnix-reserved"
   ];
 
   typeOk =

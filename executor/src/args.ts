@@ -1,7 +1,7 @@
 /** pullnix-executor's command line. */
 import { DEFAULT_CONFIG_PATH, VERSION } from '@pullnix/shared';
 
-const USAGE = `usage: pullnix-executor [--config FILE]
+const USAGE = `usage: pullnix-executor [--config FILE] [--check-config]
        pullnix-executor record-activation --record FILE -- COMMAND [ARG...]
 
 The pullnix executor: listens on the configured socket for signed deploy requests and
@@ -11,10 +11,12 @@ record-activation runs COMMAND (switch-to-configuration, inside the activation's
 unit), passes its output through and writes its exit status to FILE (used by the executor).
 
   --config FILE   configuration file (default ${DEFAULT_CONFIG_PATH})
+  --check-config  load the configuration as a start would, then exit: 0 if it loads,
+                  78 (EX_CONFIG) with the problems on stderr if not
   --version       print the version and exit
   --help          print this help and exit`;
 
-export type Args = { config: string } | { record: string; command: string[] } | { exit: number; out?: string; err?: string };
+export type Args = { config: string; checkOnly: boolean } | { record: string; command: string[] } | { exit: number; out?: string; err?: string };
 
 export function parseArgs(argv: readonly string[]): Args {
   if (argv[0] === 'record-activation') {
@@ -25,10 +27,15 @@ export function parseArgs(argv: readonly string[]): Args {
     return { record, command };
   }
   let config = DEFAULT_CONFIG_PATH;
+  let checkOnly = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--help' || arg === '-h') return { exit: 0, out: USAGE };
     if (arg === '--version') return { exit: 0, out: `pullnix-executor ${VERSION}` };
+    if (arg === '--check-config') {
+      checkOnly = true;
+      continue;
+    }
     if (arg === '--config') {
       const value = argv[++i];
       if (value === undefined || value === '') return { exit: 2, err: 'pullnix-executor: --config needs a file name' };
@@ -39,5 +46,5 @@ export function parseArgs(argv: readonly string[]): Args {
       return { exit: 2, err: `pullnix-executor: unknown argument ${JSON.stringify(arg)}\n${USAGE}` };
     }
   }
-  return { config };
+  return { config, checkOnly };
 }

@@ -8,6 +8,9 @@ import { parseArgs } from './args.ts';
 import { startDaemon } from './daemon.ts';
 import { runRecorded } from './pipeline/activation-record.ts';
 
+/** The configuration of the system profile's current generation: the last system pullnix (or an administrator) committed. NixOS's default profile (nixos/modules/system/activation/top-level.nix links etc/ into the toplevel). */
+const COMMITTED_CONFIG = '/nix/var/nix/profiles/system/etc/pullnix/config.json';
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if ('exit' in args) {
@@ -17,13 +20,32 @@ async function main(): Promise<void> {
   }
   if ('record' in args) process.exit(await runRecorded(args.record, args.command));
   let config;
+  /** Set when the configured file is unusable and the last committed system's configuration stands in for it. */
+  let fallback: { unusable: string; error: string } | undefined;
   try {
     config = loadConfig(args.config);
   } catch (error) {
-    process.stderr.write(`pullnix-executor: ${error instanceof ConfigError ? error.message : String(error)}\n`);
-    process.exit(78); // EX_CONFIG: systemd shows it as a configuration problem
+    const message = error instanceof ConfigError ? error.message : String(error);
+    process.stderr.write(`pullnix-executor: ${message}\n`);
+    if (args.checkOnly) process.exit(78);
+    // A commit whose configuration this executor cannot load may be live mid-deployment (the
+    // executor killed after the activation: systemd starts it again from the new unit). Exiting
+    // would leave that deployment unresolved for ever, so start on the configuration of the last
+    // committed system, which passed verification before it became the profile, and let crash
+    // recovery roll the deployment back. Without a usable one, exit as before.
+    try {
+      config = loadConfig(COMMITTED_CONFIG);
+      fallback = { unusable: args.config, error: message };
+    } catch {
+      process.exit(78); // EX_CONFIG: systemd shows it as a configuration problem
+    }
+  }
+  if (args.checkOnly) {
+    process.stdout.write(`pullnix-executor: ${args.config} is a valid configuration\n`);
+    process.exit(0);
   }
   const log = createLogger({ level: config.logLevel });
+  if (fallback) log.event('executor.config_fallback', { config: fallback.unusable, using: COMMITTED_CONFIG, error: fallback.error });
   let shuttingDown = false;
   const shutdown = (reason: string, code: number) => {
     if (shuttingDown) return;

@@ -354,6 +354,57 @@ describe("the checks are the verified system's own", () => {
   });
 });
 
+describe("a commit whose pullnix configuration the new daemons reject is rolled back (issue 21, part 2)", () => {
+  const own = (checks: Record<string, unknown>) => ({ repository: { url: 'file:///fake/remote.git' }, build: { mode: 'flake' }, checks });
+  const BRICK = { api: { type: 'http', url: 'localhost:8080/health' } };
+
+  it('an existing configuration that does not load fails verification before anything is committed; only a missing one falls back', async () => {
+    h = harness();
+    // no pullnix package in sw/bin: the running executor's own loader is the judge
+    const top = h.sys.makeSystem('brick');
+    mkdirSync(join(top, 'etc/pullnix'), { recursive: true });
+    writeFileSync(join(top, 'etc/pullnix/config.json'), JSON.stringify(own(BRICK)));
+    const r = await deploy(h, COMMIT_A, top);
+    assert.equal(r.outcome, 'rolled-back', JSON.stringify(r.error));
+    assert.equal(r.error?.code, 'VERIFY_FAILED');
+    assert.match(r.error!.message, /pullnix-config failed: .*checks\.api\.url: must be an http:\/\/ or https:\/\/ URL/);
+    assert.equal(h.sys.live(), h.old, 'the previous system is live again');
+    assert.equal(h.executor.status().deployed?.commit ?? null, null, 'nothing was committed');
+    assert.ok(!h.sys.calls.some((c) => c[0] === 'nix-env' && c.includes('--set') && c.includes(top)), 'the profile never moved');
+  });
+
+  it("the new package's own --check-config is asked before committing: its refusal rolls back, naming the daemon", async () => {
+    h = harness();
+    const top = h.sys.makeSystem('brick-pkg', { pullnix: own(BRICK) });
+    const r = await deploy(h, COMMIT_A, top);
+    assert.equal(r.outcome, 'rolled-back');
+    assert.match(r.error!.message, /pullnix-executor of the new system rejects its own configuration .*checks\.api\.url: must be an http:\/\/ or https:\/\/ URL/);
+    assert.deepEqual(r.checks!.map((c) => [c.name, c.passed]), [['pullnix-config', false]]);
+    assert.ok(h.sys.calls.some((c) => c[0] === `${top}/sw/bin/pullnix-watcher` && c[1] === '--check-config'));
+    assert.ok(h.log.names().includes('verify.own_config_rejected'));
+  });
+
+  it('a configuration the running executor cannot read but the new package accepts (a newer pullnix) is deployed with the running checks', async () => {
+    h = harness();
+    const top = h.sys.makeSystem('newer', { pullnix: { ...own({}), someNewKey: true } });
+    // the newer package knows someNewKey
+    for (const d of ['pullnix-executor', 'pullnix-watcher']) h.sys.checkConfigAnswers.set(`${top}/sw/bin/${d}`, { exitCode: 0, stderr: '' });
+    const r = await deploy(h, COMMIT_A, top);
+    assert.equal(r.outcome, 'succeeded', JSON.stringify(r.error));
+    assert.deepEqual(r.checks!.map((c) => c.name), ['pullnix-config', 'git', 'failed-units']);
+    assert.ok(h.log.names().includes('verify.own_config_unusable'));
+    // and the same file when the new watcher refuses it: rolled back
+    h.sys.cleanup();
+    h = harness();
+    const top2 = h.sys.makeSystem('newer-watcher-refuses', { pullnix: { ...own({}), someNewKey: true } });
+    h.sys.checkConfigAnswers.set(`${top2}/sw/bin/pullnix-executor`, { exitCode: 0, stderr: '' });
+    h.sys.checkConfigAnswers.set(`${top2}/sw/bin/pullnix-watcher`, { exitCode: 78, stderr: 'pullnix-watcher: someNewKey: unknown key\n' });
+    const r2 = await deploy(h, COMMIT_B, top2);
+    assert.equal(r2.outcome, 'rolled-back');
+    assert.match(r2.error!.message, /pullnix-watcher of the new system rejects .*someNewKey: unknown key/);
+  });
+});
+
 describe('checks in the configuration', () => {
   const base = { repository: { url: 'file:///r' }, build: { mode: 'flake' }, verify: { timeoutSec: 30 } };
   const problems = (extra: Record<string, unknown>) => {
@@ -373,7 +424,12 @@ describe('checks in the configuration', () => {
     ]);
     assert.deepEqual(problems({ checks: { git: { type: 'tcp', host: 'h', port: 1 } } }), ["checks.git: 'git' is the name of a built-in check; choose another"]);
     assert.deepEqual(problems({ checks: { db: { type: 'tcp', host: 'h', port: 1, url: 'http://x/' } } }), ['checks.db.url: not used by a tcp check (it uses host, port)']);
-    assert.deepEqual(problems({ checks: { x: { type: 'http', url: 'not a url' } } }), ['checks.x.url: must match pattern "^[A-Za-z][A-Za-z0-9+.-]*:[^ ]+$"']);
+    const noScheme = ['checks.x.url: must be an http:// or https:// URL (pattern ^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$)'];
+    assert.deepEqual(problems({ checks: { x: { type: 'http', url: 'not a url' } } }), noScheme);
+    // issue 21: these passed the schema and the module, and the daemons refused them at start
+    assert.deepEqual(problems({ checks: { x: { type: 'http', url: 'localhost:8080/health' } } }), noScheme);
+    assert.deepEqual(problems({ checks: { x: { type: 'http', url: 'ftp://example.org/x' } } }), noScheme);
+    assert.deepEqual(problems({ checks: { x: { type: 'http', url: 'HTTPS://example.org/x' } } }), []);
     assert.deepEqual(problems({ hooks: { onSuccess: { argv: [] } } }), ['hooks.onSuccess.argv: must NOT have fewer than 1 items']);
     assert.deepEqual(problems({ checks: { ok: { type: 'unit', unit: 'nginx.service' } } }), []);
   });

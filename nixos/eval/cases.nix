@@ -557,6 +557,18 @@ let
       modules = withSettings { checks.web.type = "http"; };
       assertions = [ "services.pullnix.settings.checks.web.url is required for a http check" ];
     };
+    # Issue 21, part 2: these evaluated, were written to /etc/pullnix/config.json, and the new
+    # daemons refused to start with it (exit 78 for ever after the self-upgrade). Refused at
+    # evaluation now, from the schema (the url's pattern; the per-type fields of x-pullnix-kinds).
+    # (The url without an http(s) scheme: errors.check-url-* below, a type error of the option.)
+    check-field-of-another-type = {
+      modules = withSettings { checks.web = { type = "tcp"; host = "127.0.0.1"; port = 80; url = "http://127.0.0.1/"; }; };
+      assertions = [ "services.pullnix.settings.checks.web.url is not used by a tcp check (it uses host, port)" ];
+    };
+    check-reserved-name = {
+      modules = withSettings { checks.pullnix-config = { type = "unit"; unit = "nginx.service"; }; };
+      assertions = [ "services.pullnix.settings.checks.pullnix-config: 'pullnix-config' is the name of a built-in check" ];
+    };
 
     # ---- the points of issue 14, written with the old option names ---------------------------
     # These evaluate the same way against the module before settings held the typed options
@@ -622,6 +634,16 @@ let
 
   # ---- evaluation errors: each must fail, naming the option ---------------------------------
   errors = {
+    # Issue 21, part 2: a check url the daemons refuse (no http:// or https://) is refused by the
+    # option's type, which is the schema's pattern (options.nix derives it from the schema).
+    check-url-without-scheme = {
+      modules = withSettings { checks.web = { type = "http"; url = "localhost:8080/health"; }; };
+      message = "A definition for option `services.pullnix.settings.checks.web.url' is not of type `null or string matching the pattern ^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$'";
+    };
+    check-url-other-scheme = {
+      modules = withSettings { checks.web = { type = "http"; url = "ftp://127.0.0.1/health"; }; };
+      message = "A definition for option `services.pullnix.settings.checks.web.url' is not of type";
+    };
     # A key defined twice with two values, under the old and the new name.
     conflict-old-and-new-name = {
       modules = withSettings { } ++ [ { services.pullnix.repository.url = "git@example.org:other.git"; } ];

@@ -30,7 +30,13 @@ function generatedDir(): string {
 }
 
 /** The ajv options every validator is generated with (and was compiled with at run time before). */
-export const CONFIG_AJV_OPTIONS: Options = { allErrors: true, useDefaults: true, allowUnionTypes: true, strict: true };
+/**
+ * The config schema's own annotation keywords (no validation of their own): the rules of checks
+ * that JSON Schema cannot say simply, read from the schema by the daemons (checkKinds below) and
+ * by the NixOS module (nixos/schema.nix, nixos/check-definitions.nix), never written twice.
+ */
+export const CONFIG_ANNOTATIONS = ['x-pullnix-kinds', 'x-pullnix-reserved'];
+export const CONFIG_AJV_OPTIONS: Options = { allErrors: true, useDefaults: true, allowUnionTypes: true, strict: true, keywords: CONFIG_ANNOTATIONS };
 export const PROTOCOL_AJV_OPTIONS: Options = { allErrors: false, strict: true };
 
 export interface GeneratedModule {
@@ -49,12 +55,18 @@ export function generateValidators(): GeneratedModule[] {
   const protocolExports: Record<string, string> = { envelope: 'envelope' };
   for (const name of Object.keys(METHODS)) protocolExports[paramsExportName(name)] = `params_${name}`;
   return [
-    { name: 'config-validator.ts', text: moduleText('shared/schema/config.schema.json', CONFIG_AJV_OPTIONS, standaloneCode(config, { validateConfig: 'config' })) },
+    { name: 'config-validator.ts', text: moduleText('shared/schema/config.schema.json', CONFIG_AJV_OPTIONS, standaloneCode(config, { validateConfig: 'config' }) + checkAnnotations()) },
     {
       name: 'protocol-validators.ts',
       text: moduleText('envelopeSchema (shared/src/protocol/envelope.ts) and every method\'s params (shared/src/protocol/methods/)', PROTOCOL_AJV_OPTIONS, standaloneCode(protocol, protocolExports)),
     },
   ];
+}
+
+/** The schema's check annotations as constants of the generated module (config.ts reads them). */
+function checkAnnotations(): string {
+  const checks = (configSchema as { properties: { checks: { 'x-pullnix-reserved': unknown; additionalProperties: { 'x-pullnix-kinds': unknown } } } }).properties.checks;
+  return `\nexport const checkKinds = ${JSON.stringify(checks.additionalProperties['x-pullnix-kinds'])};\nexport const reservedCheckNames = ${JSON.stringify(checks['x-pullnix-reserved'])};\n`;
 }
 
 /** ajv's standalone code generator (a CommonJS module: its function is the `default` of its exports). */

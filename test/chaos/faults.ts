@@ -5,6 +5,8 @@
  *   kill-executor / kill-watcher   systemctl kill -s KILL <unit>   (every process of the unit)
  *   power-cut                      SIGKILL to the container's PID 1, then boot again
  *   restart-sshd                   systemctl restart bed-git-sshd.service
+ *   restart-nix-daemon             systemctl restart nix-daemon.service (a build or nix-env in
+ *                                  flight loses its connection; new ones are refused meanwhile)
  * When the target phase never comes (the deployment ended first, a burst skipped the commit,
  * the build failed), it strikes when the step's head has been handled, so every planned fault
  * is delivered; the report says which phase it actually hit.
@@ -118,9 +120,11 @@ async function strike(bed: TestBed, kind: FaultKind): Promise<string> {
       }
       return `power cut, booted again in ${((Date.now() - t) / 1000).toFixed(1)} s on ${bed.bootDefault()}`;
     }
-    case 'restart-sshd': {
-      const r = await bed.container.exec(['systemctl', 'restart', 'bed-git-sshd.service'], { timeoutMs: 30_000 });
-      return `systemctl restart bed-git-sshd.service exited ${r.code}${r.code !== 0 ? `: ${r.stderr.trim()}` : ''}`;
+    case 'restart-sshd':
+    case 'restart-nix-daemon': {
+      const unit = kind === 'restart-sshd' ? 'bed-git-sshd.service' : 'nix-daemon.service';
+      const r = await bed.container.exec(['systemctl', 'restart', unit], { timeoutMs: 30_000 });
+      return `systemctl restart ${unit} exited ${r.code}${r.code !== 0 ? `: ${r.stderr.trim()}` : ''}`;
     }
   }
 }

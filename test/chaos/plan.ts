@@ -17,18 +17,24 @@ import { derive } from './prng.ts';
  *   unitfail  a unit of the generation fails to start: switch-to-configuration exits 4
  *   actfail   a snippet of the activation script fails: exit 2 (after repointing current-system)
  *   upgrade   a good commit with a new pullnix package: new pullnix units (self-upgrade)
+ *   badconfig a new pullnix package with a configuration its daemons reject (an http check
+ *             without a scheme, issue 21): activates, fails verification (pullnix-config); if
+ *             it were committed, the self-upgraded executor would exit 78 for ever
  * Reboot-needing commits (exit 100) are not generated yet (issue 15: "when the reboot work exists").
  */
-export const COMMIT_KINDS = ['good', 'upgrade', 'nogit', 'broken', 'unitfail', 'actfail'] as const;
+export const COMMIT_KINDS = ['good', 'upgrade', 'nogit', 'broken', 'unitfail', 'actfail', 'badconfig'] as const;
 export type CommitKind = (typeof COMMIT_KINDS)[number];
-const KIND_WEIGHTS: Record<CommitKind, number> = { good: 34, upgrade: 8, nogit: 14, broken: 10, unitfail: 14, actfail: 14 };
+const KIND_WEIGHTS: Record<CommitKind, number> = { good: 34, upgrade: 8, nogit: 14, broken: 10, unitfail: 14, actfail: 14, badconfig: 6 };
+/** Commits that carry a new pullnix package (a new version: new pullnix units). */
+const NEW_PACKAGE: ReadonlySet<CommitKind> = new Set(['upgrade', 'badconfig']);
 
 /** Labels (and so toplevel store names) end in their kind; these may be booted or live at rest. */
 export const GOOD_KINDS: ReadonlySet<string> = new Set(['good', 'upgrade', 'install']);
 
-export const FAULT_KINDS = ['power-cut', 'kill-executor', 'kill-watcher', 'restart-sshd'] as const;
+/** restart-nix-daemon: `systemctl restart nix-daemon.service` (builds and nix-env see it refuse or drop connections). */
+export const FAULT_KINDS = ['power-cut', 'kill-executor', 'kill-watcher', 'restart-sshd', 'restart-nix-daemon'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
-const FAULT_WEIGHTS: Record<FaultKind, number> = { 'power-cut': 35, 'kill-executor': 35, 'kill-watcher': 18, 'restart-sshd': 12 };
+const FAULT_WEIGHTS: Record<FaultKind, number> = { 'power-cut': 35, 'kill-executor': 35, 'kill-watcher': 18, 'restart-sshd': 12, 'restart-nix-daemon': 10 };
 
 /**
  * A phase of history.jsonl to strike in; `activated`: inside `activating`, once the switch has
@@ -50,6 +56,7 @@ const REACHABLE: Record<CommitKind, readonly FaultTarget[]> = {
   broken: [],
   unitfail: ['accepted', 'activating', 'activated', 'rolling-back'],
   actfail: ['accepted', 'activating', 'activated', 'rolling-back'],
+  badconfig: ['accepted', 'activating', 'activated', 'verifying', 'rolling-back'],
 };
 
 export interface PlannedCommit {
@@ -137,7 +144,7 @@ function planStep(shape: CampaignShape, n: number, version: number, withFault: b
   const commits: PlannedCommit[] = [];
   for (let i = 1; i <= count; i++) {
     const kind = r.weighted(KIND_WEIGHTS);
-    if (kind === 'upgrade') version++;
+    if (NEW_PACKAGE.has(kind)) version++;
     commits.push({
       kind,
       label: `s${n}c${i}-${kind}`,
@@ -181,7 +188,7 @@ export function specOf(c: Pick<PlannedCommit, 'kind' | 'label' | 'pullnixVersion
     broken: c.kind === 'broken' ? `chaos: ${c.label} does not build` : null,
     activationFails: c.kind === 'actfail' ? `chaos: ${c.label} fails its activation` : null,
     extraUnits,
-    config: { build: { keepGcRoots } },
+    config: { build: { keepGcRoots }, ...(c.kind === 'badconfig' ? { checks: { api: { type: 'http', url: 'localhost:8080/health' } } } : {}) },
   };
 }
 

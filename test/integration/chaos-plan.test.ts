@@ -34,20 +34,20 @@ test('--faults N puts exactly N faults on distinct steps; a probability about th
 test('every kind, fault and target occurs; sshd is never restarted in a step that drops the git server', () => {
   const steps = planCampaign(shape('mix', 400, '0.7'));
   const kinds = new Set(steps.flatMap((s) => s.commits.map((c) => c.kind)));
-  assert.deepEqual([...kinds].sort(), ['actfail', 'broken', 'good', 'nogit', 'unitfail', 'upgrade']);
-  assert.deepEqual(new Set(steps.flatMap((s) => (s.fault ? [s.fault.kind] : []))).size, 4);
+  assert.deepEqual([...kinds].sort(), ['actfail', 'badconfig', 'broken', 'good', 'nogit', 'unitfail', 'upgrade']);
+  assert.deepEqual(new Set(steps.flatMap((s) => (s.fault ? [s.fault.kind] : []))).size, 5);
   assert.deepEqual(new Set(steps.flatMap((s) => (s.fault ? [s.fault.target] : []))).size, 7);
   for (const s of steps) if (s.commits.some((c) => c.kind === 'nogit')) assert.notEqual(s.fault?.kind, 'restart-sshd', `step ${s.step}`);
   assert.ok(steps.some((s) => s.commits.length > 1), 'bursts occur');
 });
 
-test('pullnix versions only grow, by one per upgrade commit; a replay starts from the version reached', () => {
+test('pullnix versions only grow, by one per commit with a new package (upgrade, badconfig); a replay starts from the version reached', () => {
   const steps = planCampaign(shape('v', 100, '0'));
   let version = 1;
   for (const s of steps) {
     assert.equal(versionBefore(steps, s.step), String(version));
     for (const c of s.commits) {
-      if (c.kind === 'upgrade') version++;
+      if (c.kind === 'upgrade' || c.kind === 'badconfig') version++;
       assert.equal(c.pullnixVersion, String(version));
     }
   }
@@ -64,4 +64,7 @@ test('the kind of a toplevel is read from its store name; specs match their kind
   assert.match(specOf({ ...base, kind: 'actfail' }, 3).activationFails ?? '', /fails its activation/);
   assert.ok('chaos-fail.service' in (specOf({ ...base, kind: 'unitfail' }, 3).extraUnits ?? {}));
   assert.deepEqual(Object.keys(specOf({ ...base, kind: 'good' }, 3).extraUnits ?? {}), ['chaos-slow.service']);
+  // issue 21: a configuration the JSON schema of 25d0040 took and the daemons refuse
+  assert.deepEqual(specOf({ ...base, kind: 'badconfig' }, 3).config?.checks, { api: { type: 'http', url: 'localhost:8080/health' } });
+  assert.ok(!GOOD_KINDS.has('badconfig'), 'a badconfig commit must never become the boot default');
 });

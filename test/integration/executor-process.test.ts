@@ -4,7 +4,7 @@
  * systemd-run / systemctl / switch-to-configuration that record their argv.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -220,6 +220,23 @@ describe('executor process: start-up errors', () => {
       const missing = spawnSync(process.execPath, [EXECUTOR_MAIN, '--config', join(bed.dir, 'nope.json')], { encoding: 'utf8' });
       assert.notEqual(missing.status, 0);
       assert.match(missing.stderr, /nope\.json[\s\S]*cannot read: ENOENT/);
+    } finally {
+      bed.cleanup();
+    }
+  });
+
+  it('--check-config: 0 for a file it would start with, 78 naming the problem for one it would not (the brick of issue 21)', () => {
+    const bed = makeBed();
+    try {
+      const ok = spawnSync(process.execPath, [EXECUTOR_MAIN, '--check-config', '--config', bed.configPath], { encoding: 'utf8' });
+      assert.equal(ok.status, 0, ok.stderr);
+      assert.match(ok.stdout, /is a valid configuration/);
+      const good = JSON.parse(readFileSync(bed.configPath, 'utf8')) as Record<string, unknown>;
+      writeFileSync(bed.configPath, JSON.stringify({ ...good, checks: { api: { type: 'http', url: 'localhost:8080/health' } } }));
+      const bad = spawnSync(process.execPath, [EXECUTOR_MAIN, '--check-config', '--config', bed.configPath], { encoding: 'utf8' });
+      assert.equal(bad.status, 78);
+      assert.match(bad.stderr, /checks\.api\.url: must be an http:\/\/ or https:\/\/ URL/);
+      assert.ok(!existsSync(bed.socketPath), 'nothing was started');
     } finally {
       bed.cleanup();
     }

@@ -3,11 +3,11 @@
  * first on PATH, and a fake executor behind a real socket that checks every signature.
  */
 import assert from 'node:assert/strict';
-import { lstatSync, readlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
 import { PullnixError } from '@pullnix/shared';
-import { type PollResult, type Watcher } from '@pullnix/watcher';
+import { GitCheckout, type GitOps, type PollResult, type Watcher } from '@pullnix/watcher';
 import { GitRemote } from '../lib/git-remote.ts';
 import { linkedWatcher } from '../lib/linked-watcher.ts';
 import { FakeExecutor } from '../lib/watcher-fake-executor.ts';
@@ -35,7 +35,7 @@ afterEach(async () => {
   fx.healBuild('all');
 });
 
-async function rig(options: { remote?: GitRemote; repository?: Record<string, unknown> } = {}): Promise<Rig> {
+async function rig(options: { remote?: GitRemote; repository?: Record<string, unknown>; wrapGit?: (git: GitOps) => GitOps } = {}): Promise<Rig> {
   const remote = options.remote ?? new GitRemote();
   const stateDir = fx.newStateDir();
   const socketPath = join(stateDir, 'run', 'executor.sock');
@@ -43,7 +43,7 @@ async function rig(options: { remote?: GitRemote; repository?: Record<string, un
   const executor = new FakeExecutor({ socketPath, stateDir });
   await executor.start();
   const log = new CapturedLog();
-  const make = () => linkedWatcher({ config, log, teardowns });
+  const make = () => linkedWatcher({ config, log, teardowns, ...(options.wrapGit ? { wrapGit: options.wrapGit } : {}) });
   const watcher = await make();
   teardowns.push(async () => executor.stop());
   return { remote, stateDir, executor, watcher, log, poll: () => watcher.pollOnce(), restart: make };
@@ -163,6 +163,42 @@ describe('watcher poll cycle', () => {
     assert.deepEqual(r.executor.deploys.map((d) => d.commit), [c3]);
   });
 
+  it("a build the machine failed (nix-daemon refused, disk full, network) is not remembered against the commit: tried again with back-off, shown as the machine's", async () => {
+    // main: c1 - *c2     (c1 deployed; c2's build fails for the machine's reasons, then builds)
+    const remote = new GitRemote();
+    const c1 = remote.commit('c1');
+    const c2 = remote.commit('c2');
+    remote.push();
+    const r = await rig({ remote });
+    r.executor.deployed = c1;
+    // Nix 2.8's words when the nix-daemon restarts (reproduced against a socket nobody listens on), then others of the machine's
+    const machine = [
+      "error: cannot connect to socket at '/nix/var/nix/daemon-socket/socket': Connection refused",
+      'error: unexpected end-of-file',
+      "error: writing to file '/nix/store/.tmp-1': No space left on device",
+      "error: unable to download 'https://cache.nixos.org/abc.narinfo': Couldn't resolve host name (6)",
+    ];
+    const delays: number[] = [];
+    for (const stderr of machine) {
+      fx.failBuild(c2, `${stderr}\n`);
+      const failed = await r.poll();
+      assert.equal(failed.outcome, 'machine-error', stderr);
+      delays.push(failed.nextDelayMs);
+      assert.deepEqual(r.watcher.remembered.failures, [], `${stderr}: not remembered as a failed build`);
+      assert.equal(r.watcher.remembered.lastHandled?.commit === c2, false, 'the head is not marked handled');
+      assert.equal(r.watcher.report().lastError?.kind, 'machine');
+      assert.match(r.watcher.report().lastError?.message ?? '', /the machine's .* not the commit's; tried again/);
+    }
+    assert.ok(delays[1]! >= delays[0]! && delays[2]! >= delays[1]!, `back-off grows: ${delays.join(', ')}`);
+    assert.equal(r.log.count('build.deferred'), machine.length);
+    assert.equal(r.log.count('build.failed'), 0);
+    await waitFor("a report naming the machine's failure", () => r.executor.lastReport?.lastError?.kind === 'machine' && r.executor.lastReport.failedBuilds.length === 0);
+    // The daemon is back: the same commit builds and deploys.
+    fx.healBuild(c2);
+    assert.equal((await r.poll()).outcome, 'deployed');
+    assert.deepEqual(r.executor.deploys.map((d) => d.commit), [c2]);
+  });
+
   it('does not retry a commit the executor rolled back (known bad), and deploys a newer one', async () => {
     // main: c1 - c2 (rolled back) - *c3
     const remote = new GitRemote();
@@ -238,6 +274,79 @@ describe('watcher poll cycle', () => {
     assert.equal((await restarted.pollOnce()).outcome, 'deployed');
     assert.equal(restarted.report().remoteHead?.commit, c4);
     assert.equal(restarted.report().refusedHead, null);
+  });
+
+  it("a git that cannot tell whether the head descends (any error) is the machine's fault: tried again with back-off, never a force-push", async () => {
+    // main: c1 - *c2 - c3     (c2 deployed; git fails once while c3 is looked at)
+    const remote = new GitRemote();
+    remote.commit('c1');
+    const c2 = remote.commit('c2');
+    remote.push();
+    let failures = { hasCommit: 0, isAncestor: 0 };
+    const r = await rig({
+      remote,
+      wrapGit: (git) => ({
+        lsRemote: (signal) => git.lsRemote(signal),
+        fetch: (signal) => git.fetch(signal),
+        checkout: (commit, signal) => git.checkout(commit, signal),
+        describe: (commit) => git.describe(commit),
+        discard: (keep, signal) => git.discard(keep, signal),
+        hasCommit: async (commit) => {
+          if (failures.hasCommit > 0 && commit === c2) {
+            failures.hasCommit--;
+            throw new Error('fatal: loose object c2 (stored in .git/objects/..) is corrupt');
+          }
+          return git.hasCommit(commit);
+        },
+        isAncestor: async (a, d) => {
+          if (failures.isAncestor > 0) {
+            failures.isAncestor--;
+            throw new Error('fatal: unable to read tree: Input/output error');
+          }
+          return git.isAncestor(a, d);
+        },
+      }),
+    });
+    r.executor.deployed = c2;
+    const c3 = remote.commit('c3');
+    remote.push();
+    for (const which of ['hasCommit', 'isAncestor'] as const) {
+      failures = { hasCommit: 0, isAncestor: 0, [which]: 1 };
+      const failed = await r.poll();
+      assert.equal(failed.outcome, 'machine-error', which);
+      assert.equal(r.log.count('head.not_descendant'), 0, `${which}: not taken for a force-push`);
+      assert.equal(r.watcher.report().refusedHead, null);
+      assert.equal(r.watcher.report().lastError?.kind, 'machine');
+      assert.match(r.watcher.report().lastError?.message ?? '', /cannot tell whether .* descends .*git failed/);
+      assert.deepEqual(r.executor.deploys, [], 'nothing requested yet');
+    }
+    assert.equal(r.log.count('head.descent_unknown'), 2);
+    // git answers again: the same head is looked at again and deployed
+    assert.equal((await r.poll()).outcome, 'deployed');
+    assert.deepEqual(r.executor.deploys.map((d) => d.commit), [c3]);
+  });
+
+  it('hasCommit: a commit the checkout does not hold is false; a git error is thrown, not taken for "absent"', async () => {
+    const remote = new GitRemote();
+    const c1 = remote.commit('c1');
+    remote.push();
+    const r = await rig({ remote });
+    r.executor.deployed = null;
+    await r.poll();
+    const dir = join(r.stateDir, 'checkout');
+    const git = new GitCheckout({ url: remote.url, branch: 'main', dir, env: {}, logger: r.log.logger });
+    assert.equal(await git.hasCommit(c1), true);
+    assert.equal(await git.hasCommit('0'.repeat(40)), false);
+    // The fetched pack, corrupted on disk (its objects' bytes overwritten): git fails to read c1 (an object error)
+    const packDir = join(dir, '.git', 'objects', 'pack');
+    for (const name of readdirSync(packDir).filter((n) => n.endsWith('.pack'))) {
+      const pack = join(packDir, name);
+      chmodSync(pack, 0o644);
+      const bytes = readFileSync(pack);
+      bytes.fill(0xff, 12, bytes.length - 20);
+      writeFileSync(pack, bytes);
+    }
+    await assert.rejects(git.hasCommit(c1), /corrupt|inflate|unable|fatal/i);
   });
 
   it('deploys a non-descendant head when repository.allowNonDescendant is set, even with the deployed commit gone', async () => {

@@ -52,6 +52,18 @@ describe('pullnix-watcher process', () => {
     assert.match(run.stderr, /repository\.brnach: unknown key/);
   });
 
+  it('--check-config: 0 for a file it would start with, 78 naming the problem for one it would not', () => {
+    const file = join(fx.root, 'check.json');
+    const base = { repository: { url: '/x' }, build: { mode: 'flake' } };
+    writeFileSync(file, JSON.stringify(base));
+    const ok = spawnSync(process.execPath, [MAIN, '--check-config', '--config', file], { encoding: 'utf8' });
+    assert.equal(ok.status, 0, ok.stderr);
+    writeFileSync(file, JSON.stringify({ ...base, checks: { api: { type: 'http', url: 'localhost:8080/health' } } }));
+    const bad = spawnSync(process.execPath, [MAIN, '--check-config', '--config', file], { encoding: 'utf8' });
+    assert.equal(bad.status, 78);
+    assert.match(bad.stderr, /checks\.api\.url: must be an http:\/\/ or https:\/\/ URL/);
+  });
+
   it('stops a running build on SIGTERM, removes its half-written out-link and exits 0', async () => {
     // main: c1 - *c2      (c1 deployed; the build of c2 hangs)
     const remote = new GitRemote();

@@ -6,6 +6,7 @@ import { lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync } from 'node:fs
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describeFailure, isCommit, isStorePath, lastLines, type Config, type Runner } from '@pullnix/shared';
+import { faultOf, type Fault } from './fault.ts';
 
 export const LOG_TAIL_LINES = 30;
 
@@ -24,7 +25,8 @@ export function buildArgv(build: Config['build'], checkoutDir: string, outLink: 
 
 export type BuildResult =
   | { ok: true; toplevel: string; outLink: string; durationMs: number }
-  | { ok: false; stopped: boolean; error: string; logTail: string; durationMs: number };
+  /** fault: whose failure it is (fault.ts); only the commit's is remembered against the commit. */
+  | { ok: false; stopped: boolean; error: string; logTail: string; durationMs: number; fault: Fault; faultReason: string };
 
 export interface BuildOptions {
   build: Config['build'];
@@ -50,9 +52,9 @@ export async function buildSystem(options: BuildOptions): Promise<BuildResult> {
     cwd: checkoutDir,
     ...(options.signal ? { signal: options.signal } : {}),
   });
-  const fail = (error: string, stopped = false): BuildResult => {
+  const fail = (error: string, stopped = false, fault = faultOf(result)): BuildResult => {
     rmSync(outLink, { force: true });
-    return { ok: false, stopped, error, logTail: lastLines(result.stderr, LOG_TAIL_LINES), durationMs: result.durationMs };
+    return { ok: false, stopped, error, logTail: lastLines(result.stderr, LOG_TAIL_LINES), durationMs: result.durationMs, fault: fault.fault, faultReason: fault.why };
   };
   if (result.aborted) return fail(`${argv[0]} was stopped`, true);
   if (result.exitCode !== 0) return fail(describeFailure(result));

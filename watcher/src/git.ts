@@ -16,8 +16,9 @@ export interface GitOps {
   lsRemote(signal?: AbortSignal): Promise<string | null>;
   /** Fetch the branch into the checkout (created on first use). */
   fetch(signal?: AbortSignal): Promise<void>;
+  /** false when the checkout does not hold the commit; throws when git cannot tell (an I/O or object error). */
   hasCommit(commit: string): Promise<boolean>;
-  /** true when `ancestor` is reachable from `descendant` (both must be in the checkout). */
+  /** true when `ancestor` is reachable from `descendant` (both must be in the checkout); throws when git fails. */
   isAncestor(ancestor: string, descendant: string): Promise<boolean>;
   /** Detached, forced checkout of the commit, then remove everything untracked or ignored. */
   checkout(commit: string, signal?: AbortSignal): Promise<void>;
@@ -99,12 +100,10 @@ export class GitCheckout implements GitOps {
   async hasCommit(commit: string): Promise<boolean> {
     assertCommit(commit);
     if (!existsSync(join(this.options.dir, '.git'))) return false;
-    try {
-      const type = await this.run(this.options.dir, ['cat-file', '-t', commit]);
-      return type.trim() === 'commit';
-    } catch {
-      return false;
-    }
+    // --verify --quiet: a commit that is not there exits 1 silently (simple-git answers ""); an
+    // error of git's (a corrupt or unreadable object, I/O) is thrown, never taken for "absent".
+    const out = await this.run(this.options.dir, ['rev-parse', '--verify', '--quiet', `${commit}^{commit}`]);
+    return out.trim() === commit;
   }
 
   async isAncestor(ancestor: string, descendant: string): Promise<boolean> {

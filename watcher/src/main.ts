@@ -6,12 +6,14 @@ import { ExecutorLink, watcherKeyPath } from './executor-link.ts';
 import { ensureOwnKey, ownKeyPaths } from './own-key.ts';
 import { Watcher } from './watcher.ts';
 
-const USAGE = `usage: pullnix-watcher [--config FILE]
+const USAGE = `usage: pullnix-watcher [--config FILE] [--check-config]
 
 Polls the configured git branch, builds the NixOS system of a new head and asks
 pullnix-executor (over its socket) to deploy it. Changes nothing on the system itself.
 
   --config FILE   configuration file (default ${DEFAULT_CONFIG_PATH})
+  --check-config  load the configuration as a start would, then exit: 0 if it loads,
+                  78 (EX_CONFIG) with the problems on stderr if not
   --version       print the version
   --help          this text
 `;
@@ -22,7 +24,7 @@ const STOP_DEADLINE_MS = 30_000;
 async function main(argv: string[]): Promise<number> {
   let args;
   try {
-    args = parseArgs({ args: argv, options: { config: { type: 'string' }, version: { type: 'boolean' }, help: { type: 'boolean' } }, strict: true, allowPositionals: false });
+    args = parseArgs({ args: argv, options: { config: { type: 'string' }, 'check-config': { type: 'boolean' }, version: { type: 'boolean' }, help: { type: 'boolean' } }, strict: true, allowPositionals: false });
   } catch (error) {
     process.stderr.write(`pullnix-watcher: ${(error as Error).message}\n${USAGE}`);
     return 2;
@@ -40,7 +42,11 @@ async function main(argv: string[]): Promise<number> {
     config = loadConfig(args.values.config ?? DEFAULT_CONFIG_PATH);
   } catch (error) {
     process.stderr.write(`<3>pullnix-watcher: ${error instanceof ConfigError ? error.message : String(error)}\n`);
-    return 1;
+    return args.values['check-config'] ? 78 : 1;
+  }
+  if (args.values['check-config']) {
+    process.stdout.write(`pullnix-watcher: ${args.values.config ?? DEFAULT_CONFIG_PATH} is a valid configuration\n`);
+    return 0;
   }
   const logger = createLogger({ level: config.logLevel });
   const controller = new AbortController();

@@ -63,6 +63,7 @@ export type PollOutcome =
   | 'paused' // deployments are paused; the head is looked at again at the next poll
   | 'postponed' // the preDeploy hook said not now; the head is looked at again at the next poll
   | 'remote-error'
+  | 'machine-error' // the machine's fault (nix-daemon, network, disk, timeout, a git that cannot answer): tried again after a back-off, nothing remembered
   | 'executor-unavailable'
   | 'retry-later' // the executor was busy, refused for a passing reason, or did not answer
   | 'stopped'
@@ -328,7 +329,17 @@ export class Watcher {
     if (deployed) await this.describe(deployed);
 
     if (deployed && !repository.allowNonDescendant) {
-      const descends = (await this.git.hasCommit(deployed)) && (await this.git.isAncestor(deployed, head));
+      let descends: boolean;
+      try {
+        descends = (await this.git.hasCommit(deployed)) && (await this.git.isAncestor(deployed, head));
+      } catch (error) {
+        // git could not answer (an I/O or object error): the machine's fault, never "not a descendant".
+        if (signal.aborted) return this.result('stopped', head);
+        const cause = describeGitError(error);
+        this.logger.event('head.descent_unknown', { commit: head, deployed, error: cause });
+        this.setError('machine', `cannot tell whether ${head} descends from the deployed commit ${deployed}: git failed: ${cause}; tried again`, head);
+        return this.failed('machine-error', head);
+      }
       if (!descends) {
         const message = `head ${head} does not descend from the deployed commit ${deployed} (force-push or history rewrite); refused, set repository.allowNonDescendant to allow`;
         this.logger.event('head.not_descendant', { commit: head, deployed });
@@ -351,6 +362,12 @@ export class Watcher {
       if (build.stopped) {
         this.logger.event('build.stopped', { commit: head, ms: build.durationMs });
         return this.result('stopped', head);
+      }
+      if (build.fault === 'machine') {
+        // The nix-daemon, the network, the disk or a timeout: not the commit's fault, not remembered.
+        this.logger.event('build.deferred', { commit: head, cause: build.faultReason, error: build.error, ms: build.durationMs });
+        this.setError('machine', `the build of ${head} failed for a reason of the machine's (${build.faultReason}), not the commit's; tried again: ${build.error}${build.logTail ? `\n${build.logTail}` : ''}`, head);
+        return this.failed('machine-error', head);
       }
       this.logger.event('build.failed', { commit: head, error: build.error, ms: build.durationMs });
       rememberFailure(this.memory, { commit: head, at: this.iso(), error: build.error, logTail: build.logTail });

@@ -119,7 +119,10 @@ export function renderStatus(given: StatusResult, ctx: RenderContext): string {
     if (report.lastPollAt) polls.push(`last poll ${relativeTime(report.lastPollAt, now)}`);
     if (report.nextPollAt) polls.push(`next poll ${relativeTime(report.nextPollAt, now)}`);
     if (polls.length > 0) rows.push(['', polls.join(', ')]);
-    if (report.lastError) rows.push(['', s.red(`last error (${report.lastError.kind}, ${relativeTime(report.lastError.at, now)}): ${firstLine(report.lastError.message, 160)}`)]);
+    if (report.lastError?.kind === 'machine') {
+      // The machine's fault (nix-daemon, network, disk, timeout): retried, never held against the commit.
+      rows.push(['', s.yellow(`last error (the machine's, not the commit's; retried, ${relativeTime(report.lastError.at, now)}): ${firstLine(report.lastError.message, 160)}`)]);
+    } else if (report.lastError) rows.push(['', s.red(`last error (${report.lastError.kind}, ${relativeTime(report.lastError.at, now)}): ${firstLine(report.lastError.message, 160)}`)]);
     if (report.failedBuilds.length > 0) rows.push(['', `failed builds: ${report.failedBuilds.map((c) => shortCommit(c)).join(', ')}`]);
     const u = report.untrusted;
     if (u) {

@@ -8,10 +8,14 @@
  * The declared checks (and verify.failedUnits) are those of the system being verified, read from
  * its own `<toplevel>/etc/pullnix/config.json`: a commit that adds a service and its check is
  * checked at once, and one that removes both is not failed by the old check. git and the timing
- * (verify.timeoutSec, back-off) stay the running executor's. A system without a readable pullnix
- * configuration is verified with the running one's checks (logged).
+ * (verify.timeoutSec, back-off) stay the running executor's. A system without a pullnix
+ * configuration is verified with the running one's checks (logged). One whose configuration exists
+ * but does not load fails, unless its own daemons accept it (a newer pullnix's keys the running
+ * executor does not know: then the running one's checks, logged). Before all that, the new
+ * system's daemons check their own configuration (own-config.ts): a refusal fails verification.
  */
 import { readFileSync } from 'node:fs';
+import { checkOwnConfig, OWN_CONFIG_CHECK, systemConfigPath } from './own-config.ts';
 import { ConfigError, parseConfig, type CheckResult, type Config, type DeploymentRecord, type Logger } from '@pullnix/shared';
 import type { PipelineContext } from '../pipeline/context.ts';
 import { notRun, runCheck, type Check, type RunCheckOptions } from './check.ts';
@@ -37,15 +41,15 @@ export function deploymentEnv(record: DeploymentRecord): Record<string, string> 
   };
 }
 
-/** Where a system keeps its pullnix configuration (NixOS: environment.etc."pullnix/config.json"). */
-export function systemConfigPath(toplevel: string): string {
-  return `${toplevel}/etc/pullnix/config.json`;
-}
+export { systemConfigPath };
 
 export type ChecksConfig = Pick<Config, 'checks'> & { failedUnits: Config['verify']['failedUnits']; source: string };
 
-/** The checks to run for a system: its own configuration's, else the running one's. */
-export function checksConfigOf(ctx: PipelineContext, toplevel: string, log: Logger): ChecksConfig {
+/**
+ * The checks to run for a system: its own configuration's; the running one's when it has none, or
+ * when its own daemons accepted a file this executor cannot read (`vouched`); else `unusable`.
+ */
+export function checksConfigOf(ctx: PipelineContext, toplevel: string, log: Logger, vouched = false): ChecksConfig | { unusable: string } {
   const path = systemConfigPath(toplevel);
   const running = (why: string): ChecksConfig => {
     log.event('verify.own_config_unusable', { file: path, reason: why });
@@ -55,13 +59,17 @@ export function checksConfigOf(ctx: PipelineContext, toplevel: string, log: Logg
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    return running(`cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return running('no such file');
+    return { unusable: `the new system's pullnix configuration ${path} cannot be read: ${code ?? (error as Error).message}` };
   }
   try {
     const own = parseConfig(text, path);
     return { checks: own.checks, failedUnits: own.verify.failedUnits, source: path };
   } catch (error) {
-    return running(error instanceof ConfigError ? error.problems.join('; ') : (error as Error).message);
+    const why = error instanceof ConfigError ? error.problems.join('; ') : (error as Error).message;
+    if (vouched) return running(`${why} (accepted by the new system's own pullnix)`);
+    return { unusable: `the new system's pullnix configuration ${path} is invalid, pullnix would not start with it: ${why}` };
   }
 }
 
@@ -93,9 +101,16 @@ export function followingChecks(ctx: PipelineContext, record: DeploymentRecord, 
 export async function runChecks(ctx: PipelineContext, d: { record: DeploymentRecord; log: Logger; unitsBefore?: UnitsSnapshot | null }, signal: AbortSignal = new AbortController().signal): Promise<Verification> {
   const { verify } = ctx.config;
   const options: RunCheckOptions = { clock: ctx.clock, log: d.log, deadline: ctx.clock.now() + verify.timeoutSec * 1000, initialBackoffMs: verify.initialBackoffMs, timeoutSec: verify.timeoutSec, signal };
-  const rest = followingChecks(ctx, d.record, checksConfigOf(ctx, d.record.toplevel, d.log), d.unitsBefore ?? null);
+  const own = await checkOwnConfig(ctx, d.record.toplevel, d.log);
+  if (own && !own.passed) return { ok: false, checks: [own], failed: [own], reason: `check ${own.name} failed: ${own.error ?? 'failed'}` };
+  const checksConfig = checksConfigOf(ctx, d.record.toplevel, d.log, own?.passed === true);
+  if ('unusable' in checksConfig) {
+    const unusable: CheckResult = { name: OWN_CONFIG_CHECK, kind: 'command', passed: false, attempts: 1, error: checksConfig.unusable, startedAt: new Date(ctx.clock.now()).toISOString(), durationMs: 0 };
+    return { ok: false, checks: [unusable], failed: [unusable], reason: `check ${OWN_CONFIG_CHECK} failed: ${checksConfig.unusable}` };
+  }
+  const rest = followingChecks(ctx, d.record, checksConfig, d.unitsBefore ?? null);
   const git = await runCheck(gitCheck(ctx), options);
-  const checks = git.passed ? [git, ...(await Promise.all(rest.map((c) => runCheck(c, options))))] : [git, ...rest.map(notRun)];
+  const checks = [...(own ? [own] : []), ...(git.passed ? [git, ...(await Promise.all(rest.map((c) => runCheck(c, options))))] : [git, ...rest.map(notRun)])];
   const failed = checks.filter((c) => c.passed === false);
   if (failed.length === 0) return { ok: true, checks };
   return { ok: false, checks, failed, reason: failed.map((c) => `check ${c.name} failed: ${c.error ?? 'failed'}`).join('; ') };

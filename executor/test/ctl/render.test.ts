@@ -30,6 +30,14 @@ describe('ctl render', () => {
     assert.deepEqual(out.split('\n'), expected);
   });
 
+  it("status: a failure of the machine's (nix-daemon, network) is shown as such: retried, not the commit's", () => {
+    const st = busyStatus();
+    st.watcher.report = { ...st.watcher.report!, lastError: { kind: 'machine', message: "the build of feedface failed for a reason of the machine's (cannot connect to socket at '/nix/var/nix/daemon-socket/socket'), not the commit's; tried again", at: ago(60), commit: HEAD }, failedBuilds: [] };
+    const lines = renderStatus(st, plain).split('\n');
+    assert.ok(lines.includes("              last error (the machine's, not the commit's; retried, 1 min ago): the build of feedface failed for a reason of the machine's (cannot connect to socket at '/nix/var/nix/daemon-socket/socket'), not the commit's; tried again"), lines.join('\n'));
+    assert.ok(!lines.some((l) => l.startsWith('              failed builds')));
+  });
+
   it('status: a deployment waiting for the reboot window says until when; a deployed kernel not yet booted says reboot required', () => {
     const st = busyStatus();
     st.current = { ...st.current!, phase: 'reboot-pending', reboot: { needed: true, reasons: ['kernel'], mode: 'window', pendingUntil: '2026-03-02T01:00:00.000Z', windowStart: '01:00' } };

@@ -4,7 +4,7 @@
  * switch-to-configuration, nix-env, git and systemctl against them. Each behaviour is set per
  * test; every call is recorded as its argv.
  */
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseConfig, type Config, type Logger, type RunResult, type Runner } from '@pullnix/shared';
@@ -56,6 +56,11 @@ export class FakeSystem {
    * exit; 'killed' leaves only the "started" record (killed with its unit); 'never' no record at all.
    */
   readonly recorderFate = new Map<string, 'killed' | 'never'>();
+  /**
+   * `<toplevel>/sw/bin/pullnix-* --check-config` answers, by program path; by default the new
+   * package is this code: its configuration loader judges the file (0, or 78 naming the problems).
+   */
+  readonly checkConfigAnswers = new Map<string, { exitCode: number; stderr: string }>();
   /** Paths `nix-store --check-validity` calls invalid although they exist. */
   readonly invalidPaths = new Set<string>();
   readonly bootIdFile = join(this.dir, 'boot_id');
@@ -110,12 +115,19 @@ export class FakeSystem {
   }
 
   /** A system toplevel directory; `systemAt` makes it live and generation 1 of the profile. `kernel` links its kernel/initrd/kernel-modules to that "kernel package". */
-  makeSystem(name: string, options: { kernel?: string } = {}): string {
+  makeSystem(name: string, options: { kernel?: string; pullnix?: Record<string, unknown> } = {}): string {
     const hash = (String(++this.serial).padStart(2, '0') + 'abcdfghijklmnpqrsvwxyz0123456789').slice(0, 32);
     const path = join(this.storeDir, `${hash}-${name}`);
     mkdirSync(join(path, 'bin'), { recursive: true });
     writeFileSync(join(path, 'bin', 'switch-to-configuration'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
     writeFileSync(join(path, 'nixos-version'), `${name}\n`);
+    if (options.pullnix) {
+      // As the module makes it: the package in sw/bin, the configuration in etc/pullnix/config.json.
+      mkdirSync(join(path, 'sw', 'bin'), { recursive: true });
+      for (const daemon of ['pullnix-executor', 'pullnix-watcher']) writeFileSync(join(path, 'sw', 'bin', daemon), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+      mkdirSync(join(path, 'etc', 'pullnix'), { recursive: true });
+      writeFileSync(join(path, 'etc', 'pullnix', 'config.json'), JSON.stringify(options.pullnix));
+    }
     const kernel = join(this.storeDir, `kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk-linux-${options.kernel ?? '6.6'}`);
     mkdirSync(kernel, { recursive: true });
     for (const part of ['kernel', 'initrd', 'kernel-modules']) symlinkSync(join(kernel, part), join(path, part));
@@ -272,6 +284,7 @@ export class FakeSystem {
         return { exitCode: 0 };
       default:
         if (argv[0]?.endsWith('/bin/switch-to-configuration')) return this.stc(argv);
+        if (/\/sw\/bin\/pullnix-(executor|watcher)$/.test(argv[0] ?? '') && argv[1] === '--check-config') return this.checkConfig(argv[0]!, argv[3]!);
         return { exitCode: null, spawnError: 'ENOENT' };
     }
   }
@@ -297,6 +310,17 @@ export class FakeSystem {
         return props.filter((p) => u[p] !== undefined).map((p) => `${p}=${u[p]}\n`).join('');
       })
       .join('\n');
+  }
+
+  private checkConfig(program: string, file: string): Partial<RunResult> {
+    const answer = this.checkConfigAnswers.get(program);
+    if (answer) return answer;
+    try {
+      parseConfig(readFileSync(file, 'utf8'), file);
+      return { exitCode: 0, stdout: `${file} is a valid configuration\n` };
+    } catch (error) {
+      return { exitCode: 78, stderr: `${program.split('/').at(-1)}: ${(error as Error).message}\n` };
+    }
   }
 
   private stc(argv: readonly string[]): Partial<RunResult> {

@@ -5,7 +5,7 @@
 import type { ErrorObject } from 'ajv';
 import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { validateConfig } from '../generated/config-validator.ts';
+import { checkKinds, reservedCheckNames, validateConfig } from '../generated/config-validator.ts';
 import type { Validator } from '../protocol/validators.ts';
 import type { DeclaredCheckKind } from '../protocol/vocabulary.ts';
 
@@ -119,18 +119,17 @@ export interface HookConfig {
 
 export type HookName = keyof Config['hooks'];
 
-/** Names the built-in checks have; a declared check may not take them. */
-export const BUILTIN_CHECK_NAMES = ['git', 'failed-units'] as const;
+/** Names the built-in checks have; a declared check may not take them (the schema's x-pullnix-reserved). */
+export const BUILTIN_CHECK_NAMES: readonly string[] = reservedCheckNames;
 const CHECK_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
-/** The fields each kind of check uses; any other field set (not at its default) is a mistake worth naming. */
-const CHECK_FIELDS: Record<CheckConfig['type'], readonly (keyof CheckConfig)[]> = {
-  command: ['argv', 'user'],
-  http: ['url', 'expectStatus', 'bodyPattern'],
-  tcp: ['host', 'port'],
-  unit: ['unit'],
-};
-const REQUIRED_FIELDS: Record<CheckConfig['type'], readonly (keyof CheckConfig)[]> = { command: ['argv'], http: ['url'], tcp: ['host', 'port'], unit: ['unit'] };
+type CheckField = Exclude<keyof CheckConfig, 'type' | 'timeoutSec'>;
+/**
+ * The fields each kind of check uses and needs, from the schema's x-pullnix-kinds (the NixOS
+ * module reads the same annotation); any other field set (not at its default) is a mistake worth naming.
+ */
+const KINDS = checkKinds as Record<CheckConfig['type'], { uses: CheckField[]; requires: CheckField[] }>;
+const CHECK_FIELDS = [...new Set(Object.values(KINDS).flatMap((k) => k.uses))];
 
 /** What the schema cannot say: per-kind fields, URLs and patterns that parse, timeouts within verify.timeoutSec. */
 export function checkProblems(config: Config): string[] {
@@ -139,15 +138,15 @@ export function checkProblems(config: Config): string[] {
   for (const [name, check] of Object.entries(config.checks)) {
     const key = `checks.${name}`;
     if (!CHECK_NAME.test(name)) problems.push(`${key}: a check name is 1 to 64 letters, digits, '_' or '-'`);
-    if ((BUILTIN_CHECK_NAMES as readonly string[]).includes(name)) problems.push(`${key}: '${name}' is the name of a built-in check; choose another`);
-    for (const field of REQUIRED_FIELDS[check.type]) {
+    if (BUILTIN_CHECK_NAMES.includes(name)) problems.push(`${key}: '${name}' is the name of a built-in check; choose another`);
+    for (const field of KINDS[check.type].requires) {
       const v = check[field];
       if (v === null || (Array.isArray(v) && v.length === 0)) problems.push(`${key}.${field}: required for a ${check.type} check${Array.isArray(v) ? ' (must not be empty)' : ''}`);
     }
-    for (const field of ['argv', 'user', 'url', 'expectStatus', 'bodyPattern', 'host', 'port', 'unit'] as const) {
+    for (const field of CHECK_FIELDS) {
       const v = check[field];
       const set = Array.isArray(v) ? v.length > 0 : v !== null;
-      if (set && !CHECK_FIELDS[check.type].includes(field)) problems.push(`${key}.${field}: not used by a ${check.type} check (it uses ${CHECK_FIELDS[check.type].join(', ')})`);
+      if (set && !KINDS[check.type].uses.includes(field)) problems.push(`${key}.${field}: not used by a ${check.type} check (it uses ${KINDS[check.type].uses.join(', ')})`);
     }
     if (check.type === 'http' && check.url !== null) {
       let url: URL | null = null;
@@ -285,6 +284,10 @@ export function describeConfigError(e: ErrorObject): string {
       return `${key}: must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
     case 'type':
       return `${key}: must be ${(e.params as { type: string | string[] }).type.toString().replace(',', ' or ')}`;
+    case 'pattern':
+      // A check's url: the scheme is what goes wrong ("localhost:8080/health" fetches nothing).
+      if (/^checks\.[^.]+\.url$/.test(key)) return `${key}: must be an http:// or https:// URL (pattern ${(e.params as { pattern: string }).pattern})`;
+      return `${key}: ${e.message ?? 'is invalid'}`;
     default:
       return `${key}: ${e.message ?? 'is invalid'}`;
   }
