@@ -606,6 +606,9 @@ export class TestBed {
     if (this.container.running) {
       const r = await this.container.exec(['sh', '-c', 'readlink -f /run/current-system; systemctl is-active pullnix-executor pullnix-watcher bed-git-sshd | tr "\\n" " "'], { timeoutMs: 10_000 }).catch(() => null);
       if (r) parts.push(`live+units=${r.stdout.trim().replace(/\n/g, ' ')}`);
+      // How the nix-daemon last ended, if it did (code 1 exited / 2 killed, and the status or signal).
+      const d = await this.container.exec(['systemctl', 'show', '--value', '-p', 'ActiveState,ExecMainPID,ExecMainCode,ExecMainStatus', 'nix-daemon.service', 'nix-daemon.socket'], { timeoutMs: 10_000 }).catch(() => null);
+      if (d) parts.push(`nix-daemon(state pid code status; socket)=${d.stdout.trim().replace(/\n/g, ' ')}`);
       const j = await this.container.exec(['journalctl', '--no-pager', '-o', 'cat', '-n', '6', '-u', 'pullnix-executor', '-u', 'pullnix-watcher'], { timeoutMs: 10_000 }).catch(() => null);
       if (j) parts.push(`journal tail:\n    ${j.stdout.trim().split('\n').join('\n    ')}`);
     }
