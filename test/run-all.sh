@@ -40,8 +40,11 @@ run_suite() { # name, node --test args...
   line=$(node test/dist/lib/tap-summary.js $($ci && echo --ci) "$REPORTS/$name.tap" | tee "$REPORTS/$name.summary" | tail -1)
   grep -v '^[0-9]* passed' "$REPORTS/$name.summary" || true
   echo "$name: $line"
-  read -r p _ f _ s _ <<<"$line"
-  count "$p" "$f" "$s"
+  if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped$ ]]; then
+    count "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "${BASH_REMATCH[3]}"
+  else
+    echo "FAILED: no count for $name (its report is missing or unreadable)"; count 0 1 0
+  fi
 }
 
 run_suite unit 'shared/dist/test/**/*.test.js' 'executor/dist/test/**/*.test.js' 'watcher/dist/test/**/*.test.js' 'test/dist/integration/**/*.test.js'
