@@ -8,8 +8,11 @@
 #   4. docs/options.md is not stale;
 #   5. if Node and ajv are installed (npm ci), the sample config files also pass ajv, the
 #      validator the daemons use, so schema.nix cannot drift from it unnoticed;
-#   6. with PULLNIX_NIXPKGS_LIB set to a nixpkgs lib directory: the module itself, evaluated
-#      with lib.evalModules and stand-ins for NixOS and pkgs (nixos/eval/run.sh).
+#   6. the module itself, evaluated with nixpkgs' lib.evalModules and stand-ins for NixOS and
+#      pkgs (nixos/eval/run.sh), with the lib at PULLNIX_NIXPKGS_LIB, by default the pinned one
+#      beside the checkout (../shared/nixpkgs-lib/lib); under CI=true a missing lib is a failure.
+# Closes with "nix checks: N passed, N failed, N skipped" (each check once; the harness's own
+# checks count one by one); exits non-zero when any failed.
 # Needs: bash, nix-instantiate/nix (Debian's nix-bin 2.8), awk, diff. No nixpkgs (but step 6),
 # no network.
 # Usage: bash nixos/check.sh   (from anywhere)
@@ -23,29 +26,36 @@ cd "$root"
 # Single-user nix without a daemon, a build-users group or a binary cache.
 export NIX_CONFIG=$'build-users-group =\nsubstituters =\nexperimental-features = nix-command flakes\nsandbox = false'
 
-fail=0
+pass=0 fail=0 skip=0
 step() { printf '\n== %s\n' "$*"; }
-bad() { printf 'FAIL: %s\n' "$*" >&2; fail=1; }
+good() { pass=$((pass + 1)); }
+bad() { printf 'FAIL: %s\n' "$*" >&2; fail=$((fail + 1)); }
+skipped() {
+  if [ "${CI:-}" = true ]; then bad "$* (CI=true: nothing may be skipped)"; else printf 'skipped: %s\n' "$*"; skip=$((skip + 1)); fi
+}
 
-command -v nix-instantiate >/dev/null || { echo "nix-instantiate not found (apt-get install -y nix-bin)" >&2; exit 1; }
+command -v nix-instantiate >/dev/null || { echo "nix-instantiate not found (apt-get install -y nix-bin)" >&2; echo "nix checks: 0 passed, 1 failed, 0 skipped"; exit 1; }
 
 step "parse every .nix file"
-count=0
+count=0 unparsed=0
 while IFS= read -r -d '' f; do
   count=$((count + 1))
   if ! out="$(nix-instantiate --parse "$f" 2>&1 >/dev/null)"; then
-    bad "$f does not parse:"
-    printf '%s\n' "$out" >&2
+    printf 'FAIL: %s does not parse:\n%s\n' "$f" "$out" >&2
+    unparsed=$((unparsed + 1))
   fi
 done < <(find . \( -name node_modules -o -name .git -o -name dist -o -name 'result*' -o -name .lab \) -prune -o -name '*.nix' -type f -print0)
 echo "parsed $count files"
+if [ "$unparsed" -eq 0 ] && [ "$count" -gt 0 ]; then good; else bad "$unparsed of $count .nix files do not parse"; fi
 
 step "evaluate nixos/check.nix (units, config file, schema validation)"
-if ! nix-instantiate --eval --strict -E "
+if nix-instantiate --eval --strict -E "
   let r = import $here/check.nix; in
   if r.failures == [ ] then \"all checks passed\"
   else throw (\"\n  - \" + builtins.concatStringsSep \"\n  - \" r.failures)
 "; then
+  good
+else
   bad "nixos/check.nix reported failures (above)"
 fi
 
@@ -87,36 +97,59 @@ for check in \
   [ "$unit" = watcher ] && text="$watcher"
   if has_line "$text" "$section" "$line"; then
     echo "ok   pullnix-$unit.service [$section] $line"
+    good
   else
     bad "pullnix-$unit.service lacks '$line' in [$section]"
   fi
 done
 
 step "docs/options.md is up to date"
-bash "$here/gen-options-doc.sh" --check || bad "docs/options.md is stale"
+if bash "$here/gen-options-doc.sh" --check; then good; else bad "docs/options.md is stale"; fi
 
 step "sample config files pass ajv (the daemons' validator)"
 if command -v node >/dev/null && [ -d "$root/node_modules/ajv" ]; then
   tmp="$(mktemp -d)"
   nix eval --json --file "$here/check.nix" sampleConfig >"$tmp/sample.json"
   nix eval --json --file "$here/check.nix" fullConfig >"$tmp/full.json"
-  if ! (cd "$root" && node "$here/ajv-validate.mjs" "$tmp/sample.json" "$tmp/full.json"); then
+  if (cd "$root" && node "$here/ajv-validate.mjs" "$tmp/sample.json" "$tmp/full.json"); then
+    good
+  else
     bad "a config file the module writes is rejected by ajv"
   fi
   rm -rf "$tmp"
 else
-  echo "skipped: node or node_modules/ajv not present (run npm ci first)"
+  skipped "the ajv check of the sample config files: node or node_modules/ajv not present (run npm ci first)"
 fi
 
 step "the module, evaluated with nixpkgs' lib (nixos/eval/run.sh)"
+pinned="$root/../shared/nixpkgs-lib/lib"
+if [ -z "${PULLNIX_NIXPKGS_LIB:-}" ] && [ -f "$pinned/modules.nix" ]; then
+  PULLNIX_NIXPKGS_LIB="$(cd "$pinned" && pwd)"
+  export PULLNIX_NIXPKGS_LIB
+fi
 if [ -n "${PULLNIX_NIXPKGS_LIB:-}" ]; then
-  bash "$here/eval/run.sh" || bad "the module evaluation harness reported failures (above)"
+  out="$(mktemp)"
+  rc=0
+  bash "$here/eval/run.sh" >"$out" 2>&1 || rc=$?
+  cat "$out"
+  line="$(grep -E '^module evaluation: [0-9]+ passed, [0-9]+ failed$' "$out" | tail -1)"
+  rm -f "$out"
+  if [ -z "$line" ]; then
+    bad "nixos/eval/run.sh exited $rc without its count"
+  else
+    read -r _ _ p _ f _ <<<"$line"
+    pass=$((pass + p))
+    fail=$((fail + f))
+    [ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || bad "nixos/eval/run.sh exited $rc with no failed check"
+  fi
 else
-  echo "skipped: PULLNIX_NIXPKGS_LIB is not set (no nixpkgs here; see docs/nixos.md, \"Evaluating the module\")"
+  skipped "the module under lib.evalModules: no nixpkgs lib (PULLNIX_NIXPKGS_LIB unset and none at $pinned; docs/nixos.md, \"Evaluating the module\")"
 fi
 
+echo
+echo "nix checks: $pass passed, $fail failed, $skip skipped"
 if [ "$fail" -ne 0 ]; then
-  printf '\nnixos/check.sh: FAILED\n' >&2
+  printf 'nixos/check.sh: FAILED\n' >&2
   exit 1
 fi
-printf '\nnixos/check.sh: all Nix checks passed\n'
+printf 'nixos/check.sh: all Nix checks passed\n'

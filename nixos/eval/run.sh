@@ -40,6 +40,21 @@ bad() { printf 'FAIL %s\n' "$1"; [ -n "${2:-}" ] && printf '     %s\n' "$2"; fai
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
+# A checker's exit status counts: one that fails without printing a FAIL line (it crashed, or
+# read nothing) is a failure of its own, and one that prints no line at all checked nothing.
+checker_rc=0
+checker_failed() { checker_rc=$2; printf 'FAIL %s exited %s\n' "$1" "$2" >&2; }
+tally() { # FILE CHECKER
+  local p f
+  p=$(grep -c '^ok' "$1" || true)
+  f=$(grep -c '^FAIL' "$1" || true)
+  pass=$((pass + p))
+  fail=$((fail + f))
+  if [ "$checker_rc" -ne 0 ] && [ "$f" -eq 0 ]; then bad "$2" "exited $checker_rc without naming a failure"; fi
+  if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then bad "$2" "checked nothing (no ok or FAIL line)"; fi
+  checker_rc=0
+}
+
 # nix-instantiate on cases.nix; $1 = attribute path, the rest are extra flags.
 ev() {
   local attr=$1
@@ -60,9 +75,9 @@ if ev results --json >"$tmp/results.json" 2>"$tmp/results.err"; then
     const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
     for (const [name, failures] of Object.entries(r))
       console.log(failures.length === 0 ? `ok   ${name}` : `FAIL ${name}\n${failures.map((f) => `     ${f}`).join("\n")}`);
-  ' "$tmp/results.json" | tee "$tmp/results.txt"
-  pass=$((pass + $(grep -c '^ok' "$tmp/results.txt" || true)))
-  fail=$((fail + $(grep -c '^FAIL' "$tmp/results.txt" || true)))
+  ' "$tmp/results.json" >"$tmp/results.txt" || checker_failed "the cases' reader" $?
+  cat "$tmp/results.txt"
+  tally "$tmp/results.txt" "the cases' reader"
 else
   # One case that throws stops the whole list: evaluate them one by one to name it.
   for name in $(names caseNames); do
@@ -91,20 +106,18 @@ done
 
 printf '\n== config files of the cases pass ajv (the daemons'"'"' validator)\n'
 if ev configs --json >"$tmp/configs.json" 2>"$tmp/configs.err"; then
-  if (cd "$root" && node "$root/nixos/ajv-validate.mjs" --cases "$tmp/configs.json") >"$tmp/ajv.txt"; then :; fi
+  (cd "$root" && node "$root/nixos/ajv-validate.mjs" --cases "$tmp/configs.json") >"$tmp/ajv.txt" || checker_failed "nixos/ajv-validate.mjs" $?
   cat "$tmp/ajv.txt"
-  pass=$((pass + $(grep -c '^ok' "$tmp/ajv.txt" || true)))
-  fail=$((fail + $(grep -c '^FAIL' "$tmp/ajv.txt" || true)))
+  tally "$tmp/ajv.txt" "nixos/ajv-validate.mjs"
 else
   bad "configs" "$(grep -m1 '^error' "$tmp/configs.err" || head -c 400 "$tmp/configs.err")"
 fi
 
 printf '\n== docs/options.md documents the module as evaluated (lib.optionAttrSetToDocList)\n'
 if ev optionDocs --json >"$tmp/option-docs.json" 2>"$tmp/option-docs.err"; then
-  node "$here/compare-docs.mjs" "$tmp/option-docs.json" "$root/docs/options.md" >"$tmp/docs.txt" || true
+  node "$here/compare-docs.mjs" "$tmp/option-docs.json" "$root/docs/options.md" >"$tmp/docs.txt" || checker_failed "nixos/eval/compare-docs.mjs" $?
   cat "$tmp/docs.txt"
-  pass=$((pass + $(grep -c '^ok' "$tmp/docs.txt" || true)))
-  fail=$((fail + $(grep -c '^FAIL' "$tmp/docs.txt" || true)))
+  tally "$tmp/docs.txt" "nixos/eval/compare-docs.mjs"
 else
   bad "optionDocs" "$(grep -m1 '^error' "$tmp/option-docs.err" || head -c 400 "$tmp/option-docs.err")"
 fi

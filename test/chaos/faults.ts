@@ -25,6 +25,12 @@ export interface FaultResult {
   deployment: number | null;
   /** The target phase was never seen: struck when the step's head was handled (or gave up waiting). */
   missed: boolean;
+  /**
+   * The strike landed where it aimed: in the target phase (`activated`: in `activating` after
+   * the repoint; `anytime` always). A target seen but left before the strike (the delay outlasted
+   * the phase) is not a hit.
+   */
+  onTarget: boolean;
   at: Date;
   detail: string;
 }
@@ -59,7 +65,13 @@ export async function injectFault(ctx: FaultContext, fault: PlannedFault): Promi
   const hit = newest === undefined ? 'none' : newest.outcome !== null ? `after:${newest.outcome}` : newest.phase;
   const at = new Date();
   const detail = await strike(ctx.bed, fault.kind);
-  return { kind: fault.kind, target: fault.target, delayMs: fault.delayMs, hit, deployment: newest?.id ?? null, missed, at, detail };
+  return { kind: fault.kind, target: fault.target, delayMs: fault.delayMs, hit, deployment: newest?.id ?? null, missed, onTarget: onTarget(fault.target, hit, missed), at, detail };
+}
+
+export function onTarget(target: PlannedFault['target'], hit: string, missed: boolean): boolean {
+  if (target === 'anytime') return true;
+  if (missed) return false;
+  return hit === (target === 'activated' ? 'activating' : target);
 }
 
 /** true once a deployment of the step has entered `phase`; false when the step ended without it. */

@@ -50,6 +50,8 @@ export interface CampaignFigures {
   outcomes: Record<string, number>;
   faults: Record<string, number>;
   faultHits: Record<string, number>;
+  /** Every fault struck: the phase it aimed at, the phase it hit, and whether that was its aim. */
+  strikes: { step: number; kind: string; aimed: string; hit: string; onTarget: boolean }[];
   missedTargets: number;
   powerCuts: number;
   sigkills: number;
@@ -77,7 +79,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
   const plan = planCampaign({ seed: o.seed, deployments: o.deployments, faults: o.faults, pollIntervalSec: o.pollIntervalSec }).filter((s) => s.step >= o.fromStep);
   say(`chaos campaign: seed ${o.seed}, ${o.deployments} steps, faults ${formatFaults(o.faults)}${o.fromStep > 1 ? `, from step ${o.fromStep}` : ''}; poll ${o.pollIntervalSec} s, verify ${o.verifyTimeoutSec} s, keepGcRoots ${o.keepGcRoots}`);
 
-  const figures: CampaignFigures = (liveFigures = { seed: o.seed, steps: 0, pushes: 0, deployments: 0, outcomes: {}, faults: {}, faultHits: {}, missedTargets: 0, powerCuts: 0, sigkills: 0, violations: 0, durationSec: 0, convergence: null });
+  const figures: CampaignFigures = (liveFigures = { seed: o.seed, steps: 0, pushes: 0, deployments: 0, outcomes: {}, faults: {}, faultHits: {}, strikes: [], missedTargets: 0, powerCuts: 0, sigkills: 0, violations: 0, durationSec: 0, convergence: null });
   const violations: Violation[] = [];
   const kinds = new Map<string, string>();
   const bed = await TestBed.create({ name: o.name ?? 'chaos', pollIntervalSec: o.pollIntervalSec, verifyTimeoutSec: o.verifyTimeoutSec, log: (l) => say(`  bed: ${l}`) });
@@ -146,6 +148,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
         fault = await injectFault({ bed, tail, idBefore, head, pushedAt, waitLimitMs: Math.max(180_000, anytimeWindowMs(o.pollIntervalSec)) }, s.fault);
         count(figures.faults, fault.kind);
         count(figures.faultHits, fault.hit);
+        figures.strikes.push({ step: s.step, kind: fault.kind, aimed: fault.target, hit: fault.hit, onTarget: fault.onTarget });
         if (fault.missed) figures.missedTargets++;
         if (fault.kind === 'power-cut') figures.powerCuts++;
         if (fault.kind === 'kill-executor' || fault.kind === 'kill-watcher') figures.sigkills++;
@@ -260,9 +263,16 @@ export function summarize(f: CampaignFigures): string {
     `seed ${f.seed}: ${f.steps} steps, ${f.pushes} pushes, ${f.deployments} deployments in ${Math.round(f.durationSec / 60)} min`,
     `  outcomes: ${kv(f.outcomes)}`,
     `  faults: ${kv(f.faults)} (power cuts ${f.powerCuts}, SIGKILLs ${f.sigkills}); hit: ${kv(f.faultHits)}; target phase not seen ${f.missedTargets}`,
+    `  strikes (aimed -> hit): ${f.strikes.map((x) => `step ${x.step} ${x.kind} ${x.aimed} -> ${x.hit}${x.onTarget ? '' : ' (off target)'}`).join('; ') || 'none'}`,
     `  convergence: ${f.convergence?.latencyMs != null ? `${(f.convergence.latencyMs / 1000).toFixed(1)} s (bound ${((f.convergence.boundMs ?? 0) / 1000).toFixed(1)} s)` : 'not measured'}`,
     `  violations: ${f.violations}`,
   ].join('\n');
+}
+
+/** The aimed phases no strike of the campaign hit (each aimed phase must be hit at least once). */
+export function aimedNotHit(f: Pick<CampaignFigures, 'strikes'>): string[] {
+  const aimed = new Set(f.strikes.map((x) => x.aimed));
+  return [...aimed].filter((a) => !f.strikes.some((x) => x.aimed === a && x.onTarget)).sort();
 }
 
 export type { StepPlan };

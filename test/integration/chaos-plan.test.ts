@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { GOOD_KINDS, kindOfPath, parseFaults, planCampaign, specOf, versionBefore, type CampaignShape } from '../chaos/plan.ts';
 import { derive } from '../chaos/prng.ts';
+import { onTarget } from '../chaos/faults.ts';
+import { aimedNotHit } from '../chaos/runner.ts';
 
 const shape = (seed: string, deployments: number, faults: string): CampaignShape => ({ seed, deployments, faults: parseFaults(faults, deployments), pollIntervalSec: 2 });
 
@@ -67,4 +69,16 @@ test('the kind of a toplevel is read from its store name; specs match their kind
   // issue 21: a configuration the JSON schema of 25d0040 took and the daemons refuse
   assert.deepEqual(specOf({ ...base, kind: 'badconfig' }, 3).config?.checks, { api: { type: 'http', url: 'localhost:8080/health' } });
   assert.ok(!GOOD_KINDS.has('badconfig'), 'a badconfig commit must never become the boot default');
+});
+
+test('a strike is on target only in the phase it aimed at; a campaign names every aimed phase no strike hit', () => {
+  assert.equal(onTarget('activating', 'activating', false), true);
+  assert.equal(onTarget('activating', 'verifying', false), false, 'the phase had ended when the fault struck');
+  assert.equal(onTarget('committing', 'committing', true), false, 'never seen: struck when the step ended');
+  assert.equal(onTarget('activated', 'activating', false), true, 'activated: after the repoint, inside activating');
+  assert.equal(onTarget('activated', 'after:rolled-back', false), false);
+  assert.equal(onTarget('anytime', 'none', false), true);
+  const strike = (aimed: string, hit: string, on: boolean) => ({ step: 1, kind: 'kill-executor', aimed, hit, onTarget: on });
+  assert.deepEqual(aimedNotHit({ strikes: [strike('activating', 'activating', true), strike('activating', 'verifying', false)] }), []);
+  assert.deepEqual(aimedNotHit({ strikes: [strike('activated', 'after:rolled-back', false), strike('committing', 'committing', true)] }), ['activated']);
 });

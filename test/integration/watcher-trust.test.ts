@@ -175,6 +175,24 @@ describe('trust gate (real ssh-keygen and gpg signatures, real git)', () => {
     assert.equal(e.reason, 'expired-key');
   });
 
+  it('refuses an OpenPGP key revoked since it signed: the configured key carries its revocation', async () => {
+    const revoked = new GpgSigner('revoked', { root });
+    try {
+      const remote = new GitRemote();
+      const c1 = remote.commit('c1', {}, alice);
+      const c2 = remote.commit('c2', {}, revoked);
+      // Trusted while it stands,
+      assert.equal((await gate(remote, trust('all', { openpgpKeys: [revoked.armored] })).check(c2, [c1])).ok, true);
+      // refused once the configured key is the revoked one (commits it signed before included).
+      const r = refused(await gate(remote, trust('all', { openpgpKeys: [revoked.revoke()] })).check(c2, [c1]));
+      assert.equal(r.commit, c2);
+      assert.equal(r.reason, 'revoked-key');
+      assert.match(r.message, /revoked key/);
+    } finally {
+      revoked.cleanup();
+    }
+  });
+
   it('refuses a bad signature (a signed commit changed afterwards)', async () => {
     const remote = new GitRemote();
     const c1 = remote.commit('c1', {}, alice);

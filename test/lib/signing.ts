@@ -75,6 +75,18 @@ export class GpgSigner implements Signer {
     return { GNUPGHOME: this.home };
   }
 
+  /**
+   * Revoke the key with the revocation certificate gpg wrote when it made it
+   * (openpgp-revocs.d/FPR.rev, its BEGIN line escaped with ':' until used), and return the
+   * public key as exported afterwards: with the revocation signature, as a keyserver has it.
+   */
+  revoke(): string {
+    const cert = readFileSync(join(this.home, 'openpgp-revocs.d', `${this.fingerprint}.rev`), 'utf8').replace(/^:-----BEGIN/m, '-----BEGIN');
+    writeFileSync(join(this.home, 'revoke.asc'), cert);
+    this.gpg(['--import', join(this.home, 'revoke.asc')]);
+    return this.gpg(['--armor', '--export', this.fingerprint]);
+  }
+
   get gitArgs(): string[] {
     return ['-c', `gpg.program=${join(this.home, 'bin', 'gpg')}`, '-c', `user.signingkey=${this.fingerprint}`];
   }

@@ -15,6 +15,19 @@ import { assertEventSequence, installed, ofDeployment, withBed } from './lib/sce
 test('self-upgrade: both pullnix units change; the executor survives activation, restarts the watcher, then itself from the new unit', { timeout: 300_000 }, async (t) => {
   await withBed(t, { name: 'self-upgrade' }, async (bed) => {
     await installed(bed);
+    // The bed's packageOf, on a MainPID systemd has forked but not exec'd yet (its stdin a FIFO
+    // nobody writes: the child blocks in systemd's code, as a child does for a while on a loaded
+    // machine): it must wait for the exec, not read systemd's environment and find no package.
+    await bed.container.execOk(['mkfifo', '/run/bed-probe-fifo']);
+    await bed.container.execOk(['systemd-run', '--unit=bed-probe.service', '-p', 'StandardInput=file:/run/bed-probe-fifo', '-E', 'PULLNIX_BED_PACKAGE=bed-probe', '/bin/sleep', '600']);
+    const probePid = await bed.mainPid('bed-probe.service');
+    assert.match((await bed.container.execOk(['readlink', `/proc/${probePid}/exe`])).trim(), /\/systemd$/, 'the probe is still in systemd, before its exec');
+    const probePackage = bed.packageOf(probePid);
+    // The writer comes a second later (packageOf is already looking); the probe then execs.
+    await bed.container.execOk(['sh', '-c', 'sleep 1; exec 3>/run/bed-probe-fifo; sleep 1']);
+    assert.equal(await probePackage, 'bed-probe', "packageOf read the environment of the exec'd command");
+    await bed.container.execOk(['systemctl', 'stop', 'bed-probe.service']);
+
     const executorPid = await bed.mainPid('pullnix-executor.service');
     const watcherPid = await bed.mainPid('pullnix-watcher.service');
     const oldPackage = await bed.packageOf(executorPid);

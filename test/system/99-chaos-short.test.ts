@@ -14,7 +14,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseFaults } from '../chaos/plan.ts';
-import { DEFAULTS, replayCommand, runCampaign, summarize } from '../chaos/runner.ts';
+import { aimedNotHit, DEFAULTS, replayCommand, runCampaign, summarize } from '../chaos/runner.ts';
 
 const SEED = 'ci-28807';
 const STEPS = 10;
@@ -32,6 +32,9 @@ test(`chaos campaign (short): seed ${SEED}, ${STEPS} steps, ${FAULTS} faults —
     first && `invariant ${first.check.n} broken at step ${first.step}: ${first.check.text}${where}\nreplay: ${replayCommand({ seed: SEED, deployments: STEPS, faults }, first.step)}`,
   );
   assert.equal(result.figures.steps, STEPS, 'every step ran');
-  assert.equal(Object.values(result.figures.faults).reduce((a, b) => a + b, 0), FAULTS, 'every planned fault was delivered');
+  assert.equal(result.figures.strikes.length, FAULTS, 'every planned fault was delivered');
+  // Delivered is not enough: a fault that lands after the phase it aimed at guards nothing (the
+  // SIGKILL inside a failing activation is the guard against issue 10's regression).
+  assert.deepEqual(aimedNotHit(result.figures), [], `every aimed phase was hit at least once: ${result.figures.strikes.map((x) => `${x.aimed} -> ${x.hit}`).join('; ')}`);
   assert.ok(result.figures.convergence?.latencyMs != null, 'convergence was measured');
 });

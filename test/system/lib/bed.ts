@@ -196,7 +196,8 @@ export class TestBed {
     // Multi-user Nix: builds run as the nixbld users, in the nix-daemon (a unit the setup starts);
     // the watcher builds through it as pullnix-watcher. No sandbox inside the container.
     writeFileSync(join(bed, 'nix.conf'), 'build-users-group = nixbld\nsubstituters =\nexperimental-features = nix-command flakes\nsandbox = false\nwarn-dirty = false\n');
-    writeFileSync(join(bed, 'nix-daemon.service'), NIX_DAEMON_UNIT);
+    writeFileSync(join(bed, 'nix-daemon.socket'), NIX_DAEMON_SOCKET);
+    writeFileSync(join(bed, 'nix-daemon.service'), NIX_DAEMON_SERVICE);
     // No unit of the host's /usr is enabled on the container's first boot: only what the
     // generation installs runs (plus systemd's own static units).
     writeFileSync(join(bed, 'bed.preset'), 'disable *\n');
@@ -500,7 +501,17 @@ export class TestBed {
 
   /** Which pullnix package (store path) a running process was started from (the wrapper exports it). */
   async packageOf(pid: number): Promise<string | null> {
-    const r = await this.container.exec(['cat', `/proc/${pid}/environ`]);
+    // A MainPID is systemd's as soon as it forks: until the child has exec'd the unit's command it
+    // is still systemd (its /proc/PID/exe, and PID 1's environment, without PULLNIX_BED_PACKAGE).
+    // Wait for the exec rather than read systemd's environment.
+    const r = await waitFor(
+      `pid ${pid} has exec'd its unit's command`,
+      async () => {
+        const e = await this.container.exec(['sh', '-c', 'exe=$(readlink "/proc/$1/exe") || exit 3; case "$exe" in */systemd|*/systemd-executor) exit 2;; esac; cat "/proc/$1/environ"', 'sh', String(pid)]);
+        return e.code === 2 ? undefined : e;
+      },
+      { timeoutMs: 30_000 },
+    );
     const m = /(?:^|\0)PULLNIX_BED_PACKAGE=([^\0]*)/.exec(r.stdout);
     return m ? m[1]! : null;
   }
@@ -595,6 +606,9 @@ export class TestBed {
     if (this.container.running) {
       const r = await this.container.exec(['sh', '-c', 'readlink -f /run/current-system; systemctl is-active pullnix-executor pullnix-watcher bed-git-sshd | tr "\\n" " "'], { timeoutMs: 10_000 }).catch(() => null);
       if (r) parts.push(`live+units=${r.stdout.trim().replace(/\n/g, ' ')}`);
+      // How the nix-daemon last ended, if it did (code 1 exited / 2 killed, and the status or signal).
+      const d = await this.container.exec(['systemctl', 'show', '--value', '-p', 'ActiveState,ExecMainPID,ExecMainCode,ExecMainStatus', 'nix-daemon.service', 'nix-daemon.socket'], { timeoutMs: 10_000 }).catch(() => null);
+      if (d) parts.push(`nix-daemon(state pid code status; socket)=${d.stdout.trim().replace(/\n/g, ' ')}`);
       const j = await this.container.exec(['journalctl', '--no-pager', '-o', 'cat', '-n', '6', '-u', 'pullnix-executor', '-u', 'pullnix-watcher'], { timeoutMs: 10_000 }).catch(() => null);
       if (j) parts.push(`journal tail:\n    ${j.stdout.trim().split('\n').join('\n    ')}`);
     }
@@ -677,11 +691,13 @@ done
 mkdir -p /root /nix/var/nix/gcroots /nix/var/nix/profiles /nix/var/nix/daemon-socket
 chmod 0700 /root
 mkdir -p /run/systemd/system
-cp /bed/nix-daemon.service /run/systemd/system/nix-daemon.service
+cp /bed/nix-daemon.socket /bed/nix-daemon.service /run/systemd/system/
 systemctl daemon-reload
-systemctl start nix-daemon.service
-for i in $(seq 1 100); do [ -S /nix/var/nix/daemon-socket/socket ] && break; sleep 0.1; done
-[ -S /nix/var/nix/daemon-socket/socket ] || { echo "nix-daemon did not create its socket" >&2; exit 1; }
+# Socket-activated, as on NixOS (sockets.target wants nix-daemon.socket): systemd holds the socket,
+# the first connection starts nix-daemon.service, and a daemon that exits is started again by the
+# next connection instead of leaving clients "Connection refused".
+systemctl start nix-daemon.socket
+[ -S /nix/var/nix/daemon-socket/socket ] || { echo "nix-daemon.socket is not listening" >&2; exit 1; }
 # NixOS roots the running and the booted system (nixos/modules/system/boot/stage-2-init.sh and
 # activation): nothing else keeps them alive.
 ln -sfn /run/current-system /nix/var/nix/gcroots/current-system
@@ -689,12 +705,37 @@ ln -sfn /run/booted-system /nix/var/nix/gcroots/booted-system
 `;
 
 
-/** The nix-daemon as a unit of the machine (as Debian's nix-setup-systemd or NixOS run it). */
-const NIX_DAEMON_UNIT = `[Unit]
-Description=Nix daemon (the bed's multi-user Nix)
+/**
+ * The nix-daemon as NixOS runs it: socket-activated. Written from Nix's own units
+ * (NixOS/nix misc/systemd/nix-daemon.socket.in @021753f, nix-daemon.service.in @0966532) as
+ * nixpkgs installs them (nixos/modules/services/system/nix-daemon.nix @025640d:
+ * `systemd.packages = [ nixPackage ]`, `systemd.sockets.nix-daemon.wantedBy = [ "sockets.target" ]`,
+ * `unitConfig.RequiresMountsFor = "/nix/store"`, `LimitNOFILE = 1048576`). Neither sets Restart=:
+ * systemd keeps listening on the socket while the daemon is down, and the next connection starts
+ * it again. Not modelled: the socket's ConditionPathExists=!…/daemon-socket/socket (it exists for
+ * containers that bind in a host's socket; the bed's /nix persists across its boots, so the
+ * previous boot's socket file would wrongly skip the unit) and the service's
+ * ConditionPathIsReadWrite (setup.sh creates the directory).
+ */
+const NIX_DAEMON_SOCKET = `[Unit]
+Description=Nix Daemon Socket (the bed's multi-user Nix)
+Before=multi-user.target
+RequiresMountsFor=/nix/store
+
+[Socket]
+ListenStream=/nix/var/nix/daemon-socket/socket
+
+[Install]
+WantedBy=sockets.target
+`;
+
+const NIX_DAEMON_SERVICE = `[Unit]
+Description=Nix Daemon (the bed's multi-user Nix, Debian's /usr/bin/nix-daemon)
+RequiresMountsFor=/nix/store
+RequiresMountsFor=/nix/var
 
 [Service]
-ExecStart=/usr/bin/nix-daemon
+ExecStart=@/usr/bin/nix-daemon nix-daemon --daemon
 KillMode=process
 LimitNOFILE=1048576
 `;
