@@ -74,7 +74,7 @@ else
 fi
 
 if [ "$(id -u)" = 0 ]; then
-  run_suite system --test-concurrency="${PULLNIX_SYSTEM_CONCURRENCY:-1}" 'test/dist/system/**/*.test.js'
+  run_suite system --test-concurrency="${PULLNIX_SYSTEM_CONCURRENCY:-2}" 'test/dist/system/**/*.test.js'
 elif [ "${PULLNIX_SKIP_SYSTEM:-}" = 1 ]; then
   step "system tests"
   skipped "the system scenarios: PULLNIX_SKIP_SYSTEM=1 (they need root for systemd-nspawn)"
