@@ -22,7 +22,7 @@ test('health checks: a crash-looping unit and a broken HTTP endpoint are rolled 
     const first = await installed(bed, { spec: { label: 'gen1', ...web(200) } });
     assert.deepEqual(
       first.record.checks?.map((c) => [c.name, c.passed]),
-      [['git', true], ['failed-units', true], ['web', true], ['web-unit', true], ['whoami', true]],
+      [['pullnix-config', true], ['git', true], ['failed-units', true], ['web', true], ['web-unit', true], ['whoami', true]],
     );
     // the command check ran through systemd-run as a dynamic user, not root, with the deployment's environment
     const whoami = first.record.checks!.find((c) => c.name === 'whoami')!;
@@ -58,7 +58,7 @@ test('health checks: a crash-looping unit and a broken HTTP endpoint are rolled 
     const broken = await bed.waitForOutcome(c3);
     assert.equal(broken.outcome, 'rolled-back', JSON.stringify(broken));
     assert.match(broken.error!.message, /check web failed: GET http:\/\/127\.0\.0\.1:8080\/health failed \d+ times within verify\.timeoutSec=10; last: status 500, expected 2xx: database connection refused/);
-    assert.deepEqual(broken.checks!.map((c) => [c.name, c.passed]), [['git', true], ['failed-units', true], ['web', false], ['web-unit', true], ['whoami', true]]);
+    assert.deepEqual(broken.checks!.map((c) => [c.name, c.passed]), [['pullnix-config', true], ['git', true], ['failed-units', true], ['web', false], ['web-unit', true], ['whoami', true]]);
     assert.equal(bed.bootDefault(), bootBefore);
     assert.equal(await bed.liveSystem(), first.toplevel);
     await bed.waitForWatcherRestart(broken.id);
