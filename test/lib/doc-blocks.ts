@@ -98,7 +98,7 @@ export function renderConsole(commands: readonly ConsoleCommand[], original: rea
 /**
  * What legitimately differs between two runs, made equal: relative times and durations, commit
  * hashes (8 or 40 hex digits), store path hashes, pids, host names of the bed's machines, ISO
- * timestamps, freshly made public keys; then runs of spaces (column widths follow the values).
+ * timestamps, freshly made public keys, how a failed-units check ended; then runs of spaces (column widths follow the values).
  */
 export function normaliseOutput(text: string): string {
   return text
@@ -109,6 +109,9 @@ export function normaliseOutput(text: string): string {
     .replace(/\b\d+(\.\d+)? (ms|s|min|h|days?)( \d+ (s|min|h))?\b/g, '<duration>')
     // relative moments: "just now", "now", "in 4 s", "3 min ago" (the bed's poll every 2 s makes them flicker)
     .replace(/(?<!\w)(just now|in <duration>|<duration> ago|now)(?!\w)/g, '<when>')
+    // how a failed-units check ended depends on when the crash loop was last seen: still failing at
+    // the last look, or running again for less than its settle window at the deadline
+    .replace(/(units failed after activation \(not before it\): [\w@.,\- ]+?)((;| \()[^\n]*)?$/gm, '$1 <how the check ended>')
     .replace(/\bpid \d+/g, 'pid <n>')
     .replace(/\bpnx-[\w-]+-\d+\b/g, '<machine>')
     .replace(/\bed25519:[A-Za-z0-9_-]{43}\b/g, 'ed25519:<public key>')

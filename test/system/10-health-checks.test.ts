@@ -76,7 +76,7 @@ test('health checks: a crash-looping unit and a broken HTTP endpoint are rolled 
     const c5 = await bed.commit({ label: 'no-web' }, 'retire the web application (service and check)');
     const retired = await bed.waitForOutcome(c5);
     assert.equal(retired.outcome, 'succeeded', JSON.stringify(retired));
-    assert.deepEqual(retired.checks!.map((c) => c.name), ['git', 'failed-units']);
+    assert.deepEqual(retired.checks!.map((c) => c.name), ['pullnix-config', 'git', 'failed-units']);
     assert.equal(await bed.unitProperty('bed-web.service', 'LoadState'), 'not-found');
     t.diagnostic(`rolled back ${short(c2)} (crash loop) and ${short(c3)} (http), deployed ${short(c4)} and ${short(c5)}`);
   });
