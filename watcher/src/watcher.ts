@@ -29,6 +29,7 @@ import { describeGitError, GitCheckout, redactUrl, type GitOps } from './git.ts'
 import { WATCHER_METRICS_FILE, watcherMetrics } from './metrics.ts';
 import { forgetCommit, MemoryStore, refusedHead, rememberDescription, rememberFailure, type HandledResult, type WatcherMemory } from './memory.ts';
 import { TrustGate } from '@pullnix/shared';
+import { CommitStatusReporter } from './forge/reporter.ts';
 
 export interface WatcherOptions {
   config: Config;
@@ -46,6 +47,8 @@ export interface WatcherOptions {
   baseBackoffMs?: number;
   /** Defaults to the commit-signature check of config.trust on the checkout. */
   trust?: TrustGate;
+  /** Defaults to the forge that config.report names (null when report.enable is off). */
+  reporter?: CommitStatusReporter | null;
 }
 
 /** How one poll cycle ended. */
@@ -62,6 +65,7 @@ export type PollOutcome =
   | 'refused' // the executor refused the request for good (KNOWN_BAD, INVALID_SYSTEM)
   | 'paused' // deployments are paused; the head is looked at again at the next poll
   | 'postponed' // the preDeploy hook said not now; the head is looked at again at the next poll
+  | 'halted' // decentralised halt (report.haltAfter): the forge shows too many failures of this ring on it; looked at again at the next poll
   | 'remote-error'
   | 'machine-error' // the machine's fault (nix-daemon, network, disk, timeout, a git that cannot answer): tried again after a back-off, nothing remembered
   | 'executor-unavailable'
@@ -99,6 +103,8 @@ export class Watcher {
   private readonly gcrootsDir: string;
   private readonly trust: TrustGate;
   private readonly vulnerabilities: VulnerabilityGate;
+  /** Commit statuses at the forge (watcher/src/forge/, docs/report.md); null: report.enable off. */
+  private readonly reporter: CommitStatusReporter | null;
 
   private state: WatcherState = 'starting';
   private remoteHead: string | null = null;
@@ -165,6 +171,12 @@ export class Watcher {
       now: () => this.clock.now(),
     });
     this.metrics = new TextfileWriter(config.metrics.textfileDirectory, WATCHER_METRICS_FILE, this.logger);
+    this.reporter =
+      options.reporter !== undefined
+        ? options.reporter
+        : config.report.enable
+          ? new CommitStatusReporter({ report: config.report, host: this.host, ring: ringOf(config), stateDir: config.watcher.stateDir, logger: this.logger, now: () => this.clock.now() })
+          : null;
     this.executor.onPush((message) => this.onPush(message));
     this.executor.onConnected(() => void this.onExecutorConnected());
   }
@@ -182,6 +194,11 @@ export class Watcher {
       last_handled: this.memory.lastHandled?.commit ?? null,
     });
     const link = this.executor.start(signal);
+    const reporting = this.reporter?.run(signal, (ms, s, wake) => {
+      const alarm = new Alarm(this.clock);
+      wake(() => alarm.wake());
+      return alarm.sleep(ms, s).then(() => undefined);
+    });
     let delay = 0;
     while (!signal.aborted) {
       if (delay > 0) {
@@ -193,6 +210,7 @@ export class Watcher {
     this.state = 'stopping';
     this.logger.event('watcher.stopping', { reason: typeof signal.reason === 'string' ? signal.reason : 'aborted' });
     await link;
+    await reporting;
   }
 
   /**
@@ -212,7 +230,8 @@ export class Watcher {
       .finally(() => {
         this.running = null;
       });
-    return this.running.then((result) => {
+    return this.running.then(async (result) => {
+      await this.reconcileReport();
       this.waitingForExecutor = result.outcome === 'executor-unavailable' || result.outcome === 'retry-later';
       // Set before the report goes out, so status shows when the loop polls next.
       this.nextPollAt = new Date(this.clock.now() + result.nextDelayMs).toISOString();
@@ -354,7 +373,11 @@ export class Watcher {
     const untrusted = await this.checkTrust(head, deployed, signal);
     if (untrusted) return untrusted;
 
+    const halted = await this.checkHalt(head, signal);
+    if (halted) return halted;
+
     this.setState('building');
+    this.reporter?.building(head);
     await this.git.checkout(head, signal);
     this.logger.event('build.started', { commit: head, mode: this.config.build.mode, host: this.config.build.mode === 'flake' ? this.host : undefined });
     const build = await buildSystem({ build: this.config.build, runner: this.runner, checkoutDir: this.checkoutDir, gcrootsDir: this.gcrootsDir, commit: head, signal, host: this.host });
@@ -370,6 +393,7 @@ export class Watcher {
         return this.failed('machine-error', head);
       }
       this.logger.event('build.failed', { commit: head, error: build.error, ms: build.durationMs });
+      this.reporter?.refused(head, `build failed: ${build.error}`);
       rememberFailure(this.memory, { commit: head, at: this.iso(), error: build.error, logTail: build.logTail });
       this.setError('build', `${build.error}${build.logTail ? `\n${build.logTail}` : ''}`, head);
       this.markHandled(head, 'build-failed', build.error);
@@ -400,6 +424,7 @@ export class Watcher {
         this.setError('vulnerabilities', gate.message, head);
         return this.failed('scan-failed', head);
       case 'refuse':
+        this.reporter?.refused(head, `refused: ${gate.message}`);
         rememberFailure(this.memory, { commit: head, at: this.iso(), error: gate.message, logTail: gate.detail, kind: 'vulnerabilities' });
         this.setError('vulnerabilities', gate.message, head);
         this.markHandled(head, 'vulnerable', gate.message);
@@ -437,6 +462,7 @@ export class Watcher {
     }
     this.logger.event('trust.refused', { commit: head, offending: verdict.commit, reason: verdict.reason, error: verdict.message, bad: verdict.bad, checked: verdict.checked, mode: verdict.mode });
     this.memory.untrusted = { head, commit: verdict.commit, reason: verdict.reason, message: verdict.message, at: this.iso(), config: this.trust.fingerprint };
+    this.reporter?.refused(head, `refused: commit ${verdict.reason}`);
     this.setError('trust', `${verdict.reason}: ${verdict.message}`, head);
     this.markHandled(head, 'untrusted', `${verdict.reason} ${verdict.commit ?? ''}`.trim());
     this.failures = 0;
@@ -477,6 +503,8 @@ export class Watcher {
   private async requestDeploy(head: string, toplevel: string): Promise<PollResult> {
     const { activationTimeoutSec, verify } = this.config;
     this.setState('deploying');
+    // Written to the outbox before the request goes out: an answer lost to a crash is reconciled from the history.
+    this.reporter?.deploying(head, 2 + (verify.failedUnits.enable ? 1 : 0) + Object.keys(this.config.checks).length);
     this.logger.event('deploy.requested', { commit: head, toplevel });
     try {
       // The executor answers once the outcome is recorded: activation, verification and a rollback may all run first.
@@ -484,6 +512,7 @@ export class Watcher {
       // null: a reboot deployment (reboot.mode window) waiting for its window or rebooting; the executor resolves it.
       const outcome = deployment.outcome ?? deployment.phase;
       this.logger.event('deploy.outcome', { commit: head, deployment: deployment.id, outcome, generation: deployment.generation, error: deployment.error?.message });
+      this.reporter?.outcome(deployment);
       this.failures = 0;
       if (outcome === 'succeeded') {
         this.deployedCommit = head;
@@ -548,10 +577,36 @@ export class Watcher {
     } catch {
       // The next poll asks again; the connection loop logs if the executor is gone.
     }
+    await this.reconcileReport();
     this.sendReport();
     // Poll at once only if the last poll left a head waiting for the executor; otherwise the
     // interval stands (a reconnect must not cost an extra ls-remote).
     if (this.waitingForExecutor) this.alarm.wake();
+  }
+
+  /**
+   * A deployment whose answer never came (the watcher was killed, the machine lost power): its
+   * outcome from the executor's history, so its commit status is posted late, never lost.
+   */
+  private async reconcileReport(): Promise<void> {
+    if (!this.reporter?.awaiting || !this.executor.history || !this.executor.connected) return;
+    try {
+      this.reporter.reconcile(await this.executor.history(20));
+    } catch {
+      // Asked again at the next poll.
+    }
+  }
+
+  /** The decentralised halt (report.haltAfter): null to go on, else how the cycle ends. */
+  private async checkHalt(head: string, signal: AbortSignal): Promise<PollResult | null> {
+    const verdict = await this.reporter?.halt(head, signal);
+    if (!verdict?.halted) {
+      this.clearError('halt');
+      return null;
+    }
+    this.setError('halt', verdict.message, head);
+    this.failures = 0;
+    return this.result('halted', head);
   }
 
   private applyStatus(status: StatusResult): void {
@@ -646,6 +701,12 @@ export class Watcher {
   private iso(): string {
     return new Date(this.clock.now()).toISOString();
   }
+}
+
+/** This machine's ring (settings.ring.name, the rings engineer's section); null: no ring. */
+function ringOf(config: Config): string | null {
+  const ring = (config as { ring?: { name?: unknown } }).ring?.name;
+  return typeof ring === 'string' && ring !== '' ? ring : null;
 }
 
 /** The resolved live system, for PULLNIX_PREVIOUS; null when it cannot be read. */

@@ -53,6 +53,8 @@ export class CommitStatusReporter {
   private readonly client: ForgeClient;
   readonly outbox: Outbox;
   private waker: (() => void) | null = null;
+  /** The commit whose halt was last logged (a halted head is looked at every poll; logged once). */
+  private haltLogged: string | null = null;
 
   constructor(options: ReporterOptions) {
     this.options = options;
@@ -127,7 +129,8 @@ export class CommitStatusReporter {
     }
     const halted = failures >= haltAfter;
     const message = `halted: ${failures} failure${failures === 1 ? '' : 's'} in ring ${ring}`;
-    if (halted) this.options.logger.event('report.halted', { commit: sha, ring, failures, halt_after: haltAfter });
+    if (halted && this.haltLogged !== sha) this.options.logger.event('report.halted', { commit: sha, ring, failures, halt_after: haltAfter });
+    this.haltLogged = halted ? sha : null;
     return { halted, failures, ring, message };
   }
 
