@@ -34,6 +34,7 @@
  *   - description and context trimmed of spaces on create (NewCommitStatus: strings.TrimSpace).
  *   - Authorization "token X".
  */
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
@@ -85,9 +86,17 @@ export class ForgeStandIn {
   private nextId = 1000;
   private readonly creates: number[] = [];
 
-  constructor(kind: ForgeKind, token: string) {
+  /** With a store file, the statuses survive a restart of the stand-in (a forge keeps what it took). */
+  private readonly store: string | null;
+
+  constructor(kind: ForgeKind, token: string, options: { store?: string } = {}) {
     this.kind = kind;
     this.token = token;
+    this.store = options.store ?? null;
+    if (this.store && existsSync(this.store)) {
+      this.statuses.push(...(JSON.parse(readFileSync(this.store, 'utf8')) as StoredStatus[]));
+      this.nextId = Math.max(this.nextId, ...this.statuses.map((x) => x.id + 1));
+    }
   }
 
   /** The API base URL clients use (Gitea's under /api/v1). */
@@ -180,6 +189,10 @@ export class ForgeStandIn {
     this.creates.push(now);
     const stored: StoredStatus = { id: this.nextId++, sha, state: b.state, description, context, targetUrl: typeof b.target_url === 'string' ? b.target_url : null, at: now };
     this.statuses.push(stored);
+    if (this.store) {
+      writeFileSync(`${this.store}.tmp`, JSON.stringify(this.statuses));
+      renameSync(`${this.store}.tmp`, this.store);
+    }
     if (this.modes.dropAnswerOfNextCreate) {
       this.modes.dropAnswerOfNextCreate = false;
       res.socket?.destroy();

@@ -210,7 +210,7 @@ export class Outbox {
   }
 
   private save(): void {
-    writeFileAtomic(this.options.path, `${JSON.stringify(this.file)}\n`);
+    writeFileAtomic(this.options.path, `${JSON.stringify(this.file)}\n`, { mode: 0o600 });
   }
 
   /** A corrupt file is reported and set aside, never silently reset (as watcher.json). */
