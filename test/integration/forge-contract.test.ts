@@ -8,9 +8,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { isDeepStrictEqual } from 'node:util';
-import { GitHubClient, GiteaClient, type StatusBody } from '@pullnix/watcher';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { isDeepStrictEqual, promisify } from 'node:util';
+import { GitHubClient, GiteaClient, type HttpAnswer, type HttpRequest, type StatusBody, type Transport } from '@pullnix/watcher';
 import { ForgeStandIn } from '../lib/forge-standin.ts';
 
 interface Exchange {
@@ -26,6 +30,7 @@ interface Exchange {
 const require = createRequire(import.meta.url);
 const FIXTURE = require('@octokit/fixtures/scenarios/api.github.com/create-status/normalized-fixture.json') as Exchange[];
 const TOKEN = '0000000000000000000000000000000000000001';
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 const [OWNER, REPO] = ['octokit-fixture-org', 'create-status'];
 const SHA = '0000000000000000000000000000000000000001';
 
@@ -41,25 +46,23 @@ test('the fixture is the create-status scenario: two creates, the list, the comb
   );
 });
 
-/** A fetch that answers from the recording, after checking the request is the recorded one. */
-function replay(exchanges: Exchange[], seen: { method: string; path: string; body: unknown; authorization: string | null }[]): typeof fetch {
-  return (async (input: string | URL | Request, init?: RequestInit) => {
-    const url = new URL(String(input));
-    const method = (init?.method ?? 'GET').toLowerCase();
-    const body = typeof init?.body === 'string' ? (JSON.parse(init.body) as unknown) : '';
-    const headers = new Headers(init?.headers);
-    seen.push({ method, path: url.pathname, body, authorization: headers.get('authorization') });
+/** A transport that answers from the recording, after checking the request is the recorded one. */
+function replay(exchanges: Exchange[], seen: { method: string; path: string; body: unknown; authorization: string | null }[]): Transport {
+  return async (input: string, init: HttpRequest): Promise<HttpAnswer> => {
+    const url = new URL(input);
+    const method = init.method.toLowerCase();
+    const body = init.body === null ? '' : (JSON.parse(init.body) as unknown);
+    seen.push({ method, path: url.pathname, body, authorization: init.headers.authorization ?? null });
     const x = exchanges.find((e) => e.method === method && e.path.replace(/\?.*/, '') === url.pathname && isDeepStrictEqual(e.body, body));
-    if (!x) return new Response(JSON.stringify({ message: `not in the recording: ${method} ${url.pathname} ${JSON.stringify(body)}` }), { status: 599 });
-    const h = new Headers();
-    for (const [k, v] of Object.entries(x.headers)) if (k !== 'content-length') h.set(k, String(v));
-    return new Response(JSON.stringify(x.response), { status: x.status, headers: h });
-  }) as typeof fetch;
+    if (!x) return { status: 599, statusText: '', header: () => null, text: JSON.stringify({ message: `not in the recording: ${method} ${url.pathname} ${JSON.stringify(body)}` }) };
+    const headers = new Map(Object.entries(x.headers).map(([k, v]) => [k.toLowerCase(), String(v)]));
+    return { status: x.status, statusText: '', header: (name) => headers.get(name.toLowerCase()) ?? null, text: JSON.stringify(x.response) };
+  };
 }
 
 test('the GitHub client sends exactly the recorded create requests and reads the recorded combined status', async () => {
   const seen: { method: string; path: string; body: unknown; authorization: string | null }[] = [];
-  const client = new GitHubClient({ apiUrl: 'https://api.github.com', repository: `${OWNER}/${REPO}`, token: () => TOKEN, timeoutMs: 5000, fetch: replay(FIXTURE, seen) });
+  const client = new GitHubClient({ apiUrl: 'https://api.github.com', repository: `${OWNER}/${REPO}`, token: () => TOKEN, timeoutMs: 5000, transport: replay(FIXTURE, seen) });
   for (const x of FIXTURE.filter((e) => e.method === 'post')) {
     const b = x.body as { state: StatusBody['state']; target_url: string; description: string; context: string };
     await client.create(SHA, { state: b.state, description: b.description, context: b.context, targetUrl: b.target_url });
@@ -76,7 +79,7 @@ test('the GitHub client sends exactly the recorded create requests and reads the
 });
 
 test('the GitHub client names the forge error of a status it cannot post, with its cause kept', async () => {
-  const client = new GitHubClient({ apiUrl: 'https://api.github.com', repository: `${OWNER}/${REPO}`, token: () => TOKEN, timeoutMs: 5000, fetch: replay(FIXTURE, []) });
+  const client = new GitHubClient({ apiUrl: 'https://api.github.com', repository: `${OWNER}/${REPO}`, token: () => TOKEN, timeoutMs: 5000, transport: replay(FIXTURE, []) });
   await assert.rejects(client.create(SHA, { state: 'error', description: 'not recorded', context: 'x', targetUrl: null }), (e: Error) => /599 not in the recording/.test(e.message));
 });
 
@@ -129,4 +132,26 @@ test('the Gitea stand-in and client: Status names its state `status`, statuses l
   const raw = (await (await fetch(`${forge.apiUrl}/repos/infra/fleet/commits/${SHA}/statuses`, { headers: { authorization: 'token gitea-token' } })).json()) as Record<string, unknown>[];
   assert.deepEqual(keysOf(raw), ['context', 'created_at', 'creator', 'description', 'id', 'status', 'target_url', 'updated_at', 'url']);
   for (const r of forge.requests) assert.equal(r.authorization, 'token gitea-token');
+});
+
+test("the client works under the watcher's own Node flags (--lite-mode --no-expose-wasm), where Node's fetch does not", async (t) => {
+  const forge = await new ForgeStandIn('github', TOKEN).start();
+  t.after(() => forge.stop());
+  const flags = (JSON.parse(readFileSync(join(ROOT, 'nixos/node-flags.json'), 'utf8')) as { watcher: string[] }).watcher;
+  const index = pathToFileURL(join(ROOT, 'watcher/dist/src/index.js')).href;
+  const script = `
+    const { GitHubClient } = await import(${JSON.stringify(index)});
+    const client = new GitHubClient({ apiUrl: ${JSON.stringify(forge.apiUrl)}, repository: 'o/r', token: () => ${JSON.stringify(TOKEN)}, timeoutMs: 5000 });
+    await client.create(${JSON.stringify(SHA)}, { state: 'success', description: 'deployed generation 4, 3/3 checks, 38 s', context: 'pullnix/h', targetUrl: null });
+    process.stdout.write(JSON.stringify(await client.latest(${JSON.stringify(SHA)})));
+  `;
+  // Asynchronously: the stand-in answers from this process.
+  const run = (code: string) => promisify(execFile)(process.execPath, [...flags, '--input-type=module', '-e', code], { encoding: 'utf8', timeout: 60_000 }).then((r) => ({ status: 0, ...r }), (e: { code: number; stdout: string; stderr: string }) => ({ status: e.code, stdout: e.stdout, stderr: e.stderr }));
+  const r = await run(script);
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), [{ context: 'pullnix/h', state: 'success', description: 'deployed generation 4, 3/3 checks, 38 s' }]);
+  // Why watcher/src/forge/http.ts exists: fetch takes the whole process down under these flags.
+  const f = await run(`await fetch(${JSON.stringify(forge.apiUrl)}).catch(() => {}); process.exit(0);`);
+  assert.notEqual(f.status, 0);
+  assert.match(f.stderr, /WebAssembly is not defined/);
 });

@@ -13,3 +13,4 @@ export { vulnixArgv, readVulnixResult, parseVulnixJson, type VulnixAnswer } from
 export { GitHubClient, GiteaClient, ForgeError, createForgeClient, cutDescription, readToken, waitAsked, DESCRIPTION_MAX, type ForgeClient, type ForgeClientOptions, type RemoteStatus, type StatusBody, type StatusState } from './forge/client.ts';
 export { Outbox, TERMINAL, type OutboxEntry, type OutboxOptions, type FlushResult, type OpenCommit } from './forge/outbox.ts';
 export { CommitStatusReporter, describeRecord, statusContext, OUTBOX_FILE, type HaltVerdict, type ReporterOptions } from './forge/reporter.ts';
+export { nodeTransport, type HttpAnswer, type HttpRequest, type Transport } from './forge/http.ts';

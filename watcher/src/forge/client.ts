@@ -1,5 +1,5 @@
 /**
- * Commit statuses at a forge, over its REST API with Node's own fetch. One client per kind:
+ * Commit statuses at a forge, over its REST API with node:http(s) (http.ts says why not fetch). One client per kind:
  *
  * GitHub (REST v3, docs.github.com "REST API endpoints for commit statuses"):
  *   POST /repos/{owner}/{repo}/statuses/{sha}       {state, target_url, description, context} → 201
@@ -23,6 +23,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { ReportConfig } from '@pullnix/shared';
+import { nodeTransport, type HttpAnswer, type Transport } from './http.ts';
 
 export type StatusState = 'pending' | 'success' | 'failure' | 'error';
 export const STATUS_STATES: readonly StatusState[] = ['pending', 'success', 'failure', 'error'];
@@ -87,7 +88,7 @@ export interface ForgeClientOptions {
   token: () => string;
   timeoutMs: number;
   now?: () => number;
-  fetch?: typeof fetch;
+  transport?: Transport;
 }
 
 /** The most pages of combined status read (100 contexts a page on GitHub): a fleet of 1,000 hosts fits. */
@@ -140,21 +141,20 @@ abstract class RestClient implements ForgeClient {
       throw new ForgeError(`the forge token cannot be read: ${(cause as Error).message}`, { status: null, cause });
     }
     const timeout = AbortSignal.timeout(this.options.timeoutMs);
-    let response: Response;
+    let response: HttpAnswer;
     try {
-      response = await (this.options.fetch ?? fetch)(url, {
+      response = await (this.options.transport ?? nodeTransport)(url, {
         method,
         headers: { ...this.headers(token), ...(body === null ? {} : { 'content-type': 'application/json; charset=utf-8' }), 'user-agent': 'pullnix' },
         body: body === null ? null : JSON.stringify(body),
         signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-        redirect: 'error',
       });
     } catch (cause) {
       const reason = timeout.aborted ? `no answer within ${this.options.timeoutMs / 1000} s` : describeFetchError(cause);
       throw new ForgeError(`${method} ${redact(url)}: ${reason}`, { status: null, cause });
     }
-    const text = await response.text().catch(() => '');
-    if (response.ok) {
+    const { text } = response;
+    if (response.status >= 200 && response.status < 300) {
       if (text === '') return null;
       try {
         return JSON.parse(text) as unknown;
@@ -210,7 +210,7 @@ export function readToken(file: string): string {
   return token;
 }
 
-export function createForgeClient(report: ReportConfig, options: { fetch?: typeof fetch; now?: () => number } = {}): ForgeClient {
+export function createForgeClient(report: ReportConfig, options: { transport?: Transport; now?: () => number } = {}): ForgeClient {
   if (report.repository === null || report.tokenFile === null) throw new Error('report.repository and report.tokenFile are required with report.enable');
   const tokenFile = report.tokenFile;
   const common: ForgeClientOptions = { apiUrl: report.apiUrl, repository: report.repository, token: () => readToken(tokenFile), timeoutMs: report.timeoutSec * 1000, ...options };
@@ -223,16 +223,16 @@ export function createForgeClient(report: ReportConfig, options: { fetch?: typeo
  * for a 403/429 that is a rate limit by GitHub's words (docs.github.com "Rate limits for the REST
  * API": "If you receive a rate limit error ... wait at least one minute").
  */
-export function waitAsked(response: Response, now: () => number, message = ''): number | null {
-  const after = response.headers.get('retry-after');
+export function waitAsked(response: HttpAnswer, now: () => number, message = ''): number | null {
+  const after = response.header('retry-after');
   if (after !== null) {
     const seconds = Number(after);
     if (Number.isFinite(seconds) && seconds >= 0) return Math.round(seconds * 1000);
     const date = Date.parse(after);
     if (!Number.isNaN(date)) return Math.max(0, date - now());
   }
-  if (response.headers.get('x-ratelimit-remaining') === '0') {
-    const reset = Number(response.headers.get('x-ratelimit-reset'));
+  if (response.header('x-ratelimit-remaining') === '0') {
+    const reset = Number(response.header('x-ratelimit-reset'));
     if (Number.isFinite(reset) && reset > 0) return Math.max(0, reset * 1000 - now());
   }
   if (response.status === 429 || (response.status === 403 && /rate limit/i.test(message))) return 60_000;
@@ -249,8 +249,8 @@ function messageOf(text: string): string | null {
 }
 
 function describeFetchError(error: unknown): string {
-  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-  return cause?.code ?? cause?.message ?? (error as Error).message;
+  const e = error as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  return e.code ?? e.cause?.code ?? e.message ?? String(error);
 }
 
 /** URLs carry no token here (it goes in a header), but user:password@ in apiUrl must not be logged. */
