@@ -17,6 +17,7 @@
  * the outbox's file, written before the deploy request goes out.
  */
 import type { DeploymentRecord, Logger, ReportConfig } from '@pullnix/shared';
+import type { StepEvent, StepObserver } from '../pipeline/report.ts';
 import { createForgeClient, type ForgeClient, type StatusBody, type StatusState } from './client.ts';
 import { Outbox, TERMINAL, type FlushResult } from './outbox.ts';
 import { join } from 'node:path';
@@ -33,6 +34,8 @@ export interface ReporterOptions {
   now: () => number;
   /** Tests give a client; defaults to the one report.forge names. */
   client?: ForgeClient;
+  /** The checks a deployment runs as this configuration has them ("verifying N checks"). */
+  checks?: number;
 }
 
 /** The decentralised halt's answer for one commit. */
@@ -62,6 +65,35 @@ export class CommitStatusReporter {
     this.client = options.client ?? createForgeClient(options.report);
     this.outbox = new Outbox({ path: join(options.stateDir, OUTBOX_FILE), client: this.client, logger: options.logger, limit: options.report.outboxLimit, now: options.now });
   }
+
+  /**
+   * The deployment-step observer (pipeline/report.ts `Steps`). The pipeline's own `superseded`
+   * step is not used: the commit left pending is remembered in the outbox's file, across the
+   * restart that follows every deployment, and superseded by the next commit that is built.
+   */
+  readonly onStep: StepObserver = (event: StepEvent) => {
+    switch (event.step) {
+      case 'building':
+        this.building(event.commit);
+        return;
+      case 'deploying':
+        this.deploying(event.commit, this.options.checks ?? 0);
+        return;
+      case 'succeeded':
+      case 'failed':
+      case 'waiting':
+        if (event.deployment) this.outcome(event.deployment);
+        else if (event.step === 'failed') this.refused(event.commit, `build failed: ${event.detail ?? 'see the journal'}`);
+        return;
+      case 'refused':
+        // Refused by this host for good. Known bad (to the watcher or the executor) is not new:
+        // its terminal status was posted when it failed.
+        if (event.outcome !== 'known-bad' && !(event.outcome === 'refused' && /^KNOWN_BAD/.test(event.detail ?? ''))) this.refused(event.commit, `refused: ${event.detail ?? event.outcome ?? 'refused'}`);
+        return;
+      default:
+        return;
+    }
+  };
 
   /** The build of `sha` starts. A different commit still pending is superseded by it. */
   building(sha: string): void {
