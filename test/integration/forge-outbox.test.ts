@@ -10,7 +10,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, type DeploymentRecord, type ReportConfig } from '@pullnix/shared';
-import { CommitStatusReporter, GitHubClient, GiteaClient, Outbox, OUTBOX_FILE, describeRecord, type ForgeClient, type StatusBody } from '@pullnix/watcher';
+import { CommitStatusReporter, GitHubClient, GiteaClient, Outbox, OUTBOX_FILE, describeRecord, type ForgeClient, type StatusBody, type StepEvent } from '@pullnix/watcher';
 import { ForgeStandIn } from '../lib/forge-standin.ts';
 import { CapturedLog } from '../lib/watcher-fixtures.ts';
 
@@ -315,4 +315,23 @@ test('the decentralised halt counts the failures of this ring only, from the for
   forge.modes.unavailable = true;
   assert.equal((await make(2).halt(A))!.halted, false, 'an unreachable forge does not halt');
   assert.equal(log.count('report.halt_unknown'), 1);
+});
+
+test('the step observer: a refusal of this host posts a failure; a commit already known bad posts nothing new', async (t) => {
+  const { forge, client, dir, log, clock } = await setup(t);
+  const reporter = new CommitStatusReporter({ report: reportConfig(), host: 'host-1', ring: 'canary', stateDir: dir, logger: log.logger, now: () => clock.t, client, checks: 4 });
+  const event = (commit: string, step: StepEvent['step'], outcome: StepEvent['outcome'], detail: string | null): StepEvent => ({ commit, step, outcome, detail, toplevel: null });
+  reporter.onStep(event(A, 'refused', 'untrusted', 'unsigned: commit aaaa has no signature'));
+  reporter.onStep(event(B, 'refused', 'known-bad', 'build failed before'));
+  reporter.onStep(event(B, 'refused', 'refused', 'KNOWN_BAD: bbbb failed before'));
+  const C = 'c'.repeat(40);
+  reporter.onStep(event(C, 'building', null, null));
+  reporter.onStep(event(C, 'deploying', null, null));
+  await reporter.outbox.flush();
+  assert.deepEqual(forge.of(A, CONTEXT).map((s) => [s.state, s.description]), [['failure', 'refused: unsigned: commit aaaa has no signature']]);
+  assert.deepEqual(forge.of(B, CONTEXT), []);
+  assert.deepEqual(forge.of(C, CONTEXT).map((s) => s.description), ['verifying 4 checks']);
+  reporter.onStep({ ...event(C, 'succeeded', 'deployed', null), deployment: record({ commit: C }) });
+  await reporter.outbox.flush();
+  assert.deepEqual(forge.of(C, CONTEXT).map((s) => s.state), ['pending', 'success']);
 });
