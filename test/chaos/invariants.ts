@@ -18,6 +18,16 @@
  *   5 progress: a good head pushed in a step without a fault is deployed; never rollback-failed
  *     (the previous system is good by construction) nor paused. The end-of-campaign convergence
  *     bound is checked by the runner (convergence.ts).
+ *   Reboot deployments (a trial boot through the bootloader's one-shot entry) add to 1, 2 and 5:
+ *     1 a failing system is booted at most once (its trial), the boot default never moved to it;
+ *       the machine never rebooted more often than pullnix asked (one trial and at most one
+ *       fallback reboot per reboot deployment);
+ *     2 a reboot deployment that succeeded was verified in its trial boot (reboot.trialBootId, a
+ *       boot other than the one it was requested from, verifying and committing after
+ *       awaiting-boot); the fallback reboot is marked at most once and ends rolled-back;
+ *     5 without a fault: a `reboot` commit reboots once, succeeds, and its system is booted; a
+ *       `rebootfail` commit reboots twice (trial + exactly one fallback), ends rolled-back, the
+ *       previous system booted again.
  *   6 no leaks: no pullnix-activate-* / pullnix-rollback-* unit left, the watcher's GC roots at
  *     most build.keepGcRoots + 2 (the deployed and the newest build are always kept), the
  *     executor's per-deployment roots (/nix/var/nix/gcroots/pullnix) at most one pair; fd count
@@ -45,6 +55,13 @@ export interface StepFacts {
   kinds: ReadonlyMap<string, string>;
   head: string;
   faulted: boolean;
+  /** The step's fault kind (null: none). */
+  fault?: string | null;
+  /** The step's planned commit kinds, the newest deployment id before it, the machine's own reboots during it and in all. */
+  stepKinds?: readonly string[];
+  idBefore?: number;
+  rebootsInStep?: number;
+  rebootsTotal?: number;
 }
 
 export interface DaemonSample {
@@ -79,6 +96,7 @@ export class InvariantChecker {
     const checks: Check[] = [];
     checks.push(...this.checkBootDefault(records, facts));
     checks.push(...historyChecks);
+    checks.push(...(await this.checkReboots(records, facts)));
     checks.push(...(await this.checkLive(records, facts)));
     checks.push(await this.checkGit());
     checks.push(...this.checkProgress(records, facts));
@@ -191,6 +209,62 @@ export class InvariantChecker {
     if (facts.status.deployed?.deploymentId !== lastSuccess?.id) stateProblems.push(`status says deployed=${facts.status.deployed?.deploymentId ?? 'none'}, the history's last success is ${lastSuccess?.id ?? 'none'}`);
     checks.push(check(2, stateProblems.length === 0, stateProblems.length === 0 ? 'state.json and status consistent with the history' : stateProblems.slice(0, 6).join('; ')));
     return { records, checks };
+  }
+
+  // ------------------------------------------------------------------ reboot deployments (1, 2, 5)
+
+  private async checkReboots(records: readonly DeploymentRecord[], facts: StepFacts): Promise<Check[]> {
+    const out: Check[] = [];
+    const rebootDeployments = records.filter((r) => r.phases.some((p) => p.phase === 'awaiting-boot'));
+    // 1: a failing system is booted once at most (its trial boot), and nothing reboots unasked.
+    const bootCounts = new Map<string, number>();
+    for (const e of this.bed.bootedEntries) if (e !== null) bootCounts.set(e, (bootCounts.get(e) ?? 0) + 1);
+    const bootedAgain = [...bootCounts].filter(([p, n]) => !this.isGood(p) && n > 1);
+    const fallbacks = rebootDeployments.filter((r) => r.phases.some((p) => p.phase === 'fallback-reboot')).length;
+    const asked = rebootDeployments.length + fallbacks;
+    const total = facts.rebootsTotal ?? this.bed.reboots;
+    const booted = await this.bed.container.execOk(['readlink', '-f', '/run/booted-system']).then((t) => t.trim(), (e: Error) => `unreadable: ${e.message.split('\n')[0]}`);
+    const bootProblems: string[] = [];
+    if (bootedAgain.length > 0) bootProblems.push(`a failing system booted more than once: ${bootedAgain.map(([p, n]) => `${describePath(p)} ${n}×`).join(', ')}`);
+    if (total > asked) bootProblems.push(`the machine rebooted itself ${total} times, pullnix asked for at most ${asked} (${rebootDeployments.length} trial, ${fallbacks} fallback)`);
+    out.push(check(1, bootProblems.length === 0, bootProblems.length === 0 ? `booted ${describePath(booted)}; ${total} reboots of the machine's own for ${rebootDeployments.length} reboot deployments and ${fallbacks} fallback reboots; no failing system booted twice` : bootProblems.join('; ')));
+
+    // 2: what the history says about each reboot deployment.
+    const problems: string[] = [];
+    for (const r of rebootDeployments) {
+      const phases = r.phases.map((p) => p.phase);
+      const lastAwait = phases.lastIndexOf('awaiting-boot');
+      const marks = phases.filter((p) => p === 'fallback-reboot').length;
+      if (marks > 1) problems.push(`#${r.id}: ${marks} fallback-reboot marks (at most one per deployment)`);
+      if (marks > 0 && r.outcome !== null && r.outcome !== 'rolled-back') problems.push(`#${r.id}: fell back, ended ${r.outcome}`);
+      if (r.outcome === 'succeeded') {
+        if (!r.reboot?.trialBootId || r.reboot.trialBootId === r.reboot.fromBootId) problems.push(`#${r.id} succeeded without a trial boot of its own (trialBootId ${r.reboot?.trialBootId ?? '-'}, from ${r.reboot?.fromBootId ?? '-'})`);
+        if (!(phases.indexOf('verifying', lastAwait) > lastAwait && phases.indexOf('committing', lastAwait) > lastAwait)) problems.push(`#${r.id} succeeded without verifying and committing after its trial boot: ${phases.join('>')}`);
+        if (phases.includes('activating')) problems.push(`#${r.id} was activated live: ${phases.join('>')}`);
+        if (marks > 0) problems.push(`#${r.id} succeeded after a fallback reboot`);
+      }
+    }
+    out.push(check(2, problems.length === 0, problems.length === 0 ? `${rebootDeployments.length} reboot deployments: each succeeded one verified in its trial boot, at most one fallback reboot each, which ended rolled-back` : problems.slice(0, 6).join('; ')));
+
+    // 5: a step with one reboot commit and no fault goes exactly as designed.
+    const mine = records.filter((r) => r.id > (facts.idBefore ?? Infinity));
+    const kinds = facts.stepKinds ?? [];
+    if (!facts.faulted && kinds.length === 1 && (kinds[0] === 'reboot' || kinds[0] === 'rebootfail')) {
+      const r = mine.find((x) => x.commit === facts.head);
+      const n = facts.rebootsInStep ?? -1;
+      const last = records.filter((x) => x.outcome === 'succeeded').at(-1);
+      const want = kinds[0] === 'reboot' ? { outcome: 'succeeded', reboots: 1, booted: r?.toplevel } : { outcome: 'rolled-back', reboots: 2, booted: last?.toplevel ?? this.installed };
+      const fell = r?.phases.some((p) => p.phase === 'fallback-reboot') ?? false;
+      const ok = r !== undefined && r.outcome === want.outcome && n === want.reboots && booted === want.booted && fell === (kinds[0] === 'rebootfail');
+      out.push(
+        check(
+          5,
+          ok,
+          `${kinds[0]} without a fault: ${r ? describeRecord(r) : 'no deployment'}, ${n} reboot(s) (want ${want.outcome}, ${want.reboots}${kinds[0] === 'rebootfail' ? ', one of them the fallback' : ''}), fallback ${fell ? 'marked' : 'not marked'}, booted ${describePath(booted)}${booted === want.booted ? '' : ` (want ${describePath(want.booted ?? null)})`}`,
+        ),
+      );
+    }
+    return out;
   }
 
   // ------------------------------------------------------------------ 3: the live system
