@@ -214,57 +214,15 @@ export class InvariantChecker {
   // ------------------------------------------------------------------ reboot deployments (1, 2, 5)
 
   private async checkReboots(records: readonly DeploymentRecord[], facts: StepFacts): Promise<Check[]> {
-    const out: Check[] = [];
-    const rebootDeployments = records.filter((r) => r.phases.some((p) => p.phase === 'awaiting-boot'));
-    // 1: a failing system is booted once at most (its trial boot), and nothing reboots unasked.
-    const bootCounts = new Map<string, number>();
-    for (const e of this.bed.bootedEntries) if (e !== null) bootCounts.set(e, (bootCounts.get(e) ?? 0) + 1);
-    const bootedAgain = [...bootCounts].filter(([p, n]) => !this.isGood(p) && n > 1);
-    const fallbacks = rebootDeployments.filter((r) => r.phases.some((p) => p.phase === 'fallback-reboot')).length;
-    const asked = rebootDeployments.length + fallbacks;
-    const total = facts.rebootsTotal ?? this.bed.reboots;
     const booted = await this.bed.container.execOk(['readlink', '-f', '/run/booted-system']).then((t) => t.trim(), (e: Error) => `unreadable: ${e.message.split('\n')[0]}`);
-    const bootProblems: string[] = [];
-    if (bootedAgain.length > 0) bootProblems.push(`a failing system booted more than once: ${bootedAgain.map(([p, n]) => `${describePath(p)} ${n}×`).join(', ')}`);
-    if (total > asked) bootProblems.push(`the machine rebooted itself ${total} times, pullnix asked for at most ${asked} (${rebootDeployments.length} trial, ${fallbacks} fallback)`);
-    out.push(check(1, bootProblems.length === 0, bootProblems.length === 0 ? `booted ${describePath(booted)}; ${total} reboots of the machine's own for ${rebootDeployments.length} reboot deployments and ${fallbacks} fallback reboots; no failing system booted twice` : bootProblems.join('; ')));
-
-    // 2: what the history says about each reboot deployment.
-    const problems: string[] = [];
-    for (const r of rebootDeployments) {
-      const phases = r.phases.map((p) => p.phase);
-      const lastAwait = phases.lastIndexOf('awaiting-boot');
-      const marks = phases.filter((p) => p === 'fallback-reboot').length;
-      if (marks > 1) problems.push(`#${r.id}: ${marks} fallback-reboot marks (at most one per deployment)`);
-      if (marks > 0 && r.outcome !== null && r.outcome !== 'rolled-back') problems.push(`#${r.id}: fell back, ended ${r.outcome}`);
-      if (r.outcome === 'succeeded') {
-        if (!r.reboot?.trialBootId || r.reboot.trialBootId === r.reboot.fromBootId) problems.push(`#${r.id} succeeded without a trial boot of its own (trialBootId ${r.reboot?.trialBootId ?? '-'}, from ${r.reboot?.fromBootId ?? '-'})`);
-        if (!(phases.indexOf('verifying', lastAwait) > lastAwait && phases.indexOf('committing', lastAwait) > lastAwait)) problems.push(`#${r.id} succeeded without verifying and committing after its trial boot: ${phases.join('>')}`);
-        if (phases.includes('activating')) problems.push(`#${r.id} was activated live: ${phases.join('>')}`);
-        if (marks > 0) problems.push(`#${r.id} succeeded after a fallback reboot`);
-      }
-    }
-    out.push(check(2, problems.length === 0, problems.length === 0 ? `${rebootDeployments.length} reboot deployments: each succeeded one verified in its trial boot, at most one fallback reboot each, which ended rolled-back` : problems.slice(0, 6).join('; ')));
-
-    // 5: a step with one reboot commit and no fault goes exactly as designed.
-    const mine = records.filter((r) => r.id > (facts.idBefore ?? Infinity));
-    const kinds = facts.stepKinds ?? [];
-    if (!facts.faulted && kinds.length === 1 && (kinds[0] === 'reboot' || kinds[0] === 'rebootfail')) {
-      const r = mine.find((x) => x.commit === facts.head);
-      const n = facts.rebootsInStep ?? -1;
-      const last = records.filter((x) => x.outcome === 'succeeded').at(-1);
-      const want = kinds[0] === 'reboot' ? { outcome: 'succeeded', reboots: 1, booted: r?.toplevel } : { outcome: 'rolled-back', reboots: 2, booted: last?.toplevel ?? this.installed };
-      const fell = r?.phases.some((p) => p.phase === 'fallback-reboot') ?? false;
-      const ok = r !== undefined && r.outcome === want.outcome && n === want.reboots && booted === want.booted && fell === (kinds[0] === 'rebootfail');
-      out.push(
-        check(
-          5,
-          ok,
-          `${kinds[0]} without a fault: ${r ? describeRecord(r) : 'no deployment'}, ${n} reboot(s) (want ${want.outcome}, ${want.reboots}${kinds[0] === 'rebootfail' ? ', one of them the fallback' : ''}), fallback ${fell ? 'marked' : 'not marked'}, booted ${describePath(booted)}${booted === want.booted ? '' : ` (want ${describePath(want.booted ?? null)})`}`,
-        ),
-      );
-    }
-    return out;
+    return rebootChecks(records, {
+      bootedEntries: this.bed.bootedEntries,
+      rebootsTotal: facts.rebootsTotal ?? this.bed.reboots,
+      booted,
+      isGood: (p) => this.isGood(p),
+      installed: this.installed,
+      step: facts.faulted ? null : { kinds: facts.stepKinds ?? [], head: facts.head, idBefore: facts.idBefore ?? Number.POSITIVE_INFINITY, reboots: facts.rebootsInStep ?? -1 },
+    });
   }
 
   // ------------------------------------------------------------------ 3: the live system
@@ -434,4 +392,76 @@ export function describeRecord(r: DeploymentRecord): string {
 
 function phaseList(r: DeploymentRecord): string {
   return r.phases.map((p) => p.phase).join('>');
+}
+
+/** What the reboot checks look at besides the history (the bed's records, the booted system). */
+export interface RebootFacts {
+  /** Every boot's pick, in order (the bed's bootedEntries). */
+  bootedEntries: readonly (string | null)[];
+  /** The machine's reboots of its own so far (trial and fallback reboots). */
+  rebootsTotal: number;
+  /** readlink -f /run/booted-system now. */
+  booted: string;
+  isGood: (path: string) => boolean;
+  installed: string;
+  /** The step, when no fault struck it: its planned kinds, head, the newest id before it, its reboots. */
+  step: { kinds: readonly string[]; head: string; idBefore: number; reboots: number } | null;
+}
+
+/**
+ * The invariants of reboot deployments (numbers 1, 2, 5), as a pure function of the history and
+ * the bed's records: every failing system booted at most once, no reboot pullnix did not ask
+ * for; a succeeded reboot deployment verified in its trial boot, never activated live; at most
+ * one fallback reboot per deployment, ending rolled-back; an unfaulted `reboot` step succeeds
+ * with one reboot and boots its system, an unfaulted `rebootfail` step ends rolled-back with
+ * two (the trial, one fallback) and boots the previous system again.
+ */
+export function rebootChecks(records: readonly DeploymentRecord[], f: RebootFacts): Check[] {
+  const out: Check[] = [];
+  const rebootDeployments = records.filter((r) => r.phases.some((p) => p.phase === 'awaiting-boot'));
+  const bootCounts = new Map<string, number>();
+  for (const e of f.bootedEntries) if (e !== null) bootCounts.set(e, (bootCounts.get(e) ?? 0) + 1);
+  const bootedAgain = [...bootCounts].filter(([p, n]) => !f.isGood(p) && n > 1);
+  const fallbacks = rebootDeployments.filter((r) => r.phases.some((p) => p.phase === 'fallback-reboot')).length;
+  const asked = rebootDeployments.length + fallbacks;
+  const bootProblems: string[] = [];
+  if (bootedAgain.length > 0) bootProblems.push(`a failing system booted more than once: ${bootedAgain.map(([p, n]) => `${describePath(p)} ${n}×`).join(', ')}`);
+  if (f.rebootsTotal > asked) bootProblems.push(`the machine rebooted itself ${f.rebootsTotal} times, pullnix asked for at most ${asked} (${rebootDeployments.length} trial, ${fallbacks} fallback)`);
+  out.push(
+    check(1, bootProblems.length === 0, bootProblems.length === 0 ? `booted ${describePath(f.booted)}; ${f.rebootsTotal} reboots of the machine's own for ${rebootDeployments.length} reboot deployments and ${fallbacks} fallback reboots; no failing system booted twice` : bootProblems.join('; ')),
+  );
+
+  const problems: string[] = [];
+  for (const r of rebootDeployments) {
+    const phases = r.phases.map((p) => p.phase);
+    const lastAwait = phases.lastIndexOf('awaiting-boot');
+    const marks = phases.filter((p) => p === 'fallback-reboot').length;
+    if (marks > 1) problems.push(`#${r.id}: ${marks} fallback-reboot marks (at most one per deployment)`);
+    if (marks > 0 && r.outcome !== null && r.outcome !== 'rolled-back') problems.push(`#${r.id}: fell back, ended ${r.outcome}`);
+    if (r.outcome === 'succeeded') {
+      if (!r.reboot?.trialBootId || r.reboot.trialBootId === r.reboot.fromBootId) problems.push(`#${r.id} succeeded without a trial boot of its own (trialBootId ${r.reboot?.trialBootId ?? '-'}, from ${r.reboot?.fromBootId ?? '-'})`);
+      if (!(phases.indexOf('verifying', lastAwait) > lastAwait && phases.indexOf('committing', lastAwait) > lastAwait)) problems.push(`#${r.id} succeeded without verifying and committing after its trial boot: ${phases.join('>')}`);
+      if (phases.includes('activating')) problems.push(`#${r.id} was activated live: ${phases.join('>')}`);
+      if (marks > 0) problems.push(`#${r.id} succeeded after a fallback reboot`);
+    }
+  }
+  out.push(check(2, problems.length === 0, problems.length === 0 ? `${rebootDeployments.length} reboot deployments: each succeeded one verified in its trial boot, at most one fallback reboot each, which ended rolled-back` : problems.slice(0, 6).join('; ')));
+
+  const step = f.step;
+  const kind = step?.kinds.length === 1 ? step.kinds[0] : undefined;
+  if (step !== null && (kind === 'reboot' || kind === 'rebootfail')) {
+    const r = records.find((x) => x.id > step.idBefore && x.commit === step.head);
+    const last = records.filter((x) => x.outcome === 'succeeded').at(-1);
+    const want = kind === 'reboot' ? { outcome: 'succeeded', reboots: 1, booted: r?.toplevel } : { outcome: 'rolled-back', reboots: 2, booted: last?.toplevel ?? f.installed };
+    const fell = r?.phases.some((p) => p.phase === 'fallback-reboot') ?? false;
+    const ok = r !== undefined && r.outcome === want.outcome && step.reboots === want.reboots && f.booted === want.booted && fell === (kind === 'rebootfail');
+    out.push(
+      check(
+        5,
+        ok,
+        `${kind} without a fault: ${r ? describeRecord(r) : 'no deployment'}, ${step.reboots} reboot(s) (want ${want.outcome}, ${want.reboots}${kind === 'rebootfail' ? ', one of them the fallback' : ''}), fallback ${fell ? 'marked' : 'not marked'}, booted ${describePath(f.booted)}${f.booted === want.booted ? '' : ` (want ${describePath(want.booted ?? null)})`}`,
+      ),
+    );
+  }
+  return out;
 }
