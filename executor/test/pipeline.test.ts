@@ -39,6 +39,7 @@ describe('pipeline: test mode', () => {
     // The exact command sequence, the pipeline's contract with the machine.
     const programs = h.sys.calls.map((c) => (c[0] === 'systemd-run' ? `systemd-run ${recordedCommand(stripSystemdRun(c)).command.join(' ')}` : c.slice(0, 3).join(' ')));
     assert.deepEqual(programs, [
+      'systemctl cat --', // the executor's unit and the watcher's, before (step 8, handover.ts)
       'systemctl cat --',
       'nix-store --check-validity --',
       'systemctl list-units --all', // failed units before anything changes
@@ -48,6 +49,8 @@ describe('pipeline: test mode', () => {
       // the failed-units check: one look, and the units again; none moved, so nothing to wait for
       'systemctl list-units --all',
       'systemctl show --property=Id,InvocationID,NRestarts,ActiveEnterTimestampMonotonic,Restart,RestartUSec,RestartUSecNext,StartLimitIntervalUSec,StartLimitBurst',
+      'systemctl cat --', // pullnix's units unchanged: nothing to start before the commit
+      'systemctl cat --',
       `nix-env -p ${h.sys.profile}`,
       `${next}/bin/switch-to-configuration boot`,
       'systemctl show --property=LoadState',

@@ -28,6 +28,7 @@ import { MAX_INTERRUPTIONS, rememberFailure, type ExecutorState } from '../store
 import { activationRecordPath, prepareRecordDir, readActivationRecord, removeActivationRecord } from './activation-record.ts';
 import { currentBootId, liveSystem, type PipelineContext } from './context.ts';
 import { pinSystems, unpinSystems } from './gcroots.ts';
+import { PULLNIX_START_CHECK, pullnixStart } from './handover.ts';
 import { planReboot, rebootNeeded, rebootReasons } from './reboot.ts';
 
 export interface DeploymentRequest {
@@ -322,6 +323,11 @@ export async function verifyAndCommit(ctx: PipelineContext, d: Deployment, opts:
     return rollBack(ctx, d, 'VERIFY_FAILED', verified.reason, { profileMoved: opts.profileMoved, activated: true });
   }
   d.log.event('deploy.verified', { checks: verified.checks.map((c) => c.name), attempts: verified.checks.reduce((n, c) => n + c.attempts, 0) });
+  // The new pullnix must come up before anything is committed (handover.ts).
+  const start = await pullnixStart(ctx.daemons, d, config.verify.timeoutSec, ctx.clock.now);
+  if (start.kind === 'handed-over') return d.record;
+  if (start.kind === 'up' || start.kind === 'failed') d.record.checks = [...verified.checks, start.check];
+  if (start.kind === 'failed') return rollBack(ctx, d, 'VERIFY_FAILED', `check ${PULLNIX_START_CHECK} failed: ${start.check.error}`, { profileMoved: opts.profileMoved, activated: true });
   d.mark('committing');
   const profile = config.paths.systemProfile;
   let profileMoved = opts.profileMoved;
