@@ -1,13 +1,18 @@
 /**
  * The short chaos campaign CI runs (issue 15): seed ci-28807, 10 steps, 4 faults, on one machine.
- * The seed was picked from the plans alone (`npm run chaos -- --plan`) because its 4 faults cover
- * the paths the review found broken: the executor SIGKILLed 1.7 s into the activation of a
- * failing unit (exit 4) and of a failing activation script (exit 2) — issue 10 items 1 and 2:
- * recovery must not commit them, and the switch must not die with the executor —, a power cut
- * while a good commit is committing, and the watcher SIGKILLed during a deployment; plus a burst,
- * builds that fail and a commit that breaks git. Against the code before issue 10's fix it
- * failed at step 2 or 3 (an actfail/unitfail system committed as the boot default, the same
- * violation `--seed i10-1456` found; docs/chaos.md, "Violations found").
+ * The seed was picked from the plans alone (`npm run chaos -- --plan --seed ci-28807 --deployments 10
+ * --faults 4` prints it) because its faults cover the paths the reviews found broken. Its plan,
+ * since the commit kinds badconfig and the fault restart-nix-daemon joined (issue 21):
+ *   1 good, the watcher SIGKILLed while it commits · 2 unitfail (exit 4), the executor SIGKILLed
+ *   once the switch repointed /run/current-system (issue 10 item 1: recovery must not commit it,
+ *   and the switch must not die with the executor) · 3 badconfig (a new pullnix package whose
+ *   daemons reject their configuration: rolled back, never the boot default; issue 21 part 2),
+ *   the executor SIGKILLed the same way · 4 actfail (exit 2) · 5 good, a power cut while it commits ·
+ *   6 broken (does not build) · 7 nogit (breaks git) · 8 unitfail · 9 a burst: badconfig, nogit,
+ *   good · 10 good.
+ * Against the code before issue 10's fix, the seed's earlier plan (before issue 21's kinds) failed
+ * at step 2 or 3 (an actfail/unitfail system committed as the boot default, the same violation
+ * `--seed i10-1456` found; docs/chaos.md, "Violations found"); not re-run against that code since.
  * A violation fails the test with the replay command, the journal and the history (see
  * docs/chaos.md); the long campaign's figures are in docs/chaos.md too.
  */
