@@ -32,6 +32,8 @@ export class FakeSystem {
   /** Systems that break the network: git fails while one of them is live (a rollback mends it). */
   readonly networkBreakers = new Set<string>();
   nixEnvExit = 0;
+  /** Answers of the next nix-env calls, one each, before nixEnvExit applies (e.g. the nix-daemon restarting). */
+  nixEnvFailures: Partial<RunResult>[] = [];
   unitText: string | null = '[Service]\nExecStart=/nix/store/old/bin/pullnix-executor\n';
   /** `systemctl cat` of one unit, by name, where it differs from unitText (every other unit's). */
   readonly unitTexts = new Map<string, string | null>();
@@ -248,6 +250,8 @@ export class FakeSystem {
         return ok ? { exitCode: 0 } : { exitCode: 1, stderr: `error: path '${path}' is not valid (fake)\n` };
       }
       case 'nix-env': {
+        const once = this.nixEnvFailures.shift();
+        if (once) return once;
         if (this.nixEnvExit !== 0) return { exitCode: this.nixEnvExit, stderr: 'error: nix-env failed (fake)\n' };
         const sw = argv.indexOf('--switch-generation');
         if (sw !== -1) return this.switchGeneration(Number(argv[sw + 1]));

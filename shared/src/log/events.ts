@@ -61,6 +61,7 @@ export const EVENTS = {
   'deploy.reboot_failed': { priority: 'error', source: 'executor', summary: 'preparing the trial boot or rebooting failed; the previous boot default is restored' },
   'deploy.superseded': { priority: 'warning', source: 'executor', summary: 'a deployment waiting for the reboot window was replaced by a newer deploy request (nothing of it was changed)' },
   'deploy.handed_over': { priority: 'info', source: 'executor', summary: 'verified, not yet committed: the deployment changes the executor\'s own unit, so the new executor resumes it (verifies again, waits for the watcher) and commits it' },
+  'deploy.machine_fault': { priority: 'warning', source: 'executor', summary: "a nix command of the deployment failed for the machine's reasons (the nix-daemon restarting, the disk, a timeout): run again after a pause, not counted against the commit" },
   'deploy.verifying': { priority: 'info', source: 'executor', summary: 'step 4: the checks started (git connectivity first, then newly failed units and the declared checks)' },
   'verify.attempt_failed': { priority: 'warning', source: 'executor', summary: 'one attempt of a check failed (check= names it); retried with back-off until verify.timeoutSec' },
   'verify.own_config_unusable': { priority: 'warning', source: 'executor', summary: "the deployed system has no pullnix configuration (<toplevel>/etc/pullnix/config.json), or one only its own pullnix can read (accepted by its --check-config); its checks are the running configuration's" },
