@@ -13,7 +13,6 @@ import {
   TextfileWriter,
   protectTextfileDirectory,
   type Config,
-  type Connection,
   type DeploymentRecord,
   type HistoryParams,
   type Logger,
@@ -23,6 +22,7 @@ import {
   type TrustGate,
   type WatcherReport,
 } from '@pullnix/shared';
+import type { Connection } from '@pullnix/shared/server';
 import { catUnit, loadState, restartUnit, stopUnitsNoBlock, unitProperties } from './commands/systemctl.ts';
 import { runDetached, transientUnitName } from './commands/systemd-run.ts';
 import { CRASH_LOOP_RESTARTS, handedOver, PULLNIX_START_CHECK } from './pipeline/handover.ts';

@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import type { Connection, DeploymentRecord, Push } from '@pullnix/shared';
+import type { DeploymentRecord, Push } from '@pullnix/shared';
+import type { Connection } from '@pullnix/shared/server';
 import { guardHandover } from '../src/guard.ts';
 import { handedOver, HANDOVER_DETAIL } from '../src/pipeline/handover.ts';
 import { COMMIT_A, COMMIT_B, recordedCommand, stripSystemdRun, type FakeSystem } from './lib/fake-system.ts';
