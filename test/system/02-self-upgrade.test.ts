@@ -15,7 +15,7 @@ import { short } from './lib/bed.ts';
 import { waitFor } from './lib/proc.ts';
 import { assertEventSequence, installed, ofDeployment, withBed } from './lib/scenario.ts';
 
-test('self-upgrade: both pullnix units change; the executor survives activation, restarts the watcher, then itself from the new unit', { timeout: 300_000 }, async (t) => {
+test('self-upgrade: both pullnix units change; the executor survives activation, hands the verified deployment over; the new executor restarts the watcher and commits', { timeout: 300_000 }, async (t) => {
   await withBed(t, { name: 'self-upgrade' }, async (bed) => {
     await installed(bed);
     // The bed's packageOf, on a MainPID systemd has forked but not exec'd yet (its stdin a FIFO
