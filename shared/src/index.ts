@@ -20,3 +20,4 @@ export * from './commands/run-as.ts';
 export * from './metrics.ts';
 export * from './hooks.ts';
 export * from './trust.ts';
+export * from './fault.ts';
