@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseMemory } from '../src/memory.ts';
+import { allowedShare, phasedDecision, phasePosition, sightingFor } from '../src/rings/phased.ts';
+
+const C = 'a'.repeat(40);
+const D = 'b'.repeat(40);
+const phases = [
+  { afterSec: 0, share: 10 },
+  { afterSec: 7200, share: 50 },
+  { afterSec: 21600, share: 100 },
+];
+
+describe('phased start', () => {
+  it('a host has a stable place per commit, spread evenly over the ring', () => {
+    assert.equal(phasePosition('m1', C), phasePosition('m1\n', C), 'the machine-id file ends with a newline');
+    assert.notEqual(phasePosition('m1', C), phasePosition('m1', D));
+    const positions = Array.from({ length: 2000 }, (_, i) => phasePosition(`machine-${i}`, C));
+    assert.ok(positions.every((p) => p >= 0 && p < 100));
+    const under10 = positions.filter((p) => p < 10).length;
+    assert.ok(under10 > 120 && under10 < 280, `about 10 % of 2000 under 10 %, got ${under10}`);
+  });
+
+  it('the share is the last phase begun; none before the first; all without phases', () => {
+    assert.equal(allowedShare([], 0), 100);
+    assert.equal(allowedShare(phases, 0), 10);
+    assert.equal(allowedShare(phases, 7199), 10);
+    assert.equal(allowedShare(phases, 7200), 50);
+    assert.equal(allowedShare(phases, 1e9), 100);
+    assert.equal(allowedShare([{ afterSec: 600, share: 100 }], 10), 0);
+  });
+
+  it('a host waits until the share covers it, and says so', () => {
+    // Find a machine at about 37 % for C.
+    const id = Array.from({ length: 5000 }, (_, i) => `m-${i}`).find((m) => Math.floor(phasePosition(m, C)) === 37)!;
+    const t0 = Date.parse('2026-12-07T00:00:00Z');
+    const sighting = { commit: C, firstSeenAt: new Date(t0).toISOString() };
+    const waiting = phasedDecision({ ring: 'prod', phases, machineId: id, sighting, now: t0 + 60_000 });
+    assert.equal(waiting.allowed, false);
+    assert.equal(waiting.message, 'phased: waiting, 10 % of ring prod allowed, this host at 37 %, its turn at 2026-12-07T02:00:00.000Z');
+    assert.equal(waiting.allowedAt, t0 + 7200_000);
+    const allowed = phasedDecision({ ring: 'prod', phases, machineId: id, sighting, now: t0 + 7200_000 });
+    assert.equal(allowed.allowed, true);
+    assert.equal(allowed.message, 'phased: 50 % of ring prod allowed, this host at 37 %');
+    // A clock set back: no time elapsed, not negative.
+    assert.equal(phasedDecision({ ring: 'prod', phases, machineId: id, sighting, now: t0 - 1e9 }).share, 10);
+  });
+
+  it('the first sighting is kept for the same commit and restarts with a new one', () => {
+    const first = sightingFor(null, C, 1000);
+    assert.equal(sightingFor(first, C, 999_999), first);
+    assert.deepEqual(sightingFor(first, D, 5000), { commit: D, firstSeenAt: new Date(5000).toISOString() });
+  });
+
+  it('the sighting survives in watcher.json, and a malformed one is refused', () => {
+    const base = { v: 1, lastHandled: null, failures: [], commits: {} };
+    const m = parseMemory(JSON.stringify({ ...base, phased: { commit: C, firstSeenAt: '2026-12-07T00:00:00.000Z' } }));
+    assert.deepEqual(m.phased, { commit: C, firstSeenAt: '2026-12-07T00:00:00.000Z' });
+    assert.throws(() => parseMemory(JSON.stringify({ ...base, phased: { commit: C, firstSeenAt: 'yesterday' } })), /phased is not/);
+  });
+});
