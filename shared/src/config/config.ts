@@ -339,7 +339,7 @@ export function describeConfigError(e: ErrorObject): string {
 }
 
 /** Environment for every git command pullnix runs (watcher fetches, executor verification): same credentials. */
-export function gitEnvironment(config: Config): Record<string, string> {
+export function gitEnvironment(config: { repository: Pick<Config['repository'], 'sshKeyFile' | 'knownHostsFile'> }): Record<string, string> {
   const env: Record<string, string> = { GIT_TERMINAL_PROMPT: '0' };
   const ssh = ['ssh', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10'];
   if (config.repository.sshKeyFile) ssh.push('-i', config.repository.sshKeyFile, '-o', 'IdentitiesOnly=yes');

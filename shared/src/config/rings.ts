@@ -23,7 +23,7 @@ export interface RingsFile {
 }
 
 export interface PromoteConfig {
-  repository: { url: string; sshKeyFile: string | null; knownHostsFile: string | null };
+  repository: { url: string; firstRingBranch: string; sshKeyFile: string | null; knownHostsFile: string | null };
   prometheus: { url: string; hostLabel: string; timeoutSec: number };
   trust: { allowedSigners: AllowedSigner[]; openpgpKeys: string[] };
   workDir: string;

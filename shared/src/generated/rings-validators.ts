@@ -408,16 +408,16 @@ return errors === 0;
 }
 
 export const validatePromoteConfig = validate11;
-const schema12 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://pullnix.dev/schema/promote.json","title":"pullnix-promote configuration (--config FILE)","description":"Where pullnix-promote finds the repository, Prometheus and the keys it trusts (docs/rings.md). Every key not listed here is an error.","type":"object","additionalProperties":false,"required":["repository","prometheus","trust"],"properties":{"repository":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","minLength":1,"maxLength":2048,"description":"Git remote URL of the configuration repository; pullnix-promote pushes ring branches to it, so its key needs write access to them (and only them, where the forge can say so)."},"sshKeyFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Private SSH key allowed to push the ring branches."},"knownHostsFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Pinned known_hosts file; host keys are checked strictly."}}},"prometheus":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","pattern":"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$","maxLength":2048,"description":"Base URL of the Prometheus server that scrapes the hosts (its HTTP API is at <url>/api/v1/query)."},"hostLabel":{"type":"string","pattern":"^[a-zA-Z_][a-zA-Z0-9_]*$","maxLength":128,"default":"instance","description":"The label whose value names a host, as in rings.json's hosts."},"timeoutSec":{"type":"integer","minimum":1,"maximum":600,"default":30,"description":"One query is abandoned after this long (the round fails, nothing is promoted)."}}},"trust":{"type":"object","additionalProperties":false,"description":"The keys whose signature on the commit at the head of the first ring's branch makes its rings.json trusted (people's keys: never a CI's or a builder's).","properties":{"allowedSigners":{"$ref":"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners"},"openpgpKeys":{"$ref":"https://pullnix.dev/schema/config.json#/properties/trust/properties/openpgpKeys"}}},"workDir":{"type":"string","pattern":"^/","maxLength":4096,"default":"/var/cache/pullnix-promote","description":"pullnix-promote's own bare mirror of the ring branches and its keyring."}}};
+const schema12 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://pullnix.dev/schema/promote.json","title":"pullnix-promote configuration (--config FILE)","description":"Where pullnix-promote finds the repository, Prometheus and the keys it trusts (docs/rings.md). Every key not listed here is an error.","type":"object","additionalProperties":false,"required":["repository","prometheus","trust"],"properties":{"repository":{"type":"object","additionalProperties":false,"required":["url","firstRingBranch"],"properties":{"firstRingBranch":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9._/-]+$","description":"The first ring's branch (e.g. rings/canary): rings.json is read at its head, which must be signed by a trusted key, and must name it as its first ring's branch."},"url":{"type":"string","minLength":1,"maxLength":2048,"description":"Git remote URL of the configuration repository; pullnix-promote pushes ring branches to it, so its key needs write access to them (and only them, where the forge can say so)."},"sshKeyFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Private SSH key allowed to push the ring branches."},"knownHostsFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Pinned known_hosts file; host keys are checked strictly."}}},"prometheus":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","pattern":"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$","maxLength":2048,"description":"Base URL of the Prometheus server that scrapes the hosts (its HTTP API is at <url>/api/v1/query)."},"hostLabel":{"type":"string","pattern":"^[a-zA-Z_][a-zA-Z0-9_]*$","maxLength":128,"default":"instance","description":"The label whose value names a host, as in rings.json's hosts."},"timeoutSec":{"type":"integer","minimum":1,"maximum":600,"default":30,"description":"One query is abandoned after this long (the round fails, nothing is promoted)."}}},"trust":{"type":"object","additionalProperties":false,"description":"The keys whose signature on the commit at the head of the first ring's branch makes its rings.json trusted (people's keys: never a CI's or a builder's).","properties":{"allowedSigners":{"$ref":"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners"},"openpgpKeys":{"$ref":"https://pullnix.dev/schema/config.json#/properties/trust/properties/openpgpKeys"}}},"workDir":{"type":"string","pattern":"^/","maxLength":4096,"default":"/var/cache/pullnix-promote","description":"pullnix-promote's own bare mirror of the ring branches and its keyring."}}};
 const schema14 = {"type":"array","maxItems":256,"default":[],"items":{"type":"object","additionalProperties":false,"required":["principal","key"],"properties":{"principal":{"type":"string","minLength":1,"maxLength":256,"pattern":"^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$","description":"Who the key belongs to (git's allowed-signers principals: comma-separated, patterns allowed)."},"key":{"type":"string","maxLength":16384,"pattern":"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$","description":"The SSH public key: type and base64, without a comment."},"validAfter":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key signs only from this time on (YYYYMMDD[HHMM[SS]][Z], as in ssh-keygen's valid-after)."},"validBefore":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key is trusted only before this time (YYYYMMDD[HHMM[SS]][Z], as in valid-before); judged at the commit's date by git and at the time of the check by pullnix."}}},"description":"SSH keys whose signatures are trusted (git's gpg.ssh.allowedSignersFile, written by the watcher with namespaces=\"git\")."};
 const schema15 = {"type":"array","maxItems":64,"default":[],"items":{"type":"string","maxLength":1048576,"pattern":"^-----BEGIN PGP PUBLIC KEY BLOCK-----"},"description":"ASCII-armored OpenPGP public keys whose signatures are trusted; imported into a keyring the watcher owns (<stateDir>/trust/gnupg), never root's."};
-const pattern2 = new RegExp("^/", "u");
-const pattern4 = new RegExp("^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$", "u");
-const pattern5 = new RegExp("^[a-zA-Z_][a-zA-Z0-9_]*$", "u");
-const pattern14 = new RegExp("^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$", "u");
-const pattern15 = new RegExp("^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$", "u");
-const pattern16 = new RegExp("^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$", "u");
-const pattern18 = new RegExp("^-----BEGIN PGP PUBLIC KEY BLOCK-----", "u");
+const pattern3 = new RegExp("^/", "u");
+const pattern5 = new RegExp("^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$", "u");
+const pattern6 = new RegExp("^[a-zA-Z_][a-zA-Z0-9_]*$", "u");
+const pattern15 = new RegExp("^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$", "u");
+const pattern16 = new RegExp("^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$", "u");
+const pattern17 = new RegExp("^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$", "u");
+const pattern19 = new RegExp("^-----BEGIN PGP PUBLIC KEY BLOCK-----", "u");
 
 function validate11(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 /*# sourceURL="https://pullnix.dev/schema/promote.json" */;
@@ -488,9 +488,8 @@ vErrors.push(err4);
 }
 errors++;
 }
-for(const key1 in data0){
-if(!(((key1 === "url") || (key1 === "sshKeyFile")) || (key1 === "knownHostsFile"))){
-const err5 = {instancePath:instancePath+"/repository",schemaPath:"#/properties/repository/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
+if(data0.firstRingBranch === undefined){
+const err5 = {instancePath:instancePath+"/repository",schemaPath:"#/properties/repository/required",keyword:"required",params:{missingProperty: "firstRingBranch"},message:"must have required property '"+"firstRingBranch"+"'"};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -499,12 +498,9 @@ vErrors.push(err5);
 }
 errors++;
 }
-}
-if(data0.url !== undefined){
-let data1 = data0.url;
-if(typeof data1 === "string"){
-if(func2(data1) > 2048){
-const err6 = {instancePath:instancePath+"/repository/url",schemaPath:"#/properties/repository/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+for(const key1 in data0){
+if(!((((key1 === "firstRingBranch") || (key1 === "url")) || (key1 === "sshKeyFile")) || (key1 === "knownHostsFile"))){
+const err6 = {instancePath:instancePath+"/repository",schemaPath:"#/properties/repository/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -513,8 +509,12 @@ vErrors.push(err6);
 }
 errors++;
 }
-if(func2(data1) < 1){
-const err7 = {instancePath:instancePath+"/repository/url",schemaPath:"#/properties/repository/properties/url/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+if(data0.firstRingBranch !== undefined){
+let data1 = data0.firstRingBranch;
+if(typeof data1 === "string"){
+if(func2(data1) > 255){
+const err7 = {instancePath:instancePath+"/repository/firstRingBranch",schemaPath:"#/properties/repository/properties/firstRingBranch/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters"};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -523,9 +523,8 @@ vErrors.push(err7);
 }
 errors++;
 }
-}
-else {
-const err8 = {instancePath:instancePath+"/repository/url",schemaPath:"#/properties/repository/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(func2(data1) < 1){
+const err8 = {instancePath:instancePath+"/repository/firstRingBranch",schemaPath:"#/properties/repository/properties/firstRingBranch/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -534,10 +533,8 @@ vErrors.push(err8);
 }
 errors++;
 }
-}
-let data2 = data0.sshKeyFile;
-if((typeof data2 !== "string") && (data2 !== null)){
-const err9 = {instancePath:instancePath+"/repository/sshKeyFile",schemaPath:"#/properties/repository/properties/sshKeyFile/type",keyword:"type",params:{type: schema12.properties.repository.properties.sshKeyFile.type},message:"must be string,null"};
+if(!pattern1.test(data1)){
+const err9 = {instancePath:instancePath+"/repository/firstRingBranch",schemaPath:"#/properties/repository/properties/firstRingBranch/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._/-]+$"},message:"must match pattern \""+"^[A-Za-z0-9._/-]+$"+"\""};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -546,9 +543,9 @@ vErrors.push(err9);
 }
 errors++;
 }
-if(typeof data2 === "string"){
-if(func2(data2) > 4096){
-const err10 = {instancePath:instancePath+"/repository/sshKeyFile",schemaPath:"#/properties/repository/properties/sshKeyFile/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+}
+else {
+const err10 = {instancePath:instancePath+"/repository/firstRingBranch",schemaPath:"#/properties/repository/properties/firstRingBranch/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -557,8 +554,12 @@ vErrors.push(err10);
 }
 errors++;
 }
-if(!pattern2.test(data2)){
-const err11 = {instancePath:instancePath+"/repository/sshKeyFile",schemaPath:"#/properties/repository/properties/sshKeyFile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+if(data0.url !== undefined){
+let data2 = data0.url;
+if(typeof data2 === "string"){
+if(func2(data2) > 2048){
+const err11 = {instancePath:instancePath+"/repository/url",schemaPath:"#/properties/repository/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -567,10 +568,8 @@ vErrors.push(err11);
 }
 errors++;
 }
-}
-let data3 = data0.knownHostsFile;
-if((typeof data3 !== "string") && (data3 !== null)){
-const err12 = {instancePath:instancePath+"/repository/knownHostsFile",schemaPath:"#/properties/repository/properties/knownHostsFile/type",keyword:"type",params:{type: schema12.properties.repository.properties.knownHostsFile.type},message:"must be string,null"};
+if(func2(data2) < 1){
+const err12 = {instancePath:instancePath+"/repository/url",schemaPath:"#/properties/repository/properties/url/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -579,9 +578,9 @@ vErrors.push(err12);
 }
 errors++;
 }
-if(typeof data3 === "string"){
-if(func2(data3) > 4096){
-const err13 = {instancePath:instancePath+"/repository/knownHostsFile",schemaPath:"#/properties/repository/properties/knownHostsFile/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+}
+else {
+const err13 = {instancePath:instancePath+"/repository/url",schemaPath:"#/properties/repository/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -590,8 +589,10 @@ vErrors.push(err13);
 }
 errors++;
 }
-if(!pattern2.test(data3)){
-const err14 = {instancePath:instancePath+"/repository/knownHostsFile",schemaPath:"#/properties/repository/properties/knownHostsFile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+let data3 = data0.sshKeyFile;
+if((typeof data3 !== "string") && (data3 !== null)){
+const err14 = {instancePath:instancePath+"/repository/sshKeyFile",schemaPath:"#/properties/repository/properties/sshKeyFile/type",keyword:"type",params:{type: schema12.properties.repository.properties.sshKeyFile.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -600,10 +601,9 @@ vErrors.push(err14);
 }
 errors++;
 }
-}
-}
-else {
-const err15 = {instancePath:instancePath+"/repository",schemaPath:"#/properties/repository/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data3 === "string"){
+if(func2(data3) > 4096){
+const err15 = {instancePath:instancePath+"/repository/sshKeyFile",schemaPath:"#/properties/repository/properties/sshKeyFile/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -612,18 +612,8 @@ vErrors.push(err15);
 }
 errors++;
 }
-}
-if(data.prometheus !== undefined){
-let data4 = data.prometheus;
-if(data4 && typeof data4 == "object" && !Array.isArray(data4)){
-if(data4.hostLabel === undefined){
-data4.hostLabel = "instance";
-}
-if(data4.timeoutSec === undefined){
-data4.timeoutSec = 30;
-}
-if(data4.url === undefined){
-const err16 = {instancePath:instancePath+"/prometheus",schemaPath:"#/properties/prometheus/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
+if(!pattern3.test(data3)){
+const err16 = {instancePath:instancePath+"/repository/sshKeyFile",schemaPath:"#/properties/repository/properties/sshKeyFile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -632,9 +622,10 @@ vErrors.push(err16);
 }
 errors++;
 }
-for(const key2 in data4){
-if(!(((key2 === "url") || (key2 === "hostLabel")) || (key2 === "timeoutSec"))){
-const err17 = {instancePath:instancePath+"/prometheus",schemaPath:"#/properties/prometheus/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties"};
+}
+let data4 = data0.knownHostsFile;
+if((typeof data4 !== "string") && (data4 !== null)){
+const err17 = {instancePath:instancePath+"/repository/knownHostsFile",schemaPath:"#/properties/repository/properties/knownHostsFile/type",keyword:"type",params:{type: schema12.properties.repository.properties.knownHostsFile.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -643,12 +634,9 @@ vErrors.push(err17);
 }
 errors++;
 }
-}
-if(data4.url !== undefined){
-let data5 = data4.url;
-if(typeof data5 === "string"){
-if(func2(data5) > 2048){
-const err18 = {instancePath:instancePath+"/prometheus/url",schemaPath:"#/properties/prometheus/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+if(typeof data4 === "string"){
+if(func2(data4) > 4096){
+const err18 = {instancePath:instancePath+"/repository/knownHostsFile",schemaPath:"#/properties/repository/properties/knownHostsFile/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -657,8 +645,8 @@ vErrors.push(err18);
 }
 errors++;
 }
-if(!pattern4.test(data5)){
-const err19 = {instancePath:instancePath+"/prometheus/url",schemaPath:"#/properties/prometheus/properties/url/pattern",keyword:"pattern",params:{pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"},message:"must match pattern \""+"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"+"\""};
+if(!pattern3.test(data4)){
+const err19 = {instancePath:instancePath+"/repository/knownHostsFile",schemaPath:"#/properties/repository/properties/knownHostsFile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -668,8 +656,9 @@ vErrors.push(err19);
 errors++;
 }
 }
+}
 else {
-const err20 = {instancePath:instancePath+"/prometheus/url",schemaPath:"#/properties/prometheus/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err20 = {instancePath:instancePath+"/repository",schemaPath:"#/properties/repository/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -679,10 +668,17 @@ vErrors.push(err20);
 errors++;
 }
 }
-let data6 = data4.hostLabel;
-if(typeof data6 === "string"){
-if(func2(data6) > 128){
-const err21 = {instancePath:instancePath+"/prometheus/hostLabel",schemaPath:"#/properties/prometheus/properties/hostLabel/maxLength",keyword:"maxLength",params:{limit: 128},message:"must NOT have more than 128 characters"};
+if(data.prometheus !== undefined){
+let data5 = data.prometheus;
+if(data5 && typeof data5 == "object" && !Array.isArray(data5)){
+if(data5.hostLabel === undefined){
+data5.hostLabel = "instance";
+}
+if(data5.timeoutSec === undefined){
+data5.timeoutSec = 30;
+}
+if(data5.url === undefined){
+const err21 = {instancePath:instancePath+"/prometheus",schemaPath:"#/properties/prometheus/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -691,8 +687,9 @@ vErrors.push(err21);
 }
 errors++;
 }
-if(!pattern5.test(data6)){
-const err22 = {instancePath:instancePath+"/prometheus/hostLabel",schemaPath:"#/properties/prometheus/properties/hostLabel/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z_][a-zA-Z0-9_]*$"},message:"must match pattern \""+"^[a-zA-Z_][a-zA-Z0-9_]*$"+"\""};
+for(const key2 in data5){
+if(!(((key2 === "url") || (key2 === "hostLabel")) || (key2 === "timeoutSec"))){
+const err22 = {instancePath:instancePath+"/prometheus",schemaPath:"#/properties/prometheus/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -702,8 +699,11 @@ vErrors.push(err22);
 errors++;
 }
 }
-else {
-const err23 = {instancePath:instancePath+"/prometheus/hostLabel",schemaPath:"#/properties/prometheus/properties/hostLabel/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data5.url !== undefined){
+let data6 = data5.url;
+if(typeof data6 === "string"){
+if(func2(data6) > 2048){
+const err23 = {instancePath:instancePath+"/prometheus/url",schemaPath:"#/properties/prometheus/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -712,9 +712,8 @@ vErrors.push(err23);
 }
 errors++;
 }
-let data7 = data4.timeoutSec;
-if(!(((typeof data7 == "number") && (!(data7 % 1) && !isNaN(data7))) && (isFinite(data7)))){
-const err24 = {instancePath:instancePath+"/prometheus/timeoutSec",schemaPath:"#/properties/prometheus/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern5.test(data6)){
+const err24 = {instancePath:instancePath+"/prometheus/url",schemaPath:"#/properties/prometheus/properties/url/pattern",keyword:"pattern",params:{pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"},message:"must match pattern \""+"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"+"\""};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -723,9 +722,9 @@ vErrors.push(err24);
 }
 errors++;
 }
-if((typeof data7 == "number") && (isFinite(data7))){
-if(data7 > 600 || isNaN(data7)){
-const err25 = {instancePath:instancePath+"/prometheus/timeoutSec",schemaPath:"#/properties/prometheus/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 600},message:"must be <= 600"};
+}
+else {
+const err25 = {instancePath:instancePath+"/prometheus/url",schemaPath:"#/properties/prometheus/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -734,8 +733,11 @@ vErrors.push(err25);
 }
 errors++;
 }
-if(data7 < 1 || isNaN(data7)){
-const err26 = {instancePath:instancePath+"/prometheus/timeoutSec",schemaPath:"#/properties/prometheus/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+let data7 = data5.hostLabel;
+if(typeof data7 === "string"){
+if(func2(data7) > 128){
+const err26 = {instancePath:instancePath+"/prometheus/hostLabel",schemaPath:"#/properties/prometheus/properties/hostLabel/maxLength",keyword:"maxLength",params:{limit: 128},message:"must NOT have more than 128 characters"};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -744,10 +746,8 @@ vErrors.push(err26);
 }
 errors++;
 }
-}
-}
-else {
-const err27 = {instancePath:instancePath+"/prometheus",schemaPath:"#/properties/prometheus/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern6.test(data7)){
+const err27 = {instancePath:instancePath+"/prometheus/hostLabel",schemaPath:"#/properties/prometheus/properties/hostLabel/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z_][a-zA-Z0-9_]*$"},message:"must match pattern \""+"^[a-zA-Z_][a-zA-Z0-9_]*$"+"\""};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -757,12 +757,8 @@ vErrors.push(err27);
 errors++;
 }
 }
-if(data.trust !== undefined){
-let data8 = data.trust;
-if(data8 && typeof data8 == "object" && !Array.isArray(data8)){
-for(const key3 in data8){
-if(!((key3 === "allowedSigners") || (key3 === "openpgpKeys"))){
-const err28 = {instancePath:instancePath+"/trust",schemaPath:"#/properties/trust/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
+else {
+const err28 = {instancePath:instancePath+"/prometheus/hostLabel",schemaPath:"#/properties/prometheus/properties/hostLabel/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -771,12 +767,9 @@ vErrors.push(err28);
 }
 errors++;
 }
-}
-if(data8.allowedSigners !== undefined){
-let data9 = data8.allowedSigners;
-if(Array.isArray(data9)){
-if(data9.length > 256){
-const err29 = {instancePath:instancePath+"/trust/allowedSigners",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
+let data8 = data5.timeoutSec;
+if(!(((typeof data8 == "number") && (!(data8 % 1) && !isNaN(data8))) && (isFinite(data8)))){
+const err29 = {instancePath:instancePath+"/prometheus/timeoutSec",schemaPath:"#/properties/prometheus/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -785,18 +778,9 @@ vErrors.push(err29);
 }
 errors++;
 }
-const len0 = data9.length;
-for(let i0=0; i0<len0; i0++){
-let data10 = data9[i0];
-if(data10 && typeof data10 == "object" && !Array.isArray(data10)){
-if(data10.validAfter === undefined){
-data10.validAfter = null;
-}
-if(data10.validBefore === undefined){
-data10.validBefore = null;
-}
-if(data10.principal === undefined){
-const err30 = {instancePath:instancePath+"/trust/allowedSigners/" + i0,schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/required",keyword:"required",params:{missingProperty: "principal"},message:"must have required property '"+"principal"+"'"};
+if((typeof data8 == "number") && (isFinite(data8))){
+if(data8 > 600 || isNaN(data8)){
+const err30 = {instancePath:instancePath+"/prometheus/timeoutSec",schemaPath:"#/properties/prometheus/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 600},message:"must be <= 600"};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -805,8 +789,8 @@ vErrors.push(err30);
 }
 errors++;
 }
-if(data10.key === undefined){
-const err31 = {instancePath:instancePath+"/trust/allowedSigners/" + i0,schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
+if(data8 < 1 || isNaN(data8)){
+const err31 = {instancePath:instancePath+"/prometheus/timeoutSec",schemaPath:"#/properties/prometheus/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -815,9 +799,10 @@ vErrors.push(err31);
 }
 errors++;
 }
-for(const key4 in data10){
-if(!((((key4 === "principal") || (key4 === "key")) || (key4 === "validAfter")) || (key4 === "validBefore"))){
-const err32 = {instancePath:instancePath+"/trust/allowedSigners/" + i0,schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
+}
+}
+else {
+const err32 = {instancePath:instancePath+"/prometheus",schemaPath:"#/properties/prometheus/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -827,11 +812,12 @@ vErrors.push(err32);
 errors++;
 }
 }
-if(data10.principal !== undefined){
-let data11 = data10.principal;
-if(typeof data11 === "string"){
-if(func2(data11) > 256){
-const err33 = {instancePath:instancePath+"/trust/allowedSigners/" + i0+"/principal",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/properties/principal/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+if(data.trust !== undefined){
+let data9 = data.trust;
+if(data9 && typeof data9 == "object" && !Array.isArray(data9)){
+for(const key3 in data9){
+if(!((key3 === "allowedSigners") || (key3 === "openpgpKeys"))){
+const err33 = {instancePath:instancePath+"/trust",schemaPath:"#/properties/trust/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -840,8 +826,12 @@ vErrors.push(err33);
 }
 errors++;
 }
-if(func2(data11) < 1){
-const err34 = {instancePath:instancePath+"/trust/allowedSigners/" + i0+"/principal",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/properties/principal/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+if(data9.allowedSigners !== undefined){
+let data10 = data9.allowedSigners;
+if(Array.isArray(data10)){
+if(data10.length > 256){
+const err34 = {instancePath:instancePath+"/trust/allowedSigners",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -850,8 +840,18 @@ vErrors.push(err34);
 }
 errors++;
 }
-if(!pattern14.test(data11)){
-const err35 = {instancePath:instancePath+"/trust/allowedSigners/" + i0+"/principal",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/properties/principal/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$"},message:"must match pattern \""+"^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$"+"\""};
+const len0 = data10.length;
+for(let i0=0; i0<len0; i0++){
+let data11 = data10[i0];
+if(data11 && typeof data11 == "object" && !Array.isArray(data11)){
+if(data11.validAfter === undefined){
+data11.validAfter = null;
+}
+if(data11.validBefore === undefined){
+data11.validBefore = null;
+}
+if(data11.principal === undefined){
+const err35 = {instancePath:instancePath+"/trust/allowedSigners/" + i0,schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/required",keyword:"required",params:{missingProperty: "principal"},message:"must have required property '"+"principal"+"'"};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -860,9 +860,8 @@ vErrors.push(err35);
 }
 errors++;
 }
-}
-else {
-const err36 = {instancePath:instancePath+"/trust/allowedSigners/" + i0+"/principal",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/properties/principal/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data11.key === undefined){
+const err36 = {instancePath:instancePath+"/trust/allowedSigners/" + i0,schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -871,12 +870,9 @@ vErrors.push(err36);
 }
 errors++;
 }
-}
-if(data10.key !== undefined){
-let data12 = data10.key;
-if(typeof data12 === "string"){
-if(func2(data12) > 16384){
-const err37 = {instancePath:instancePath+"/trust/allowedSigners/" + i0+"/key",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/properties/key/maxLength",keyword:"maxLength",params:{limit: 16384},message:"must NOT have more than 16384 characters"};
+for(const key4 in data11){
+if(!((((key4 === "principal") || (key4 === "key")) || (key4 === "validAfter")) || (key4 === "validBefore"))){
+const err37 = {instancePath:instancePath+"/trust/allowedSigners/" + i0,schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -885,8 +881,12 @@ vErrors.push(err37);
 }
 errors++;
 }
-if(!pattern15.test(data12)){
-const err38 = {instancePath:instancePath+"/trust/allowedSigners/" + i0+"/key",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/properties/key/pattern",keyword:"pattern",params:{pattern: "^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$"},message:"must match pattern \""+"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$"+"\""};
+}
+if(data11.principal !== undefined){
+let data12 = data11.principal;
+if(typeof data12 === "string"){
+if(func2(data12) > 256){
+const err38 = {instancePath:instancePath+"/trust/allowedSigners/" + i0+"/principal",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/properties/principal/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -895,9 +895,8 @@ vErrors.push(err38);
 }
 errors++;
 }
-}
-else {
-const err39 = {instancePath:instancePath+"/trust/allowedSigners/" + i0+"/key",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(func2(data12) < 1){
+const err39 = {instancePath:instancePath+"/trust/allowedSigners/" + i0+"/principal",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/properties/principal/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -906,10 +905,8 @@ vErrors.push(err39);
 }
 errors++;
 }
-}
-let data13 = data10.validAfter;
-if((typeof data13 !== "string") && (data13 !== null)){
-const err40 = {instancePath:instancePath+"/trust/allowedSigners/" + i0+"/validAfter",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/properties/validAfter/type",keyword:"type",params:{type: schema14.items.properties.validAfter.type},message:"must be string,null"};
+if(!pattern15.test(data12)){
+const err40 = {instancePath:instancePath+"/trust/allowedSigners/" + i0+"/principal",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/properties/principal/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$"},message:"must match pattern \""+"^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$"+"\""};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -918,9 +915,9 @@ vErrors.push(err40);
 }
 errors++;
 }
-if(typeof data13 === "string"){
-if(!pattern16.test(data13)){
-const err41 = {instancePath:instancePath+"/trust/allowedSigners/" + i0+"/validAfter",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/properties/validAfter/pattern",keyword:"pattern",params:{pattern: "^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$"},message:"must match pattern \""+"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$"+"\""};
+}
+else {
+const err41 = {instancePath:instancePath+"/trust/allowedSigners/" + i0+"/principal",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/properties/principal/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -930,9 +927,11 @@ vErrors.push(err41);
 errors++;
 }
 }
-let data14 = data10.validBefore;
-if((typeof data14 !== "string") && (data14 !== null)){
-const err42 = {instancePath:instancePath+"/trust/allowedSigners/" + i0+"/validBefore",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/properties/validBefore/type",keyword:"type",params:{type: schema14.items.properties.validBefore.type},message:"must be string,null"};
+if(data11.key !== undefined){
+let data13 = data11.key;
+if(typeof data13 === "string"){
+if(func2(data13) > 16384){
+const err42 = {instancePath:instancePath+"/trust/allowedSigners/" + i0+"/key",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/properties/key/maxLength",keyword:"maxLength",params:{limit: 16384},message:"must NOT have more than 16384 characters"};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -941,9 +940,8 @@ vErrors.push(err42);
 }
 errors++;
 }
-if(typeof data14 === "string"){
-if(!pattern16.test(data14)){
-const err43 = {instancePath:instancePath+"/trust/allowedSigners/" + i0+"/validBefore",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/properties/validBefore/pattern",keyword:"pattern",params:{pattern: "^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$"},message:"must match pattern \""+"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$"+"\""};
+if(!pattern16.test(data13)){
+const err43 = {instancePath:instancePath+"/trust/allowedSigners/" + i0+"/key",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/properties/key/pattern",keyword:"pattern",params:{pattern: "^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$"},message:"must match pattern \""+"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$"+"\""};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -953,9 +951,8 @@ vErrors.push(err43);
 errors++;
 }
 }
-}
 else {
-const err44 = {instancePath:instancePath+"/trust/allowedSigners/" + i0,schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err44 = {instancePath:instancePath+"/trust/allowedSigners/" + i0+"/key",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -965,9 +962,9 @@ vErrors.push(err44);
 errors++;
 }
 }
-}
-else {
-const err45 = {instancePath:instancePath+"/trust/allowedSigners",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/type",keyword:"type",params:{type: "array"},message:"must be array"};
+let data14 = data11.validAfter;
+if((typeof data14 !== "string") && (data14 !== null)){
+const err45 = {instancePath:instancePath+"/trust/allowedSigners/" + i0+"/validAfter",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/properties/validAfter/type",keyword:"type",params:{type: schema14.items.properties.validAfter.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -976,12 +973,9 @@ vErrors.push(err45);
 }
 errors++;
 }
-}
-if(data8.openpgpKeys !== undefined){
-let data15 = data8.openpgpKeys;
-if(Array.isArray(data15)){
-if(data15.length > 64){
-const err46 = {instancePath:instancePath+"/trust/openpgpKeys",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/openpgpKeys/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+if(typeof data14 === "string"){
+if(!pattern17.test(data14)){
+const err46 = {instancePath:instancePath+"/trust/allowedSigners/" + i0+"/validAfter",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/properties/validAfter/pattern",keyword:"pattern",params:{pattern: "^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$"},message:"must match pattern \""+"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$"+"\""};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -990,12 +984,10 @@ vErrors.push(err46);
 }
 errors++;
 }
-const len1 = data15.length;
-for(let i1=0; i1<len1; i1++){
-let data16 = data15[i1];
-if(typeof data16 === "string"){
-if(func2(data16) > 1048576){
-const err47 = {instancePath:instancePath+"/trust/openpgpKeys/" + i1,schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/openpgpKeys/items/maxLength",keyword:"maxLength",params:{limit: 1048576},message:"must NOT have more than 1048576 characters"};
+}
+let data15 = data11.validBefore;
+if((typeof data15 !== "string") && (data15 !== null)){
+const err47 = {instancePath:instancePath+"/trust/allowedSigners/" + i0+"/validBefore",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/properties/validBefore/type",keyword:"type",params:{type: schema14.items.properties.validBefore.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -1004,8 +996,9 @@ vErrors.push(err47);
 }
 errors++;
 }
-if(!pattern18.test(data16)){
-const err48 = {instancePath:instancePath+"/trust/openpgpKeys/" + i1,schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/openpgpKeys/items/pattern",keyword:"pattern",params:{pattern: "^-----BEGIN PGP PUBLIC KEY BLOCK-----"},message:"must match pattern \""+"^-----BEGIN PGP PUBLIC KEY BLOCK-----"+"\""};
+if(typeof data15 === "string"){
+if(!pattern17.test(data15)){
+const err48 = {instancePath:instancePath+"/trust/allowedSigners/" + i0+"/validBefore",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/properties/validBefore/pattern",keyword:"pattern",params:{pattern: "^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$"},message:"must match pattern \""+"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$"+"\""};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -1015,8 +1008,9 @@ vErrors.push(err48);
 errors++;
 }
 }
+}
 else {
-const err49 = {instancePath:instancePath+"/trust/openpgpKeys/" + i1,schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/openpgpKeys/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err49 = {instancePath:instancePath+"/trust/allowedSigners/" + i0,schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -1028,7 +1022,7 @@ errors++;
 }
 }
 else {
-const err50 = {instancePath:instancePath+"/trust/openpgpKeys",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/openpgpKeys/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err50 = {instancePath:instancePath+"/trust/allowedSigners",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -1038,9 +1032,11 @@ vErrors.push(err50);
 errors++;
 }
 }
-}
-else {
-const err51 = {instancePath:instancePath+"/trust",schemaPath:"#/properties/trust/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data9.openpgpKeys !== undefined){
+let data16 = data9.openpgpKeys;
+if(Array.isArray(data16)){
+if(data16.length > 64){
+const err51 = {instancePath:instancePath+"/trust/openpgpKeys",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/openpgpKeys/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -1049,11 +1045,12 @@ vErrors.push(err51);
 }
 errors++;
 }
-}
-let data17 = data.workDir;
+const len1 = data16.length;
+for(let i1=0; i1<len1; i1++){
+let data17 = data16[i1];
 if(typeof data17 === "string"){
-if(func2(data17) > 4096){
-const err52 = {instancePath:instancePath+"/workDir",schemaPath:"#/properties/workDir/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+if(func2(data17) > 1048576){
+const err52 = {instancePath:instancePath+"/trust/openpgpKeys/" + i1,schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/openpgpKeys/items/maxLength",keyword:"maxLength",params:{limit: 1048576},message:"must NOT have more than 1048576 characters"};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -1062,8 +1059,8 @@ vErrors.push(err52);
 }
 errors++;
 }
-if(!pattern2.test(data17)){
-const err53 = {instancePath:instancePath+"/workDir",schemaPath:"#/properties/workDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(!pattern19.test(data17)){
+const err53 = {instancePath:instancePath+"/trust/openpgpKeys/" + i1,schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/openpgpKeys/items/pattern",keyword:"pattern",params:{pattern: "^-----BEGIN PGP PUBLIC KEY BLOCK-----"},message:"must match pattern \""+"^-----BEGIN PGP PUBLIC KEY BLOCK-----"+"\""};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -1074,7 +1071,7 @@ errors++;
 }
 }
 else {
-const err54 = {instancePath:instancePath+"/workDir",schemaPath:"#/properties/workDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err54 = {instancePath:instancePath+"/trust/openpgpKeys/" + i1,schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/openpgpKeys/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -1084,13 +1081,71 @@ vErrors.push(err54);
 errors++;
 }
 }
+}
 else {
-const err55 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err55 = {instancePath:instancePath+"/trust/openpgpKeys",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/openpgpKeys/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err55];
 }
 else {
 vErrors.push(err55);
+}
+errors++;
+}
+}
+}
+else {
+const err56 = {instancePath:instancePath+"/trust",schemaPath:"#/properties/trust/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err56];
+}
+else {
+vErrors.push(err56);
+}
+errors++;
+}
+}
+let data18 = data.workDir;
+if(typeof data18 === "string"){
+if(func2(data18) > 4096){
+const err57 = {instancePath:instancePath+"/workDir",schemaPath:"#/properties/workDir/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+if(vErrors === null){
+vErrors = [err57];
+}
+else {
+vErrors.push(err57);
+}
+errors++;
+}
+if(!pattern3.test(data18)){
+const err58 = {instancePath:instancePath+"/workDir",schemaPath:"#/properties/workDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err58];
+}
+else {
+vErrors.push(err58);
+}
+errors++;
+}
+}
+else {
+const err59 = {instancePath:instancePath+"/workDir",schemaPath:"#/properties/workDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err59];
+}
+else {
+vErrors.push(err59);
+}
+errors++;
+}
+}
+else {
+const err60 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err60];
+}
+else {
+vErrors.push(err60);
 }
 errors++;
 }
