@@ -10,3 +10,8 @@ export { Alarm, sleep, systemClock, type Clock } from './clock.ts';
 export { TrustGate, allowedSignersLine, primaryFingerprints, sshFingerprint, sshTime, validAt, type TrustGateOptions, type TrustReason, type TrustResult } from '@pullnix/shared';
 export { VulnerabilityGate, compareScans, meetsSeverity, describeFinding, SCAN_CACHE_SIZE, SCAN_CACHE_MAX_AGE_MS, type GateVerdict, type Comparison, type VulnerabilityGateOptions } from './gates/vulnerabilities.ts';
 export { vulnixArgv, readVulnixResult, parseVulnixJson, type VulnixAnswer } from './gates/vulnix.ts';
+export { run as runPromote, formatStatus, type PromoteIO } from './promote/cli.ts';
+export { promote, inspect, fleetReport, PromoteRefusal, RINGS_FILE, type RoundResult, type PromotionStep } from './promote/promote.ts';
+export { ringHealth, FAILED_OUTCOMES, type FleetReport, type RingHealth, type RingState } from './promote/health.ts';
+export { prometheusQuery, PrometheusError, type Query, type Sample } from './promote/prometheus.ts';
+export { phasedDecision, phasePosition, allowedShare, sightingFor, type PhasedDecision, type PhasedSighting } from './rings/phased.ts';

@@ -4,7 +4,7 @@
  * schedule, twice at once, or be killed at any point (its only write is a fast-forward push,
  * which git makes atomically or not at all).
  *
- *   1. ls-remote + fetch the first ring's branch (and, once rings.json is read, every ring's).
+ *   1. One fetch of every branch of the repository into its own bare mirror (one connection).
  *   2. The head of the first ring's branch must carry a good signature from a key of the promote
  *      config's trust (the same TrustGate the watcher uses, mode head); else nothing is read.
  *   3. rings.json at that head, validated against shared/schema/rings.schema.json.
@@ -57,11 +57,12 @@ export interface PromoteDeps {
 }
 
 /** Steps 1–4: the rings and their health; `promote` adds step 5. */
-export async function inspect(d: PromoteDeps): Promise<{ ringsCommit: string; file: RingsFile; heads: Map<string, string | null>; rings: RingHealth[]; git: PromoteGit }> {
+export async function inspect(d: PromoteDeps): Promise<{ ringsCommit: string; file: RingsFile; heads: Map<string, string>; rings: RingHealth[]; git: PromoteGit }> {
   const { config } = d;
   const git = new PromoteGit({ runner: d.runner, gitDir: join(config.workDir, 'mirror.git'), ...config.repository });
   const first = config.repository.firstRingBranch;
-  const firstHead = (await git.fetch([first])).get(first) ?? null;
+  const heads = await git.fetchAll();
+  const firstHead = heads.get(first) ?? null;
   if (firstHead === null) throw new PromoteRefusal('no-branch', `the first ring's branch ${first} does not exist on ${config.repository.url}`);
 
   const gate = new TrustGate({ trust: { mode: 'head', since: null, ...config.trust }, runner: d.runner, gitDir: git.gitDir, dir: join(config.workDir, 'trust'), ...(d.now ? { now: d.now } : {}) });
@@ -79,8 +80,7 @@ export async function inspect(d: PromoteDeps): Promise<{ ringsCommit: string; fi
   if (file.rings[0]!.branch !== first) {
     throw new PromoteRefusal('invalid-rings-file', `${RINGS_FILE} at ${firstHead}: its first ring follows ${file.rings[0]!.branch}, but it was read from ${first} (the promote config's repository.firstRingBranch)`);
   }
-  const heads = await git.fetch(file.rings.map((r) => r.branch));
-  const commits = [...new Set([...heads.values()].filter((c): c is string => c !== null))];
+  const commits = [...new Set(file.rings.map((r) => heads.get(r.branch)).filter((c): c is string => c !== undefined))];
   const report = await fleetReport(d.query, config.prometheus.hostLabel, commits);
   const nowSec = (d.now ?? Date.now)() / 1000;
   const rings = file.rings.map((r) => ringHealth(r, heads.get(r.branch) ?? null, report, nowSec));

@@ -30,22 +30,19 @@ export class PromoteGit {
     return this.o.gitDir;
   }
 
-  /** Create the bare mirror on first use; fetch the branches (missing ones are reported as null). */
-  async fetch(branches: readonly string[]): Promise<Map<string, string | null>> {
+  /**
+   * Create the bare mirror on first use, then fetch every branch of the remote in one connection
+   * (ring branches are named in rings.json, which is only known after the fetch), pruning those
+   * that are gone. Returns each branch's head.
+   */
+  async fetchAll(): Promise<Map<string, string>> {
     if (!existsSync(this.o.gitDir)) await this.must(['init', '--bare', '--quiet', this.o.gitDir], false);
-    const heads = await this.lsRemote(branches);
-    const present = branches.filter((b) => heads.get(b));
-    if (present.length > 0) await this.must(['fetch', '--quiet', '--no-tags', '--', this.o.url, ...present.map((b) => `+refs/heads/${b}:${MIRROR_PREFIX}${b}`)]);
-    return heads;
-  }
-
-  /** The remote's heads of these branches (null: no such branch). */
-  async lsRemote(branches: readonly string[]): Promise<Map<string, string | null>> {
-    const r = await this.must(['ls-remote', '--heads', '--', this.o.url, ...branches.map((b) => `refs/heads/${b}`)]);
-    const heads = new Map<string, string | null>(branches.map((b) => [b, null]));
+    await this.must(['fetch', '--quiet', '--prune', '--no-tags', '--', this.o.url, `+refs/heads/*:${MIRROR_PREFIX}*`]);
+    const r = await this.must(['for-each-ref', '--format=%(objectname) %(refname)', MIRROR_PREFIX]);
+    const heads = new Map<string, string>();
     for (const line of r.stdout.split('\n')) {
-      const [commit, ref] = line.split('\t');
-      if (commit && ref?.startsWith('refs/heads/') && heads.has(ref.slice('refs/heads/'.length))) heads.set(ref.slice('refs/heads/'.length), commit);
+      const [commit, ref] = line.split(' ');
+      if (commit && ref?.startsWith(MIRROR_PREFIX)) heads.set(ref.slice(MIRROR_PREFIX.length), commit);
     }
     return heads;
   }
