@@ -75,6 +75,10 @@ export class GitSshServer {
         'PasswordAuthentication no',
         'KbdInteractiveAuthentication no',
         'UsePAM no',
+        // Nothing a git session does not need (each costs time on a loaded machine).
+        'PrintMotd no',
+        'PrintLastLog no',
+        'UseDNS no',
         'PidFile none',
         // The temp directory's parents (/tmp) are world-writable: a test server, not a policy.
         'StrictModes no',
