@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseMemory } from '../src/memory.ts';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { createLogger } from '@pullnix/shared';
+import { emptyMemory, parseMemory } from '../src/memory.ts';
+import { PhasedGate } from '../src/pipeline/gate-phased.ts';
 import { allowedShare, phasedDecision, phasePosition, sightingFor } from '../src/rings/phased.ts';
 
 const C = 'a'.repeat(40);
@@ -57,5 +63,51 @@ describe('phased start', () => {
     const m = parseMemory(JSON.stringify({ ...base, phased: { commit: C, firstSeenAt: '2026-12-07T00:00:00.000Z' } }));
     assert.deepEqual(m.phased, { commit: C, firstSeenAt: '2026-12-07T00:00:00.000Z' });
     assert.throws(() => parseMemory(JSON.stringify({ ...base, phased: { commit: C, firstSeenAt: 'yesterday' } })), /phased is not/);
+  });
+});
+
+describe('the phased-start gate', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pullnix-phased-'));
+  const machineIdFile = join(dir, 'machine-id');
+  // A machine at 37 % for C (found among generated ids, as a fleet would have them).
+  const id = Array.from({ length: 5000 }, (_, i) => `m-${i}`).find((m) => Math.floor(phasePosition(m, C)) === 37)!;
+  writeFileSync(machineIdFile, `${id}\n`);
+  const ring = { name: 'prod', branch: 'rings/prod', phases };
+  const candidate = { commit: C, toplevel: '/nix/store/x', deployed: D };
+
+  it('waits for its turn, says so, keeps the first sighting across a restart, then passes', async () => {
+    const memory = emptyMemory();
+    let saves = 0;
+    let now = Date.parse('2026-12-07T00:00:00Z');
+    const logs: string[] = [];
+    const logger = createLogger({ level: 'info', stream: new Writable({ write: (c: Buffer, _e, done) => (logs.push(c.toString()), done()) }) });
+    const gate = () => new PhasedGate({ ring, logger, memory, save: () => saves++, now: () => now, machineIdFile });
+    const first = gate();
+    assert.equal(first.enabled, true);
+    assert.deepEqual(await first.evaluate(candidate), { verdict: 'wait', reason: 'phased: waiting, 10 % of ring prod allowed, this host at 37 %, its turn at 2026-12-07T02:00:00.000Z', retry: 'next-poll' });
+    assert.deepEqual(first.report(), { phased: { commit: C, allowed: false, message: 'phased: waiting, 10 % of ring prod allowed, this host at 37 %, its turn at 2026-12-07T02:00:00.000Z' } });
+    assert.equal(saves, 1);
+    now += 3600_000;
+    await first.evaluate(candidate);
+    assert.equal(saves, 1, 'the sighting is saved once');
+    assert.equal(logs.filter((l) => l.includes('phased.waiting')).length, 1, 'logged once per step of the share');
+    // A restarted watcher (same watcher.json): the clock did not restart.
+    const restarted = gate();
+    now += 3600_000;
+    assert.deepEqual(await restarted.evaluate(candidate), { verdict: 'pass' });
+    assert.match(String(restarted.report().phased?.message), /^phased: 50 % of ring prod allowed, this host at 37 %$/);
+    assert.ok(logs.some((l) => l.startsWith('<6>phased.allowed')));
+    // A new commit starts its own clock.
+    assert.equal((await restarted.evaluate({ ...candidate, commit: D })).verdict === 'pass', phasePosition(id, D) < 10);
+    assert.equal(memory.phased?.commit, D);
+  });
+
+  it('is off without phases or without a ring; an unreadable machine id waits with a back-off', async () => {
+    const base = { logger: createLogger({ level: 'error' }), memory: emptyMemory(), save: () => {}, now: () => 0 };
+    assert.equal(new PhasedGate({ ...base, ring: { ...ring, phases: [] } }).enabled, false);
+    assert.equal(new PhasedGate({ ...base, ring: { name: null, branch: null, phases: [] } }).enabled, false);
+    const v = await new PhasedGate({ ...base, ring, machineIdFile: join(dir, 'absent') }).evaluate(candidate);
+    assert.equal(v.verdict, 'wait');
+    assert.match((v as { reason: string }).reason, /^phased: cannot read the machine id .*absent: ENOENT/);
   });
 });

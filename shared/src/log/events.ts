@@ -111,6 +111,8 @@ export const EVENTS = {
   'build.deferred': { priority: 'warning', source: 'watcher', summary: "the build failed for a reason of the machine's (nix-daemon, network, disk, timeout), not the commit's: not remembered, tried again with back-off" },
   'head.descent_unknown': { priority: 'warning', source: 'watcher', summary: 'git could not tell whether the new head descends from the deployed commit (an I/O or object error): tried again with back-off, never taken for a force-push' },
   'build.failed': { priority: 'error', source: 'watcher', summary: 'the build failed (the log tail is in error=); not retried until a newer commit' },
+  'phased.waiting': { priority: 'info', source: 'watcher', summary: "the phased start holds the built commit: this host's place in the ring is above the share allowed so far (once per step of the share)" },
+  'phased.allowed': { priority: 'info', source: 'watcher', summary: "the phased start lets the built commit through: this host's place is under the share of the ring allowed now" },
   'vulnerabilities.passed': { priority: 'info', source: 'watcher', summary: 'the vulnerability gate found nothing new at or above minSeverity in the built system (new= fixed= allowed= counts)' },
   'vulnerabilities.fixed': { priority: 'info', source: 'watcher', summary: 'the built system no longer has vulnerabilities the live system has: this commit fixes them (cves=)' },
   'vulnerabilities.refused': { priority: 'warning', source: 'watcher', summary: 'the built system brings in vulnerabilities the live system does not have (cves=); not deployed, not retried until a newer commit or retry' },
