@@ -33,7 +33,7 @@ export class PrometheusServer {
     mkdirSync(join(dir, 'data'), { recursive: true });
     const sdFile = join(dir, 'targets.json');
     writeFileSync(sdFile, '[]\n');
-    const interval = options.scrapeInterval ?? '250ms';
+    const interval = options.scrapeInterval ?? '500ms';
     writeFileSync(
       join(dir, 'prometheus.yml'),
       [
