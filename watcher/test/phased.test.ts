@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { createLogger } from '@pullnix/shared';
+import { createLogger, parseConfig, type RunOptions, type RunResult } from '@pullnix/shared';
+import { Watcher, type ExecutorClient, type GitOps } from '../src/index.ts';
 import { emptyMemory, parseMemory } from '../src/memory.ts';
 import { PhasedGate } from '../src/pipeline/gate-phased.ts';
 import { allowedShare, phasedDecision, phasePosition, sightingFor } from '../src/rings/phased.ts';
@@ -109,5 +110,39 @@ describe('the phased-start gate', () => {
     const v = await new PhasedGate({ ...base, ring, machineIdFile: join(dir, 'absent') }).evaluate(candidate);
     assert.equal(v.verdict, 'wait');
     assert.match((v as { reason: string }).reason, /^phased: cannot read the machine id .*absent: ENOENT/);
+  });
+});
+
+describe('the phased start in the watcher (the default gate list)', () => {
+  it('a ring host with phases builds the head, then waits at the phased gate, and its report says why', { skip: existsSync('/etc/machine-id') ? undefined : 'no /etc/machine-id here' }, async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'pullnix-phased-watcher-'));
+    const config = parseConfig(
+      JSON.stringify({ repository: { url: '/r' }, build: { mode: 'flake', host: 'h' }, ring: { name: 'prod', phases: [{ afterSec: 0, share: 0 }, { afterSec: 3600, share: 100 }] }, stateDir, socketPath: join(stateDir, 'unused.sock') }),
+    );
+    const STORE = '/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-h';
+    const runner = async (argv: readonly string[], _options: RunOptions): Promise<RunResult> => {
+      symlinkSync(STORE, argv[argv.indexOf('--out-link') + 1]!);
+      return { argv, exitCode: 0, signal: null, stdout: '', stderr: '', timedOut: false, aborted: false, durationMs: 1, spawnError: null };
+    };
+    let deploys = 0;
+    const now = new Date().toISOString();
+    const executor: ExecutorClient = {
+      connected: true,
+      start: async () => undefined,
+      status: async () => ({ version: 't', executor: { pid: 1, startedAt: now, busy: false }, paused: null, deployed: { deploymentId: 1, commit: D, toplevel: STORE, generation: 1, at: now }, liveSystem: null, current: null, lastFailure: null, knownBad: [], watcher: { connected: true, report: null, reportedAt: null }, drift: null }),
+      deploy: async () => {
+        deploys += 1;
+        throw new Error('must not be asked');
+      },
+      report: async () => undefined,
+      onPush: () => () => undefined,
+      onConnected: () => () => undefined,
+    };
+    const git: GitOps = { lsRemote: async () => C, fetch: async () => undefined, hasCommit: async () => true, isAncestor: async () => true, checkout: async () => undefined, describe: async () => null, discard: async () => undefined };
+    const watcher = new Watcher({ config, runner, logger: createLogger({ level: 'error' }), executor, git });
+    assert.equal(config.repository.branch, 'rings/prod');
+    assert.equal((await watcher.pollOnce()).outcome, 'gate-waiting');
+    assert.equal(deploys, 0);
+    assert.match(watcher.report().phased?.message ?? '', /^phased: waiting, 0 % of ring prod allowed, this host at \d+ %, its turn at /);
   });
 });
