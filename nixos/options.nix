@@ -105,6 +105,34 @@
       key = [ "repository" "fetchTimeoutSec" ];
     }
 
+    # ---- rings (docs/rings.md) -------------------------------------------------------------
+    {
+      key = [ "ring" "name" ];
+      example = "canary";
+      description = ''
+        The ring this machine belongs to, as named in the repository's `rings.json`
+        (docs/rings.md). With a ring, the machine follows `ring.branch` (default `rings/<name>`)
+        instead of `repository.branch`, and `pullnix-promote` moves that branch forward only
+        once the ring before it is healthy. `null`: no ring.
+      '';
+    }
+    {
+      key = [ "ring" "branch" ];
+      example = "rings/canary";
+    }
+    {
+      key = [ "ring" "phases" ];
+      example = [
+        { afterSec = 0; share = 10; }
+        { afterSec = 7200; share = 50; }
+        { afterSec = 21600; share = 100; }
+      ];
+      itemDescriptions = {
+        afterSec = "Seconds since this machine first saw its ring's branch at the commit.";
+        share = "Percent of the ring's machines allowed to deploy the commit from then on.";
+      };
+    }
+
     # ---- build -------------------------------------------------------------------------------
     {
       key = [ "build" "mode" ];

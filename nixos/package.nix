@@ -1,4 +1,4 @@
-# The pullnix package: pullnix-executor, pullnix-watcher and pullnix-ctl, built from this
+# The pullnix package: pullnix-executor, pullnix-watcher, pullnix-ctl and pullnix-promote, built from this
 # repository with buildNpmPackage and Node 22.
 #
 # Dependencies, offline, with no aggregate hash to maintain:
@@ -135,6 +135,9 @@ buildNpmPackage {
       --add-flags "${lib.escapeShellArgs nodeFlags.watcher} $lib/watcher/dist/src/main.js"
     makeWrapper ${lib.getExe nodejs_22} "$out/bin/pullnix-ctl" \
       --add-flags "$lib/executor/dist/src/ctl/main.js"
+    # Runs in CI or by hand, not on the hosts (docs/rings.md); it needs git and ssh on PATH there.
+    makeWrapper ${lib.getExe nodejs_22} "$out/bin/pullnix-promote" \
+      --add-flags "$lib/watcher/dist/src/promote/main.js"
 
     runHook postInstall
   '';
@@ -143,7 +146,7 @@ buildNpmPackage {
   doInstallCheck = true;
   installCheckPhase = ''
     runHook preInstallCheck
-    for f in executor/dist/src/main.js watcher/dist/src/main.js executor/dist/src/ctl/main.js; do
+    for f in executor/dist/src/main.js watcher/dist/src/main.js executor/dist/src/ctl/main.js watcher/dist/src/promote/main.js; do
       test -f "$out/lib/pullnix/$f" || { echo "missing entry point $f"; exit 1; }
     done
     runHook postInstallCheck

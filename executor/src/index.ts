@@ -8,3 +8,5 @@ export { systemClock, type Clock } from './pipeline/context.ts';
 export { createServers, GROUP_MAX_CONNECTIONS, PRIVATE_MAX_CONNECTIONS, type ExecutorServers } from './server.ts';
 export { executorTrustGate, verifyTrust, type TrustTimings } from './pipeline/trust.ts';
 export type { PipelineContext } from './pipeline/context.ts';
+export { executorMetrics, EXECUTOR_METRICS_FILE } from './metrics.ts';
+export { emptyState } from './store/state.ts';

@@ -20,7 +20,9 @@ export function executorMetrics(history: HistoryStore, state: ExecutorState, fac
   const lastAt = new Map<DeploymentOutcome, string>();
   let lastVerified: DeploymentRecord | null = null;
   let lastDeploy: DeploymentRecord | null = null;
+  let lastFinishedDeploy: DeploymentRecord | null = null;
   for (const r of history.all()) {
+    if (r.kind === 'deploy' && r.outcome !== null) lastFinishedDeploy = r;
     if (r.outcome === null) continue;
     total.set(r.outcome, (total.get(r.outcome) ?? 0) + 1);
     if (r.finishedAt) lastAt.set(r.outcome, r.finishedAt);
@@ -50,6 +52,13 @@ export function executorMetrics(history: HistoryStore, state: ExecutorState, fac
     'When the last deployment with this outcome finished.',
     DEPLOYMENT_OUTCOMES.filter((o) => lastAt.has(o)).map((o) => [{ outcome: o }, epochSeconds(lastAt.get(o)!)] as const),
   );
+  if (lastFinishedDeploy) {
+    // The commit an outcome belongs to, which the outcome counters cannot say: pullnix-promote
+    // reads a failure on a commit from it (docs/rings.md).
+    m.add('pullnix_last_deployment_info', 'gauge', 'The newest finished deployment of a commit: its commit and outcome (always 1).', [
+      [{ commit: lastFinishedDeploy.commit, outcome: lastFinishedDeploy.outcome! }, 1],
+    ]);
+  }
   m.gauge(
     'pullnix_reboot_required',
     '1 when the newest deployment ended reboot-required (switch-to-configuration exit 100), or the deployed system has a kernel, initrd or kernel modules the machine has not booted (reboot.mode never).',

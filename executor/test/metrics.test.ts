@@ -41,6 +41,9 @@ describe('metrics', () => {
     assert.equal(value(text, 'pullnix_known_bad_commits'), 1);
     assert.equal(value(text, 'pullnix_deployed_generation'), 2);
     assert.ok(text.includes(`pullnix_deployed_info{commit="${COMMIT_A}",`));
+    // the failure is tied to its commit (pullnix-promote, docs/rings.md)
+    assert.equal(value(text, `pullnix_last_deployment_info{commit="${COMMIT_B}",outcome="rolled-back"}`), 1);
+    assert.equal(text.split('\n').filter((l) => l.startsWith('pullnix_last_deployment_info{')).length, 1);
     assert.equal(value(text, 'pullnix_verification_duration_seconds'), 10, 'verify.timeoutSec on the fake clock');
 
     h.executor.pause('maintenance', 'alice');

@@ -19,6 +19,8 @@ import standalone from 'ajv/dist/standalone/index.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import configSchema from '../schema/config.schema.json' with { type: 'json' };
+import promoteSchema from '../schema/promote.schema.json' with { type: 'json' };
+import ringsSchema from '../schema/rings.schema.json' with { type: 'json' };
 import { envelopeSchema } from '../src/protocol/envelope.ts';
 import { METHODS, paramsExportName } from '../src/protocol/methods/index.ts';
 
@@ -52,10 +54,16 @@ export function generateValidators(): GeneratedModule[] {
   const protocol = newAjv(PROTOCOL_AJV_OPTIONS);
   protocol.addSchema(envelopeSchema, 'envelope');
   for (const [name, spec] of Object.entries(METHODS)) protocol.addSchema(spec.params as object, `params_${name}`);
+  // pullnix-promote's files (docs/rings.md); the promote config refers to the config's trust keys.
+  const rings = newAjv(CONFIG_AJV_OPTIONS);
+  rings.addSchema(configSchema as object, 'config');
+  rings.addSchema(ringsSchema as object, 'rings');
+  rings.addSchema(promoteSchema as object, 'promote');
   const protocolExports: Record<string, string> = { envelope: 'envelope' };
   for (const name of Object.keys(METHODS)) protocolExports[paramsExportName(name)] = `params_${name}`;
   return [
     { name: 'config-validator.ts', text: moduleText('shared/schema/config.schema.json', CONFIG_AJV_OPTIONS, standaloneCode(config, { validateConfig: 'config' }) + checkAnnotations()) },
+    { name: 'rings-validators.ts', text: moduleText('shared/schema/rings.schema.json and shared/schema/promote.schema.json', CONFIG_AJV_OPTIONS, standaloneCode(rings, { validateRingsFile: 'rings', validatePromoteConfig: 'promote' })) },
     {
       name: 'protocol-validators.ts',
       text: moduleText('envelopeSchema (shared/src/protocol/envelope.ts) and every method\'s params (shared/src/protocol/methods/)', PROTOCOL_AJV_OPTIONS, standaloneCode(protocol, protocolExports)),

@@ -80,3 +80,33 @@ describe('config', () => {
     assert.equal(env.GIT_TERMINAL_PROMPT, '0');
   });
 });
+
+describe('config: ring', () => {
+  it('no ring: the host follows repository.branch', () => {
+    const c = parseConfig(JSON.stringify(minimal));
+    assert.deepEqual(c.ring, { name: null, branch: null, phases: [] });
+    assert.equal(c.repository.branch, 'main');
+  });
+
+  it('a ring: the host follows rings/<name>, or ring.branch', () => {
+    const c = parseConfig(JSON.stringify({ ...minimal, ring: { name: 'canary' } }));
+    assert.equal(c.ring.branch, 'rings/canary');
+    assert.equal(c.repository.branch, 'rings/canary');
+    const d = parseConfig(JSON.stringify({ ...minimal, ring: { name: 'prod', branch: 'stable' } }));
+    assert.equal(d.repository.branch, 'stable');
+  });
+
+  it('refuses a repository.branch that contradicts the ring, phases out of order or short of 100 %', () => {
+    assert.deepEqual(problems(JSON.stringify({ ...minimal, repository: { ...minimal.repository, branch: 'production' }, ring: { name: 'canary' } })), [
+      'repository.branch: "production" with ring.name "canary": a ring\'s host follows ring.branch (rings/canary); leave repository.branch unset, or set ring.branch',
+    ]);
+    const p = problems(JSON.stringify({ ...minimal, ring: { name: 'prod', phases: [{ afterSec: 60, share: 50 }, { afterSec: 60, share: 10 }] } }));
+    assert.deepEqual(p, [
+      'ring.phases[1].afterSec: 60 must be later than the phase before it (60)',
+      'ring.phases[1].share: 10 is less than the phase before it (50); a share never shrinks',
+      'ring.phases: the last phase allows 10 %; it must allow 100, or some hosts would never deploy',
+    ]);
+    assert.deepEqual(problems(JSON.stringify({ ...minimal, ring: { phases: [{ afterSec: 0, share: 100 }] } })), ['ring.phases: set without ring.name (a phased start is a share of a ring)']);
+    assert.ok(problems(JSON.stringify({ ...minimal, ring: { name: 'a b' } }))[0]!.startsWith('ring.name: must match pattern'));
+  });
+});

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import type { DeploymentRecord } from '@pullnix/shared';
+import { freePort } from '../lib/git-ssh-server.ts';
 
 /** A temp directory and a list of clean-ups run in reverse order, even after a failure. */
 export class Scratch {
@@ -93,16 +94,7 @@ export function makeBareRepo(dir: string, commits: number, files: number): strin
   return git(dir, ['rev-parse', 'refs/heads/main']);
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
+export { freePort };
 
 export interface Sshd {
   port: number;

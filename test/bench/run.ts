@@ -3,7 +3,7 @@
  * run (these machines are shared and noisy); absolute figures are for reference. A missed goal
  * never fails the run; only a benchmark that cannot run does.
  *
- *   node test/dist/bench/run.js [poll|socket|socket-flood|idle|deploy|deploy-restart|history|vulnix|trust ...] [--idle-seconds=N]
+ *   node test/dist/bench/run.js [poll|socket|socket-flood|idle|deploy|deploy-restart|history|vulnix|trust|rings ...] [--idle-seconds=N]
  *
  * --idle-seconds (or PULLNIX_BENCH_IDLE_SEC) shortens the idle window for a quick run; the
  * default, and the figures in docs/benchmarks.md, use a full minute.
@@ -17,6 +17,7 @@ import { benchKeylessFlood, benchSocket } from './socket.ts';
 import { renderTable, type Row } from './table.ts';
 import { benchVulnix } from './vulnix.ts';
 import { benchTrust } from './trust.ts';
+import { benchRings } from './rings.ts';
 
 const args = process.argv.slice(2);
 const only = args.filter((a) => !a.startsWith('-'));
@@ -34,6 +35,7 @@ const benches: Record<string, () => Promise<Row[]>> = {
   history: () => benchHistory(),
   vulnix: () => benchVulnix(),
   trust: () => benchTrust(),
+  rings: () => benchRings(),
 };
 const unknown = only.filter((name) => !(name in benches));
 if (unknown.length > 0) throw new Error(`unknown benchmark ${unknown.join(', ')}; known: ${Object.keys(benches).join(', ')}`);

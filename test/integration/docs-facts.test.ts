@@ -13,7 +13,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_CONFIG_PATH, defaultPrivateSocketPath, defaultWatcherSocketPath, parseConfig } from '@pullnix/shared';
+import { DEFAULT_CONFIG_PATH, defaultPrivateSocketPath, defaultWatcherSocketPath, parseConfig, parsePromoteConfig, parseRingsFile } from '@pullnix/shared';
 import { markedBlocks, parseConsole } from '../lib/doc-blocks.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -128,7 +128,12 @@ test('every /run, /var/lib, /var/cache and /etc path of pullnix the docs name is
         const p = m[0].replace(/[.]$/, '');
         const ok = known.some((k) => k === p || k === `${p}/` || (k.endsWith('/') && p.startsWith(k) && (p.slice(k.length).includes('/') || /^[\w.<>-]+$/.test(p.slice(k.length))) && sourceHasName(p.slice(k.length).split('/')[0]!)));
         // Files the user makes (the guide's deploy key and known_hosts, the hooks' example programs).
-        const user = /^\/etc\/pullnix\/(deploy_key|deploy_key\.pub|known_hosts|maintenance-window|notify|forge-token)$/.test(p) || /^\/etc\/pullnix\/?$/.test(p);
+        const user =
+          /^\/etc\/pullnix\/(deploy_key|deploy_key\.pub|known_hosts|maintenance-window|notify|forge-token)$/.test(p) ||
+          /^\/etc\/pullnix\/?$/.test(p) ||
+          // pullnix-promote (docs/rings.md): its config file is the user's; its workDir default is the schema's.
+          p === '/etc/pullnix-promote/promote.json' ||
+          p === (JSON.parse(read('shared/schema/promote.schema.json')) as { properties: { workDir: { default: string } } }).properties.workDir.default;
         if (!ok && !user) problems.push(`${doc}:${i + 1}: ${p}`);
       }
     });
@@ -200,12 +205,19 @@ test('every JSON config example in the docs passes the daemons\' validator (ther
       let j = i + 1;
       while (j < lines.length && lines[j]!.trim() !== '```') j++;
       const text = lines.slice(i + 1, j).join('\n');
-      if (/^\s*\{\s*"repository"/.test(text)) examples.push({ where: `${doc}:${i + 1}`, text });
+      if (/^\s*\{\s*"(repository|ring|rings)"/.test(text)) examples.push({ where: `${doc}:${i + 1}`, text });
       i = j;
     }
   }
   assert.ok(examples.length >= 1, 'docs/nixos.md shows the config.json the module writes');
-  for (const e of examples) assert.doesNotThrow(() => parseConfig(e.text, e.where), `${e.where} is a valid config`);
+  // pullnix-promote's files (docs/rings.md) by their own validators; a `ring` section alone in a minimal config.
+  const minimal = { repository: { url: 'ssh://git@example.org/cfg.git' }, build: { mode: 'flake' } };
+  const parse = (e: { where: string; text: string }) =>
+    /^\s*\{\s*"rings"/.test(e.text) ? parseRingsFile(e.text, e.where)
+    : /"firstRingBranch"/.test(e.text) ? parsePromoteConfig(e.text, e.where)
+    : /^\s*\{\s*"ring"/.test(e.text) ? parseConfig(JSON.stringify({ ...minimal, ...(JSON.parse(e.text) as object) }), e.where)
+    : parseConfig(e.text, e.where);
+  for (const e of examples) assert.doesNotThrow(() => parse(e), `${e.where} is a valid file of its kind`);
 });
 
 test('every example pullnix-ctl output (docs/cli.md, README.md) is marked to be regenerated on the bed', () => {

@@ -56,6 +56,7 @@ const SECTION_SOURCE: [RegExp, EventSpec['source']][] = [
   [/^The watcher\b/, 'watcher'],
   [/^Either process\b/, 'any'],
   [/^pullnix-ctl\b/, 'ctl'],
+  [/^pullnix-promote\b/, 'promote'],
 ];
 
 /** The catalogue tables of docs/events.md: `| \`name\` | priority | meaning | fields |` under `### <process>` headings. */

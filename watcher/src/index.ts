@@ -19,3 +19,8 @@ export { GitHubClient, GiteaClient, ForgeError, createForgeClient, cutDescriptio
 export { Outbox, TERMINAL, type OutboxEntry, type OutboxOptions, type FlushResult, type OpenCommit } from './forge/outbox.ts';
 export { CommitStatusReporter, describeRecord, statusContext, OUTBOX_FILE, type HaltVerdict, type ReporterOptions } from './forge/reporter.ts';
 export { nodeTransport, type HttpAnswer, type HttpRequest, type Transport } from './forge/http.ts';
+export { run as runPromote, formatStatus, type PromoteIO } from './promote/cli.ts';
+export { promote, inspect, fleetReport, PromoteRefusal, RINGS_FILE, type RoundResult, type PromotionStep } from './promote/promote.ts';
+export { ringHealth, FAILED_OUTCOMES, type FleetReport, type RingHealth, type RingState } from './promote/health.ts';
+export { prometheusQuery, PrometheusError, type Query, type Sample } from './promote/prometheus.ts';
+export { phasedDecision, phasePosition, allowedShare, sightingFor, type PhasedDecision, type PhasedSighting } from './rings/phased.ts';

@@ -6,6 +6,7 @@
  * silently reset.
  */
 import { readFileSync, renameSync } from 'node:fs';
+import type { PhasedSighting } from './rings/phased.ts';
 import { isCommit, writeFileAtomic, type Logger, type RefusedHead, type VulnerabilityFinding, type VulnerabilityScan } from '@pullnix/shared';
 
 /** How a head's handling ended; a handled head is not looked at again until the branch moves. */
@@ -62,6 +63,8 @@ export interface WatcherMemory {
   /** The last refused head, until a head passes the check or an operator retries it. */
   untrusted?: TrustRefusal | null;
   vulnerabilities?: VulnerabilityMemory;
+  /** Phased start (ring.phases): when this host first saw its branch at the current head (watcher/src/rings/phased.ts). */
+  phased?: PhasedSighting | null;
 }
 
 /** At most this many failures are remembered (the report's schema allows 100). */
@@ -137,6 +140,13 @@ export function parseMemory(text: string): WatcherMemory {
     }
     if (vulns.last !== null && (typeof vulns.last !== 'object' || typeof vulns.last.commit !== 'string' || typeof vulns.last.decision !== 'string')) throw new Error('vulnerabilities.last is not a scan');
     memory.vulnerabilities = vulns;
+  }
+  const phased = data.phased ?? null;
+  if (phased !== null) {
+    if (typeof phased !== 'object' || typeof phased.commit !== 'string' || !isCommit(phased.commit) || typeof phased.firstSeenAt !== 'string' || Number.isNaN(Date.parse(phased.firstSeenAt))) {
+      throw new Error('phased is not {commit, firstSeenAt}');
+    }
+    memory.phased = phased;
   }
   return memory;
 }

@@ -90,6 +90,9 @@ export function renderStatus(given: StatusResult, ctx: RenderContext): string {
     const committed = head.time ? `, committed ${relativeTime(head.time, now)}` : '';
     rows.push(['remote', `${shortCommit(head.commit)} ${quoted(head.subject)}${committed}`.replace(/ +/g, ' ')]);
     rows.push(['', drift]);
+    // The phased start's word on the head (ring.phases): "phased: waiting, 10 % of ring prod allowed, this host at 37 %".
+    const phased = report?.phased?.commit === head.commit ? report.phased : null;
+    if (phased && st.drift === true) rows.push(['', phased.allowed ? s.dim(phased.message) : s.yellow(phased.message)]);
     if (refused) {
       rows.push(['', s.dim(`to deploy it: push a commit that descends from${refused.deployed ? ` ${shortCommit(refused.deployed)}` : ' the deployed one'}, or set repository.allowNonDescendant = true,`)]);
       rows.push(['', s.dim(`restart ${ctx.settings.units.watcher} and run: pullnix-ctl retry ${shortCommit(head.commit)}`)]);

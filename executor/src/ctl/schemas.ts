@@ -237,6 +237,13 @@ const watcherReport: JSONSchemaType<WatcherReport> = {
       properties: { commit, reason: { type: 'string', enum: ['not-descendant'] }, deployed: orNull(commit), at: iso },
       nullable: true,
     },
+    phased: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['commit', 'allowed', 'message'],
+      properties: { commit, allowed: { type: 'boolean' }, message: { type: 'string' } },
+      nullable: true,
+    },
   },
 };
 

@@ -165,6 +165,17 @@ describe('ctl render', () => {
     assert.match(renderStatus(st, plain), /drift: the head is not deployed yet/);
   });
 
+  it("status: the phased start's word on the head (ring.phases)", () => {
+    const st = busyStatus();
+    st.watcher.report!.phased = { commit: HEAD, allowed: false, message: 'phased: waiting, 10 % of ring prod allowed, this host at 37 %, its turn at 2026-12-07T02:00:00.000Z' };
+    const lines = renderStatus(st, plain).split('\n');
+    const at = lines.indexOf('remote        feedface "Enable nginx", committed 10 min ago');
+    assert.deepEqual(lines.slice(at + 1, at + 3), ['              drift: the head is not deployed yet', '              phased: waiting, 10 % of ring prod allowed, this host at 37 %, its turn at 2026-12-07T02:00:00.000Z']);
+    // A decision on an earlier head says nothing about this one.
+    st.watcher.report!.phased = { commit: BAD, allowed: false, message: 'phased: waiting, 10 % of ring prod allowed, this host at 37 %' };
+    assert.doesNotMatch(renderStatus(st, plain), /phased/);
+  });
+
   it('colours problems only when colour is on', () => {
     const coloured = renderStatus(busyStatus(), { ...plain, style: makeStyle(true) });
     assert.match(coloured, /\u001b\[31mrolled-back\u001b\[39m/);

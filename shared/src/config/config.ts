@@ -10,6 +10,8 @@ import type { Validator } from '../protocol/validators.ts';
 import type { DeclaredCheckKind } from '../protocol/vocabulary.ts';
 
 export const DEFAULT_CONFIG_PATH = '/etc/pullnix/config.json';
+/** The schema's default of repository.branch. */
+const DEFAULT_BRANCH = 'main';
 
 export interface Config {
   repository: {
@@ -29,6 +31,8 @@ export interface Config {
     keepGcRoots: number;
   };
   poll: { intervalSec: number; jitterSec: number; maxBackoffSec: number };
+  /** Rings (docs/rings.md); with a name, `branch` is resolved and repository.branch is that branch. */
+  ring: RingConfig;
   trust: TrustConfig;
   activation: 'test' | 'switch';
   verify: { timeoutSec: number; initialBackoffMs: number; attemptTimeoutSec: number; failedUnits: { enable: boolean; settleSec: number } };
@@ -66,6 +70,20 @@ export interface ReportConfig {
   haltAfter: number | null;
   outboxLimit: number;
   timeoutSec: number;
+}
+
+/** `ring` (docs/rings.md). */
+export interface RingConfig {
+  name: string | null;
+  /** Resolved: `rings/<name>` when unset; null without a ring. */
+  branch: string | null;
+  phases: RingPhase[];
+}
+
+/** From `afterSec` seconds after the host first saw the commit on its branch, `share` % of the ring may deploy it. */
+export interface RingPhase {
+  afterSec: number;
+  share: number;
 }
 
 /** Deployments that need a reboot (docs/executor.md "Reboots"). */
@@ -208,6 +226,29 @@ export function checkProblems(config: Config): string[] {
   return problems;
 }
 
+/** What the schema cannot say about `ring`: phases in order, ending at 100 %; one branch setting. */
+export function ringProblems(ring: RingConfig, repositoryBranch: string): string[] {
+  const problems: string[] = [];
+  if (ring.name === null) {
+    if (ring.branch !== null) problems.push('ring.branch: set without ring.name (a host follows a ring branch only as a member of the ring)');
+    if (ring.phases.length > 0) problems.push('ring.phases: set without ring.name (a phased start is a share of a ring)');
+    return problems;
+  }
+  // The module writes every default into the file, so the schema's default "main" means unset.
+  const ringBranch = ring.branch ?? `rings/${ring.name}`;
+  if (repositoryBranch !== DEFAULT_BRANCH && repositoryBranch !== ringBranch) {
+    problems.push(`repository.branch: ${JSON.stringify(repositoryBranch)} with ring.name ${JSON.stringify(ring.name)}: a ring's host follows ring.branch (${ringBranch}); leave repository.branch unset, or set ring.branch`);
+  }
+  ring.phases.forEach((p, i) => {
+    const before = ring.phases[i - 1];
+    if (before && p.afterSec <= before.afterSec) problems.push(`ring.phases[${i}].afterSec: ${p.afterSec} must be later than the phase before it (${before.afterSec})`);
+    if (before && p.share < before.share) problems.push(`ring.phases[${i}].share: ${p.share} is less than the phase before it (${before.share}); a share never shrinks`);
+  });
+  const last = ring.phases.at(-1);
+  if (last && last.share !== 100) problems.push(`ring.phases: the last phase allows ${last.share} %; it must allow 100, or some hosts would never deploy`);
+  return problems;
+}
+
 export class ConfigError extends Error {
   readonly file: string;
   readonly problems: string[];
@@ -228,7 +269,7 @@ export class ConfigError extends Error {
 const validate = validateConfig as unknown as Validator;
 
 /** Sections that are optional in the file but always present (with defaults) in a Config. */
-const SECTIONS = ['poll', 'verify', 'operators', 'units', 'paths', 'trust', 'gates', 'checks', 'hooks', 'metrics', 'reboot', 'watcher'] as const;
+const SECTIONS = ['poll', 'ring', 'verify', 'operators', 'units', 'paths', 'trust', 'gates', 'checks', 'hooks', 'metrics', 'reboot', 'watcher'] as const;
 
 export function parseConfig(text: string, file = '<config>'): Config {
   let data: unknown;
@@ -245,8 +286,12 @@ export function parseConfig(text: string, file = '<config>'): Config {
   const config = data as unknown as Omit<Config, 'privateSocketPath' | 'watcher'> & { privateSocketPath: string | null; watcher: { user: string | null; stateDir: string | null; socketPath: string | null } };
   // A $ref'd property gets no schema default: an absent hook is null.
   config.hooks = { preDeploy: config.hooks.preDeploy ?? null, onSuccess: config.hooks.onSuccess ?? null, onFailure: config.hooks.onFailure ?? null };
-  const problems = checkProblems(config as unknown as Config);
+  const problems = [...checkProblems(config as unknown as Config), ...ringProblems(config.ring, config.repository.branch)];
   if (problems.length > 0) throw new ConfigError(file, problems);
+  if (config.ring.name !== null) {
+    config.ring.branch ??= `rings/${config.ring.name}`;
+    config.repository.branch = config.ring.branch;
+  }
   const privateSocketPath = config.privateSocketPath ?? defaultPrivateSocketPath(config.socketPath);
   if (privateSocketPath.length > 100) throw new ConfigError(file, [`privateSocketPath ${privateSocketPath} (derived from socketPath) is longer than 100 bytes; set privateSocketPath`]);
   if (dirname(privateSocketPath) === dirname(config.socketPath)) {
@@ -327,7 +372,7 @@ export function describeConfigError(e: ErrorObject): string {
 }
 
 /** Environment for every git command pullnix runs (watcher fetches, executor verification): same credentials. */
-export function gitEnvironment(config: Config): Record<string, string> {
+export function gitEnvironment(config: { repository: Pick<Config['repository'], 'sshKeyFile' | 'knownHostsFile'> }): Record<string, string> {
   const env: Record<string, string> = { GIT_TERMINAL_PROMPT: '0' };
   const ssh = ['ssh', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10'];
   if (config.repository.sshKeyFile) ssh.push('-i', config.repository.sshKeyFile, '-o', 'IdentitiesOnly=yes');

@@ -4,33 +4,36 @@
 import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const ajvRuntime_ucs2length = require('ajv/dist/runtime/ucs2length.js');
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://pullnix.dev/schema/config.json","title":"pullnix configuration (/etc/pullnix/config.json)","description":"Read by pullnix-executor, pullnix-watcher and pullnix-ctl. Written by the NixOS module (services.pullnix). Every key not listed here is an error.","type":"object","additionalProperties":false,"required":["repository","build"],"properties":{"repository":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","minLength":1,"maxLength":2048,"description":"Git remote URL of the configuration repository (ssh://, git@host:path, https://, file:// or a local path)."},"branch":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9._/-]+$","default":"main","description":"Branch to follow."},"sshKeyFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Private SSH deploy key (read-only access is enough)."},"knownHostsFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Pinned known_hosts file; host keys are checked strictly."},"allowNonDescendant":{"type":"boolean","default":false,"description":"Deploy a branch head that does not descend from the deployed commit (force-push, history rewrite). Off by default: such a head is refused."},"fetchTimeoutSec":{"type":"integer","minimum":10,"maximum":86400,"default":600,"description":"A fetch that prints nothing, not even progress, for this many seconds is stopped (and retried with back-off). An inactivity limit, not a limit on the whole fetch: a large first fetch that keeps making progress completes."}}},"build":{"type":"object","additionalProperties":false,"required":["mode"],"properties":{"mode":{"enum":["flake","classic"],"description":"flake: <checkout>#nixosConfigurations.<host>.config.system.build.toplevel; classic: <nixpkgs/nixos> with nixos-config=<checkout>/<file>."},"host":{"type":["string","null"],"pattern":"^[A-Za-z0-9._-]+$","maxLength":253,"default":null,"description":"Flake host attribute; null means this machine's host name."},"file":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^[^/].*$","default":"configuration.nix","description":"Classic mode: configuration file relative to the repository root."},"extraFlags":{"type":"array","items":{"type":"string","maxLength":1024},"maxItems":64,"default":[],"description":"Extra arguments for nix build / nix-build, e.g. [\"--max-jobs\", \"0\"]."},"timeoutSec":{"type":"integer","minimum":1,"maximum":86400,"default":3600,"description":"A build running longer is stopped and recorded as failed."},"keepGcRoots":{"type":"integer","minimum":1,"maximum":100,"default":3,"description":"How many built systems the watcher keeps GC roots for."}}},"poll":{"type":"object","additionalProperties":false,"properties":{"intervalSec":{"type":"integer","minimum":1,"maximum":86400,"default":300,"description":"Seconds between two asks for the branch head."},"jitterSec":{"type":"integer","minimum":0,"maximum":86400,"default":30,"description":"Random extra delay added to every interval, so a fleet does not poll in step."},"maxBackoffSec":{"type":"integer","minimum":1,"maximum":86400,"default":900,"description":"Ceiling of the exponential back-off after errors."}}},"trust":{"type":"object","additionalProperties":false,"description":"Commit signatures, checked by the watcher after the fetch and before anything is checked out, evaluated or built (docs/security.md).","properties":{"mode":{"enum":["off","head","all"],"default":"off","description":"off: no signature is checked. head: the new branch head must carry a good signature from a trusted key. all: every commit reachable from the new head and not from the deployed commit (nor from trust.since), merges included, must."},"since":{"type":["string","null"],"pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","default":null,"description":"Mode all: a commit the operator vouches for; it and its history are not checked (the chain starts after it). Without it and with nothing deployed yet, the whole history is checked."},"allowedSigners":{"type":"array","maxItems":256,"default":[],"items":{"type":"object","additionalProperties":false,"required":["principal","key"],"properties":{"principal":{"type":"string","minLength":1,"maxLength":256,"pattern":"^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$","description":"Who the key belongs to (git's allowed-signers principals: comma-separated, patterns allowed)."},"key":{"type":"string","maxLength":16384,"pattern":"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$","description":"The SSH public key: type and base64, without a comment."},"validAfter":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key signs only from this time on (YYYYMMDD[HHMM[SS]][Z], as in ssh-keygen's valid-after)."},"validBefore":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key is trusted only before this time (YYYYMMDD[HHMM[SS]][Z], as in valid-before); judged at the commit's date by git and at the time of the check by pullnix."}}},"description":"SSH keys whose signatures are trusted (git's gpg.ssh.allowedSignersFile, written by the watcher with namespaces=\"git\")."},"openpgpKeys":{"type":"array","maxItems":64,"default":[],"items":{"type":"string","maxLength":1048576,"pattern":"^-----BEGIN PGP PUBLIC KEY BLOCK-----"},"description":"ASCII-armored OpenPGP public keys whose signatures are trusted; imported into a keyring the watcher owns (<stateDir>/trust/gnupg), never root's."}}},"activation":{"enum":["test","switch"],"default":"test","description":"test: activate with switch-to-configuration test, move the boot default only after verification (a power cut boots the last good system). switch: classic order, switch then verify then switch back."},"verify":{"type":"object","additionalProperties":false,"properties":{"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":120,"description":"How long the git connectivity check may keep retrying before the deployment is rolled back."},"initialBackoffMs":{"type":"integer","minimum":10,"maximum":60000,"default":1000,"description":"First pause between connectivity attempts; doubles up to 15 s."},"attemptTimeoutSec":{"type":"integer","minimum":1,"maximum":600,"default":20,"description":"One git ls-remote attempt is killed after this long."},"failedUnits":{"type":"object","additionalProperties":false,"default":{},"description":"The newly-failed-units check: a unit failed (or auto-restarting after a failure) after activation, and not before it, fails the deployment.","properties":{"enable":{"type":"boolean","default":true,"description":"Run the newly-failed-units check (on by default)."},"settleSec":{"type":"integer","minimum":0,"maximum":600,"default":5,"description":"The longest a unit the activation started or restarted is watched for a crash loop (a crash-looping unit is running for a moment between its failures). Each such unit is watched for its own window, from its restart settings (none with Restart=no; RestartSec plus StartLimitIntervalSec/StartLimitBurst otherwise), at most this; a deployment that moves no unit waits for none. Without the units' state from before the activation (crash recovery, after a reboot), every unit is held to this many seconds. Ends at verify.timeoutSec at the latest."}}}}},"checks":{"type":"object","default":{},"maxProperties":64,"description":"Declared health checks, by name (letters, digits, '_' and '-'; not 'git', 'failed-units', 'pullnix-config' or 'pullnix-start'). Each is retried with back-off until verify.timeoutSec after activation; all must pass for the deployment to succeed.","x-pullnix-reserved":["git","failed-units","pullnix-config","pullnix-start"],"additionalProperties":{"type":"object","additionalProperties":false,"required":["type"],"x-pullnix-kinds":{"command":{"uses":["argv","user"],"requires":["argv"]},"http":{"uses":["url","expectStatus","bodyPattern"],"requires":["url"]},"tcp":{"uses":["host","port"],"requires":["host","port"]},"unit":{"uses":["unit"],"requires":["unit"]}},"properties":{"type":{"enum":["command","http","tcp","unit"],"description":"command: argv exits 0; http: url answers with the expected status (and body); tcp: host:port accepts a connection; unit: the unit is active (a oneshot: ran and succeeded)."},"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"maxItems":256,"default":[],"description":"command: the program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"command: the user it runs as; null: a dynamic unprivileged user (systemd DynamicUser), never root unless named."},"url":{"type":["string","null"],"pattern":"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$","maxLength":2048,"default":null,"description":"http: the URL fetched (GET), http:// or https://."},"expectStatus":{"type":["integer","null"],"minimum":100,"maximum":599,"default":null,"description":"http: the status that passes; null: any 2xx."},"bodyPattern":{"type":["string","null"],"maxLength":1024,"default":null,"description":"http: a regular expression (JavaScript) the response body must match."},"host":{"type":["string","null"],"minLength":1,"maxLength":253,"default":null,"description":"tcp: host name or address."},"port":{"type":["integer","null"],"minimum":1,"maximum":65535,"default":null,"description":"tcp: port."},"unit":{"type":["string","null"],"pattern":"^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$","maxLength":256,"default":null,"description":"unit: the systemd unit name."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":10,"description":"One attempt is stopped after this long; at most verify.timeoutSec."}}}},"hooks":{"type":"object","additionalProperties":false,"default":{},"description":"Commands run around a deployment. preDeploy (run by the watcher before it asks for a deployment) may postpone it: a non-zero exit means not now, asked again at the next poll. onSuccess and onFailure (run by the executor after the outcome) only notify: their failure is logged and changes nothing.","properties":{"preDeploy":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the watcher after the build, before it asks for the deployment: exit 0 deploys; any other exit (or a timeout) means not now, asked again at the next poll (not a failure).","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}},"onSuccess":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the executor after a deployment succeeded. Notify only: its failure is logged (hook.failed) and changes nothing.","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}},"onFailure":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the executor after a deployment did not succeed (rolled back, rollback failed, reboot required, interrupted). Notify only.","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}}}},"metrics":{"type":"object","additionalProperties":false,"default":{},"properties":{"textfileDirectory":{"type":["string","null"],"pattern":"^/","maxLength":1024,"default":null,"description":"Directory of node_exporter's textfile collector: each daemon writes its own pullnix-<daemon>.prom there, atomically, on every change. null: no metrics."}}},"activationTimeoutSec":{"type":"integer","minimum":10,"maximum":86400,"default":1800,"description":"switch-to-configuration running longer is stopped and treated as failed."},"reboot":{"type":"object","additionalProperties":false,"description":"Deployments that need a reboot (a changed kernel, initrd or kernel modules, or switch-to-configuration exit 100): docs/executor.md \"Reboots\".","properties":{"mode":{"enum":["never","window"],"default":"never","description":"never: pullnix never reboots (exit 100 ends reboot-required; a kernel-only change is activated with test, verified, committed and reported as needing a reboot). window: the new system is booted on trial inside reboot.window (or on pullnix-ctl reboot-now), verified after the boot and made the boot default only then; when it fails, the previous system is booted again."},"window":{"type":"object","additionalProperties":false,"default":{},"description":"Local times (HH:MM, 24 h) between which pullnix may reboot; an end before the start crosses midnight (22:00-04:00).","properties":{"start":{"type":"string","pattern":"^([01][0-9]|2[0-3]):[0-5][0-9]$","default":"01:00"},"end":{"type":"string","pattern":"^([01][0-9]|2[0-3]):[0-5][0-9]$","default":"05:00"}}},"bootloader":{"enum":["systemd-boot","grub","none"],"default":"systemd-boot","description":"How the trial boot is made a boot-once: systemd-boot (bootctl set-oneshot), grub (grub-reboot; NixOS's grub.cfg honours next_entry whatever boot.loader.grub.default is, and \"saved\" must not be used), none (the new system becomes the boot default for the trial; only the fallback reboot protects). The NixOS module sets it from boot.loader.*.enable."}}},"operators":{"type":"object","additionalProperties":false,"properties":{"group":{"type":"string","pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":"pullnix","description":"Group whose members may use the socket."},"keys":{"type":"array","maxItems":256,"default":[],"items":{"type":"object","additionalProperties":false,"required":["id","publicKey"],"properties":{"id":{"type":"string","pattern":"^[A-Za-z0-9._@-]{1,64}$"},"publicKey":{"type":"string","pattern":"^ed25519:[A-Za-z0-9_-]{43}$"}}},"description":"Operator public keys (pullnix-ctl key show). Operators may use every method."}}},"gates":{"type":"object","additionalProperties":false,"description":"Checks a built system must pass before the watcher asks the executor to deploy it.","properties":{"vulnerabilities":{"type":"object","additionalProperties":false,"default":{},"description":"The vulnerability gate: the new system's closure and the live system's are scanned with vulnix (NIST NVD); the new system is refused when it brings in a vulnerability the live system does not have. docs/vulnerabilities.md.","properties":{"enable":{"type":"boolean","default":false,"description":"Scan every built system with vulnix before it is deployed. Off by default."},"command":{"type":"string","minLength":1,"maxLength":4096,"default":"vulnix","description":"The vulnix executable: an absolute path, or a name looked up in PATH."},"extraFlags":{"type":"array","items":{"type":"string","maxLength":1024},"maxItems":64,"default":[],"description":"Extra arguments for vulnix, e.g. [\"--mirror\", \"https://nvd.example.org/feeds/json/cve/2.0/\"] or [\"--whitelist\", \"/etc/vulnix-whitelist.toml\"]."},"minSeverity":{"type":"number","minimum":0,"maximum":10,"default":7,"description":"CVSS v3 base score from which a new vulnerability counts (0 to 10). A vulnerability without a CVSS v3 score counts only when this is 0."},"allow":{"type":"array","items":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"maxItems":1000,"default":[],"description":"CVE ids accepted on purpose (like vulnix's whitelist): never a reason to refuse a system."},"onNew":{"enum":["refuse","warn"],"default":"refuse","description":"refuse: a system with a new vulnerability is not deployed, and not tried again until the branch moves or pullnix-ctl retry. warn: it is deployed, with a warning."},"onError":{"enum":["allow","refuse"],"default":"allow","description":"When a scan fails or times out. allow: deploy anyway, with a warning (an unreachable vulnerability database must not block the deployment of a security fix). refuse: do not deploy now; try again after a back-off."},"timeoutSec":{"type":"integer","minimum":1,"maximum":86400,"default":900,"description":"Time limit of the whole gate (every scan it runs). vulnix's first run downloads the NVD data and can take minutes."}}}}},"report":{"type":"object","additionalProperties":false,"default":{},"description":"Commit statuses: after each step of a deployment the watcher posts a status on the commit at the forge, with context pullnix/<ring>/<host> (pullnix/<host> without a ring), through a durable outbox in its state directory. docs/report.md.","properties":{"enable":{"type":"boolean","default":false,"description":"Post a commit status for every deployment. Off by default."},"forge":{"enum":["github","gitea"],"default":"github","description":"github: GitHub or GitHub Enterprise Server (REST v3). gitea: Gitea or Forgejo (API v1)."},"apiUrl":{"type":"string","pattern":"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$","maxLength":2048,"default":"https://api.github.com","description":"The forge's API base URL: https://api.github.com, https://<host>/api/v3 (GitHub Enterprise Server), https://<host>/api/v1 (Gitea, Forgejo)."},"repository":{"type":["string","null"],"pattern":"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$","maxLength":256,"default":null,"description":"owner/name of the configuration repository at the forge. Required with enable."},"tokenFile":{"type":["string","null"],"pattern":"^/","maxLength":1024,"default":null,"description":"A file holding the forge token (GitHub: a token allowed to write commit statuses; Gitea: an access token with repository write). Read by the watcher alone, at each post: never copied into the Nix store, the journal, the metrics or status. Required with enable."},"targetUrl":{"type":["string","null"],"pattern":"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$","maxLength":2048,"default":null,"description":"A link shown with each status (a dashboard of the fleet, say); null: none."},"haltAfter":{"type":["integer","null"],"minimum":1,"maximum":100000,"default":null,"description":"Decentralised halt: refuse a commit that already carries at least this many failure statuses from hosts of this machine's ring (contexts pullnix/<ring>/…). null: never halt."},"outboxLimit":{"type":"integer","minimum":8,"maximum":100000,"default":256,"description":"The most statuses the outbox holds. Past it, the oldest pending (non-terminal) status is dropped first; terminal statuses (success, failure, error) are kept."},"timeoutSec":{"type":"integer","minimum":1,"maximum":600,"default":30,"description":"Time limit of one request to the forge."}}},"socketPath":{"type":"string","pattern":"^/","maxLength":100,"default":"/run/pullnix/executor.sock"},"privateSocketPath":{"description":"Root's own socket (the watcher, root's pullnix-ctl), in a 0700 directory of its own; null: <directory of socketPath>/root/<name of socketPath>.","type":["string","null"],"pattern":"^/","maxLength":100,"default":null},"watcher":{"description":"The watcher's own identity (docs/security.md, docs/decisions.md D20). Set by the NixOS module.","type":"object","additionalProperties":false,"properties":{"user":{"description":"The unprivileged user the watcher runs as: the executor serves it a socket of its own (group: the user's primary group) and trusts the public half of the key the watcher creates in its state directory. null: the watcher runs as the executor's user and shares its state directory, keys and root's socket (development and tests).","type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null},"stateDir":{"description":"The watcher's state directory (checkout, GC roots, memory, its key); null: /var/lib/<user> with a user, stateDir without.","type":["string","null"],"pattern":"^/","maxLength":1024,"default":null},"socketPath":{"description":"The socket the executor serves the watcher on when it has a user, in a directory of its own (0750 root:<the watcher's group>); null: <directory of socketPath>-watcher/<name of socketPath>, beside the operator group's directory (the default socketPath gives /run/pullnix-watcher/executor.sock).","type":["string","null"],"pattern":"^/","maxLength":100,"default":null}}},"stateDir":{"type":"string","pattern":"^/","maxLength":1024,"default":"/var/lib/pullnix"},"logLevel":{"enum":["error","warning","info","debug"],"default":"info"},"units":{"type":"object","additionalProperties":false,"properties":{"executor":{"type":"string","pattern":"^[A-Za-z0-9@._-]+\\.service$","default":"pullnix-executor.service"},"watcher":{"type":"string","pattern":"^[A-Za-z0-9@._-]+\\.service$","default":"pullnix-watcher.service"}}},"paths":{"type":"object","additionalProperties":false,"description":"Where the system lives. Only tests change these.","properties":{"systemProfile":{"type":"string","pattern":"^/","default":"/nix/var/nix/profiles/system"},"currentSystem":{"type":"string","pattern":"^/","default":"/run/current-system"},"storeDir":{"type":"string","pattern":"^/","default":"/nix/store"},"gcRootsDir":{"type":"string","pattern":"^/","default":"/nix/var/nix/gcroots/pullnix","description":"Where the executor keeps a deployment's previous and new systems alive (GC roots) until its outcome."},"bootId":{"type":"string","pattern":"^/","default":"/proc/sys/kernel/random/boot_id","description":"The kernel's boot id: tells crash recovery whether the machine restarted since a deployment began."},"bootedSystem":{"type":"string","pattern":"^/","default":"/run/booted-system","description":"The system the machine booted: a new system whose kernel, initrd or kernel modules differ from it needs a reboot."},"grubConfig":{"type":"string","pattern":"^/","default":"/boot/grub/grub.cfg","description":"GRUB's menu as NixOS's install-grub.pl writes it: reboot.bootloader grub finds the trial entry in it by the system it boots."},"grubEnv":{"type":"string","pattern":"^/","default":"/boot/grub/grubenv","description":"GRUB's environment block (next_entry); grub-reboot's --boot-directory is the directory above its grub/."},"mountInfo":{"type":"string","pattern":"^/","default":"/proc/self/mountinfo","description":"Which filesystem holds grubEnv: GRUB cannot save its environment on ZFS, btrfs, LVM or mdraid."}}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://pullnix.dev/schema/config.json","title":"pullnix configuration (/etc/pullnix/config.json)","description":"Read by pullnix-executor, pullnix-watcher and pullnix-ctl. Written by the NixOS module (services.pullnix). Every key not listed here is an error.","type":"object","additionalProperties":false,"required":["repository","build"],"properties":{"repository":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","minLength":1,"maxLength":2048,"description":"Git remote URL of the configuration repository (ssh://, git@host:path, https://, file:// or a local path)."},"branch":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9._/-]+$","default":"main","description":"Branch to follow."},"sshKeyFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Private SSH deploy key (read-only access is enough)."},"knownHostsFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Pinned known_hosts file; host keys are checked strictly."},"allowNonDescendant":{"type":"boolean","default":false,"description":"Deploy a branch head that does not descend from the deployed commit (force-push, history rewrite). Off by default: such a head is refused."},"fetchTimeoutSec":{"type":"integer","minimum":10,"maximum":86400,"default":600,"description":"A fetch that prints nothing, not even progress, for this many seconds is stopped (and retried with back-off). An inactivity limit, not a limit on the whole fetch: a large first fetch that keeps making progress completes."}}},"build":{"type":"object","additionalProperties":false,"required":["mode"],"properties":{"mode":{"enum":["flake","classic"],"description":"flake: <checkout>#nixosConfigurations.<host>.config.system.build.toplevel; classic: <nixpkgs/nixos> with nixos-config=<checkout>/<file>."},"host":{"type":["string","null"],"pattern":"^[A-Za-z0-9._-]+$","maxLength":253,"default":null,"description":"Flake host attribute; null means this machine's host name."},"file":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^[^/].*$","default":"configuration.nix","description":"Classic mode: configuration file relative to the repository root."},"extraFlags":{"type":"array","items":{"type":"string","maxLength":1024},"maxItems":64,"default":[],"description":"Extra arguments for nix build / nix-build, e.g. [\"--max-jobs\", \"0\"]."},"timeoutSec":{"type":"integer","minimum":1,"maximum":86400,"default":3600,"description":"A build running longer is stopped and recorded as failed."},"keepGcRoots":{"type":"integer","minimum":1,"maximum":100,"default":3,"description":"How many built systems the watcher keeps GC roots for."}}},"poll":{"type":"object","additionalProperties":false,"properties":{"intervalSec":{"type":"integer","minimum":1,"maximum":86400,"default":300,"description":"Seconds between two asks for the branch head."},"jitterSec":{"type":"integer","minimum":0,"maximum":86400,"default":30,"description":"Random extra delay added to every interval, so a fleet does not poll in step."},"maxBackoffSec":{"type":"integer","minimum":1,"maximum":86400,"default":900,"description":"Ceiling of the exponential back-off after errors."}}},"ring":{"type":"object","additionalProperties":false,"default":{},"description":"Rolling out in rings (docs/rings.md): the ring this host belongs to, the branch it follows, and an optional phased start within the ring. pullnix-promote fast-forwards each ring's branch once the ring before it is healthy.","properties":{"name":{"type":["string","null"],"minLength":1,"maxLength":64,"pattern":"^[A-Za-z0-9._-]+$","default":null,"description":"The ring's name, as in the repository's rings.json (e.g. canary, early, prod); null: no ring, the host follows repository.branch."},"branch":{"type":["string","null"],"minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9._/-]+$","default":null,"description":"The branch the ring follows; null: rings/<name>. With a ring it is the repository branch this host follows (repository.branch must then be left unset)."},"phases":{"type":"array","maxItems":32,"default":[],"description":"Phased start within the ring: a host deploys commit C only once hash(machine-id, C) falls under the share allowed by the time since this host first saw the ring's branch at C (e.g. [{afterSec: 0, share: 10}, {afterSec: 7200, share: 50}, {afterSec: 21600, share: 100}]). Empty: every host at once. afterSec ascending, shares not decreasing, the last share 100.","items":{"type":"object","additionalProperties":false,"required":["afterSec","share"],"properties":{"afterSec":{"type":"integer","minimum":0,"maximum":31536000,"description":"Seconds since the host first saw the branch at the commit."},"share":{"type":"integer","minimum":0,"maximum":100,"description":"Percent of the ring's hosts allowed from then on."}}}}}},"trust":{"type":"object","additionalProperties":false,"description":"Commit signatures, checked by the watcher after the fetch and before anything is checked out, evaluated or built (docs/security.md).","properties":{"mode":{"enum":["off","head","all"],"default":"off","description":"off: no signature is checked. head: the new branch head must carry a good signature from a trusted key. all: every commit reachable from the new head and not from the deployed commit (nor from trust.since), merges included, must."},"since":{"type":["string","null"],"pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","default":null,"description":"Mode all: a commit the operator vouches for; it and its history are not checked (the chain starts after it). Without it and with nothing deployed yet, the whole history is checked."},"allowedSigners":{"type":"array","maxItems":256,"default":[],"items":{"type":"object","additionalProperties":false,"required":["principal","key"],"properties":{"principal":{"type":"string","minLength":1,"maxLength":256,"pattern":"^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$","description":"Who the key belongs to (git's allowed-signers principals: comma-separated, patterns allowed)."},"key":{"type":"string","maxLength":16384,"pattern":"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$","description":"The SSH public key: type and base64, without a comment."},"validAfter":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key signs only from this time on (YYYYMMDD[HHMM[SS]][Z], as in ssh-keygen's valid-after)."},"validBefore":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key is trusted only before this time (YYYYMMDD[HHMM[SS]][Z], as in valid-before); judged at the commit's date by git and at the time of the check by pullnix."}}},"description":"SSH keys whose signatures are trusted (git's gpg.ssh.allowedSignersFile, written by the watcher with namespaces=\"git\")."},"openpgpKeys":{"type":"array","maxItems":64,"default":[],"items":{"type":"string","maxLength":1048576,"pattern":"^-----BEGIN PGP PUBLIC KEY BLOCK-----"},"description":"ASCII-armored OpenPGP public keys whose signatures are trusted; imported into a keyring the watcher owns (<stateDir>/trust/gnupg), never root's."}}},"activation":{"enum":["test","switch"],"default":"test","description":"test: activate with switch-to-configuration test, move the boot default only after verification (a power cut boots the last good system). switch: classic order, switch then verify then switch back."},"verify":{"type":"object","additionalProperties":false,"properties":{"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":120,"description":"How long the git connectivity check may keep retrying before the deployment is rolled back."},"initialBackoffMs":{"type":"integer","minimum":10,"maximum":60000,"default":1000,"description":"First pause between connectivity attempts; doubles up to 15 s."},"attemptTimeoutSec":{"type":"integer","minimum":1,"maximum":600,"default":20,"description":"One git ls-remote attempt is killed after this long."},"failedUnits":{"type":"object","additionalProperties":false,"default":{},"description":"The newly-failed-units check: a unit failed (or auto-restarting after a failure) after activation, and not before it, fails the deployment.","properties":{"enable":{"type":"boolean","default":true,"description":"Run the newly-failed-units check (on by default)."},"settleSec":{"type":"integer","minimum":0,"maximum":600,"default":5,"description":"The longest a unit the activation started or restarted is watched for a crash loop (a crash-looping unit is running for a moment between its failures). Each such unit is watched for its own window, from its restart settings (none with Restart=no; RestartSec plus StartLimitIntervalSec/StartLimitBurst otherwise), at most this; a deployment that moves no unit waits for none. Without the units' state from before the activation (crash recovery, after a reboot), every unit is held to this many seconds. Ends at verify.timeoutSec at the latest."}}}}},"checks":{"type":"object","default":{},"maxProperties":64,"description":"Declared health checks, by name (letters, digits, '_' and '-'; not 'git', 'failed-units', 'pullnix-config' or 'pullnix-start'). Each is retried with back-off until verify.timeoutSec after activation; all must pass for the deployment to succeed.","x-pullnix-reserved":["git","failed-units","pullnix-config","pullnix-start"],"additionalProperties":{"type":"object","additionalProperties":false,"required":["type"],"x-pullnix-kinds":{"command":{"uses":["argv","user"],"requires":["argv"]},"http":{"uses":["url","expectStatus","bodyPattern"],"requires":["url"]},"tcp":{"uses":["host","port"],"requires":["host","port"]},"unit":{"uses":["unit"],"requires":["unit"]}},"properties":{"type":{"enum":["command","http","tcp","unit"],"description":"command: argv exits 0; http: url answers with the expected status (and body); tcp: host:port accepts a connection; unit: the unit is active (a oneshot: ran and succeeded)."},"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"maxItems":256,"default":[],"description":"command: the program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"command: the user it runs as; null: a dynamic unprivileged user (systemd DynamicUser), never root unless named."},"url":{"type":["string","null"],"pattern":"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$","maxLength":2048,"default":null,"description":"http: the URL fetched (GET), http:// or https://."},"expectStatus":{"type":["integer","null"],"minimum":100,"maximum":599,"default":null,"description":"http: the status that passes; null: any 2xx."},"bodyPattern":{"type":["string","null"],"maxLength":1024,"default":null,"description":"http: a regular expression (JavaScript) the response body must match."},"host":{"type":["string","null"],"minLength":1,"maxLength":253,"default":null,"description":"tcp: host name or address."},"port":{"type":["integer","null"],"minimum":1,"maximum":65535,"default":null,"description":"tcp: port."},"unit":{"type":["string","null"],"pattern":"^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$","maxLength":256,"default":null,"description":"unit: the systemd unit name."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":10,"description":"One attempt is stopped after this long; at most verify.timeoutSec."}}}},"hooks":{"type":"object","additionalProperties":false,"default":{},"description":"Commands run around a deployment. preDeploy (run by the watcher before it asks for a deployment) may postpone it: a non-zero exit means not now, asked again at the next poll. onSuccess and onFailure (run by the executor after the outcome) only notify: their failure is logged and changes nothing.","properties":{"preDeploy":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the watcher after the build, before it asks for the deployment: exit 0 deploys; any other exit (or a timeout) means not now, asked again at the next poll (not a failure).","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}},"onSuccess":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the executor after a deployment succeeded. Notify only: its failure is logged (hook.failed) and changes nothing.","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}},"onFailure":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the executor after a deployment did not succeed (rolled back, rollback failed, reboot required, interrupted). Notify only.","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}}}},"metrics":{"type":"object","additionalProperties":false,"default":{},"properties":{"textfileDirectory":{"type":["string","null"],"pattern":"^/","maxLength":1024,"default":null,"description":"Directory of node_exporter's textfile collector: each daemon writes its own pullnix-<daemon>.prom there, atomically, on every change. null: no metrics."}}},"activationTimeoutSec":{"type":"integer","minimum":10,"maximum":86400,"default":1800,"description":"switch-to-configuration running longer is stopped and treated as failed."},"reboot":{"type":"object","additionalProperties":false,"description":"Deployments that need a reboot (a changed kernel, initrd or kernel modules, or switch-to-configuration exit 100): docs/executor.md \"Reboots\".","properties":{"mode":{"enum":["never","window"],"default":"never","description":"never: pullnix never reboots (exit 100 ends reboot-required; a kernel-only change is activated with test, verified, committed and reported as needing a reboot). window: the new system is booted on trial inside reboot.window (or on pullnix-ctl reboot-now), verified after the boot and made the boot default only then; when it fails, the previous system is booted again."},"window":{"type":"object","additionalProperties":false,"default":{},"description":"Local times (HH:MM, 24 h) between which pullnix may reboot; an end before the start crosses midnight (22:00-04:00).","properties":{"start":{"type":"string","pattern":"^([01][0-9]|2[0-3]):[0-5][0-9]$","default":"01:00"},"end":{"type":"string","pattern":"^([01][0-9]|2[0-3]):[0-5][0-9]$","default":"05:00"}}},"bootloader":{"enum":["systemd-boot","grub","none"],"default":"systemd-boot","description":"How the trial boot is made a boot-once: systemd-boot (bootctl set-oneshot), grub (grub-reboot; NixOS's grub.cfg honours next_entry whatever boot.loader.grub.default is, and \"saved\" must not be used), none (the new system becomes the boot default for the trial; only the fallback reboot protects). The NixOS module sets it from boot.loader.*.enable."}}},"operators":{"type":"object","additionalProperties":false,"properties":{"group":{"type":"string","pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":"pullnix","description":"Group whose members may use the socket."},"keys":{"type":"array","maxItems":256,"default":[],"items":{"type":"object","additionalProperties":false,"required":["id","publicKey"],"properties":{"id":{"type":"string","pattern":"^[A-Za-z0-9._@-]{1,64}$"},"publicKey":{"type":"string","pattern":"^ed25519:[A-Za-z0-9_-]{43}$"}}},"description":"Operator public keys (pullnix-ctl key show). Operators may use every method."}}},"gates":{"type":"object","additionalProperties":false,"description":"Checks a built system must pass before the watcher asks the executor to deploy it.","properties":{"vulnerabilities":{"type":"object","additionalProperties":false,"default":{},"description":"The vulnerability gate: the new system's closure and the live system's are scanned with vulnix (NIST NVD); the new system is refused when it brings in a vulnerability the live system does not have. docs/vulnerabilities.md.","properties":{"enable":{"type":"boolean","default":false,"description":"Scan every built system with vulnix before it is deployed. Off by default."},"command":{"type":"string","minLength":1,"maxLength":4096,"default":"vulnix","description":"The vulnix executable: an absolute path, or a name looked up in PATH."},"extraFlags":{"type":"array","items":{"type":"string","maxLength":1024},"maxItems":64,"default":[],"description":"Extra arguments for vulnix, e.g. [\"--mirror\", \"https://nvd.example.org/feeds/json/cve/2.0/\"] or [\"--whitelist\", \"/etc/vulnix-whitelist.toml\"]."},"minSeverity":{"type":"number","minimum":0,"maximum":10,"default":7,"description":"CVSS v3 base score from which a new vulnerability counts (0 to 10). A vulnerability without a CVSS v3 score counts only when this is 0."},"allow":{"type":"array","items":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"maxItems":1000,"default":[],"description":"CVE ids accepted on purpose (like vulnix's whitelist): never a reason to refuse a system."},"onNew":{"enum":["refuse","warn"],"default":"refuse","description":"refuse: a system with a new vulnerability is not deployed, and not tried again until the branch moves or pullnix-ctl retry. warn: it is deployed, with a warning."},"onError":{"enum":["allow","refuse"],"default":"allow","description":"When a scan fails or times out. allow: deploy anyway, with a warning (an unreachable vulnerability database must not block the deployment of a security fix). refuse: do not deploy now; try again after a back-off."},"timeoutSec":{"type":"integer","minimum":1,"maximum":86400,"default":900,"description":"Time limit of the whole gate (every scan it runs). vulnix's first run downloads the NVD data and can take minutes."}}}}},"report":{"type":"object","additionalProperties":false,"default":{},"description":"Commit statuses: after each step of a deployment the watcher posts a status on the commit at the forge, with context pullnix/<ring>/<host> (pullnix/<host> without a ring), through a durable outbox in its state directory. docs/report.md.","properties":{"enable":{"type":"boolean","default":false,"description":"Post a commit status for every deployment. Off by default."},"forge":{"enum":["github","gitea"],"default":"github","description":"github: GitHub or GitHub Enterprise Server (REST v3). gitea: Gitea or Forgejo (API v1)."},"apiUrl":{"type":"string","pattern":"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$","maxLength":2048,"default":"https://api.github.com","description":"The forge's API base URL: https://api.github.com, https://<host>/api/v3 (GitHub Enterprise Server), https://<host>/api/v1 (Gitea, Forgejo)."},"repository":{"type":["string","null"],"pattern":"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$","maxLength":256,"default":null,"description":"owner/name of the configuration repository at the forge. Required with enable."},"tokenFile":{"type":["string","null"],"pattern":"^/","maxLength":1024,"default":null,"description":"A file holding the forge token (GitHub: a token allowed to write commit statuses; Gitea: an access token with repository write). Read by the watcher alone, at each post: never copied into the Nix store, the journal, the metrics or status. Required with enable."},"targetUrl":{"type":["string","null"],"pattern":"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$","maxLength":2048,"default":null,"description":"A link shown with each status (a dashboard of the fleet, say); null: none."},"haltAfter":{"type":["integer","null"],"minimum":1,"maximum":100000,"default":null,"description":"Decentralised halt: refuse a commit that already carries at least this many failure statuses from hosts of this machine's ring (contexts pullnix/<ring>/…). null: never halt."},"outboxLimit":{"type":"integer","minimum":8,"maximum":100000,"default":256,"description":"The most statuses the outbox holds. Past it, the oldest pending (non-terminal) status is dropped first; terminal statuses (success, failure, error) are kept."},"timeoutSec":{"type":"integer","minimum":1,"maximum":600,"default":30,"description":"Time limit of one request to the forge."}}},"socketPath":{"type":"string","pattern":"^/","maxLength":100,"default":"/run/pullnix/executor.sock"},"privateSocketPath":{"description":"Root's own socket (the watcher, root's pullnix-ctl), in a 0700 directory of its own; null: <directory of socketPath>/root/<name of socketPath>.","type":["string","null"],"pattern":"^/","maxLength":100,"default":null},"watcher":{"description":"The watcher's own identity (docs/security.md, docs/decisions.md D20). Set by the NixOS module.","type":"object","additionalProperties":false,"properties":{"user":{"description":"The unprivileged user the watcher runs as: the executor serves it a socket of its own (group: the user's primary group) and trusts the public half of the key the watcher creates in its state directory. null: the watcher runs as the executor's user and shares its state directory, keys and root's socket (development and tests).","type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null},"stateDir":{"description":"The watcher's state directory (checkout, GC roots, memory, its key); null: /var/lib/<user> with a user, stateDir without.","type":["string","null"],"pattern":"^/","maxLength":1024,"default":null},"socketPath":{"description":"The socket the executor serves the watcher on when it has a user, in a directory of its own (0750 root:<the watcher's group>); null: <directory of socketPath>-watcher/<name of socketPath>, beside the operator group's directory (the default socketPath gives /run/pullnix-watcher/executor.sock).","type":["string","null"],"pattern":"^/","maxLength":100,"default":null}}},"stateDir":{"type":"string","pattern":"^/","maxLength":1024,"default":"/var/lib/pullnix"},"logLevel":{"enum":["error","warning","info","debug"],"default":"info"},"units":{"type":"object","additionalProperties":false,"properties":{"executor":{"type":"string","pattern":"^[A-Za-z0-9@._-]+\\.service$","default":"pullnix-executor.service"},"watcher":{"type":"string","pattern":"^[A-Za-z0-9@._-]+\\.service$","default":"pullnix-watcher.service"}}},"paths":{"type":"object","additionalProperties":false,"description":"Where the system lives. Only tests change these.","properties":{"systemProfile":{"type":"string","pattern":"^/","default":"/nix/var/nix/profiles/system"},"currentSystem":{"type":"string","pattern":"^/","default":"/run/current-system"},"storeDir":{"type":"string","pattern":"^/","default":"/nix/store"},"gcRootsDir":{"type":"string","pattern":"^/","default":"/nix/var/nix/gcroots/pullnix","description":"Where the executor keeps a deployment's previous and new systems alive (GC roots) until its outcome."},"bootId":{"type":"string","pattern":"^/","default":"/proc/sys/kernel/random/boot_id","description":"The kernel's boot id: tells crash recovery whether the machine restarted since a deployment began."},"bootedSystem":{"type":"string","pattern":"^/","default":"/run/booted-system","description":"The system the machine booted: a new system whose kernel, initrd or kernel modules differ from it needs a reboot."},"grubConfig":{"type":"string","pattern":"^/","default":"/boot/grub/grub.cfg","description":"GRUB's menu as NixOS's install-grub.pl writes it: reboot.bootloader grub finds the trial entry in it by the system it boots."},"grubEnv":{"type":"string","pattern":"^/","default":"/boot/grub/grubenv","description":"GRUB's environment block (next_entry); grub-reboot's --boot-directory is the directory above its grub/."},"mountInfo":{"type":"string","pattern":"^/","default":"/proc/self/mountinfo","description":"Which filesystem holds grubEnv: GRUB cannot save its environment on ZFS, btrfs, LVM or mdraid."}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = ajvRuntime_ucs2length.default;
 const pattern0 = new RegExp("^[A-Za-z0-9._/-]+$", "u");
 const pattern1 = new RegExp("^/", "u");
 const pattern3 = new RegExp("^[A-Za-z0-9._-]+$", "u");
 const pattern4 = new RegExp("^[^/].*$", "u");
-const pattern5 = new RegExp("^([0-9a-f]{40}|[0-9a-f]{64})$", "u");
-const pattern6 = new RegExp("^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$", "u");
-const pattern7 = new RegExp("^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$", "u");
-const pattern8 = new RegExp("^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$", "u");
-const pattern10 = new RegExp("^-----BEGIN PGP PUBLIC KEY BLOCK-----", "u");
-const pattern11 = new RegExp("^[a-z_][a-z0-9_-]*$", "u");
-const pattern12 = new RegExp("^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$", "u");
-const pattern13 = new RegExp("^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$", "u");
-const pattern18 = new RegExp("^([01][0-9]|2[0-3]):[0-5][0-9]$", "u");
-const pattern21 = new RegExp("^[A-Za-z0-9._@-]{1,64}$", "u");
-const pattern22 = new RegExp("^ed25519:[A-Za-z0-9_-]{43}$", "u");
-const pattern23 = new RegExp("^CVE-[0-9]{4}-[0-9]{4,}$", "u");
-const pattern25 = new RegExp("^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$", "u");
-const pattern34 = new RegExp("^[A-Za-z0-9@._-]+\\.service$", "u");
+const pattern7 = new RegExp("^([0-9a-f]{40}|[0-9a-f]{64})$", "u");
+const pattern8 = new RegExp("^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$", "u");
+const pattern9 = new RegExp("^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$", "u");
+const pattern10 = new RegExp("^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$", "u");
+const pattern12 = new RegExp("^-----BEGIN PGP PUBLIC KEY BLOCK-----", "u");
+const pattern13 = new RegExp("^[a-z_][a-z0-9_-]*$", "u");
+const pattern14 = new RegExp("^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$", "u");
+const pattern15 = new RegExp("^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$", "u");
+const pattern20 = new RegExp("^([01][0-9]|2[0-3]):[0-5][0-9]$", "u");
+const pattern23 = new RegExp("^[A-Za-z0-9._@-]{1,64}$", "u");
+const pattern24 = new RegExp("^ed25519:[A-Za-z0-9_-]{43}$", "u");
+const pattern25 = new RegExp("^CVE-[0-9]{4}-[0-9]{4,}$", "u");
+const pattern27 = new RegExp("^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$", "u");
+const pattern36 = new RegExp("^[A-Za-z0-9@._-]+\\.service$", "u");
 
 const validate10 = (function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 /*# sourceURL="https://pullnix.dev/schema/config.json" */;
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
+if(data.ring === undefined){
+data.ring = {};
+}
 if(data.activation === undefined){
 data.activation = "test";
 }
@@ -723,24 +726,20 @@ vErrors.push(err54);
 errors++;
 }
 }
-if(data.trust !== undefined){
-let data19 = data.trust;
+let data19 = data.ring;
 if(data19 && typeof data19 == "object" && !Array.isArray(data19)){
-if(data19.mode === undefined){
-data19.mode = "off";
+if(data19.name === undefined){
+data19.name = null;
 }
-if(data19.since === undefined){
-data19.since = null;
+if(data19.branch === undefined){
+data19.branch = null;
 }
-if(data19.allowedSigners === undefined){
-data19.allowedSigners = [];
-}
-if(data19.openpgpKeys === undefined){
-data19.openpgpKeys = [];
+if(data19.phases === undefined){
+data19.phases = [];
 }
 for(const key4 in data19){
-if(!((((key4 === "mode") || (key4 === "since")) || (key4 === "allowedSigners")) || (key4 === "openpgpKeys"))){
-const err55 = {instancePath:instancePath+"/trust",schemaPath:"#/properties/trust/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
+if(!(((key4 === "name") || (key4 === "branch")) || (key4 === "phases"))){
+const err55 = {instancePath:instancePath+"/ring",schemaPath:"#/properties/ring/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -750,9 +749,9 @@ vErrors.push(err55);
 errors++;
 }
 }
-let data20 = data19.mode;
-if(!(((data20 === "off") || (data20 === "head")) || (data20 === "all"))){
-const err56 = {instancePath:instancePath+"/trust/mode",schemaPath:"#/properties/trust/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.trust.properties.mode.enum},message:"must be equal to one of the allowed values"};
+let data20 = data19.name;
+if((typeof data20 !== "string") && (data20 !== null)){
+const err56 = {instancePath:instancePath+"/ring/name",schemaPath:"#/properties/ring/properties/name/type",keyword:"type",params:{type: schema11.properties.ring.properties.name.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -761,9 +760,9 @@ vErrors.push(err56);
 }
 errors++;
 }
-let data21 = data19.since;
-if((typeof data21 !== "string") && (data21 !== null)){
-const err57 = {instancePath:instancePath+"/trust/since",schemaPath:"#/properties/trust/properties/since/type",keyword:"type",params:{type: schema11.properties.trust.properties.since.type},message:"must be string,null"};
+if(typeof data20 === "string"){
+if(func3(data20) > 64){
+const err57 = {instancePath:instancePath+"/ring/name",schemaPath:"#/properties/ring/properties/name/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -772,9 +771,8 @@ vErrors.push(err57);
 }
 errors++;
 }
-if(typeof data21 === "string"){
-if(!pattern5.test(data21)){
-const err58 = {instancePath:instancePath+"/trust/since",schemaPath:"#/properties/trust/properties/since/pattern",keyword:"pattern",params:{pattern: "^([0-9a-f]{40}|[0-9a-f]{64})$"},message:"must match pattern \""+"^([0-9a-f]{40}|[0-9a-f]{64})$"+"\""};
+if(func3(data20) < 1){
+const err58 = {instancePath:instancePath+"/ring/name",schemaPath:"#/properties/ring/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -783,11 +781,8 @@ vErrors.push(err58);
 }
 errors++;
 }
-}
-let data22 = data19.allowedSigners;
-if(Array.isArray(data22)){
-if(data22.length > 256){
-const err59 = {instancePath:instancePath+"/trust/allowedSigners",schemaPath:"#/properties/trust/properties/allowedSigners/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
+if(!pattern3.test(data20)){
+const err59 = {instancePath:instancePath+"/ring/name",schemaPath:"#/properties/ring/properties/name/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]+$"},message:"must match pattern \""+"^[A-Za-z0-9._-]+$"+"\""};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -796,18 +791,10 @@ vErrors.push(err59);
 }
 errors++;
 }
-const len1 = data22.length;
-for(let i1=0; i1<len1; i1++){
-let data23 = data22[i1];
-if(data23 && typeof data23 == "object" && !Array.isArray(data23)){
-if(data23.validAfter === undefined){
-data23.validAfter = null;
 }
-if(data23.validBefore === undefined){
-data23.validBefore = null;
-}
-if(data23.principal === undefined){
-const err60 = {instancePath:instancePath+"/trust/allowedSigners/" + i1,schemaPath:"#/properties/trust/properties/allowedSigners/items/required",keyword:"required",params:{missingProperty: "principal"},message:"must have required property '"+"principal"+"'"};
+let data21 = data19.branch;
+if((typeof data21 !== "string") && (data21 !== null)){
+const err60 = {instancePath:instancePath+"/ring/branch",schemaPath:"#/properties/ring/properties/branch/type",keyword:"type",params:{type: schema11.properties.ring.properties.branch.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -816,8 +803,9 @@ vErrors.push(err60);
 }
 errors++;
 }
-if(data23.key === undefined){
-const err61 = {instancePath:instancePath+"/trust/allowedSigners/" + i1,schemaPath:"#/properties/trust/properties/allowedSigners/items/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
+if(typeof data21 === "string"){
+if(func3(data21) > 255){
+const err61 = {instancePath:instancePath+"/ring/branch",schemaPath:"#/properties/ring/properties/branch/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters"};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -826,9 +814,8 @@ vErrors.push(err61);
 }
 errors++;
 }
-for(const key5 in data23){
-if(!((((key5 === "principal") || (key5 === "key")) || (key5 === "validAfter")) || (key5 === "validBefore"))){
-const err62 = {instancePath:instancePath+"/trust/allowedSigners/" + i1,schemaPath:"#/properties/trust/properties/allowedSigners/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
+if(func3(data21) < 1){
+const err62 = {instancePath:instancePath+"/ring/branch",schemaPath:"#/properties/ring/properties/branch/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -837,12 +824,8 @@ vErrors.push(err62);
 }
 errors++;
 }
-}
-if(data23.principal !== undefined){
-let data24 = data23.principal;
-if(typeof data24 === "string"){
-if(func3(data24) > 256){
-const err63 = {instancePath:instancePath+"/trust/allowedSigners/" + i1+"/principal",schemaPath:"#/properties/trust/properties/allowedSigners/items/properties/principal/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+if(!pattern0.test(data21)){
+const err63 = {instancePath:instancePath+"/ring/branch",schemaPath:"#/properties/ring/properties/branch/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._/-]+$"},message:"must match pattern \""+"^[A-Za-z0-9._/-]+$"+"\""};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -851,8 +834,11 @@ vErrors.push(err63);
 }
 errors++;
 }
-if(func3(data24) < 1){
-const err64 = {instancePath:instancePath+"/trust/allowedSigners/" + i1+"/principal",schemaPath:"#/properties/trust/properties/allowedSigners/items/properties/principal/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+let data22 = data19.phases;
+if(Array.isArray(data22)){
+if(data22.length > 32){
+const err64 = {instancePath:instancePath+"/ring/phases",schemaPath:"#/properties/ring/properties/phases/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -861,8 +847,12 @@ vErrors.push(err64);
 }
 errors++;
 }
-if(!pattern6.test(data24)){
-const err65 = {instancePath:instancePath+"/trust/allowedSigners/" + i1+"/principal",schemaPath:"#/properties/trust/properties/allowedSigners/items/properties/principal/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$"},message:"must match pattern \""+"^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$"+"\""};
+const len1 = data22.length;
+for(let i1=0; i1<len1; i1++){
+let data23 = data22[i1];
+if(data23 && typeof data23 == "object" && !Array.isArray(data23)){
+if(data23.afterSec === undefined){
+const err65 = {instancePath:instancePath+"/ring/phases/" + i1,schemaPath:"#/properties/ring/properties/phases/items/required",keyword:"required",params:{missingProperty: "afterSec"},message:"must have required property '"+"afterSec"+"'"};
 if(vErrors === null){
 vErrors = [err65];
 }
@@ -871,9 +861,8 @@ vErrors.push(err65);
 }
 errors++;
 }
-}
-else {
-const err66 = {instancePath:instancePath+"/trust/allowedSigners/" + i1+"/principal",schemaPath:"#/properties/trust/properties/allowedSigners/items/properties/principal/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data23.share === undefined){
+const err66 = {instancePath:instancePath+"/ring/phases/" + i1,schemaPath:"#/properties/ring/properties/phases/items/required",keyword:"required",params:{missingProperty: "share"},message:"must have required property '"+"share"+"'"};
 if(vErrors === null){
 vErrors = [err66];
 }
@@ -882,12 +871,9 @@ vErrors.push(err66);
 }
 errors++;
 }
-}
-if(data23.key !== undefined){
-let data25 = data23.key;
-if(typeof data25 === "string"){
-if(func3(data25) > 16384){
-const err67 = {instancePath:instancePath+"/trust/allowedSigners/" + i1+"/key",schemaPath:"#/properties/trust/properties/allowedSigners/items/properties/key/maxLength",keyword:"maxLength",params:{limit: 16384},message:"must NOT have more than 16384 characters"};
+for(const key5 in data23){
+if(!((key5 === "afterSec") || (key5 === "share"))){
+const err67 = {instancePath:instancePath+"/ring/phases/" + i1,schemaPath:"#/properties/ring/properties/phases/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err67];
 }
@@ -896,8 +882,11 @@ vErrors.push(err67);
 }
 errors++;
 }
-if(!pattern7.test(data25)){
-const err68 = {instancePath:instancePath+"/trust/allowedSigners/" + i1+"/key",schemaPath:"#/properties/trust/properties/allowedSigners/items/properties/key/pattern",keyword:"pattern",params:{pattern: "^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$"},message:"must match pattern \""+"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$"+"\""};
+}
+if(data23.afterSec !== undefined){
+let data24 = data23.afterSec;
+if(!(((typeof data24 == "number") && (!(data24 % 1) && !isNaN(data24))) && (isFinite(data24)))){
+const err68 = {instancePath:instancePath+"/ring/phases/" + i1+"/afterSec",schemaPath:"#/properties/ring/properties/phases/items/properties/afterSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err68];
 }
@@ -906,9 +895,9 @@ vErrors.push(err68);
 }
 errors++;
 }
-}
-else {
-const err69 = {instancePath:instancePath+"/trust/allowedSigners/" + i1+"/key",schemaPath:"#/properties/trust/properties/allowedSigners/items/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data24 == "number") && (isFinite(data24))){
+if(data24 > 31536000 || isNaN(data24)){
+const err69 = {instancePath:instancePath+"/ring/phases/" + i1+"/afterSec",schemaPath:"#/properties/ring/properties/phases/items/properties/afterSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 31536000},message:"must be <= 31536000"};
 if(vErrors === null){
 vErrors = [err69];
 }
@@ -917,10 +906,8 @@ vErrors.push(err69);
 }
 errors++;
 }
-}
-let data26 = data23.validAfter;
-if((typeof data26 !== "string") && (data26 !== null)){
-const err70 = {instancePath:instancePath+"/trust/allowedSigners/" + i1+"/validAfter",schemaPath:"#/properties/trust/properties/allowedSigners/items/properties/validAfter/type",keyword:"type",params:{type: schema11.properties.trust.properties.allowedSigners.items.properties.validAfter.type},message:"must be string,null"};
+if(data24 < 0 || isNaN(data24)){
+const err70 = {instancePath:instancePath+"/ring/phases/" + i1+"/afterSec",schemaPath:"#/properties/ring/properties/phases/items/properties/afterSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err70];
 }
@@ -929,9 +916,12 @@ vErrors.push(err70);
 }
 errors++;
 }
-if(typeof data26 === "string"){
-if(!pattern8.test(data26)){
-const err71 = {instancePath:instancePath+"/trust/allowedSigners/" + i1+"/validAfter",schemaPath:"#/properties/trust/properties/allowedSigners/items/properties/validAfter/pattern",keyword:"pattern",params:{pattern: "^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$"},message:"must match pattern \""+"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$"+"\""};
+}
+}
+if(data23.share !== undefined){
+let data25 = data23.share;
+if(!(((typeof data25 == "number") && (!(data25 % 1) && !isNaN(data25))) && (isFinite(data25)))){
+const err71 = {instancePath:instancePath+"/ring/phases/" + i1+"/share",schemaPath:"#/properties/ring/properties/phases/items/properties/share/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -940,10 +930,9 @@ vErrors.push(err71);
 }
 errors++;
 }
-}
-let data27 = data23.validBefore;
-if((typeof data27 !== "string") && (data27 !== null)){
-const err72 = {instancePath:instancePath+"/trust/allowedSigners/" + i1+"/validBefore",schemaPath:"#/properties/trust/properties/allowedSigners/items/properties/validBefore/type",keyword:"type",params:{type: schema11.properties.trust.properties.allowedSigners.items.properties.validBefore.type},message:"must be string,null"};
+if((typeof data25 == "number") && (isFinite(data25))){
+if(data25 > 100 || isNaN(data25)){
+const err72 = {instancePath:instancePath+"/ring/phases/" + i1+"/share",schemaPath:"#/properties/ring/properties/phases/items/properties/share/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -952,9 +941,8 @@ vErrors.push(err72);
 }
 errors++;
 }
-if(typeof data27 === "string"){
-if(!pattern8.test(data27)){
-const err73 = {instancePath:instancePath+"/trust/allowedSigners/" + i1+"/validBefore",schemaPath:"#/properties/trust/properties/allowedSigners/items/properties/validBefore/pattern",keyword:"pattern",params:{pattern: "^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$"},message:"must match pattern \""+"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$"+"\""};
+if(data25 < 0 || isNaN(data25)){
+const err73 = {instancePath:instancePath+"/ring/phases/" + i1+"/share",schemaPath:"#/properties/ring/properties/phases/items/properties/share/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err73];
 }
@@ -965,8 +953,9 @@ errors++;
 }
 }
 }
+}
 else {
-const err74 = {instancePath:instancePath+"/trust/allowedSigners/" + i1,schemaPath:"#/properties/trust/properties/allowedSigners/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err74 = {instancePath:instancePath+"/ring/phases/" + i1,schemaPath:"#/properties/ring/properties/phases/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -978,7 +967,7 @@ errors++;
 }
 }
 else {
-const err75 = {instancePath:instancePath+"/trust/allowedSigners",schemaPath:"#/properties/trust/properties/allowedSigners/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err75 = {instancePath:instancePath+"/ring/phases",schemaPath:"#/properties/ring/properties/phases/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -987,10 +976,9 @@ vErrors.push(err75);
 }
 errors++;
 }
-let data28 = data19.openpgpKeys;
-if(Array.isArray(data28)){
-if(data28.length > 64){
-const err76 = {instancePath:instancePath+"/trust/openpgpKeys",schemaPath:"#/properties/trust/properties/openpgpKeys/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+}
+else {
+const err76 = {instancePath:instancePath+"/ring",schemaPath:"#/properties/ring/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -999,12 +987,24 @@ vErrors.push(err76);
 }
 errors++;
 }
-const len2 = data28.length;
-for(let i2=0; i2<len2; i2++){
-let data29 = data28[i2];
-if(typeof data29 === "string"){
-if(func3(data29) > 1048576){
-const err77 = {instancePath:instancePath+"/trust/openpgpKeys/" + i2,schemaPath:"#/properties/trust/properties/openpgpKeys/items/maxLength",keyword:"maxLength",params:{limit: 1048576},message:"must NOT have more than 1048576 characters"};
+if(data.trust !== undefined){
+let data26 = data.trust;
+if(data26 && typeof data26 == "object" && !Array.isArray(data26)){
+if(data26.mode === undefined){
+data26.mode = "off";
+}
+if(data26.since === undefined){
+data26.since = null;
+}
+if(data26.allowedSigners === undefined){
+data26.allowedSigners = [];
+}
+if(data26.openpgpKeys === undefined){
+data26.openpgpKeys = [];
+}
+for(const key6 in data26){
+if(!((((key6 === "mode") || (key6 === "since")) || (key6 === "allowedSigners")) || (key6 === "openpgpKeys"))){
+const err77 = {instancePath:instancePath+"/trust",schemaPath:"#/properties/trust/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -1013,8 +1013,10 @@ vErrors.push(err77);
 }
 errors++;
 }
-if(!pattern10.test(data29)){
-const err78 = {instancePath:instancePath+"/trust/openpgpKeys/" + i2,schemaPath:"#/properties/trust/properties/openpgpKeys/items/pattern",keyword:"pattern",params:{pattern: "^-----BEGIN PGP PUBLIC KEY BLOCK-----"},message:"must match pattern \""+"^-----BEGIN PGP PUBLIC KEY BLOCK-----"+"\""};
+}
+let data27 = data26.mode;
+if(!(((data27 === "off") || (data27 === "head")) || (data27 === "all"))){
+const err78 = {instancePath:instancePath+"/trust/mode",schemaPath:"#/properties/trust/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.trust.properties.mode.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -1023,9 +1025,9 @@ vErrors.push(err78);
 }
 errors++;
 }
-}
-else {
-const err79 = {instancePath:instancePath+"/trust/openpgpKeys/" + i2,schemaPath:"#/properties/trust/properties/openpgpKeys/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data28 = data26.since;
+if((typeof data28 !== "string") && (data28 !== null)){
+const err79 = {instancePath:instancePath+"/trust/since",schemaPath:"#/properties/trust/properties/since/type",keyword:"type",params:{type: schema11.properties.trust.properties.since.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -1034,10 +1036,9 @@ vErrors.push(err79);
 }
 errors++;
 }
-}
-}
-else {
-const err80 = {instancePath:instancePath+"/trust/openpgpKeys",schemaPath:"#/properties/trust/properties/openpgpKeys/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(typeof data28 === "string"){
+if(!pattern7.test(data28)){
+const err80 = {instancePath:instancePath+"/trust/since",schemaPath:"#/properties/trust/properties/since/pattern",keyword:"pattern",params:{pattern: "^([0-9a-f]{40}|[0-9a-f]{64})$"},message:"must match pattern \""+"^([0-9a-f]{40}|[0-9a-f]{64})$"+"\""};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -1047,8 +1048,10 @@ vErrors.push(err80);
 errors++;
 }
 }
-else {
-const err81 = {instancePath:instancePath+"/trust",schemaPath:"#/properties/trust/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data29 = data26.allowedSigners;
+if(Array.isArray(data29)){
+if(data29.length > 256){
+const err81 = {instancePath:instancePath+"/trust/allowedSigners",schemaPath:"#/properties/trust/properties/allowedSigners/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -1057,10 +1060,18 @@ vErrors.push(err81);
 }
 errors++;
 }
+const len2 = data29.length;
+for(let i2=0; i2<len2; i2++){
+let data30 = data29[i2];
+if(data30 && typeof data30 == "object" && !Array.isArray(data30)){
+if(data30.validAfter === undefined){
+data30.validAfter = null;
 }
-let data30 = data.activation;
-if(!((data30 === "test") || (data30 === "switch"))){
-const err82 = {instancePath:instancePath+"/activation",schemaPath:"#/properties/activation/enum",keyword:"enum",params:{allowedValues: schema11.properties.activation.enum},message:"must be equal to one of the allowed values"};
+if(data30.validBefore === undefined){
+data30.validBefore = null;
+}
+if(data30.principal === undefined){
+const err82 = {instancePath:instancePath+"/trust/allowedSigners/" + i2,schemaPath:"#/properties/trust/properties/allowedSigners/items/required",keyword:"required",params:{missingProperty: "principal"},message:"must have required property '"+"principal"+"'"};
 if(vErrors === null){
 vErrors = [err82];
 }
@@ -1069,24 +1080,8 @@ vErrors.push(err82);
 }
 errors++;
 }
-if(data.verify !== undefined){
-let data31 = data.verify;
-if(data31 && typeof data31 == "object" && !Array.isArray(data31)){
-if(data31.timeoutSec === undefined){
-data31.timeoutSec = 120;
-}
-if(data31.initialBackoffMs === undefined){
-data31.initialBackoffMs = 1000;
-}
-if(data31.attemptTimeoutSec === undefined){
-data31.attemptTimeoutSec = 20;
-}
-if(data31.failedUnits === undefined){
-data31.failedUnits = {};
-}
-for(const key6 in data31){
-if(!((((key6 === "timeoutSec") || (key6 === "initialBackoffMs")) || (key6 === "attemptTimeoutSec")) || (key6 === "failedUnits"))){
-const err83 = {instancePath:instancePath+"/verify",schemaPath:"#/properties/verify/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
+if(data30.key === undefined){
+const err83 = {instancePath:instancePath+"/trust/allowedSigners/" + i2,schemaPath:"#/properties/trust/properties/allowedSigners/items/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -1095,10 +1090,9 @@ vErrors.push(err83);
 }
 errors++;
 }
-}
-let data32 = data31.timeoutSec;
-if(!(((typeof data32 == "number") && (!(data32 % 1) && !isNaN(data32))) && (isFinite(data32)))){
-const err84 = {instancePath:instancePath+"/verify/timeoutSec",schemaPath:"#/properties/verify/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+for(const key7 in data30){
+if(!((((key7 === "principal") || (key7 === "key")) || (key7 === "validAfter")) || (key7 === "validBefore"))){
+const err84 = {instancePath:instancePath+"/trust/allowedSigners/" + i2,schemaPath:"#/properties/trust/properties/allowedSigners/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -1107,9 +1101,12 @@ vErrors.push(err84);
 }
 errors++;
 }
-if((typeof data32 == "number") && (isFinite(data32))){
-if(data32 > 3600 || isNaN(data32)){
-const err85 = {instancePath:instancePath+"/verify/timeoutSec",schemaPath:"#/properties/verify/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
+}
+if(data30.principal !== undefined){
+let data31 = data30.principal;
+if(typeof data31 === "string"){
+if(func3(data31) > 256){
+const err85 = {instancePath:instancePath+"/trust/allowedSigners/" + i2+"/principal",schemaPath:"#/properties/trust/properties/allowedSigners/items/properties/principal/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -1118,8 +1115,8 @@ vErrors.push(err85);
 }
 errors++;
 }
-if(data32 < 1 || isNaN(data32)){
-const err86 = {instancePath:instancePath+"/verify/timeoutSec",schemaPath:"#/properties/verify/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(func3(data31) < 1){
+const err86 = {instancePath:instancePath+"/trust/allowedSigners/" + i2+"/principal",schemaPath:"#/properties/trust/properties/allowedSigners/items/properties/principal/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -1128,10 +1125,8 @@ vErrors.push(err86);
 }
 errors++;
 }
-}
-let data33 = data31.initialBackoffMs;
-if(!(((typeof data33 == "number") && (!(data33 % 1) && !isNaN(data33))) && (isFinite(data33)))){
-const err87 = {instancePath:instancePath+"/verify/initialBackoffMs",schemaPath:"#/properties/verify/properties/initialBackoffMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern8.test(data31)){
+const err87 = {instancePath:instancePath+"/trust/allowedSigners/" + i2+"/principal",schemaPath:"#/properties/trust/properties/allowedSigners/items/properties/principal/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$"},message:"must match pattern \""+"^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$"+"\""};
 if(vErrors === null){
 vErrors = [err87];
 }
@@ -1140,9 +1135,9 @@ vErrors.push(err87);
 }
 errors++;
 }
-if((typeof data33 == "number") && (isFinite(data33))){
-if(data33 > 60000 || isNaN(data33)){
-const err88 = {instancePath:instancePath+"/verify/initialBackoffMs",schemaPath:"#/properties/verify/properties/initialBackoffMs/maximum",keyword:"maximum",params:{comparison: "<=", limit: 60000},message:"must be <= 60000"};
+}
+else {
+const err88 = {instancePath:instancePath+"/trust/allowedSigners/" + i2+"/principal",schemaPath:"#/properties/trust/properties/allowedSigners/items/properties/principal/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -1151,8 +1146,12 @@ vErrors.push(err88);
 }
 errors++;
 }
-if(data33 < 10 || isNaN(data33)){
-const err89 = {instancePath:instancePath+"/verify/initialBackoffMs",schemaPath:"#/properties/verify/properties/initialBackoffMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 10},message:"must be >= 10"};
+}
+if(data30.key !== undefined){
+let data32 = data30.key;
+if(typeof data32 === "string"){
+if(func3(data32) > 16384){
+const err89 = {instancePath:instancePath+"/trust/allowedSigners/" + i2+"/key",schemaPath:"#/properties/trust/properties/allowedSigners/items/properties/key/maxLength",keyword:"maxLength",params:{limit: 16384},message:"must NOT have more than 16384 characters"};
 if(vErrors === null){
 vErrors = [err89];
 }
@@ -1161,10 +1160,8 @@ vErrors.push(err89);
 }
 errors++;
 }
-}
-let data34 = data31.attemptTimeoutSec;
-if(!(((typeof data34 == "number") && (!(data34 % 1) && !isNaN(data34))) && (isFinite(data34)))){
-const err90 = {instancePath:instancePath+"/verify/attemptTimeoutSec",schemaPath:"#/properties/verify/properties/attemptTimeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern9.test(data32)){
+const err90 = {instancePath:instancePath+"/trust/allowedSigners/" + i2+"/key",schemaPath:"#/properties/trust/properties/allowedSigners/items/properties/key/pattern",keyword:"pattern",params:{pattern: "^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$"},message:"must match pattern \""+"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$"+"\""};
 if(vErrors === null){
 vErrors = [err90];
 }
@@ -1173,9 +1170,9 @@ vErrors.push(err90);
 }
 errors++;
 }
-if((typeof data34 == "number") && (isFinite(data34))){
-if(data34 > 600 || isNaN(data34)){
-const err91 = {instancePath:instancePath+"/verify/attemptTimeoutSec",schemaPath:"#/properties/verify/properties/attemptTimeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 600},message:"must be <= 600"};
+}
+else {
+const err91 = {instancePath:instancePath+"/trust/allowedSigners/" + i2+"/key",schemaPath:"#/properties/trust/properties/allowedSigners/items/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err91];
 }
@@ -1184,8 +1181,10 @@ vErrors.push(err91);
 }
 errors++;
 }
-if(data34 < 1 || isNaN(data34)){
-const err92 = {instancePath:instancePath+"/verify/attemptTimeoutSec",schemaPath:"#/properties/verify/properties/attemptTimeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+let data33 = data30.validAfter;
+if((typeof data33 !== "string") && (data33 !== null)){
+const err92 = {instancePath:instancePath+"/trust/allowedSigners/" + i2+"/validAfter",schemaPath:"#/properties/trust/properties/allowedSigners/items/properties/validAfter/type",keyword:"type",params:{type: schema11.properties.trust.properties.allowedSigners.items.properties.validAfter.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err92];
 }
@@ -1194,18 +1193,9 @@ vErrors.push(err92);
 }
 errors++;
 }
-}
-let data35 = data31.failedUnits;
-if(data35 && typeof data35 == "object" && !Array.isArray(data35)){
-if(data35.enable === undefined){
-data35.enable = true;
-}
-if(data35.settleSec === undefined){
-data35.settleSec = 5;
-}
-for(const key7 in data35){
-if(!((key7 === "enable") || (key7 === "settleSec"))){
-const err93 = {instancePath:instancePath+"/verify/failedUnits",schemaPath:"#/properties/verify/properties/failedUnits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
+if(typeof data33 === "string"){
+if(!pattern10.test(data33)){
+const err93 = {instancePath:instancePath+"/trust/allowedSigners/" + i2+"/validAfter",schemaPath:"#/properties/trust/properties/allowedSigners/items/properties/validAfter/pattern",keyword:"pattern",params:{pattern: "^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$"},message:"must match pattern \""+"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$"+"\""};
 if(vErrors === null){
 vErrors = [err93];
 }
@@ -1215,8 +1205,9 @@ vErrors.push(err93);
 errors++;
 }
 }
-if(typeof data35.enable !== "boolean"){
-const err94 = {instancePath:instancePath+"/verify/failedUnits/enable",schemaPath:"#/properties/verify/properties/failedUnits/properties/enable/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+let data34 = data30.validBefore;
+if((typeof data34 !== "string") && (data34 !== null)){
+const err94 = {instancePath:instancePath+"/trust/allowedSigners/" + i2+"/validBefore",schemaPath:"#/properties/trust/properties/allowedSigners/items/properties/validBefore/type",keyword:"type",params:{type: schema11.properties.trust.properties.allowedSigners.items.properties.validBefore.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err94];
 }
@@ -1225,9 +1216,9 @@ vErrors.push(err94);
 }
 errors++;
 }
-let data37 = data35.settleSec;
-if(!(((typeof data37 == "number") && (!(data37 % 1) && !isNaN(data37))) && (isFinite(data37)))){
-const err95 = {instancePath:instancePath+"/verify/failedUnits/settleSec",schemaPath:"#/properties/verify/properties/failedUnits/properties/settleSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(typeof data34 === "string"){
+if(!pattern10.test(data34)){
+const err95 = {instancePath:instancePath+"/trust/allowedSigners/" + i2+"/validBefore",schemaPath:"#/properties/trust/properties/allowedSigners/items/properties/validBefore/pattern",keyword:"pattern",params:{pattern: "^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$"},message:"must match pattern \""+"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$"+"\""};
 if(vErrors === null){
 vErrors = [err95];
 }
@@ -1236,9 +1227,10 @@ vErrors.push(err95);
 }
 errors++;
 }
-if((typeof data37 == "number") && (isFinite(data37))){
-if(data37 > 600 || isNaN(data37)){
-const err96 = {instancePath:instancePath+"/verify/failedUnits/settleSec",schemaPath:"#/properties/verify/properties/failedUnits/properties/settleSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 600},message:"must be <= 600"};
+}
+}
+else {
+const err96 = {instancePath:instancePath+"/trust/allowedSigners/" + i2,schemaPath:"#/properties/trust/properties/allowedSigners/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err96];
 }
@@ -1247,8 +1239,10 @@ vErrors.push(err96);
 }
 errors++;
 }
-if(data37 < 0 || isNaN(data37)){
-const err97 = {instancePath:instancePath+"/verify/failedUnits/settleSec",schemaPath:"#/properties/verify/properties/failedUnits/properties/settleSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+}
+else {
+const err97 = {instancePath:instancePath+"/trust/allowedSigners",schemaPath:"#/properties/trust/properties/allowedSigners/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err97];
 }
@@ -1257,10 +1251,10 @@ vErrors.push(err97);
 }
 errors++;
 }
-}
-}
-else {
-const err98 = {instancePath:instancePath+"/verify/failedUnits",schemaPath:"#/properties/verify/properties/failedUnits/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data35 = data26.openpgpKeys;
+if(Array.isArray(data35)){
+if(data35.length > 64){
+const err98 = {instancePath:instancePath+"/trust/openpgpKeys",schemaPath:"#/properties/trust/properties/openpgpKeys/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err98];
 }
@@ -1269,9 +1263,12 @@ vErrors.push(err98);
 }
 errors++;
 }
-}
-else {
-const err99 = {instancePath:instancePath+"/verify",schemaPath:"#/properties/verify/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const len3 = data35.length;
+for(let i3=0; i3<len3; i3++){
+let data36 = data35[i3];
+if(typeof data36 === "string"){
+if(func3(data36) > 1048576){
+const err99 = {instancePath:instancePath+"/trust/openpgpKeys/" + i3,schemaPath:"#/properties/trust/properties/openpgpKeys/items/maxLength",keyword:"maxLength",params:{limit: 1048576},message:"must NOT have more than 1048576 characters"};
 if(vErrors === null){
 vErrors = [err99];
 }
@@ -1280,11 +1277,8 @@ vErrors.push(err99);
 }
 errors++;
 }
-}
-let data38 = data.checks;
-if(data38 && typeof data38 == "object" && !Array.isArray(data38)){
-if(Object.keys(data38).length > 64){
-const err100 = {instancePath:instancePath+"/checks",schemaPath:"#/properties/checks/maxProperties",keyword:"maxProperties",params:{limit: 64},message:"must NOT have more than 64 properties"};
+if(!pattern12.test(data36)){
+const err100 = {instancePath:instancePath+"/trust/openpgpKeys/" + i3,schemaPath:"#/properties/trust/properties/openpgpKeys/items/pattern",keyword:"pattern",params:{pattern: "^-----BEGIN PGP PUBLIC KEY BLOCK-----"},message:"must match pattern \""+"^-----BEGIN PGP PUBLIC KEY BLOCK-----"+"\""};
 if(vErrors === null){
 vErrors = [err100];
 }
@@ -1293,38 +1287,9 @@ vErrors.push(err100);
 }
 errors++;
 }
-for(const key8 in data38){
-let data39 = data38[key8];
-if(data39 && typeof data39 == "object" && !Array.isArray(data39)){
-if(data39.argv === undefined){
-data39.argv = [];
 }
-if(data39.user === undefined){
-data39.user = null;
-}
-if(data39.url === undefined){
-data39.url = null;
-}
-if(data39.expectStatus === undefined){
-data39.expectStatus = null;
-}
-if(data39.bodyPattern === undefined){
-data39.bodyPattern = null;
-}
-if(data39.host === undefined){
-data39.host = null;
-}
-if(data39.port === undefined){
-data39.port = null;
-}
-if(data39.unit === undefined){
-data39.unit = null;
-}
-if(data39.timeoutSec === undefined){
-data39.timeoutSec = 10;
-}
-if(data39.type === undefined){
-const err101 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/checks/additionalProperties/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
+else {
+const err101 = {instancePath:instancePath+"/trust/openpgpKeys/" + i3,schemaPath:"#/properties/trust/properties/openpgpKeys/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err101];
 }
@@ -1333,9 +1298,10 @@ vErrors.push(err101);
 }
 errors++;
 }
-for(const key9 in data39){
-if(!(func2.call(schema11.properties.checks.additionalProperties.properties, key9))){
-const err102 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/checks/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
+}
+}
+else {
+const err102 = {instancePath:instancePath+"/trust/openpgpKeys",schemaPath:"#/properties/trust/properties/openpgpKeys/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err102];
 }
@@ -1345,10 +1311,8 @@ vErrors.push(err102);
 errors++;
 }
 }
-if(data39.type !== undefined){
-let data40 = data39.type;
-if(!((((data40 === "command") || (data40 === "http")) || (data40 === "tcp")) || (data40 === "unit"))){
-const err103 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/type",schemaPath:"#/properties/checks/additionalProperties/properties/type/enum",keyword:"enum",params:{allowedValues: schema11.properties.checks.additionalProperties.properties.type.enum},message:"must be equal to one of the allowed values"};
+else {
+const err103 = {instancePath:instancePath+"/trust",schemaPath:"#/properties/trust/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err103];
 }
@@ -1358,10 +1322,9 @@ vErrors.push(err103);
 errors++;
 }
 }
-let data41 = data39.argv;
-if(Array.isArray(data41)){
-if(data41.length > 256){
-const err104 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv",schemaPath:"#/properties/checks/additionalProperties/properties/argv/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
+let data37 = data.activation;
+if(!((data37 === "test") || (data37 === "switch"))){
+const err104 = {instancePath:instancePath+"/activation",schemaPath:"#/properties/activation/enum",keyword:"enum",params:{allowedValues: schema11.properties.activation.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err104];
 }
@@ -1370,12 +1333,24 @@ vErrors.push(err104);
 }
 errors++;
 }
-const len3 = data41.length;
-for(let i3=0; i3<len3; i3++){
-let data42 = data41[i3];
-if(typeof data42 === "string"){
-if(func3(data42) > 4096){
-const err105 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv/" + i3,schemaPath:"#/properties/checks/additionalProperties/properties/argv/items/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+if(data.verify !== undefined){
+let data38 = data.verify;
+if(data38 && typeof data38 == "object" && !Array.isArray(data38)){
+if(data38.timeoutSec === undefined){
+data38.timeoutSec = 120;
+}
+if(data38.initialBackoffMs === undefined){
+data38.initialBackoffMs = 1000;
+}
+if(data38.attemptTimeoutSec === undefined){
+data38.attemptTimeoutSec = 20;
+}
+if(data38.failedUnits === undefined){
+data38.failedUnits = {};
+}
+for(const key8 in data38){
+if(!((((key8 === "timeoutSec") || (key8 === "initialBackoffMs")) || (key8 === "attemptTimeoutSec")) || (key8 === "failedUnits"))){
+const err105 = {instancePath:instancePath+"/verify",schemaPath:"#/properties/verify/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err105];
 }
@@ -1384,8 +1359,10 @@ vErrors.push(err105);
 }
 errors++;
 }
-if(func3(data42) < 1){
-const err106 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv/" + i3,schemaPath:"#/properties/checks/additionalProperties/properties/argv/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+let data39 = data38.timeoutSec;
+if(!(((typeof data39 == "number") && (!(data39 % 1) && !isNaN(data39))) && (isFinite(data39)))){
+const err106 = {instancePath:instancePath+"/verify/timeoutSec",schemaPath:"#/properties/verify/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err106];
 }
@@ -1394,9 +1371,9 @@ vErrors.push(err106);
 }
 errors++;
 }
-}
-else {
-const err107 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv/" + i3,schemaPath:"#/properties/checks/additionalProperties/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data39 == "number") && (isFinite(data39))){
+if(data39 > 3600 || isNaN(data39)){
+const err107 = {instancePath:instancePath+"/verify/timeoutSec",schemaPath:"#/properties/verify/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
 if(vErrors === null){
 vErrors = [err107];
 }
@@ -1405,10 +1382,8 @@ vErrors.push(err107);
 }
 errors++;
 }
-}
-}
-else {
-const err108 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv",schemaPath:"#/properties/checks/additionalProperties/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data39 < 1 || isNaN(data39)){
+const err108 = {instancePath:instancePath+"/verify/timeoutSec",schemaPath:"#/properties/verify/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err108];
 }
@@ -1417,9 +1392,10 @@ vErrors.push(err108);
 }
 errors++;
 }
-let data43 = data39.user;
-if((typeof data43 !== "string") && (data43 !== null)){
-const err109 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/user",schemaPath:"#/properties/checks/additionalProperties/properties/user/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.user.type},message:"must be string,null"};
+}
+let data40 = data38.initialBackoffMs;
+if(!(((typeof data40 == "number") && (!(data40 % 1) && !isNaN(data40))) && (isFinite(data40)))){
+const err109 = {instancePath:instancePath+"/verify/initialBackoffMs",schemaPath:"#/properties/verify/properties/initialBackoffMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err109];
 }
@@ -1428,9 +1404,9 @@ vErrors.push(err109);
 }
 errors++;
 }
-if(typeof data43 === "string"){
-if(func3(data43) > 32){
-const err110 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/user",schemaPath:"#/properties/checks/additionalProperties/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if((typeof data40 == "number") && (isFinite(data40))){
+if(data40 > 60000 || isNaN(data40)){
+const err110 = {instancePath:instancePath+"/verify/initialBackoffMs",schemaPath:"#/properties/verify/properties/initialBackoffMs/maximum",keyword:"maximum",params:{comparison: "<=", limit: 60000},message:"must be <= 60000"};
 if(vErrors === null){
 vErrors = [err110];
 }
@@ -1439,8 +1415,8 @@ vErrors.push(err110);
 }
 errors++;
 }
-if(!pattern11.test(data43)){
-const err111 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/user",schemaPath:"#/properties/checks/additionalProperties/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
+if(data40 < 10 || isNaN(data40)){
+const err111 = {instancePath:instancePath+"/verify/initialBackoffMs",schemaPath:"#/properties/verify/properties/initialBackoffMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 10},message:"must be >= 10"};
 if(vErrors === null){
 vErrors = [err111];
 }
@@ -1450,9 +1426,9 @@ vErrors.push(err111);
 errors++;
 }
 }
-let data44 = data39.url;
-if((typeof data44 !== "string") && (data44 !== null)){
-const err112 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/url",schemaPath:"#/properties/checks/additionalProperties/properties/url/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.url.type},message:"must be string,null"};
+let data41 = data38.attemptTimeoutSec;
+if(!(((typeof data41 == "number") && (!(data41 % 1) && !isNaN(data41))) && (isFinite(data41)))){
+const err112 = {instancePath:instancePath+"/verify/attemptTimeoutSec",schemaPath:"#/properties/verify/properties/attemptTimeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err112];
 }
@@ -1461,9 +1437,9 @@ vErrors.push(err112);
 }
 errors++;
 }
-if(typeof data44 === "string"){
-if(func3(data44) > 2048){
-const err113 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/url",schemaPath:"#/properties/checks/additionalProperties/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+if((typeof data41 == "number") && (isFinite(data41))){
+if(data41 > 600 || isNaN(data41)){
+const err113 = {instancePath:instancePath+"/verify/attemptTimeoutSec",schemaPath:"#/properties/verify/properties/attemptTimeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 600},message:"must be <= 600"};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -1472,8 +1448,8 @@ vErrors.push(err113);
 }
 errors++;
 }
-if(!pattern12.test(data44)){
-const err114 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/url",schemaPath:"#/properties/checks/additionalProperties/properties/url/pattern",keyword:"pattern",params:{pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"},message:"must match pattern \""+"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"+"\""};
+if(data41 < 1 || isNaN(data41)){
+const err114 = {instancePath:instancePath+"/verify/attemptTimeoutSec",schemaPath:"#/properties/verify/properties/attemptTimeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err114];
 }
@@ -1483,9 +1459,17 @@ vErrors.push(err114);
 errors++;
 }
 }
-let data45 = data39.expectStatus;
-if((!(((typeof data45 == "number") && (!(data45 % 1) && !isNaN(data45))) && (isFinite(data45)))) && (data45 !== null)){
-const err115 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/expectStatus",schemaPath:"#/properties/checks/additionalProperties/properties/expectStatus/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.expectStatus.type},message:"must be integer,null"};
+let data42 = data38.failedUnits;
+if(data42 && typeof data42 == "object" && !Array.isArray(data42)){
+if(data42.enable === undefined){
+data42.enable = true;
+}
+if(data42.settleSec === undefined){
+data42.settleSec = 5;
+}
+for(const key9 in data42){
+if(!((key9 === "enable") || (key9 === "settleSec"))){
+const err115 = {instancePath:instancePath+"/verify/failedUnits",schemaPath:"#/properties/verify/properties/failedUnits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -1494,9 +1478,9 @@ vErrors.push(err115);
 }
 errors++;
 }
-if((typeof data45 == "number") && (isFinite(data45))){
-if(data45 > 599 || isNaN(data45)){
-const err116 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/expectStatus",schemaPath:"#/properties/checks/additionalProperties/properties/expectStatus/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
+}
+if(typeof data42.enable !== "boolean"){
+const err116 = {instancePath:instancePath+"/verify/failedUnits/enable",schemaPath:"#/properties/verify/properties/failedUnits/properties/enable/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err116];
 }
@@ -1505,8 +1489,9 @@ vErrors.push(err116);
 }
 errors++;
 }
-if(data45 < 100 || isNaN(data45)){
-const err117 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/expectStatus",schemaPath:"#/properties/checks/additionalProperties/properties/expectStatus/minimum",keyword:"minimum",params:{comparison: ">=", limit: 100},message:"must be >= 100"};
+let data44 = data42.settleSec;
+if(!(((typeof data44 == "number") && (!(data44 % 1) && !isNaN(data44))) && (isFinite(data44)))){
+const err117 = {instancePath:instancePath+"/verify/failedUnits/settleSec",schemaPath:"#/properties/verify/properties/failedUnits/properties/settleSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err117];
 }
@@ -1515,10 +1500,9 @@ vErrors.push(err117);
 }
 errors++;
 }
-}
-let data46 = data39.bodyPattern;
-if((typeof data46 !== "string") && (data46 !== null)){
-const err118 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/bodyPattern",schemaPath:"#/properties/checks/additionalProperties/properties/bodyPattern/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.bodyPattern.type},message:"must be string,null"};
+if((typeof data44 == "number") && (isFinite(data44))){
+if(data44 > 600 || isNaN(data44)){
+const err118 = {instancePath:instancePath+"/verify/failedUnits/settleSec",schemaPath:"#/properties/verify/properties/failedUnits/properties/settleSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 600},message:"must be <= 600"};
 if(vErrors === null){
 vErrors = [err118];
 }
@@ -1527,9 +1511,8 @@ vErrors.push(err118);
 }
 errors++;
 }
-if(typeof data46 === "string"){
-if(func3(data46) > 1024){
-const err119 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/bodyPattern",schemaPath:"#/properties/checks/additionalProperties/properties/bodyPattern/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+if(data44 < 0 || isNaN(data44)){
+const err119 = {instancePath:instancePath+"/verify/failedUnits/settleSec",schemaPath:"#/properties/verify/properties/failedUnits/properties/settleSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err119];
 }
@@ -1539,9 +1522,9 @@ vErrors.push(err119);
 errors++;
 }
 }
-let data47 = data39.host;
-if((typeof data47 !== "string") && (data47 !== null)){
-const err120 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/host",schemaPath:"#/properties/checks/additionalProperties/properties/host/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.host.type},message:"must be string,null"};
+}
+else {
+const err120 = {instancePath:instancePath+"/verify/failedUnits",schemaPath:"#/properties/verify/properties/failedUnits/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err120];
 }
@@ -1550,9 +1533,9 @@ vErrors.push(err120);
 }
 errors++;
 }
-if(typeof data47 === "string"){
-if(func3(data47) > 253){
-const err121 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/host",schemaPath:"#/properties/checks/additionalProperties/properties/host/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+}
+else {
+const err121 = {instancePath:instancePath+"/verify",schemaPath:"#/properties/verify/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err121];
 }
@@ -1561,8 +1544,11 @@ vErrors.push(err121);
 }
 errors++;
 }
-if(func3(data47) < 1){
-const err122 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/host",schemaPath:"#/properties/checks/additionalProperties/properties/host/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+let data45 = data.checks;
+if(data45 && typeof data45 == "object" && !Array.isArray(data45)){
+if(Object.keys(data45).length > 64){
+const err122 = {instancePath:instancePath+"/checks",schemaPath:"#/properties/checks/maxProperties",keyword:"maxProperties",params:{limit: 64},message:"must NOT have more than 64 properties"};
 if(vErrors === null){
 vErrors = [err122];
 }
@@ -1571,10 +1557,38 @@ vErrors.push(err122);
 }
 errors++;
 }
+for(const key10 in data45){
+let data46 = data45[key10];
+if(data46 && typeof data46 == "object" && !Array.isArray(data46)){
+if(data46.argv === undefined){
+data46.argv = [];
 }
-let data48 = data39.port;
-if((!(((typeof data48 == "number") && (!(data48 % 1) && !isNaN(data48))) && (isFinite(data48)))) && (data48 !== null)){
-const err123 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/port",schemaPath:"#/properties/checks/additionalProperties/properties/port/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.port.type},message:"must be integer,null"};
+if(data46.user === undefined){
+data46.user = null;
+}
+if(data46.url === undefined){
+data46.url = null;
+}
+if(data46.expectStatus === undefined){
+data46.expectStatus = null;
+}
+if(data46.bodyPattern === undefined){
+data46.bodyPattern = null;
+}
+if(data46.host === undefined){
+data46.host = null;
+}
+if(data46.port === undefined){
+data46.port = null;
+}
+if(data46.unit === undefined){
+data46.unit = null;
+}
+if(data46.timeoutSec === undefined){
+data46.timeoutSec = 10;
+}
+if(data46.type === undefined){
+const err123 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/checks/additionalProperties/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
 if(vErrors === null){
 vErrors = [err123];
 }
@@ -1583,9 +1597,9 @@ vErrors.push(err123);
 }
 errors++;
 }
-if((typeof data48 == "number") && (isFinite(data48))){
-if(data48 > 65535 || isNaN(data48)){
-const err124 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/port",schemaPath:"#/properties/checks/additionalProperties/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
+for(const key11 in data46){
+if(!(func2.call(schema11.properties.checks.additionalProperties.properties, key11))){
+const err124 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/checks/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err124];
 }
@@ -1594,8 +1608,11 @@ vErrors.push(err124);
 }
 errors++;
 }
-if(data48 < 1 || isNaN(data48)){
-const err125 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/port",schemaPath:"#/properties/checks/additionalProperties/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data46.type !== undefined){
+let data47 = data46.type;
+if(!((((data47 === "command") || (data47 === "http")) || (data47 === "tcp")) || (data47 === "unit"))){
+const err125 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/type",schemaPath:"#/properties/checks/additionalProperties/properties/type/enum",keyword:"enum",params:{allowedValues: schema11.properties.checks.additionalProperties.properties.type.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err125];
 }
@@ -1605,9 +1622,10 @@ vErrors.push(err125);
 errors++;
 }
 }
-let data49 = data39.unit;
-if((typeof data49 !== "string") && (data49 !== null)){
-const err126 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/unit",schemaPath:"#/properties/checks/additionalProperties/properties/unit/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.unit.type},message:"must be string,null"};
+let data48 = data46.argv;
+if(Array.isArray(data48)){
+if(data48.length > 256){
+const err126 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv",schemaPath:"#/properties/checks/additionalProperties/properties/argv/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
 if(vErrors === null){
 vErrors = [err126];
 }
@@ -1616,9 +1634,12 @@ vErrors.push(err126);
 }
 errors++;
 }
+const len4 = data48.length;
+for(let i4=0; i4<len4; i4++){
+let data49 = data48[i4];
 if(typeof data49 === "string"){
-if(func3(data49) > 256){
-const err127 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/unit",schemaPath:"#/properties/checks/additionalProperties/properties/unit/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+if(func3(data49) > 4096){
+const err127 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv/" + i4,schemaPath:"#/properties/checks/additionalProperties/properties/argv/items/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err127];
 }
@@ -1627,8 +1648,8 @@ vErrors.push(err127);
 }
 errors++;
 }
-if(!pattern13.test(data49)){
-const err128 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/unit",schemaPath:"#/properties/checks/additionalProperties/properties/unit/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$"},message:"must match pattern \""+"^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$"+"\""};
+if(func3(data49) < 1){
+const err128 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv/" + i4,schemaPath:"#/properties/checks/additionalProperties/properties/argv/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err128];
 }
@@ -1638,9 +1659,8 @@ vErrors.push(err128);
 errors++;
 }
 }
-let data50 = data39.timeoutSec;
-if(!(((typeof data50 == "number") && (!(data50 % 1) && !isNaN(data50))) && (isFinite(data50)))){
-const err129 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/timeoutSec",schemaPath:"#/properties/checks/additionalProperties/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err129 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv/" + i4,schemaPath:"#/properties/checks/additionalProperties/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err129];
 }
@@ -1649,9 +1669,10 @@ vErrors.push(err129);
 }
 errors++;
 }
-if((typeof data50 == "number") && (isFinite(data50))){
-if(data50 > 3600 || isNaN(data50)){
-const err130 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/timeoutSec",schemaPath:"#/properties/checks/additionalProperties/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
+}
+}
+else {
+const err130 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv",schemaPath:"#/properties/checks/additionalProperties/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err130];
 }
@@ -1660,8 +1681,9 @@ vErrors.push(err130);
 }
 errors++;
 }
-if(data50 < 1 || isNaN(data50)){
-const err131 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/timeoutSec",schemaPath:"#/properties/checks/additionalProperties/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+let data50 = data46.user;
+if((typeof data50 !== "string") && (data50 !== null)){
+const err131 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/user",schemaPath:"#/properties/checks/additionalProperties/properties/user/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.user.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err131];
 }
@@ -1670,10 +1692,9 @@ vErrors.push(err131);
 }
 errors++;
 }
-}
-}
-else {
-const err132 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/checks/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data50 === "string"){
+if(func3(data50) > 32){
+const err132 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/user",schemaPath:"#/properties/checks/additionalProperties/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err132];
 }
@@ -1682,10 +1703,8 @@ vErrors.push(err132);
 }
 errors++;
 }
-}
-}
-else {
-const err133 = {instancePath:instancePath+"/checks",schemaPath:"#/properties/checks/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern13.test(data50)){
+const err133 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/user",schemaPath:"#/properties/checks/additionalProperties/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err133];
 }
@@ -1694,20 +1713,10 @@ vErrors.push(err133);
 }
 errors++;
 }
-let data51 = data.hooks;
-if(data51 && typeof data51 == "object" && !Array.isArray(data51)){
-if(data51.preDeploy === undefined){
-data51.preDeploy = null;
 }
-if(data51.onSuccess === undefined){
-data51.onSuccess = null;
-}
-if(data51.onFailure === undefined){
-data51.onFailure = null;
-}
-for(const key10 in data51){
-if(!(((key10 === "preDeploy") || (key10 === "onSuccess")) || (key10 === "onFailure"))){
-const err134 = {instancePath:instancePath+"/hooks",schemaPath:"#/properties/hooks/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
+let data51 = data46.url;
+if((typeof data51 !== "string") && (data51 !== null)){
+const err134 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/url",schemaPath:"#/properties/checks/additionalProperties/properties/url/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.url.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err134];
 }
@@ -1716,10 +1725,9 @@ vErrors.push(err134);
 }
 errors++;
 }
-}
-let data52 = data51.preDeploy;
-if((!(data52 && typeof data52 == "object" && !Array.isArray(data52))) && (data52 !== null)){
-const err135 = {instancePath:instancePath+"/hooks/preDeploy",schemaPath:"#/properties/hooks/properties/preDeploy/type",keyword:"type",params:{type: schema11.properties.hooks.properties.preDeploy.type},message:"must be object,null"};
+if(typeof data51 === "string"){
+if(func3(data51) > 2048){
+const err135 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/url",schemaPath:"#/properties/checks/additionalProperties/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err135];
 }
@@ -1728,15 +1736,8 @@ vErrors.push(err135);
 }
 errors++;
 }
-if(data52 && typeof data52 == "object" && !Array.isArray(data52)){
-if(data52.user === undefined){
-data52.user = null;
-}
-if(data52.timeoutSec === undefined){
-data52.timeoutSec = 60;
-}
-if(data52.argv === undefined){
-const err136 = {instancePath:instancePath+"/hooks/preDeploy",schemaPath:"#/properties/hooks/properties/preDeploy/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'"};
+if(!pattern14.test(data51)){
+const err136 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/url",schemaPath:"#/properties/checks/additionalProperties/properties/url/pattern",keyword:"pattern",params:{pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"},message:"must match pattern \""+"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"+"\""};
 if(vErrors === null){
 vErrors = [err136];
 }
@@ -1745,9 +1746,10 @@ vErrors.push(err136);
 }
 errors++;
 }
-for(const key11 in data52){
-if(!(((key11 === "argv") || (key11 === "user")) || (key11 === "timeoutSec"))){
-const err137 = {instancePath:instancePath+"/hooks/preDeploy",schemaPath:"#/properties/hooks/properties/preDeploy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
+}
+let data52 = data46.expectStatus;
+if((!(((typeof data52 == "number") && (!(data52 % 1) && !isNaN(data52))) && (isFinite(data52)))) && (data52 !== null)){
+const err137 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/expectStatus",schemaPath:"#/properties/checks/additionalProperties/properties/expectStatus/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.expectStatus.type},message:"must be integer,null"};
 if(vErrors === null){
 vErrors = [err137];
 }
@@ -1756,12 +1758,9 @@ vErrors.push(err137);
 }
 errors++;
 }
-}
-if(data52.argv !== undefined){
-let data53 = data52.argv;
-if(Array.isArray(data53)){
-if(data53.length > 256){
-const err138 = {instancePath:instancePath+"/hooks/preDeploy/argv",schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
+if((typeof data52 == "number") && (isFinite(data52))){
+if(data52 > 599 || isNaN(data52)){
+const err138 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/expectStatus",schemaPath:"#/properties/checks/additionalProperties/properties/expectStatus/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
 if(vErrors === null){
 vErrors = [err138];
 }
@@ -1770,8 +1769,8 @@ vErrors.push(err138);
 }
 errors++;
 }
-if(data53.length < 1){
-const err139 = {instancePath:instancePath+"/hooks/preDeploy/argv",schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+if(data52 < 100 || isNaN(data52)){
+const err139 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/expectStatus",schemaPath:"#/properties/checks/additionalProperties/properties/expectStatus/minimum",keyword:"minimum",params:{comparison: ">=", limit: 100},message:"must be >= 100"};
 if(vErrors === null){
 vErrors = [err139];
 }
@@ -1780,12 +1779,10 @@ vErrors.push(err139);
 }
 errors++;
 }
-const len4 = data53.length;
-for(let i4=0; i4<len4; i4++){
-let data54 = data53[i4];
-if(typeof data54 === "string"){
-if(func3(data54) > 4096){
-const err140 = {instancePath:instancePath+"/hooks/preDeploy/argv/" + i4,schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/items/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+}
+let data53 = data46.bodyPattern;
+if((typeof data53 !== "string") && (data53 !== null)){
+const err140 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/bodyPattern",schemaPath:"#/properties/checks/additionalProperties/properties/bodyPattern/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.bodyPattern.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err140];
 }
@@ -1794,8 +1791,9 @@ vErrors.push(err140);
 }
 errors++;
 }
-if(func3(data54) < 1){
-const err141 = {instancePath:instancePath+"/hooks/preDeploy/argv/" + i4,schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(typeof data53 === "string"){
+if(func3(data53) > 1024){
+const err141 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/bodyPattern",schemaPath:"#/properties/checks/additionalProperties/properties/bodyPattern/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err141];
 }
@@ -1805,8 +1803,9 @@ vErrors.push(err141);
 errors++;
 }
 }
-else {
-const err142 = {instancePath:instancePath+"/hooks/preDeploy/argv/" + i4,schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data54 = data46.host;
+if((typeof data54 !== "string") && (data54 !== null)){
+const err142 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/host",schemaPath:"#/properties/checks/additionalProperties/properties/host/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.host.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err142];
 }
@@ -1815,10 +1814,9 @@ vErrors.push(err142);
 }
 errors++;
 }
-}
-}
-else {
-const err143 = {instancePath:instancePath+"/hooks/preDeploy/argv",schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(typeof data54 === "string"){
+if(func3(data54) > 253){
+const err143 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/host",schemaPath:"#/properties/checks/additionalProperties/properties/host/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err143];
 }
@@ -1827,10 +1825,8 @@ vErrors.push(err143);
 }
 errors++;
 }
-}
-let data55 = data52.user;
-if((typeof data55 !== "string") && (data55 !== null)){
-const err144 = {instancePath:instancePath+"/hooks/preDeploy/user",schemaPath:"#/properties/hooks/properties/preDeploy/properties/user/type",keyword:"type",params:{type: schema11.properties.hooks.properties.preDeploy.properties.user.type},message:"must be string,null"};
+if(func3(data54) < 1){
+const err144 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/host",schemaPath:"#/properties/checks/additionalProperties/properties/host/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err144];
 }
@@ -1839,9 +1835,10 @@ vErrors.push(err144);
 }
 errors++;
 }
-if(typeof data55 === "string"){
-if(func3(data55) > 32){
-const err145 = {instancePath:instancePath+"/hooks/preDeploy/user",schemaPath:"#/properties/hooks/properties/preDeploy/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+}
+let data55 = data46.port;
+if((!(((typeof data55 == "number") && (!(data55 % 1) && !isNaN(data55))) && (isFinite(data55)))) && (data55 !== null)){
+const err145 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/port",schemaPath:"#/properties/checks/additionalProperties/properties/port/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.port.type},message:"must be integer,null"};
 if(vErrors === null){
 vErrors = [err145];
 }
@@ -1850,8 +1847,9 @@ vErrors.push(err145);
 }
 errors++;
 }
-if(!pattern11.test(data55)){
-const err146 = {instancePath:instancePath+"/hooks/preDeploy/user",schemaPath:"#/properties/hooks/properties/preDeploy/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
+if((typeof data55 == "number") && (isFinite(data55))){
+if(data55 > 65535 || isNaN(data55)){
+const err146 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/port",schemaPath:"#/properties/checks/additionalProperties/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err146];
 }
@@ -1860,10 +1858,8 @@ vErrors.push(err146);
 }
 errors++;
 }
-}
-let data56 = data52.timeoutSec;
-if(!(((typeof data56 == "number") && (!(data56 % 1) && !isNaN(data56))) && (isFinite(data56)))){
-const err147 = {instancePath:instancePath+"/hooks/preDeploy/timeoutSec",schemaPath:"#/properties/hooks/properties/preDeploy/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data55 < 1 || isNaN(data55)){
+const err147 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/port",schemaPath:"#/properties/checks/additionalProperties/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err147];
 }
@@ -1872,9 +1868,10 @@ vErrors.push(err147);
 }
 errors++;
 }
-if((typeof data56 == "number") && (isFinite(data56))){
-if(data56 > 3600 || isNaN(data56)){
-const err148 = {instancePath:instancePath+"/hooks/preDeploy/timeoutSec",schemaPath:"#/properties/hooks/properties/preDeploy/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
+}
+let data56 = data46.unit;
+if((typeof data56 !== "string") && (data56 !== null)){
+const err148 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/unit",schemaPath:"#/properties/checks/additionalProperties/properties/unit/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.unit.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err148];
 }
@@ -1883,8 +1880,9 @@ vErrors.push(err148);
 }
 errors++;
 }
-if(data56 < 1 || isNaN(data56)){
-const err149 = {instancePath:instancePath+"/hooks/preDeploy/timeoutSec",schemaPath:"#/properties/hooks/properties/preDeploy/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data56 === "string"){
+if(func3(data56) > 256){
+const err149 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/unit",schemaPath:"#/properties/checks/additionalProperties/properties/unit/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err149];
 }
@@ -1893,11 +1891,8 @@ vErrors.push(err149);
 }
 errors++;
 }
-}
-}
-let data57 = data51.onSuccess;
-if((!(data57 && typeof data57 == "object" && !Array.isArray(data57))) && (data57 !== null)){
-const err150 = {instancePath:instancePath+"/hooks/onSuccess",schemaPath:"#/properties/hooks/properties/onSuccess/type",keyword:"type",params:{type: schema11.properties.hooks.properties.onSuccess.type},message:"must be object,null"};
+if(!pattern15.test(data56)){
+const err150 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/unit",schemaPath:"#/properties/checks/additionalProperties/properties/unit/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$"},message:"must match pattern \""+"^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$"+"\""};
 if(vErrors === null){
 vErrors = [err150];
 }
@@ -1906,15 +1901,10 @@ vErrors.push(err150);
 }
 errors++;
 }
-if(data57 && typeof data57 == "object" && !Array.isArray(data57)){
-if(data57.user === undefined){
-data57.user = null;
 }
-if(data57.timeoutSec === undefined){
-data57.timeoutSec = 60;
-}
-if(data57.argv === undefined){
-const err151 = {instancePath:instancePath+"/hooks/onSuccess",schemaPath:"#/properties/hooks/properties/onSuccess/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'"};
+let data57 = data46.timeoutSec;
+if(!(((typeof data57 == "number") && (!(data57 % 1) && !isNaN(data57))) && (isFinite(data57)))){
+const err151 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/timeoutSec",schemaPath:"#/properties/checks/additionalProperties/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err151];
 }
@@ -1923,9 +1913,9 @@ vErrors.push(err151);
 }
 errors++;
 }
-for(const key12 in data57){
-if(!(((key12 === "argv") || (key12 === "user")) || (key12 === "timeoutSec"))){
-const err152 = {instancePath:instancePath+"/hooks/onSuccess",schemaPath:"#/properties/hooks/properties/onSuccess/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
+if((typeof data57 == "number") && (isFinite(data57))){
+if(data57 > 3600 || isNaN(data57)){
+const err152 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/timeoutSec",schemaPath:"#/properties/checks/additionalProperties/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
 if(vErrors === null){
 vErrors = [err152];
 }
@@ -1934,12 +1924,8 @@ vErrors.push(err152);
 }
 errors++;
 }
-}
-if(data57.argv !== undefined){
-let data58 = data57.argv;
-if(Array.isArray(data58)){
-if(data58.length > 256){
-const err153 = {instancePath:instancePath+"/hooks/onSuccess/argv",schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
+if(data57 < 1 || isNaN(data57)){
+const err153 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/timeoutSec",schemaPath:"#/properties/checks/additionalProperties/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err153];
 }
@@ -1948,8 +1934,10 @@ vErrors.push(err153);
 }
 errors++;
 }
-if(data58.length < 1){
-const err154 = {instancePath:instancePath+"/hooks/onSuccess/argv",schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+}
+}
+else {
+const err154 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/checks/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err154];
 }
@@ -1958,12 +1946,10 @@ vErrors.push(err154);
 }
 errors++;
 }
-const len5 = data58.length;
-for(let i5=0; i5<len5; i5++){
-let data59 = data58[i5];
-if(typeof data59 === "string"){
-if(func3(data59) > 4096){
-const err155 = {instancePath:instancePath+"/hooks/onSuccess/argv/" + i5,schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/items/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+}
+}
+else {
+const err155 = {instancePath:instancePath+"/checks",schemaPath:"#/properties/checks/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err155];
 }
@@ -1972,8 +1958,20 @@ vErrors.push(err155);
 }
 errors++;
 }
-if(func3(data59) < 1){
-const err156 = {instancePath:instancePath+"/hooks/onSuccess/argv/" + i5,schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+let data58 = data.hooks;
+if(data58 && typeof data58 == "object" && !Array.isArray(data58)){
+if(data58.preDeploy === undefined){
+data58.preDeploy = null;
+}
+if(data58.onSuccess === undefined){
+data58.onSuccess = null;
+}
+if(data58.onFailure === undefined){
+data58.onFailure = null;
+}
+for(const key12 in data58){
+if(!(((key12 === "preDeploy") || (key12 === "onSuccess")) || (key12 === "onFailure"))){
+const err156 = {instancePath:instancePath+"/hooks",schemaPath:"#/properties/hooks/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err156];
 }
@@ -1983,8 +1981,9 @@ vErrors.push(err156);
 errors++;
 }
 }
-else {
-const err157 = {instancePath:instancePath+"/hooks/onSuccess/argv/" + i5,schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data59 = data58.preDeploy;
+if((!(data59 && typeof data59 == "object" && !Array.isArray(data59))) && (data59 !== null)){
+const err157 = {instancePath:instancePath+"/hooks/preDeploy",schemaPath:"#/properties/hooks/properties/preDeploy/type",keyword:"type",params:{type: schema11.properties.hooks.properties.preDeploy.type},message:"must be object,null"};
 if(vErrors === null){
 vErrors = [err157];
 }
@@ -1993,10 +1992,15 @@ vErrors.push(err157);
 }
 errors++;
 }
+if(data59 && typeof data59 == "object" && !Array.isArray(data59)){
+if(data59.user === undefined){
+data59.user = null;
 }
+if(data59.timeoutSec === undefined){
+data59.timeoutSec = 60;
 }
-else {
-const err158 = {instancePath:instancePath+"/hooks/onSuccess/argv",schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data59.argv === undefined){
+const err158 = {instancePath:instancePath+"/hooks/preDeploy",schemaPath:"#/properties/hooks/properties/preDeploy/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'"};
 if(vErrors === null){
 vErrors = [err158];
 }
@@ -2005,10 +2009,9 @@ vErrors.push(err158);
 }
 errors++;
 }
-}
-let data60 = data57.user;
-if((typeof data60 !== "string") && (data60 !== null)){
-const err159 = {instancePath:instancePath+"/hooks/onSuccess/user",schemaPath:"#/properties/hooks/properties/onSuccess/properties/user/type",keyword:"type",params:{type: schema11.properties.hooks.properties.onSuccess.properties.user.type},message:"must be string,null"};
+for(const key13 in data59){
+if(!(((key13 === "argv") || (key13 === "user")) || (key13 === "timeoutSec"))){
+const err159 = {instancePath:instancePath+"/hooks/preDeploy",schemaPath:"#/properties/hooks/properties/preDeploy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err159];
 }
@@ -2017,9 +2020,12 @@ vErrors.push(err159);
 }
 errors++;
 }
-if(typeof data60 === "string"){
-if(func3(data60) > 32){
-const err160 = {instancePath:instancePath+"/hooks/onSuccess/user",schemaPath:"#/properties/hooks/properties/onSuccess/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+}
+if(data59.argv !== undefined){
+let data60 = data59.argv;
+if(Array.isArray(data60)){
+if(data60.length > 256){
+const err160 = {instancePath:instancePath+"/hooks/preDeploy/argv",schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
 if(vErrors === null){
 vErrors = [err160];
 }
@@ -2028,8 +2034,8 @@ vErrors.push(err160);
 }
 errors++;
 }
-if(!pattern11.test(data60)){
-const err161 = {instancePath:instancePath+"/hooks/onSuccess/user",schemaPath:"#/properties/hooks/properties/onSuccess/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
+if(data60.length < 1){
+const err161 = {instancePath:instancePath+"/hooks/preDeploy/argv",schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err161];
 }
@@ -2038,10 +2044,12 @@ vErrors.push(err161);
 }
 errors++;
 }
-}
-let data61 = data57.timeoutSec;
-if(!(((typeof data61 == "number") && (!(data61 % 1) && !isNaN(data61))) && (isFinite(data61)))){
-const err162 = {instancePath:instancePath+"/hooks/onSuccess/timeoutSec",schemaPath:"#/properties/hooks/properties/onSuccess/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const len5 = data60.length;
+for(let i5=0; i5<len5; i5++){
+let data61 = data60[i5];
+if(typeof data61 === "string"){
+if(func3(data61) > 4096){
+const err162 = {instancePath:instancePath+"/hooks/preDeploy/argv/" + i5,schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/items/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err162];
 }
@@ -2050,9 +2058,8 @@ vErrors.push(err162);
 }
 errors++;
 }
-if((typeof data61 == "number") && (isFinite(data61))){
-if(data61 > 3600 || isNaN(data61)){
-const err163 = {instancePath:instancePath+"/hooks/onSuccess/timeoutSec",schemaPath:"#/properties/hooks/properties/onSuccess/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
+if(func3(data61) < 1){
+const err163 = {instancePath:instancePath+"/hooks/preDeploy/argv/" + i5,schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err163];
 }
@@ -2061,8 +2068,9 @@ vErrors.push(err163);
 }
 errors++;
 }
-if(data61 < 1 || isNaN(data61)){
-const err164 = {instancePath:instancePath+"/hooks/onSuccess/timeoutSec",schemaPath:"#/properties/hooks/properties/onSuccess/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err164 = {instancePath:instancePath+"/hooks/preDeploy/argv/" + i5,schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err164];
 }
@@ -2073,9 +2081,8 @@ errors++;
 }
 }
 }
-let data62 = data51.onFailure;
-if((!(data62 && typeof data62 == "object" && !Array.isArray(data62))) && (data62 !== null)){
-const err165 = {instancePath:instancePath+"/hooks/onFailure",schemaPath:"#/properties/hooks/properties/onFailure/type",keyword:"type",params:{type: schema11.properties.hooks.properties.onFailure.type},message:"must be object,null"};
+else {
+const err165 = {instancePath:instancePath+"/hooks/preDeploy/argv",schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err165];
 }
@@ -2084,15 +2091,10 @@ vErrors.push(err165);
 }
 errors++;
 }
-if(data62 && typeof data62 == "object" && !Array.isArray(data62)){
-if(data62.user === undefined){
-data62.user = null;
 }
-if(data62.timeoutSec === undefined){
-data62.timeoutSec = 60;
-}
-if(data62.argv === undefined){
-const err166 = {instancePath:instancePath+"/hooks/onFailure",schemaPath:"#/properties/hooks/properties/onFailure/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'"};
+let data62 = data59.user;
+if((typeof data62 !== "string") && (data62 !== null)){
+const err166 = {instancePath:instancePath+"/hooks/preDeploy/user",schemaPath:"#/properties/hooks/properties/preDeploy/properties/user/type",keyword:"type",params:{type: schema11.properties.hooks.properties.preDeploy.properties.user.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err166];
 }
@@ -2101,9 +2103,9 @@ vErrors.push(err166);
 }
 errors++;
 }
-for(const key13 in data62){
-if(!(((key13 === "argv") || (key13 === "user")) || (key13 === "timeoutSec"))){
-const err167 = {instancePath:instancePath+"/hooks/onFailure",schemaPath:"#/properties/hooks/properties/onFailure/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
+if(typeof data62 === "string"){
+if(func3(data62) > 32){
+const err167 = {instancePath:instancePath+"/hooks/preDeploy/user",schemaPath:"#/properties/hooks/properties/preDeploy/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err167];
 }
@@ -2112,12 +2114,8 @@ vErrors.push(err167);
 }
 errors++;
 }
-}
-if(data62.argv !== undefined){
-let data63 = data62.argv;
-if(Array.isArray(data63)){
-if(data63.length > 256){
-const err168 = {instancePath:instancePath+"/hooks/onFailure/argv",schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
+if(!pattern13.test(data62)){
+const err168 = {instancePath:instancePath+"/hooks/preDeploy/user",schemaPath:"#/properties/hooks/properties/preDeploy/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err168];
 }
@@ -2126,8 +2124,10 @@ vErrors.push(err168);
 }
 errors++;
 }
-if(data63.length < 1){
-const err169 = {instancePath:instancePath+"/hooks/onFailure/argv",schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+}
+let data63 = data59.timeoutSec;
+if(!(((typeof data63 == "number") && (!(data63 % 1) && !isNaN(data63))) && (isFinite(data63)))){
+const err169 = {instancePath:instancePath+"/hooks/preDeploy/timeoutSec",schemaPath:"#/properties/hooks/properties/preDeploy/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err169];
 }
@@ -2136,12 +2136,9 @@ vErrors.push(err169);
 }
 errors++;
 }
-const len6 = data63.length;
-for(let i6=0; i6<len6; i6++){
-let data64 = data63[i6];
-if(typeof data64 === "string"){
-if(func3(data64) > 4096){
-const err170 = {instancePath:instancePath+"/hooks/onFailure/argv/" + i6,schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/items/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+if((typeof data63 == "number") && (isFinite(data63))){
+if(data63 > 3600 || isNaN(data63)){
+const err170 = {instancePath:instancePath+"/hooks/preDeploy/timeoutSec",schemaPath:"#/properties/hooks/properties/preDeploy/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
 if(vErrors === null){
 vErrors = [err170];
 }
@@ -2150,8 +2147,8 @@ vErrors.push(err170);
 }
 errors++;
 }
-if(func3(data64) < 1){
-const err171 = {instancePath:instancePath+"/hooks/onFailure/argv/" + i6,schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data63 < 1 || isNaN(data63)){
+const err171 = {instancePath:instancePath+"/hooks/preDeploy/timeoutSec",schemaPath:"#/properties/hooks/properties/preDeploy/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err171];
 }
@@ -2161,8 +2158,10 @@ vErrors.push(err171);
 errors++;
 }
 }
-else {
-const err172 = {instancePath:instancePath+"/hooks/onFailure/argv/" + i6,schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+let data64 = data58.onSuccess;
+if((!(data64 && typeof data64 == "object" && !Array.isArray(data64))) && (data64 !== null)){
+const err172 = {instancePath:instancePath+"/hooks/onSuccess",schemaPath:"#/properties/hooks/properties/onSuccess/type",keyword:"type",params:{type: schema11.properties.hooks.properties.onSuccess.type},message:"must be object,null"};
 if(vErrors === null){
 vErrors = [err172];
 }
@@ -2171,10 +2170,15 @@ vErrors.push(err172);
 }
 errors++;
 }
+if(data64 && typeof data64 == "object" && !Array.isArray(data64)){
+if(data64.user === undefined){
+data64.user = null;
 }
+if(data64.timeoutSec === undefined){
+data64.timeoutSec = 60;
 }
-else {
-const err173 = {instancePath:instancePath+"/hooks/onFailure/argv",schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data64.argv === undefined){
+const err173 = {instancePath:instancePath+"/hooks/onSuccess",schemaPath:"#/properties/hooks/properties/onSuccess/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'"};
 if(vErrors === null){
 vErrors = [err173];
 }
@@ -2183,10 +2187,9 @@ vErrors.push(err173);
 }
 errors++;
 }
-}
-let data65 = data62.user;
-if((typeof data65 !== "string") && (data65 !== null)){
-const err174 = {instancePath:instancePath+"/hooks/onFailure/user",schemaPath:"#/properties/hooks/properties/onFailure/properties/user/type",keyword:"type",params:{type: schema11.properties.hooks.properties.onFailure.properties.user.type},message:"must be string,null"};
+for(const key14 in data64){
+if(!(((key14 === "argv") || (key14 === "user")) || (key14 === "timeoutSec"))){
+const err174 = {instancePath:instancePath+"/hooks/onSuccess",schemaPath:"#/properties/hooks/properties/onSuccess/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err174];
 }
@@ -2195,9 +2198,12 @@ vErrors.push(err174);
 }
 errors++;
 }
-if(typeof data65 === "string"){
-if(func3(data65) > 32){
-const err175 = {instancePath:instancePath+"/hooks/onFailure/user",schemaPath:"#/properties/hooks/properties/onFailure/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+}
+if(data64.argv !== undefined){
+let data65 = data64.argv;
+if(Array.isArray(data65)){
+if(data65.length > 256){
+const err175 = {instancePath:instancePath+"/hooks/onSuccess/argv",schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
 if(vErrors === null){
 vErrors = [err175];
 }
@@ -2206,8 +2212,8 @@ vErrors.push(err175);
 }
 errors++;
 }
-if(!pattern11.test(data65)){
-const err176 = {instancePath:instancePath+"/hooks/onFailure/user",schemaPath:"#/properties/hooks/properties/onFailure/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
+if(data65.length < 1){
+const err176 = {instancePath:instancePath+"/hooks/onSuccess/argv",schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err176];
 }
@@ -2216,10 +2222,12 @@ vErrors.push(err176);
 }
 errors++;
 }
-}
-let data66 = data62.timeoutSec;
-if(!(((typeof data66 == "number") && (!(data66 % 1) && !isNaN(data66))) && (isFinite(data66)))){
-const err177 = {instancePath:instancePath+"/hooks/onFailure/timeoutSec",schemaPath:"#/properties/hooks/properties/onFailure/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const len6 = data65.length;
+for(let i6=0; i6<len6; i6++){
+let data66 = data65[i6];
+if(typeof data66 === "string"){
+if(func3(data66) > 4096){
+const err177 = {instancePath:instancePath+"/hooks/onSuccess/argv/" + i6,schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/items/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err177];
 }
@@ -2228,9 +2236,8 @@ vErrors.push(err177);
 }
 errors++;
 }
-if((typeof data66 == "number") && (isFinite(data66))){
-if(data66 > 3600 || isNaN(data66)){
-const err178 = {instancePath:instancePath+"/hooks/onFailure/timeoutSec",schemaPath:"#/properties/hooks/properties/onFailure/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
+if(func3(data66) < 1){
+const err178 = {instancePath:instancePath+"/hooks/onSuccess/argv/" + i6,schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err178];
 }
@@ -2239,8 +2246,9 @@ vErrors.push(err178);
 }
 errors++;
 }
-if(data66 < 1 || isNaN(data66)){
-const err179 = {instancePath:instancePath+"/hooks/onFailure/timeoutSec",schemaPath:"#/properties/hooks/properties/onFailure/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err179 = {instancePath:instancePath+"/hooks/onSuccess/argv/" + i6,schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err179];
 }
@@ -2251,9 +2259,8 @@ errors++;
 }
 }
 }
-}
 else {
-const err180 = {instancePath:instancePath+"/hooks",schemaPath:"#/properties/hooks/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err180 = {instancePath:instancePath+"/hooks/onSuccess/argv",schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err180];
 }
@@ -2262,14 +2269,10 @@ vErrors.push(err180);
 }
 errors++;
 }
-let data67 = data.metrics;
-if(data67 && typeof data67 == "object" && !Array.isArray(data67)){
-if(data67.textfileDirectory === undefined){
-data67.textfileDirectory = null;
 }
-for(const key14 in data67){
-if(!(key14 === "textfileDirectory")){
-const err181 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
+let data67 = data64.user;
+if((typeof data67 !== "string") && (data67 !== null)){
+const err181 = {instancePath:instancePath+"/hooks/onSuccess/user",schemaPath:"#/properties/hooks/properties/onSuccess/properties/user/type",keyword:"type",params:{type: schema11.properties.hooks.properties.onSuccess.properties.user.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err181];
 }
@@ -2278,10 +2281,9 @@ vErrors.push(err181);
 }
 errors++;
 }
-}
-let data68 = data67.textfileDirectory;
-if((typeof data68 !== "string") && (data68 !== null)){
-const err182 = {instancePath:instancePath+"/metrics/textfileDirectory",schemaPath:"#/properties/metrics/properties/textfileDirectory/type",keyword:"type",params:{type: schema11.properties.metrics.properties.textfileDirectory.type},message:"must be string,null"};
+if(typeof data67 === "string"){
+if(func3(data67) > 32){
+const err182 = {instancePath:instancePath+"/hooks/onSuccess/user",schemaPath:"#/properties/hooks/properties/onSuccess/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err182];
 }
@@ -2290,9 +2292,8 @@ vErrors.push(err182);
 }
 errors++;
 }
-if(typeof data68 === "string"){
-if(func3(data68) > 1024){
-const err183 = {instancePath:instancePath+"/metrics/textfileDirectory",schemaPath:"#/properties/metrics/properties/textfileDirectory/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+if(!pattern13.test(data67)){
+const err183 = {instancePath:instancePath+"/hooks/onSuccess/user",schemaPath:"#/properties/hooks/properties/onSuccess/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err183];
 }
@@ -2301,8 +2302,10 @@ vErrors.push(err183);
 }
 errors++;
 }
-if(!pattern1.test(data68)){
-const err184 = {instancePath:instancePath+"/metrics/textfileDirectory",schemaPath:"#/properties/metrics/properties/textfileDirectory/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+let data68 = data64.timeoutSec;
+if(!(((typeof data68 == "number") && (!(data68 % 1) && !isNaN(data68))) && (isFinite(data68)))){
+const err184 = {instancePath:instancePath+"/hooks/onSuccess/timeoutSec",schemaPath:"#/properties/hooks/properties/onSuccess/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err184];
 }
@@ -2311,10 +2314,9 @@ vErrors.push(err184);
 }
 errors++;
 }
-}
-}
-else {
-const err185 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if((typeof data68 == "number") && (isFinite(data68))){
+if(data68 > 3600 || isNaN(data68)){
+const err185 = {instancePath:instancePath+"/hooks/onSuccess/timeoutSec",schemaPath:"#/properties/hooks/properties/onSuccess/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
 if(vErrors === null){
 vErrors = [err185];
 }
@@ -2323,9 +2325,8 @@ vErrors.push(err185);
 }
 errors++;
 }
-let data69 = data.activationTimeoutSec;
-if(!(((typeof data69 == "number") && (!(data69 % 1) && !isNaN(data69))) && (isFinite(data69)))){
-const err186 = {instancePath:instancePath+"/activationTimeoutSec",schemaPath:"#/properties/activationTimeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data68 < 1 || isNaN(data68)){
+const err186 = {instancePath:instancePath+"/hooks/onSuccess/timeoutSec",schemaPath:"#/properties/hooks/properties/onSuccess/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err186];
 }
@@ -2334,9 +2335,11 @@ vErrors.push(err186);
 }
 errors++;
 }
-if((typeof data69 == "number") && (isFinite(data69))){
-if(data69 > 86400 || isNaN(data69)){
-const err187 = {instancePath:instancePath+"/activationTimeoutSec",schemaPath:"#/properties/activationTimeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400"};
+}
+}
+let data69 = data58.onFailure;
+if((!(data69 && typeof data69 == "object" && !Array.isArray(data69))) && (data69 !== null)){
+const err187 = {instancePath:instancePath+"/hooks/onFailure",schemaPath:"#/properties/hooks/properties/onFailure/type",keyword:"type",params:{type: schema11.properties.hooks.properties.onFailure.type},message:"must be object,null"};
 if(vErrors === null){
 vErrors = [err187];
 }
@@ -2345,8 +2348,15 @@ vErrors.push(err187);
 }
 errors++;
 }
-if(data69 < 10 || isNaN(data69)){
-const err188 = {instancePath:instancePath+"/activationTimeoutSec",schemaPath:"#/properties/activationTimeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 10},message:"must be >= 10"};
+if(data69 && typeof data69 == "object" && !Array.isArray(data69)){
+if(data69.user === undefined){
+data69.user = null;
+}
+if(data69.timeoutSec === undefined){
+data69.timeoutSec = 60;
+}
+if(data69.argv === undefined){
+const err188 = {instancePath:instancePath+"/hooks/onFailure",schemaPath:"#/properties/hooks/properties/onFailure/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'"};
 if(vErrors === null){
 vErrors = [err188];
 }
@@ -2355,22 +2365,9 @@ vErrors.push(err188);
 }
 errors++;
 }
-}
-if(data.reboot !== undefined){
-let data70 = data.reboot;
-if(data70 && typeof data70 == "object" && !Array.isArray(data70)){
-if(data70.mode === undefined){
-data70.mode = "never";
-}
-if(data70.window === undefined){
-data70.window = {};
-}
-if(data70.bootloader === undefined){
-data70.bootloader = "systemd-boot";
-}
-for(const key15 in data70){
-if(!(((key15 === "mode") || (key15 === "window")) || (key15 === "bootloader"))){
-const err189 = {instancePath:instancePath+"/reboot",schemaPath:"#/properties/reboot/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
+for(const key15 in data69){
+if(!(((key15 === "argv") || (key15 === "user")) || (key15 === "timeoutSec"))){
+const err189 = {instancePath:instancePath+"/hooks/onFailure",schemaPath:"#/properties/hooks/properties/onFailure/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err189];
 }
@@ -2380,9 +2377,11 @@ vErrors.push(err189);
 errors++;
 }
 }
-let data71 = data70.mode;
-if(!((data71 === "never") || (data71 === "window"))){
-const err190 = {instancePath:instancePath+"/reboot/mode",schemaPath:"#/properties/reboot/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.reboot.properties.mode.enum},message:"must be equal to one of the allowed values"};
+if(data69.argv !== undefined){
+let data70 = data69.argv;
+if(Array.isArray(data70)){
+if(data70.length > 256){
+const err190 = {instancePath:instancePath+"/hooks/onFailure/argv",schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
 if(vErrors === null){
 vErrors = [err190];
 }
@@ -2391,17 +2390,8 @@ vErrors.push(err190);
 }
 errors++;
 }
-let data72 = data70.window;
-if(data72 && typeof data72 == "object" && !Array.isArray(data72)){
-if(data72.start === undefined){
-data72.start = "01:00";
-}
-if(data72.end === undefined){
-data72.end = "05:00";
-}
-for(const key16 in data72){
-if(!((key16 === "start") || (key16 === "end"))){
-const err191 = {instancePath:instancePath+"/reboot/window",schemaPath:"#/properties/reboot/properties/window/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
+if(data70.length < 1){
+const err191 = {instancePath:instancePath+"/hooks/onFailure/argv",schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err191];
 }
@@ -2410,11 +2400,12 @@ vErrors.push(err191);
 }
 errors++;
 }
-}
-let data73 = data72.start;
-if(typeof data73 === "string"){
-if(!pattern18.test(data73)){
-const err192 = {instancePath:instancePath+"/reboot/window/start",schemaPath:"#/properties/reboot/properties/window/properties/start/pattern",keyword:"pattern",params:{pattern: "^([01][0-9]|2[0-3]):[0-5][0-9]$"},message:"must match pattern \""+"^([01][0-9]|2[0-3]):[0-5][0-9]$"+"\""};
+const len7 = data70.length;
+for(let i7=0; i7<len7; i7++){
+let data71 = data70[i7];
+if(typeof data71 === "string"){
+if(func3(data71) > 4096){
+const err192 = {instancePath:instancePath+"/hooks/onFailure/argv/" + i7,schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/items/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err192];
 }
@@ -2423,9 +2414,8 @@ vErrors.push(err192);
 }
 errors++;
 }
-}
-else {
-const err193 = {instancePath:instancePath+"/reboot/window/start",schemaPath:"#/properties/reboot/properties/window/properties/start/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(func3(data71) < 1){
+const err193 = {instancePath:instancePath+"/hooks/onFailure/argv/" + i7,schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err193];
 }
@@ -2434,10 +2424,9 @@ vErrors.push(err193);
 }
 errors++;
 }
-let data74 = data72.end;
-if(typeof data74 === "string"){
-if(!pattern18.test(data74)){
-const err194 = {instancePath:instancePath+"/reboot/window/end",schemaPath:"#/properties/reboot/properties/window/properties/end/pattern",keyword:"pattern",params:{pattern: "^([01][0-9]|2[0-3]):[0-5][0-9]$"},message:"must match pattern \""+"^([01][0-9]|2[0-3]):[0-5][0-9]$"+"\""};
+}
+else {
+const err194 = {instancePath:instancePath+"/hooks/onFailure/argv/" + i7,schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err194];
 }
@@ -2447,8 +2436,9 @@ vErrors.push(err194);
 errors++;
 }
 }
+}
 else {
-const err195 = {instancePath:instancePath+"/reboot/window/end",schemaPath:"#/properties/reboot/properties/window/properties/end/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err195 = {instancePath:instancePath+"/hooks/onFailure/argv",schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err195];
 }
@@ -2458,8 +2448,9 @@ vErrors.push(err195);
 errors++;
 }
 }
-else {
-const err196 = {instancePath:instancePath+"/reboot/window",schemaPath:"#/properties/reboot/properties/window/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data72 = data69.user;
+if((typeof data72 !== "string") && (data72 !== null)){
+const err196 = {instancePath:instancePath+"/hooks/onFailure/user",schemaPath:"#/properties/hooks/properties/onFailure/properties/user/type",keyword:"type",params:{type: schema11.properties.hooks.properties.onFailure.properties.user.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err196];
 }
@@ -2468,9 +2459,9 @@ vErrors.push(err196);
 }
 errors++;
 }
-let data75 = data70.bootloader;
-if(!(((data75 === "systemd-boot") || (data75 === "grub")) || (data75 === "none"))){
-const err197 = {instancePath:instancePath+"/reboot/bootloader",schemaPath:"#/properties/reboot/properties/bootloader/enum",keyword:"enum",params:{allowedValues: schema11.properties.reboot.properties.bootloader.enum},message:"must be equal to one of the allowed values"};
+if(typeof data72 === "string"){
+if(func3(data72) > 32){
+const err197 = {instancePath:instancePath+"/hooks/onFailure/user",schemaPath:"#/properties/hooks/properties/onFailure/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err197];
 }
@@ -2479,9 +2470,8 @@ vErrors.push(err197);
 }
 errors++;
 }
-}
-else {
-const err198 = {instancePath:instancePath+"/reboot",schemaPath:"#/properties/reboot/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern13.test(data72)){
+const err198 = {instancePath:instancePath+"/hooks/onFailure/user",schemaPath:"#/properties/hooks/properties/onFailure/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err198];
 }
@@ -2491,18 +2481,9 @@ vErrors.push(err198);
 errors++;
 }
 }
-if(data.operators !== undefined){
-let data76 = data.operators;
-if(data76 && typeof data76 == "object" && !Array.isArray(data76)){
-if(data76.group === undefined){
-data76.group = "pullnix";
-}
-if(data76.keys === undefined){
-data76.keys = [];
-}
-for(const key17 in data76){
-if(!((key17 === "group") || (key17 === "keys"))){
-const err199 = {instancePath:instancePath+"/operators",schemaPath:"#/properties/operators/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
+let data73 = data69.timeoutSec;
+if(!(((typeof data73 == "number") && (!(data73 % 1) && !isNaN(data73))) && (isFinite(data73)))){
+const err199 = {instancePath:instancePath+"/hooks/onFailure/timeoutSec",schemaPath:"#/properties/hooks/properties/onFailure/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err199];
 }
@@ -2511,11 +2492,9 @@ vErrors.push(err199);
 }
 errors++;
 }
-}
-let data77 = data76.group;
-if(typeof data77 === "string"){
-if(func3(data77) > 32){
-const err200 = {instancePath:instancePath+"/operators/group",schemaPath:"#/properties/operators/properties/group/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if((typeof data73 == "number") && (isFinite(data73))){
+if(data73 > 3600 || isNaN(data73)){
+const err200 = {instancePath:instancePath+"/hooks/onFailure/timeoutSec",schemaPath:"#/properties/hooks/properties/onFailure/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
 if(vErrors === null){
 vErrors = [err200];
 }
@@ -2524,8 +2503,8 @@ vErrors.push(err200);
 }
 errors++;
 }
-if(!pattern11.test(data77)){
-const err201 = {instancePath:instancePath+"/operators/group",schemaPath:"#/properties/operators/properties/group/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
+if(data73 < 1 || isNaN(data73)){
+const err201 = {instancePath:instancePath+"/hooks/onFailure/timeoutSec",schemaPath:"#/properties/hooks/properties/onFailure/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err201];
 }
@@ -2535,8 +2514,10 @@ vErrors.push(err201);
 errors++;
 }
 }
+}
+}
 else {
-const err202 = {instancePath:instancePath+"/operators/group",schemaPath:"#/properties/operators/properties/group/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err202 = {instancePath:instancePath+"/hooks",schemaPath:"#/properties/hooks/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err202];
 }
@@ -2545,10 +2526,14 @@ vErrors.push(err202);
 }
 errors++;
 }
-let data78 = data76.keys;
-if(Array.isArray(data78)){
-if(data78.length > 256){
-const err203 = {instancePath:instancePath+"/operators/keys",schemaPath:"#/properties/operators/properties/keys/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
+let data74 = data.metrics;
+if(data74 && typeof data74 == "object" && !Array.isArray(data74)){
+if(data74.textfileDirectory === undefined){
+data74.textfileDirectory = null;
+}
+for(const key16 in data74){
+if(!(key16 === "textfileDirectory")){
+const err203 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err203];
 }
@@ -2557,12 +2542,10 @@ vErrors.push(err203);
 }
 errors++;
 }
-const len7 = data78.length;
-for(let i7=0; i7<len7; i7++){
-let data79 = data78[i7];
-if(data79 && typeof data79 == "object" && !Array.isArray(data79)){
-if(data79.id === undefined){
-const err204 = {instancePath:instancePath+"/operators/keys/" + i7,schemaPath:"#/properties/operators/properties/keys/items/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
+}
+let data75 = data74.textfileDirectory;
+if((typeof data75 !== "string") && (data75 !== null)){
+const err204 = {instancePath:instancePath+"/metrics/textfileDirectory",schemaPath:"#/properties/metrics/properties/textfileDirectory/type",keyword:"type",params:{type: schema11.properties.metrics.properties.textfileDirectory.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err204];
 }
@@ -2571,8 +2554,9 @@ vErrors.push(err204);
 }
 errors++;
 }
-if(data79.publicKey === undefined){
-const err205 = {instancePath:instancePath+"/operators/keys/" + i7,schemaPath:"#/properties/operators/properties/keys/items/required",keyword:"required",params:{missingProperty: "publicKey"},message:"must have required property '"+"publicKey"+"'"};
+if(typeof data75 === "string"){
+if(func3(data75) > 1024){
+const err205 = {instancePath:instancePath+"/metrics/textfileDirectory",schemaPath:"#/properties/metrics/properties/textfileDirectory/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err205];
 }
@@ -2581,9 +2565,8 @@ vErrors.push(err205);
 }
 errors++;
 }
-for(const key18 in data79){
-if(!((key18 === "id") || (key18 === "publicKey"))){
-const err206 = {instancePath:instancePath+"/operators/keys/" + i7,schemaPath:"#/properties/operators/properties/keys/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
+if(!pattern1.test(data75)){
+const err206 = {instancePath:instancePath+"/metrics/textfileDirectory",schemaPath:"#/properties/metrics/properties/textfileDirectory/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err206];
 }
@@ -2593,11 +2576,9 @@ vErrors.push(err206);
 errors++;
 }
 }
-if(data79.id !== undefined){
-let data80 = data79.id;
-if(typeof data80 === "string"){
-if(!pattern21.test(data80)){
-const err207 = {instancePath:instancePath+"/operators/keys/" + i7+"/id",schemaPath:"#/properties/operators/properties/keys/items/properties/id/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._@-]{1,64}$"},message:"must match pattern \""+"^[A-Za-z0-9._@-]{1,64}$"+"\""};
+}
+else {
+const err207 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err207];
 }
@@ -2606,9 +2587,9 @@ vErrors.push(err207);
 }
 errors++;
 }
-}
-else {
-const err208 = {instancePath:instancePath+"/operators/keys/" + i7+"/id",schemaPath:"#/properties/operators/properties/keys/items/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data76 = data.activationTimeoutSec;
+if(!(((typeof data76 == "number") && (!(data76 % 1) && !isNaN(data76))) && (isFinite(data76)))){
+const err208 = {instancePath:instancePath+"/activationTimeoutSec",schemaPath:"#/properties/activationTimeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err208];
 }
@@ -2617,12 +2598,9 @@ vErrors.push(err208);
 }
 errors++;
 }
-}
-if(data79.publicKey !== undefined){
-let data81 = data79.publicKey;
-if(typeof data81 === "string"){
-if(!pattern22.test(data81)){
-const err209 = {instancePath:instancePath+"/operators/keys/" + i7+"/publicKey",schemaPath:"#/properties/operators/properties/keys/items/properties/publicKey/pattern",keyword:"pattern",params:{pattern: "^ed25519:[A-Za-z0-9_-]{43}$"},message:"must match pattern \""+"^ed25519:[A-Za-z0-9_-]{43}$"+"\""};
+if((typeof data76 == "number") && (isFinite(data76))){
+if(data76 > 86400 || isNaN(data76)){
+const err209 = {instancePath:instancePath+"/activationTimeoutSec",schemaPath:"#/properties/activationTimeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400"};
 if(vErrors === null){
 vErrors = [err209];
 }
@@ -2631,9 +2609,8 @@ vErrors.push(err209);
 }
 errors++;
 }
-}
-else {
-const err210 = {instancePath:instancePath+"/operators/keys/" + i7+"/publicKey",schemaPath:"#/properties/operators/properties/keys/items/properties/publicKey/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data76 < 10 || isNaN(data76)){
+const err210 = {instancePath:instancePath+"/activationTimeoutSec",schemaPath:"#/properties/activationTimeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 10},message:"must be >= 10"};
 if(vErrors === null){
 vErrors = [err210];
 }
@@ -2643,9 +2620,21 @@ vErrors.push(err210);
 errors++;
 }
 }
+if(data.reboot !== undefined){
+let data77 = data.reboot;
+if(data77 && typeof data77 == "object" && !Array.isArray(data77)){
+if(data77.mode === undefined){
+data77.mode = "never";
 }
-else {
-const err211 = {instancePath:instancePath+"/operators/keys/" + i7,schemaPath:"#/properties/operators/properties/keys/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data77.window === undefined){
+data77.window = {};
+}
+if(data77.bootloader === undefined){
+data77.bootloader = "systemd-boot";
+}
+for(const key17 in data77){
+if(!(((key17 === "mode") || (key17 === "window")) || (key17 === "bootloader"))){
+const err211 = {instancePath:instancePath+"/reboot",schemaPath:"#/properties/reboot/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err211];
 }
@@ -2655,9 +2644,9 @@ vErrors.push(err211);
 errors++;
 }
 }
-}
-else {
-const err212 = {instancePath:instancePath+"/operators/keys",schemaPath:"#/properties/operators/properties/keys/type",keyword:"type",params:{type: "array"},message:"must be array"};
+let data78 = data77.mode;
+if(!((data78 === "never") || (data78 === "window"))){
+const err212 = {instancePath:instancePath+"/reboot/mode",schemaPath:"#/properties/reboot/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.reboot.properties.mode.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err212];
 }
@@ -2666,9 +2655,17 @@ vErrors.push(err212);
 }
 errors++;
 }
+let data79 = data77.window;
+if(data79 && typeof data79 == "object" && !Array.isArray(data79)){
+if(data79.start === undefined){
+data79.start = "01:00";
 }
-else {
-const err213 = {instancePath:instancePath+"/operators",schemaPath:"#/properties/operators/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data79.end === undefined){
+data79.end = "05:00";
+}
+for(const key18 in data79){
+if(!((key18 === "start") || (key18 === "end"))){
+const err213 = {instancePath:instancePath+"/reboot/window",schemaPath:"#/properties/reboot/properties/window/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err213];
 }
@@ -2678,15 +2675,10 @@ vErrors.push(err213);
 errors++;
 }
 }
-if(data.gates !== undefined){
-let data82 = data.gates;
-if(data82 && typeof data82 == "object" && !Array.isArray(data82)){
-if(data82.vulnerabilities === undefined){
-data82.vulnerabilities = {};
-}
-for(const key19 in data82){
-if(!(key19 === "vulnerabilities")){
-const err214 = {instancePath:instancePath+"/gates",schemaPath:"#/properties/gates/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
+let data80 = data79.start;
+if(typeof data80 === "string"){
+if(!pattern20.test(data80)){
+const err214 = {instancePath:instancePath+"/reboot/window/start",schemaPath:"#/properties/reboot/properties/window/properties/start/pattern",keyword:"pattern",params:{pattern: "^([01][0-9]|2[0-3]):[0-5][0-9]$"},message:"must match pattern \""+"^([01][0-9]|2[0-3]):[0-5][0-9]$"+"\""};
 if(vErrors === null){
 vErrors = [err214];
 }
@@ -2696,35 +2688,8 @@ vErrors.push(err214);
 errors++;
 }
 }
-let data83 = data82.vulnerabilities;
-if(data83 && typeof data83 == "object" && !Array.isArray(data83)){
-if(data83.enable === undefined){
-data83.enable = false;
-}
-if(data83.command === undefined){
-data83.command = "vulnix";
-}
-if(data83.extraFlags === undefined){
-data83.extraFlags = [];
-}
-if(data83.minSeverity === undefined){
-data83.minSeverity = 7;
-}
-if(data83.allow === undefined){
-data83.allow = [];
-}
-if(data83.onNew === undefined){
-data83.onNew = "refuse";
-}
-if(data83.onError === undefined){
-data83.onError = "allow";
-}
-if(data83.timeoutSec === undefined){
-data83.timeoutSec = 900;
-}
-for(const key20 in data83){
-if(!((((((((key20 === "enable") || (key20 === "command")) || (key20 === "extraFlags")) || (key20 === "minSeverity")) || (key20 === "allow")) || (key20 === "onNew")) || (key20 === "onError")) || (key20 === "timeoutSec"))){
-const err215 = {instancePath:instancePath+"/gates/vulnerabilities",schemaPath:"#/properties/gates/properties/vulnerabilities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties"};
+else {
+const err215 = {instancePath:instancePath+"/reboot/window/start",schemaPath:"#/properties/reboot/properties/window/properties/start/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err215];
 }
@@ -2733,9 +2698,10 @@ vErrors.push(err215);
 }
 errors++;
 }
-}
-if(typeof data83.enable !== "boolean"){
-const err216 = {instancePath:instancePath+"/gates/vulnerabilities/enable",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/enable/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+let data81 = data79.end;
+if(typeof data81 === "string"){
+if(!pattern20.test(data81)){
+const err216 = {instancePath:instancePath+"/reboot/window/end",schemaPath:"#/properties/reboot/properties/window/properties/end/pattern",keyword:"pattern",params:{pattern: "^([01][0-9]|2[0-3]):[0-5][0-9]$"},message:"must match pattern \""+"^([01][0-9]|2[0-3]):[0-5][0-9]$"+"\""};
 if(vErrors === null){
 vErrors = [err216];
 }
@@ -2744,10 +2710,9 @@ vErrors.push(err216);
 }
 errors++;
 }
-let data85 = data83.command;
-if(typeof data85 === "string"){
-if(func3(data85) > 4096){
-const err217 = {instancePath:instancePath+"/gates/vulnerabilities/command",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/command/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+}
+else {
+const err217 = {instancePath:instancePath+"/reboot/window/end",schemaPath:"#/properties/reboot/properties/window/properties/end/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err217];
 }
@@ -2756,8 +2721,9 @@ vErrors.push(err217);
 }
 errors++;
 }
-if(func3(data85) < 1){
-const err218 = {instancePath:instancePath+"/gates/vulnerabilities/command",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/command/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err218 = {instancePath:instancePath+"/reboot/window",schemaPath:"#/properties/reboot/properties/window/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err218];
 }
@@ -2766,9 +2732,9 @@ vErrors.push(err218);
 }
 errors++;
 }
-}
-else {
-const err219 = {instancePath:instancePath+"/gates/vulnerabilities/command",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/command/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data82 = data77.bootloader;
+if(!(((data82 === "systemd-boot") || (data82 === "grub")) || (data82 === "none"))){
+const err219 = {instancePath:instancePath+"/reboot/bootloader",schemaPath:"#/properties/reboot/properties/bootloader/enum",keyword:"enum",params:{allowedValues: schema11.properties.reboot.properties.bootloader.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err219];
 }
@@ -2777,10 +2743,9 @@ vErrors.push(err219);
 }
 errors++;
 }
-let data86 = data83.extraFlags;
-if(Array.isArray(data86)){
-if(data86.length > 64){
-const err220 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+}
+else {
+const err220 = {instancePath:instancePath+"/reboot",schemaPath:"#/properties/reboot/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err220];
 }
@@ -2789,12 +2754,19 @@ vErrors.push(err220);
 }
 errors++;
 }
-const len8 = data86.length;
-for(let i8=0; i8<len8; i8++){
-let data87 = data86[i8];
-if(typeof data87 === "string"){
-if(func3(data87) > 1024){
-const err221 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags/" + i8,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/items/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+}
+if(data.operators !== undefined){
+let data83 = data.operators;
+if(data83 && typeof data83 == "object" && !Array.isArray(data83)){
+if(data83.group === undefined){
+data83.group = "pullnix";
+}
+if(data83.keys === undefined){
+data83.keys = [];
+}
+for(const key19 in data83){
+if(!((key19 === "group") || (key19 === "keys"))){
+const err221 = {instancePath:instancePath+"/operators",schemaPath:"#/properties/operators/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err221];
 }
@@ -2804,8 +2776,10 @@ vErrors.push(err221);
 errors++;
 }
 }
-else {
-const err222 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags/" + i8,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data84 = data83.group;
+if(typeof data84 === "string"){
+if(func3(data84) > 32){
+const err222 = {instancePath:instancePath+"/operators/group",schemaPath:"#/properties/operators/properties/group/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err222];
 }
@@ -2814,10 +2788,8 @@ vErrors.push(err222);
 }
 errors++;
 }
-}
-}
-else {
-const err223 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(!pattern13.test(data84)){
+const err223 = {instancePath:instancePath+"/operators/group",schemaPath:"#/properties/operators/properties/group/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err223];
 }
@@ -2826,10 +2798,9 @@ vErrors.push(err223);
 }
 errors++;
 }
-let data88 = data83.minSeverity;
-if((typeof data88 == "number") && (isFinite(data88))){
-if(data88 > 10 || isNaN(data88)){
-const err224 = {instancePath:instancePath+"/gates/vulnerabilities/minSeverity",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/minSeverity/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+}
+else {
+const err224 = {instancePath:instancePath+"/operators/group",schemaPath:"#/properties/operators/properties/group/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err224];
 }
@@ -2838,8 +2809,10 @@ vErrors.push(err224);
 }
 errors++;
 }
-if(data88 < 0 || isNaN(data88)){
-const err225 = {instancePath:instancePath+"/gates/vulnerabilities/minSeverity",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/minSeverity/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+let data85 = data83.keys;
+if(Array.isArray(data85)){
+if(data85.length > 256){
+const err225 = {instancePath:instancePath+"/operators/keys",schemaPath:"#/properties/operators/properties/keys/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
 if(vErrors === null){
 vErrors = [err225];
 }
@@ -2848,9 +2821,12 @@ vErrors.push(err225);
 }
 errors++;
 }
-}
-else {
-const err226 = {instancePath:instancePath+"/gates/vulnerabilities/minSeverity",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/minSeverity/type",keyword:"type",params:{type: "number"},message:"must be number"};
+const len8 = data85.length;
+for(let i8=0; i8<len8; i8++){
+let data86 = data85[i8];
+if(data86 && typeof data86 == "object" && !Array.isArray(data86)){
+if(data86.id === undefined){
+const err226 = {instancePath:instancePath+"/operators/keys/" + i8,schemaPath:"#/properties/operators/properties/keys/items/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
 if(vErrors === null){
 vErrors = [err226];
 }
@@ -2859,10 +2835,8 @@ vErrors.push(err226);
 }
 errors++;
 }
-let data89 = data83.allow;
-if(Array.isArray(data89)){
-if(data89.length > 1000){
-const err227 = {instancePath:instancePath+"/gates/vulnerabilities/allow",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/maxItems",keyword:"maxItems",params:{limit: 1000},message:"must NOT have more than 1000 items"};
+if(data86.publicKey === undefined){
+const err227 = {instancePath:instancePath+"/operators/keys/" + i8,schemaPath:"#/properties/operators/properties/keys/items/required",keyword:"required",params:{missingProperty: "publicKey"},message:"must have required property '"+"publicKey"+"'"};
 if(vErrors === null){
 vErrors = [err227];
 }
@@ -2871,12 +2845,9 @@ vErrors.push(err227);
 }
 errors++;
 }
-const len9 = data89.length;
-for(let i9=0; i9<len9; i9++){
-let data90 = data89[i9];
-if(typeof data90 === "string"){
-if(func3(data90) > 32){
-const err228 = {instancePath:instancePath+"/gates/vulnerabilities/allow/" + i9,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/items/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+for(const key20 in data86){
+if(!((key20 === "id") || (key20 === "publicKey"))){
+const err228 = {instancePath:instancePath+"/operators/keys/" + i8,schemaPath:"#/properties/operators/properties/keys/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err228];
 }
@@ -2885,8 +2856,12 @@ vErrors.push(err228);
 }
 errors++;
 }
-if(!pattern23.test(data90)){
-const err229 = {instancePath:instancePath+"/gates/vulnerabilities/allow/" + i9,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/items/pattern",keyword:"pattern",params:{pattern: "^CVE-[0-9]{4}-[0-9]{4,}$"},message:"must match pattern \""+"^CVE-[0-9]{4}-[0-9]{4,}$"+"\""};
+}
+if(data86.id !== undefined){
+let data87 = data86.id;
+if(typeof data87 === "string"){
+if(!pattern23.test(data87)){
+const err229 = {instancePath:instancePath+"/operators/keys/" + i8+"/id",schemaPath:"#/properties/operators/properties/keys/items/properties/id/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._@-]{1,64}$"},message:"must match pattern \""+"^[A-Za-z0-9._@-]{1,64}$"+"\""};
 if(vErrors === null){
 vErrors = [err229];
 }
@@ -2897,7 +2872,7 @@ errors++;
 }
 }
 else {
-const err230 = {instancePath:instancePath+"/gates/vulnerabilities/allow/" + i9,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err230 = {instancePath:instancePath+"/operators/keys/" + i8+"/id",schemaPath:"#/properties/operators/properties/keys/items/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err230];
 }
@@ -2907,9 +2882,11 @@ vErrors.push(err230);
 errors++;
 }
 }
-}
-else {
-const err231 = {instancePath:instancePath+"/gates/vulnerabilities/allow",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data86.publicKey !== undefined){
+let data88 = data86.publicKey;
+if(typeof data88 === "string"){
+if(!pattern24.test(data88)){
+const err231 = {instancePath:instancePath+"/operators/keys/" + i8+"/publicKey",schemaPath:"#/properties/operators/properties/keys/items/properties/publicKey/pattern",keyword:"pattern",params:{pattern: "^ed25519:[A-Za-z0-9_-]{43}$"},message:"must match pattern \""+"^ed25519:[A-Za-z0-9_-]{43}$"+"\""};
 if(vErrors === null){
 vErrors = [err231];
 }
@@ -2918,9 +2895,9 @@ vErrors.push(err231);
 }
 errors++;
 }
-let data91 = data83.onNew;
-if(!((data91 === "refuse") || (data91 === "warn"))){
-const err232 = {instancePath:instancePath+"/gates/vulnerabilities/onNew",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/onNew/enum",keyword:"enum",params:{allowedValues: schema11.properties.gates.properties.vulnerabilities.properties.onNew.enum},message:"must be equal to one of the allowed values"};
+}
+else {
+const err232 = {instancePath:instancePath+"/operators/keys/" + i8+"/publicKey",schemaPath:"#/properties/operators/properties/keys/items/properties/publicKey/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err232];
 }
@@ -2929,9 +2906,10 @@ vErrors.push(err232);
 }
 errors++;
 }
-let data92 = data83.onError;
-if(!((data92 === "allow") || (data92 === "refuse"))){
-const err233 = {instancePath:instancePath+"/gates/vulnerabilities/onError",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/onError/enum",keyword:"enum",params:{allowedValues: schema11.properties.gates.properties.vulnerabilities.properties.onError.enum},message:"must be equal to one of the allowed values"};
+}
+}
+else {
+const err233 = {instancePath:instancePath+"/operators/keys/" + i8,schemaPath:"#/properties/operators/properties/keys/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err233];
 }
@@ -2940,9 +2918,10 @@ vErrors.push(err233);
 }
 errors++;
 }
-let data93 = data83.timeoutSec;
-if(!(((typeof data93 == "number") && (!(data93 % 1) && !isNaN(data93))) && (isFinite(data93)))){
-const err234 = {instancePath:instancePath+"/gates/vulnerabilities/timeoutSec",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+}
+else {
+const err234 = {instancePath:instancePath+"/operators/keys",schemaPath:"#/properties/operators/properties/keys/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err234];
 }
@@ -2951,9 +2930,9 @@ vErrors.push(err234);
 }
 errors++;
 }
-if((typeof data93 == "number") && (isFinite(data93))){
-if(data93 > 86400 || isNaN(data93)){
-const err235 = {instancePath:instancePath+"/gates/vulnerabilities/timeoutSec",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400"};
+}
+else {
+const err235 = {instancePath:instancePath+"/operators",schemaPath:"#/properties/operators/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err235];
 }
@@ -2962,8 +2941,16 @@ vErrors.push(err235);
 }
 errors++;
 }
-if(data93 < 1 || isNaN(data93)){
-const err236 = {instancePath:instancePath+"/gates/vulnerabilities/timeoutSec",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data.gates !== undefined){
+let data89 = data.gates;
+if(data89 && typeof data89 == "object" && !Array.isArray(data89)){
+if(data89.vulnerabilities === undefined){
+data89.vulnerabilities = {};
+}
+for(const key21 in data89){
+if(!(key21 === "vulnerabilities")){
+const err236 = {instancePath:instancePath+"/gates",schemaPath:"#/properties/gates/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err236];
 }
@@ -2973,9 +2960,35 @@ vErrors.push(err236);
 errors++;
 }
 }
+let data90 = data89.vulnerabilities;
+if(data90 && typeof data90 == "object" && !Array.isArray(data90)){
+if(data90.enable === undefined){
+data90.enable = false;
 }
-else {
-const err237 = {instancePath:instancePath+"/gates/vulnerabilities",schemaPath:"#/properties/gates/properties/vulnerabilities/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data90.command === undefined){
+data90.command = "vulnix";
+}
+if(data90.extraFlags === undefined){
+data90.extraFlags = [];
+}
+if(data90.minSeverity === undefined){
+data90.minSeverity = 7;
+}
+if(data90.allow === undefined){
+data90.allow = [];
+}
+if(data90.onNew === undefined){
+data90.onNew = "refuse";
+}
+if(data90.onError === undefined){
+data90.onError = "allow";
+}
+if(data90.timeoutSec === undefined){
+data90.timeoutSec = 900;
+}
+for(const key22 in data90){
+if(!((((((((key22 === "enable") || (key22 === "command")) || (key22 === "extraFlags")) || (key22 === "minSeverity")) || (key22 === "allow")) || (key22 === "onNew")) || (key22 === "onError")) || (key22 === "timeoutSec"))){
+const err237 = {instancePath:instancePath+"/gates/vulnerabilities",schemaPath:"#/properties/gates/properties/vulnerabilities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err237];
 }
@@ -2985,8 +2998,8 @@ vErrors.push(err237);
 errors++;
 }
 }
-else {
-const err238 = {instancePath:instancePath+"/gates",schemaPath:"#/properties/gates/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data90.enable !== "boolean"){
+const err238 = {instancePath:instancePath+"/gates/vulnerabilities/enable",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/enable/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err238];
 }
@@ -2995,39 +3008,10 @@ vErrors.push(err238);
 }
 errors++;
 }
-}
-let data94 = data.report;
-if(data94 && typeof data94 == "object" && !Array.isArray(data94)){
-if(data94.enable === undefined){
-data94.enable = false;
-}
-if(data94.forge === undefined){
-data94.forge = "github";
-}
-if(data94.apiUrl === undefined){
-data94.apiUrl = "https://api.github.com";
-}
-if(data94.repository === undefined){
-data94.repository = null;
-}
-if(data94.tokenFile === undefined){
-data94.tokenFile = null;
-}
-if(data94.targetUrl === undefined){
-data94.targetUrl = null;
-}
-if(data94.haltAfter === undefined){
-data94.haltAfter = null;
-}
-if(data94.outboxLimit === undefined){
-data94.outboxLimit = 256;
-}
-if(data94.timeoutSec === undefined){
-data94.timeoutSec = 30;
-}
-for(const key21 in data94){
-if(!(func2.call(schema11.properties.report.properties, key21))){
-const err239 = {instancePath:instancePath+"/report",schemaPath:"#/properties/report/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
+let data92 = data90.command;
+if(typeof data92 === "string"){
+if(func3(data92) > 4096){
+const err239 = {instancePath:instancePath+"/gates/vulnerabilities/command",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/command/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err239];
 }
@@ -3036,9 +3020,8 @@ vErrors.push(err239);
 }
 errors++;
 }
-}
-if(typeof data94.enable !== "boolean"){
-const err240 = {instancePath:instancePath+"/report/enable",schemaPath:"#/properties/report/properties/enable/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(func3(data92) < 1){
+const err240 = {instancePath:instancePath+"/gates/vulnerabilities/command",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/command/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err240];
 }
@@ -3047,9 +3030,9 @@ vErrors.push(err240);
 }
 errors++;
 }
-let data96 = data94.forge;
-if(!((data96 === "github") || (data96 === "gitea"))){
-const err241 = {instancePath:instancePath+"/report/forge",schemaPath:"#/properties/report/properties/forge/enum",keyword:"enum",params:{allowedValues: schema11.properties.report.properties.forge.enum},message:"must be equal to one of the allowed values"};
+}
+else {
+const err241 = {instancePath:instancePath+"/gates/vulnerabilities/command",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/command/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err241];
 }
@@ -3058,10 +3041,10 @@ vErrors.push(err241);
 }
 errors++;
 }
-let data97 = data94.apiUrl;
-if(typeof data97 === "string"){
-if(func3(data97) > 2048){
-const err242 = {instancePath:instancePath+"/report/apiUrl",schemaPath:"#/properties/report/properties/apiUrl/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+let data93 = data90.extraFlags;
+if(Array.isArray(data93)){
+if(data93.length > 64){
+const err242 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err242];
 }
@@ -3070,8 +3053,12 @@ vErrors.push(err242);
 }
 errors++;
 }
-if(!pattern12.test(data97)){
-const err243 = {instancePath:instancePath+"/report/apiUrl",schemaPath:"#/properties/report/properties/apiUrl/pattern",keyword:"pattern",params:{pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"},message:"must match pattern \""+"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"+"\""};
+const len9 = data93.length;
+for(let i9=0; i9<len9; i9++){
+let data94 = data93[i9];
+if(typeof data94 === "string"){
+if(func3(data94) > 1024){
+const err243 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags/" + i9,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/items/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err243];
 }
@@ -3082,7 +3069,7 @@ errors++;
 }
 }
 else {
-const err244 = {instancePath:instancePath+"/report/apiUrl",schemaPath:"#/properties/report/properties/apiUrl/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err244 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags/" + i9,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err244];
 }
@@ -3091,9 +3078,10 @@ vErrors.push(err244);
 }
 errors++;
 }
-let data98 = data94.repository;
-if((typeof data98 !== "string") && (data98 !== null)){
-const err245 = {instancePath:instancePath+"/report/repository",schemaPath:"#/properties/report/properties/repository/type",keyword:"type",params:{type: schema11.properties.report.properties.repository.type},message:"must be string,null"};
+}
+}
+else {
+const err245 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err245];
 }
@@ -3102,9 +3090,10 @@ vErrors.push(err245);
 }
 errors++;
 }
-if(typeof data98 === "string"){
-if(func3(data98) > 256){
-const err246 = {instancePath:instancePath+"/report/repository",schemaPath:"#/properties/report/properties/repository/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+let data95 = data90.minSeverity;
+if((typeof data95 == "number") && (isFinite(data95))){
+if(data95 > 10 || isNaN(data95)){
+const err246 = {instancePath:instancePath+"/gates/vulnerabilities/minSeverity",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/minSeverity/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err246];
 }
@@ -3113,8 +3102,8 @@ vErrors.push(err246);
 }
 errors++;
 }
-if(!pattern25.test(data98)){
-const err247 = {instancePath:instancePath+"/report/repository",schemaPath:"#/properties/report/properties/repository/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$"},message:"must match pattern \""+"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$"+"\""};
+if(data95 < 0 || isNaN(data95)){
+const err247 = {instancePath:instancePath+"/gates/vulnerabilities/minSeverity",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/minSeverity/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err247];
 }
@@ -3124,9 +3113,8 @@ vErrors.push(err247);
 errors++;
 }
 }
-let data99 = data94.tokenFile;
-if((typeof data99 !== "string") && (data99 !== null)){
-const err248 = {instancePath:instancePath+"/report/tokenFile",schemaPath:"#/properties/report/properties/tokenFile/type",keyword:"type",params:{type: schema11.properties.report.properties.tokenFile.type},message:"must be string,null"};
+else {
+const err248 = {instancePath:instancePath+"/gates/vulnerabilities/minSeverity",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/minSeverity/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err248];
 }
@@ -3135,9 +3123,10 @@ vErrors.push(err248);
 }
 errors++;
 }
-if(typeof data99 === "string"){
-if(func3(data99) > 1024){
-const err249 = {instancePath:instancePath+"/report/tokenFile",schemaPath:"#/properties/report/properties/tokenFile/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+let data96 = data90.allow;
+if(Array.isArray(data96)){
+if(data96.length > 1000){
+const err249 = {instancePath:instancePath+"/gates/vulnerabilities/allow",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/maxItems",keyword:"maxItems",params:{limit: 1000},message:"must NOT have more than 1000 items"};
 if(vErrors === null){
 vErrors = [err249];
 }
@@ -3146,8 +3135,12 @@ vErrors.push(err249);
 }
 errors++;
 }
-if(!pattern1.test(data99)){
-const err250 = {instancePath:instancePath+"/report/tokenFile",schemaPath:"#/properties/report/properties/tokenFile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+const len10 = data96.length;
+for(let i10=0; i10<len10; i10++){
+let data97 = data96[i10];
+if(typeof data97 === "string"){
+if(func3(data97) > 32){
+const err250 = {instancePath:instancePath+"/gates/vulnerabilities/allow/" + i10,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/items/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err250];
 }
@@ -3156,10 +3149,8 @@ vErrors.push(err250);
 }
 errors++;
 }
-}
-let data100 = data94.targetUrl;
-if((typeof data100 !== "string") && (data100 !== null)){
-const err251 = {instancePath:instancePath+"/report/targetUrl",schemaPath:"#/properties/report/properties/targetUrl/type",keyword:"type",params:{type: schema11.properties.report.properties.targetUrl.type},message:"must be string,null"};
+if(!pattern25.test(data97)){
+const err251 = {instancePath:instancePath+"/gates/vulnerabilities/allow/" + i10,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/items/pattern",keyword:"pattern",params:{pattern: "^CVE-[0-9]{4}-[0-9]{4,}$"},message:"must match pattern \""+"^CVE-[0-9]{4}-[0-9]{4,}$"+"\""};
 if(vErrors === null){
 vErrors = [err251];
 }
@@ -3168,9 +3159,9 @@ vErrors.push(err251);
 }
 errors++;
 }
-if(typeof data100 === "string"){
-if(func3(data100) > 2048){
-const err252 = {instancePath:instancePath+"/report/targetUrl",schemaPath:"#/properties/report/properties/targetUrl/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+}
+else {
+const err252 = {instancePath:instancePath+"/gates/vulnerabilities/allow/" + i10,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err252];
 }
@@ -3179,8 +3170,10 @@ vErrors.push(err252);
 }
 errors++;
 }
-if(!pattern12.test(data100)){
-const err253 = {instancePath:instancePath+"/report/targetUrl",schemaPath:"#/properties/report/properties/targetUrl/pattern",keyword:"pattern",params:{pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"},message:"must match pattern \""+"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"+"\""};
+}
+}
+else {
+const err253 = {instancePath:instancePath+"/gates/vulnerabilities/allow",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err253];
 }
@@ -3189,10 +3182,9 @@ vErrors.push(err253);
 }
 errors++;
 }
-}
-let data101 = data94.haltAfter;
-if((!(((typeof data101 == "number") && (!(data101 % 1) && !isNaN(data101))) && (isFinite(data101)))) && (data101 !== null)){
-const err254 = {instancePath:instancePath+"/report/haltAfter",schemaPath:"#/properties/report/properties/haltAfter/type",keyword:"type",params:{type: schema11.properties.report.properties.haltAfter.type},message:"must be integer,null"};
+let data98 = data90.onNew;
+if(!((data98 === "refuse") || (data98 === "warn"))){
+const err254 = {instancePath:instancePath+"/gates/vulnerabilities/onNew",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/onNew/enum",keyword:"enum",params:{allowedValues: schema11.properties.gates.properties.vulnerabilities.properties.onNew.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err254];
 }
@@ -3201,9 +3193,9 @@ vErrors.push(err254);
 }
 errors++;
 }
-if((typeof data101 == "number") && (isFinite(data101))){
-if(data101 > 100000 || isNaN(data101)){
-const err255 = {instancePath:instancePath+"/report/haltAfter",schemaPath:"#/properties/report/properties/haltAfter/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+let data99 = data90.onError;
+if(!((data99 === "allow") || (data99 === "refuse"))){
+const err255 = {instancePath:instancePath+"/gates/vulnerabilities/onError",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/onError/enum",keyword:"enum",params:{allowedValues: schema11.properties.gates.properties.vulnerabilities.properties.onError.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err255];
 }
@@ -3212,8 +3204,9 @@ vErrors.push(err255);
 }
 errors++;
 }
-if(data101 < 1 || isNaN(data101)){
-const err256 = {instancePath:instancePath+"/report/haltAfter",schemaPath:"#/properties/report/properties/haltAfter/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+let data100 = data90.timeoutSec;
+if(!(((typeof data100 == "number") && (!(data100 % 1) && !isNaN(data100))) && (isFinite(data100)))){
+const err256 = {instancePath:instancePath+"/gates/vulnerabilities/timeoutSec",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err256];
 }
@@ -3222,10 +3215,9 @@ vErrors.push(err256);
 }
 errors++;
 }
-}
-let data102 = data94.outboxLimit;
-if(!(((typeof data102 == "number") && (!(data102 % 1) && !isNaN(data102))) && (isFinite(data102)))){
-const err257 = {instancePath:instancePath+"/report/outboxLimit",schemaPath:"#/properties/report/properties/outboxLimit/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if((typeof data100 == "number") && (isFinite(data100))){
+if(data100 > 86400 || isNaN(data100)){
+const err257 = {instancePath:instancePath+"/gates/vulnerabilities/timeoutSec",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400"};
 if(vErrors === null){
 vErrors = [err257];
 }
@@ -3234,9 +3226,8 @@ vErrors.push(err257);
 }
 errors++;
 }
-if((typeof data102 == "number") && (isFinite(data102))){
-if(data102 > 100000 || isNaN(data102)){
-const err258 = {instancePath:instancePath+"/report/outboxLimit",schemaPath:"#/properties/report/properties/outboxLimit/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+if(data100 < 1 || isNaN(data100)){
+const err258 = {instancePath:instancePath+"/gates/vulnerabilities/timeoutSec",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err258];
 }
@@ -3245,8 +3236,10 @@ vErrors.push(err258);
 }
 errors++;
 }
-if(data102 < 8 || isNaN(data102)){
-const err259 = {instancePath:instancePath+"/report/outboxLimit",schemaPath:"#/properties/report/properties/outboxLimit/minimum",keyword:"minimum",params:{comparison: ">=", limit: 8},message:"must be >= 8"};
+}
+}
+else {
+const err259 = {instancePath:instancePath+"/gates/vulnerabilities",schemaPath:"#/properties/gates/properties/vulnerabilities/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err259];
 }
@@ -3256,9 +3249,8 @@ vErrors.push(err259);
 errors++;
 }
 }
-let data103 = data94.timeoutSec;
-if(!(((typeof data103 == "number") && (!(data103 % 1) && !isNaN(data103))) && (isFinite(data103)))){
-const err260 = {instancePath:instancePath+"/report/timeoutSec",schemaPath:"#/properties/report/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err260 = {instancePath:instancePath+"/gates",schemaPath:"#/properties/gates/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err260];
 }
@@ -3267,9 +3259,39 @@ vErrors.push(err260);
 }
 errors++;
 }
-if((typeof data103 == "number") && (isFinite(data103))){
-if(data103 > 600 || isNaN(data103)){
-const err261 = {instancePath:instancePath+"/report/timeoutSec",schemaPath:"#/properties/report/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 600},message:"must be <= 600"};
+}
+let data101 = data.report;
+if(data101 && typeof data101 == "object" && !Array.isArray(data101)){
+if(data101.enable === undefined){
+data101.enable = false;
+}
+if(data101.forge === undefined){
+data101.forge = "github";
+}
+if(data101.apiUrl === undefined){
+data101.apiUrl = "https://api.github.com";
+}
+if(data101.repository === undefined){
+data101.repository = null;
+}
+if(data101.tokenFile === undefined){
+data101.tokenFile = null;
+}
+if(data101.targetUrl === undefined){
+data101.targetUrl = null;
+}
+if(data101.haltAfter === undefined){
+data101.haltAfter = null;
+}
+if(data101.outboxLimit === undefined){
+data101.outboxLimit = 256;
+}
+if(data101.timeoutSec === undefined){
+data101.timeoutSec = 30;
+}
+for(const key23 in data101){
+if(!(func2.call(schema11.properties.report.properties, key23))){
+const err261 = {instancePath:instancePath+"/report",schemaPath:"#/properties/report/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err261];
 }
@@ -3278,8 +3300,9 @@ vErrors.push(err261);
 }
 errors++;
 }
-if(data103 < 1 || isNaN(data103)){
-const err262 = {instancePath:instancePath+"/report/timeoutSec",schemaPath:"#/properties/report/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(typeof data101.enable !== "boolean"){
+const err262 = {instancePath:instancePath+"/report/enable",schemaPath:"#/properties/report/properties/enable/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err262];
 }
@@ -3288,10 +3311,9 @@ vErrors.push(err262);
 }
 errors++;
 }
-}
-}
-else {
-const err263 = {instancePath:instancePath+"/report",schemaPath:"#/properties/report/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data103 = data101.forge;
+if(!((data103 === "github") || (data103 === "gitea"))){
+const err263 = {instancePath:instancePath+"/report/forge",schemaPath:"#/properties/report/properties/forge/enum",keyword:"enum",params:{allowedValues: schema11.properties.report.properties.forge.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err263];
 }
@@ -3300,10 +3322,10 @@ vErrors.push(err263);
 }
 errors++;
 }
-let data104 = data.socketPath;
+let data104 = data101.apiUrl;
 if(typeof data104 === "string"){
-if(func3(data104) > 100){
-const err264 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
+if(func3(data104) > 2048){
+const err264 = {instancePath:instancePath+"/report/apiUrl",schemaPath:"#/properties/report/properties/apiUrl/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err264];
 }
@@ -3312,8 +3334,8 @@ vErrors.push(err264);
 }
 errors++;
 }
-if(!pattern1.test(data104)){
-const err265 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(!pattern14.test(data104)){
+const err265 = {instancePath:instancePath+"/report/apiUrl",schemaPath:"#/properties/report/properties/apiUrl/pattern",keyword:"pattern",params:{pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"},message:"must match pattern \""+"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"+"\""};
 if(vErrors === null){
 vErrors = [err265];
 }
@@ -3324,7 +3346,7 @@ errors++;
 }
 }
 else {
-const err266 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err266 = {instancePath:instancePath+"/report/apiUrl",schemaPath:"#/properties/report/properties/apiUrl/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err266];
 }
@@ -3333,9 +3355,9 @@ vErrors.push(err266);
 }
 errors++;
 }
-let data105 = data.privateSocketPath;
+let data105 = data101.repository;
 if((typeof data105 !== "string") && (data105 !== null)){
-const err267 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/type",keyword:"type",params:{type: schema11.properties.privateSocketPath.type},message:"must be string,null"};
+const err267 = {instancePath:instancePath+"/report/repository",schemaPath:"#/properties/report/properties/repository/type",keyword:"type",params:{type: schema11.properties.report.properties.repository.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err267];
 }
@@ -3345,8 +3367,8 @@ vErrors.push(err267);
 errors++;
 }
 if(typeof data105 === "string"){
-if(func3(data105) > 100){
-const err268 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
+if(func3(data105) > 256){
+const err268 = {instancePath:instancePath+"/report/repository",schemaPath:"#/properties/report/properties/repository/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err268];
 }
@@ -3355,8 +3377,8 @@ vErrors.push(err268);
 }
 errors++;
 }
-if(!pattern1.test(data105)){
-const err269 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(!pattern27.test(data105)){
+const err269 = {instancePath:instancePath+"/report/repository",schemaPath:"#/properties/report/properties/repository/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$"},message:"must match pattern \""+"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$"+"\""};
 if(vErrors === null){
 vErrors = [err269];
 }
@@ -3366,21 +3388,9 @@ vErrors.push(err269);
 errors++;
 }
 }
-if(data.watcher !== undefined){
-let data106 = data.watcher;
-if(data106 && typeof data106 == "object" && !Array.isArray(data106)){
-if(data106.user === undefined){
-data106.user = null;
-}
-if(data106.stateDir === undefined){
-data106.stateDir = null;
-}
-if(data106.socketPath === undefined){
-data106.socketPath = null;
-}
-for(const key22 in data106){
-if(!(((key22 === "user") || (key22 === "stateDir")) || (key22 === "socketPath"))){
-const err270 = {instancePath:instancePath+"/watcher",schemaPath:"#/properties/watcher/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
+let data106 = data101.tokenFile;
+if((typeof data106 !== "string") && (data106 !== null)){
+const err270 = {instancePath:instancePath+"/report/tokenFile",schemaPath:"#/properties/report/properties/tokenFile/type",keyword:"type",params:{type: schema11.properties.report.properties.tokenFile.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err270];
 }
@@ -3389,10 +3399,9 @@ vErrors.push(err270);
 }
 errors++;
 }
-}
-let data107 = data106.user;
-if((typeof data107 !== "string") && (data107 !== null)){
-const err271 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/type",keyword:"type",params:{type: schema11.properties.watcher.properties.user.type},message:"must be string,null"};
+if(typeof data106 === "string"){
+if(func3(data106) > 1024){
+const err271 = {instancePath:instancePath+"/report/tokenFile",schemaPath:"#/properties/report/properties/tokenFile/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err271];
 }
@@ -3401,9 +3410,8 @@ vErrors.push(err271);
 }
 errors++;
 }
-if(typeof data107 === "string"){
-if(func3(data107) > 32){
-const err272 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(!pattern1.test(data106)){
+const err272 = {instancePath:instancePath+"/report/tokenFile",schemaPath:"#/properties/report/properties/tokenFile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err272];
 }
@@ -3412,8 +3420,10 @@ vErrors.push(err272);
 }
 errors++;
 }
-if(!pattern11.test(data107)){
-const err273 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
+}
+let data107 = data101.targetUrl;
+if((typeof data107 !== "string") && (data107 !== null)){
+const err273 = {instancePath:instancePath+"/report/targetUrl",schemaPath:"#/properties/report/properties/targetUrl/type",keyword:"type",params:{type: schema11.properties.report.properties.targetUrl.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err273];
 }
@@ -3422,10 +3432,9 @@ vErrors.push(err273);
 }
 errors++;
 }
-}
-let data108 = data106.stateDir;
-if((typeof data108 !== "string") && (data108 !== null)){
-const err274 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/type",keyword:"type",params:{type: schema11.properties.watcher.properties.stateDir.type},message:"must be string,null"};
+if(typeof data107 === "string"){
+if(func3(data107) > 2048){
+const err274 = {instancePath:instancePath+"/report/targetUrl",schemaPath:"#/properties/report/properties/targetUrl/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err274];
 }
@@ -3434,9 +3443,8 @@ vErrors.push(err274);
 }
 errors++;
 }
-if(typeof data108 === "string"){
-if(func3(data108) > 1024){
-const err275 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+if(!pattern14.test(data107)){
+const err275 = {instancePath:instancePath+"/report/targetUrl",schemaPath:"#/properties/report/properties/targetUrl/pattern",keyword:"pattern",params:{pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"},message:"must match pattern \""+"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"+"\""};
 if(vErrors === null){
 vErrors = [err275];
 }
@@ -3445,8 +3453,10 @@ vErrors.push(err275);
 }
 errors++;
 }
-if(!pattern1.test(data108)){
-const err276 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+let data108 = data101.haltAfter;
+if((!(((typeof data108 == "number") && (!(data108 % 1) && !isNaN(data108))) && (isFinite(data108)))) && (data108 !== null)){
+const err276 = {instancePath:instancePath+"/report/haltAfter",schemaPath:"#/properties/report/properties/haltAfter/type",keyword:"type",params:{type: schema11.properties.report.properties.haltAfter.type},message:"must be integer,null"};
 if(vErrors === null){
 vErrors = [err276];
 }
@@ -3455,10 +3465,9 @@ vErrors.push(err276);
 }
 errors++;
 }
-}
-let data109 = data106.socketPath;
-if((typeof data109 !== "string") && (data109 !== null)){
-const err277 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/type",keyword:"type",params:{type: schema11.properties.watcher.properties.socketPath.type},message:"must be string,null"};
+if((typeof data108 == "number") && (isFinite(data108))){
+if(data108 > 100000 || isNaN(data108)){
+const err277 = {instancePath:instancePath+"/report/haltAfter",schemaPath:"#/properties/report/properties/haltAfter/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err277];
 }
@@ -3467,9 +3476,8 @@ vErrors.push(err277);
 }
 errors++;
 }
-if(typeof data109 === "string"){
-if(func3(data109) > 100){
-const err278 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
+if(data108 < 1 || isNaN(data108)){
+const err278 = {instancePath:instancePath+"/report/haltAfter",schemaPath:"#/properties/report/properties/haltAfter/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err278];
 }
@@ -3478,8 +3486,10 @@ vErrors.push(err278);
 }
 errors++;
 }
-if(!pattern1.test(data109)){
-const err279 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+let data109 = data101.outboxLimit;
+if(!(((typeof data109 == "number") && (!(data109 % 1) && !isNaN(data109))) && (isFinite(data109)))){
+const err279 = {instancePath:instancePath+"/report/outboxLimit",schemaPath:"#/properties/report/properties/outboxLimit/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err279];
 }
@@ -3488,10 +3498,9 @@ vErrors.push(err279);
 }
 errors++;
 }
-}
-}
-else {
-const err280 = {instancePath:instancePath+"/watcher",schemaPath:"#/properties/watcher/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if((typeof data109 == "number") && (isFinite(data109))){
+if(data109 > 100000 || isNaN(data109)){
+const err280 = {instancePath:instancePath+"/report/outboxLimit",schemaPath:"#/properties/report/properties/outboxLimit/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err280];
 }
@@ -3500,11 +3509,8 @@ vErrors.push(err280);
 }
 errors++;
 }
-}
-let data110 = data.stateDir;
-if(typeof data110 === "string"){
-if(func3(data110) > 1024){
-const err281 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+if(data109 < 8 || isNaN(data109)){
+const err281 = {instancePath:instancePath+"/report/outboxLimit",schemaPath:"#/properties/report/properties/outboxLimit/minimum",keyword:"minimum",params:{comparison: ">=", limit: 8},message:"must be >= 8"};
 if(vErrors === null){
 vErrors = [err281];
 }
@@ -3513,8 +3519,10 @@ vErrors.push(err281);
 }
 errors++;
 }
-if(!pattern1.test(data110)){
-const err282 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+let data110 = data101.timeoutSec;
+if(!(((typeof data110 == "number") && (!(data110 % 1) && !isNaN(data110))) && (isFinite(data110)))){
+const err282 = {instancePath:instancePath+"/report/timeoutSec",schemaPath:"#/properties/report/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err282];
 }
@@ -3523,9 +3531,9 @@ vErrors.push(err282);
 }
 errors++;
 }
-}
-else {
-const err283 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data110 == "number") && (isFinite(data110))){
+if(data110 > 600 || isNaN(data110)){
+const err283 = {instancePath:instancePath+"/report/timeoutSec",schemaPath:"#/properties/report/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 600},message:"must be <= 600"};
 if(vErrors === null){
 vErrors = [err283];
 }
@@ -3534,9 +3542,8 @@ vErrors.push(err283);
 }
 errors++;
 }
-let data111 = data.logLevel;
-if(!((((data111 === "error") || (data111 === "warning")) || (data111 === "info")) || (data111 === "debug"))){
-const err284 = {instancePath:instancePath+"/logLevel",schemaPath:"#/properties/logLevel/enum",keyword:"enum",params:{allowedValues: schema11.properties.logLevel.enum},message:"must be equal to one of the allowed values"};
+if(data110 < 1 || isNaN(data110)){
+const err284 = {instancePath:instancePath+"/report/timeoutSec",schemaPath:"#/properties/report/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err284];
 }
@@ -3545,18 +3552,10 @@ vErrors.push(err284);
 }
 errors++;
 }
-if(data.units !== undefined){
-let data112 = data.units;
-if(data112 && typeof data112 == "object" && !Array.isArray(data112)){
-if(data112.executor === undefined){
-data112.executor = "pullnix-executor.service";
 }
-if(data112.watcher === undefined){
-data112.watcher = "pullnix-watcher.service";
 }
-for(const key23 in data112){
-if(!((key23 === "executor") || (key23 === "watcher"))){
-const err285 = {instancePath:instancePath+"/units",schemaPath:"#/properties/units/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
+else {
+const err285 = {instancePath:instancePath+"/report",schemaPath:"#/properties/report/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err285];
 }
@@ -3565,11 +3564,10 @@ vErrors.push(err285);
 }
 errors++;
 }
-}
-let data113 = data112.executor;
-if(typeof data113 === "string"){
-if(!pattern34.test(data113)){
-const err286 = {instancePath:instancePath+"/units/executor",schemaPath:"#/properties/units/properties/executor/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._-]+\\.service$"},message:"must match pattern \""+"^[A-Za-z0-9@._-]+\\.service$"+"\""};
+let data111 = data.socketPath;
+if(typeof data111 === "string"){
+if(func3(data111) > 100){
+const err286 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
 if(vErrors === null){
 vErrors = [err286];
 }
@@ -3578,9 +3576,8 @@ vErrors.push(err286);
 }
 errors++;
 }
-}
-else {
-const err287 = {instancePath:instancePath+"/units/executor",schemaPath:"#/properties/units/properties/executor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data111)){
+const err287 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err287];
 }
@@ -3589,10 +3586,9 @@ vErrors.push(err287);
 }
 errors++;
 }
-let data114 = data112.watcher;
-if(typeof data114 === "string"){
-if(!pattern34.test(data114)){
-const err288 = {instancePath:instancePath+"/units/watcher",schemaPath:"#/properties/units/properties/watcher/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._-]+\\.service$"},message:"must match pattern \""+"^[A-Za-z0-9@._-]+\\.service$"+"\""};
+}
+else {
+const err288 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err288];
 }
@@ -3601,9 +3597,9 @@ vErrors.push(err288);
 }
 errors++;
 }
-}
-else {
-const err289 = {instancePath:instancePath+"/units/watcher",schemaPath:"#/properties/units/properties/watcher/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data112 = data.privateSocketPath;
+if((typeof data112 !== "string") && (data112 !== null)){
+const err289 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/type",keyword:"type",params:{type: schema11.properties.privateSocketPath.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err289];
 }
@@ -3612,9 +3608,9 @@ vErrors.push(err289);
 }
 errors++;
 }
-}
-else {
-const err290 = {instancePath:instancePath+"/units",schemaPath:"#/properties/units/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data112 === "string"){
+if(func3(data112) > 100){
+const err290 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
 if(vErrors === null){
 vErrors = [err290];
 }
@@ -3623,40 +3619,8 @@ vErrors.push(err290);
 }
 errors++;
 }
-}
-if(data.paths !== undefined){
-let data115 = data.paths;
-if(data115 && typeof data115 == "object" && !Array.isArray(data115)){
-if(data115.systemProfile === undefined){
-data115.systemProfile = "/nix/var/nix/profiles/system";
-}
-if(data115.currentSystem === undefined){
-data115.currentSystem = "/run/current-system";
-}
-if(data115.storeDir === undefined){
-data115.storeDir = "/nix/store";
-}
-if(data115.gcRootsDir === undefined){
-data115.gcRootsDir = "/nix/var/nix/gcroots/pullnix";
-}
-if(data115.bootId === undefined){
-data115.bootId = "/proc/sys/kernel/random/boot_id";
-}
-if(data115.bootedSystem === undefined){
-data115.bootedSystem = "/run/booted-system";
-}
-if(data115.grubConfig === undefined){
-data115.grubConfig = "/boot/grub/grub.cfg";
-}
-if(data115.grubEnv === undefined){
-data115.grubEnv = "/boot/grub/grubenv";
-}
-if(data115.mountInfo === undefined){
-data115.mountInfo = "/proc/self/mountinfo";
-}
-for(const key24 in data115){
-if(!(func2.call(schema11.properties.paths.properties, key24))){
-const err291 = {instancePath:instancePath+"/paths",schemaPath:"#/properties/paths/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
+if(!pattern1.test(data112)){
+const err291 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err291];
 }
@@ -3666,10 +3630,21 @@ vErrors.push(err291);
 errors++;
 }
 }
-let data116 = data115.systemProfile;
-if(typeof data116 === "string"){
-if(!pattern1.test(data116)){
-const err292 = {instancePath:instancePath+"/paths/systemProfile",schemaPath:"#/properties/paths/properties/systemProfile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(data.watcher !== undefined){
+let data113 = data.watcher;
+if(data113 && typeof data113 == "object" && !Array.isArray(data113)){
+if(data113.user === undefined){
+data113.user = null;
+}
+if(data113.stateDir === undefined){
+data113.stateDir = null;
+}
+if(data113.socketPath === undefined){
+data113.socketPath = null;
+}
+for(const key24 in data113){
+if(!(((key24 === "user") || (key24 === "stateDir")) || (key24 === "socketPath"))){
+const err292 = {instancePath:instancePath+"/watcher",schemaPath:"#/properties/watcher/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err292];
 }
@@ -3679,8 +3654,9 @@ vErrors.push(err292);
 errors++;
 }
 }
-else {
-const err293 = {instancePath:instancePath+"/paths/systemProfile",schemaPath:"#/properties/paths/properties/systemProfile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data114 = data113.user;
+if((typeof data114 !== "string") && (data114 !== null)){
+const err293 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/type",keyword:"type",params:{type: schema11.properties.watcher.properties.user.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err293];
 }
@@ -3689,10 +3665,9 @@ vErrors.push(err293);
 }
 errors++;
 }
-let data117 = data115.currentSystem;
-if(typeof data117 === "string"){
-if(!pattern1.test(data117)){
-const err294 = {instancePath:instancePath+"/paths/currentSystem",schemaPath:"#/properties/paths/properties/currentSystem/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(typeof data114 === "string"){
+if(func3(data114) > 32){
+const err294 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err294];
 }
@@ -3701,9 +3676,8 @@ vErrors.push(err294);
 }
 errors++;
 }
-}
-else {
-const err295 = {instancePath:instancePath+"/paths/currentSystem",schemaPath:"#/properties/paths/properties/currentSystem/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern13.test(data114)){
+const err295 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err295];
 }
@@ -3712,10 +3686,10 @@ vErrors.push(err295);
 }
 errors++;
 }
-let data118 = data115.storeDir;
-if(typeof data118 === "string"){
-if(!pattern1.test(data118)){
-const err296 = {instancePath:instancePath+"/paths/storeDir",schemaPath:"#/properties/paths/properties/storeDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+let data115 = data113.stateDir;
+if((typeof data115 !== "string") && (data115 !== null)){
+const err296 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/type",keyword:"type",params:{type: schema11.properties.watcher.properties.stateDir.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err296];
 }
@@ -3724,9 +3698,9 @@ vErrors.push(err296);
 }
 errors++;
 }
-}
-else {
-const err297 = {instancePath:instancePath+"/paths/storeDir",schemaPath:"#/properties/paths/properties/storeDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data115 === "string"){
+if(func3(data115) > 1024){
+const err297 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err297];
 }
@@ -3735,10 +3709,8 @@ vErrors.push(err297);
 }
 errors++;
 }
-let data119 = data115.gcRootsDir;
-if(typeof data119 === "string"){
-if(!pattern1.test(data119)){
-const err298 = {instancePath:instancePath+"/paths/gcRootsDir",schemaPath:"#/properties/paths/properties/gcRootsDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(!pattern1.test(data115)){
+const err298 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err298];
 }
@@ -3748,8 +3720,9 @@ vErrors.push(err298);
 errors++;
 }
 }
-else {
-const err299 = {instancePath:instancePath+"/paths/gcRootsDir",schemaPath:"#/properties/paths/properties/gcRootsDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data116 = data113.socketPath;
+if((typeof data116 !== "string") && (data116 !== null)){
+const err299 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/type",keyword:"type",params:{type: schema11.properties.watcher.properties.socketPath.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err299];
 }
@@ -3758,10 +3731,9 @@ vErrors.push(err299);
 }
 errors++;
 }
-let data120 = data115.bootId;
-if(typeof data120 === "string"){
-if(!pattern1.test(data120)){
-const err300 = {instancePath:instancePath+"/paths/bootId",schemaPath:"#/properties/paths/properties/bootId/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(typeof data116 === "string"){
+if(func3(data116) > 100){
+const err300 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
 if(vErrors === null){
 vErrors = [err300];
 }
@@ -3770,9 +3742,8 @@ vErrors.push(err300);
 }
 errors++;
 }
-}
-else {
-const err301 = {instancePath:instancePath+"/paths/bootId",schemaPath:"#/properties/paths/properties/bootId/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data116)){
+const err301 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err301];
 }
@@ -3781,10 +3752,10 @@ vErrors.push(err301);
 }
 errors++;
 }
-let data121 = data115.bootedSystem;
-if(typeof data121 === "string"){
-if(!pattern1.test(data121)){
-const err302 = {instancePath:instancePath+"/paths/bootedSystem",schemaPath:"#/properties/paths/properties/bootedSystem/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+}
+else {
+const err302 = {instancePath:instancePath+"/watcher",schemaPath:"#/properties/watcher/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err302];
 }
@@ -3794,8 +3765,10 @@ vErrors.push(err302);
 errors++;
 }
 }
-else {
-const err303 = {instancePath:instancePath+"/paths/bootedSystem",schemaPath:"#/properties/paths/properties/bootedSystem/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data117 = data.stateDir;
+if(typeof data117 === "string"){
+if(func3(data117) > 1024){
+const err303 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err303];
 }
@@ -3804,10 +3777,8 @@ vErrors.push(err303);
 }
 errors++;
 }
-let data122 = data115.grubConfig;
-if(typeof data122 === "string"){
-if(!pattern1.test(data122)){
-const err304 = {instancePath:instancePath+"/paths/grubConfig",schemaPath:"#/properties/paths/properties/grubConfig/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(!pattern1.test(data117)){
+const err304 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err304];
 }
@@ -3818,7 +3789,7 @@ errors++;
 }
 }
 else {
-const err305 = {instancePath:instancePath+"/paths/grubConfig",schemaPath:"#/properties/paths/properties/grubConfig/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err305 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err305];
 }
@@ -3827,10 +3798,9 @@ vErrors.push(err305);
 }
 errors++;
 }
-let data123 = data115.grubEnv;
-if(typeof data123 === "string"){
-if(!pattern1.test(data123)){
-const err306 = {instancePath:instancePath+"/paths/grubEnv",schemaPath:"#/properties/paths/properties/grubEnv/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+let data118 = data.logLevel;
+if(!((((data118 === "error") || (data118 === "warning")) || (data118 === "info")) || (data118 === "debug"))){
+const err306 = {instancePath:instancePath+"/logLevel",schemaPath:"#/properties/logLevel/enum",keyword:"enum",params:{allowedValues: schema11.properties.logLevel.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err306];
 }
@@ -3839,9 +3809,18 @@ vErrors.push(err306);
 }
 errors++;
 }
+if(data.units !== undefined){
+let data119 = data.units;
+if(data119 && typeof data119 == "object" && !Array.isArray(data119)){
+if(data119.executor === undefined){
+data119.executor = "pullnix-executor.service";
 }
-else {
-const err307 = {instancePath:instancePath+"/paths/grubEnv",schemaPath:"#/properties/paths/properties/grubEnv/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data119.watcher === undefined){
+data119.watcher = "pullnix-watcher.service";
+}
+for(const key25 in data119){
+if(!((key25 === "executor") || (key25 === "watcher"))){
+const err307 = {instancePath:instancePath+"/units",schemaPath:"#/properties/units/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err307];
 }
@@ -3850,10 +3829,11 @@ vErrors.push(err307);
 }
 errors++;
 }
-let data124 = data115.mountInfo;
-if(typeof data124 === "string"){
-if(!pattern1.test(data124)){
-const err308 = {instancePath:instancePath+"/paths/mountInfo",schemaPath:"#/properties/paths/properties/mountInfo/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+let data120 = data119.executor;
+if(typeof data120 === "string"){
+if(!pattern36.test(data120)){
+const err308 = {instancePath:instancePath+"/units/executor",schemaPath:"#/properties/units/properties/executor/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._-]+\\.service$"},message:"must match pattern \""+"^[A-Za-z0-9@._-]+\\.service$"+"\""};
 if(vErrors === null){
 vErrors = [err308];
 }
@@ -3864,7 +3844,7 @@ errors++;
 }
 }
 else {
-const err309 = {instancePath:instancePath+"/paths/mountInfo",schemaPath:"#/properties/paths/properties/mountInfo/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err309 = {instancePath:instancePath+"/units/executor",schemaPath:"#/properties/units/properties/executor/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err309];
 }
@@ -3873,9 +3853,10 @@ vErrors.push(err309);
 }
 errors++;
 }
-}
-else {
-const err310 = {instancePath:instancePath+"/paths",schemaPath:"#/properties/paths/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data121 = data119.watcher;
+if(typeof data121 === "string"){
+if(!pattern36.test(data121)){
+const err310 = {instancePath:instancePath+"/units/watcher",schemaPath:"#/properties/units/properties/watcher/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._-]+\\.service$"},message:"must match pattern \""+"^[A-Za-z0-9@._-]+\\.service$"+"\""};
 if(vErrors === null){
 vErrors = [err310];
 }
@@ -3885,14 +3866,297 @@ vErrors.push(err310);
 errors++;
 }
 }
-}
 else {
-const err311 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err311 = {instancePath:instancePath+"/units/watcher",schemaPath:"#/properties/units/properties/watcher/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err311];
 }
 else {
 vErrors.push(err311);
+}
+errors++;
+}
+}
+else {
+const err312 = {instancePath:instancePath+"/units",schemaPath:"#/properties/units/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err312];
+}
+else {
+vErrors.push(err312);
+}
+errors++;
+}
+}
+if(data.paths !== undefined){
+let data122 = data.paths;
+if(data122 && typeof data122 == "object" && !Array.isArray(data122)){
+if(data122.systemProfile === undefined){
+data122.systemProfile = "/nix/var/nix/profiles/system";
+}
+if(data122.currentSystem === undefined){
+data122.currentSystem = "/run/current-system";
+}
+if(data122.storeDir === undefined){
+data122.storeDir = "/nix/store";
+}
+if(data122.gcRootsDir === undefined){
+data122.gcRootsDir = "/nix/var/nix/gcroots/pullnix";
+}
+if(data122.bootId === undefined){
+data122.bootId = "/proc/sys/kernel/random/boot_id";
+}
+if(data122.bootedSystem === undefined){
+data122.bootedSystem = "/run/booted-system";
+}
+if(data122.grubConfig === undefined){
+data122.grubConfig = "/boot/grub/grub.cfg";
+}
+if(data122.grubEnv === undefined){
+data122.grubEnv = "/boot/grub/grubenv";
+}
+if(data122.mountInfo === undefined){
+data122.mountInfo = "/proc/self/mountinfo";
+}
+for(const key26 in data122){
+if(!(func2.call(schema11.properties.paths.properties, key26))){
+const err313 = {instancePath:instancePath+"/paths",schemaPath:"#/properties/paths/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err313];
+}
+else {
+vErrors.push(err313);
+}
+errors++;
+}
+}
+let data123 = data122.systemProfile;
+if(typeof data123 === "string"){
+if(!pattern1.test(data123)){
+const err314 = {instancePath:instancePath+"/paths/systemProfile",schemaPath:"#/properties/paths/properties/systemProfile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err314];
+}
+else {
+vErrors.push(err314);
+}
+errors++;
+}
+}
+else {
+const err315 = {instancePath:instancePath+"/paths/systemProfile",schemaPath:"#/properties/paths/properties/systemProfile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err315];
+}
+else {
+vErrors.push(err315);
+}
+errors++;
+}
+let data124 = data122.currentSystem;
+if(typeof data124 === "string"){
+if(!pattern1.test(data124)){
+const err316 = {instancePath:instancePath+"/paths/currentSystem",schemaPath:"#/properties/paths/properties/currentSystem/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err316];
+}
+else {
+vErrors.push(err316);
+}
+errors++;
+}
+}
+else {
+const err317 = {instancePath:instancePath+"/paths/currentSystem",schemaPath:"#/properties/paths/properties/currentSystem/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err317];
+}
+else {
+vErrors.push(err317);
+}
+errors++;
+}
+let data125 = data122.storeDir;
+if(typeof data125 === "string"){
+if(!pattern1.test(data125)){
+const err318 = {instancePath:instancePath+"/paths/storeDir",schemaPath:"#/properties/paths/properties/storeDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err318];
+}
+else {
+vErrors.push(err318);
+}
+errors++;
+}
+}
+else {
+const err319 = {instancePath:instancePath+"/paths/storeDir",schemaPath:"#/properties/paths/properties/storeDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err319];
+}
+else {
+vErrors.push(err319);
+}
+errors++;
+}
+let data126 = data122.gcRootsDir;
+if(typeof data126 === "string"){
+if(!pattern1.test(data126)){
+const err320 = {instancePath:instancePath+"/paths/gcRootsDir",schemaPath:"#/properties/paths/properties/gcRootsDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err320];
+}
+else {
+vErrors.push(err320);
+}
+errors++;
+}
+}
+else {
+const err321 = {instancePath:instancePath+"/paths/gcRootsDir",schemaPath:"#/properties/paths/properties/gcRootsDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err321];
+}
+else {
+vErrors.push(err321);
+}
+errors++;
+}
+let data127 = data122.bootId;
+if(typeof data127 === "string"){
+if(!pattern1.test(data127)){
+const err322 = {instancePath:instancePath+"/paths/bootId",schemaPath:"#/properties/paths/properties/bootId/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err322];
+}
+else {
+vErrors.push(err322);
+}
+errors++;
+}
+}
+else {
+const err323 = {instancePath:instancePath+"/paths/bootId",schemaPath:"#/properties/paths/properties/bootId/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err323];
+}
+else {
+vErrors.push(err323);
+}
+errors++;
+}
+let data128 = data122.bootedSystem;
+if(typeof data128 === "string"){
+if(!pattern1.test(data128)){
+const err324 = {instancePath:instancePath+"/paths/bootedSystem",schemaPath:"#/properties/paths/properties/bootedSystem/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err324];
+}
+else {
+vErrors.push(err324);
+}
+errors++;
+}
+}
+else {
+const err325 = {instancePath:instancePath+"/paths/bootedSystem",schemaPath:"#/properties/paths/properties/bootedSystem/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err325];
+}
+else {
+vErrors.push(err325);
+}
+errors++;
+}
+let data129 = data122.grubConfig;
+if(typeof data129 === "string"){
+if(!pattern1.test(data129)){
+const err326 = {instancePath:instancePath+"/paths/grubConfig",schemaPath:"#/properties/paths/properties/grubConfig/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err326];
+}
+else {
+vErrors.push(err326);
+}
+errors++;
+}
+}
+else {
+const err327 = {instancePath:instancePath+"/paths/grubConfig",schemaPath:"#/properties/paths/properties/grubConfig/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err327];
+}
+else {
+vErrors.push(err327);
+}
+errors++;
+}
+let data130 = data122.grubEnv;
+if(typeof data130 === "string"){
+if(!pattern1.test(data130)){
+const err328 = {instancePath:instancePath+"/paths/grubEnv",schemaPath:"#/properties/paths/properties/grubEnv/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err328];
+}
+else {
+vErrors.push(err328);
+}
+errors++;
+}
+}
+else {
+const err329 = {instancePath:instancePath+"/paths/grubEnv",schemaPath:"#/properties/paths/properties/grubEnv/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err329];
+}
+else {
+vErrors.push(err329);
+}
+errors++;
+}
+let data131 = data122.mountInfo;
+if(typeof data131 === "string"){
+if(!pattern1.test(data131)){
+const err330 = {instancePath:instancePath+"/paths/mountInfo",schemaPath:"#/properties/paths/properties/mountInfo/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err330];
+}
+else {
+vErrors.push(err330);
+}
+errors++;
+}
+}
+else {
+const err331 = {instancePath:instancePath+"/paths/mountInfo",schemaPath:"#/properties/paths/properties/mountInfo/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err331];
+}
+else {
+vErrors.push(err331);
+}
+errors++;
+}
+}
+else {
+const err332 = {instancePath:instancePath+"/paths",schemaPath:"#/properties/paths/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err332];
+}
+else {
+vErrors.push(err332);
+}
+errors++;
+}
+}
+}
+else {
+const err333 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err333];
+}
+else {
+vErrors.push(err333);
 }
 errors++;
 }

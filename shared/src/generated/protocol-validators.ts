@@ -708,7 +708,7 @@ validate20.errors = vErrors;
 return errors === 0;
 });
 
-const schema22 = {"type":"object","additionalProperties":false,"required":["state","pid","version","remoteHead","deployedCommit","lastPollAt","nextPollAt","lastError","failedBuilds"],"properties":{"state":{"type":"string","enum":["starting","idle","polling","fetching","building","scanning","deploying","backing-off","stopping"]},"pid":{"type":"integer","minimum":1,"maximum":4194304},"version":{"type":"string","maxLength":64},"remoteHead":{"type":"object","additionalProperties":false,"required":["commit","subject","time"],"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"subject":{"type":"string","maxLength":1000,"nullable":true},"time":{"type":"string","maxLength":40,"nullable":true}},"nullable":true},"deployedCommit":{"type":"object","additionalProperties":false,"required":["commit","subject","time"],"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"subject":{"type":"string","maxLength":1000,"nullable":true},"time":{"type":"string","maxLength":40,"nullable":true}},"nullable":true},"lastPollAt":{"type":"string","maxLength":40,"nullable":true},"nextPollAt":{"type":"string","maxLength":40,"nullable":true},"lastError":{"type":"object","additionalProperties":false,"required":["kind","message","at","commit"],"properties":{"kind":{"type":"string","maxLength":64},"message":{"type":"string","maxLength":4000},"at":{"type":"string","maxLength":40},"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","nullable":true}},"nullable":true},"failedBuilds":{"type":"array","maxItems":100,"items":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"}},"untrusted":{"type":"object","additionalProperties":false,"required":["head","commit","reason","message","at"],"nullable":true,"properties":{"head":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","nullable":true},"reason":{"type":"string","maxLength":64},"message":{"type":"string","maxLength":4000},"at":{"type":"string","maxLength":40}}},"vulnerabilities":{"type":"object","additionalProperties":false,"required":["commit","toplevel","liveSystem","at","decision","minSeverity","new","fixed","allowed","counts","error"],"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"toplevel":{"type":"string","maxLength":4096},"liveSystem":{"type":"string","maxLength":4096,"nullable":true},"at":{"type":"string","maxLength":40},"decision":{"type":"string","enum":["passed","refused","warned","error-allowed","error-refused"]},"minSeverity":{"type":"number","minimum":0,"maximum":10},"new":{"type":"array","maxItems":100,"items":{"type":"object","additionalProperties":false,"required":["id","package","version","score"],"properties":{"id":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"package":{"type":"string","maxLength":256},"version":{"type":"string","maxLength":256,"nullable":true},"score":{"type":"number","minimum":0,"maximum":10,"nullable":true}}}},"fixed":{"type":"array","maxItems":100,"items":{"type":"object","additionalProperties":false,"required":["id","package","version","score"],"properties":{"id":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"package":{"type":"string","maxLength":256},"version":{"type":"string","maxLength":256,"nullable":true},"score":{"type":"number","minimum":0,"maximum":10,"nullable":true}}}},"allowed":{"type":"array","maxItems":100,"items":{"type":"object","additionalProperties":false,"required":["id","package","version","score"],"properties":{"id":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"package":{"type":"string","maxLength":256},"version":{"type":"string","maxLength":256,"nullable":true},"score":{"type":"number","minimum":0,"maximum":10,"nullable":true}}}},"counts":{"type":"object","additionalProperties":false,"required":["new","fixed","allowed"],"properties":{"new":{"type":"integer","minimum":0},"fixed":{"type":"integer","minimum":0},"allowed":{"type":"integer","minimum":0}}},"error":{"type":"string","maxLength":4000,"nullable":true}},"nullable":true},"refusedHead":{"type":"object","additionalProperties":false,"required":["commit","reason","deployed","at"],"nullable":true,"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"reason":{"type":"string","enum":["not-descendant"]},"deployed":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","nullable":true},"at":{"type":"string","maxLength":40}}}}};
+const schema22 = {"type":"object","additionalProperties":false,"required":["state","pid","version","remoteHead","deployedCommit","lastPollAt","nextPollAt","lastError","failedBuilds"],"properties":{"state":{"type":"string","enum":["starting","idle","polling","fetching","building","scanning","deploying","backing-off","stopping"]},"pid":{"type":"integer","minimum":1,"maximum":4194304},"version":{"type":"string","maxLength":64},"remoteHead":{"type":"object","additionalProperties":false,"required":["commit","subject","time"],"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"subject":{"type":"string","maxLength":1000,"nullable":true},"time":{"type":"string","maxLength":40,"nullable":true}},"nullable":true},"deployedCommit":{"type":"object","additionalProperties":false,"required":["commit","subject","time"],"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"subject":{"type":"string","maxLength":1000,"nullable":true},"time":{"type":"string","maxLength":40,"nullable":true}},"nullable":true},"lastPollAt":{"type":"string","maxLength":40,"nullable":true},"nextPollAt":{"type":"string","maxLength":40,"nullable":true},"lastError":{"type":"object","additionalProperties":false,"required":["kind","message","at","commit"],"properties":{"kind":{"type":"string","maxLength":64},"message":{"type":"string","maxLength":4000},"at":{"type":"string","maxLength":40},"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","nullable":true}},"nullable":true},"failedBuilds":{"type":"array","maxItems":100,"items":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"}},"untrusted":{"type":"object","additionalProperties":false,"required":["head","commit","reason","message","at"],"nullable":true,"properties":{"head":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","nullable":true},"reason":{"type":"string","maxLength":64},"message":{"type":"string","maxLength":4000},"at":{"type":"string","maxLength":40}}},"vulnerabilities":{"type":"object","additionalProperties":false,"required":["commit","toplevel","liveSystem","at","decision","minSeverity","new","fixed","allowed","counts","error"],"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"toplevel":{"type":"string","maxLength":4096},"liveSystem":{"type":"string","maxLength":4096,"nullable":true},"at":{"type":"string","maxLength":40},"decision":{"type":"string","enum":["passed","refused","warned","error-allowed","error-refused"]},"minSeverity":{"type":"number","minimum":0,"maximum":10},"new":{"type":"array","maxItems":100,"items":{"type":"object","additionalProperties":false,"required":["id","package","version","score"],"properties":{"id":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"package":{"type":"string","maxLength":256},"version":{"type":"string","maxLength":256,"nullable":true},"score":{"type":"number","minimum":0,"maximum":10,"nullable":true}}}},"fixed":{"type":"array","maxItems":100,"items":{"type":"object","additionalProperties":false,"required":["id","package","version","score"],"properties":{"id":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"package":{"type":"string","maxLength":256},"version":{"type":"string","maxLength":256,"nullable":true},"score":{"type":"number","minimum":0,"maximum":10,"nullable":true}}}},"allowed":{"type":"array","maxItems":100,"items":{"type":"object","additionalProperties":false,"required":["id","package","version","score"],"properties":{"id":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"package":{"type":"string","maxLength":256},"version":{"type":"string","maxLength":256,"nullable":true},"score":{"type":"number","minimum":0,"maximum":10,"nullable":true}}}},"counts":{"type":"object","additionalProperties":false,"required":["new","fixed","allowed"],"properties":{"new":{"type":"integer","minimum":0},"fixed":{"type":"integer","minimum":0},"allowed":{"type":"integer","minimum":0}}},"error":{"type":"string","maxLength":4000,"nullable":true}},"nullable":true},"refusedHead":{"type":"object","additionalProperties":false,"required":["commit","reason","deployed","at"],"nullable":true,"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"reason":{"type":"string","enum":["not-descendant"]},"deployed":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","nullable":true},"at":{"type":"string","maxLength":40}}},"phased":{"type":"object","additionalProperties":false,"required":["commit","allowed","message"],"nullable":true,"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"allowed":{"type":"boolean"},"message":{"type":"string","maxLength":400}}}}};
 const pattern15 = new RegExp("^CVE-[0-9]{4}-[0-9]{4,}$", "u");
 
 const validate21 = (function validate21(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
@@ -2213,6 +2213,96 @@ var valid0 = _errs144 === errors;
 }
 else {
 var valid0 = true;
+}
+if(valid0){
+if(data.phased !== undefined){
+let data61 = data.phased;
+const _errs157 = errors;
+if((!(data61 && typeof data61 == "object" && !Array.isArray(data61))) && (data61 !== null)){
+validate21.errors = [{instancePath:instancePath+"/phased",schemaPath:"#/properties/phased/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+return false;
+}
+if(errors === _errs157){
+if(data61 && typeof data61 == "object" && !Array.isArray(data61)){
+let missing11;
+if((((data61.commit === undefined) && (missing11 = "commit")) || ((data61.allowed === undefined) && (missing11 = "allowed"))) || ((data61.message === undefined) && (missing11 = "message"))){
+validate21.errors = [{instancePath:instancePath+"/phased",schemaPath:"#/properties/phased/required",keyword:"required",params:{missingProperty: missing11},message:"must have required property '"+missing11+"'"}];
+return false;
+}
+else {
+const _errs160 = errors;
+for(const key11 in data61){
+if(!(((key11 === "commit") || (key11 === "allowed")) || (key11 === "message"))){
+validate21.errors = [{instancePath:instancePath+"/phased",schemaPath:"#/properties/phased/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"}];
+return false;
+break;
+}
+}
+if(_errs160 === errors){
+if(data61.commit !== undefined){
+let data62 = data61.commit;
+const _errs161 = errors;
+if(errors === _errs161){
+if(typeof data62 === "string"){
+if(!pattern5.test(data62)){
+validate21.errors = [{instancePath:instancePath+"/phased/commit",schemaPath:"#/properties/phased/properties/commit/pattern",keyword:"pattern",params:{pattern: "^([0-9a-f]{40}|[0-9a-f]{64})$"},message:"must match pattern \""+"^([0-9a-f]{40}|[0-9a-f]{64})$"+"\""}];
+return false;
+}
+}
+else {
+validate21.errors = [{instancePath:instancePath+"/phased/commit",schemaPath:"#/properties/phased/properties/commit/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+}
+var valid15 = _errs161 === errors;
+}
+else {
+var valid15 = true;
+}
+if(valid15){
+if(data61.allowed !== undefined){
+const _errs163 = errors;
+if(typeof data61.allowed !== "boolean"){
+validate21.errors = [{instancePath:instancePath+"/phased/allowed",schemaPath:"#/properties/phased/properties/allowed/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"}];
+return false;
+}
+var valid15 = _errs163 === errors;
+}
+else {
+var valid15 = true;
+}
+if(valid15){
+if(data61.message !== undefined){
+let data64 = data61.message;
+const _errs165 = errors;
+if(errors === _errs165){
+if(typeof data64 === "string"){
+if(func3(data64) > 400){
+validate21.errors = [{instancePath:instancePath+"/phased/message",schemaPath:"#/properties/phased/properties/message/maxLength",keyword:"maxLength",params:{limit: 400},message:"must NOT have more than 400 characters"}];
+return false;
+}
+}
+else {
+validate21.errors = [{instancePath:instancePath+"/phased/message",schemaPath:"#/properties/phased/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+}
+var valid15 = _errs165 === errors;
+}
+else {
+var valid15 = true;
+}
+}
+}
+}
+}
+}
+}
+var valid0 = _errs157 === errors;
+}
+else {
+var valid0 = true;
+}
 }
 }
 }

@@ -8,7 +8,7 @@ export type Priority = 'error' | 'warning' | 'info' | 'debug';
 
 export interface EventSpec {
   priority: Priority;
-  source: 'executor' | 'watcher' | 'ctl' | 'any';
+  source: 'executor' | 'watcher' | 'ctl' | 'promote' | 'any';
   summary: string;
 }
 
@@ -41,6 +41,13 @@ export const EVENTS = {
   'control.retry': { priority: 'info', source: 'executor', summary: 'an operator cleared the failure memory of a commit' },
   'control.sync': { priority: 'info', source: 'executor', summary: 'an operator asked for an immediate poll; forwarded to the watcher' },
   'control.reboot_now': { priority: 'warning', source: 'executor', summary: 'an operator asked to boot the deployment waiting for the reboot window now' },
+  // --- pullnix-promote (docs/rings.md)
+  'promote.round': { priority: 'info', source: 'promote', summary: 'a promotion round ended (rings_commit=, promoted=, waiting=)' },
+  'promote.promoted': { priority: 'info', source: 'promote', summary: "a ring's branch was fast-forwarded to the previous ring's healthy commit (from=, to=, branch=, commit=, previous=)" },
+  'promote.halted': { priority: 'warning', source: 'promote', summary: "a ring reports more failures on its commit than its maxFailures: the commit goes no further (failed= hosts)" },
+  'promote.diverged': { priority: 'warning', source: 'promote', summary: "a ring's branch has commits the previous ring's head lacks: not a fast-forward, left alone" },
+  'promote.refused': { priority: 'warning', source: 'promote', summary: 'the round read nothing: rings.json untrusted (not signed by a key of the promote config), missing or invalid, or the first ring\'s branch missing (reason=)' },
+  'promote.failed': { priority: 'error', source: 'promote', summary: 'the round could not run (git, Prometheus); nothing was promoted' },
   // --- the deployment pipeline (executor)
   'deploy.trust_verified': { priority: 'info', source: 'executor', summary: "step 1 with trust.mode on: root fetched the commit itself, its signatures are good, and an unprivileged evaluation of it gives exactly the toplevel asked for (fetch_ms=, signatures_ms=, evaluation_ms=)" },
   'deploy.untrusted': { priority: 'warning', source: 'executor', summary: "step 1 with trust.mode on: a deploy request refused (UNTRUSTED) before anything was recorded: stage=fetch (root could not fetch the commit, or it is not on the branch), signatures, evaluation, or system (the toplevel is not the commit's)" },
@@ -123,6 +130,8 @@ export const EVENTS = {
   'report.reconciled': { priority: 'info', source: 'watcher', summary: "a deployment whose answer the watcher never received (killed, power cut) was found in the executor's history; its status is queued" },
   'report.halted': { priority: 'warning', source: 'watcher', summary: 'decentralised halt: the commit carries at least report.haltAfter failure statuses from this ring; not deployed here' },
   'report.halt_unknown': { priority: 'warning', source: 'watcher', summary: "the forge could not say how many failures the commit has in this ring; the halt does not apply (an unreachable forge must not stop deployments)" },
+  'phased.waiting': { priority: 'info', source: 'watcher', summary: "the phased start holds the built commit: this host's place in the ring is above the share allowed so far (once per step of the share)" },
+  'phased.allowed': { priority: 'info', source: 'watcher', summary: "the phased start lets the built commit through: this host's place is under the share of the ring allowed now" },
   'vulnerabilities.passed': { priority: 'info', source: 'watcher', summary: 'the vulnerability gate found nothing new at or above minSeverity in the built system (new= fixed= allowed= counts)' },
   'vulnerabilities.fixed': { priority: 'info', source: 'watcher', summary: 'the built system no longer has vulnerabilities the live system has: this commit fixes them (cves=)' },
   'vulnerabilities.refused': { priority: 'warning', source: 'watcher', summary: 'the built system brings in vulnerabilities the live system does not have (cves=); not deployed, not retried until a newer commit or retry' },

@@ -130,6 +130,8 @@ export interface WatcherReport {
    * reports of watchers older than this field.
    */
   refusedHead?: RefusedHead | null;
+  /** The phased-start gate's last decision (ring.phases); absent when it never ran. */
+  phased?: { commit: string; allowed: boolean; message: string } | null;
 }
 
 /** One vulnerability of one package, as vulnix reports it. */

@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import type { WatcherReport, WatcherState } from '@pullnix/shared';
 import type { Ending, PollOutcome, WatcherContext } from './context.ts';
+import { PhasedGate } from './gate-phased.ts';
 import { VulnerabilityGate } from './gate-vulnerabilities.ts';
 
 /** The system a gate decides on. */
@@ -57,6 +58,8 @@ export function createGates(context: WatcherContext): Gate[] {
       save: () => context.save(),
       now: () => context.clock.now(),
     }),
+    // Last: a host waits for its turn in the ring only with a system that passed every other gate.
+    new PhasedGate({ ring: config.ring, logger: context.logger, memory: context.memory, save: () => context.save(), now: () => context.clock.now() }),
   ];
 }
 

@@ -111,6 +111,18 @@ export const Report = defineMethod<ReportParams, Record<string, never>>()({
           at: { type: 'string', maxLength: 40 },
         },
       },
+      // Optional: the phased-start gate's last decision (ring.phases).
+      phased: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['commit', 'allowed', 'message'],
+        nullable: true,
+        properties: {
+          commit: { type: 'string', pattern: COMMIT_PATTERN },
+          allowed: { type: 'boolean' },
+          message: { type: 'string', maxLength: 400 },
+        },
+      },
     },
   },
 });
