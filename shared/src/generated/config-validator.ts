@@ -3,7 +3,7 @@
 // ajv options {"allErrors":true,"useDefaults":true,"allowUnionTypes":true,"strict":true,"keywords":["x-pullnix-kinds","x-pullnix-reserved"]}. Do not edit: `npm run generate` rewrites it, and a test fails when it is stale.
 import ajvRuntime_ucs2length from 'ajv/dist/runtime/ucs2length.js';
 export const validateConfig = validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://pullnix.dev/schema/config.json","title":"pullnix configuration (/etc/pullnix/config.json)","description":"Read by pullnix-executor, pullnix-watcher and pullnix-ctl. Written by the NixOS module (services.pullnix). Every key not listed here is an error.","type":"object","additionalProperties":false,"required":["repository","build"],"properties":{"repository":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","minLength":1,"maxLength":2048,"description":"Git remote URL of the configuration repository (ssh://, git@host:path, https://, file:// or a local path)."},"branch":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9._/-]+$","default":"main","description":"Branch to follow."},"sshKeyFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Private SSH deploy key (read-only access is enough)."},"knownHostsFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Pinned known_hosts file; host keys are checked strictly."},"allowNonDescendant":{"type":"boolean","default":false,"description":"Deploy a branch head that does not descend from the deployed commit (force-push, history rewrite). Off by default: such a head is refused."},"fetchTimeoutSec":{"type":"integer","minimum":10,"maximum":86400,"default":600,"description":"A fetch that prints nothing, not even progress, for this many seconds is stopped (and retried with back-off). An inactivity limit, not a limit on the whole fetch: a large first fetch that keeps making progress completes."}}},"build":{"type":"object","additionalProperties":false,"required":["mode"],"properties":{"mode":{"enum":["flake","classic"],"description":"flake: <checkout>#nixosConfigurations.<host>.config.system.build.toplevel; classic: <nixpkgs/nixos> with nixos-config=<checkout>/<file>."},"host":{"type":["string","null"],"pattern":"^[A-Za-z0-9._-]+$","maxLength":253,"default":null,"description":"Flake host attribute; null means this machine's host name."},"file":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^[^/].*$","default":"configuration.nix","description":"Classic mode: configuration file relative to the repository root."},"extraFlags":{"type":"array","items":{"type":"string","maxLength":1024},"maxItems":64,"default":[],"description":"Extra arguments for nix build / nix-build, e.g. [\"--max-jobs\", \"0\"]."},"timeoutSec":{"type":"integer","minimum":1,"maximum":86400,"default":3600,"description":"A build running longer is stopped and recorded as failed."},"keepGcRoots":{"type":"integer","minimum":1,"maximum":100,"default":3,"description":"How many built systems the watcher keeps GC roots for."}}},"poll":{"type":"object","additionalProperties":false,"properties":{"intervalSec":{"type":"integer","minimum":1,"maximum":86400,"default":300,"description":"Seconds between two asks for the branch head."},"jitterSec":{"type":"integer","minimum":0,"maximum":86400,"default":30,"description":"Random extra delay added to every interval, so a fleet does not poll in step."},"maxBackoffSec":{"type":"integer","minimum":1,"maximum":86400,"default":900,"description":"Ceiling of the exponential back-off after errors."}}},"trust":{"type":"object","additionalProperties":false,"description":"Commit signatures, checked by the watcher after the fetch and before anything is checked out, evaluated or built (docs/security.md).","properties":{"mode":{"enum":["off","head","all"],"default":"off","description":"off: no signature is checked. head: the new branch head must carry a good signature from a trusted key. all: every commit reachable from the new head and not from the deployed commit (nor from trust.since), merges included, must."},"since":{"type":["string","null"],"pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","default":null,"description":"Mode all: a commit the operator vouches for; it and its history are not checked (the chain starts after it). Without it and with nothing deployed yet, the whole history is checked."},"allowedSigners":{"type":"array","maxItems":256,"default":[],"items":{"type":"object","additionalProperties":false,"required":["principal","key"],"properties":{"principal":{"type":"string","minLength":1,"maxLength":256,"pattern":"^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$","description":"Who the key belongs to (git's allowed-signers principals: comma-separated, patterns allowed)."},"key":{"type":"string","maxLength":16384,"pattern":"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$","description":"The SSH public key: type and base64, without a comment."},"validAfter":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key signs only from this time on (YYYYMMDD[HHMM[SS]][Z], as in ssh-keygen's valid-after)."},"validBefore":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key is trusted only before this time (YYYYMMDD[HHMM[SS]][Z], as in valid-before); judged at the commit's date by git and at the time of the check by pullnix."}}},"description":"SSH keys whose signatures are trusted (git's gpg.ssh.allowedSignersFile, written by the watcher with namespaces=\"git\")."},"openpgpKeys":{"type":"array","maxItems":64,"default":[],"items":{"type":"string","maxLength":1048576,"pattern":"^-----BEGIN PGP PUBLIC KEY BLOCK-----"},"description":"ASCII-armored OpenPGP public keys whose signatures are trusted; imported into a keyring the watcher owns (<stateDir>/trust/gnupg), never root's."}}},"activation":{"enum":["test","switch"],"default":"test","description":"test: activate with switch-to-configuration test, move the boot default only after verification (a power cut boots the last good system). switch: classic order, switch then verify then switch back."},"verify":{"type":"object","additionalProperties":false,"properties":{"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":120,"description":"How long the git connectivity check may keep retrying before the deployment is rolled back."},"initialBackoffMs":{"type":"integer","minimum":10,"maximum":60000,"default":1000,"description":"First pause between connectivity attempts; doubles up to 15 s."},"attemptTimeoutSec":{"type":"integer","minimum":1,"maximum":600,"default":20,"description":"One git ls-remote attempt is killed after this long."},"failedUnits":{"type":"object","additionalProperties":false,"default":{},"description":"The newly-failed-units check: a unit failed (or auto-restarting after a failure) after activation, and not before it, fails the deployment.","properties":{"enable":{"type":"boolean","default":true,"description":"Run the newly-failed-units check (on by default)."},"settleSec":{"type":"integer","minimum":0,"maximum":600,"default":5,"description":"The longest a unit the activation started or restarted is watched for a crash loop (a crash-looping unit is running for a moment between its failures). Each such unit is watched for its own window, from its restart settings (none with Restart=no; RestartSec plus StartLimitIntervalSec/StartLimitBurst otherwise), at most this; a deployment that moves no unit waits for none. Without the units' state from before the activation (crash recovery, after a reboot), every unit is held to this many seconds. Ends at verify.timeoutSec at the latest."}}}}},"checks":{"type":"object","default":{},"maxProperties":64,"description":"Declared health checks, by name (letters, digits, '_' and '-'; not 'git', 'failed-units' or 'pullnix-config'). Each is retried with back-off until verify.timeoutSec after activation; all must pass for the deployment to succeed.","x-pullnix-reserved":["git","failed-units","pullnix-config"],"additionalProperties":{"type":"object","additionalProperties":false,"required":["type"],"x-pullnix-kinds":{"command":{"uses":["argv","user"],"requires":["argv"]},"http":{"uses":["url","expectStatus","bodyPattern"],"requires":["url"]},"tcp":{"uses":["host","port"],"requires":["host","port"]},"unit":{"uses":["unit"],"requires":["unit"]}},"properties":{"type":{"enum":["command","http","tcp","unit"],"description":"command: argv exits 0; http: url answers with the expected status (and body); tcp: host:port accepts a connection; unit: the unit is active (a oneshot: ran and succeeded)."},"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"maxItems":256,"default":[],"description":"command: the program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"command: the user it runs as; null: a dynamic unprivileged user (systemd DynamicUser), never root unless named."},"url":{"type":["string","null"],"pattern":"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$","maxLength":2048,"default":null,"description":"http: the URL fetched (GET), http:// or https://."},"expectStatus":{"type":["integer","null"],"minimum":100,"maximum":599,"default":null,"description":"http: the status that passes; null: any 2xx."},"bodyPattern":{"type":["string","null"],"maxLength":1024,"default":null,"description":"http: a regular expression (JavaScript) the response body must match."},"host":{"type":["string","null"],"minLength":1,"maxLength":253,"default":null,"description":"tcp: host name or address."},"port":{"type":["integer","null"],"minimum":1,"maximum":65535,"default":null,"description":"tcp: port."},"unit":{"type":["string","null"],"pattern":"^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$","maxLength":256,"default":null,"description":"unit: the systemd unit name."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":10,"description":"One attempt is stopped after this long; at most verify.timeoutSec."}}}},"hooks":{"type":"object","additionalProperties":false,"default":{},"description":"Commands run around a deployment. preDeploy (run by the watcher before it asks for a deployment) may postpone it: a non-zero exit means not now, asked again at the next poll. onSuccess and onFailure (run by the executor after the outcome) only notify: their failure is logged and changes nothing.","properties":{"preDeploy":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the watcher after the build, before it asks for the deployment: exit 0 deploys; any other exit (or a timeout) means not now, asked again at the next poll (not a failure).","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}},"onSuccess":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the executor after a deployment succeeded. Notify only: its failure is logged (hook.failed) and changes nothing.","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}},"onFailure":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the executor after a deployment did not succeed (rolled back, rollback failed, reboot required, interrupted). Notify only.","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}}}},"metrics":{"type":"object","additionalProperties":false,"default":{},"properties":{"textfileDirectory":{"type":["string","null"],"pattern":"^/","maxLength":1024,"default":null,"description":"Directory of node_exporter's textfile collector: each daemon writes its own pullnix-<daemon>.prom there, atomically, on every change. null: no metrics."}}},"activationTimeoutSec":{"type":"integer","minimum":10,"maximum":86400,"default":1800,"description":"switch-to-configuration running longer is stopped and treated as failed."},"reboot":{"type":"object","additionalProperties":false,"description":"Deployments that need a reboot (a changed kernel, initrd or kernel modules, or switch-to-configuration exit 100): docs/executor.md \"Reboots\".","properties":{"mode":{"enum":["never","window"],"default":"never","description":"never: pullnix never reboots (exit 100 ends reboot-required; a kernel-only change is activated with test, verified, committed and reported as needing a reboot). window: the new system is booted on trial inside reboot.window (or on pullnix-ctl reboot-now), verified after the boot and made the boot default only then; when it fails, the previous system is booted again."},"window":{"type":"object","additionalProperties":false,"default":{},"description":"Local times (HH:MM, 24 h) between which pullnix may reboot; an end before the start crosses midnight (22:00-04:00).","properties":{"start":{"type":"string","pattern":"^([01][0-9]|2[0-3]):[0-5][0-9]$","default":"01:00"},"end":{"type":"string","pattern":"^([01][0-9]|2[0-3]):[0-5][0-9]$","default":"05:00"}}},"bootloader":{"enum":["systemd-boot","grub","none"],"default":"systemd-boot","description":"How the trial boot is made a boot-once: systemd-boot (bootctl set-oneshot), grub (grub-reboot; NixOS's grub.cfg honours next_entry whatever boot.loader.grub.default is, and \"saved\" must not be used), none (the new system becomes the boot default for the trial; only the fallback reboot protects). The NixOS module sets it from boot.loader.*.enable."}}},"operators":{"type":"object","additionalProperties":false,"properties":{"group":{"type":"string","pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":"pullnix","description":"Group whose members may use the socket."},"keys":{"type":"array","maxItems":256,"default":[],"items":{"type":"object","additionalProperties":false,"required":["id","publicKey"],"properties":{"id":{"type":"string","pattern":"^[A-Za-z0-9._@-]{1,64}$"},"publicKey":{"type":"string","pattern":"^ed25519:[A-Za-z0-9_-]{43}$"}}},"description":"Operator public keys (pullnix-ctl key show). Operators may use every method."}}},"gates":{"type":"object","additionalProperties":false,"description":"Checks a built system must pass before the watcher asks the executor to deploy it.","properties":{"vulnerabilities":{"type":"object","additionalProperties":false,"default":{},"description":"The vulnerability gate: the new system's closure and the live system's are scanned with vulnix (NIST NVD); the new system is refused when it brings in a vulnerability the live system does not have. docs/vulnerabilities.md.","properties":{"enable":{"type":"boolean","default":false,"description":"Scan every built system with vulnix before it is deployed. Off by default."},"command":{"type":"string","minLength":1,"maxLength":4096,"default":"vulnix","description":"The vulnix executable: an absolute path, or a name looked up in PATH."},"extraFlags":{"type":"array","items":{"type":"string","maxLength":1024},"maxItems":64,"default":[],"description":"Extra arguments for vulnix, e.g. [\"--mirror\", \"https://nvd.example.org/feeds/json/cve/2.0/\"] or [\"--whitelist\", \"/etc/vulnix-whitelist.toml\"]."},"minSeverity":{"type":"number","minimum":0,"maximum":10,"default":7,"description":"CVSS v3 base score from which a new vulnerability counts (0 to 10). A vulnerability without a CVSS v3 score counts only when this is 0."},"allow":{"type":"array","items":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"maxItems":1000,"default":[],"description":"CVE ids accepted on purpose (like vulnix's whitelist): never a reason to refuse a system."},"onNew":{"enum":["refuse","warn"],"default":"refuse","description":"refuse: a system with a new vulnerability is not deployed, and not tried again until the branch moves or pullnix-ctl retry. warn: it is deployed, with a warning."},"onError":{"enum":["allow","refuse"],"default":"allow","description":"When a scan fails or times out. allow: deploy anyway, with a warning (an unreachable vulnerability database must not block the deployment of a security fix). refuse: do not deploy now; try again after a back-off."},"timeoutSec":{"type":"integer","minimum":1,"maximum":86400,"default":900,"description":"Time limit of the whole gate (every scan it runs). vulnix's first run downloads the NVD data and can take minutes."}}}}},"socketPath":{"type":"string","pattern":"^/","maxLength":100,"default":"/run/pullnix/executor.sock"},"privateSocketPath":{"description":"Root's own socket (the watcher, root's pullnix-ctl), in a 0700 directory of its own; null: <directory of socketPath>/root/<name of socketPath>.","type":["string","null"],"pattern":"^/","maxLength":100,"default":null},"watcher":{"description":"The watcher's own identity (docs/security.md, docs/decisions.md D20). Set by the NixOS module.","type":"object","additionalProperties":false,"properties":{"user":{"description":"The unprivileged user the watcher runs as: the executor serves it a socket of its own (group: the user's primary group) and trusts the public half of the key the watcher creates in its state directory. null: the watcher runs as the executor's user and shares its state directory, keys and root's socket (development and tests).","type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null},"stateDir":{"description":"The watcher's state directory (checkout, GC roots, memory, its key); null: /var/lib/<user> with a user, stateDir without.","type":["string","null"],"pattern":"^/","maxLength":1024,"default":null},"socketPath":{"description":"The socket the executor serves the watcher on when it has a user, in a directory of its own (0750 root:<the watcher's group>); null: <directory of socketPath>-watcher/<name of socketPath>, beside the operator group's directory (the default socketPath gives /run/pullnix-watcher/executor.sock).","type":["string","null"],"pattern":"^/","maxLength":100,"default":null}}},"stateDir":{"type":"string","pattern":"^/","maxLength":1024,"default":"/var/lib/pullnix"},"logLevel":{"enum":["error","warning","info","debug"],"default":"info"},"units":{"type":"object","additionalProperties":false,"properties":{"executor":{"type":"string","pattern":"^[A-Za-z0-9@._-]+\\.service$","default":"pullnix-executor.service"},"watcher":{"type":"string","pattern":"^[A-Za-z0-9@._-]+\\.service$","default":"pullnix-watcher.service"}}},"paths":{"type":"object","additionalProperties":false,"description":"Where the system lives. Only tests change these.","properties":{"systemProfile":{"type":"string","pattern":"^/","default":"/nix/var/nix/profiles/system"},"currentSystem":{"type":"string","pattern":"^/","default":"/run/current-system"},"storeDir":{"type":"string","pattern":"^/","default":"/nix/store"},"gcRootsDir":{"type":"string","pattern":"^/","default":"/nix/var/nix/gcroots/pullnix","description":"Where the executor keeps a deployment's previous and new systems alive (GC roots) until its outcome."},"bootId":{"type":"string","pattern":"^/","default":"/proc/sys/kernel/random/boot_id","description":"The kernel's boot id: tells crash recovery whether the machine restarted since a deployment began."},"bootedSystem":{"type":"string","pattern":"^/","default":"/run/booted-system","description":"The system the machine booted: a new system whose kernel, initrd or kernel modules differ from it needs a reboot."},"grubConfig":{"type":"string","pattern":"^/","default":"/boot/grub/grub.cfg","description":"GRUB's menu as NixOS's install-grub.pl writes it: reboot.bootloader grub finds the trial entry in it by the system it boots."},"grubEnv":{"type":"string","pattern":"^/","default":"/boot/grub/grubenv","description":"GRUB's environment block (next_entry); grub-reboot's --boot-directory is the directory above its grub/."},"mountInfo":{"type":"string","pattern":"^/","default":"/proc/self/mountinfo","description":"Which filesystem holds grubEnv: GRUB cannot save its environment on ZFS, btrfs, LVM or mdraid."}}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://pullnix.dev/schema/config.json","title":"pullnix configuration (/etc/pullnix/config.json)","description":"Read by pullnix-executor, pullnix-watcher and pullnix-ctl. Written by the NixOS module (services.pullnix). Every key not listed here is an error.","type":"object","additionalProperties":false,"required":["repository","build"],"properties":{"repository":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","minLength":1,"maxLength":2048,"description":"Git remote URL of the configuration repository (ssh://, git@host:path, https://, file:// or a local path)."},"branch":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9._/-]+$","default":"main","description":"Branch to follow."},"sshKeyFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Private SSH deploy key (read-only access is enough)."},"knownHostsFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Pinned known_hosts file; host keys are checked strictly."},"allowNonDescendant":{"type":"boolean","default":false,"description":"Deploy a branch head that does not descend from the deployed commit (force-push, history rewrite). Off by default: such a head is refused."},"fetchTimeoutSec":{"type":"integer","minimum":10,"maximum":86400,"default":600,"description":"A fetch that prints nothing, not even progress, for this many seconds is stopped (and retried with back-off). An inactivity limit, not a limit on the whole fetch: a large first fetch that keeps making progress completes."}}},"build":{"type":"object","additionalProperties":false,"required":["mode"],"properties":{"mode":{"enum":["flake","classic"],"description":"flake: <checkout>#nixosConfigurations.<host>.config.system.build.toplevel; classic: <nixpkgs/nixos> with nixos-config=<checkout>/<file>."},"host":{"type":["string","null"],"pattern":"^[A-Za-z0-9._-]+$","maxLength":253,"default":null,"description":"Flake host attribute; null means this machine's host name."},"file":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^[^/].*$","default":"configuration.nix","description":"Classic mode: configuration file relative to the repository root."},"extraFlags":{"type":"array","items":{"type":"string","maxLength":1024},"maxItems":64,"default":[],"description":"Extra arguments for nix build / nix-build, e.g. [\"--max-jobs\", \"0\"]."},"timeoutSec":{"type":"integer","minimum":1,"maximum":86400,"default":3600,"description":"A build running longer is stopped and recorded as failed."},"keepGcRoots":{"type":"integer","minimum":1,"maximum":100,"default":3,"description":"How many built systems the watcher keeps GC roots for."}}},"poll":{"type":"object","additionalProperties":false,"properties":{"intervalSec":{"type":"integer","minimum":1,"maximum":86400,"default":300,"description":"Seconds between two asks for the branch head."},"jitterSec":{"type":"integer","minimum":0,"maximum":86400,"default":30,"description":"Random extra delay added to every interval, so a fleet does not poll in step."},"maxBackoffSec":{"type":"integer","minimum":1,"maximum":86400,"default":900,"description":"Ceiling of the exponential back-off after errors."}}},"trust":{"type":"object","additionalProperties":false,"description":"Commit signatures, checked by the watcher after the fetch and before anything is checked out, evaluated or built (docs/security.md).","properties":{"mode":{"enum":["off","head","all"],"default":"off","description":"off: no signature is checked. head: the new branch head must carry a good signature from a trusted key. all: every commit reachable from the new head and not from the deployed commit (nor from trust.since), merges included, must."},"since":{"type":["string","null"],"pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","default":null,"description":"Mode all: a commit the operator vouches for; it and its history are not checked (the chain starts after it). Without it and with nothing deployed yet, the whole history is checked."},"allowedSigners":{"type":"array","maxItems":256,"default":[],"items":{"type":"object","additionalProperties":false,"required":["principal","key"],"properties":{"principal":{"type":"string","minLength":1,"maxLength":256,"pattern":"^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$","description":"Who the key belongs to (git's allowed-signers principals: comma-separated, patterns allowed)."},"key":{"type":"string","maxLength":16384,"pattern":"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$","description":"The SSH public key: type and base64, without a comment."},"validAfter":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key signs only from this time on (YYYYMMDD[HHMM[SS]][Z], as in ssh-keygen's valid-after)."},"validBefore":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key is trusted only before this time (YYYYMMDD[HHMM[SS]][Z], as in valid-before); judged at the commit's date by git and at the time of the check by pullnix."},"role":{"enum":["human","builder"],"default":"human","description":"human: the key signs configuration (source) commits. builder: the key signs only the prebuilt manifest commits CI makes (source.mode prebuilt); a builder key's signature on a source commit, or a human key's on a manifest commit, is refused."}}},"description":"SSH keys whose signatures are trusted (git's gpg.ssh.allowedSignersFile, written by the watcher with namespaces=\"git\")."},"openpgpKeys":{"type":"array","maxItems":64,"default":[],"items":{"type":"string","maxLength":1048576,"pattern":"^-----BEGIN PGP PUBLIC KEY BLOCK-----"},"description":"ASCII-armored OpenPGP public keys whose signatures are trusted; imported into a keyring the watcher owns (<stateDir>/trust/gnupg), never root's."}}},"source":{"type":"object","additionalProperties":false,"description":"Where the systems come from (docs/prebuilt.md). build: the watcher evaluates and builds each commit. prebuilt: CI built them; the watcher reads a signed manifest and fetches the closure from a signed binary cache, evaluating and building nothing.","properties":{"mode":{"enum":["build","prebuilt"],"default":"build","description":"build: evaluate and build every commit on the machine. prebuilt: deploy what CI built: the manifest (source.manifest) names the toplevel, fetched from source.caches through the nix-daemon."},"manifest":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^[^/].*$","default":"hosts/<host>.json","description":"Prebuilt: the manifest's path in the repository, relative to its root; <host> is replaced with build.host (else the machine's host name). The file is {\"toplevel\": \"/nix/store/…\", \"sourceCommit\": \"<sha>\"}."},"caches":{"type":"array","maxItems":16,"default":[],"items":{"type":"string","minLength":1,"maxLength":2048,"pattern":"^(https?|file|s3)://[^ ]+$"},"description":"Prebuilt: the binary cache URLs the closure is fetched from (the nix-daemon must trust them: nix.settings.trusted-substituters, which the NixOS module sets)."},"publicKeys":{"type":"array","maxItems":16,"default":[],"items":{"type":"string","maxLength":256,"pattern":"^[A-Za-z0-9._-]+:[A-Za-z0-9+/]{43}=$"},"description":"Prebuilt: the public keys (name:base64, as nix key convert-secret-to-public or nix-store --generate-binary-cache-key prints) whose narinfo signatures are trusted (nix.settings.trusted-public-keys, which the NixOS module sets)."},"requireSignedSource":{"type":"boolean","default":false,"description":"Prebuilt: the manifest's sourceCommit must be in the repository, carry a good signature from a human key (trust.allowedSigners with role human) and descend from the deployed sourceCommit (no downgrade through an old manifest)."},"freeSpaceMarginMiB":{"type":"integer","minimum":0,"maximum":1048576,"default":512,"description":"Prebuilt: the closure is fetched only if the free space of the Nix store exceeds what it needs (unpacked NARs plus the compressed downloads of the paths missing here) by this many MiB."}}},"activation":{"enum":["test","switch"],"default":"test","description":"test: activate with switch-to-configuration test, move the boot default only after verification (a power cut boots the last good system). switch: classic order, switch then verify then switch back."},"verify":{"type":"object","additionalProperties":false,"properties":{"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":120,"description":"How long the git connectivity check may keep retrying before the deployment is rolled back."},"initialBackoffMs":{"type":"integer","minimum":10,"maximum":60000,"default":1000,"description":"First pause between connectivity attempts; doubles up to 15 s."},"attemptTimeoutSec":{"type":"integer","minimum":1,"maximum":600,"default":20,"description":"One git ls-remote attempt is killed after this long."},"failedUnits":{"type":"object","additionalProperties":false,"default":{},"description":"The newly-failed-units check: a unit failed (or auto-restarting after a failure) after activation, and not before it, fails the deployment.","properties":{"enable":{"type":"boolean","default":true,"description":"Run the newly-failed-units check (on by default)."},"settleSec":{"type":"integer","minimum":0,"maximum":600,"default":5,"description":"The longest a unit the activation started or restarted is watched for a crash loop (a crash-looping unit is running for a moment between its failures). Each such unit is watched for its own window, from its restart settings (none with Restart=no; RestartSec plus StartLimitIntervalSec/StartLimitBurst otherwise), at most this; a deployment that moves no unit waits for none. Without the units' state from before the activation (crash recovery, after a reboot), every unit is held to this many seconds. Ends at verify.timeoutSec at the latest."}}}}},"checks":{"type":"object","default":{},"maxProperties":64,"description":"Declared health checks, by name (letters, digits, '_' and '-'; not 'git', 'failed-units' or 'pullnix-config'). Each is retried with back-off until verify.timeoutSec after activation; all must pass for the deployment to succeed.","x-pullnix-reserved":["git","failed-units","pullnix-config"],"additionalProperties":{"type":"object","additionalProperties":false,"required":["type"],"x-pullnix-kinds":{"command":{"uses":["argv","user"],"requires":["argv"]},"http":{"uses":["url","expectStatus","bodyPattern"],"requires":["url"]},"tcp":{"uses":["host","port"],"requires":["host","port"]},"unit":{"uses":["unit"],"requires":["unit"]}},"properties":{"type":{"enum":["command","http","tcp","unit"],"description":"command: argv exits 0; http: url answers with the expected status (and body); tcp: host:port accepts a connection; unit: the unit is active (a oneshot: ran and succeeded)."},"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"maxItems":256,"default":[],"description":"command: the program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"command: the user it runs as; null: a dynamic unprivileged user (systemd DynamicUser), never root unless named."},"url":{"type":["string","null"],"pattern":"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$","maxLength":2048,"default":null,"description":"http: the URL fetched (GET), http:// or https://."},"expectStatus":{"type":["integer","null"],"minimum":100,"maximum":599,"default":null,"description":"http: the status that passes; null: any 2xx."},"bodyPattern":{"type":["string","null"],"maxLength":1024,"default":null,"description":"http: a regular expression (JavaScript) the response body must match."},"host":{"type":["string","null"],"minLength":1,"maxLength":253,"default":null,"description":"tcp: host name or address."},"port":{"type":["integer","null"],"minimum":1,"maximum":65535,"default":null,"description":"tcp: port."},"unit":{"type":["string","null"],"pattern":"^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$","maxLength":256,"default":null,"description":"unit: the systemd unit name."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":10,"description":"One attempt is stopped after this long; at most verify.timeoutSec."}}}},"hooks":{"type":"object","additionalProperties":false,"default":{},"description":"Commands run around a deployment. preDeploy (run by the watcher before it asks for a deployment) may postpone it: a non-zero exit means not now, asked again at the next poll. onSuccess and onFailure (run by the executor after the outcome) only notify: their failure is logged and changes nothing.","properties":{"preDeploy":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the watcher after the build, before it asks for the deployment: exit 0 deploys; any other exit (or a timeout) means not now, asked again at the next poll (not a failure).","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}},"onSuccess":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the executor after a deployment succeeded. Notify only: its failure is logged (hook.failed) and changes nothing.","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}},"onFailure":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the executor after a deployment did not succeed (rolled back, rollback failed, reboot required, interrupted). Notify only.","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}}}},"metrics":{"type":"object","additionalProperties":false,"default":{},"properties":{"textfileDirectory":{"type":["string","null"],"pattern":"^/","maxLength":1024,"default":null,"description":"Directory of node_exporter's textfile collector: each daemon writes its own pullnix-<daemon>.prom there, atomically, on every change. null: no metrics."}}},"activationTimeoutSec":{"type":"integer","minimum":10,"maximum":86400,"default":1800,"description":"switch-to-configuration running longer is stopped and treated as failed."},"reboot":{"type":"object","additionalProperties":false,"description":"Deployments that need a reboot (a changed kernel, initrd or kernel modules, or switch-to-configuration exit 100): docs/executor.md \"Reboots\".","properties":{"mode":{"enum":["never","window"],"default":"never","description":"never: pullnix never reboots (exit 100 ends reboot-required; a kernel-only change is activated with test, verified, committed and reported as needing a reboot). window: the new system is booted on trial inside reboot.window (or on pullnix-ctl reboot-now), verified after the boot and made the boot default only then; when it fails, the previous system is booted again."},"window":{"type":"object","additionalProperties":false,"default":{},"description":"Local times (HH:MM, 24 h) between which pullnix may reboot; an end before the start crosses midnight (22:00-04:00).","properties":{"start":{"type":"string","pattern":"^([01][0-9]|2[0-3]):[0-5][0-9]$","default":"01:00"},"end":{"type":"string","pattern":"^([01][0-9]|2[0-3]):[0-5][0-9]$","default":"05:00"}}},"bootloader":{"enum":["systemd-boot","grub","none"],"default":"systemd-boot","description":"How the trial boot is made a boot-once: systemd-boot (bootctl set-oneshot), grub (grub-reboot; NixOS's grub.cfg honours next_entry whatever boot.loader.grub.default is, and \"saved\" must not be used), none (the new system becomes the boot default for the trial; only the fallback reboot protects). The NixOS module sets it from boot.loader.*.enable."}}},"operators":{"type":"object","additionalProperties":false,"properties":{"group":{"type":"string","pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":"pullnix","description":"Group whose members may use the socket."},"keys":{"type":"array","maxItems":256,"default":[],"items":{"type":"object","additionalProperties":false,"required":["id","publicKey"],"properties":{"id":{"type":"string","pattern":"^[A-Za-z0-9._@-]{1,64}$"},"publicKey":{"type":"string","pattern":"^ed25519:[A-Za-z0-9_-]{43}$"}}},"description":"Operator public keys (pullnix-ctl key show). Operators may use every method."}}},"gates":{"type":"object","additionalProperties":false,"description":"Checks a built system must pass before the watcher asks the executor to deploy it.","properties":{"vulnerabilities":{"type":"object","additionalProperties":false,"default":{},"description":"The vulnerability gate: the new system's closure and the live system's are scanned with vulnix (NIST NVD); the new system is refused when it brings in a vulnerability the live system does not have. docs/vulnerabilities.md.","properties":{"enable":{"type":"boolean","default":false,"description":"Scan every built system with vulnix before it is deployed. Off by default."},"command":{"type":"string","minLength":1,"maxLength":4096,"default":"vulnix","description":"The vulnix executable: an absolute path, or a name looked up in PATH."},"extraFlags":{"type":"array","items":{"type":"string","maxLength":1024},"maxItems":64,"default":[],"description":"Extra arguments for vulnix, e.g. [\"--mirror\", \"https://nvd.example.org/feeds/json/cve/2.0/\"] or [\"--whitelist\", \"/etc/vulnix-whitelist.toml\"]."},"minSeverity":{"type":"number","minimum":0,"maximum":10,"default":7,"description":"CVSS v3 base score from which a new vulnerability counts (0 to 10). A vulnerability without a CVSS v3 score counts only when this is 0."},"allow":{"type":"array","items":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"maxItems":1000,"default":[],"description":"CVE ids accepted on purpose (like vulnix's whitelist): never a reason to refuse a system."},"onNew":{"enum":["refuse","warn"],"default":"refuse","description":"refuse: a system with a new vulnerability is not deployed, and not tried again until the branch moves or pullnix-ctl retry. warn: it is deployed, with a warning."},"onError":{"enum":["allow","refuse"],"default":"allow","description":"When a scan fails or times out. allow: deploy anyway, with a warning (an unreachable vulnerability database must not block the deployment of a security fix). refuse: do not deploy now; try again after a back-off."},"timeoutSec":{"type":"integer","minimum":1,"maximum":86400,"default":900,"description":"Time limit of the whole gate (every scan it runs). vulnix's first run downloads the NVD data and can take minutes."}}}}},"socketPath":{"type":"string","pattern":"^/","maxLength":100,"default":"/run/pullnix/executor.sock"},"privateSocketPath":{"description":"Root's own socket (the watcher, root's pullnix-ctl), in a 0700 directory of its own; null: <directory of socketPath>/root/<name of socketPath>.","type":["string","null"],"pattern":"^/","maxLength":100,"default":null},"watcher":{"description":"The watcher's own identity (docs/security.md, docs/decisions.md D20). Set by the NixOS module.","type":"object","additionalProperties":false,"properties":{"user":{"description":"The unprivileged user the watcher runs as: the executor serves it a socket of its own (group: the user's primary group) and trusts the public half of the key the watcher creates in its state directory. null: the watcher runs as the executor's user and shares its state directory, keys and root's socket (development and tests).","type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null},"stateDir":{"description":"The watcher's state directory (checkout, GC roots, memory, its key); null: /var/lib/<user> with a user, stateDir without.","type":["string","null"],"pattern":"^/","maxLength":1024,"default":null},"socketPath":{"description":"The socket the executor serves the watcher on when it has a user, in a directory of its own (0750 root:<the watcher's group>); null: <directory of socketPath>-watcher/<name of socketPath>, beside the operator group's directory (the default socketPath gives /run/pullnix-watcher/executor.sock).","type":["string","null"],"pattern":"^/","maxLength":100,"default":null}}},"stateDir":{"type":"string","pattern":"^/","maxLength":1024,"default":"/var/lib/pullnix"},"logLevel":{"enum":["error","warning","info","debug"],"default":"info"},"units":{"type":"object","additionalProperties":false,"properties":{"executor":{"type":"string","pattern":"^[A-Za-z0-9@._-]+\\.service$","default":"pullnix-executor.service"},"watcher":{"type":"string","pattern":"^[A-Za-z0-9@._-]+\\.service$","default":"pullnix-watcher.service"}}},"paths":{"type":"object","additionalProperties":false,"description":"Where the system lives. Only tests change these.","properties":{"systemProfile":{"type":"string","pattern":"^/","default":"/nix/var/nix/profiles/system"},"currentSystem":{"type":"string","pattern":"^/","default":"/run/current-system"},"storeDir":{"type":"string","pattern":"^/","default":"/nix/store"},"gcRootsDir":{"type":"string","pattern":"^/","default":"/nix/var/nix/gcroots/pullnix","description":"Where the executor keeps a deployment's previous and new systems alive (GC roots) until its outcome."},"bootId":{"type":"string","pattern":"^/","default":"/proc/sys/kernel/random/boot_id","description":"The kernel's boot id: tells crash recovery whether the machine restarted since a deployment began."},"bootedSystem":{"type":"string","pattern":"^/","default":"/run/booted-system","description":"The system the machine booted: a new system whose kernel, initrd or kernel modules differ from it needs a reboot."},"grubConfig":{"type":"string","pattern":"^/","default":"/boot/grub/grub.cfg","description":"GRUB's menu as NixOS's install-grub.pl writes it: reboot.bootloader grub finds the trial entry in it by the system it boots."},"grubEnv":{"type":"string","pattern":"^/","default":"/boot/grub/grubenv","description":"GRUB's environment block (next_entry); grub-reboot's --boot-directory is the directory above its grub/."},"mountInfo":{"type":"string","pattern":"^/","default":"/proc/self/mountinfo","description":"Which filesystem holds grubEnv: GRUB cannot save its environment on ZFS, btrfs, LVM or mdraid."}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = ajvRuntime_ucs2length.default;
 const pattern0 = new RegExp("^[A-Za-z0-9._/-]+$", "u");
@@ -15,14 +15,16 @@ const pattern6 = new RegExp("^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$", "u
 const pattern7 = new RegExp("^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$", "u");
 const pattern8 = new RegExp("^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$", "u");
 const pattern10 = new RegExp("^-----BEGIN PGP PUBLIC KEY BLOCK-----", "u");
-const pattern11 = new RegExp("^[a-z_][a-z0-9_-]*$", "u");
-const pattern12 = new RegExp("^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$", "u");
-const pattern13 = new RegExp("^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$", "u");
-const pattern18 = new RegExp("^([01][0-9]|2[0-3]):[0-5][0-9]$", "u");
-const pattern21 = new RegExp("^[A-Za-z0-9._@-]{1,64}$", "u");
-const pattern22 = new RegExp("^ed25519:[A-Za-z0-9_-]{43}$", "u");
-const pattern23 = new RegExp("^CVE-[0-9]{4}-[0-9]{4,}$", "u");
-const pattern30 = new RegExp("^[A-Za-z0-9@._-]+\\.service$", "u");
+const pattern12 = new RegExp("^(https?|file|s3)://[^ ]+$", "u");
+const pattern13 = new RegExp("^[A-Za-z0-9._-]+:[A-Za-z0-9+/]{43}=$", "u");
+const pattern14 = new RegExp("^[a-z_][a-z0-9_-]*$", "u");
+const pattern15 = new RegExp("^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$", "u");
+const pattern16 = new RegExp("^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$", "u");
+const pattern21 = new RegExp("^([01][0-9]|2[0-3]):[0-5][0-9]$", "u");
+const pattern24 = new RegExp("^[A-Za-z0-9._@-]{1,64}$", "u");
+const pattern25 = new RegExp("^ed25519:[A-Za-z0-9_-]{43}$", "u");
+const pattern26 = new RegExp("^CVE-[0-9]{4}-[0-9]{4,}$", "u");
+const pattern33 = new RegExp("^[A-Za-z0-9@._-]+\\.service$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 /*# sourceURL="https://pullnix.dev/schema/config.json" */;
@@ -801,6 +803,9 @@ data23.validAfter = null;
 if(data23.validBefore === undefined){
 data23.validBefore = null;
 }
+if(data23.role === undefined){
+data23.role = "human";
+}
 if(data23.principal === undefined){
 const err60 = {instancePath:instancePath+"/trust/allowedSigners/" + i1,schemaPath:"#/properties/trust/properties/allowedSigners/items/required",keyword:"required",params:{missingProperty: "principal"},message:"must have required property '"+"principal"+"'"};
 if(vErrors === null){
@@ -822,7 +827,7 @@ vErrors.push(err61);
 errors++;
 }
 for(const key5 in data23){
-if(!((((key5 === "principal") || (key5 === "key")) || (key5 === "validAfter")) || (key5 === "validBefore"))){
+if(!(((((key5 === "principal") || (key5 === "key")) || (key5 === "validAfter")) || (key5 === "validBefore")) || (key5 === "role"))){
 const err62 = {instancePath:instancePath+"/trust/allowedSigners/" + i1,schemaPath:"#/properties/trust/properties/allowedSigners/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err62];
@@ -959,9 +964,9 @@ vErrors.push(err73);
 errors++;
 }
 }
-}
-else {
-const err74 = {instancePath:instancePath+"/trust/allowedSigners/" + i1,schemaPath:"#/properties/trust/properties/allowedSigners/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data28 = data23.role;
+if(!((data28 === "human") || (data28 === "builder"))){
+const err74 = {instancePath:instancePath+"/trust/allowedSigners/" + i1+"/role",schemaPath:"#/properties/trust/properties/allowedSigners/items/properties/role/enum",keyword:"enum",params:{allowedValues: schema11.properties.trust.properties.allowedSigners.items.properties.role.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -971,9 +976,8 @@ vErrors.push(err74);
 errors++;
 }
 }
-}
 else {
-const err75 = {instancePath:instancePath+"/trust/allowedSigners",schemaPath:"#/properties/trust/properties/allowedSigners/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err75 = {instancePath:instancePath+"/trust/allowedSigners/" + i1,schemaPath:"#/properties/trust/properties/allowedSigners/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -982,10 +986,10 @@ vErrors.push(err75);
 }
 errors++;
 }
-let data28 = data19.openpgpKeys;
-if(Array.isArray(data28)){
-if(data28.length > 64){
-const err76 = {instancePath:instancePath+"/trust/openpgpKeys",schemaPath:"#/properties/trust/properties/openpgpKeys/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+}
+}
+else {
+const err76 = {instancePath:instancePath+"/trust/allowedSigners",schemaPath:"#/properties/trust/properties/allowedSigners/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -994,12 +998,10 @@ vErrors.push(err76);
 }
 errors++;
 }
-const len2 = data28.length;
-for(let i2=0; i2<len2; i2++){
-let data29 = data28[i2];
-if(typeof data29 === "string"){
-if(func3(data29) > 1048576){
-const err77 = {instancePath:instancePath+"/trust/openpgpKeys/" + i2,schemaPath:"#/properties/trust/properties/openpgpKeys/items/maxLength",keyword:"maxLength",params:{limit: 1048576},message:"must NOT have more than 1048576 characters"};
+let data29 = data19.openpgpKeys;
+if(Array.isArray(data29)){
+if(data29.length > 64){
+const err77 = {instancePath:instancePath+"/trust/openpgpKeys",schemaPath:"#/properties/trust/properties/openpgpKeys/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -1008,8 +1010,12 @@ vErrors.push(err77);
 }
 errors++;
 }
-if(!pattern10.test(data29)){
-const err78 = {instancePath:instancePath+"/trust/openpgpKeys/" + i2,schemaPath:"#/properties/trust/properties/openpgpKeys/items/pattern",keyword:"pattern",params:{pattern: "^-----BEGIN PGP PUBLIC KEY BLOCK-----"},message:"must match pattern \""+"^-----BEGIN PGP PUBLIC KEY BLOCK-----"+"\""};
+const len2 = data29.length;
+for(let i2=0; i2<len2; i2++){
+let data30 = data29[i2];
+if(typeof data30 === "string"){
+if(func3(data30) > 1048576){
+const err78 = {instancePath:instancePath+"/trust/openpgpKeys/" + i2,schemaPath:"#/properties/trust/properties/openpgpKeys/items/maxLength",keyword:"maxLength",params:{limit: 1048576},message:"must NOT have more than 1048576 characters"};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -1018,9 +1024,8 @@ vErrors.push(err78);
 }
 errors++;
 }
-}
-else {
-const err79 = {instancePath:instancePath+"/trust/openpgpKeys/" + i2,schemaPath:"#/properties/trust/properties/openpgpKeys/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern10.test(data30)){
+const err79 = {instancePath:instancePath+"/trust/openpgpKeys/" + i2,schemaPath:"#/properties/trust/properties/openpgpKeys/items/pattern",keyword:"pattern",params:{pattern: "^-----BEGIN PGP PUBLIC KEY BLOCK-----"},message:"must match pattern \""+"^-----BEGIN PGP PUBLIC KEY BLOCK-----"+"\""};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -1030,9 +1035,8 @@ vErrors.push(err79);
 errors++;
 }
 }
-}
 else {
-const err80 = {instancePath:instancePath+"/trust/openpgpKeys",schemaPath:"#/properties/trust/properties/openpgpKeys/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err80 = {instancePath:instancePath+"/trust/openpgpKeys/" + i2,schemaPath:"#/properties/trust/properties/openpgpKeys/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -1042,8 +1046,9 @@ vErrors.push(err80);
 errors++;
 }
 }
+}
 else {
-const err81 = {instancePath:instancePath+"/trust",schemaPath:"#/properties/trust/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err81 = {instancePath:instancePath+"/trust/openpgpKeys",schemaPath:"#/properties/trust/properties/openpgpKeys/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -1053,9 +1058,8 @@ vErrors.push(err81);
 errors++;
 }
 }
-let data30 = data.activation;
-if(!((data30 === "test") || (data30 === "switch"))){
-const err82 = {instancePath:instancePath+"/activation",schemaPath:"#/properties/activation/enum",keyword:"enum",params:{allowedValues: schema11.properties.activation.enum},message:"must be equal to one of the allowed values"};
+else {
+const err82 = {instancePath:instancePath+"/trust",schemaPath:"#/properties/trust/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err82];
 }
@@ -1064,24 +1068,31 @@ vErrors.push(err82);
 }
 errors++;
 }
-if(data.verify !== undefined){
-let data31 = data.verify;
+}
+if(data.source !== undefined){
+let data31 = data.source;
 if(data31 && typeof data31 == "object" && !Array.isArray(data31)){
-if(data31.timeoutSec === undefined){
-data31.timeoutSec = 120;
+if(data31.mode === undefined){
+data31.mode = "build";
 }
-if(data31.initialBackoffMs === undefined){
-data31.initialBackoffMs = 1000;
+if(data31.manifest === undefined){
+data31.manifest = "hosts/<host>.json";
 }
-if(data31.attemptTimeoutSec === undefined){
-data31.attemptTimeoutSec = 20;
+if(data31.caches === undefined){
+data31.caches = [];
 }
-if(data31.failedUnits === undefined){
-data31.failedUnits = {};
+if(data31.publicKeys === undefined){
+data31.publicKeys = [];
+}
+if(data31.requireSignedSource === undefined){
+data31.requireSignedSource = false;
+}
+if(data31.freeSpaceMarginMiB === undefined){
+data31.freeSpaceMarginMiB = 512;
 }
 for(const key6 in data31){
-if(!((((key6 === "timeoutSec") || (key6 === "initialBackoffMs")) || (key6 === "attemptTimeoutSec")) || (key6 === "failedUnits"))){
-const err83 = {instancePath:instancePath+"/verify",schemaPath:"#/properties/verify/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
+if(!((((((key6 === "mode") || (key6 === "manifest")) || (key6 === "caches")) || (key6 === "publicKeys")) || (key6 === "requireSignedSource")) || (key6 === "freeSpaceMarginMiB"))){
+const err83 = {instancePath:instancePath+"/source",schemaPath:"#/properties/source/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -1091,9 +1102,9 @@ vErrors.push(err83);
 errors++;
 }
 }
-let data32 = data31.timeoutSec;
-if(!(((typeof data32 == "number") && (!(data32 % 1) && !isNaN(data32))) && (isFinite(data32)))){
-const err84 = {instancePath:instancePath+"/verify/timeoutSec",schemaPath:"#/properties/verify/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data32 = data31.mode;
+if(!((data32 === "build") || (data32 === "prebuilt"))){
+const err84 = {instancePath:instancePath+"/source/mode",schemaPath:"#/properties/source/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.source.properties.mode.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -1102,9 +1113,10 @@ vErrors.push(err84);
 }
 errors++;
 }
-if((typeof data32 == "number") && (isFinite(data32))){
-if(data32 > 3600 || isNaN(data32)){
-const err85 = {instancePath:instancePath+"/verify/timeoutSec",schemaPath:"#/properties/verify/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
+let data33 = data31.manifest;
+if(typeof data33 === "string"){
+if(func3(data33) > 1024){
+const err85 = {instancePath:instancePath+"/source/manifest",schemaPath:"#/properties/source/properties/manifest/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -1113,8 +1125,8 @@ vErrors.push(err85);
 }
 errors++;
 }
-if(data32 < 1 || isNaN(data32)){
-const err86 = {instancePath:instancePath+"/verify/timeoutSec",schemaPath:"#/properties/verify/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(func3(data33) < 1){
+const err86 = {instancePath:instancePath+"/source/manifest",schemaPath:"#/properties/source/properties/manifest/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -1123,10 +1135,8 @@ vErrors.push(err86);
 }
 errors++;
 }
-}
-let data33 = data31.initialBackoffMs;
-if(!(((typeof data33 == "number") && (!(data33 % 1) && !isNaN(data33))) && (isFinite(data33)))){
-const err87 = {instancePath:instancePath+"/verify/initialBackoffMs",schemaPath:"#/properties/verify/properties/initialBackoffMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern4.test(data33)){
+const err87 = {instancePath:instancePath+"/source/manifest",schemaPath:"#/properties/source/properties/manifest/pattern",keyword:"pattern",params:{pattern: "^[^/].*$"},message:"must match pattern \""+"^[^/].*$"+"\""};
 if(vErrors === null){
 vErrors = [err87];
 }
@@ -1135,9 +1145,9 @@ vErrors.push(err87);
 }
 errors++;
 }
-if((typeof data33 == "number") && (isFinite(data33))){
-if(data33 > 60000 || isNaN(data33)){
-const err88 = {instancePath:instancePath+"/verify/initialBackoffMs",schemaPath:"#/properties/verify/properties/initialBackoffMs/maximum",keyword:"maximum",params:{comparison: "<=", limit: 60000},message:"must be <= 60000"};
+}
+else {
+const err88 = {instancePath:instancePath+"/source/manifest",schemaPath:"#/properties/source/properties/manifest/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -1146,8 +1156,10 @@ vErrors.push(err88);
 }
 errors++;
 }
-if(data33 < 10 || isNaN(data33)){
-const err89 = {instancePath:instancePath+"/verify/initialBackoffMs",schemaPath:"#/properties/verify/properties/initialBackoffMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 10},message:"must be >= 10"};
+let data34 = data31.caches;
+if(Array.isArray(data34)){
+if(data34.length > 16){
+const err89 = {instancePath:instancePath+"/source/caches",schemaPath:"#/properties/source/properties/caches/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
 if(vErrors === null){
 vErrors = [err89];
 }
@@ -1156,10 +1168,12 @@ vErrors.push(err89);
 }
 errors++;
 }
-}
-let data34 = data31.attemptTimeoutSec;
-if(!(((typeof data34 == "number") && (!(data34 % 1) && !isNaN(data34))) && (isFinite(data34)))){
-const err90 = {instancePath:instancePath+"/verify/attemptTimeoutSec",schemaPath:"#/properties/verify/properties/attemptTimeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const len3 = data34.length;
+for(let i3=0; i3<len3; i3++){
+let data35 = data34[i3];
+if(typeof data35 === "string"){
+if(func3(data35) > 2048){
+const err90 = {instancePath:instancePath+"/source/caches/" + i3,schemaPath:"#/properties/source/properties/caches/items/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err90];
 }
@@ -1168,9 +1182,8 @@ vErrors.push(err90);
 }
 errors++;
 }
-if((typeof data34 == "number") && (isFinite(data34))){
-if(data34 > 600 || isNaN(data34)){
-const err91 = {instancePath:instancePath+"/verify/attemptTimeoutSec",schemaPath:"#/properties/verify/properties/attemptTimeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 600},message:"must be <= 600"};
+if(func3(data35) < 1){
+const err91 = {instancePath:instancePath+"/source/caches/" + i3,schemaPath:"#/properties/source/properties/caches/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err91];
 }
@@ -1179,8 +1192,8 @@ vErrors.push(err91);
 }
 errors++;
 }
-if(data34 < 1 || isNaN(data34)){
-const err92 = {instancePath:instancePath+"/verify/attemptTimeoutSec",schemaPath:"#/properties/verify/properties/attemptTimeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(!pattern12.test(data35)){
+const err92 = {instancePath:instancePath+"/source/caches/" + i3,schemaPath:"#/properties/source/properties/caches/items/pattern",keyword:"pattern",params:{pattern: "^(https?|file|s3)://[^ ]+$"},message:"must match pattern \""+"^(https?|file|s3)://[^ ]+$"+"\""};
 if(vErrors === null){
 vErrors = [err92];
 }
@@ -1190,17 +1203,8 @@ vErrors.push(err92);
 errors++;
 }
 }
-let data35 = data31.failedUnits;
-if(data35 && typeof data35 == "object" && !Array.isArray(data35)){
-if(data35.enable === undefined){
-data35.enable = true;
-}
-if(data35.settleSec === undefined){
-data35.settleSec = 5;
-}
-for(const key7 in data35){
-if(!((key7 === "enable") || (key7 === "settleSec"))){
-const err93 = {instancePath:instancePath+"/verify/failedUnits",schemaPath:"#/properties/verify/properties/failedUnits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
+else {
+const err93 = {instancePath:instancePath+"/source/caches/" + i3,schemaPath:"#/properties/source/properties/caches/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err93];
 }
@@ -1210,8 +1214,9 @@ vErrors.push(err93);
 errors++;
 }
 }
-if(typeof data35.enable !== "boolean"){
-const err94 = {instancePath:instancePath+"/verify/failedUnits/enable",schemaPath:"#/properties/verify/properties/failedUnits/properties/enable/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+else {
+const err94 = {instancePath:instancePath+"/source/caches",schemaPath:"#/properties/source/properties/caches/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err94];
 }
@@ -1220,9 +1225,10 @@ vErrors.push(err94);
 }
 errors++;
 }
-let data37 = data35.settleSec;
-if(!(((typeof data37 == "number") && (!(data37 % 1) && !isNaN(data37))) && (isFinite(data37)))){
-const err95 = {instancePath:instancePath+"/verify/failedUnits/settleSec",schemaPath:"#/properties/verify/properties/failedUnits/properties/settleSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data36 = data31.publicKeys;
+if(Array.isArray(data36)){
+if(data36.length > 16){
+const err95 = {instancePath:instancePath+"/source/publicKeys",schemaPath:"#/properties/source/properties/publicKeys/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
 if(vErrors === null){
 vErrors = [err95];
 }
@@ -1231,9 +1237,12 @@ vErrors.push(err95);
 }
 errors++;
 }
-if((typeof data37 == "number") && (isFinite(data37))){
-if(data37 > 600 || isNaN(data37)){
-const err96 = {instancePath:instancePath+"/verify/failedUnits/settleSec",schemaPath:"#/properties/verify/properties/failedUnits/properties/settleSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 600},message:"must be <= 600"};
+const len4 = data36.length;
+for(let i4=0; i4<len4; i4++){
+let data37 = data36[i4];
+if(typeof data37 === "string"){
+if(func3(data37) > 256){
+const err96 = {instancePath:instancePath+"/source/publicKeys/" + i4,schemaPath:"#/properties/source/properties/publicKeys/items/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err96];
 }
@@ -1242,8 +1251,8 @@ vErrors.push(err96);
 }
 errors++;
 }
-if(data37 < 0 || isNaN(data37)){
-const err97 = {instancePath:instancePath+"/verify/failedUnits/settleSec",schemaPath:"#/properties/verify/properties/failedUnits/properties/settleSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(!pattern13.test(data37)){
+const err97 = {instancePath:instancePath+"/source/publicKeys/" + i4,schemaPath:"#/properties/source/properties/publicKeys/items/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]+:[A-Za-z0-9+/]{43}=$"},message:"must match pattern \""+"^[A-Za-z0-9._-]+:[A-Za-z0-9+/]{43}=$"+"\""};
 if(vErrors === null){
 vErrors = [err97];
 }
@@ -1253,9 +1262,8 @@ vErrors.push(err97);
 errors++;
 }
 }
-}
 else {
-const err98 = {instancePath:instancePath+"/verify/failedUnits",schemaPath:"#/properties/verify/properties/failedUnits/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err98 = {instancePath:instancePath+"/source/publicKeys/" + i4,schemaPath:"#/properties/source/properties/publicKeys/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err98];
 }
@@ -1265,8 +1273,9 @@ vErrors.push(err98);
 errors++;
 }
 }
+}
 else {
-const err99 = {instancePath:instancePath+"/verify",schemaPath:"#/properties/verify/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err99 = {instancePath:instancePath+"/source/publicKeys",schemaPath:"#/properties/source/properties/publicKeys/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err99];
 }
@@ -1275,11 +1284,8 @@ vErrors.push(err99);
 }
 errors++;
 }
-}
-let data38 = data.checks;
-if(data38 && typeof data38 == "object" && !Array.isArray(data38)){
-if(Object.keys(data38).length > 64){
-const err100 = {instancePath:instancePath+"/checks",schemaPath:"#/properties/checks/maxProperties",keyword:"maxProperties",params:{limit: 64},message:"must NOT have more than 64 properties"};
+if(typeof data31.requireSignedSource !== "boolean"){
+const err100 = {instancePath:instancePath+"/source/requireSignedSource",schemaPath:"#/properties/source/properties/requireSignedSource/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err100];
 }
@@ -1288,38 +1294,9 @@ vErrors.push(err100);
 }
 errors++;
 }
-for(const key8 in data38){
-let data39 = data38[key8];
-if(data39 && typeof data39 == "object" && !Array.isArray(data39)){
-if(data39.argv === undefined){
-data39.argv = [];
-}
-if(data39.user === undefined){
-data39.user = null;
-}
-if(data39.url === undefined){
-data39.url = null;
-}
-if(data39.expectStatus === undefined){
-data39.expectStatus = null;
-}
-if(data39.bodyPattern === undefined){
-data39.bodyPattern = null;
-}
-if(data39.host === undefined){
-data39.host = null;
-}
-if(data39.port === undefined){
-data39.port = null;
-}
-if(data39.unit === undefined){
-data39.unit = null;
-}
-if(data39.timeoutSec === undefined){
-data39.timeoutSec = 10;
-}
-if(data39.type === undefined){
-const err101 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/checks/additionalProperties/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
+let data39 = data31.freeSpaceMarginMiB;
+if(!(((typeof data39 == "number") && (!(data39 % 1) && !isNaN(data39))) && (isFinite(data39)))){
+const err101 = {instancePath:instancePath+"/source/freeSpaceMarginMiB",schemaPath:"#/properties/source/properties/freeSpaceMarginMiB/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err101];
 }
@@ -1328,9 +1305,9 @@ vErrors.push(err101);
 }
 errors++;
 }
-for(const key9 in data39){
-if(!(func2.call(schema11.properties.checks.additionalProperties.properties, key9))){
-const err102 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/checks/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
+if((typeof data39 == "number") && (isFinite(data39))){
+if(data39 > 1048576 || isNaN(data39)){
+const err102 = {instancePath:instancePath+"/source/freeSpaceMarginMiB",schemaPath:"#/properties/source/properties/freeSpaceMarginMiB/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1048576},message:"must be <= 1048576"};
 if(vErrors === null){
 vErrors = [err102];
 }
@@ -1339,11 +1316,8 @@ vErrors.push(err102);
 }
 errors++;
 }
-}
-if(data39.type !== undefined){
-let data40 = data39.type;
-if(!((((data40 === "command") || (data40 === "http")) || (data40 === "tcp")) || (data40 === "unit"))){
-const err103 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/type",schemaPath:"#/properties/checks/additionalProperties/properties/type/enum",keyword:"enum",params:{allowedValues: schema11.properties.checks.additionalProperties.properties.type.enum},message:"must be equal to one of the allowed values"};
+if(data39 < 0 || isNaN(data39)){
+const err103 = {instancePath:instancePath+"/source/freeSpaceMarginMiB",schemaPath:"#/properties/source/properties/freeSpaceMarginMiB/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err103];
 }
@@ -1353,10 +1327,9 @@ vErrors.push(err103);
 errors++;
 }
 }
-let data41 = data39.argv;
-if(Array.isArray(data41)){
-if(data41.length > 256){
-const err104 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv",schemaPath:"#/properties/checks/additionalProperties/properties/argv/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
+}
+else {
+const err104 = {instancePath:instancePath+"/source",schemaPath:"#/properties/source/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err104];
 }
@@ -1365,12 +1338,10 @@ vErrors.push(err104);
 }
 errors++;
 }
-const len3 = data41.length;
-for(let i3=0; i3<len3; i3++){
-let data42 = data41[i3];
-if(typeof data42 === "string"){
-if(func3(data42) > 4096){
-const err105 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv/" + i3,schemaPath:"#/properties/checks/additionalProperties/properties/argv/items/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+}
+let data40 = data.activation;
+if(!((data40 === "test") || (data40 === "switch"))){
+const err105 = {instancePath:instancePath+"/activation",schemaPath:"#/properties/activation/enum",keyword:"enum",params:{allowedValues: schema11.properties.activation.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err105];
 }
@@ -1379,8 +1350,24 @@ vErrors.push(err105);
 }
 errors++;
 }
-if(func3(data42) < 1){
-const err106 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv/" + i3,schemaPath:"#/properties/checks/additionalProperties/properties/argv/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data.verify !== undefined){
+let data41 = data.verify;
+if(data41 && typeof data41 == "object" && !Array.isArray(data41)){
+if(data41.timeoutSec === undefined){
+data41.timeoutSec = 120;
+}
+if(data41.initialBackoffMs === undefined){
+data41.initialBackoffMs = 1000;
+}
+if(data41.attemptTimeoutSec === undefined){
+data41.attemptTimeoutSec = 20;
+}
+if(data41.failedUnits === undefined){
+data41.failedUnits = {};
+}
+for(const key7 in data41){
+if(!((((key7 === "timeoutSec") || (key7 === "initialBackoffMs")) || (key7 === "attemptTimeoutSec")) || (key7 === "failedUnits"))){
+const err106 = {instancePath:instancePath+"/verify",schemaPath:"#/properties/verify/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err106];
 }
@@ -1390,8 +1377,9 @@ vErrors.push(err106);
 errors++;
 }
 }
-else {
-const err107 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv/" + i3,schemaPath:"#/properties/checks/additionalProperties/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data42 = data41.timeoutSec;
+if(!(((typeof data42 == "number") && (!(data42 % 1) && !isNaN(data42))) && (isFinite(data42)))){
+const err107 = {instancePath:instancePath+"/verify/timeoutSec",schemaPath:"#/properties/verify/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err107];
 }
@@ -1400,10 +1388,9 @@ vErrors.push(err107);
 }
 errors++;
 }
-}
-}
-else {
-const err108 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv",schemaPath:"#/properties/checks/additionalProperties/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if((typeof data42 == "number") && (isFinite(data42))){
+if(data42 > 3600 || isNaN(data42)){
+const err108 = {instancePath:instancePath+"/verify/timeoutSec",schemaPath:"#/properties/verify/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
 if(vErrors === null){
 vErrors = [err108];
 }
@@ -1412,9 +1399,8 @@ vErrors.push(err108);
 }
 errors++;
 }
-let data43 = data39.user;
-if((typeof data43 !== "string") && (data43 !== null)){
-const err109 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/user",schemaPath:"#/properties/checks/additionalProperties/properties/user/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.user.type},message:"must be string,null"};
+if(data42 < 1 || isNaN(data42)){
+const err109 = {instancePath:instancePath+"/verify/timeoutSec",schemaPath:"#/properties/verify/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err109];
 }
@@ -1423,9 +1409,10 @@ vErrors.push(err109);
 }
 errors++;
 }
-if(typeof data43 === "string"){
-if(func3(data43) > 32){
-const err110 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/user",schemaPath:"#/properties/checks/additionalProperties/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+}
+let data43 = data41.initialBackoffMs;
+if(!(((typeof data43 == "number") && (!(data43 % 1) && !isNaN(data43))) && (isFinite(data43)))){
+const err110 = {instancePath:instancePath+"/verify/initialBackoffMs",schemaPath:"#/properties/verify/properties/initialBackoffMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err110];
 }
@@ -1434,8 +1421,9 @@ vErrors.push(err110);
 }
 errors++;
 }
-if(!pattern11.test(data43)){
-const err111 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/user",schemaPath:"#/properties/checks/additionalProperties/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
+if((typeof data43 == "number") && (isFinite(data43))){
+if(data43 > 60000 || isNaN(data43)){
+const err111 = {instancePath:instancePath+"/verify/initialBackoffMs",schemaPath:"#/properties/verify/properties/initialBackoffMs/maximum",keyword:"maximum",params:{comparison: "<=", limit: 60000},message:"must be <= 60000"};
 if(vErrors === null){
 vErrors = [err111];
 }
@@ -1444,10 +1432,8 @@ vErrors.push(err111);
 }
 errors++;
 }
-}
-let data44 = data39.url;
-if((typeof data44 !== "string") && (data44 !== null)){
-const err112 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/url",schemaPath:"#/properties/checks/additionalProperties/properties/url/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.url.type},message:"must be string,null"};
+if(data43 < 10 || isNaN(data43)){
+const err112 = {instancePath:instancePath+"/verify/initialBackoffMs",schemaPath:"#/properties/verify/properties/initialBackoffMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 10},message:"must be >= 10"};
 if(vErrors === null){
 vErrors = [err112];
 }
@@ -1456,9 +1442,10 @@ vErrors.push(err112);
 }
 errors++;
 }
-if(typeof data44 === "string"){
-if(func3(data44) > 2048){
-const err113 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/url",schemaPath:"#/properties/checks/additionalProperties/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+}
+let data44 = data41.attemptTimeoutSec;
+if(!(((typeof data44 == "number") && (!(data44 % 1) && !isNaN(data44))) && (isFinite(data44)))){
+const err113 = {instancePath:instancePath+"/verify/attemptTimeoutSec",schemaPath:"#/properties/verify/properties/attemptTimeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -1467,8 +1454,9 @@ vErrors.push(err113);
 }
 errors++;
 }
-if(!pattern12.test(data44)){
-const err114 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/url",schemaPath:"#/properties/checks/additionalProperties/properties/url/pattern",keyword:"pattern",params:{pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"},message:"must match pattern \""+"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"+"\""};
+if((typeof data44 == "number") && (isFinite(data44))){
+if(data44 > 600 || isNaN(data44)){
+const err114 = {instancePath:instancePath+"/verify/attemptTimeoutSec",schemaPath:"#/properties/verify/properties/attemptTimeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 600},message:"must be <= 600"};
 if(vErrors === null){
 vErrors = [err114];
 }
@@ -1477,10 +1465,8 @@ vErrors.push(err114);
 }
 errors++;
 }
-}
-let data45 = data39.expectStatus;
-if((!(((typeof data45 == "number") && (!(data45 % 1) && !isNaN(data45))) && (isFinite(data45)))) && (data45 !== null)){
-const err115 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/expectStatus",schemaPath:"#/properties/checks/additionalProperties/properties/expectStatus/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.expectStatus.type},message:"must be integer,null"};
+if(data44 < 1 || isNaN(data44)){
+const err115 = {instancePath:instancePath+"/verify/attemptTimeoutSec",schemaPath:"#/properties/verify/properties/attemptTimeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -1489,9 +1475,18 @@ vErrors.push(err115);
 }
 errors++;
 }
-if((typeof data45 == "number") && (isFinite(data45))){
-if(data45 > 599 || isNaN(data45)){
-const err116 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/expectStatus",schemaPath:"#/properties/checks/additionalProperties/properties/expectStatus/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
+}
+let data45 = data41.failedUnits;
+if(data45 && typeof data45 == "object" && !Array.isArray(data45)){
+if(data45.enable === undefined){
+data45.enable = true;
+}
+if(data45.settleSec === undefined){
+data45.settleSec = 5;
+}
+for(const key8 in data45){
+if(!((key8 === "enable") || (key8 === "settleSec"))){
+const err116 = {instancePath:instancePath+"/verify/failedUnits",schemaPath:"#/properties/verify/properties/failedUnits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err116];
 }
@@ -1500,8 +1495,9 @@ vErrors.push(err116);
 }
 errors++;
 }
-if(data45 < 100 || isNaN(data45)){
-const err117 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/expectStatus",schemaPath:"#/properties/checks/additionalProperties/properties/expectStatus/minimum",keyword:"minimum",params:{comparison: ">=", limit: 100},message:"must be >= 100"};
+}
+if(typeof data45.enable !== "boolean"){
+const err117 = {instancePath:instancePath+"/verify/failedUnits/enable",schemaPath:"#/properties/verify/properties/failedUnits/properties/enable/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err117];
 }
@@ -1510,10 +1506,9 @@ vErrors.push(err117);
 }
 errors++;
 }
-}
-let data46 = data39.bodyPattern;
-if((typeof data46 !== "string") && (data46 !== null)){
-const err118 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/bodyPattern",schemaPath:"#/properties/checks/additionalProperties/properties/bodyPattern/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.bodyPattern.type},message:"must be string,null"};
+let data47 = data45.settleSec;
+if(!(((typeof data47 == "number") && (!(data47 % 1) && !isNaN(data47))) && (isFinite(data47)))){
+const err118 = {instancePath:instancePath+"/verify/failedUnits/settleSec",schemaPath:"#/properties/verify/properties/failedUnits/properties/settleSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err118];
 }
@@ -1522,9 +1517,9 @@ vErrors.push(err118);
 }
 errors++;
 }
-if(typeof data46 === "string"){
-if(func3(data46) > 1024){
-const err119 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/bodyPattern",schemaPath:"#/properties/checks/additionalProperties/properties/bodyPattern/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+if((typeof data47 == "number") && (isFinite(data47))){
+if(data47 > 600 || isNaN(data47)){
+const err119 = {instancePath:instancePath+"/verify/failedUnits/settleSec",schemaPath:"#/properties/verify/properties/failedUnits/properties/settleSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 600},message:"must be <= 600"};
 if(vErrors === null){
 vErrors = [err119];
 }
@@ -1533,10 +1528,8 @@ vErrors.push(err119);
 }
 errors++;
 }
-}
-let data47 = data39.host;
-if((typeof data47 !== "string") && (data47 !== null)){
-const err120 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/host",schemaPath:"#/properties/checks/additionalProperties/properties/host/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.host.type},message:"must be string,null"};
+if(data47 < 0 || isNaN(data47)){
+const err120 = {instancePath:instancePath+"/verify/failedUnits/settleSec",schemaPath:"#/properties/verify/properties/failedUnits/properties/settleSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err120];
 }
@@ -1545,9 +1538,10 @@ vErrors.push(err120);
 }
 errors++;
 }
-if(typeof data47 === "string"){
-if(func3(data47) > 253){
-const err121 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/host",schemaPath:"#/properties/checks/additionalProperties/properties/host/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+}
+}
+else {
+const err121 = {instancePath:instancePath+"/verify/failedUnits",schemaPath:"#/properties/verify/properties/failedUnits/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err121];
 }
@@ -1556,8 +1550,9 @@ vErrors.push(err121);
 }
 errors++;
 }
-if(func3(data47) < 1){
-const err122 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/host",schemaPath:"#/properties/checks/additionalProperties/properties/host/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err122 = {instancePath:instancePath+"/verify",schemaPath:"#/properties/verify/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err122];
 }
@@ -1567,9 +1562,10 @@ vErrors.push(err122);
 errors++;
 }
 }
-let data48 = data39.port;
-if((!(((typeof data48 == "number") && (!(data48 % 1) && !isNaN(data48))) && (isFinite(data48)))) && (data48 !== null)){
-const err123 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/port",schemaPath:"#/properties/checks/additionalProperties/properties/port/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.port.type},message:"must be integer,null"};
+let data48 = data.checks;
+if(data48 && typeof data48 == "object" && !Array.isArray(data48)){
+if(Object.keys(data48).length > 64){
+const err123 = {instancePath:instancePath+"/checks",schemaPath:"#/properties/checks/maxProperties",keyword:"maxProperties",params:{limit: 64},message:"must NOT have more than 64 properties"};
 if(vErrors === null){
 vErrors = [err123];
 }
@@ -1578,9 +1574,38 @@ vErrors.push(err123);
 }
 errors++;
 }
-if((typeof data48 == "number") && (isFinite(data48))){
-if(data48 > 65535 || isNaN(data48)){
-const err124 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/port",schemaPath:"#/properties/checks/additionalProperties/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
+for(const key9 in data48){
+let data49 = data48[key9];
+if(data49 && typeof data49 == "object" && !Array.isArray(data49)){
+if(data49.argv === undefined){
+data49.argv = [];
+}
+if(data49.user === undefined){
+data49.user = null;
+}
+if(data49.url === undefined){
+data49.url = null;
+}
+if(data49.expectStatus === undefined){
+data49.expectStatus = null;
+}
+if(data49.bodyPattern === undefined){
+data49.bodyPattern = null;
+}
+if(data49.host === undefined){
+data49.host = null;
+}
+if(data49.port === undefined){
+data49.port = null;
+}
+if(data49.unit === undefined){
+data49.unit = null;
+}
+if(data49.timeoutSec === undefined){
+data49.timeoutSec = 10;
+}
+if(data49.type === undefined){
+const err124 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/checks/additionalProperties/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
 if(vErrors === null){
 vErrors = [err124];
 }
@@ -1589,8 +1614,9 @@ vErrors.push(err124);
 }
 errors++;
 }
-if(data48 < 1 || isNaN(data48)){
-const err125 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/port",schemaPath:"#/properties/checks/additionalProperties/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+for(const key10 in data49){
+if(!(func2.call(schema11.properties.checks.additionalProperties.properties, key10))){
+const err125 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/checks/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err125];
 }
@@ -1600,9 +1626,10 @@ vErrors.push(err125);
 errors++;
 }
 }
-let data49 = data39.unit;
-if((typeof data49 !== "string") && (data49 !== null)){
-const err126 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/unit",schemaPath:"#/properties/checks/additionalProperties/properties/unit/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.unit.type},message:"must be string,null"};
+if(data49.type !== undefined){
+let data50 = data49.type;
+if(!((((data50 === "command") || (data50 === "http")) || (data50 === "tcp")) || (data50 === "unit"))){
+const err126 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/type",schemaPath:"#/properties/checks/additionalProperties/properties/type/enum",keyword:"enum",params:{allowedValues: schema11.properties.checks.additionalProperties.properties.type.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err126];
 }
@@ -1611,9 +1638,11 @@ vErrors.push(err126);
 }
 errors++;
 }
-if(typeof data49 === "string"){
-if(func3(data49) > 256){
-const err127 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/unit",schemaPath:"#/properties/checks/additionalProperties/properties/unit/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+}
+let data51 = data49.argv;
+if(Array.isArray(data51)){
+if(data51.length > 256){
+const err127 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv",schemaPath:"#/properties/checks/additionalProperties/properties/argv/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
 if(vErrors === null){
 vErrors = [err127];
 }
@@ -1622,8 +1651,12 @@ vErrors.push(err127);
 }
 errors++;
 }
-if(!pattern13.test(data49)){
-const err128 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/unit",schemaPath:"#/properties/checks/additionalProperties/properties/unit/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$"},message:"must match pattern \""+"^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$"+"\""};
+const len5 = data51.length;
+for(let i5=0; i5<len5; i5++){
+let data52 = data51[i5];
+if(typeof data52 === "string"){
+if(func3(data52) > 4096){
+const err128 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv/" + i5,schemaPath:"#/properties/checks/additionalProperties/properties/argv/items/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err128];
 }
@@ -1632,10 +1665,8 @@ vErrors.push(err128);
 }
 errors++;
 }
-}
-let data50 = data39.timeoutSec;
-if(!(((typeof data50 == "number") && (!(data50 % 1) && !isNaN(data50))) && (isFinite(data50)))){
-const err129 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/timeoutSec",schemaPath:"#/properties/checks/additionalProperties/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(func3(data52) < 1){
+const err129 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv/" + i5,schemaPath:"#/properties/checks/additionalProperties/properties/argv/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err129];
 }
@@ -1644,9 +1675,9 @@ vErrors.push(err129);
 }
 errors++;
 }
-if((typeof data50 == "number") && (isFinite(data50))){
-if(data50 > 3600 || isNaN(data50)){
-const err130 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/timeoutSec",schemaPath:"#/properties/checks/additionalProperties/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
+}
+else {
+const err130 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv/" + i5,schemaPath:"#/properties/checks/additionalProperties/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err130];
 }
@@ -1655,8 +1686,10 @@ vErrors.push(err130);
 }
 errors++;
 }
-if(data50 < 1 || isNaN(data50)){
-const err131 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/timeoutSec",schemaPath:"#/properties/checks/additionalProperties/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+}
+else {
+const err131 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv",schemaPath:"#/properties/checks/additionalProperties/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err131];
 }
@@ -1665,10 +1698,9 @@ vErrors.push(err131);
 }
 errors++;
 }
-}
-}
-else {
-const err132 = {instancePath:instancePath+"/checks/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/checks/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data53 = data49.user;
+if((typeof data53 !== "string") && (data53 !== null)){
+const err132 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/user",schemaPath:"#/properties/checks/additionalProperties/properties/user/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.user.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err132];
 }
@@ -1677,10 +1709,9 @@ vErrors.push(err132);
 }
 errors++;
 }
-}
-}
-else {
-const err133 = {instancePath:instancePath+"/checks",schemaPath:"#/properties/checks/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data53 === "string"){
+if(func3(data53) > 32){
+const err133 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/user",schemaPath:"#/properties/checks/additionalProperties/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err133];
 }
@@ -1689,20 +1720,8 @@ vErrors.push(err133);
 }
 errors++;
 }
-let data51 = data.hooks;
-if(data51 && typeof data51 == "object" && !Array.isArray(data51)){
-if(data51.preDeploy === undefined){
-data51.preDeploy = null;
-}
-if(data51.onSuccess === undefined){
-data51.onSuccess = null;
-}
-if(data51.onFailure === undefined){
-data51.onFailure = null;
-}
-for(const key10 in data51){
-if(!(((key10 === "preDeploy") || (key10 === "onSuccess")) || (key10 === "onFailure"))){
-const err134 = {instancePath:instancePath+"/hooks",schemaPath:"#/properties/hooks/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
+if(!pattern14.test(data53)){
+const err134 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/user",schemaPath:"#/properties/checks/additionalProperties/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err134];
 }
@@ -1712,9 +1731,9 @@ vErrors.push(err134);
 errors++;
 }
 }
-let data52 = data51.preDeploy;
-if((!(data52 && typeof data52 == "object" && !Array.isArray(data52))) && (data52 !== null)){
-const err135 = {instancePath:instancePath+"/hooks/preDeploy",schemaPath:"#/properties/hooks/properties/preDeploy/type",keyword:"type",params:{type: schema11.properties.hooks.properties.preDeploy.type},message:"must be object,null"};
+let data54 = data49.url;
+if((typeof data54 !== "string") && (data54 !== null)){
+const err135 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/url",schemaPath:"#/properties/checks/additionalProperties/properties/url/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.url.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err135];
 }
@@ -1723,15 +1742,9 @@ vErrors.push(err135);
 }
 errors++;
 }
-if(data52 && typeof data52 == "object" && !Array.isArray(data52)){
-if(data52.user === undefined){
-data52.user = null;
-}
-if(data52.timeoutSec === undefined){
-data52.timeoutSec = 60;
-}
-if(data52.argv === undefined){
-const err136 = {instancePath:instancePath+"/hooks/preDeploy",schemaPath:"#/properties/hooks/properties/preDeploy/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'"};
+if(typeof data54 === "string"){
+if(func3(data54) > 2048){
+const err136 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/url",schemaPath:"#/properties/checks/additionalProperties/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err136];
 }
@@ -1740,9 +1753,8 @@ vErrors.push(err136);
 }
 errors++;
 }
-for(const key11 in data52){
-if(!(((key11 === "argv") || (key11 === "user")) || (key11 === "timeoutSec"))){
-const err137 = {instancePath:instancePath+"/hooks/preDeploy",schemaPath:"#/properties/hooks/properties/preDeploy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
+if(!pattern15.test(data54)){
+const err137 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/url",schemaPath:"#/properties/checks/additionalProperties/properties/url/pattern",keyword:"pattern",params:{pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"},message:"must match pattern \""+"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"+"\""};
 if(vErrors === null){
 vErrors = [err137];
 }
@@ -1752,11 +1764,9 @@ vErrors.push(err137);
 errors++;
 }
 }
-if(data52.argv !== undefined){
-let data53 = data52.argv;
-if(Array.isArray(data53)){
-if(data53.length > 256){
-const err138 = {instancePath:instancePath+"/hooks/preDeploy/argv",schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
+let data55 = data49.expectStatus;
+if((!(((typeof data55 == "number") && (!(data55 % 1) && !isNaN(data55))) && (isFinite(data55)))) && (data55 !== null)){
+const err138 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/expectStatus",schemaPath:"#/properties/checks/additionalProperties/properties/expectStatus/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.expectStatus.type},message:"must be integer,null"};
 if(vErrors === null){
 vErrors = [err138];
 }
@@ -1765,8 +1775,9 @@ vErrors.push(err138);
 }
 errors++;
 }
-if(data53.length < 1){
-const err139 = {instancePath:instancePath+"/hooks/preDeploy/argv",schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+if((typeof data55 == "number") && (isFinite(data55))){
+if(data55 > 599 || isNaN(data55)){
+const err139 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/expectStatus",schemaPath:"#/properties/checks/additionalProperties/properties/expectStatus/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
 if(vErrors === null){
 vErrors = [err139];
 }
@@ -1775,12 +1786,8 @@ vErrors.push(err139);
 }
 errors++;
 }
-const len4 = data53.length;
-for(let i4=0; i4<len4; i4++){
-let data54 = data53[i4];
-if(typeof data54 === "string"){
-if(func3(data54) > 4096){
-const err140 = {instancePath:instancePath+"/hooks/preDeploy/argv/" + i4,schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/items/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+if(data55 < 100 || isNaN(data55)){
+const err140 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/expectStatus",schemaPath:"#/properties/checks/additionalProperties/properties/expectStatus/minimum",keyword:"minimum",params:{comparison: ">=", limit: 100},message:"must be >= 100"};
 if(vErrors === null){
 vErrors = [err140];
 }
@@ -1789,8 +1796,10 @@ vErrors.push(err140);
 }
 errors++;
 }
-if(func3(data54) < 1){
-const err141 = {instancePath:instancePath+"/hooks/preDeploy/argv/" + i4,schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+let data56 = data49.bodyPattern;
+if((typeof data56 !== "string") && (data56 !== null)){
+const err141 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/bodyPattern",schemaPath:"#/properties/checks/additionalProperties/properties/bodyPattern/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.bodyPattern.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err141];
 }
@@ -1799,9 +1808,9 @@ vErrors.push(err141);
 }
 errors++;
 }
-}
-else {
-const err142 = {instancePath:instancePath+"/hooks/preDeploy/argv/" + i4,schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data56 === "string"){
+if(func3(data56) > 1024){
+const err142 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/bodyPattern",schemaPath:"#/properties/checks/additionalProperties/properties/bodyPattern/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err142];
 }
@@ -1811,9 +1820,9 @@ vErrors.push(err142);
 errors++;
 }
 }
-}
-else {
-const err143 = {instancePath:instancePath+"/hooks/preDeploy/argv",schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array"};
+let data57 = data49.host;
+if((typeof data57 !== "string") && (data57 !== null)){
+const err143 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/host",schemaPath:"#/properties/checks/additionalProperties/properties/host/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.host.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err143];
 }
@@ -1822,10 +1831,9 @@ vErrors.push(err143);
 }
 errors++;
 }
-}
-let data55 = data52.user;
-if((typeof data55 !== "string") && (data55 !== null)){
-const err144 = {instancePath:instancePath+"/hooks/preDeploy/user",schemaPath:"#/properties/hooks/properties/preDeploy/properties/user/type",keyword:"type",params:{type: schema11.properties.hooks.properties.preDeploy.properties.user.type},message:"must be string,null"};
+if(typeof data57 === "string"){
+if(func3(data57) > 253){
+const err144 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/host",schemaPath:"#/properties/checks/additionalProperties/properties/host/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err144];
 }
@@ -1834,9 +1842,8 @@ vErrors.push(err144);
 }
 errors++;
 }
-if(typeof data55 === "string"){
-if(func3(data55) > 32){
-const err145 = {instancePath:instancePath+"/hooks/preDeploy/user",schemaPath:"#/properties/hooks/properties/preDeploy/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(func3(data57) < 1){
+const err145 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/host",schemaPath:"#/properties/checks/additionalProperties/properties/host/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err145];
 }
@@ -1845,8 +1852,10 @@ vErrors.push(err145);
 }
 errors++;
 }
-if(!pattern11.test(data55)){
-const err146 = {instancePath:instancePath+"/hooks/preDeploy/user",schemaPath:"#/properties/hooks/properties/preDeploy/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
+}
+let data58 = data49.port;
+if((!(((typeof data58 == "number") && (!(data58 % 1) && !isNaN(data58))) && (isFinite(data58)))) && (data58 !== null)){
+const err146 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/port",schemaPath:"#/properties/checks/additionalProperties/properties/port/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.port.type},message:"must be integer,null"};
 if(vErrors === null){
 vErrors = [err146];
 }
@@ -1855,10 +1864,9 @@ vErrors.push(err146);
 }
 errors++;
 }
-}
-let data56 = data52.timeoutSec;
-if(!(((typeof data56 == "number") && (!(data56 % 1) && !isNaN(data56))) && (isFinite(data56)))){
-const err147 = {instancePath:instancePath+"/hooks/preDeploy/timeoutSec",schemaPath:"#/properties/hooks/properties/preDeploy/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if((typeof data58 == "number") && (isFinite(data58))){
+if(data58 > 65535 || isNaN(data58)){
+const err147 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/port",schemaPath:"#/properties/checks/additionalProperties/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err147];
 }
@@ -1867,9 +1875,8 @@ vErrors.push(err147);
 }
 errors++;
 }
-if((typeof data56 == "number") && (isFinite(data56))){
-if(data56 > 3600 || isNaN(data56)){
-const err148 = {instancePath:instancePath+"/hooks/preDeploy/timeoutSec",schemaPath:"#/properties/hooks/properties/preDeploy/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
+if(data58 < 1 || isNaN(data58)){
+const err148 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/port",schemaPath:"#/properties/checks/additionalProperties/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err148];
 }
@@ -1878,8 +1885,10 @@ vErrors.push(err148);
 }
 errors++;
 }
-if(data56 < 1 || isNaN(data56)){
-const err149 = {instancePath:instancePath+"/hooks/preDeploy/timeoutSec",schemaPath:"#/properties/hooks/properties/preDeploy/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+let data59 = data49.unit;
+if((typeof data59 !== "string") && (data59 !== null)){
+const err149 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/unit",schemaPath:"#/properties/checks/additionalProperties/properties/unit/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.unit.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err149];
 }
@@ -1888,11 +1897,9 @@ vErrors.push(err149);
 }
 errors++;
 }
-}
-}
-let data57 = data51.onSuccess;
-if((!(data57 && typeof data57 == "object" && !Array.isArray(data57))) && (data57 !== null)){
-const err150 = {instancePath:instancePath+"/hooks/onSuccess",schemaPath:"#/properties/hooks/properties/onSuccess/type",keyword:"type",params:{type: schema11.properties.hooks.properties.onSuccess.type},message:"must be object,null"};
+if(typeof data59 === "string"){
+if(func3(data59) > 256){
+const err150 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/unit",schemaPath:"#/properties/checks/additionalProperties/properties/unit/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err150];
 }
@@ -1901,15 +1908,8 @@ vErrors.push(err150);
 }
 errors++;
 }
-if(data57 && typeof data57 == "object" && !Array.isArray(data57)){
-if(data57.user === undefined){
-data57.user = null;
-}
-if(data57.timeoutSec === undefined){
-data57.timeoutSec = 60;
-}
-if(data57.argv === undefined){
-const err151 = {instancePath:instancePath+"/hooks/onSuccess",schemaPath:"#/properties/hooks/properties/onSuccess/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'"};
+if(!pattern16.test(data59)){
+const err151 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/unit",schemaPath:"#/properties/checks/additionalProperties/properties/unit/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$"},message:"must match pattern \""+"^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$"+"\""};
 if(vErrors === null){
 vErrors = [err151];
 }
@@ -1918,9 +1918,10 @@ vErrors.push(err151);
 }
 errors++;
 }
-for(const key12 in data57){
-if(!(((key12 === "argv") || (key12 === "user")) || (key12 === "timeoutSec"))){
-const err152 = {instancePath:instancePath+"/hooks/onSuccess",schemaPath:"#/properties/hooks/properties/onSuccess/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
+}
+let data60 = data49.timeoutSec;
+if(!(((typeof data60 == "number") && (!(data60 % 1) && !isNaN(data60))) && (isFinite(data60)))){
+const err152 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/timeoutSec",schemaPath:"#/properties/checks/additionalProperties/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err152];
 }
@@ -1929,12 +1930,9 @@ vErrors.push(err152);
 }
 errors++;
 }
-}
-if(data57.argv !== undefined){
-let data58 = data57.argv;
-if(Array.isArray(data58)){
-if(data58.length > 256){
-const err153 = {instancePath:instancePath+"/hooks/onSuccess/argv",schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
+if((typeof data60 == "number") && (isFinite(data60))){
+if(data60 > 3600 || isNaN(data60)){
+const err153 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/timeoutSec",schemaPath:"#/properties/checks/additionalProperties/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
 if(vErrors === null){
 vErrors = [err153];
 }
@@ -1943,8 +1941,8 @@ vErrors.push(err153);
 }
 errors++;
 }
-if(data58.length < 1){
-const err154 = {instancePath:instancePath+"/hooks/onSuccess/argv",schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+if(data60 < 1 || isNaN(data60)){
+const err154 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/timeoutSec",schemaPath:"#/properties/checks/additionalProperties/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err154];
 }
@@ -1953,12 +1951,10 @@ vErrors.push(err154);
 }
 errors++;
 }
-const len5 = data58.length;
-for(let i5=0; i5<len5; i5++){
-let data59 = data58[i5];
-if(typeof data59 === "string"){
-if(func3(data59) > 4096){
-const err155 = {instancePath:instancePath+"/hooks/onSuccess/argv/" + i5,schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/items/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+}
+}
+else {
+const err155 = {instancePath:instancePath+"/checks/" + key9.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/checks/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err155];
 }
@@ -1967,8 +1963,10 @@ vErrors.push(err155);
 }
 errors++;
 }
-if(func3(data59) < 1){
-const err156 = {instancePath:instancePath+"/hooks/onSuccess/argv/" + i5,schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+}
+else {
+const err156 = {instancePath:instancePath+"/checks",schemaPath:"#/properties/checks/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err156];
 }
@@ -1977,9 +1975,20 @@ vErrors.push(err156);
 }
 errors++;
 }
+let data61 = data.hooks;
+if(data61 && typeof data61 == "object" && !Array.isArray(data61)){
+if(data61.preDeploy === undefined){
+data61.preDeploy = null;
 }
-else {
-const err157 = {instancePath:instancePath+"/hooks/onSuccess/argv/" + i5,schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data61.onSuccess === undefined){
+data61.onSuccess = null;
+}
+if(data61.onFailure === undefined){
+data61.onFailure = null;
+}
+for(const key11 in data61){
+if(!(((key11 === "preDeploy") || (key11 === "onSuccess")) || (key11 === "onFailure"))){
+const err157 = {instancePath:instancePath+"/hooks",schemaPath:"#/properties/hooks/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err157];
 }
@@ -1989,93 +1998,14 @@ vErrors.push(err157);
 errors++;
 }
 }
-}
-else {
-const err158 = {instancePath:instancePath+"/hooks/onSuccess/argv",schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array"};
+let data62 = data61.preDeploy;
+if((!(data62 && typeof data62 == "object" && !Array.isArray(data62))) && (data62 !== null)){
+const err158 = {instancePath:instancePath+"/hooks/preDeploy",schemaPath:"#/properties/hooks/properties/preDeploy/type",keyword:"type",params:{type: schema11.properties.hooks.properties.preDeploy.type},message:"must be object,null"};
 if(vErrors === null){
 vErrors = [err158];
 }
 else {
 vErrors.push(err158);
-}
-errors++;
-}
-}
-let data60 = data57.user;
-if((typeof data60 !== "string") && (data60 !== null)){
-const err159 = {instancePath:instancePath+"/hooks/onSuccess/user",schemaPath:"#/properties/hooks/properties/onSuccess/properties/user/type",keyword:"type",params:{type: schema11.properties.hooks.properties.onSuccess.properties.user.type},message:"must be string,null"};
-if(vErrors === null){
-vErrors = [err159];
-}
-else {
-vErrors.push(err159);
-}
-errors++;
-}
-if(typeof data60 === "string"){
-if(func3(data60) > 32){
-const err160 = {instancePath:instancePath+"/hooks/onSuccess/user",schemaPath:"#/properties/hooks/properties/onSuccess/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
-if(vErrors === null){
-vErrors = [err160];
-}
-else {
-vErrors.push(err160);
-}
-errors++;
-}
-if(!pattern11.test(data60)){
-const err161 = {instancePath:instancePath+"/hooks/onSuccess/user",schemaPath:"#/properties/hooks/properties/onSuccess/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
-if(vErrors === null){
-vErrors = [err161];
-}
-else {
-vErrors.push(err161);
-}
-errors++;
-}
-}
-let data61 = data57.timeoutSec;
-if(!(((typeof data61 == "number") && (!(data61 % 1) && !isNaN(data61))) && (isFinite(data61)))){
-const err162 = {instancePath:instancePath+"/hooks/onSuccess/timeoutSec",schemaPath:"#/properties/hooks/properties/onSuccess/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err162];
-}
-else {
-vErrors.push(err162);
-}
-errors++;
-}
-if((typeof data61 == "number") && (isFinite(data61))){
-if(data61 > 3600 || isNaN(data61)){
-const err163 = {instancePath:instancePath+"/hooks/onSuccess/timeoutSec",schemaPath:"#/properties/hooks/properties/onSuccess/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
-if(vErrors === null){
-vErrors = [err163];
-}
-else {
-vErrors.push(err163);
-}
-errors++;
-}
-if(data61 < 1 || isNaN(data61)){
-const err164 = {instancePath:instancePath+"/hooks/onSuccess/timeoutSec",schemaPath:"#/properties/hooks/properties/onSuccess/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
-if(vErrors === null){
-vErrors = [err164];
-}
-else {
-vErrors.push(err164);
-}
-errors++;
-}
-}
-}
-let data62 = data51.onFailure;
-if((!(data62 && typeof data62 == "object" && !Array.isArray(data62))) && (data62 !== null)){
-const err165 = {instancePath:instancePath+"/hooks/onFailure",schemaPath:"#/properties/hooks/properties/onFailure/type",keyword:"type",params:{type: schema11.properties.hooks.properties.onFailure.type},message:"must be object,null"};
-if(vErrors === null){
-vErrors = [err165];
-}
-else {
-vErrors.push(err165);
 }
 errors++;
 }
@@ -2087,23 +2017,23 @@ if(data62.timeoutSec === undefined){
 data62.timeoutSec = 60;
 }
 if(data62.argv === undefined){
-const err166 = {instancePath:instancePath+"/hooks/onFailure",schemaPath:"#/properties/hooks/properties/onFailure/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'"};
+const err159 = {instancePath:instancePath+"/hooks/preDeploy",schemaPath:"#/properties/hooks/properties/preDeploy/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'"};
 if(vErrors === null){
-vErrors = [err166];
+vErrors = [err159];
 }
 else {
-vErrors.push(err166);
+vErrors.push(err159);
 }
 errors++;
 }
-for(const key13 in data62){
-if(!(((key13 === "argv") || (key13 === "user")) || (key13 === "timeoutSec"))){
-const err167 = {instancePath:instancePath+"/hooks/onFailure",schemaPath:"#/properties/hooks/properties/onFailure/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
+for(const key12 in data62){
+if(!(((key12 === "argv") || (key12 === "user")) || (key12 === "timeoutSec"))){
+const err160 = {instancePath:instancePath+"/hooks/preDeploy",schemaPath:"#/properties/hooks/properties/preDeploy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
 if(vErrors === null){
-vErrors = [err167];
+vErrors = [err160];
 }
 else {
-vErrors.push(err167);
+vErrors.push(err160);
 }
 errors++;
 }
@@ -2112,22 +2042,22 @@ if(data62.argv !== undefined){
 let data63 = data62.argv;
 if(Array.isArray(data63)){
 if(data63.length > 256){
-const err168 = {instancePath:instancePath+"/hooks/onFailure/argv",schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
+const err161 = {instancePath:instancePath+"/hooks/preDeploy/argv",schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
 if(vErrors === null){
-vErrors = [err168];
+vErrors = [err161];
 }
 else {
-vErrors.push(err168);
+vErrors.push(err161);
 }
 errors++;
 }
 if(data63.length < 1){
-const err169 = {instancePath:instancePath+"/hooks/onFailure/argv",schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+const err162 = {instancePath:instancePath+"/hooks/preDeploy/argv",schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
-vErrors = [err169];
+vErrors = [err162];
 }
 else {
-vErrors.push(err169);
+vErrors.push(err162);
 }
 errors++;
 }
@@ -2136,7 +2066,85 @@ for(let i6=0; i6<len6; i6++){
 let data64 = data63[i6];
 if(typeof data64 === "string"){
 if(func3(data64) > 4096){
-const err170 = {instancePath:instancePath+"/hooks/onFailure/argv/" + i6,schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/items/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+const err163 = {instancePath:instancePath+"/hooks/preDeploy/argv/" + i6,schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/items/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+if(vErrors === null){
+vErrors = [err163];
+}
+else {
+vErrors.push(err163);
+}
+errors++;
+}
+if(func3(data64) < 1){
+const err164 = {instancePath:instancePath+"/hooks/preDeploy/argv/" + i6,schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err164];
+}
+else {
+vErrors.push(err164);
+}
+errors++;
+}
+}
+else {
+const err165 = {instancePath:instancePath+"/hooks/preDeploy/argv/" + i6,schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err165];
+}
+else {
+vErrors.push(err165);
+}
+errors++;
+}
+}
+}
+else {
+const err166 = {instancePath:instancePath+"/hooks/preDeploy/argv",schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err166];
+}
+else {
+vErrors.push(err166);
+}
+errors++;
+}
+}
+let data65 = data62.user;
+if((typeof data65 !== "string") && (data65 !== null)){
+const err167 = {instancePath:instancePath+"/hooks/preDeploy/user",schemaPath:"#/properties/hooks/properties/preDeploy/properties/user/type",keyword:"type",params:{type: schema11.properties.hooks.properties.preDeploy.properties.user.type},message:"must be string,null"};
+if(vErrors === null){
+vErrors = [err167];
+}
+else {
+vErrors.push(err167);
+}
+errors++;
+}
+if(typeof data65 === "string"){
+if(func3(data65) > 32){
+const err168 = {instancePath:instancePath+"/hooks/preDeploy/user",schemaPath:"#/properties/hooks/properties/preDeploy/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(vErrors === null){
+vErrors = [err168];
+}
+else {
+vErrors.push(err168);
+}
+errors++;
+}
+if(!pattern14.test(data65)){
+const err169 = {instancePath:instancePath+"/hooks/preDeploy/user",schemaPath:"#/properties/hooks/properties/preDeploy/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
+if(vErrors === null){
+vErrors = [err169];
+}
+else {
+vErrors.push(err169);
+}
+errors++;
+}
+}
+let data66 = data62.timeoutSec;
+if(!(((typeof data66 == "number") && (!(data66 % 1) && !isNaN(data66))) && (isFinite(data66)))){
+const err170 = {instancePath:instancePath+"/hooks/preDeploy/timeoutSec",schemaPath:"#/properties/hooks/properties/preDeploy/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err170];
 }
@@ -2145,8 +2153,9 @@ vErrors.push(err170);
 }
 errors++;
 }
-if(func3(data64) < 1){
-const err171 = {instancePath:instancePath+"/hooks/onFailure/argv/" + i6,schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if((typeof data66 == "number") && (isFinite(data66))){
+if(data66 > 3600 || isNaN(data66)){
+const err171 = {instancePath:instancePath+"/hooks/preDeploy/timeoutSec",schemaPath:"#/properties/hooks/properties/preDeploy/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
 if(vErrors === null){
 vErrors = [err171];
 }
@@ -2155,9 +2164,8 @@ vErrors.push(err171);
 }
 errors++;
 }
-}
-else {
-const err172 = {instancePath:instancePath+"/hooks/onFailure/argv/" + i6,schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data66 < 1 || isNaN(data66)){
+const err172 = {instancePath:instancePath+"/hooks/preDeploy/timeoutSec",schemaPath:"#/properties/hooks/properties/preDeploy/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err172];
 }
@@ -2168,8 +2176,9 @@ errors++;
 }
 }
 }
-else {
-const err173 = {instancePath:instancePath+"/hooks/onFailure/argv",schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array"};
+let data67 = data61.onSuccess;
+if((!(data67 && typeof data67 == "object" && !Array.isArray(data67))) && (data67 !== null)){
+const err173 = {instancePath:instancePath+"/hooks/onSuccess",schemaPath:"#/properties/hooks/properties/onSuccess/type",keyword:"type",params:{type: schema11.properties.hooks.properties.onSuccess.type},message:"must be object,null"};
 if(vErrors === null){
 vErrors = [err173];
 }
@@ -2178,10 +2187,15 @@ vErrors.push(err173);
 }
 errors++;
 }
+if(data67 && typeof data67 == "object" && !Array.isArray(data67)){
+if(data67.user === undefined){
+data67.user = null;
 }
-let data65 = data62.user;
-if((typeof data65 !== "string") && (data65 !== null)){
-const err174 = {instancePath:instancePath+"/hooks/onFailure/user",schemaPath:"#/properties/hooks/properties/onFailure/properties/user/type",keyword:"type",params:{type: schema11.properties.hooks.properties.onFailure.properties.user.type},message:"must be string,null"};
+if(data67.timeoutSec === undefined){
+data67.timeoutSec = 60;
+}
+if(data67.argv === undefined){
+const err174 = {instancePath:instancePath+"/hooks/onSuccess",schemaPath:"#/properties/hooks/properties/onSuccess/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'"};
 if(vErrors === null){
 vErrors = [err174];
 }
@@ -2190,9 +2204,9 @@ vErrors.push(err174);
 }
 errors++;
 }
-if(typeof data65 === "string"){
-if(func3(data65) > 32){
-const err175 = {instancePath:instancePath+"/hooks/onFailure/user",schemaPath:"#/properties/hooks/properties/onFailure/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+for(const key13 in data67){
+if(!(((key13 === "argv") || (key13 === "user")) || (key13 === "timeoutSec"))){
+const err175 = {instancePath:instancePath+"/hooks/onSuccess",schemaPath:"#/properties/hooks/properties/onSuccess/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err175];
 }
@@ -2201,8 +2215,12 @@ vErrors.push(err175);
 }
 errors++;
 }
-if(!pattern11.test(data65)){
-const err176 = {instancePath:instancePath+"/hooks/onFailure/user",schemaPath:"#/properties/hooks/properties/onFailure/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
+}
+if(data67.argv !== undefined){
+let data68 = data67.argv;
+if(Array.isArray(data68)){
+if(data68.length > 256){
+const err176 = {instancePath:instancePath+"/hooks/onSuccess/argv",schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
 if(vErrors === null){
 vErrors = [err176];
 }
@@ -2211,10 +2229,8 @@ vErrors.push(err176);
 }
 errors++;
 }
-}
-let data66 = data62.timeoutSec;
-if(!(((typeof data66 == "number") && (!(data66 % 1) && !isNaN(data66))) && (isFinite(data66)))){
-const err177 = {instancePath:instancePath+"/hooks/onFailure/timeoutSec",schemaPath:"#/properties/hooks/properties/onFailure/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data68.length < 1){
+const err177 = {instancePath:instancePath+"/hooks/onSuccess/argv",schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err177];
 }
@@ -2223,9 +2239,12 @@ vErrors.push(err177);
 }
 errors++;
 }
-if((typeof data66 == "number") && (isFinite(data66))){
-if(data66 > 3600 || isNaN(data66)){
-const err178 = {instancePath:instancePath+"/hooks/onFailure/timeoutSec",schemaPath:"#/properties/hooks/properties/onFailure/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
+const len7 = data68.length;
+for(let i7=0; i7<len7; i7++){
+let data69 = data68[i7];
+if(typeof data69 === "string"){
+if(func3(data69) > 4096){
+const err178 = {instancePath:instancePath+"/hooks/onSuccess/argv/" + i7,schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/items/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err178];
 }
@@ -2234,8 +2253,8 @@ vErrors.push(err178);
 }
 errors++;
 }
-if(data66 < 1 || isNaN(data66)){
-const err179 = {instancePath:instancePath+"/hooks/onFailure/timeoutSec",schemaPath:"#/properties/hooks/properties/onFailure/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(func3(data69) < 1){
+const err179 = {instancePath:instancePath+"/hooks/onSuccess/argv/" + i7,schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err179];
 }
@@ -2245,10 +2264,8 @@ vErrors.push(err179);
 errors++;
 }
 }
-}
-}
 else {
-const err180 = {instancePath:instancePath+"/hooks",schemaPath:"#/properties/hooks/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err180 = {instancePath:instancePath+"/hooks/onSuccess/argv/" + i7,schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err180];
 }
@@ -2257,14 +2274,10 @@ vErrors.push(err180);
 }
 errors++;
 }
-let data67 = data.metrics;
-if(data67 && typeof data67 == "object" && !Array.isArray(data67)){
-if(data67.textfileDirectory === undefined){
-data67.textfileDirectory = null;
 }
-for(const key14 in data67){
-if(!(key14 === "textfileDirectory")){
-const err181 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
+}
+else {
+const err181 = {instancePath:instancePath+"/hooks/onSuccess/argv",schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err181];
 }
@@ -2274,9 +2287,9 @@ vErrors.push(err181);
 errors++;
 }
 }
-let data68 = data67.textfileDirectory;
-if((typeof data68 !== "string") && (data68 !== null)){
-const err182 = {instancePath:instancePath+"/metrics/textfileDirectory",schemaPath:"#/properties/metrics/properties/textfileDirectory/type",keyword:"type",params:{type: schema11.properties.metrics.properties.textfileDirectory.type},message:"must be string,null"};
+let data70 = data67.user;
+if((typeof data70 !== "string") && (data70 !== null)){
+const err182 = {instancePath:instancePath+"/hooks/onSuccess/user",schemaPath:"#/properties/hooks/properties/onSuccess/properties/user/type",keyword:"type",params:{type: schema11.properties.hooks.properties.onSuccess.properties.user.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err182];
 }
@@ -2285,9 +2298,9 @@ vErrors.push(err182);
 }
 errors++;
 }
-if(typeof data68 === "string"){
-if(func3(data68) > 1024){
-const err183 = {instancePath:instancePath+"/metrics/textfileDirectory",schemaPath:"#/properties/metrics/properties/textfileDirectory/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+if(typeof data70 === "string"){
+if(func3(data70) > 32){
+const err183 = {instancePath:instancePath+"/hooks/onSuccess/user",schemaPath:"#/properties/hooks/properties/onSuccess/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err183];
 }
@@ -2296,8 +2309,8 @@ vErrors.push(err183);
 }
 errors++;
 }
-if(!pattern1.test(data68)){
-const err184 = {instancePath:instancePath+"/metrics/textfileDirectory",schemaPath:"#/properties/metrics/properties/textfileDirectory/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(!pattern14.test(data70)){
+const err184 = {instancePath:instancePath+"/hooks/onSuccess/user",schemaPath:"#/properties/hooks/properties/onSuccess/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err184];
 }
@@ -2307,9 +2320,9 @@ vErrors.push(err184);
 errors++;
 }
 }
-}
-else {
-const err185 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data71 = data67.timeoutSec;
+if(!(((typeof data71 == "number") && (!(data71 % 1) && !isNaN(data71))) && (isFinite(data71)))){
+const err185 = {instancePath:instancePath+"/hooks/onSuccess/timeoutSec",schemaPath:"#/properties/hooks/properties/onSuccess/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err185];
 }
@@ -2318,9 +2331,9 @@ vErrors.push(err185);
 }
 errors++;
 }
-let data69 = data.activationTimeoutSec;
-if(!(((typeof data69 == "number") && (!(data69 % 1) && !isNaN(data69))) && (isFinite(data69)))){
-const err186 = {instancePath:instancePath+"/activationTimeoutSec",schemaPath:"#/properties/activationTimeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if((typeof data71 == "number") && (isFinite(data71))){
+if(data71 > 3600 || isNaN(data71)){
+const err186 = {instancePath:instancePath+"/hooks/onSuccess/timeoutSec",schemaPath:"#/properties/hooks/properties/onSuccess/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
 if(vErrors === null){
 vErrors = [err186];
 }
@@ -2329,9 +2342,8 @@ vErrors.push(err186);
 }
 errors++;
 }
-if((typeof data69 == "number") && (isFinite(data69))){
-if(data69 > 86400 || isNaN(data69)){
-const err187 = {instancePath:instancePath+"/activationTimeoutSec",schemaPath:"#/properties/activationTimeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400"};
+if(data71 < 1 || isNaN(data71)){
+const err187 = {instancePath:instancePath+"/hooks/onSuccess/timeoutSec",schemaPath:"#/properties/hooks/properties/onSuccess/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err187];
 }
@@ -2340,8 +2352,11 @@ vErrors.push(err187);
 }
 errors++;
 }
-if(data69 < 10 || isNaN(data69)){
-const err188 = {instancePath:instancePath+"/activationTimeoutSec",schemaPath:"#/properties/activationTimeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 10},message:"must be >= 10"};
+}
+}
+let data72 = data61.onFailure;
+if((!(data72 && typeof data72 == "object" && !Array.isArray(data72))) && (data72 !== null)){
+const err188 = {instancePath:instancePath+"/hooks/onFailure",schemaPath:"#/properties/hooks/properties/onFailure/type",keyword:"type",params:{type: schema11.properties.hooks.properties.onFailure.type},message:"must be object,null"};
 if(vErrors === null){
 vErrors = [err188];
 }
@@ -2350,22 +2365,15 @@ vErrors.push(err188);
 }
 errors++;
 }
+if(data72 && typeof data72 == "object" && !Array.isArray(data72)){
+if(data72.user === undefined){
+data72.user = null;
 }
-if(data.reboot !== undefined){
-let data70 = data.reboot;
-if(data70 && typeof data70 == "object" && !Array.isArray(data70)){
-if(data70.mode === undefined){
-data70.mode = "never";
+if(data72.timeoutSec === undefined){
+data72.timeoutSec = 60;
 }
-if(data70.window === undefined){
-data70.window = {};
-}
-if(data70.bootloader === undefined){
-data70.bootloader = "systemd-boot";
-}
-for(const key15 in data70){
-if(!(((key15 === "mode") || (key15 === "window")) || (key15 === "bootloader"))){
-const err189 = {instancePath:instancePath+"/reboot",schemaPath:"#/properties/reboot/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
+if(data72.argv === undefined){
+const err189 = {instancePath:instancePath+"/hooks/onFailure",schemaPath:"#/properties/hooks/properties/onFailure/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'"};
 if(vErrors === null){
 vErrors = [err189];
 }
@@ -2374,10 +2382,9 @@ vErrors.push(err189);
 }
 errors++;
 }
-}
-let data71 = data70.mode;
-if(!((data71 === "never") || (data71 === "window"))){
-const err190 = {instancePath:instancePath+"/reboot/mode",schemaPath:"#/properties/reboot/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.reboot.properties.mode.enum},message:"must be equal to one of the allowed values"};
+for(const key14 in data72){
+if(!(((key14 === "argv") || (key14 === "user")) || (key14 === "timeoutSec"))){
+const err190 = {instancePath:instancePath+"/hooks/onFailure",schemaPath:"#/properties/hooks/properties/onFailure/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err190];
 }
@@ -2386,17 +2393,12 @@ vErrors.push(err190);
 }
 errors++;
 }
-let data72 = data70.window;
-if(data72 && typeof data72 == "object" && !Array.isArray(data72)){
-if(data72.start === undefined){
-data72.start = "01:00";
 }
-if(data72.end === undefined){
-data72.end = "05:00";
-}
-for(const key16 in data72){
-if(!((key16 === "start") || (key16 === "end"))){
-const err191 = {instancePath:instancePath+"/reboot/window",schemaPath:"#/properties/reboot/properties/window/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
+if(data72.argv !== undefined){
+let data73 = data72.argv;
+if(Array.isArray(data73)){
+if(data73.length > 256){
+const err191 = {instancePath:instancePath+"/hooks/onFailure/argv",schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
 if(vErrors === null){
 vErrors = [err191];
 }
@@ -2405,11 +2407,8 @@ vErrors.push(err191);
 }
 errors++;
 }
-}
-let data73 = data72.start;
-if(typeof data73 === "string"){
-if(!pattern18.test(data73)){
-const err192 = {instancePath:instancePath+"/reboot/window/start",schemaPath:"#/properties/reboot/properties/window/properties/start/pattern",keyword:"pattern",params:{pattern: "^([01][0-9]|2[0-3]):[0-5][0-9]$"},message:"must match pattern \""+"^([01][0-9]|2[0-3]):[0-5][0-9]$"+"\""};
+if(data73.length < 1){
+const err192 = {instancePath:instancePath+"/hooks/onFailure/argv",schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err192];
 }
@@ -2418,9 +2417,12 @@ vErrors.push(err192);
 }
 errors++;
 }
-}
-else {
-const err193 = {instancePath:instancePath+"/reboot/window/start",schemaPath:"#/properties/reboot/properties/window/properties/start/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const len8 = data73.length;
+for(let i8=0; i8<len8; i8++){
+let data74 = data73[i8];
+if(typeof data74 === "string"){
+if(func3(data74) > 4096){
+const err193 = {instancePath:instancePath+"/hooks/onFailure/argv/" + i8,schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/items/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err193];
 }
@@ -2429,10 +2431,8 @@ vErrors.push(err193);
 }
 errors++;
 }
-let data74 = data72.end;
-if(typeof data74 === "string"){
-if(!pattern18.test(data74)){
-const err194 = {instancePath:instancePath+"/reboot/window/end",schemaPath:"#/properties/reboot/properties/window/properties/end/pattern",keyword:"pattern",params:{pattern: "^([01][0-9]|2[0-3]):[0-5][0-9]$"},message:"must match pattern \""+"^([01][0-9]|2[0-3]):[0-5][0-9]$"+"\""};
+if(func3(data74) < 1){
+const err194 = {instancePath:instancePath+"/hooks/onFailure/argv/" + i8,schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err194];
 }
@@ -2443,7 +2443,7 @@ errors++;
 }
 }
 else {
-const err195 = {instancePath:instancePath+"/reboot/window/end",schemaPath:"#/properties/reboot/properties/window/properties/end/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err195 = {instancePath:instancePath+"/hooks/onFailure/argv/" + i8,schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err195];
 }
@@ -2453,8 +2453,9 @@ vErrors.push(err195);
 errors++;
 }
 }
+}
 else {
-const err196 = {instancePath:instancePath+"/reboot/window",schemaPath:"#/properties/reboot/properties/window/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err196 = {instancePath:instancePath+"/hooks/onFailure/argv",schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err196];
 }
@@ -2463,9 +2464,10 @@ vErrors.push(err196);
 }
 errors++;
 }
-let data75 = data70.bootloader;
-if(!(((data75 === "systemd-boot") || (data75 === "grub")) || (data75 === "none"))){
-const err197 = {instancePath:instancePath+"/reboot/bootloader",schemaPath:"#/properties/reboot/properties/bootloader/enum",keyword:"enum",params:{allowedValues: schema11.properties.reboot.properties.bootloader.enum},message:"must be equal to one of the allowed values"};
+}
+let data75 = data72.user;
+if((typeof data75 !== "string") && (data75 !== null)){
+const err197 = {instancePath:instancePath+"/hooks/onFailure/user",schemaPath:"#/properties/hooks/properties/onFailure/properties/user/type",keyword:"type",params:{type: schema11.properties.hooks.properties.onFailure.properties.user.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err197];
 }
@@ -2474,9 +2476,9 @@ vErrors.push(err197);
 }
 errors++;
 }
-}
-else {
-const err198 = {instancePath:instancePath+"/reboot",schemaPath:"#/properties/reboot/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data75 === "string"){
+if(func3(data75) > 32){
+const err198 = {instancePath:instancePath+"/hooks/onFailure/user",schemaPath:"#/properties/hooks/properties/onFailure/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err198];
 }
@@ -2485,19 +2487,8 @@ vErrors.push(err198);
 }
 errors++;
 }
-}
-if(data.operators !== undefined){
-let data76 = data.operators;
-if(data76 && typeof data76 == "object" && !Array.isArray(data76)){
-if(data76.group === undefined){
-data76.group = "pullnix";
-}
-if(data76.keys === undefined){
-data76.keys = [];
-}
-for(const key17 in data76){
-if(!((key17 === "group") || (key17 === "keys"))){
-const err199 = {instancePath:instancePath+"/operators",schemaPath:"#/properties/operators/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
+if(!pattern14.test(data75)){
+const err199 = {instancePath:instancePath+"/hooks/onFailure/user",schemaPath:"#/properties/hooks/properties/onFailure/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err199];
 }
@@ -2507,10 +2498,9 @@ vErrors.push(err199);
 errors++;
 }
 }
-let data77 = data76.group;
-if(typeof data77 === "string"){
-if(func3(data77) > 32){
-const err200 = {instancePath:instancePath+"/operators/group",schemaPath:"#/properties/operators/properties/group/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+let data76 = data72.timeoutSec;
+if(!(((typeof data76 == "number") && (!(data76 % 1) && !isNaN(data76))) && (isFinite(data76)))){
+const err200 = {instancePath:instancePath+"/hooks/onFailure/timeoutSec",schemaPath:"#/properties/hooks/properties/onFailure/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err200];
 }
@@ -2519,8 +2509,9 @@ vErrors.push(err200);
 }
 errors++;
 }
-if(!pattern11.test(data77)){
-const err201 = {instancePath:instancePath+"/operators/group",schemaPath:"#/properties/operators/properties/group/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
+if((typeof data76 == "number") && (isFinite(data76))){
+if(data76 > 3600 || isNaN(data76)){
+const err201 = {instancePath:instancePath+"/hooks/onFailure/timeoutSec",schemaPath:"#/properties/hooks/properties/onFailure/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
 if(vErrors === null){
 vErrors = [err201];
 }
@@ -2529,9 +2520,8 @@ vErrors.push(err201);
 }
 errors++;
 }
-}
-else {
-const err202 = {instancePath:instancePath+"/operators/group",schemaPath:"#/properties/operators/properties/group/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data76 < 1 || isNaN(data76)){
+const err202 = {instancePath:instancePath+"/hooks/onFailure/timeoutSec",schemaPath:"#/properties/hooks/properties/onFailure/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err202];
 }
@@ -2540,10 +2530,11 @@ vErrors.push(err202);
 }
 errors++;
 }
-let data78 = data76.keys;
-if(Array.isArray(data78)){
-if(data78.length > 256){
-const err203 = {instancePath:instancePath+"/operators/keys",schemaPath:"#/properties/operators/properties/keys/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
+}
+}
+}
+else {
+const err203 = {instancePath:instancePath+"/hooks",schemaPath:"#/properties/hooks/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err203];
 }
@@ -2552,12 +2543,14 @@ vErrors.push(err203);
 }
 errors++;
 }
-const len7 = data78.length;
-for(let i7=0; i7<len7; i7++){
-let data79 = data78[i7];
-if(data79 && typeof data79 == "object" && !Array.isArray(data79)){
-if(data79.id === undefined){
-const err204 = {instancePath:instancePath+"/operators/keys/" + i7,schemaPath:"#/properties/operators/properties/keys/items/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
+let data77 = data.metrics;
+if(data77 && typeof data77 == "object" && !Array.isArray(data77)){
+if(data77.textfileDirectory === undefined){
+data77.textfileDirectory = null;
+}
+for(const key15 in data77){
+if(!(key15 === "textfileDirectory")){
+const err204 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err204];
 }
@@ -2566,8 +2559,10 @@ vErrors.push(err204);
 }
 errors++;
 }
-if(data79.publicKey === undefined){
-const err205 = {instancePath:instancePath+"/operators/keys/" + i7,schemaPath:"#/properties/operators/properties/keys/items/required",keyword:"required",params:{missingProperty: "publicKey"},message:"must have required property '"+"publicKey"+"'"};
+}
+let data78 = data77.textfileDirectory;
+if((typeof data78 !== "string") && (data78 !== null)){
+const err205 = {instancePath:instancePath+"/metrics/textfileDirectory",schemaPath:"#/properties/metrics/properties/textfileDirectory/type",keyword:"type",params:{type: schema11.properties.metrics.properties.textfileDirectory.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err205];
 }
@@ -2576,9 +2571,9 @@ vErrors.push(err205);
 }
 errors++;
 }
-for(const key18 in data79){
-if(!((key18 === "id") || (key18 === "publicKey"))){
-const err206 = {instancePath:instancePath+"/operators/keys/" + i7,schemaPath:"#/properties/operators/properties/keys/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
+if(typeof data78 === "string"){
+if(func3(data78) > 1024){
+const err206 = {instancePath:instancePath+"/metrics/textfileDirectory",schemaPath:"#/properties/metrics/properties/textfileDirectory/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err206];
 }
@@ -2587,12 +2582,8 @@ vErrors.push(err206);
 }
 errors++;
 }
-}
-if(data79.id !== undefined){
-let data80 = data79.id;
-if(typeof data80 === "string"){
-if(!pattern21.test(data80)){
-const err207 = {instancePath:instancePath+"/operators/keys/" + i7+"/id",schemaPath:"#/properties/operators/properties/keys/items/properties/id/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._@-]{1,64}$"},message:"must match pattern \""+"^[A-Za-z0-9._@-]{1,64}$"+"\""};
+if(!pattern1.test(data78)){
+const err207 = {instancePath:instancePath+"/metrics/textfileDirectory",schemaPath:"#/properties/metrics/properties/textfileDirectory/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err207];
 }
@@ -2602,8 +2593,9 @@ vErrors.push(err207);
 errors++;
 }
 }
+}
 else {
-const err208 = {instancePath:instancePath+"/operators/keys/" + i7+"/id",schemaPath:"#/properties/operators/properties/keys/items/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err208 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err208];
 }
@@ -2612,12 +2604,9 @@ vErrors.push(err208);
 }
 errors++;
 }
-}
-if(data79.publicKey !== undefined){
-let data81 = data79.publicKey;
-if(typeof data81 === "string"){
-if(!pattern22.test(data81)){
-const err209 = {instancePath:instancePath+"/operators/keys/" + i7+"/publicKey",schemaPath:"#/properties/operators/properties/keys/items/properties/publicKey/pattern",keyword:"pattern",params:{pattern: "^ed25519:[A-Za-z0-9_-]{43}$"},message:"must match pattern \""+"^ed25519:[A-Za-z0-9_-]{43}$"+"\""};
+let data79 = data.activationTimeoutSec;
+if(!(((typeof data79 == "number") && (!(data79 % 1) && !isNaN(data79))) && (isFinite(data79)))){
+const err209 = {instancePath:instancePath+"/activationTimeoutSec",schemaPath:"#/properties/activationTimeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err209];
 }
@@ -2626,9 +2615,9 @@ vErrors.push(err209);
 }
 errors++;
 }
-}
-else {
-const err210 = {instancePath:instancePath+"/operators/keys/" + i7+"/publicKey",schemaPath:"#/properties/operators/properties/keys/items/properties/publicKey/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data79 == "number") && (isFinite(data79))){
+if(data79 > 86400 || isNaN(data79)){
+const err210 = {instancePath:instancePath+"/activationTimeoutSec",schemaPath:"#/properties/activationTimeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400"};
 if(vErrors === null){
 vErrors = [err210];
 }
@@ -2637,10 +2626,8 @@ vErrors.push(err210);
 }
 errors++;
 }
-}
-}
-else {
-const err211 = {instancePath:instancePath+"/operators/keys/" + i7,schemaPath:"#/properties/operators/properties/keys/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data79 < 10 || isNaN(data79)){
+const err211 = {instancePath:instancePath+"/activationTimeoutSec",schemaPath:"#/properties/activationTimeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 10},message:"must be >= 10"};
 if(vErrors === null){
 vErrors = [err211];
 }
@@ -2650,9 +2637,21 @@ vErrors.push(err211);
 errors++;
 }
 }
+if(data.reboot !== undefined){
+let data80 = data.reboot;
+if(data80 && typeof data80 == "object" && !Array.isArray(data80)){
+if(data80.mode === undefined){
+data80.mode = "never";
 }
-else {
-const err212 = {instancePath:instancePath+"/operators/keys",schemaPath:"#/properties/operators/properties/keys/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data80.window === undefined){
+data80.window = {};
+}
+if(data80.bootloader === undefined){
+data80.bootloader = "systemd-boot";
+}
+for(const key16 in data80){
+if(!(((key16 === "mode") || (key16 === "window")) || (key16 === "bootloader"))){
+const err212 = {instancePath:instancePath+"/reboot",schemaPath:"#/properties/reboot/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err212];
 }
@@ -2662,8 +2661,9 @@ vErrors.push(err212);
 errors++;
 }
 }
-else {
-const err213 = {instancePath:instancePath+"/operators",schemaPath:"#/properties/operators/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data81 = data80.mode;
+if(!((data81 === "never") || (data81 === "window"))){
+const err213 = {instancePath:instancePath+"/reboot/mode",schemaPath:"#/properties/reboot/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.reboot.properties.mode.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err213];
 }
@@ -2672,16 +2672,17 @@ vErrors.push(err213);
 }
 errors++;
 }
-}
-if(data.gates !== undefined){
-let data82 = data.gates;
+let data82 = data80.window;
 if(data82 && typeof data82 == "object" && !Array.isArray(data82)){
-if(data82.vulnerabilities === undefined){
-data82.vulnerabilities = {};
+if(data82.start === undefined){
+data82.start = "01:00";
 }
-for(const key19 in data82){
-if(!(key19 === "vulnerabilities")){
-const err214 = {instancePath:instancePath+"/gates",schemaPath:"#/properties/gates/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
+if(data82.end === undefined){
+data82.end = "05:00";
+}
+for(const key17 in data82){
+if(!((key17 === "start") || (key17 === "end"))){
+const err214 = {instancePath:instancePath+"/reboot/window",schemaPath:"#/properties/reboot/properties/window/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err214];
 }
@@ -2691,35 +2692,10 @@ vErrors.push(err214);
 errors++;
 }
 }
-let data83 = data82.vulnerabilities;
-if(data83 && typeof data83 == "object" && !Array.isArray(data83)){
-if(data83.enable === undefined){
-data83.enable = false;
-}
-if(data83.command === undefined){
-data83.command = "vulnix";
-}
-if(data83.extraFlags === undefined){
-data83.extraFlags = [];
-}
-if(data83.minSeverity === undefined){
-data83.minSeverity = 7;
-}
-if(data83.allow === undefined){
-data83.allow = [];
-}
-if(data83.onNew === undefined){
-data83.onNew = "refuse";
-}
-if(data83.onError === undefined){
-data83.onError = "allow";
-}
-if(data83.timeoutSec === undefined){
-data83.timeoutSec = 900;
-}
-for(const key20 in data83){
-if(!((((((((key20 === "enable") || (key20 === "command")) || (key20 === "extraFlags")) || (key20 === "minSeverity")) || (key20 === "allow")) || (key20 === "onNew")) || (key20 === "onError")) || (key20 === "timeoutSec"))){
-const err215 = {instancePath:instancePath+"/gates/vulnerabilities",schemaPath:"#/properties/gates/properties/vulnerabilities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties"};
+let data83 = data82.start;
+if(typeof data83 === "string"){
+if(!pattern21.test(data83)){
+const err215 = {instancePath:instancePath+"/reboot/window/start",schemaPath:"#/properties/reboot/properties/window/properties/start/pattern",keyword:"pattern",params:{pattern: "^([01][0-9]|2[0-3]):[0-5][0-9]$"},message:"must match pattern \""+"^([01][0-9]|2[0-3]):[0-5][0-9]$"+"\""};
 if(vErrors === null){
 vErrors = [err215];
 }
@@ -2729,8 +2705,8 @@ vErrors.push(err215);
 errors++;
 }
 }
-if(typeof data83.enable !== "boolean"){
-const err216 = {instancePath:instancePath+"/gates/vulnerabilities/enable",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/enable/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+else {
+const err216 = {instancePath:instancePath+"/reboot/window/start",schemaPath:"#/properties/reboot/properties/window/properties/start/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err216];
 }
@@ -2739,10 +2715,10 @@ vErrors.push(err216);
 }
 errors++;
 }
-let data85 = data83.command;
-if(typeof data85 === "string"){
-if(func3(data85) > 4096){
-const err217 = {instancePath:instancePath+"/gates/vulnerabilities/command",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/command/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+let data84 = data82.end;
+if(typeof data84 === "string"){
+if(!pattern21.test(data84)){
+const err217 = {instancePath:instancePath+"/reboot/window/end",schemaPath:"#/properties/reboot/properties/window/properties/end/pattern",keyword:"pattern",params:{pattern: "^([01][0-9]|2[0-3]):[0-5][0-9]$"},message:"must match pattern \""+"^([01][0-9]|2[0-3]):[0-5][0-9]$"+"\""};
 if(vErrors === null){
 vErrors = [err217];
 }
@@ -2751,8 +2727,9 @@ vErrors.push(err217);
 }
 errors++;
 }
-if(func3(data85) < 1){
-const err218 = {instancePath:instancePath+"/gates/vulnerabilities/command",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/command/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err218 = {instancePath:instancePath+"/reboot/window/end",schemaPath:"#/properties/reboot/properties/window/properties/end/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err218];
 }
@@ -2763,7 +2740,7 @@ errors++;
 }
 }
 else {
-const err219 = {instancePath:instancePath+"/gates/vulnerabilities/command",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/command/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err219 = {instancePath:instancePath+"/reboot/window",schemaPath:"#/properties/reboot/properties/window/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err219];
 }
@@ -2772,10 +2749,9 @@ vErrors.push(err219);
 }
 errors++;
 }
-let data86 = data83.extraFlags;
-if(Array.isArray(data86)){
-if(data86.length > 64){
-const err220 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+let data85 = data80.bootloader;
+if(!(((data85 === "systemd-boot") || (data85 === "grub")) || (data85 === "none"))){
+const err220 = {instancePath:instancePath+"/reboot/bootloader",schemaPath:"#/properties/reboot/properties/bootloader/enum",keyword:"enum",params:{allowedValues: schema11.properties.reboot.properties.bootloader.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err220];
 }
@@ -2784,12 +2760,9 @@ vErrors.push(err220);
 }
 errors++;
 }
-const len8 = data86.length;
-for(let i8=0; i8<len8; i8++){
-let data87 = data86[i8];
-if(typeof data87 === "string"){
-if(func3(data87) > 1024){
-const err221 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags/" + i8,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/items/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+}
+else {
+const err221 = {instancePath:instancePath+"/reboot",schemaPath:"#/properties/reboot/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err221];
 }
@@ -2799,8 +2772,18 @@ vErrors.push(err221);
 errors++;
 }
 }
-else {
-const err222 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags/" + i8,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data.operators !== undefined){
+let data86 = data.operators;
+if(data86 && typeof data86 == "object" && !Array.isArray(data86)){
+if(data86.group === undefined){
+data86.group = "pullnix";
+}
+if(data86.keys === undefined){
+data86.keys = [];
+}
+for(const key18 in data86){
+if(!((key18 === "group") || (key18 === "keys"))){
+const err222 = {instancePath:instancePath+"/operators",schemaPath:"#/properties/operators/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err222];
 }
@@ -2810,9 +2793,10 @@ vErrors.push(err222);
 errors++;
 }
 }
-}
-else {
-const err223 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/type",keyword:"type",params:{type: "array"},message:"must be array"};
+let data87 = data86.group;
+if(typeof data87 === "string"){
+if(func3(data87) > 32){
+const err223 = {instancePath:instancePath+"/operators/group",schemaPath:"#/properties/operators/properties/group/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err223];
 }
@@ -2821,10 +2805,8 @@ vErrors.push(err223);
 }
 errors++;
 }
-let data88 = data83.minSeverity;
-if((typeof data88 == "number") && (isFinite(data88))){
-if(data88 > 10 || isNaN(data88)){
-const err224 = {instancePath:instancePath+"/gates/vulnerabilities/minSeverity",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/minSeverity/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+if(!pattern14.test(data87)){
+const err224 = {instancePath:instancePath+"/operators/group",schemaPath:"#/properties/operators/properties/group/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err224];
 }
@@ -2833,8 +2815,9 @@ vErrors.push(err224);
 }
 errors++;
 }
-if(data88 < 0 || isNaN(data88)){
-const err225 = {instancePath:instancePath+"/gates/vulnerabilities/minSeverity",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/minSeverity/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err225 = {instancePath:instancePath+"/operators/group",schemaPath:"#/properties/operators/properties/group/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err225];
 }
@@ -2843,9 +2826,10 @@ vErrors.push(err225);
 }
 errors++;
 }
-}
-else {
-const err226 = {instancePath:instancePath+"/gates/vulnerabilities/minSeverity",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/minSeverity/type",keyword:"type",params:{type: "number"},message:"must be number"};
+let data88 = data86.keys;
+if(Array.isArray(data88)){
+if(data88.length > 256){
+const err226 = {instancePath:instancePath+"/operators/keys",schemaPath:"#/properties/operators/properties/keys/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
 if(vErrors === null){
 vErrors = [err226];
 }
@@ -2854,10 +2838,12 @@ vErrors.push(err226);
 }
 errors++;
 }
-let data89 = data83.allow;
-if(Array.isArray(data89)){
-if(data89.length > 1000){
-const err227 = {instancePath:instancePath+"/gates/vulnerabilities/allow",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/maxItems",keyword:"maxItems",params:{limit: 1000},message:"must NOT have more than 1000 items"};
+const len9 = data88.length;
+for(let i9=0; i9<len9; i9++){
+let data89 = data88[i9];
+if(data89 && typeof data89 == "object" && !Array.isArray(data89)){
+if(data89.id === undefined){
+const err227 = {instancePath:instancePath+"/operators/keys/" + i9,schemaPath:"#/properties/operators/properties/keys/items/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
 if(vErrors === null){
 vErrors = [err227];
 }
@@ -2866,12 +2852,8 @@ vErrors.push(err227);
 }
 errors++;
 }
-const len9 = data89.length;
-for(let i9=0; i9<len9; i9++){
-let data90 = data89[i9];
-if(typeof data90 === "string"){
-if(func3(data90) > 32){
-const err228 = {instancePath:instancePath+"/gates/vulnerabilities/allow/" + i9,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/items/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data89.publicKey === undefined){
+const err228 = {instancePath:instancePath+"/operators/keys/" + i9,schemaPath:"#/properties/operators/properties/keys/items/required",keyword:"required",params:{missingProperty: "publicKey"},message:"must have required property '"+"publicKey"+"'"};
 if(vErrors === null){
 vErrors = [err228];
 }
@@ -2880,8 +2862,9 @@ vErrors.push(err228);
 }
 errors++;
 }
-if(!pattern23.test(data90)){
-const err229 = {instancePath:instancePath+"/gates/vulnerabilities/allow/" + i9,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/items/pattern",keyword:"pattern",params:{pattern: "^CVE-[0-9]{4}-[0-9]{4,}$"},message:"must match pattern \""+"^CVE-[0-9]{4}-[0-9]{4,}$"+"\""};
+for(const key19 in data89){
+if(!((key19 === "id") || (key19 === "publicKey"))){
+const err229 = {instancePath:instancePath+"/operators/keys/" + i9,schemaPath:"#/properties/operators/properties/keys/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err229];
 }
@@ -2891,8 +2874,11 @@ vErrors.push(err229);
 errors++;
 }
 }
-else {
-const err230 = {instancePath:instancePath+"/gates/vulnerabilities/allow/" + i9,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data89.id !== undefined){
+let data90 = data89.id;
+if(typeof data90 === "string"){
+if(!pattern24.test(data90)){
+const err230 = {instancePath:instancePath+"/operators/keys/" + i9+"/id",schemaPath:"#/properties/operators/properties/keys/items/properties/id/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._@-]{1,64}$"},message:"must match pattern \""+"^[A-Za-z0-9._@-]{1,64}$"+"\""};
 if(vErrors === null){
 vErrors = [err230];
 }
@@ -2902,9 +2888,8 @@ vErrors.push(err230);
 errors++;
 }
 }
-}
 else {
-const err231 = {instancePath:instancePath+"/gates/vulnerabilities/allow",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err231 = {instancePath:instancePath+"/operators/keys/" + i9+"/id",schemaPath:"#/properties/operators/properties/keys/items/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err231];
 }
@@ -2913,9 +2898,12 @@ vErrors.push(err231);
 }
 errors++;
 }
-let data91 = data83.onNew;
-if(!((data91 === "refuse") || (data91 === "warn"))){
-const err232 = {instancePath:instancePath+"/gates/vulnerabilities/onNew",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/onNew/enum",keyword:"enum",params:{allowedValues: schema11.properties.gates.properties.vulnerabilities.properties.onNew.enum},message:"must be equal to one of the allowed values"};
+}
+if(data89.publicKey !== undefined){
+let data91 = data89.publicKey;
+if(typeof data91 === "string"){
+if(!pattern25.test(data91)){
+const err232 = {instancePath:instancePath+"/operators/keys/" + i9+"/publicKey",schemaPath:"#/properties/operators/properties/keys/items/properties/publicKey/pattern",keyword:"pattern",params:{pattern: "^ed25519:[A-Za-z0-9_-]{43}$"},message:"must match pattern \""+"^ed25519:[A-Za-z0-9_-]{43}$"+"\""};
 if(vErrors === null){
 vErrors = [err232];
 }
@@ -2924,9 +2912,9 @@ vErrors.push(err232);
 }
 errors++;
 }
-let data92 = data83.onError;
-if(!((data92 === "allow") || (data92 === "refuse"))){
-const err233 = {instancePath:instancePath+"/gates/vulnerabilities/onError",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/onError/enum",keyword:"enum",params:{allowedValues: schema11.properties.gates.properties.vulnerabilities.properties.onError.enum},message:"must be equal to one of the allowed values"};
+}
+else {
+const err233 = {instancePath:instancePath+"/operators/keys/" + i9+"/publicKey",schemaPath:"#/properties/operators/properties/keys/items/properties/publicKey/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err233];
 }
@@ -2935,9 +2923,10 @@ vErrors.push(err233);
 }
 errors++;
 }
-let data93 = data83.timeoutSec;
-if(!(((typeof data93 == "number") && (!(data93 % 1) && !isNaN(data93))) && (isFinite(data93)))){
-const err234 = {instancePath:instancePath+"/gates/vulnerabilities/timeoutSec",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+}
+else {
+const err234 = {instancePath:instancePath+"/operators/keys/" + i9,schemaPath:"#/properties/operators/properties/keys/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err234];
 }
@@ -2946,9 +2935,10 @@ vErrors.push(err234);
 }
 errors++;
 }
-if((typeof data93 == "number") && (isFinite(data93))){
-if(data93 > 86400 || isNaN(data93)){
-const err235 = {instancePath:instancePath+"/gates/vulnerabilities/timeoutSec",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400"};
+}
+}
+else {
+const err235 = {instancePath:instancePath+"/operators/keys",schemaPath:"#/properties/operators/properties/keys/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err235];
 }
@@ -2957,8 +2947,9 @@ vErrors.push(err235);
 }
 errors++;
 }
-if(data93 < 1 || isNaN(data93)){
-const err236 = {instancePath:instancePath+"/gates/vulnerabilities/timeoutSec",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err236 = {instancePath:instancePath+"/operators",schemaPath:"#/properties/operators/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err236];
 }
@@ -2968,9 +2959,15 @@ vErrors.push(err236);
 errors++;
 }
 }
+if(data.gates !== undefined){
+let data92 = data.gates;
+if(data92 && typeof data92 == "object" && !Array.isArray(data92)){
+if(data92.vulnerabilities === undefined){
+data92.vulnerabilities = {};
 }
-else {
-const err237 = {instancePath:instancePath+"/gates/vulnerabilities",schemaPath:"#/properties/gates/properties/vulnerabilities/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key20 in data92){
+if(!(key20 === "vulnerabilities")){
+const err237 = {instancePath:instancePath+"/gates",schemaPath:"#/properties/gates/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err237];
 }
@@ -2980,8 +2977,35 @@ vErrors.push(err237);
 errors++;
 }
 }
-else {
-const err238 = {instancePath:instancePath+"/gates",schemaPath:"#/properties/gates/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data93 = data92.vulnerabilities;
+if(data93 && typeof data93 == "object" && !Array.isArray(data93)){
+if(data93.enable === undefined){
+data93.enable = false;
+}
+if(data93.command === undefined){
+data93.command = "vulnix";
+}
+if(data93.extraFlags === undefined){
+data93.extraFlags = [];
+}
+if(data93.minSeverity === undefined){
+data93.minSeverity = 7;
+}
+if(data93.allow === undefined){
+data93.allow = [];
+}
+if(data93.onNew === undefined){
+data93.onNew = "refuse";
+}
+if(data93.onError === undefined){
+data93.onError = "allow";
+}
+if(data93.timeoutSec === undefined){
+data93.timeoutSec = 900;
+}
+for(const key21 in data93){
+if(!((((((((key21 === "enable") || (key21 === "command")) || (key21 === "extraFlags")) || (key21 === "minSeverity")) || (key21 === "allow")) || (key21 === "onNew")) || (key21 === "onError")) || (key21 === "timeoutSec"))){
+const err238 = {instancePath:instancePath+"/gates/vulnerabilities",schemaPath:"#/properties/gates/properties/vulnerabilities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err238];
 }
@@ -2991,10 +3015,8 @@ vErrors.push(err238);
 errors++;
 }
 }
-let data94 = data.socketPath;
-if(typeof data94 === "string"){
-if(func3(data94) > 100){
-const err239 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
+if(typeof data93.enable !== "boolean"){
+const err239 = {instancePath:instancePath+"/gates/vulnerabilities/enable",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/enable/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err239];
 }
@@ -3003,8 +3025,10 @@ vErrors.push(err239);
 }
 errors++;
 }
-if(!pattern1.test(data94)){
-const err240 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+let data95 = data93.command;
+if(typeof data95 === "string"){
+if(func3(data95) > 4096){
+const err240 = {instancePath:instancePath+"/gates/vulnerabilities/command",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/command/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err240];
 }
@@ -3013,9 +3037,8 @@ vErrors.push(err240);
 }
 errors++;
 }
-}
-else {
-const err241 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(func3(data95) < 1){
+const err241 = {instancePath:instancePath+"/gates/vulnerabilities/command",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/command/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err241];
 }
@@ -3024,9 +3047,9 @@ vErrors.push(err241);
 }
 errors++;
 }
-let data95 = data.privateSocketPath;
-if((typeof data95 !== "string") && (data95 !== null)){
-const err242 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/type",keyword:"type",params:{type: schema11.properties.privateSocketPath.type},message:"must be string,null"};
+}
+else {
+const err242 = {instancePath:instancePath+"/gates/vulnerabilities/command",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/command/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err242];
 }
@@ -3035,9 +3058,10 @@ vErrors.push(err242);
 }
 errors++;
 }
-if(typeof data95 === "string"){
-if(func3(data95) > 100){
-const err243 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
+let data96 = data93.extraFlags;
+if(Array.isArray(data96)){
+if(data96.length > 64){
+const err243 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err243];
 }
@@ -3046,8 +3070,12 @@ vErrors.push(err243);
 }
 errors++;
 }
-if(!pattern1.test(data95)){
-const err244 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+const len10 = data96.length;
+for(let i10=0; i10<len10; i10++){
+let data97 = data96[i10];
+if(typeof data97 === "string"){
+if(func3(data97) > 1024){
+const err244 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags/" + i10,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/items/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err244];
 }
@@ -3057,21 +3085,8 @@ vErrors.push(err244);
 errors++;
 }
 }
-if(data.watcher !== undefined){
-let data96 = data.watcher;
-if(data96 && typeof data96 == "object" && !Array.isArray(data96)){
-if(data96.user === undefined){
-data96.user = null;
-}
-if(data96.stateDir === undefined){
-data96.stateDir = null;
-}
-if(data96.socketPath === undefined){
-data96.socketPath = null;
-}
-for(const key21 in data96){
-if(!(((key21 === "user") || (key21 === "stateDir")) || (key21 === "socketPath"))){
-const err245 = {instancePath:instancePath+"/watcher",schemaPath:"#/properties/watcher/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
+else {
+const err245 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags/" + i10,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err245];
 }
@@ -3081,9 +3096,9 @@ vErrors.push(err245);
 errors++;
 }
 }
-let data97 = data96.user;
-if((typeof data97 !== "string") && (data97 !== null)){
-const err246 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/type",keyword:"type",params:{type: schema11.properties.watcher.properties.user.type},message:"must be string,null"};
+}
+else {
+const err246 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err246];
 }
@@ -3092,9 +3107,10 @@ vErrors.push(err246);
 }
 errors++;
 }
-if(typeof data97 === "string"){
-if(func3(data97) > 32){
-const err247 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+let data98 = data93.minSeverity;
+if((typeof data98 == "number") && (isFinite(data98))){
+if(data98 > 10 || isNaN(data98)){
+const err247 = {instancePath:instancePath+"/gates/vulnerabilities/minSeverity",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/minSeverity/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err247];
 }
@@ -3103,8 +3119,8 @@ vErrors.push(err247);
 }
 errors++;
 }
-if(!pattern11.test(data97)){
-const err248 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
+if(data98 < 0 || isNaN(data98)){
+const err248 = {instancePath:instancePath+"/gates/vulnerabilities/minSeverity",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/minSeverity/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err248];
 }
@@ -3114,9 +3130,8 @@ vErrors.push(err248);
 errors++;
 }
 }
-let data98 = data96.stateDir;
-if((typeof data98 !== "string") && (data98 !== null)){
-const err249 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/type",keyword:"type",params:{type: schema11.properties.watcher.properties.stateDir.type},message:"must be string,null"};
+else {
+const err249 = {instancePath:instancePath+"/gates/vulnerabilities/minSeverity",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/minSeverity/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err249];
 }
@@ -3125,9 +3140,10 @@ vErrors.push(err249);
 }
 errors++;
 }
-if(typeof data98 === "string"){
-if(func3(data98) > 1024){
-const err250 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+let data99 = data93.allow;
+if(Array.isArray(data99)){
+if(data99.length > 1000){
+const err250 = {instancePath:instancePath+"/gates/vulnerabilities/allow",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/maxItems",keyword:"maxItems",params:{limit: 1000},message:"must NOT have more than 1000 items"};
 if(vErrors === null){
 vErrors = [err250];
 }
@@ -3136,8 +3152,12 @@ vErrors.push(err250);
 }
 errors++;
 }
-if(!pattern1.test(data98)){
-const err251 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+const len11 = data99.length;
+for(let i11=0; i11<len11; i11++){
+let data100 = data99[i11];
+if(typeof data100 === "string"){
+if(func3(data100) > 32){
+const err251 = {instancePath:instancePath+"/gates/vulnerabilities/allow/" + i11,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/items/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err251];
 }
@@ -3146,10 +3166,8 @@ vErrors.push(err251);
 }
 errors++;
 }
-}
-let data99 = data96.socketPath;
-if((typeof data99 !== "string") && (data99 !== null)){
-const err252 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/type",keyword:"type",params:{type: schema11.properties.watcher.properties.socketPath.type},message:"must be string,null"};
+if(!pattern26.test(data100)){
+const err252 = {instancePath:instancePath+"/gates/vulnerabilities/allow/" + i11,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/items/pattern",keyword:"pattern",params:{pattern: "^CVE-[0-9]{4}-[0-9]{4,}$"},message:"must match pattern \""+"^CVE-[0-9]{4}-[0-9]{4,}$"+"\""};
 if(vErrors === null){
 vErrors = [err252];
 }
@@ -3158,9 +3176,9 @@ vErrors.push(err252);
 }
 errors++;
 }
-if(typeof data99 === "string"){
-if(func3(data99) > 100){
-const err253 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
+}
+else {
+const err253 = {instancePath:instancePath+"/gates/vulnerabilities/allow/" + i11,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err253];
 }
@@ -3169,8 +3187,10 @@ vErrors.push(err253);
 }
 errors++;
 }
-if(!pattern1.test(data99)){
-const err254 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+}
+else {
+const err254 = {instancePath:instancePath+"/gates/vulnerabilities/allow",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err254];
 }
@@ -3179,10 +3199,9 @@ vErrors.push(err254);
 }
 errors++;
 }
-}
-}
-else {
-const err255 = {instancePath:instancePath+"/watcher",schemaPath:"#/properties/watcher/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data101 = data93.onNew;
+if(!((data101 === "refuse") || (data101 === "warn"))){
+const err255 = {instancePath:instancePath+"/gates/vulnerabilities/onNew",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/onNew/enum",keyword:"enum",params:{allowedValues: schema11.properties.gates.properties.vulnerabilities.properties.onNew.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err255];
 }
@@ -3191,11 +3210,9 @@ vErrors.push(err255);
 }
 errors++;
 }
-}
-let data100 = data.stateDir;
-if(typeof data100 === "string"){
-if(func3(data100) > 1024){
-const err256 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+let data102 = data93.onError;
+if(!((data102 === "allow") || (data102 === "refuse"))){
+const err256 = {instancePath:instancePath+"/gates/vulnerabilities/onError",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/onError/enum",keyword:"enum",params:{allowedValues: schema11.properties.gates.properties.vulnerabilities.properties.onError.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err256];
 }
@@ -3204,8 +3221,9 @@ vErrors.push(err256);
 }
 errors++;
 }
-if(!pattern1.test(data100)){
-const err257 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+let data103 = data93.timeoutSec;
+if(!(((typeof data103 == "number") && (!(data103 % 1) && !isNaN(data103))) && (isFinite(data103)))){
+const err257 = {instancePath:instancePath+"/gates/vulnerabilities/timeoutSec",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err257];
 }
@@ -3214,9 +3232,9 @@ vErrors.push(err257);
 }
 errors++;
 }
-}
-else {
-const err258 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data103 == "number") && (isFinite(data103))){
+if(data103 > 86400 || isNaN(data103)){
+const err258 = {instancePath:instancePath+"/gates/vulnerabilities/timeoutSec",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400"};
 if(vErrors === null){
 vErrors = [err258];
 }
@@ -3225,9 +3243,8 @@ vErrors.push(err258);
 }
 errors++;
 }
-let data101 = data.logLevel;
-if(!((((data101 === "error") || (data101 === "warning")) || (data101 === "info")) || (data101 === "debug"))){
-const err259 = {instancePath:instancePath+"/logLevel",schemaPath:"#/properties/logLevel/enum",keyword:"enum",params:{allowedValues: schema11.properties.logLevel.enum},message:"must be equal to one of the allowed values"};
+if(data103 < 1 || isNaN(data103)){
+const err259 = {instancePath:instancePath+"/gates/vulnerabilities/timeoutSec",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err259];
 }
@@ -3236,18 +3253,10 @@ vErrors.push(err259);
 }
 errors++;
 }
-if(data.units !== undefined){
-let data102 = data.units;
-if(data102 && typeof data102 == "object" && !Array.isArray(data102)){
-if(data102.executor === undefined){
-data102.executor = "pullnix-executor.service";
 }
-if(data102.watcher === undefined){
-data102.watcher = "pullnix-watcher.service";
 }
-for(const key22 in data102){
-if(!((key22 === "executor") || (key22 === "watcher"))){
-const err260 = {instancePath:instancePath+"/units",schemaPath:"#/properties/units/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
+else {
+const err260 = {instancePath:instancePath+"/gates/vulnerabilities",schemaPath:"#/properties/gates/properties/vulnerabilities/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err260];
 }
@@ -3257,10 +3266,8 @@ vErrors.push(err260);
 errors++;
 }
 }
-let data103 = data102.executor;
-if(typeof data103 === "string"){
-if(!pattern30.test(data103)){
-const err261 = {instancePath:instancePath+"/units/executor",schemaPath:"#/properties/units/properties/executor/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._-]+\\.service$"},message:"must match pattern \""+"^[A-Za-z0-9@._-]+\\.service$"+"\""};
+else {
+const err261 = {instancePath:instancePath+"/gates",schemaPath:"#/properties/gates/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err261];
 }
@@ -3270,8 +3277,10 @@ vErrors.push(err261);
 errors++;
 }
 }
-else {
-const err262 = {instancePath:instancePath+"/units/executor",schemaPath:"#/properties/units/properties/executor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data104 = data.socketPath;
+if(typeof data104 === "string"){
+if(func3(data104) > 100){
+const err262 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
 if(vErrors === null){
 vErrors = [err262];
 }
@@ -3280,10 +3289,8 @@ vErrors.push(err262);
 }
 errors++;
 }
-let data104 = data102.watcher;
-if(typeof data104 === "string"){
-if(!pattern30.test(data104)){
-const err263 = {instancePath:instancePath+"/units/watcher",schemaPath:"#/properties/units/properties/watcher/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._-]+\\.service$"},message:"must match pattern \""+"^[A-Za-z0-9@._-]+\\.service$"+"\""};
+if(!pattern1.test(data104)){
+const err263 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err263];
 }
@@ -3294,7 +3301,7 @@ errors++;
 }
 }
 else {
-const err264 = {instancePath:instancePath+"/units/watcher",schemaPath:"#/properties/units/properties/watcher/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err264 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err264];
 }
@@ -3303,9 +3310,9 @@ vErrors.push(err264);
 }
 errors++;
 }
-}
-else {
-const err265 = {instancePath:instancePath+"/units",schemaPath:"#/properties/units/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data105 = data.privateSocketPath;
+if((typeof data105 !== "string") && (data105 !== null)){
+const err265 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/type",keyword:"type",params:{type: schema11.properties.privateSocketPath.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err265];
 }
@@ -3314,40 +3321,9 @@ vErrors.push(err265);
 }
 errors++;
 }
-}
-if(data.paths !== undefined){
-let data105 = data.paths;
-if(data105 && typeof data105 == "object" && !Array.isArray(data105)){
-if(data105.systemProfile === undefined){
-data105.systemProfile = "/nix/var/nix/profiles/system";
-}
-if(data105.currentSystem === undefined){
-data105.currentSystem = "/run/current-system";
-}
-if(data105.storeDir === undefined){
-data105.storeDir = "/nix/store";
-}
-if(data105.gcRootsDir === undefined){
-data105.gcRootsDir = "/nix/var/nix/gcroots/pullnix";
-}
-if(data105.bootId === undefined){
-data105.bootId = "/proc/sys/kernel/random/boot_id";
-}
-if(data105.bootedSystem === undefined){
-data105.bootedSystem = "/run/booted-system";
-}
-if(data105.grubConfig === undefined){
-data105.grubConfig = "/boot/grub/grub.cfg";
-}
-if(data105.grubEnv === undefined){
-data105.grubEnv = "/boot/grub/grubenv";
-}
-if(data105.mountInfo === undefined){
-data105.mountInfo = "/proc/self/mountinfo";
-}
-for(const key23 in data105){
-if(!(func2.call(schema11.properties.paths.properties, key23))){
-const err266 = {instancePath:instancePath+"/paths",schemaPath:"#/properties/paths/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
+if(typeof data105 === "string"){
+if(func3(data105) > 100){
+const err266 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
 if(vErrors === null){
 vErrors = [err266];
 }
@@ -3356,11 +3332,8 @@ vErrors.push(err266);
 }
 errors++;
 }
-}
-let data106 = data105.systemProfile;
-if(typeof data106 === "string"){
-if(!pattern1.test(data106)){
-const err267 = {instancePath:instancePath+"/paths/systemProfile",schemaPath:"#/properties/paths/properties/systemProfile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(!pattern1.test(data105)){
+const err267 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err267];
 }
@@ -3370,8 +3343,21 @@ vErrors.push(err267);
 errors++;
 }
 }
-else {
-const err268 = {instancePath:instancePath+"/paths/systemProfile",schemaPath:"#/properties/paths/properties/systemProfile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data.watcher !== undefined){
+let data106 = data.watcher;
+if(data106 && typeof data106 == "object" && !Array.isArray(data106)){
+if(data106.user === undefined){
+data106.user = null;
+}
+if(data106.stateDir === undefined){
+data106.stateDir = null;
+}
+if(data106.socketPath === undefined){
+data106.socketPath = null;
+}
+for(const key22 in data106){
+if(!(((key22 === "user") || (key22 === "stateDir")) || (key22 === "socketPath"))){
+const err268 = {instancePath:instancePath+"/watcher",schemaPath:"#/properties/watcher/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err268];
 }
@@ -3380,10 +3366,10 @@ vErrors.push(err268);
 }
 errors++;
 }
-let data107 = data105.currentSystem;
-if(typeof data107 === "string"){
-if(!pattern1.test(data107)){
-const err269 = {instancePath:instancePath+"/paths/currentSystem",schemaPath:"#/properties/paths/properties/currentSystem/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+let data107 = data106.user;
+if((typeof data107 !== "string") && (data107 !== null)){
+const err269 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/type",keyword:"type",params:{type: schema11.properties.watcher.properties.user.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err269];
 }
@@ -3392,9 +3378,9 @@ vErrors.push(err269);
 }
 errors++;
 }
-}
-else {
-const err270 = {instancePath:instancePath+"/paths/currentSystem",schemaPath:"#/properties/paths/properties/currentSystem/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data107 === "string"){
+if(func3(data107) > 32){
+const err270 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err270];
 }
@@ -3403,10 +3389,8 @@ vErrors.push(err270);
 }
 errors++;
 }
-let data108 = data105.storeDir;
-if(typeof data108 === "string"){
-if(!pattern1.test(data108)){
-const err271 = {instancePath:instancePath+"/paths/storeDir",schemaPath:"#/properties/paths/properties/storeDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(!pattern14.test(data107)){
+const err271 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err271];
 }
@@ -3416,8 +3400,9 @@ vErrors.push(err271);
 errors++;
 }
 }
-else {
-const err272 = {instancePath:instancePath+"/paths/storeDir",schemaPath:"#/properties/paths/properties/storeDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data108 = data106.stateDir;
+if((typeof data108 !== "string") && (data108 !== null)){
+const err272 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/type",keyword:"type",params:{type: schema11.properties.watcher.properties.stateDir.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err272];
 }
@@ -3426,10 +3411,9 @@ vErrors.push(err272);
 }
 errors++;
 }
-let data109 = data105.gcRootsDir;
-if(typeof data109 === "string"){
-if(!pattern1.test(data109)){
-const err273 = {instancePath:instancePath+"/paths/gcRootsDir",schemaPath:"#/properties/paths/properties/gcRootsDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(typeof data108 === "string"){
+if(func3(data108) > 1024){
+const err273 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err273];
 }
@@ -3438,9 +3422,8 @@ vErrors.push(err273);
 }
 errors++;
 }
-}
-else {
-const err274 = {instancePath:instancePath+"/paths/gcRootsDir",schemaPath:"#/properties/paths/properties/gcRootsDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data108)){
+const err274 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err274];
 }
@@ -3449,10 +3432,10 @@ vErrors.push(err274);
 }
 errors++;
 }
-let data110 = data105.bootId;
-if(typeof data110 === "string"){
-if(!pattern1.test(data110)){
-const err275 = {instancePath:instancePath+"/paths/bootId",schemaPath:"#/properties/paths/properties/bootId/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+let data109 = data106.socketPath;
+if((typeof data109 !== "string") && (data109 !== null)){
+const err275 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/type",keyword:"type",params:{type: schema11.properties.watcher.properties.socketPath.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err275];
 }
@@ -3461,9 +3444,9 @@ vErrors.push(err275);
 }
 errors++;
 }
-}
-else {
-const err276 = {instancePath:instancePath+"/paths/bootId",schemaPath:"#/properties/paths/properties/bootId/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data109 === "string"){
+if(func3(data109) > 100){
+const err276 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
 if(vErrors === null){
 vErrors = [err276];
 }
@@ -3472,10 +3455,8 @@ vErrors.push(err276);
 }
 errors++;
 }
-let data111 = data105.bootedSystem;
-if(typeof data111 === "string"){
-if(!pattern1.test(data111)){
-const err277 = {instancePath:instancePath+"/paths/bootedSystem",schemaPath:"#/properties/paths/properties/bootedSystem/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(!pattern1.test(data109)){
+const err277 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err277];
 }
@@ -3485,8 +3466,9 @@ vErrors.push(err277);
 errors++;
 }
 }
+}
 else {
-const err278 = {instancePath:instancePath+"/paths/bootedSystem",schemaPath:"#/properties/paths/properties/bootedSystem/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err278 = {instancePath:instancePath+"/watcher",schemaPath:"#/properties/watcher/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err278];
 }
@@ -3495,10 +3477,11 @@ vErrors.push(err278);
 }
 errors++;
 }
-let data112 = data105.grubConfig;
-if(typeof data112 === "string"){
-if(!pattern1.test(data112)){
-const err279 = {instancePath:instancePath+"/paths/grubConfig",schemaPath:"#/properties/paths/properties/grubConfig/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+let data110 = data.stateDir;
+if(typeof data110 === "string"){
+if(func3(data110) > 1024){
+const err279 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err279];
 }
@@ -3507,9 +3490,8 @@ vErrors.push(err279);
 }
 errors++;
 }
-}
-else {
-const err280 = {instancePath:instancePath+"/paths/grubConfig",schemaPath:"#/properties/paths/properties/grubConfig/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data110)){
+const err280 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err280];
 }
@@ -3518,10 +3500,9 @@ vErrors.push(err280);
 }
 errors++;
 }
-let data113 = data105.grubEnv;
-if(typeof data113 === "string"){
-if(!pattern1.test(data113)){
-const err281 = {instancePath:instancePath+"/paths/grubEnv",schemaPath:"#/properties/paths/properties/grubEnv/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+else {
+const err281 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err281];
 }
@@ -3530,9 +3511,9 @@ vErrors.push(err281);
 }
 errors++;
 }
-}
-else {
-const err282 = {instancePath:instancePath+"/paths/grubEnv",schemaPath:"#/properties/paths/properties/grubEnv/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data111 = data.logLevel;
+if(!((((data111 === "error") || (data111 === "warning")) || (data111 === "info")) || (data111 === "debug"))){
+const err282 = {instancePath:instancePath+"/logLevel",schemaPath:"#/properties/logLevel/enum",keyword:"enum",params:{allowedValues: schema11.properties.logLevel.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err282];
 }
@@ -3541,10 +3522,18 @@ vErrors.push(err282);
 }
 errors++;
 }
-let data114 = data105.mountInfo;
-if(typeof data114 === "string"){
-if(!pattern1.test(data114)){
-const err283 = {instancePath:instancePath+"/paths/mountInfo",schemaPath:"#/properties/paths/properties/mountInfo/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(data.units !== undefined){
+let data112 = data.units;
+if(data112 && typeof data112 == "object" && !Array.isArray(data112)){
+if(data112.executor === undefined){
+data112.executor = "pullnix-executor.service";
+}
+if(data112.watcher === undefined){
+data112.watcher = "pullnix-watcher.service";
+}
+for(const key23 in data112){
+if(!((key23 === "executor") || (key23 === "watcher"))){
+const err283 = {instancePath:instancePath+"/units",schemaPath:"#/properties/units/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err283];
 }
@@ -3554,8 +3543,10 @@ vErrors.push(err283);
 errors++;
 }
 }
-else {
-const err284 = {instancePath:instancePath+"/paths/mountInfo",schemaPath:"#/properties/paths/properties/mountInfo/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data113 = data112.executor;
+if(typeof data113 === "string"){
+if(!pattern33.test(data113)){
+const err284 = {instancePath:instancePath+"/units/executor",schemaPath:"#/properties/units/properties/executor/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._-]+\\.service$"},message:"must match pattern \""+"^[A-Za-z0-9@._-]+\\.service$"+"\""};
 if(vErrors === null){
 vErrors = [err284];
 }
@@ -3566,7 +3557,7 @@ errors++;
 }
 }
 else {
-const err285 = {instancePath:instancePath+"/paths",schemaPath:"#/properties/paths/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err285 = {instancePath:instancePath+"/units/executor",schemaPath:"#/properties/units/properties/executor/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err285];
 }
@@ -3575,15 +3566,310 @@ vErrors.push(err285);
 }
 errors++;
 }
-}
-}
-else {
-const err286 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data114 = data112.watcher;
+if(typeof data114 === "string"){
+if(!pattern33.test(data114)){
+const err286 = {instancePath:instancePath+"/units/watcher",schemaPath:"#/properties/units/properties/watcher/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._-]+\\.service$"},message:"must match pattern \""+"^[A-Za-z0-9@._-]+\\.service$"+"\""};
 if(vErrors === null){
 vErrors = [err286];
 }
 else {
 vErrors.push(err286);
+}
+errors++;
+}
+}
+else {
+const err287 = {instancePath:instancePath+"/units/watcher",schemaPath:"#/properties/units/properties/watcher/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err287];
+}
+else {
+vErrors.push(err287);
+}
+errors++;
+}
+}
+else {
+const err288 = {instancePath:instancePath+"/units",schemaPath:"#/properties/units/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err288];
+}
+else {
+vErrors.push(err288);
+}
+errors++;
+}
+}
+if(data.paths !== undefined){
+let data115 = data.paths;
+if(data115 && typeof data115 == "object" && !Array.isArray(data115)){
+if(data115.systemProfile === undefined){
+data115.systemProfile = "/nix/var/nix/profiles/system";
+}
+if(data115.currentSystem === undefined){
+data115.currentSystem = "/run/current-system";
+}
+if(data115.storeDir === undefined){
+data115.storeDir = "/nix/store";
+}
+if(data115.gcRootsDir === undefined){
+data115.gcRootsDir = "/nix/var/nix/gcroots/pullnix";
+}
+if(data115.bootId === undefined){
+data115.bootId = "/proc/sys/kernel/random/boot_id";
+}
+if(data115.bootedSystem === undefined){
+data115.bootedSystem = "/run/booted-system";
+}
+if(data115.grubConfig === undefined){
+data115.grubConfig = "/boot/grub/grub.cfg";
+}
+if(data115.grubEnv === undefined){
+data115.grubEnv = "/boot/grub/grubenv";
+}
+if(data115.mountInfo === undefined){
+data115.mountInfo = "/proc/self/mountinfo";
+}
+for(const key24 in data115){
+if(!(func2.call(schema11.properties.paths.properties, key24))){
+const err289 = {instancePath:instancePath+"/paths",schemaPath:"#/properties/paths/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err289];
+}
+else {
+vErrors.push(err289);
+}
+errors++;
+}
+}
+let data116 = data115.systemProfile;
+if(typeof data116 === "string"){
+if(!pattern1.test(data116)){
+const err290 = {instancePath:instancePath+"/paths/systemProfile",schemaPath:"#/properties/paths/properties/systemProfile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err290];
+}
+else {
+vErrors.push(err290);
+}
+errors++;
+}
+}
+else {
+const err291 = {instancePath:instancePath+"/paths/systemProfile",schemaPath:"#/properties/paths/properties/systemProfile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err291];
+}
+else {
+vErrors.push(err291);
+}
+errors++;
+}
+let data117 = data115.currentSystem;
+if(typeof data117 === "string"){
+if(!pattern1.test(data117)){
+const err292 = {instancePath:instancePath+"/paths/currentSystem",schemaPath:"#/properties/paths/properties/currentSystem/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err292];
+}
+else {
+vErrors.push(err292);
+}
+errors++;
+}
+}
+else {
+const err293 = {instancePath:instancePath+"/paths/currentSystem",schemaPath:"#/properties/paths/properties/currentSystem/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err293];
+}
+else {
+vErrors.push(err293);
+}
+errors++;
+}
+let data118 = data115.storeDir;
+if(typeof data118 === "string"){
+if(!pattern1.test(data118)){
+const err294 = {instancePath:instancePath+"/paths/storeDir",schemaPath:"#/properties/paths/properties/storeDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err294];
+}
+else {
+vErrors.push(err294);
+}
+errors++;
+}
+}
+else {
+const err295 = {instancePath:instancePath+"/paths/storeDir",schemaPath:"#/properties/paths/properties/storeDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err295];
+}
+else {
+vErrors.push(err295);
+}
+errors++;
+}
+let data119 = data115.gcRootsDir;
+if(typeof data119 === "string"){
+if(!pattern1.test(data119)){
+const err296 = {instancePath:instancePath+"/paths/gcRootsDir",schemaPath:"#/properties/paths/properties/gcRootsDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err296];
+}
+else {
+vErrors.push(err296);
+}
+errors++;
+}
+}
+else {
+const err297 = {instancePath:instancePath+"/paths/gcRootsDir",schemaPath:"#/properties/paths/properties/gcRootsDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err297];
+}
+else {
+vErrors.push(err297);
+}
+errors++;
+}
+let data120 = data115.bootId;
+if(typeof data120 === "string"){
+if(!pattern1.test(data120)){
+const err298 = {instancePath:instancePath+"/paths/bootId",schemaPath:"#/properties/paths/properties/bootId/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err298];
+}
+else {
+vErrors.push(err298);
+}
+errors++;
+}
+}
+else {
+const err299 = {instancePath:instancePath+"/paths/bootId",schemaPath:"#/properties/paths/properties/bootId/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err299];
+}
+else {
+vErrors.push(err299);
+}
+errors++;
+}
+let data121 = data115.bootedSystem;
+if(typeof data121 === "string"){
+if(!pattern1.test(data121)){
+const err300 = {instancePath:instancePath+"/paths/bootedSystem",schemaPath:"#/properties/paths/properties/bootedSystem/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err300];
+}
+else {
+vErrors.push(err300);
+}
+errors++;
+}
+}
+else {
+const err301 = {instancePath:instancePath+"/paths/bootedSystem",schemaPath:"#/properties/paths/properties/bootedSystem/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err301];
+}
+else {
+vErrors.push(err301);
+}
+errors++;
+}
+let data122 = data115.grubConfig;
+if(typeof data122 === "string"){
+if(!pattern1.test(data122)){
+const err302 = {instancePath:instancePath+"/paths/grubConfig",schemaPath:"#/properties/paths/properties/grubConfig/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err302];
+}
+else {
+vErrors.push(err302);
+}
+errors++;
+}
+}
+else {
+const err303 = {instancePath:instancePath+"/paths/grubConfig",schemaPath:"#/properties/paths/properties/grubConfig/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err303];
+}
+else {
+vErrors.push(err303);
+}
+errors++;
+}
+let data123 = data115.grubEnv;
+if(typeof data123 === "string"){
+if(!pattern1.test(data123)){
+const err304 = {instancePath:instancePath+"/paths/grubEnv",schemaPath:"#/properties/paths/properties/grubEnv/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err304];
+}
+else {
+vErrors.push(err304);
+}
+errors++;
+}
+}
+else {
+const err305 = {instancePath:instancePath+"/paths/grubEnv",schemaPath:"#/properties/paths/properties/grubEnv/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err305];
+}
+else {
+vErrors.push(err305);
+}
+errors++;
+}
+let data124 = data115.mountInfo;
+if(typeof data124 === "string"){
+if(!pattern1.test(data124)){
+const err306 = {instancePath:instancePath+"/paths/mountInfo",schemaPath:"#/properties/paths/properties/mountInfo/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err306];
+}
+else {
+vErrors.push(err306);
+}
+errors++;
+}
+}
+else {
+const err307 = {instancePath:instancePath+"/paths/mountInfo",schemaPath:"#/properties/paths/properties/mountInfo/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err307];
+}
+else {
+vErrors.push(err307);
+}
+errors++;
+}
+}
+else {
+const err308 = {instancePath:instancePath+"/paths",schemaPath:"#/properties/paths/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err308];
+}
+else {
+vErrors.push(err308);
+}
+errors++;
+}
+}
+}
+else {
+const err309 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err309];
+}
+else {
+vErrors.push(err309);
 }
 errors++;
 }
