@@ -21,3 +21,4 @@ export * from './commands/run-as.ts';
 export * from './metrics.ts';
 export * from './hooks.ts';
 export * from './trust.ts';
+export * from './manifest.ts';

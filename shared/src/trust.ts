@@ -69,9 +69,10 @@ export interface TrustGateOptions {
   /**
    * Whose signatures count (default human): only the SSH keys of this role are written to the
    * allowed-signers file. OpenPGP keys are human keys. A builder key signs manifest commits only
-   * (source.mode prebuilt, docs/prebuilt.md); a human key, source commits only.
+   * (source.mode prebuilt, docs/prebuilt.md); a human key, source commits only. `any`: both (the
+   * range of a prebuilt branch, where CI's manifest commits follow the humans' source commits).
    */
-  role?: SignerRole;
+  role?: SignerRole | 'any';
 }
 
 /** One commit as git judged it. */
@@ -100,13 +101,13 @@ export class TrustGate {
     return this.options.trust.mode;
   }
 
-  get role(): SignerRole {
+  get role(): SignerRole | 'any' {
     return this.options.role ?? 'human';
   }
 
   /** The configured SSH signers of this gate's role. */
   private get signers(): AllowedSigner[] {
-    return this.options.trust.allowedSigners.filter((s) => (s.role ?? 'human') === this.role);
+    return this.options.trust.allowedSigners.filter((s) => this.role === 'any' || (s.role ?? 'human') === this.role);
   }
 
   /** Identifies the trust configuration: a refusal made under another one is checked again. */
@@ -168,7 +169,7 @@ export class TrustGate {
     writeFileSync(this.allowedSigners, lines.join(''), { mode: 0o600 });
 
     const trusted: string[] = [];
-    for (const [i, armored] of (this.role === 'human' ? trust.openpgpKeys : []).entries()) {
+    for (const [i, armored] of (this.role === 'builder' ? [] : trust.openpgpKeys).entries()) {
       const file = join(dir, `openpgp-${i}.asc`);
       writeFileSync(file, armored.endsWith('\n') ? armored : `${armored}\n`, { mode: 0o600 });
       try {
