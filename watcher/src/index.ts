@@ -10,3 +10,4 @@ export { Alarm, sleep, systemClock, type Clock } from './clock.ts';
 export { TrustGate, allowedSignersLine, primaryFingerprints, sshFingerprint, sshTime, validAt, type TrustGateOptions, type TrustReason, type TrustResult } from '@pullnix/shared';
 export { VulnerabilityGate, compareScans, meetsSeverity, describeFinding, SCAN_CACHE_SIZE, SCAN_CACHE_MAX_AGE_MS, type GateVerdict, type Comparison, type VulnerabilityGateOptions } from './gates/vulnerabilities.ts';
 export { vulnixArgv, readVulnixResult, parseVulnixJson, type VulnixAnswer } from './gates/vulnix.ts';
+export { PrebuiltSource, prebuiltTrustRole, type PrebuiltResult, type PrebuiltReason, type PrebuiltVerdict, type Provenance, type PrebuiltSourceOptions } from './pipeline/source-prebuilt.ts';
