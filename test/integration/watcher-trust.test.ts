@@ -1,5 +1,5 @@
 /**
- * Commit trust (watcher/src/trust.ts) with real keys: SSH signatures made by `ssh-keygen -Y sign`
+ * Commit trust (shared/src/trust.ts, run by watcher/src/pipeline/trust.ts) with real keys: SSH signatures made by `ssh-keygen -Y sign`
  * (git's gpg.format=ssh) and OpenPGP signatures made by GnuPG, checked by real git. First the
  * gate alone, then the watcher's poll cycle with it (stand-in nix, fake executor on a real socket).
  */

@@ -9,7 +9,7 @@ import { readFileSync, renameSync } from 'node:fs';
 import { isCommit, writeFileAtomic, type Logger, type RefusedHead, type VulnerabilityFinding, type VulnerabilityScan } from '@pullnix/shared';
 
 /** How a head's handling ended; a handled head is not looked at again until the branch moves. */
-export type HandledResult = 'deployed' | 'deploy-failed' | 'build-failed' | 'not-descendant' | 'known-bad' | 'refused' | 'untrusted' | 'vulnerable';
+export type HandledResult = 'deployed' | 'deploy-failed' | 'build-failed' | 'not-descendant' | 'known-bad' | 'refused' | 'untrusted' | 'vulnerable' | 'gate-refused';
 
 export interface HandledHead {
   commit: string;
@@ -25,11 +25,11 @@ export interface BuildFailure {
   error: string;
   /** The last ~30 lines of the build's stderr (a vulnerability refusal: one line per new CVE). */
   logTail: string;
-  /** What failed: the build (also when absent, as in older files) or the vulnerability gate. */
-  kind?: 'build' | 'vulnerabilities';
+  /** What failed: the build (also when absent, as in older files), or the name of the gate that refused it (pipeline/gates.ts, e.g. `vulnerabilities`). */
+  kind?: string;
 }
 
-/** The vulnerability gate's memory (watcher/src/gates/vulnerabilities.ts). */
+/** The vulnerability gate's memory (watcher/src/pipeline/gate-vulnerabilities.ts). */
 export interface VulnerabilityMemory {
   /** Its last decision, reported in status. */
   last: VulnerabilityScan | null;
@@ -42,7 +42,7 @@ export interface CommitDescription {
   time: string | null;
 }
 
-/** A head whose range failed the signature check (watcher/src/trust.ts); shown in status. */
+/** A head whose range failed the signature check (watcher/src/pipeline/trust.ts); shown in status. */
 export interface TrustRefusal {
   head: string;
   /** The commit of the range that failed (null: the check could not start, e.g. a malformed key). */

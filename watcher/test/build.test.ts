@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseConfig, type RunOptions, type RunResult, type Runner } from '@pullnix/shared';
-import { buildArgv, buildSystem, pruneGcRoots } from '../src/build.ts';
+import { buildArgv, buildSystem, pruneGcRoots } from '../src/index.ts';
 
 const C1 = '1'.repeat(40);
 const C2 = '2'.repeat(40);

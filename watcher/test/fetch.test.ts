@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { createLogger } from '@pullnix/shared';
-import { GitCheckout } from '../src/git.ts';
+import { GitCheckout } from '../src/commands/git.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'pullnix-fetch-'));
 after(() => rmSync(root, { recursive: true, force: true }));

@@ -8,7 +8,7 @@ import { ConnectError, createLogger, PullnixError } from '@pullnix/shared';
 import { backoffDelayMs, pollDelayMs } from '../src/backoff.ts';
 import { Alarm, systemClock } from '../src/clock.ts';
 import { describeConnectFailure } from '../src/executor-link.ts';
-import { describeGitError, parseLsRemote, passThroughEnv, redactUrl } from '../src/git.ts';
+import { describeGitError, parseLsRemote, passThroughEnv, redactUrl } from '../src/commands/git.ts';
 import { emptyMemory, forgetCommit, MemoryStore, rememberDescription, rememberFailure, MAX_FAILURES } from '../src/memory.ts';
 
 const C1 = 'a'.repeat(40);

@@ -1,7 +1,7 @@
 /**
  * The evaluation that proves a toplevel is a commit's system (pipeline/trust.ts): the system's
  * `outPath`, evaluated from the verified commit in the executor's mirror, the same attribute the
- * watcher builds (watcher/src/build.ts buildArgv). Output paths are input-addressed: equal
+ * watcher builds (watcher/src/commands/nix-build.ts buildArgv). Output paths are input-addressed: equal
  * outPath, same derivation, same system.
  *
  *   flake    nix eval --raw 'git+file://<repo>?ref=<branch>&rev=<commit>#nixosConfigurations."<host>".config.system.build.toplevel.outPath'

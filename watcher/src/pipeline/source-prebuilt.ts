@@ -30,6 +30,9 @@ import { missingLocally } from '../commands/nix-store-check-validity.ts';
 import { realise, realiseFailureOf } from '../commands/nix-store-realise.ts';
 import { configurationRevision } from '../commands/nixos-version.ts';
 import { faultOf } from '../fault.ts';
+import type { WatcherContext } from './context.ts';
+import { pruneGcRoots } from './source-build.ts';
+import type { Realised, SystemSource } from './source.ts';
 
 /** Why a prebuilt system was not taken (status, journal, history name it). */
 export type PrebuiltReason =
@@ -286,4 +289,50 @@ export class PrebuiltSource {
 
 function mib(bytes: number): string {
   return (bytes / 1024 / 1024).toFixed(1);
+}
+
+/** The prebuilt source behind the pipeline's SystemSource (source.ts's createSource). */
+export class PrebuiltSystemSource implements SystemSource {
+  readonly mode = 'prebuilt' as const;
+  private readonly c: WatcherContext;
+  private readonly source: PrebuiltSource;
+  /** Where the last system realised came from (pullnix-ctl status's source line). */
+  provenance: Provenance | null = null;
+
+  constructor(context: WatcherContext) {
+    this.c = context;
+    this.source = new PrebuiltSource({
+      config: context.config,
+      runner: context.runner,
+      logger: context.logger,
+      gitDir: join(context.checkoutDir, '.git'),
+      gcrootsDir: context.gcrootsDir,
+      host: context.host,
+      git: context.git,
+      trustDir: join(context.config.watcher.stateDir, 'trust-prebuilt'),
+      now: () => context.clock.now(),
+    });
+  }
+
+  async realise(commit: string, deployed: string | null, signal: AbortSignal): Promise<Realised> {
+    const { config, logger } = this.c;
+    const r = await this.source.obtain(commit, deployed, signal);
+    if (!r.ok) {
+      return {
+        ok: false,
+        stopped: r.stopped,
+        fault: r.verdict === 'retry' ? 'machine' : 'commit',
+        faultReason: r.reason,
+        error: r.message,
+        logTail: '',
+        durationMs: r.durationMs,
+        waiting: r.verdict === 'wait',
+        reason: r.reason,
+      };
+    }
+    this.provenance = r.provenance;
+    const removed = pruneGcRoots(this.c.gcrootsDir, config.build.keepGcRoots, [commit, deployed]);
+    if (removed.length > 0) logger.event('gcroots.pruned', { removed, kept: config.build.keepGcRoots });
+    return { ok: true, toplevel: r.toplevel, durationMs: r.durationMs };
+  }
 }

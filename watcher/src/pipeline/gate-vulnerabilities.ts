@@ -1,5 +1,5 @@
 /**
- * The vulnerability gate (gates.vulnerabilities, docs/vulnerabilities.md): between the build and
+ * The vulnerability gate (gates.vulnerabilities, the first `Gate` of gates.ts, docs/vulnerabilities.md): between the build and
  * the deploy request, the new system's runtime closure and the live system's are scanned with
  * vulnix; the new system is refused when it has a vulnerability at or above `minSeverity`, not in
  * `allow`, that the live system does not have (same package name and CVE). What the new system no
@@ -16,8 +16,9 @@
 import { closeSync, fstatSync, openSync, readSync, realpathSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describeFailure, type Logger, type Runner, type VulnerabilityDecision, type VulnerabilityFinding, type VulnerabilityGateConfig, type VulnerabilityScan } from '@pullnix/shared';
+import { readVulnixResult, vulnixArgv, type VulnixAnswer } from '../commands/vulnix.ts';
 import type { WatcherMemory } from '../memory.ts';
-import { readVulnixResult, vulnixArgv, type VulnixAnswer } from './vulnix.ts';
+import type { Gate, GateCandidate, GateContext, GateVerdict } from './gates.ts';
 
 /** How many scanned systems the cache keeps (the live one, the last few built ones). */
 export const SCAN_CACHE_SIZE = 4;
@@ -73,7 +74,7 @@ function logList(findings: readonly VulnerabilityFinding[]): string {
   return findings.length > LOG_LIMIT ? `${shown}, and ${findings.length - LOG_LIMIT} more` : shown;
 }
 
-export type GateVerdict =
+export type ScanVerdict =
   /** Ask the executor to deploy (passed, warned, or the scan failed and onError = allow). `scan` is null when the gate is off. */
   | { verdict: 'deploy'; scan: VulnerabilityScan | null }
   /** New vulnerabilities and onNew = refuse: remembered like a failed build. */
@@ -98,7 +99,10 @@ export interface VulnerabilityGateOptions {
 
 type Scanned = { ok: true; findings: VulnerabilityFinding[] } | { ok: false; error: string; stopped: boolean; unreadable?: true };
 
-export class VulnerabilityGate {
+export class VulnerabilityGate implements Gate {
+  readonly name = 'vulnerabilities';
+  readonly state = 'scanning' as const;
+  readonly outcomes = { refuse: 'vulnerable', wait: 'scan-failed' } as const;
   private readonly o: VulnerabilityGateOptions;
 
   constructor(options: VulnerabilityGateOptions) {
@@ -114,8 +118,28 @@ export class VulnerabilityGate {
     return this.enabled ? (this.o.memory.vulnerabilities?.last ?? null) : null;
   }
 
+  report(): { vulnerabilities?: VulnerabilityScan } {
+    const last = this.lastScan;
+    return last ? { vulnerabilities: last } : {};
+  }
+
+  /** As a gate: a refusal is remembered against the commit; a failed scan (onError = refuse) is tried again after a back-off. */
+  async evaluate(candidate: GateCandidate, context: GateContext): Promise<GateVerdict> {
+    const v = await this.check(candidate.commit, candidate.toplevel, context.signal);
+    switch (v.verdict) {
+      case 'deploy':
+        return { verdict: 'pass' };
+      case 'stopped':
+        return v;
+      case 'retry':
+        return { verdict: 'wait', reason: v.message, retry: 'backoff' };
+      case 'refuse':
+        return { verdict: 'refuse', reason: v.message, detail: v.detail };
+    }
+  }
+
   /** Decide on a built system. Runs no command when the gate is off or the system is the live one. */
-  async check(commit: string, toplevel: string, signal?: AbortSignal): Promise<GateVerdict> {
+  async check(commit: string, toplevel: string, signal?: AbortSignal): Promise<ScanVerdict> {
     if (!this.enabled) return { verdict: 'deploy', scan: null };
     const { settings, logger } = this.o;
     const started = performance.now();
@@ -175,7 +199,7 @@ export class VulnerabilityGate {
   }
 
   /** A scan without findings: stopped, unreadable (refused whatever onError says), or failed (onError). */
-  private notScanned(s: Extract<Scanned, { ok: false }>, commit: string, toplevel: string, live: string, target: 'new' | 'live', path: string): GateVerdict {
+  private notScanned(s: Extract<Scanned, { ok: false }>, commit: string, toplevel: string, live: string, target: 'new' | 'live', path: string): ScanVerdict {
     if (s.stopped) return { verdict: 'stopped' };
     if (!s.unreadable) return this.scanFailed(commit, toplevel, live, target, path, s.error);
     this.o.logger.event('vulnerabilities.unreadable', { commit, target, path, error: s.error });
@@ -184,7 +208,7 @@ export class VulnerabilityGate {
     return { verdict: 'refuse', scan, message, detail: s.error };
   }
 
-  private scanFailed(commit: string, toplevel: string, live: string | null, target: 'new' | 'live', path: string, error: string): GateVerdict {
+  private scanFailed(commit: string, toplevel: string, live: string | null, target: 'new' | 'live', path: string, error: string): ScanVerdict {
     const { onError } = this.o.settings;
     this.o.logger.event('vulnerabilities.scan_failed', { commit, target, path, error, on_error: onError });
     const empty = { new: [], fixed: [], allowed: [] };

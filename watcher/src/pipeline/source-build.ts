@@ -1,27 +1,17 @@
 /**
- * Building a commit's system closure with nix, into a GC root per commit
- * (`<stateDir>/gcroots/<commit>`), and pruning old roots.
+ * The `build` source (source.ts): the commit is checked out and its system closure built with
+ * nix (commands/nix-build.ts) on this machine, into a GC root per commit
+ * (`<stateDir>/gcroots/<commit>`); old roots are pruned.
  */
 import { lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describeFailure, isCommit, isStorePath, lastLines, type Config, type Runner } from '@pullnix/shared';
-import { faultOf, type Fault } from './fault.ts';
+import { buildArgv, nixBuild } from '../commands/nix-build.ts';
+import { faultOf, type Fault } from '../fault.ts';
+import type { WatcherContext } from './context.ts';
+import type { Realised, SystemSource } from './source.ts';
 
 export const LOG_TAIL_LINES = 30;
-
-/**
- * The build command as an argv array. Flake mode builds from the checkout's PATH, never a
- * `git+file` reference: Nix 2.8 caches branch lookups of those and can build an old commit.
- * The host is quoted, as nixos-rebuild does: `web1.example.com` is one attribute, not three (the
- * schema's pattern for build.host, like a host name, has no `"` that would need escaping).
- */
-export function buildArgv(build: Config['build'], checkoutDir: string, outLink: string, host: string = build.host ?? hostname()): string[] {
-  if (build.mode === 'flake') {
-    return ['nix', 'build', `${checkoutDir}#nixosConfigurations."${host}".config.system.build.toplevel`, '--out-link', outLink, ...build.extraFlags];
-  }
-  return ['nix-build', '<nixpkgs/nixos>', '-A', 'system', '-I', `nixos-config=${join(checkoutDir, build.file)}`, '--out-link', outLink, ...build.extraFlags];
-}
 
 export type BuildResult =
   | { ok: true; toplevel: string; outLink: string; durationMs: number }
@@ -46,12 +36,7 @@ export async function buildSystem(options: BuildOptions): Promise<BuildResult> {
   // A link left by an earlier, interrupted run must not be mistaken for this build's result.
   rmSync(outLink, { force: true });
   const argv = buildArgv(build, checkoutDir, outLink, options.host);
-  const result = await runner(argv, {
-    timeoutMs: build.timeoutSec * 1000,
-    killAfterMs: 5000,
-    cwd: checkoutDir,
-    ...(options.signal ? { signal: options.signal } : {}),
-  });
+  const result = await nixBuild(runner, build, argv, checkoutDir, options.signal);
   const fail = (error: string, stopped = false, fault = faultOf(result)): BuildResult => {
     rmSync(outLink, { force: true });
     return { ok: false, stopped, error, logTail: lastLines(result.stderr, LOG_TAIL_LINES), durationMs: result.durationMs, fault: fault.fault, faultReason: fault.why };
@@ -98,4 +83,32 @@ export function pruneGcRoots(gcrootsDir: string, keep: number, protect: readonly
     removed.push(root.name);
   }
   return removed;
+}
+
+/** Today's source: check the commit out, build it here, prune the roots of older builds. */
+export class BuildSource implements SystemSource {
+  readonly mode = 'build' as const;
+  private readonly c: WatcherContext;
+
+  constructor(context: WatcherContext) {
+    this.c = context;
+  }
+
+  async realise(commit: string, deployed: string | null, signal: AbortSignal): Promise<Realised> {
+    const { config, logger, host } = this.c;
+    await this.c.git.checkout(commit, signal);
+    const flakeHost = config.build.mode === 'flake' ? host : undefined;
+    logger.event('build.started', { commit, mode: config.build.mode, host: flakeHost });
+    const build = await buildSystem({ build: config.build, runner: this.c.runner, checkoutDir: this.c.checkoutDir, gcrootsDir: this.c.gcrootsDir, commit, signal, host });
+    if (!build.ok) {
+      if (build.stopped) logger.event('build.stopped', { commit, ms: build.durationMs });
+      else if (build.fault === 'machine') logger.event('build.deferred', { commit, cause: build.faultReason, error: build.error, ms: build.durationMs });
+      else logger.event('build.failed', { commit, error: build.error, ms: build.durationMs });
+      return build;
+    }
+    logger.event('build.succeeded', { commit, toplevel: build.toplevel, ms: build.durationMs });
+    const removed = pruneGcRoots(this.c.gcrootsDir, config.build.keepGcRoots, [commit, deployed]);
+    if (removed.length > 0) logger.event('gcroots.pruned', { removed, kept: config.build.keepGcRoots });
+    return { ok: true, toplevel: build.toplevel, durationMs: build.durationMs };
+  }
 }

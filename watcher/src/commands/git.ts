@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { SimpleGit, SimpleGitOptions } from 'simple-git';
 import { isCommit, reasonLines, type Logger } from '@pullnix/shared';
-import type { CommitDescription } from './memory.ts';
+import type { CommitDescription } from '../memory.ts';
 
 /** What the poll cycle needs from git; tests may substitute a counting or failing one. */
 export interface GitOps {
