@@ -12,9 +12,11 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { createRunner, parseConfig, type Runner } from '@pullnix/shared';
-import { PrebuiltSource, type PrebuiltResult } from '@pullnix/watcher';
+import { PrebuiltSource, Watcher, type PrebuiltResult } from '@pullnix/watcher';
+import { FakeExecutor } from '../lib/watcher-fake-executor.ts';
+import { subscribedLink, watcherConfig } from '../lib/watcher-fixtures.ts';
 import { GitRemote, REAL_GIT } from '../lib/git-remote.ts';
 import { SshSigner } from '../lib/signing.ts';
 import { CapturedLog } from '../lib/watcher-fixtures.ts';
@@ -137,6 +139,11 @@ function noRoot(r: Rig): void {
 function narinfoOf(cache: string, toplevel: string): string {
   return join(cache, `${toplevel.slice('/nix/store/'.length, '/nix/store/'.length + 32)}.narinfo`);
 }
+
+const teardowns: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const t of teardowns.splice(0).reverse()) await t();
+});
 
 describe('the prebuilt source with the real nix, git and keys', { skip: unavailable ? `skipped: ${unavailable}` : false }, () => {
   let good: string; // built from `src`
@@ -277,5 +284,49 @@ describe('the prebuilt source with the real nix, git and keys', { skip: unavaila
     assert.match(noSpace.message, /source.freeSpaceMarginMiB 1 MiB to spare/);
     assert.equal(full.log.count('prebuilt.deferred'), 1);
     for (const x of [down, full]) noRoot(x);
+  });
+
+  it('the watcher in prebuilt mode deploys the system CI built with zero evaluations and zero builds, and status names its source', async () => {
+    const dir = mkdtempSync(join(root, 'watcher-'));
+    const remote = new GitRemote({ root: dir });
+    const src = remote.commit('a human change', { 'configuration.nix': '{ }' }, alice);
+    const system = buildSystem('watcher', src);
+    publish(cache, system, cacheKey);
+    const head = remote.commit('ci: hosts/testhost.json', { 'hosts/testhost.json': `${JSON.stringify({ toplevel: system, sourceCommit: src })}\n` }, ci);
+    remote.push();
+    const stateDir = join(dir, 'state');
+    const socketPath = join(stateDir, 'run', 'executor.sock');
+    const config = watcherConfig({
+      url: remote.url,
+      stateDir,
+      socketPath,
+      extra: {
+        trust: { mode: 'all', allowedSigners: [alice.allowed(), ci.allowed('ci@example.org', {}, 'builder')] },
+        source: { mode: 'prebuilt', caches: [`file://${cache}`], publicKeys: [cacheKey.public], requireSignedSource: true, freeSpaceMarginMiB: 1 },
+      },
+    });
+    const executor = new FakeExecutor({ socketPath, stateDir });
+    await executor.start();
+    teardowns.push(() => executor.stop());
+    const log = new CapturedLog();
+    const link = await subscribedLink({ socketPath, stateDir, logger: log.logger, teardowns });
+    // Every command the watcher runs, counted: the machine's store is a store of its own.
+    const commands: string[][] = [];
+    const real = createRunner(log.logger);
+    const env = { NIX_REMOTE: join(dir, 'machine-store'), NIX_CONFIG: `${NIX_CONFIG}\ntrusted-public-keys = ${cacheKey.public}` };
+    const runner: Runner = (argv, opts) => {
+      commands.push([...argv]);
+      return real(argv, { ...opts, env: { ...opts.env, ...env } });
+    };
+    const watcher = new Watcher({ config, runner, logger: log.logger, executor: link });
+    const result = await watcher.pollOnce();
+    assert.equal(result.outcome, 'deployed', JSON.stringify(watcher.report().lastError));
+    assert.deepEqual(executor.deploys.map((d) => [d.commit, d.toplevel]), [[head, system]]);
+    const evaluations = commands.filter((a) => ['nix-build', 'nix-instantiate'].includes(a[0]!) || (a[0] === 'nix' && a.some((x) => ['build', 'eval'].includes(x))));
+    assert.deepEqual(evaluations, [], 'no evaluation, no build on the machine');
+    assert.equal(log.count('build.started'), 0);
+    const provenance = watcher.report().prebuilt;
+    assert.deepEqual(provenance, { toplevel: system, sourceCommit: src, manifestCommit: head, signer: 'ci@example.org', cacheKey: 'ci.example.org-1' });
+    assert.deepEqual(executor.lastReport?.prebuilt ?? watcher.report().prebuilt, provenance, 'the report the executor shows in status carries it');
   });
 });

@@ -206,6 +206,7 @@ export class Watcher {
       untrusted: u ? { head: u.head, commit: u.commit, reason: u.reason, message: u.message.slice(0, 4000), at: u.at } : null,
       ...this.gateReports(),
       refusedHead: refusedHead(memory, s.remoteHead),
+      prebuilt: s.deployedCommit ? (memory.prebuilt?.[s.deployedCommit] ?? null) : null,
     };
   }
 

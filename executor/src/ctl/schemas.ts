@@ -237,6 +237,13 @@ const watcherReport: JSONSchemaType<WatcherReport> = {
       properties: { commit, reason: { type: 'string', enum: ['not-descendant'] }, deployed: orNull(commit), at: iso },
       nullable: true,
     },
+    prebuilt: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['toplevel', 'sourceCommit', 'manifestCommit', 'signer', 'cacheKey'],
+      properties: { toplevel: { type: 'string' }, sourceCommit: commit, manifestCommit: commit, signer: orNull({ type: 'string' }), cacheKey: orNull({ type: 'string' }) },
+      nullable: true,
+    },
   },
 };
 

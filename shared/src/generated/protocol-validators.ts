@@ -718,7 +718,7 @@ return errors === 0;
 }
 
 export const params_report = validate21;
-const schema22 = {"type":"object","additionalProperties":false,"required":["state","pid","version","remoteHead","deployedCommit","lastPollAt","nextPollAt","lastError","failedBuilds"],"properties":{"state":{"type":"string","enum":["starting","idle","polling","fetching","building","scanning","deploying","backing-off","stopping"]},"pid":{"type":"integer","minimum":1,"maximum":4194304},"version":{"type":"string","maxLength":64},"remoteHead":{"type":"object","additionalProperties":false,"required":["commit","subject","time"],"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"subject":{"type":"string","maxLength":1000,"nullable":true},"time":{"type":"string","maxLength":40,"nullable":true}},"nullable":true},"deployedCommit":{"type":"object","additionalProperties":false,"required":["commit","subject","time"],"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"subject":{"type":"string","maxLength":1000,"nullable":true},"time":{"type":"string","maxLength":40,"nullable":true}},"nullable":true},"lastPollAt":{"type":"string","maxLength":40,"nullable":true},"nextPollAt":{"type":"string","maxLength":40,"nullable":true},"lastError":{"type":"object","additionalProperties":false,"required":["kind","message","at","commit"],"properties":{"kind":{"type":"string","maxLength":64},"message":{"type":"string","maxLength":4000},"at":{"type":"string","maxLength":40},"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","nullable":true}},"nullable":true},"failedBuilds":{"type":"array","maxItems":100,"items":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"}},"untrusted":{"type":"object","additionalProperties":false,"required":["head","commit","reason","message","at"],"nullable":true,"properties":{"head":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","nullable":true},"reason":{"type":"string","maxLength":64},"message":{"type":"string","maxLength":4000},"at":{"type":"string","maxLength":40}}},"vulnerabilities":{"type":"object","additionalProperties":false,"required":["commit","toplevel","liveSystem","at","decision","minSeverity","new","fixed","allowed","counts","error"],"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"toplevel":{"type":"string","maxLength":4096},"liveSystem":{"type":"string","maxLength":4096,"nullable":true},"at":{"type":"string","maxLength":40},"decision":{"type":"string","enum":["passed","refused","warned","error-allowed","error-refused"]},"minSeverity":{"type":"number","minimum":0,"maximum":10},"new":{"type":"array","maxItems":100,"items":{"type":"object","additionalProperties":false,"required":["id","package","version","score"],"properties":{"id":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"package":{"type":"string","maxLength":256},"version":{"type":"string","maxLength":256,"nullable":true},"score":{"type":"number","minimum":0,"maximum":10,"nullable":true}}}},"fixed":{"type":"array","maxItems":100,"items":{"type":"object","additionalProperties":false,"required":["id","package","version","score"],"properties":{"id":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"package":{"type":"string","maxLength":256},"version":{"type":"string","maxLength":256,"nullable":true},"score":{"type":"number","minimum":0,"maximum":10,"nullable":true}}}},"allowed":{"type":"array","maxItems":100,"items":{"type":"object","additionalProperties":false,"required":["id","package","version","score"],"properties":{"id":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"package":{"type":"string","maxLength":256},"version":{"type":"string","maxLength":256,"nullable":true},"score":{"type":"number","minimum":0,"maximum":10,"nullable":true}}}},"counts":{"type":"object","additionalProperties":false,"required":["new","fixed","allowed"],"properties":{"new":{"type":"integer","minimum":0},"fixed":{"type":"integer","minimum":0},"allowed":{"type":"integer","minimum":0}}},"error":{"type":"string","maxLength":4000,"nullable":true}},"nullable":true},"refusedHead":{"type":"object","additionalProperties":false,"required":["commit","reason","deployed","at"],"nullable":true,"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"reason":{"type":"string","enum":["not-descendant"]},"deployed":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","nullable":true},"at":{"type":"string","maxLength":40}}}}};
+const schema22 = {"type":"object","additionalProperties":false,"required":["state","pid","version","remoteHead","deployedCommit","lastPollAt","nextPollAt","lastError","failedBuilds"],"properties":{"state":{"type":"string","enum":["starting","idle","polling","fetching","building","scanning","deploying","backing-off","stopping"]},"pid":{"type":"integer","minimum":1,"maximum":4194304},"version":{"type":"string","maxLength":64},"remoteHead":{"type":"object","additionalProperties":false,"required":["commit","subject","time"],"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"subject":{"type":"string","maxLength":1000,"nullable":true},"time":{"type":"string","maxLength":40,"nullable":true}},"nullable":true},"deployedCommit":{"type":"object","additionalProperties":false,"required":["commit","subject","time"],"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"subject":{"type":"string","maxLength":1000,"nullable":true},"time":{"type":"string","maxLength":40,"nullable":true}},"nullable":true},"lastPollAt":{"type":"string","maxLength":40,"nullable":true},"nextPollAt":{"type":"string","maxLength":40,"nullable":true},"lastError":{"type":"object","additionalProperties":false,"required":["kind","message","at","commit"],"properties":{"kind":{"type":"string","maxLength":64},"message":{"type":"string","maxLength":4000},"at":{"type":"string","maxLength":40},"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","nullable":true}},"nullable":true},"failedBuilds":{"type":"array","maxItems":100,"items":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"}},"untrusted":{"type":"object","additionalProperties":false,"required":["head","commit","reason","message","at"],"nullable":true,"properties":{"head":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","nullable":true},"reason":{"type":"string","maxLength":64},"message":{"type":"string","maxLength":4000},"at":{"type":"string","maxLength":40}}},"vulnerabilities":{"type":"object","additionalProperties":false,"required":["commit","toplevel","liveSystem","at","decision","minSeverity","new","fixed","allowed","counts","error"],"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"toplevel":{"type":"string","maxLength":4096},"liveSystem":{"type":"string","maxLength":4096,"nullable":true},"at":{"type":"string","maxLength":40},"decision":{"type":"string","enum":["passed","refused","warned","error-allowed","error-refused"]},"minSeverity":{"type":"number","minimum":0,"maximum":10},"new":{"type":"array","maxItems":100,"items":{"type":"object","additionalProperties":false,"required":["id","package","version","score"],"properties":{"id":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"package":{"type":"string","maxLength":256},"version":{"type":"string","maxLength":256,"nullable":true},"score":{"type":"number","minimum":0,"maximum":10,"nullable":true}}}},"fixed":{"type":"array","maxItems":100,"items":{"type":"object","additionalProperties":false,"required":["id","package","version","score"],"properties":{"id":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"package":{"type":"string","maxLength":256},"version":{"type":"string","maxLength":256,"nullable":true},"score":{"type":"number","minimum":0,"maximum":10,"nullable":true}}}},"allowed":{"type":"array","maxItems":100,"items":{"type":"object","additionalProperties":false,"required":["id","package","version","score"],"properties":{"id":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"package":{"type":"string","maxLength":256},"version":{"type":"string","maxLength":256,"nullable":true},"score":{"type":"number","minimum":0,"maximum":10,"nullable":true}}}},"counts":{"type":"object","additionalProperties":false,"required":["new","fixed","allowed"],"properties":{"new":{"type":"integer","minimum":0},"fixed":{"type":"integer","minimum":0},"allowed":{"type":"integer","minimum":0}}},"error":{"type":"string","maxLength":4000,"nullable":true}},"nullable":true},"refusedHead":{"type":"object","additionalProperties":false,"required":["commit","reason","deployed","at"],"nullable":true,"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"reason":{"type":"string","enum":["not-descendant"]},"deployed":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","nullable":true},"at":{"type":"string","maxLength":40}}},"prebuilt":{"type":"object","additionalProperties":false,"required":["toplevel","sourceCommit","manifestCommit","signer","cacheKey"],"nullable":true,"properties":{"toplevel":{"type":"string","pattern":"^/nix/store/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\\-_?=][A-Za-z0-9+\\-._?=]{0,210}$"},"sourceCommit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"manifestCommit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"signer":{"type":"string","maxLength":256,"nullable":true},"cacheKey":{"type":"string","maxLength":256,"nullable":true}}}}};
 const pattern15 = new RegExp("^CVE-[0-9]{4}-[0-9]{4,}$", "u");
 
 function validate21(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
@@ -2223,6 +2223,149 @@ var valid0 = _errs144 === errors;
 }
 else {
 var valid0 = true;
+}
+if(valid0){
+if(data.prebuilt !== undefined){
+let data61 = data.prebuilt;
+const _errs157 = errors;
+if((!(data61 && typeof data61 == "object" && !Array.isArray(data61))) && (data61 !== null)){
+validate21.errors = [{instancePath:instancePath+"/prebuilt",schemaPath:"#/properties/prebuilt/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+return false;
+}
+if(errors === _errs157){
+if(data61 && typeof data61 == "object" && !Array.isArray(data61)){
+let missing11;
+if((((((data61.toplevel === undefined) && (missing11 = "toplevel")) || ((data61.sourceCommit === undefined) && (missing11 = "sourceCommit"))) || ((data61.manifestCommit === undefined) && (missing11 = "manifestCommit"))) || ((data61.signer === undefined) && (missing11 = "signer"))) || ((data61.cacheKey === undefined) && (missing11 = "cacheKey"))){
+validate21.errors = [{instancePath:instancePath+"/prebuilt",schemaPath:"#/properties/prebuilt/required",keyword:"required",params:{missingProperty: missing11},message:"must have required property '"+missing11+"'"}];
+return false;
+}
+else {
+const _errs160 = errors;
+for(const key11 in data61){
+if(!(((((key11 === "toplevel") || (key11 === "sourceCommit")) || (key11 === "manifestCommit")) || (key11 === "signer")) || (key11 === "cacheKey"))){
+validate21.errors = [{instancePath:instancePath+"/prebuilt",schemaPath:"#/properties/prebuilt/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"}];
+return false;
+break;
+}
+}
+if(_errs160 === errors){
+if(data61.toplevel !== undefined){
+let data62 = data61.toplevel;
+const _errs161 = errors;
+if(errors === _errs161){
+if(typeof data62 === "string"){
+if(!pattern6.test(data62)){
+validate21.errors = [{instancePath:instancePath+"/prebuilt/toplevel",schemaPath:"#/properties/prebuilt/properties/toplevel/pattern",keyword:"pattern",params:{pattern: "^/nix/store/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\\-_?=][A-Za-z0-9+\\-._?=]{0,210}$"},message:"must match pattern \""+"^/nix/store/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\\-_?=][A-Za-z0-9+\\-._?=]{0,210}$"+"\""}];
+return false;
+}
+}
+else {
+validate21.errors = [{instancePath:instancePath+"/prebuilt/toplevel",schemaPath:"#/properties/prebuilt/properties/toplevel/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+}
+var valid15 = _errs161 === errors;
+}
+else {
+var valid15 = true;
+}
+if(valid15){
+if(data61.sourceCommit !== undefined){
+let data63 = data61.sourceCommit;
+const _errs163 = errors;
+if(errors === _errs163){
+if(typeof data63 === "string"){
+if(!pattern5.test(data63)){
+validate21.errors = [{instancePath:instancePath+"/prebuilt/sourceCommit",schemaPath:"#/properties/prebuilt/properties/sourceCommit/pattern",keyword:"pattern",params:{pattern: "^([0-9a-f]{40}|[0-9a-f]{64})$"},message:"must match pattern \""+"^([0-9a-f]{40}|[0-9a-f]{64})$"+"\""}];
+return false;
+}
+}
+else {
+validate21.errors = [{instancePath:instancePath+"/prebuilt/sourceCommit",schemaPath:"#/properties/prebuilt/properties/sourceCommit/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+}
+var valid15 = _errs163 === errors;
+}
+else {
+var valid15 = true;
+}
+if(valid15){
+if(data61.manifestCommit !== undefined){
+let data64 = data61.manifestCommit;
+const _errs165 = errors;
+if(errors === _errs165){
+if(typeof data64 === "string"){
+if(!pattern5.test(data64)){
+validate21.errors = [{instancePath:instancePath+"/prebuilt/manifestCommit",schemaPath:"#/properties/prebuilt/properties/manifestCommit/pattern",keyword:"pattern",params:{pattern: "^([0-9a-f]{40}|[0-9a-f]{64})$"},message:"must match pattern \""+"^([0-9a-f]{40}|[0-9a-f]{64})$"+"\""}];
+return false;
+}
+}
+else {
+validate21.errors = [{instancePath:instancePath+"/prebuilt/manifestCommit",schemaPath:"#/properties/prebuilt/properties/manifestCommit/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+}
+var valid15 = _errs165 === errors;
+}
+else {
+var valid15 = true;
+}
+if(valid15){
+if(data61.signer !== undefined){
+let data65 = data61.signer;
+const _errs167 = errors;
+if((typeof data65 !== "string") && (data65 !== null)){
+validate21.errors = [{instancePath:instancePath+"/prebuilt/signer",schemaPath:"#/properties/prebuilt/properties/signer/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+if(errors === _errs167){
+if(typeof data65 === "string"){
+if(func3(data65) > 256){
+validate21.errors = [{instancePath:instancePath+"/prebuilt/signer",schemaPath:"#/properties/prebuilt/properties/signer/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"}];
+return false;
+}
+}
+}
+var valid15 = _errs167 === errors;
+}
+else {
+var valid15 = true;
+}
+if(valid15){
+if(data61.cacheKey !== undefined){
+let data66 = data61.cacheKey;
+const _errs170 = errors;
+if((typeof data66 !== "string") && (data66 !== null)){
+validate21.errors = [{instancePath:instancePath+"/prebuilt/cacheKey",schemaPath:"#/properties/prebuilt/properties/cacheKey/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+if(errors === _errs170){
+if(typeof data66 === "string"){
+if(func3(data66) > 256){
+validate21.errors = [{instancePath:instancePath+"/prebuilt/cacheKey",schemaPath:"#/properties/prebuilt/properties/cacheKey/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"}];
+return false;
+}
+}
+}
+var valid15 = _errs170 === errors;
+}
+else {
+var valid15 = true;
+}
+}
+}
+}
+}
+}
+}
+}
+}
+var valid0 = _errs157 === errors;
+}
+else {
+var valid0 = true;
+}
 }
 }
 }

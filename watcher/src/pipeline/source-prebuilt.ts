@@ -30,6 +30,7 @@ import { missingLocally } from '../commands/nix-store-check-validity.ts';
 import { realise, realiseFailureOf } from '../commands/nix-store-realise.ts';
 import { configurationRevision } from '../commands/nixos-version.ts';
 import { faultOf } from '../fault.ts';
+import { rememberProvenance } from '../memory.ts';
 import type { WatcherContext } from './context.ts';
 import { pruneGcRoots } from './source-build.ts';
 import type { Realised, SystemSource } from './source.ts';
@@ -296,8 +297,6 @@ export class PrebuiltSystemSource implements SystemSource {
   readonly mode = 'prebuilt' as const;
   private readonly c: WatcherContext;
   private readonly source: PrebuiltSource;
-  /** Where the last system realised came from (pullnix-ctl status's source line). */
-  provenance: Provenance | null = null;
 
   constructor(context: WatcherContext) {
     this.c = context;
@@ -330,7 +329,9 @@ export class PrebuiltSystemSource implements SystemSource {
         reason: r.reason,
       };
     }
-    this.provenance = r.provenance;
+    const { toplevel, sourceCommit, manifestCommit, signer, cacheKey } = r.provenance;
+    rememberProvenance(this.c.memory, { toplevel, sourceCommit, manifestCommit, signer, cacheKey });
+    this.c.save();
     const removed = pruneGcRoots(this.c.gcrootsDir, config.build.keepGcRoots, [commit, deployed]);
     if (removed.length > 0) logger.event('gcroots.pruned', { removed, kept: config.build.keepGcRoots });
     return { ok: true, toplevel: r.toplevel, durationMs: r.durationMs };
