@@ -6,7 +6,7 @@
  * then it only names things: every claim in it is checked again (the closure's signatures by Nix,
  * its revision against sourceCommit).
  */
-import { isCommit, isStorePath } from './protocol/grammar.ts';
+import { isCommit, STORE_PATH_PATTERN } from './protocol/grammar.ts';
 
 export interface Manifest {
   /** The host's system: a top-level store path (`/nix/store/<hash>-nixos-system-…`). */
@@ -25,8 +25,14 @@ export class ManifestError extends Error {
   }
 }
 
+/** `storeDir`: the store the machine's paths are in (config paths.storeDir; /nix/store on NixOS). */
+function isTopLevelIn(path: string, storeDir: string): boolean {
+  const dir = storeDir.replace(/\/+$/, '');
+  return path.startsWith(`${dir}/`) && new RegExp(STORE_PATH_PATTERN).test(`/nix/store/${path.slice(dir.length + 1)}`);
+}
+
 /** Parses and checks a manifest's text; throws ManifestError naming the first problem. */
-export function parseManifest(text: string, where: string): Manifest {
+export function parseManifest(text: string, where: string, storeDir = '/nix/store'): Manifest {
   if (Buffer.byteLength(text) > MANIFEST_MAX_BYTES) throw new ManifestError(`${where}: larger than ${MANIFEST_MAX_BYTES} bytes; a manifest is {"toplevel": …, "sourceCommit": …}`);
   let data: unknown;
   try {
@@ -39,7 +45,7 @@ export function parseManifest(text: string, where: string): Manifest {
   const unknown = Object.keys(obj).filter((k) => k !== 'toplevel' && k !== 'sourceCommit');
   if (unknown.length > 0) throw new ManifestError(`${where}: unknown key(s) ${unknown.map((k) => JSON.stringify(k)).join(', ')} (a manifest has toplevel and sourceCommit)`);
   const { toplevel, sourceCommit } = obj;
-  if (typeof toplevel !== 'string' || !isStorePath(toplevel)) throw new ManifestError(`${where}: toplevel must be a top-level Nix store path (/nix/store/<hash>-<name>), got ${JSON.stringify(toplevel)}`);
+  if (typeof toplevel !== 'string' || !isTopLevelIn(toplevel, storeDir)) throw new ManifestError(`${where}: toplevel must be a top-level Nix store path (${storeDir}/<hash>-<name>), got ${JSON.stringify(toplevel)}`);
   if (typeof sourceCommit !== 'string' || !isCommit(sourceCommit)) throw new ManifestError(`${where}: sourceCommit must be a full commit id (40 or 64 hex digits), got ${JSON.stringify(sourceCommit)}`);
   return { toplevel, sourceCommit };
 }

@@ -138,7 +138,7 @@ export class PrebuiltSource {
     const text = await readCommitFile(this.options.runner, this.options.gitDir, commit, this.manifestPath, signal);
     if (text === null) return null;
     try {
-      return parseManifest(text, this.manifestPath);
+      return parseManifest(text, this.manifestPath, this.options.config.paths.storeDir);
     } catch {
       return null;
     }
@@ -170,7 +170,7 @@ export class PrebuiltSource {
     if (text === null) return refuse('manifest-missing', `${where}: no such file; CI writes this host's manifest there (source.manifest)`);
     let manifest;
     try {
-      manifest = parseManifest(text, where);
+      manifest = parseManifest(text, where, config.paths.storeDir);
     } catch (error) {
       if (error instanceof ManifestError) return refuse('manifest-invalid', error.message);
       throw error;
