@@ -20,9 +20,33 @@ import { subscribedLink, watcherConfig } from '../lib/watcher-fixtures.ts';
 import { GitRemote, REAL_GIT } from '../lib/git-remote.ts';
 import { SshSigner } from '../lib/signing.ts';
 import { CapturedLog } from '../lib/watcher-fixtures.ts';
-import { e2eUnavailable, NIX_CONFIG } from '../lib/watcher-machine.ts';
+import { e2eUnavailable, NIX_CONFIG, ROOT } from '../lib/watcher-machine.ts';
 
 const unavailable = e2eUnavailable();
+const PUBLISH = join(ROOT, 'nixos/ci/pullnix-publish.sh');
+
+/** Flakes are pure: no builtins.currentSystem. */
+function nixSystem(): string {
+  return `${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux`;
+}
+
+/** A flake with one host whose toplevel's nixos-version --json carries self.rev, as NixOS's does with system.configurationRevision = self.rev. */
+function flake(tag: string): string {
+  return `{
+  outputs = { self }: {
+    nixosConfigurations.testhost.config.system.build.toplevel = let
+      version = builtins.toFile "nixos-version" ''
+        #!/bin/sh
+        echo '{"nixosVersion":"26.05","configurationRevision":"\${self.rev or "dirty"}"}'
+      '';
+    in derivation {
+      name = "nixos-system-testhost-${tag}-${nonce}"; system = "${nixSystem()}"; builder = "/bin/sh";
+      args = [ "-c" "/bin/mkdir -p $out/sw/bin && /bin/sed 's/^ *//' \${version} > $out/sw/bin/nixos-version && /bin/chmod +x $out/sw/bin/nixos-version" ];
+    };
+  };
+}
+`;
+}
 const root = mkdtempSync(join(tmpdir(), 'pullnix-prebuilt-'));
 const nonce = `${process.pid}-${Date.now()}`;
 const nixEnv = { ...process.env, NIX_CONFIG } as Record<string, string>;
@@ -286,14 +310,23 @@ describe('the prebuilt source with the real nix, git and keys', { skip: unavaila
     for (const x of [down, full]) noRoot(x);
   });
 
-  it('the watcher in prebuilt mode deploys the system CI built with zero evaluations and zero builds, and status names its source', async () => {
+  it('the watcher in prebuilt mode deploys what the shipped CI script published, with zero evaluations and zero builds, and status names its source', async () => {
     const dir = mkdtempSync(join(root, 'watcher-'));
     const remote = new GitRemote({ root: dir });
-    const src = remote.commit('a human change', { 'configuration.nix': '{ }' }, alice);
-    const system = buildSystem('watcher', src);
-    publish(cache, system, cacheKey);
-    const head = remote.commit('ci: hosts/testhost.json', { 'hosts/testhost.json': `${JSON.stringify({ toplevel: system, sourceCommit: src })}\n` }, ci);
+    // The configuration: a flake whose toplevel records self.rev as NixOS's configurationRevision.
+    const src = remote.commit('a human change', { 'flake.nix': flake('ci-script') }, alice);
     remote.push();
+    // CI: nixos/ci/pullnix-publish.sh, the script docs/prebuilt.md gives users, in the checkout.
+    const published = execFileSync('bash', [PUBLISH, '--cache', `file://${cache}`, '--key', cacheKey.secret, '--host', 'testhost', '--push', remote.url], {
+      cwd: remote.work,
+      env: { ...nixEnv, GIT_AUTHOR_NAME: 'ci', GIT_AUTHOR_EMAIL: 'ci@example.org', GIT_COMMITTER_NAME: 'ci', GIT_COMMITTER_EMAIL: 'ci@example.org', GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_COUNT: '2', GIT_CONFIG_KEY_0: 'gpg.format', GIT_CONFIG_VALUE_0: 'ssh', GIT_CONFIG_KEY_1: 'user.signingkey', GIT_CONFIG_VALUE_1: join(ci.dir, 'key') },
+      encoding: 'utf8',
+    }).trim();
+    const head = remote.head();
+    assert.equal(published, head);
+    const manifest = JSON.parse(readFileSync(join(remote.work, 'hosts/testhost.json'), 'utf8')) as { toplevel: string; sourceCommit: string };
+    assert.equal(manifest.sourceCommit, src);
+    const system = manifest.toplevel;
     const stateDir = join(dir, 'state');
     const socketPath = join(stateDir, 'run', 'executor.sock');
     const config = watcherConfig({
