@@ -154,7 +154,9 @@ export class PrebuiltSource {
     const log = logger.child({ commit: head });
     const refuse = (reason: PrebuiltReason, message: string, stopped = false): PrebuiltResult => {
       const verdict = VERDICTS[reason];
-      if (!stopped) log.event(verdict === 'wait' ? 'prebuilt.waiting' : verdict === 'retry' ? 'prebuilt.deferred' : 'prebuilt.refused', { reason, error: message });
+      if (!stopped && verdict === 'wait') log.event('prebuilt.waiting', { reason, error: message });
+      else if (!stopped && verdict === 'retry') log.event('prebuilt.deferred', { reason, error: message });
+      else if (!stopped) log.event('prebuilt.refused', { reason, error: message });
       return { ok: false, stopped, verdict, reason, message, durationMs: this.now() - started };
     };
     const where = `${this.manifestPath} at ${head}`;
