@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { createRunner, parseConfig, type Runner } from '@pullnix/shared';
 import { PrebuiltSource, Watcher, type PrebuiltResult } from '@pullnix/watcher';
+import { Nginx, nginxUnavailable } from '../lib/nginx.ts';
 import { FakeExecutor } from '../lib/watcher-fake-executor.ts';
 import { subscribedLink, watcherConfig } from '../lib/watcher-fixtures.ts';
 import { GitRemote, REAL_GIT } from '../lib/git-remote.ts';
@@ -22,7 +23,7 @@ import { SshSigner } from '../lib/signing.ts';
 import { CapturedLog } from '../lib/watcher-fixtures.ts';
 import { e2eUnavailable, NIX_CONFIG, ROOT } from '../lib/watcher-machine.ts';
 
-const unavailable = e2eUnavailable();
+const unavailable = e2eUnavailable() ?? nginxUnavailable();
 const PUBLISH = join(ROOT, 'nixos/ci/pullnix-publish.sh');
 
 /** Flakes are pure: no builtins.currentSystem. */
@@ -310,7 +311,7 @@ describe('the prebuilt source with the real nix, git and keys', { skip: unavaila
     for (const x of [down, full]) noRoot(x);
   });
 
-  it('the watcher in prebuilt mode deploys what the shipped CI script published, with zero evaluations and zero builds, and status names its source', async () => {
+  it('the watcher in prebuilt mode deploys what the shipped CI script published, over nginx (git smart HTTP, the cache; the cache down first), with zero evaluations and zero builds, and status names its source', async () => {
     const dir = mkdtempSync(join(root, 'watcher-'));
     const remote = new GitRemote({ root: dir });
     // The configuration: a flake whose toplevel records self.rev as NixOS's configurationRevision.
@@ -327,15 +328,22 @@ describe('the prebuilt source with the real nix, git and keys', { skip: unavaila
     const manifest = JSON.parse(readFileSync(join(remote.work, 'hosts/testhost.json'), 'utf8')) as { toplevel: string; sourceCommit: string };
     assert.equal(manifest.sourceCommit, src);
     const system = manifest.toplevel;
+    // The forge and the cache, over HTTP: nginx serving the repository through git-http-backend
+    // (fcgiwrap) and, as a second server, the cache directory.
+    const forge = new Nginx({ cacheDir: join(dir, 'none'), gitRoot: dir });
+    const cacheServer = new Nginx({ cacheDir: cache, gitRoot: join(dir, 'none') });
+    teardowns.push(() => forge.stop(), () => cacheServer.stop());
+    await forge.start();
+    await cacheServer.start();
     const stateDir = join(dir, 'state');
     const socketPath = join(stateDir, 'run', 'executor.sock');
     const config = watcherConfig({
-      url: remote.url,
+      url: forge.gitUrl('remote.git'),
       stateDir,
       socketPath,
       extra: {
         trust: { mode: 'all', allowedSigners: [alice.allowed(), ci.allowed('ci@example.org', {}, 'builder')] },
-        source: { mode: 'prebuilt', caches: [`file://${cache}`], publicKeys: [cacheKey.public], requireSignedSource: true, freeSpaceMarginMiB: 1 },
+        source: { mode: 'prebuilt', caches: [cacheServer.cacheUrl], publicKeys: [cacheKey.public], requireSignedSource: true, freeSpaceMarginMiB: 1 },
       },
     });
     const executor = new FakeExecutor({ socketPath, stateDir });
@@ -352,6 +360,14 @@ describe('the prebuilt source with the real nix, git and keys', { skip: unavaila
       return real(argv, { ...opts, env: { ...opts.env, ...env } });
     };
     const watcher = new Watcher({ config, runner, logger: log.logger, executor: link });
+    // The cache is down: the machine's fault, retried with back-off, nothing remembered or rooted.
+    await cacheServer.stopServer();
+    const down = await watcher.pollOnce();
+    assert.equal(down.outcome, 'machine-error', JSON.stringify(watcher.report().lastError));
+    assert.match(watcher.report().lastError?.message ?? '', /cache-unreachable/);
+    assert.deepEqual(watcher.report().failedBuilds, []);
+    assert.equal(existsSync(join(stateDir, 'gcroots', head)), false);
+    await cacheServer.start();
     const result = await watcher.pollOnce();
     assert.equal(result.outcome, 'deployed', JSON.stringify(watcher.report().lastError));
     assert.deepEqual(executor.deploys.map((d) => [d.commit, d.toplevel]), [[head, system]]);
@@ -361,5 +377,7 @@ describe('the prebuilt source with the real nix, git and keys', { skip: unavaila
     const provenance = watcher.report().prebuilt;
     assert.deepEqual(provenance, { toplevel: system, sourceCommit: src, manifestCommit: head, signer: 'ci@example.org', cacheKey: 'ci.example.org-1' });
     assert.deepEqual(executor.lastReport?.prebuilt ?? watcher.report().prebuilt, provenance, 'the report the executor shows in status carries it');
+    assert.match(cacheServer.accessLog(), /GET \/cache\/nar\/[^ ]+ HTTP\/1.1" 200/, 'the NARs came over HTTP from nginx');
+    assert.match(forge.accessLog(), /git-upload-pack/, 'git fetched over smart HTTP');
   });
 });
