@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
@@ -354,7 +354,8 @@ describe('the prebuilt source with the real nix, git and keys', { skip: unavaila
     // Every command the watcher runs, counted: the machine's store is a store of its own.
     const commands: string[][] = [];
     const real = createRunner(log.logger);
-    const env = { NIX_REMOTE: join(dir, 'machine-store'), NIX_CONFIG: `${NIX_CONFIG}\ntrusted-public-keys = ${cacheKey.public}` };
+    // As the module configures the daemon: the cache key trusted, the negative narinfo cache off.
+    const env = { NIX_REMOTE: join(dir, 'machine-store'), NIX_CONFIG: `${NIX_CONFIG}\ntrusted-public-keys = ${cacheKey.public}\nnarinfo-cache-negative-ttl = 0` };
     const runner: Runner = (argv, opts) => {
       commands.push([...argv]);
       return real(argv, { ...opts, env: { ...opts.env, ...env } });
@@ -368,6 +369,16 @@ describe('the prebuilt source with the real nix, git and keys', { skip: unavaila
     assert.deepEqual(watcher.report().failedBuilds, []);
     assert.equal(existsSync(join(stateDir, 'gcroots', head)), false);
     await cacheServer.start();
+    // The manifest before the cache has the toplevel (its narinfo not there yet): a wait, at the
+    // regular interval (3600 s here, not the 2 s back-off), nothing remembered; then it deploys.
+    const info = narinfoOf(cache, system);
+    renameSync(info, `${info}.later`);
+    const early = await watcher.pollOnce();
+    assert.equal(early.outcome, 'source-waiting', JSON.stringify(watcher.report().lastError));
+    assert.ok(early.nextDelayMs >= 3_600_000, `next poll in ${early.nextDelayMs} ms`);
+    assert.deepEqual(watcher.report().failedBuilds, []);
+    assert.equal(log.count('prebuilt.waiting'), 1);
+    renameSync(`${info}.later`, info);
     const result = await watcher.pollOnce();
     assert.equal(result.outcome, 'deployed', JSON.stringify(watcher.report().lastError));
     assert.deepEqual(executor.deploys.map((d) => [d.commit, d.toplevel]), [[head, system]]);
