@@ -71,9 +71,10 @@ let
     ProtectKernelLogs = true;
     SystemCallArchitectures = "native";
     # Unix sockets (the executor's, the nix-daemon's, systemd's), IP (the git remote, the http
-    # and tcp checks), and AF_NETLINK: node-ipc calls os.networkInterfaces() when it loads
-    # (getifaddrs, a netlink query; without it the daemons exit at start, seen on the bed), and
-    # glibc's getaddrinfo with AI_ADDRCONFIG asks netlink too. No raw or packet sockets.
+    # and tcp checks), and AF_NETLINK: node-ipc (the executor's server) calls
+    # os.networkInterfaces() when it loads (getifaddrs, a netlink query; without it the daemons
+    # exited at start, seen on the bed), and glibc's getaddrinfo with AI_ADDRCONFIG asks netlink
+    # too. No raw or packet sockets.
     RestrictAddressFamilies = [
       "AF_UNIX"
       "AF_INET"

@@ -13,7 +13,6 @@ import {
   TextfileWriter,
   protectTextfileDirectory,
   type Config,
-  type Connection,
   type DeploymentRecord,
   type HistoryParams,
   type Logger,
@@ -23,6 +22,7 @@ import {
   type TrustGate,
   type WatcherReport,
 } from '@pullnix/shared';
+import type { Connection } from '@pullnix/shared/server';
 import { catUnit, loadState, restartUnit, stopUnitsNoBlock } from './commands/systemctl.ts';
 import { EXECUTOR_METRICS_FILE, executorMetrics } from './metrics.ts';
 import { inWindow } from './pipeline/window.ts';

@@ -6,15 +6,8 @@
 import {
   Authenticator,
   newRunId,
-  RefusalLog,
-  type DropCause,
-  type DropInfo,
-  type RefusalInfo,
-  SocketServer,
   type AuthenticatedRequest,
-  type Connection,
   type DeployParams,
-  type Handler,
   type HistoryParams,
   type Logger,
   type PauseParams,
@@ -25,6 +18,7 @@ import {
   type TrustedKey,
   type WatcherReport,
 } from '@pullnix/shared';
+import { RefusalLog, type DropCause, type DropInfo, type RefusalInfo, SocketServer, type Connection, type Handler } from '@pullnix/shared/server';
 import type { Executor } from './executor.ts';
 import { LOCAL_OPERATOR_KEY_ID } from './keys.ts';
 

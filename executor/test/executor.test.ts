@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
-import type { Connection, Push, WatcherReport } from '@pullnix/shared';
+import type { Push, WatcherReport } from '@pullnix/shared';
+import type { Connection } from '@pullnix/shared/server';
 import { COMMIT_A, COMMIT_B, COMMIT_C } from './lib/fake-system.ts';
 import { harness, type Harness } from './lib/harness.ts';
 

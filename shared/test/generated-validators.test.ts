@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { Ajv } from 'ajv';
 import configSchema from '../schema/config.schema.json' with { type: 'json' };
-import { CONFIG_AJV_OPTIONS, generateValidators, PROTOCOL_AJV_OPTIONS } from '../scripts/generate-validators.ts';
+import { CONFIG_AJV_OPTIONS, eagerFunctions, generateValidators, PROTOCOL_AJV_OPTIONS } from '../scripts/generate-validators.ts';
 import { validateConfig } from '../src/generated/config-validator.ts';
 import { envelopeSchema } from '../src/protocol/envelope.ts';
 import { METHODS, type MethodName } from '../src/protocol/methods/index.ts';
@@ -67,5 +67,24 @@ describe('ahead-of-time validators', () => {
       const compiled = ajv.compile(METHODS[name].params);
       for (const params of samples) assert.deepEqual(judge(validateParams[name], params), judge(compiled, params), `${name} ${JSON.stringify(params)}`);
     }
+  });
+});
+
+describe('generated validators are compiled with their module (so they go into the compile cache)', () => {
+  it('every validator is a parenthesised function, and no runtime helper is imported as an ES module', () => {
+    for (const m of generateValidators()) {
+      assert.doesNotMatch(m.text, /^function validate\d+\(/m, `${m.name}: a function declaration is compiled lazily, at its first call`);
+      assert.match(m.text, /^const validate\d+ = \(function validate\d+\(/m, m.name);
+      assert.doesNotMatch(m.text, /^import \w+ from 'ajv\//m, `${m.name}: imports a CommonJS helper as an ES module (the export lexer)`);
+    }
+  });
+
+  it('eagerFunctions keeps braces in strings and moves the exports after the functions', () => {
+    const code = 'export const a = validate1;\nconst x = 1;\nfunction validate1(data, {p=""}={}){if (data === "}{") { return "\\"}"; }\nreturn `{`;\n}\nfunction validate2(d){return 1;}\n';
+    const out = eagerFunctions(code);
+    assert.equal(out, 'const x = 1;\nconst validate1 = (function validate1(data, {p=""}={}){if (data === "}{") { return "\\"}"; }\nreturn `{`;\n});\nconst validate2 = (function validate2(d){return 1;});\nexport const a = validate1;\n');
+    const mod = new Function(`${out.replace('export ', '')}; return a;`)() as (d: unknown) => unknown;
+    assert.equal(mod('}{'), '"}');
+    assert.equal(mod(0), '{');
   });
 });

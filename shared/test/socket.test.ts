@@ -1,25 +1,23 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, statSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   Authenticator,
   ConnectError,
-  DEFAULT_MAX_CONNECTIONS,
   MAX_FRAME_IN_BYTES,
-  MAX_REFUSALS_PER_CONNECTION,
   generateSigningKey,
   newRunId,
   PullnixError,
   signRequest,
   SocketClient,
-  SocketServer,
-  type DropCause,
   type Push,
   type Response,
 } from '../src/index.ts';
+import { MAX_FRAME_BYTES } from '../src/ipc/frame.ts';
+import { DEFAULT_MAX_CONNECTIONS, MAX_REFUSALS_PER_CONNECTION, SocketServer, type DropCause } from '../src/server-entry.ts';
 
 const RUN = newRunId();
 
@@ -268,5 +266,76 @@ describe('socket server and client', () => {
   it('reports a missing socket as ENOENT', async () => {
     const client = new SocketClient({ path: join(dir, 'nope.sock'), key: watcher });
     await assert.rejects(client.connect(), (e: unknown) => e instanceof ConnectError && e.errno === 'ENOENT');
+  });
+});
+
+describe('the client reads node-ipc frames over node:net', () => {
+  /** A Unix-socket server that runs `serve` on each connection, recording what the client sent. */
+  async function rawServer(serve: (socket: Socket) => void): Promise<{ path: string; close: () => void; received: string[] }> {
+    const dir = mkdtempSync(join(tmpdir(), 'pullnix-client-frames-'));
+    const path = join(dir, 's.sock');
+    const received: string[] = [];
+    const server = createServer((socket) => {
+      socket.setEncoding('utf8');
+      socket.on('data', (d: string) => received.push(d));
+      socket.on('error', () => {});
+      serve(socket);
+    });
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    return { path, received, close: () => server.close() };
+  }
+  const frame = (type: string, data: unknown) => `${JSON.stringify({ type, data })}\f`;
+  const waitUntil = async (what: string, cond: () => boolean) => {
+    const deadline = Date.now() + 10_000;
+    while (!cond()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setImmediate(r));
+    }
+  };
+
+  it('a hello split across writes, and several frames in one write, arrive whole; requests go out as node-ipc frames', async () => {
+    const hello = frame('pullnix.hello', { v: 2, run: RUN });
+    const push = frame('pullnix.push', { type: 'sync' }) + frame('pullnix.push', { type: 'retry', commit: 'a'.repeat(40) });
+    const srv = await rawServer((socket) => {
+      socket.write(hello.slice(0, 7));
+      setImmediate(() => socket.write(hello.slice(7) + push));
+    });
+    const client = new SocketClient({ path: srv.path, key: generateSigningKey('watcher') });
+    const pushes: unknown[] = [];
+    client.onPush((m) => pushes.push(m));
+    try {
+      await client.connect();
+      assert.equal(client.run, RUN);
+      client.request('status', {}, { timeoutMs: 0 }).catch(() => {});
+      await waitUntil('the pushes and the request', () => pushes.length === 2 && srv.received.join('').includes('\f'));
+      assert.deepEqual(pushes, [{ type: 'sync' }, { type: 'retry', commit: 'a'.repeat(40) }]);
+      const sent = JSON.parse(srv.received.join('').split('\f')[0]!) as { type: string; data: { method: string; run: string } };
+      assert.equal(sent.type, 'pullnix.request');
+      assert.equal(sent.data.method, 'status');
+      assert.equal(sent.data.run, RUN);
+    } finally {
+      client.close();
+      srv.close();
+    }
+  });
+
+  it('a frame larger than the limit closes the connection (node-ipc guarded parser): a waiting request fails, nothing is buffered without bound', { timeout: 10_000 }, async () => {
+    const srv = await rawServer((socket) => {
+      socket.write(frame('pullnix.hello', { v: 2, run: RUN }));
+      // The answer to the first request: a frame without end (1 MiB + 1 byte is over the limit).
+      socket.once('data', () => socket.write('{"type":"pullnix.response","data":"' + 'x'.repeat(MAX_FRAME_BYTES)));
+    });
+    const client = new SocketClient({ path: srv.path, key: generateSigningKey('watcher') });
+    try {
+      await client.connect();
+      let closed = false;
+      client.onClose(() => (closed = true));
+      await assert.rejects(client.request('status', {}, { timeoutMs: 0 }), (error: Error) => error instanceof ConnectError && error.errno === 'ECONNRESET');
+      assert.equal(closed, true);
+      assert.equal(client.connected, false);
+    } finally {
+      client.close();
+      srv.close();
+    }
   });
 });

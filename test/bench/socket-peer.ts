@@ -9,7 +9,8 @@
  */
 import { createServer } from 'node:net';
 import { rmSync } from 'node:fs';
-import { Authenticator, createLogger, newRunId, SocketServer } from '@pullnix/shared';
+import { Authenticator, createLogger, newRunId } from '@pullnix/shared';
+import { SocketServer } from '@pullnix/shared/server';
 import { createServers, type Executor } from '@pullnix/executor';
 
 const [mode, path, publicKey] = process.argv.slice(2);

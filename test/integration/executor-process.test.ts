@@ -65,8 +65,13 @@ describe('executor process: the pipeline end to end', () => {
     const listUnits = calls.map((c, i) => (c.startsWith('systemctl list-units') ? i : -1)).filter((i) => i >= 0);
     const activation = calls.findIndex((c) => c.startsWith('systemd-run'));
     assert.ok(listUnits[0]! < activation && listUnits.at(-1)! > activation, calls.join('\n'));
+    // The two units' LoadState are asked at once (Promise.all): their order in the log is the scheduler's.
+    const seen = calls.filter((c) => !c.startsWith('systemctl list-units')).map((c) => c.replace(/--unit=\S+ .* (\/nix\/store)/, '$1'));
+    const loadStates = seen.flatMap((c, i) => (c.includes('--property=LoadState ') ? [i] : []));
+    const sortedLoadStates = loadStates.map((i) => seen[i]!).sort();
+    loadStates.forEach((i, k) => (seen[i] = sortedLoadStates[k]!));
     assert.deepEqual(
-      calls.filter((c) => !c.startsWith('systemctl list-units')).map((c) => c.replace(/--unit=\S+ .* (\/nix\/store)/, '$1')),
+      seen,
       [
         'systemctl cat -- pullnix-executor.service',
         // the units just before activation, and again at the failed-units check's first look (none moved: no more looks)
@@ -76,8 +81,8 @@ describe('executor process: the pipeline end to end', () => {
         `systemctl show --property=${UNITS_SHOWN} -- *`,
         `nix-env -p ${bed.profile} --set ${v1}`,
         `switch-to-configuration ${v1} boot`,
-        'systemctl show --property=LoadState --value -- pullnix-watcher.service',
         'systemctl show --property=LoadState --value -- pullnix-executor.service',
+        'systemctl show --property=LoadState --value -- pullnix-watcher.service',
         'systemctl restart -- pullnix-watcher.service',
         'systemctl cat -- pullnix-executor.service',
       ],

@@ -11,8 +11,6 @@ import {
   generateSigningKey,
   PullnixError,
   saveSigningKey,
-  SocketServer,
-  type Connection,
   type DeploymentOutcome,
   type DeploymentRecord,
   type DeployParams,
@@ -21,6 +19,7 @@ import {
   type StatusResult,
   type WatcherReport,
 } from '@pullnix/shared';
+import { SocketServer, type Connection } from '@pullnix/shared/server';
 import { GitRemote } from './git-remote.ts';
 
 export type DeployAnswer = DeploymentOutcome | PullnixError;

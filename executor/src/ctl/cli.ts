@@ -3,7 +3,7 @@
  * with node:util parseArgs, and the one place errors become exit codes and messages.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { isErrorCode } from '@pullnix/shared';
+import { isErrorCode } from '@pullnix/shared/client';
 import * as cmd from './commands.ts';
 import { CtlError, EXIT, usageError } from './exit.ts';
 import type { ErrorOutput } from './schemas.ts';

@@ -2,18 +2,16 @@
  * The commands: what each one asks the executor (or does locally) and how it prints the answer.
  * The command table (name, usage, options, help) lives in cli.ts; this file only runs them.
  */
-import { spawn } from 'node:child_process';
 import { linkSync, mkdirSync, rmSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { createLogger, DEFAULT_CONFIG_PATH, fsyncDir, generateSigningKey, isCommit, KEY_ID_PATTERN, loadConfig, lookupUser, PROTOCOL_VERSION, saveSigningKey, VERSION, type SigningKey } from '@pullnix/shared';
-import { acceptWatcherKey as pinWatcherKey, keysDir } from '../keys.ts';
+import { DEFAULT_CONFIG_PATH, fsyncDir, generateSigningKey, isCommit, KEY_ID_PATTERN, loadConfig, lookupUser, PROTOCOL_VERSION, saveSigningKey, VERSION, type SigningKey } from '@pullnix/shared/client';
 import { connect, findKey, loadSettings, userKeyPath, type Connection, type CtlSettings } from './context.ts';
 import { CtlError, EXIT, usageError } from './exit.ts';
 import { colourWanted, makeStyle, printable } from './format.ts';
 import { renderDeployment, renderHistory, renderKey, renderStatus, renderVersion, type RenderContext } from './render.ts';
-import { OUTPUT_SCHEMAS, type KeyOutput, type VersionOutput } from './schemas.ts';
+import type { KeyOutput, VersionOutput } from './schemas.ts';
 
 /** Where a command writes and what it knows about its surroundings; process.* in main.ts, fakes in tests. */
 export interface Io {
@@ -277,6 +275,8 @@ export async function acceptWatcherKey(inv: Invocation): Promise<number> {
     const config = loadConfig(path);
     if (config.watcher.user === null) throw new Error('watcher.user is not set: the watcher runs as root with a key the executor made, nothing to accept');
     const uid = lookupUser(config.watcher.user).uid;
+    // The executor's key code and the logger, only for this command (start-up time: docs/benchmarks.md §5).
+    const [{ createLogger }, { acceptWatcherKey: pinWatcherKey, keysDir }] = await Promise.all([import('@pullnix/shared'), import('../keys.ts')]);
     const log = createLogger({ stream: process.stderr, level: 'info' });
     const r = pinWatcherKey({ stateDir: config.watcher.stateDir, uid, keysDir: keysDir(config.stateDir), log });
     result = { ...r, file: join(config.watcher.stateDir, 'watcher.pub') };
@@ -289,6 +289,8 @@ export async function acceptWatcherKey(inv: Invocation): Promise<number> {
 }
 
 export async function schema(inv: Invocation): Promise<number> {
+  // Built only for this command: ~10 ms of every other command's start-up (docs/benchmarks.md §5).
+  const { OUTPUT_SCHEMAS } = await import('./schemas.ts');
   const name = inv.positionals[0];
   if (name === undefined) {
     printJson(inv, OUTPUT_SCHEMAS);
@@ -319,6 +321,8 @@ export function journalctlArgv(settings: CtlSettings, inv: Pick<Invocation, 'val
 export async function logs(inv: Invocation): Promise<number> {
   const settings = settingsFor(inv);
   const [file, ...args] = journalctlArgv(settings, inv);
+  // node:child_process (with dgram, worker_threads, ...) only for this command: start-up time (docs/benchmarks.md §5).
+  const { spawn } = await import('node:child_process');
   // Ctrl-C belongs to journalctl (-f); this process only waits for it and passes its exit code on.
   const ignore = () => {};
   process.on('SIGINT', ignore);

@@ -22,7 +22,7 @@ import {
   type ParamsOf,
   type ResultFor,
   type SigningKey,
-} from '@pullnix/shared';
+} from '@pullnix/shared/client';
 import { CtlError, EXIT } from './exit.ts';
 
 /** The part of the configuration pullnix-ctl uses. */

@@ -2,7 +2,7 @@
  * pullnix-ctl's exit codes and its one error type. Scripts switch on the exit code (and, with
  * --json, on `error.code`); people read `message` and then `hint`, which says what to do.
  */
-import type { ErrorCode } from '@pullnix/shared';
+import type { ErrorCode } from '@pullnix/shared/client';
 
 export const EXIT = {
   /** Done; for read commands, the executor answered. */

@@ -3,7 +3,7 @@
  * passed through `printableDeep` first: subjects, refs, errors and names come from git, a forge or
  * the network, and must not reach the terminal as control sequences.
  */
-import { shortCommit, type CheckResult, type PrebuiltProvenance, type DeploymentRecord, type StatusResult, type VulnerabilityFinding, type VulnerabilityScan } from '@pullnix/shared';
+import { shortCommit, type CheckResult, type DeploymentRecord, type PrebuiltProvenance, type StatusResult, type VulnerabilityFinding, type VulnerabilityScan } from '@pullnix/shared/client';
 import { duration, fields, firstLine, printableDeep, quoted, relativeTime, table, type Style } from './format.ts';
 import type { CtlSettings } from './context.ts';
 import type { KeyOutput, VersionOutput } from './schemas.ts';

@@ -30,7 +30,7 @@ import {
   type VulnerabilityFinding,
   type VulnerabilityScan,
   type WatcherReport,
-} from '@pullnix/shared';
+} from '@pullnix/shared/client';
 import { CTL_ERROR_CODES } from './exit.ts';
 
 export interface KeyOutput {

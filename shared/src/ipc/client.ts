@@ -4,14 +4,32 @@
  * turns error responses into PullnixError (code preserved), and reports connection failures as
  * ConnectError with the errno the operator needs (ENOENT: executor not running; EACCES: not in
  * the operator group).
+ *
+ * It speaks node-ipc's wire format (the executor's server is node-ipc) over a plain `node:net`
+ * socket, without loading node-ipc: one connection, one peer, no retries, which is all a client
+ * needs, and node-ipc with its dependencies and `node:tls` was ~40 ms of every `pullnix-ctl` run
+ * and several MiB of the watcher's idle memory (docs/benchmarks.md §3 and §5, docs/decisions.md).
+ * The format, from node-ipc 14.0.0 (node_modules/node-ipc):
+ *   - a frame is `JSON.stringify({type, data})` followed by the delimiter (entities/EventParser.js
+ *     lines 66–67, Parser.encode; the delimiter is the instance's config, FRAME_DELIMITER here and
+ *     on the server: ipc/common.ts);
+ *   - reading: the socket's text (utf8: dao/client.js line 141, `socket.setEncoding`) is split at
+ *     each delimiter, each piece JSON-parsed and dispatched as `type` with `data`; what is left
+ *     waits for the next chunk (EventParser.js lines 153–171, GuardedParser.read);
+ *   - the guarded parser's bound: a frame, or the unfinished rest, over `maxMessageSize` bytes
+ *     (MAX_FRAME_BYTES) is a protocol failure that destroys the socket (EventParser.js lines
+ *     185–220; dao/client.js lines 281–288, protocolFailure), as is a frame that is not a JSON
+ *     object with a non-empty string `type` (EventParser.js lines 190–198);
+ *   - with `stopRetrying`, a closed socket is a final 'disconnect' (dao/client.js lines 188–204).
  */
+import { connect as netConnect, type Socket } from 'node:net';
 import { RUN_ID_PATTERN } from '../protocol/grammar.ts';
 import { PROTOCOL_VERSION, WIRE, signRequest, type Hello, type Push, type Response, type ResultFor } from '../protocol/envelope.ts';
 import { isErrorCode, PullnixError } from '../protocol/errors.ts';
 import type { SigningKey } from '../protocol/keys.ts';
 import type { ParamsOf } from '../protocol/method.ts';
 import type { MethodName, Methods } from '../protocol/methods/index.ts';
-import { newIpc, type IPCModuleInstance, type IpcPeer } from './common.ts';
+import { FRAME_DELIMITER, MAX_FRAME_BYTES } from './frame.ts';
 
 export class ConnectError extends Error {
   readonly errno: string;
@@ -37,13 +55,12 @@ interface Pending {
   timer: NodeJS.Timeout | null;
 }
 
-let clientSerial = 0;
 const runIdRe = new RegExp(RUN_ID_PATTERN);
 
 export class SocketClient {
-  private readonly ipc: IPCModuleInstance;
-  private readonly ipcId = `pullnix-client-${process.pid}-${++clientSerial}`;
-  private peer: IpcPeer | null = null;
+  private socket: Socket | null = null;
+  /** The unfinished rest of the text read so far (node-ipc's `socket.ipcBuffer`). */
+  private buffer = '';
   private readonly pending = new Map<string, Pending>();
   private readonly pushListeners = new Set<(message: Push) => void>();
   private readonly closeListeners = new Set<() => void>();
@@ -61,7 +78,6 @@ export class SocketClient {
 
   constructor(options: ClientOptions) {
     this.options = options;
-    this.ipc = newIpc(this.ipcId);
   }
 
   get connected(): boolean {
@@ -83,34 +99,77 @@ export class SocketClient {
         settled = true;
         clearTimeout(timer);
         if (error) {
-          this.ipc.disconnect(this.ipcId);
+          socket.destroy();
           reject(error);
         } else resolve();
       };
-      this.ipc.connectTo(this.ipcId, path, () => {
-        const peer = this.ipc.of[this.ipcId];
-        if (!peer) return finish(new ConnectError(path, undefined));
-        this.peer = peer;
-        // Connected once the executor's hello names its run: every request is signed for it.
-        peer.on(WIRE.hello, ((hello: Hello) => {
-          if (settled) return;
-          if (hello?.v !== PROTOCOL_VERSION || typeof hello.run !== 'string' || !runIdRe.test(hello.run)) {
-            return finish(new ConnectError(path, 'EPROTO', { cause: new Error(`the executor speaks protocol v${String(hello?.v)}; this client speaks v${PROTOCOL_VERSION}`) }));
+      const socket = netConnect({ path });
+      this.socket = socket;
+      this.buffer = '';
+      socket.setEncoding('utf8');
+      socket.on('error', (error: NodeJS.ErrnoException) => {
+        if (!settled) finish(new ConnectError(path, error.code, { cause: error }));
+      });
+      socket.on('close', () => {
+        if (!settled) finish(new ConnectError(path, 'ECONNRESET'));
+        if (this.socket === socket) this.onDisconnect();
+      });
+      socket.on('data', (chunk: string) => {
+        let frames: Array<{ type: string; data: unknown }>;
+        try {
+          frames = this.read(chunk);
+        } catch (error) {
+          // node-ipc's protocolFailure: the connection is unusable from here on.
+          socket.destroy();
+          if (!settled) finish(new ConnectError(path, 'EPROTO', { cause: error }));
+          return;
+        }
+        for (const frame of frames) {
+          if (frame.type === WIRE.hello) {
+            // Connected once the executor's hello names its run: every request is signed for it.
+            if (settled) continue;
+            const hello = frame.data as Hello | undefined;
+            if (hello?.v !== PROTOCOL_VERSION || typeof hello.run !== 'string' || !runIdRe.test(hello.run)) {
+              finish(new ConnectError(path, 'EPROTO', { cause: new Error(`the executor speaks protocol v${String(hello?.v)}; this client speaks v${PROTOCOL_VERSION}`) }));
+              return;
+            }
+            this.runId = hello.run;
+            this.isConnected = true;
+            finish();
+          } else if (frame.type === WIRE.response) {
+            this.onResponse(frame.data as Response);
+          } else if (frame.type === WIRE.push) {
+            for (const listener of this.pushListeners) listener(frame.data as Push);
           }
-          this.runId = hello.run;
-          this.isConnected = true;
-          finish();
-        }) as never);
-        peer.on('error', ((error: NodeJS.ErrnoException) => {
-          if (!settled) finish(new ConnectError(path, error.code, { cause: error }));
-        }) as never);
-        peer.on('disconnect', (() => this.onDisconnect()) as never);
-        peer.on(WIRE.response, ((response: Response) => this.onResponse(response)) as never);
-        peer.on(WIRE.push, ((message: Push) => {
-          for (const listener of this.pushListeners) listener(message);
-        }) as never);
+        }
       });
     });
+  }
+
+  /** Split what arrived into frames (see the file's comment); throws on a protocol violation. */
+  private read(chunk: string): Array<{ type: string; data: unknown }> {
+    const text = this.buffer + chunk;
+    const frames: Array<{ type: string; data: unknown }> = [];
+    let start = 0;
+    let end = text.indexOf(FRAME_DELIMITER);
+    while (end !== -1) {
+      const frame = text.slice(start, end);
+      if (Buffer.byteLength(frame) > MAX_FRAME_BYTES) throw new Error('a frame from the executor exceeds the frame size limit');
+      const message: unknown = JSON.parse(frame);
+      if (typeof message !== 'object' || message === null || Array.isArray(message) || typeof (message as { type?: unknown }).type !== 'string' || (message as { type: string }).type === '') {
+        throw new Error('a frame from the executor is not a message');
+      }
+      frames.push(message as { type: string; data: unknown });
+      start = end + FRAME_DELIMITER.length;
+      end = text.indexOf(FRAME_DELIMITER, start);
+    }
+    this.buffer = start === 0 ? text : text.slice(start);
+    if (Buffer.byteLength(this.buffer) > MAX_FRAME_BYTES) throw new Error('a frame from the executor exceeds the frame size limit');
+    return frames;
+  }
+
+  private emit(type: string, data: unknown): void {
+    this.socket?.write(JSON.stringify({ type, data }) + FRAME_DELIMITER);
   }
 
   /** Send a signed request; resolves with the result, rejects with PullnixError (code from the executor). */
@@ -131,8 +190,7 @@ export class SocketClient {
   }
 
   private send<M extends MethodName>(method: M, params: ParamsOf<Methods[M]>, options: { timeoutMs?: number }): Promise<ResultFor<M>> {
-    const peer = this.peer;
-    if (!peer || !this.isConnected || this.runId === null) return Promise.reject(new ConnectError(this.options.path, 'ENOTCONN'));
+    if (!this.isConnected || this.runId === null) return Promise.reject(new ConnectError(this.options.path, 'ENOTCONN'));
     const envelope = signRequest(this.options.key, this.runId, method, params);
     return new Promise<ResultFor<M>>((resolve, reject) => {
       const timeoutMs = options.timeoutMs ?? 30_000;
@@ -144,21 +202,20 @@ export class SocketClient {
             }, timeoutMs)
           : null;
       this.pending.set(envelope.id, { resolve: resolve as (value: unknown) => void, reject, timer });
-      peer.emit(WIRE.request, envelope);
+      this.emit(WIRE.request, envelope);
     });
   }
 
   /** Send an arbitrary frame payload (tests: forged and malformed requests). */
   sendRaw(payload: unknown, id: string, timeoutMs = 5000): Promise<Response> {
-    const peer = this.peer;
-    if (!peer || !this.isConnected) return Promise.reject(new ConnectError(this.options.path, 'ENOTCONN'));
+    if (!this.isConnected) return Promise.reject(new ConnectError(this.options.path, 'ENOTCONN'));
     return new Promise<Response>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         reject(new Error('no answer'));
       }, timeoutMs);
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject, timer, raw: true } as Pending);
-      peer.emit(WIRE.request, payload);
+      this.emit(WIRE.request, payload);
     });
   }
 
@@ -173,7 +230,7 @@ export class SocketClient {
   }
 
   close(): void {
-    this.ipc.disconnect(this.ipcId);
+    this.socket?.destroy();
     this.onDisconnect();
   }
 
@@ -194,7 +251,8 @@ export class SocketClient {
   private onDisconnect(): void {
     const wasConnected = this.isConnected;
     this.isConnected = false;
-    this.peer = null;
+    this.socket = null;
+    this.buffer = '';
     for (const [id, pending] of this.pending) {
       if (pending.timer) clearTimeout(pending.timer);
       pending.reject(new ConnectError(this.options.path, 'ECONNRESET'));

@@ -1,14 +1,7 @@
 import { IPCModule } from 'node-ipc';
+import { FRAME_DELIMITER, MAX_FRAME_BYTES } from './frame.ts';
 
-/**
- * Largest frame node-ipc's guarded parser accepts (both ways) before closing the connection.
- * The executor reads requests through its own, much smaller, raw-size gate first
- * (MAX_FRAME_IN_BYTES, server.ts); this bound is for what clients read (responses).
- */
-export const MAX_FRAME_BYTES = 1024 * 1024;
-
-/** node-ipc's frame delimiter (its default), which the server's raw-size gate scans for. */
-export const FRAME_DELIMITER = '\f';
+export { FRAME_DELIMITER, MAX_FRAME_BYTES };
 
 /** A fresh node-ipc instance (never the module singleton), quiet, with the guarded parser. */
 export function newIpc(id: string, overrides: { maxConnections?: number } = {}): IPCModuleInstance {
