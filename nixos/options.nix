@@ -480,6 +480,47 @@
       key = [ "gates" "vulnerabilities" "timeoutSec" ];
     }
 
+    # ---- commit statuses at the forge (docs/report.md) ---------------------------------------
+    {
+      key = [ "report" "enable" ];
+    }
+    {
+      key = [ "report" "forge" ];
+    }
+    {
+      key = [ "report" "apiUrl" ];
+      example = "https://git.example.org/api/v1";
+    }
+    {
+      key = [ "report" "repository" ];
+      example = "infra/fleet";
+    }
+    {
+      key = [ "report" "tokenFile" ];
+      example = "/etc/pullnix/forge-token";
+      description = ''
+        A file holding the forge token, as an absolute path **string** on the machine (a Nix path
+        value is refused on purpose: it would copy the token into the world-readable Nix store).
+        Make it readable by the watcher's user alone (`pullnix-watcher`, mode 0400). The watcher
+        reads it at each post; the token never reaches the journal, the metrics or `status`.
+        GitHub: a token allowed to write commit statuses; Gitea/Forgejo: an access token with
+        repository write. Required with `report.enable`.
+      '';
+    }
+    {
+      key = [ "report" "targetUrl" ];
+    }
+    {
+      key = [ "report" "haltAfter" ];
+      example = 2;
+    }
+    {
+      key = [ "report" "outboxLimit" ];
+    }
+    {
+      key = [ "report" "timeoutSec" ];
+    }
+
     # ---- logging -----------------------------------------------------------------------------
     {
       key = [ "logLevel" ];

@@ -18,6 +18,16 @@
  *   5 progress: a good head pushed in a step without a fault is deployed; never rollback-failed
  *     (the previous system is good by construction) nor paused. The end-of-campaign convergence
  *     bound is checked by the runner (convergence.ts).
+ *   Reboot deployments (a trial boot through the bootloader's one-shot entry) add to 1, 2 and 5:
+ *     1 a failing system is booted at most once (its trial), the boot default never moved to it;
+ *       the machine never rebooted more often than pullnix asked (one trial and at most one
+ *       fallback reboot per reboot deployment);
+ *     2 a reboot deployment that succeeded was verified in its trial boot (reboot.trialBootId, a
+ *       boot other than the one it was requested from, verifying and committing after
+ *       awaiting-boot); the fallback reboot is marked at most once and ends rolled-back;
+ *     5 without a fault: a `reboot` commit reboots once, succeeds, and its system is booted; a
+ *       `rebootfail` commit reboots twice (trial + exactly one fallback), ends rolled-back, the
+ *       previous system booted again.
  *   6 no leaks: no pullnix-activate-* / pullnix-rollback-* unit left, the watcher's GC roots at
  *     most build.keepGcRoots + 2 (the deployed and the newest build are always kept), the
  *     executor's per-deployment roots (/nix/var/nix/gcroots/pullnix) at most one pair; fd count
@@ -45,6 +55,13 @@ export interface StepFacts {
   kinds: ReadonlyMap<string, string>;
   head: string;
   faulted: boolean;
+  /** The step's fault kind (null: none). */
+  fault?: string | null;
+  /** The step's planned commit kinds, the newest deployment id before it, the machine's own reboots during it and in all. */
+  stepKinds?: readonly string[];
+  idBefore?: number;
+  rebootsInStep?: number;
+  rebootsTotal?: number;
 }
 
 export interface DaemonSample {
@@ -79,6 +96,7 @@ export class InvariantChecker {
     const checks: Check[] = [];
     checks.push(...this.checkBootDefault(records, facts));
     checks.push(...historyChecks);
+    checks.push(...(await this.checkReboots(records, facts)));
     checks.push(...(await this.checkLive(records, facts)));
     checks.push(await this.checkGit());
     checks.push(...this.checkProgress(records, facts));
@@ -191,6 +209,20 @@ export class InvariantChecker {
     if (facts.status.deployed?.deploymentId !== lastSuccess?.id) stateProblems.push(`status says deployed=${facts.status.deployed?.deploymentId ?? 'none'}, the history's last success is ${lastSuccess?.id ?? 'none'}`);
     checks.push(check(2, stateProblems.length === 0, stateProblems.length === 0 ? 'state.json and status consistent with the history' : stateProblems.slice(0, 6).join('; ')));
     return { records, checks };
+  }
+
+  // ------------------------------------------------------------------ reboot deployments (1, 2, 5)
+
+  private async checkReboots(records: readonly DeploymentRecord[], facts: StepFacts): Promise<Check[]> {
+    const booted = await this.bed.container.execOk(['readlink', '-f', '/run/booted-system']).then((t) => t.trim(), (e: Error) => `unreadable: ${e.message.split('\n')[0]}`);
+    return rebootChecks(records, {
+      bootedEntries: this.bed.bootedEntries,
+      rebootsTotal: facts.rebootsTotal ?? this.bed.reboots,
+      booted,
+      isGood: (p) => this.isGood(p),
+      installed: this.installed,
+      step: facts.faulted ? null : { kinds: facts.stepKinds ?? [], head: facts.head, idBefore: facts.idBefore ?? Number.POSITIVE_INFINITY, reboots: facts.rebootsInStep ?? -1 },
+    });
   }
 
   // ------------------------------------------------------------------ 3: the live system
@@ -360,4 +392,76 @@ export function describeRecord(r: DeploymentRecord): string {
 
 function phaseList(r: DeploymentRecord): string {
   return r.phases.map((p) => p.phase).join('>');
+}
+
+/** What the reboot checks look at besides the history (the bed's records, the booted system). */
+export interface RebootFacts {
+  /** Every boot's pick, in order (the bed's bootedEntries). */
+  bootedEntries: readonly (string | null)[];
+  /** The machine's reboots of its own so far (trial and fallback reboots). */
+  rebootsTotal: number;
+  /** readlink -f /run/booted-system now. */
+  booted: string;
+  isGood: (path: string) => boolean;
+  installed: string;
+  /** The step, when no fault struck it: its planned kinds, head, the newest id before it, its reboots. */
+  step: { kinds: readonly string[]; head: string; idBefore: number; reboots: number } | null;
+}
+
+/**
+ * The invariants of reboot deployments (numbers 1, 2, 5), as a pure function of the history and
+ * the bed's records: every failing system booted at most once, no reboot pullnix did not ask
+ * for; a succeeded reboot deployment verified in its trial boot, never activated live; at most
+ * one fallback reboot per deployment, ending rolled-back; an unfaulted `reboot` step succeeds
+ * with one reboot and boots its system, an unfaulted `rebootfail` step ends rolled-back with
+ * two (the trial, one fallback) and boots the previous system again.
+ */
+export function rebootChecks(records: readonly DeploymentRecord[], f: RebootFacts): Check[] {
+  const out: Check[] = [];
+  const rebootDeployments = records.filter((r) => r.phases.some((p) => p.phase === 'awaiting-boot'));
+  const bootCounts = new Map<string, number>();
+  for (const e of f.bootedEntries) if (e !== null) bootCounts.set(e, (bootCounts.get(e) ?? 0) + 1);
+  const bootedAgain = [...bootCounts].filter(([p, n]) => !f.isGood(p) && n > 1);
+  const fallbacks = rebootDeployments.filter((r) => r.phases.some((p) => p.phase === 'fallback-reboot')).length;
+  const asked = rebootDeployments.length + fallbacks;
+  const bootProblems: string[] = [];
+  if (bootedAgain.length > 0) bootProblems.push(`a failing system booted more than once: ${bootedAgain.map(([p, n]) => `${describePath(p)} ${n}×`).join(', ')}`);
+  if (f.rebootsTotal > asked) bootProblems.push(`the machine rebooted itself ${f.rebootsTotal} times, pullnix asked for at most ${asked} (${rebootDeployments.length} trial, ${fallbacks} fallback)`);
+  out.push(
+    check(1, bootProblems.length === 0, bootProblems.length === 0 ? `booted ${describePath(f.booted)}; ${f.rebootsTotal} reboots of the machine's own for ${rebootDeployments.length} reboot deployments and ${fallbacks} fallback reboots; no failing system booted twice` : bootProblems.join('; ')),
+  );
+
+  const problems: string[] = [];
+  for (const r of rebootDeployments) {
+    const phases = r.phases.map((p) => p.phase);
+    const lastAwait = phases.lastIndexOf('awaiting-boot');
+    const marks = phases.filter((p) => p === 'fallback-reboot').length;
+    if (marks > 1) problems.push(`#${r.id}: ${marks} fallback-reboot marks (at most one per deployment)`);
+    if (marks > 0 && r.outcome !== null && r.outcome !== 'rolled-back') problems.push(`#${r.id}: fell back, ended ${r.outcome}`);
+    if (r.outcome === 'succeeded') {
+      if (!r.reboot?.trialBootId || r.reboot.trialBootId === r.reboot.fromBootId) problems.push(`#${r.id} succeeded without a trial boot of its own (trialBootId ${r.reboot?.trialBootId ?? '-'}, from ${r.reboot?.fromBootId ?? '-'})`);
+      if (!(phases.indexOf('verifying', lastAwait) > lastAwait && phases.indexOf('committing', lastAwait) > lastAwait)) problems.push(`#${r.id} succeeded without verifying and committing after its trial boot: ${phases.join('>')}`);
+      if (phases.includes('activating')) problems.push(`#${r.id} was activated live: ${phases.join('>')}`);
+      if (marks > 0) problems.push(`#${r.id} succeeded after a fallback reboot`);
+    }
+  }
+  out.push(check(2, problems.length === 0, problems.length === 0 ? `${rebootDeployments.length} reboot deployments: each succeeded one verified in its trial boot, at most one fallback reboot each, which ended rolled-back` : problems.slice(0, 6).join('; ')));
+
+  const step = f.step;
+  const kind = step?.kinds.length === 1 ? step.kinds[0] : undefined;
+  if (step !== null && (kind === 'reboot' || kind === 'rebootfail')) {
+    const r = records.find((x) => x.id > step.idBefore && x.commit === step.head);
+    const last = records.filter((x) => x.outcome === 'succeeded').at(-1);
+    const want = kind === 'reboot' ? { outcome: 'succeeded', reboots: 1, booted: r?.toplevel } : { outcome: 'rolled-back', reboots: 2, booted: last?.toplevel ?? f.installed };
+    const fell = r?.phases.some((p) => p.phase === 'fallback-reboot') ?? false;
+    const ok = r !== undefined && r.outcome === want.outcome && step.reboots === want.reboots && f.booted === want.booted && fell === (kind === 'rebootfail');
+    out.push(
+      check(
+        5,
+        ok,
+        `${kind} without a fault: ${r ? describeRecord(r) : 'no deployment'}, ${step.reboots} reboot(s) (want ${want.outcome}, ${want.reboots}${kind === 'rebootfail' ? ', one of them the fallback' : ''}), fallback ${fell ? 'marked' : 'not marked'}, booted ${describePath(f.booted)}${f.booted === want.booted ? '' : ` (want ${describePath(want.booted ?? null)})`}`,
+      ),
+    );
+  }
+  return out;
 }

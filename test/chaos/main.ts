@@ -10,13 +10,20 @@
  *   --plan              print the plan and exit (no machine)
  *   --poll-interval S   poll.intervalSec of the machine (default 2)
  *   --verify-timeout S  verify.timeoutSec (default 6)
+ *   --log FILE          also write the run log to FILE, line by line as the run goes (a run cut
+ *                       short keeps what it did): a header (seed, code commit, date, load), the
+ *                       plan, every output line, one `CHAOS-STEP {json}` per step (deployments,
+ *                       outcomes, the fault aimed/hit, every invariant's result), the summary
  * Exit status: 0 no violation, 1 a violation, 2 the campaign itself failed (bed error), 64 bad usage.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { describeStep, parseFaults, planCampaign } from './plan.ts';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { cpus, hostname, loadavg } from 'node:os';
+import { bootloaderOf, describeStep, parseFaults, planCampaign } from './plan.ts';
 import { DEFAULTS, liveFigures, requestStop, runCampaign, summarize } from './runner.ts';
 
-const USAGE = 'usage: npm run chaos -- [--seed S] [--deployments N] [--faults N|P] [--from-step K] [--keep-going] [--plan] [--poll-interval S] [--verify-timeout S]';
+const USAGE = 'usage: npm run chaos -- [--seed S] [--deployments N] [--faults N|P] [--from-step K] [--keep-going] [--plan] [--poll-interval S] [--verify-timeout S] [--log FILE]';
 
 function parseArgs(argv: readonly string[]): Map<string, string> {
   const flags = new Set(['keep-going', 'plan', 'help']);
@@ -34,7 +41,7 @@ function parseArgs(argv: readonly string[]): Map<string, string> {
     if (value === undefined) throw new Error(`--${name} needs a value`);
     out.set(name, value);
   }
-  const known = new Set([...flags, 'seed', 'deployments', 'faults', 'from-step', 'poll-interval', 'verify-timeout']);
+  const known = new Set([...flags, 'seed', 'deployments', 'faults', 'from-step', 'poll-interval', 'verify-timeout', 'log']);
   for (const k of out.keys()) if (!known.has(k)) throw new Error(`unknown option --${k}`);
   return out;
 }
@@ -44,6 +51,34 @@ function positiveInt(args: Map<string, string>, name: string, fallback: number):
   if (v === undefined) return fallback;
   if (!/^\d+$/.test(v) || Number(v) < 1) throw new Error(`--${name} ${JSON.stringify(v)}: expected a positive integer`);
   return Number(v);
+}
+
+/** The run log's first lines: what ran, on which code, where and under which load. */
+function logHeader(seed: string): string {
+  const git = (...a: string[]) => {
+    try {
+      return execFileSync('git', a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      return '?';
+    }
+  };
+  const dirty = git('status', '--porcelain', '--untracked-files=no') === '' ? '' : ' (with uncommitted changes)';
+  return [
+    `# pullnix chaos run log`,
+    `# command: npm run chaos -- ${process.argv.slice(2).join(' ')}`,
+    `# seed: ${seed}`,
+    `# code: ${git('rev-parse', 'HEAD')}${dirty} (${git('log', '-1', '--format=%cd %s', '--date=iso-strict')})`,
+    `# started: ${new Date().toISOString()} on ${hostname()}, ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+    '',
+  ].join('\n');
+}
+
+/** Where the run log goes (null: none): the interrupted summary goes there too. */
+let logTo: string | null = null;
+
+function out(text: string): void {
+  process.stdout.write(text);
+  if (logTo !== null) appendFileSync(logTo, text);
 }
 
 async function main(): Promise<number> {
@@ -75,18 +110,39 @@ async function main(): Promise<number> {
       verifyTimeoutSec: positiveInt(args, 'verify-timeout', DEFAULTS.verifyTimeoutSec),
       keepGcRoots: DEFAULTS.keepGcRoots,
       settleTimeoutMs: DEFAULTS.settleTimeoutMs,
-      log: (line: string) => process.stdout.write(`${line}\n`),
+      log: (line: string): void => {
+        process.stdout.write(`${line}\n`);
+      },
     };
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
     return 64;
   }
   if (args.has('plan')) {
+    process.stdout.write(`bootloader: ${bootloaderOf(options.seed)}\n`);
     for (const s of planCampaign({ seed: options.seed, deployments: options.deployments, faults: options.faults, pollIntervalSec: options.pollIntervalSec })) if (s.step >= options.fromStep) process.stdout.write(`${describeStep(s)}\n`);
     return 0;
   }
-  const result = await runCampaign(options);
-  process.stdout.write(`\n${summarize(result.figures)}\nCHAOS-SUMMARY ${JSON.stringify(result.figures)}\n`);
+  const logFile = args.get('log');
+  if (logFile !== undefined) {
+    try {
+      writeFileSync(logFile, logHeader(options.seed));
+    } catch (e) {
+      process.stderr.write(`--log ${logFile}: ${(e as Error).message}\n`);
+      return 64;
+    }
+    const print = options.log;
+    options.log = (line: string) => {
+      print(line);
+      appendFileSync(logFile, `${line}\n`);
+    };
+    logTo = logFile;
+  }
+  const record = (kind: 'plan' | 'step' | 'final', data: unknown) => {
+    if (logFile !== undefined) appendFileSync(logFile, `CHAOS-${kind.toUpperCase()} ${JSON.stringify(data)}\n`);
+  };
+  const result = await runCampaign({ ...options, record });
+  out(`\n${summarize(result.figures)}\nCHAOS-SUMMARY ${JSON.stringify(result.figures)}\n`);
   return result.error ? 2 : result.violations.length > 0 ? 1 : 0;
 }
 
@@ -97,11 +153,11 @@ let signals = 0;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     if (++signals === 1 && liveFigures) {
-      process.stdout.write(`\n${signal}: ending after the running step, then the final checks (again to stop at once)\n`);
+      out(`\n${signal}: ending after the running step, then the final checks (again to stop at once)\n`);
       requestStop();
       return;
     }
-    if (liveFigures) process.stdout.write(`\ninterrupted (${signal}) after step ${liveFigures.steps}\n${summarize(liveFigures)}\nCHAOS-SUMMARY ${JSON.stringify(liveFigures)}\n`);
+    if (liveFigures) out(`\ninterrupted (${signal}) after step ${liveFigures.steps}\n${summarize(liveFigures)}\nCHAOS-SUMMARY ${JSON.stringify(liveFigures)}\n`);
     process.exit(130);
   });
 }

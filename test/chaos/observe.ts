@@ -52,6 +52,8 @@ export class HistoryTail {
         this.latest.set(r.id, r);
         const seen = this.phasesSeen.get(r.id) ?? new Set<string>();
         seen.add(r.phase);
+        // verifying after a trial boot: a target of its own (faults.ts)
+        if (r.phase === 'verifying' && r.reboot?.trialBootId) seen.add('trial-verifying');
         this.phasesSeen.set(r.id, seen);
         out.push(r);
       } catch {

@@ -73,6 +73,7 @@ function facts(): Map<string, Fact> {
     [`/var/lib/${watch.StateDirectory as string}/watcher.key`, { mode: modeIn('shared/src/protocol/keys.ts', /mode: 0o(\d+)/), owner: watcherUser, source: 'shared/src/protocol/keys.ts' }],
     [`/var/lib/${watch.StateDirectory as string}/watcher.pub`, { mode: modeIn('watcher/src/own-key.ts', /paths\.pub, line, \{ mode: 0o(\d+)/), owner: watcherUser, source: 'watcher/src/own-key.ts' }],
     [`/var/lib/${watch.StateDirectory as string}/watcher.json`, { mode: modeIn('watcher/src/memory.ts', /mode: 0o(\d+)/), owner: watcherUser, source: 'watcher/src/memory.ts' }],
+    [`/var/lib/${watch.StateDirectory as string}/report-outbox.json`, { mode: modeIn('watcher/src/forge/outbox.ts', /mode: 0o(\d+)/), owner: watcherUser, source: 'watcher/src/forge/outbox.ts' }],
     [`/var/lib/${watch.StateDirectory as string}/trust/`, { mode: modeIn('shared/src/trust.ts', /mkdirSync\(d, \{ recursive: true, mode: 0o(\d+)/), owner: watcherUser, source: 'shared/src/trust.ts' }],
     [`/var/lib/${watch.StateDirectory as string}/checkout/`, { mode: null, owner: watcherUser, source: 'the watcher' }],
     [`/var/lib/${watch.StateDirectory as string}/gcroots/`, { mode: null, owner: watcherUser, source: 'the watcher' }],
@@ -127,7 +128,7 @@ test('every /run, /var/lib, /var/cache and /etc path of pullnix the docs name is
         const p = m[0].replace(/[.]$/, '');
         const ok = known.some((k) => k === p || k === `${p}/` || (k.endsWith('/') && p.startsWith(k) && (p.slice(k.length).includes('/') || /^[\w.<>-]+$/.test(p.slice(k.length))) && sourceHasName(p.slice(k.length).split('/')[0]!)));
         // Files the user makes (the guide's deploy key and known_hosts, the hooks' example programs).
-        const user = /^\/etc\/pullnix\/(deploy_key|deploy_key\.pub|known_hosts|maintenance-window|notify)$/.test(p) || /^\/etc\/pullnix\/?$/.test(p);
+        const user = /^\/etc\/pullnix\/(deploy_key|deploy_key\.pub|known_hosts|maintenance-window|notify|forge-token)$/.test(p) || /^\/etc\/pullnix\/?$/.test(p);
         if (!ok && !user) problems.push(`${doc}:${i + 1}: ${p}`);
       }
     });

@@ -28,6 +28,8 @@ export interface ExecutorClient {
   status(): Promise<StatusResult>;
   deploy(params: DeployParams, timeoutMs: number): Promise<{ deployment: DeploymentRecord }>;
   report(report: WatcherReport): Promise<void>;
+  /** Deployments, newest first (the commit-status reporter's reconciliation); optional for fakes. */
+  history?(limit: number): Promise<DeploymentRecord[]>;
   onPush(listener: (message: Push) => void): () => void;
   /** Called after every (re)connection, once subscribed. */
   onConnected(listener: () => void): () => void;
@@ -129,6 +131,10 @@ export class ExecutorLink implements ExecutorClient {
 
   async report(report: WatcherReport): Promise<void> {
     await this.live().request('report', report);
+  }
+
+  async history(limit: number): Promise<DeploymentRecord[]> {
+    return (await this.live().request('history', { limit })).deployments;
   }
 
   onPush(listener: (message: Push) => void): () => void {

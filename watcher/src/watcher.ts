@@ -6,7 +6,7 @@
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { gitEnvironment, TrustGate, VERSION, type Config, type Logger, type Push, type Runner, type WatcherReport } from '@pullnix/shared';
+import { gitEnvironment, TrustGate, VERSION, type Config, type DeploymentRecord, type Logger, type Push, type Runner, type WatcherReport } from '@pullnix/shared';
 import { backoffDelayMs, pollDelayMs } from './backoff.ts';
 import { Alarm, systemClock, type Clock } from './clock.ts';
 import { GitCheckout, redactUrl, type GitOps } from './commands/git.ts';
@@ -20,6 +20,8 @@ import { preDeploy, requestDeploy } from './pipeline/request.ts';
 import { createSource, sourceEnding, type SystemSource } from './pipeline/source.ts';
 import { checkTrust } from './pipeline/trust.ts';
 import { prebuiltTrustRole } from './pipeline/source-prebuilt.ts';
+import { HaltGate } from './pipeline/gate-halt.ts';
+import { CommitStatusReporter } from './forge/reporter.ts';
 
 export type { PollOutcome } from './pipeline/context.ts';
 
@@ -41,6 +43,8 @@ export interface WatcherOptions {
   trust?: TrustGate;
   /** Defaults to the gates of the configuration (pipeline/gates.ts `createGates`), in order. */
   gates?: (context: WatcherContext) => Gate[];
+  /** Commit statuses at the forge (forge/reporter.ts); defaults to the forge config.report names, null when report.enable is off. */
+  reporter?: CommitStatusReporter | null;
 }
 
 export interface PollResult {
@@ -68,6 +72,8 @@ export class Watcher {
   private readonly poll: PollStage;
   private readonly source: SystemSource;
   private readonly gates: Gate[];
+  /** Commit statuses at the forge (docs/report.md); null: report.enable off. */
+  private readonly forge: CommitStatusReporter | null;
 
   private failures = 0;
   /** The last poll found a head it could not hand to the executor; a reconnect polls at once. */
@@ -119,7 +125,15 @@ export class Watcher {
     this.metrics = new MetricsReporter(this.status, config.metrics.textfileDirectory, logger);
     this.poll = new PollStage({ context: this.context, status: this.status, nextBackoffMs: () => this.backoffMs(this.failures + 1) });
     this.source = createSource(this.context);
-    this.gates = (options.gates ?? createGates)(this.context);
+    this.forge =
+      options.reporter !== undefined
+        ? options.reporter
+        : config.report.enable
+          ? new CommitStatusReporter({ report: config.report, host: this.context.host, ring: ringOf(config), stateDir: config.watcher.stateDir, logger, now: () => clock.now(), checks: checksOf(config) })
+          : null;
+    if (this.forge) this.steps.subscribe(this.forge.onStep);
+    // The halt first: a halted commit is not scanned.
+    this.gates = [new HaltGate(config.report, this.forge), ...(options.gates ?? createGates)(this.context)];
     executor.onPush((message) => this.onPush(message));
     executor.onConnected(() => void this.onExecutorConnected());
   }
@@ -143,6 +157,11 @@ export class Watcher {
       last_handled: memory.lastHandled?.commit ?? null,
     });
     const link = executor.start(signal);
+    const reporting = this.forge?.run(signal, (ms, s, wake) => {
+      const alarm = new Alarm(this.context.clock);
+      wake(() => alarm.wake());
+      return alarm.sleep(ms, s).then(() => undefined);
+    });
     let delay = 0;
     while (!signal.aborted) {
       if (delay > 0) {
@@ -154,6 +173,7 @@ export class Watcher {
     this.status.state = 'stopping';
     logger.event('watcher.stopping', { reason: typeof signal.reason === 'string' ? signal.reason : 'aborted' });
     await link;
+    await reporting;
   }
 
   /**
@@ -173,7 +193,8 @@ export class Watcher {
       .finally(() => {
         this.running = null;
       });
-    return this.running.then((result) => {
+    return this.running.then(async (result) => {
+      await this.reconcileReport();
       this.waitingForExecutor = result.outcome === 'executor-unavailable' || result.outcome === 'retry-later';
       // Set before the report goes out, so status shows when the loop polls next.
       this.status.nextPollAt = new Date(this.context.clock.now() + result.nextDelayMs).toISOString();
@@ -281,7 +302,7 @@ export class Watcher {
     if (head !== null && ending.handled) memory.lastHandled = { commit: head, result: ending.handled.result, at, detail: ending.handled.detail };
     if (ending.failure || ending.handled) this.context.save();
     const step = endingStep(ending);
-    if (head !== null && step) this.step(head, step, ending.error?.message ?? ending.handled?.detail ?? null, toplevel, ending.outcome);
+    if (head !== null && step) this.step(head, step, ending.error?.message ?? ending.handled?.detail ?? null, toplevel, ending.outcome, ending.deployment);
     if (ending.failures === 'count') {
       this.failures += 1;
       return { outcome: ending.outcome, head, nextDelayMs: this.backoffMs(this.failures) };
@@ -290,8 +311,22 @@ export class Watcher {
     return { outcome: ending.outcome, head, nextDelayMs: pollDelayMs(this.context.config.poll, () => this.context.clock.random()) };
   }
 
-  private step(commit: string, step: DeploymentStep, detail: string | null = null, toplevel: string | null = null, outcome: PollOutcome | null = null): void {
-    this.steps.emit({ commit, step, outcome, detail, toplevel });
+  private step(commit: string, step: DeploymentStep, detail: string | null = null, toplevel: string | null = null, outcome: PollOutcome | null = null, deployment?: DeploymentRecord): void {
+    this.steps.emit({ commit, step, outcome, detail, toplevel, ...(deployment ? { deployment } : {}) });
+  }
+
+  /**
+   * A deployment whose answer never came (the watcher was killed, the machine lost power): its
+   * outcome from the executor's history, so its commit status is posted late, never lost.
+   */
+  private async reconcileReport(): Promise<void> {
+    const { executor } = this.context;
+    if (!this.forge?.awaiting || !executor.history || !executor.connected) return;
+    try {
+      this.forge.reconcile(await executor.history(20));
+    } catch {
+      // Asked again after the next poll.
+    }
   }
 
   /** A failure that backs off: base, doubling, capped at poll.maxBackoffSec. */
@@ -322,9 +357,21 @@ export class Watcher {
     } catch {
       // The next poll asks again; the connection loop logs if the executor is gone.
     }
+    await this.reconcileReport();
     this.reporter.send();
     // Poll at once only if the last poll left a head waiting for the executor; otherwise the
     // interval stands (a reconnect must not cost an extra ls-remote).
     if (this.waitingForExecutor) this.alarm.wake();
   }
+}
+
+/** This machine's ring (settings.ring.name, the rings engineer's section); null: no ring. */
+function ringOf(config: Config): string | null {
+  const ring = (config as { ring?: { name?: unknown } }).ring?.name;
+  return typeof ring === 'string' && ring !== '' ? ring : null;
+}
+
+/** The checks a deployment runs as this configuration has them: git, pullnix-config, failed units when on, the declared ones. */
+function checksOf(config: Config): number {
+  return 2 + (config.verify.failedUnits.enable ? 1 : 0) + Object.keys(config.checks).length;
 }

@@ -50,6 +50,23 @@ export interface Config {
   units: { executor: string; watcher: string };
   paths: { systemProfile: string; currentSystem: string; storeDir: string; gcRootsDir: string; bootId: string; bootedSystem: string; grubConfig: string; grubEnv: string; mountInfo: string };
   gates: { vulnerabilities: VulnerabilityGateConfig };
+  report: ReportConfig;
+}
+
+/** Commit statuses at the forge (docs/report.md); the watcher posts them, the executor never reads this. */
+export interface ReportConfig {
+  enable: boolean;
+  forge: 'github' | 'gitea';
+  apiUrl: string;
+  /** owner/name; required with enable. */
+  repository: string | null;
+  /** Read by the watcher at each post, never kept in memory longer than the request. */
+  tokenFile: string | null;
+  targetUrl: string | null;
+  /** Refuse a commit with at least this many failure statuses from this machine's ring; null: never. */
+  haltAfter: number | null;
+  outboxLimit: number;
+  timeoutSec: number;
 }
 
 /** Deployments that need a reboot (docs/executor.md "Reboots"). */
@@ -192,6 +209,22 @@ export function checkProblems(config: Config): string[] {
     if (source.caches.length === 0) problems.push('source.caches: source.mode is "prebuilt" but no binary cache is configured; the closure could be fetched from nowhere');
     if (source.publicKeys.length === 0) problems.push('source.publicKeys: source.mode is "prebuilt" but no cache key is trusted; Nix would refuse every path');
     if (source.manifest.split('/').includes('..')) problems.push(`source.manifest: ${JSON.stringify(source.manifest)} leaves the repository ('..')`);
+  }
+  const report = config.report as ReportConfig | undefined;
+  if (report?.enable) {
+    if (report.repository === null) problems.push('report.repository: required with report.enable (owner/name at the forge)');
+    if (report.tokenFile === null) problems.push('report.tokenFile: required with report.enable (a file holding the forge token, readable by the watcher)');
+  }
+  if (report) {
+    for (const key of ['apiUrl', 'targetUrl'] as const) {
+      const v = report[key];
+      if (v === null) continue;
+      try {
+        new URL(v);
+      } catch {
+        problems.push(`report.${key}: ${JSON.stringify(v)} does not parse as a URL`);
+      }
+    }
   }
   // A watcher with a user of its own runs preDeploy as that user (it cannot start units as another).
   const watcherUser = (config.watcher as { user?: string | null } | undefined)?.user ?? null;

@@ -4,7 +4,7 @@
 import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const ajvRuntime_ucs2length = require('ajv/dist/runtime/ucs2length.js');
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://pullnix.dev/schema/config.json","title":"pullnix configuration (/etc/pullnix/config.json)","description":"Read by pullnix-executor, pullnix-watcher and pullnix-ctl. Written by the NixOS module (services.pullnix). Every key not listed here is an error.","type":"object","additionalProperties":false,"required":["repository","build"],"properties":{"repository":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","minLength":1,"maxLength":2048,"description":"Git remote URL of the configuration repository (ssh://, git@host:path, https://, file:// or a local path)."},"branch":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9._/-]+$","default":"main","description":"Branch to follow."},"sshKeyFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Private SSH deploy key (read-only access is enough)."},"knownHostsFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Pinned known_hosts file; host keys are checked strictly."},"allowNonDescendant":{"type":"boolean","default":false,"description":"Deploy a branch head that does not descend from the deployed commit (force-push, history rewrite). Off by default: such a head is refused."},"fetchTimeoutSec":{"type":"integer","minimum":10,"maximum":86400,"default":600,"description":"A fetch that prints nothing, not even progress, for this many seconds is stopped (and retried with back-off). An inactivity limit, not a limit on the whole fetch: a large first fetch that keeps making progress completes."}}},"build":{"type":"object","additionalProperties":false,"required":["mode"],"properties":{"mode":{"enum":["flake","classic"],"description":"flake: <checkout>#nixosConfigurations.<host>.config.system.build.toplevel; classic: <nixpkgs/nixos> with nixos-config=<checkout>/<file>."},"host":{"type":["string","null"],"pattern":"^[A-Za-z0-9._-]+$","maxLength":253,"default":null,"description":"Flake host attribute; null means this machine's host name."},"file":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^[^/].*$","default":"configuration.nix","description":"Classic mode: configuration file relative to the repository root."},"extraFlags":{"type":"array","items":{"type":"string","maxLength":1024},"maxItems":64,"default":[],"description":"Extra arguments for nix build / nix-build, e.g. [\"--max-jobs\", \"0\"]."},"timeoutSec":{"type":"integer","minimum":1,"maximum":86400,"default":3600,"description":"A build running longer is stopped and recorded as failed."},"keepGcRoots":{"type":"integer","minimum":1,"maximum":100,"default":3,"description":"How many built systems the watcher keeps GC roots for."}}},"poll":{"type":"object","additionalProperties":false,"properties":{"intervalSec":{"type":"integer","minimum":1,"maximum":86400,"default":300,"description":"Seconds between two asks for the branch head."},"jitterSec":{"type":"integer","minimum":0,"maximum":86400,"default":30,"description":"Random extra delay added to every interval, so a fleet does not poll in step."},"maxBackoffSec":{"type":"integer","minimum":1,"maximum":86400,"default":900,"description":"Ceiling of the exponential back-off after errors."}}},"trust":{"type":"object","additionalProperties":false,"description":"Commit signatures, checked by the watcher after the fetch and before anything is checked out, evaluated or built (docs/security.md).","properties":{"mode":{"enum":["off","head","all"],"default":"off","description":"off: no signature is checked. head: the new branch head must carry a good signature from a trusted key. all: every commit reachable from the new head and not from the deployed commit (nor from trust.since), merges included, must."},"since":{"type":["string","null"],"pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","default":null,"description":"Mode all: a commit the operator vouches for; it and its history are not checked (the chain starts after it). Without it and with nothing deployed yet, the whole history is checked."},"allowedSigners":{"type":"array","maxItems":256,"default":[],"items":{"type":"object","additionalProperties":false,"required":["principal","key"],"properties":{"principal":{"type":"string","minLength":1,"maxLength":256,"pattern":"^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$","description":"Who the key belongs to (git's allowed-signers principals: comma-separated, patterns allowed)."},"key":{"type":"string","maxLength":16384,"pattern":"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$","description":"The SSH public key: type and base64, without a comment."},"validAfter":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key signs only from this time on (YYYYMMDD[HHMM[SS]][Z], as in ssh-keygen's valid-after)."},"validBefore":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key is trusted only before this time (YYYYMMDD[HHMM[SS]][Z], as in valid-before); judged at the commit's date by git and at the time of the check by pullnix."},"role":{"enum":["human","builder"],"default":"human","description":"human: the key signs configuration (source) commits. builder: the key signs only the prebuilt manifest commits CI makes (source.mode prebuilt); a builder key's signature on a source commit, or a human key's on a manifest commit, is refused."}}},"description":"SSH keys whose signatures are trusted (git's gpg.ssh.allowedSignersFile, written by the watcher with namespaces=\"git\")."},"openpgpKeys":{"type":"array","maxItems":64,"default":[],"items":{"type":"string","maxLength":1048576,"pattern":"^-----BEGIN PGP PUBLIC KEY BLOCK-----"},"description":"ASCII-armored OpenPGP public keys whose signatures are trusted; imported into a keyring the watcher owns (<stateDir>/trust/gnupg), never root's."}}},"source":{"type":"object","additionalProperties":false,"description":"Where the systems come from (docs/prebuilt.md). build: the watcher evaluates and builds each commit. prebuilt: CI built them; the watcher reads a signed manifest and fetches the closure from a signed binary cache, evaluating and building nothing.","properties":{"mode":{"enum":["build","prebuilt"],"default":"build","description":"build: evaluate and build every commit on the machine. prebuilt: deploy what CI built: the manifest (source.manifest) names the toplevel, fetched from source.caches through the nix-daemon."},"manifest":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^[^/].*$","default":"hosts/<host>.json","description":"Prebuilt: the manifest's path in the repository, relative to its root; <host> is replaced with build.host (else the machine's host name). The file is {\"toplevel\": \"/nix/store/…\", \"sourceCommit\": \"<sha>\"}."},"caches":{"type":"array","maxItems":16,"default":[],"items":{"type":"string","minLength":1,"maxLength":2048,"pattern":"^(https?|file|s3)://[^ ]+$"},"description":"Prebuilt: the binary cache URLs the closure is fetched from (the nix-daemon must trust them: nix.settings.trusted-substituters, which the NixOS module sets)."},"publicKeys":{"type":"array","maxItems":16,"default":[],"items":{"type":"string","maxLength":256,"pattern":"^[A-Za-z0-9._-]+:[A-Za-z0-9+/]{43}=$"},"description":"Prebuilt: the public keys (name:base64, as nix key convert-secret-to-public or nix-store --generate-binary-cache-key prints) whose narinfo signatures are trusted (nix.settings.trusted-public-keys, which the NixOS module sets)."},"requireSignedSource":{"type":"boolean","default":false,"description":"Prebuilt: the manifest's sourceCommit must be in the repository, carry a good signature from a human key (trust.allowedSigners with role human) and descend from the deployed sourceCommit (no downgrade through an old manifest)."},"freeSpaceMarginMiB":{"type":"integer","minimum":0,"maximum":1048576,"default":512,"description":"Prebuilt: the closure is fetched only if the free space of the Nix store exceeds what it needs (unpacked NARs plus the compressed downloads of the paths missing here) by this many MiB."}}},"activation":{"enum":["test","switch"],"default":"test","description":"test: activate with switch-to-configuration test, move the boot default only after verification (a power cut boots the last good system). switch: classic order, switch then verify then switch back."},"verify":{"type":"object","additionalProperties":false,"properties":{"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":120,"description":"How long the git connectivity check may keep retrying before the deployment is rolled back."},"initialBackoffMs":{"type":"integer","minimum":10,"maximum":60000,"default":1000,"description":"First pause between connectivity attempts; doubles up to 15 s."},"attemptTimeoutSec":{"type":"integer","minimum":1,"maximum":600,"default":20,"description":"One git ls-remote attempt is killed after this long."},"failedUnits":{"type":"object","additionalProperties":false,"default":{},"description":"The newly-failed-units check: a unit failed (or auto-restarting after a failure) after activation, and not before it, fails the deployment.","properties":{"enable":{"type":"boolean","default":true,"description":"Run the newly-failed-units check (on by default)."},"settleSec":{"type":"integer","minimum":0,"maximum":600,"default":5,"description":"The longest a unit the activation started or restarted is watched for a crash loop (a crash-looping unit is running for a moment between its failures). Each such unit is watched for its own window, from its restart settings (none with Restart=no; RestartSec plus StartLimitIntervalSec/StartLimitBurst otherwise), at most this; a deployment that moves no unit waits for none. Without the units' state from before the activation (crash recovery, after a reboot), every unit is held to this many seconds. Ends at verify.timeoutSec at the latest."}}}}},"checks":{"type":"object","default":{},"maxProperties":64,"description":"Declared health checks, by name (letters, digits, '_' and '-'; not 'git', 'failed-units' or 'pullnix-config'). Each is retried with back-off until verify.timeoutSec after activation; all must pass for the deployment to succeed.","x-pullnix-reserved":["git","failed-units","pullnix-config"],"additionalProperties":{"type":"object","additionalProperties":false,"required":["type"],"x-pullnix-kinds":{"command":{"uses":["argv","user"],"requires":["argv"]},"http":{"uses":["url","expectStatus","bodyPattern"],"requires":["url"]},"tcp":{"uses":["host","port"],"requires":["host","port"]},"unit":{"uses":["unit"],"requires":["unit"]}},"properties":{"type":{"enum":["command","http","tcp","unit"],"description":"command: argv exits 0; http: url answers with the expected status (and body); tcp: host:port accepts a connection; unit: the unit is active (a oneshot: ran and succeeded)."},"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"maxItems":256,"default":[],"description":"command: the program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"command: the user it runs as; null: a dynamic unprivileged user (systemd DynamicUser), never root unless named."},"url":{"type":["string","null"],"pattern":"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$","maxLength":2048,"default":null,"description":"http: the URL fetched (GET), http:// or https://."},"expectStatus":{"type":["integer","null"],"minimum":100,"maximum":599,"default":null,"description":"http: the status that passes; null: any 2xx."},"bodyPattern":{"type":["string","null"],"maxLength":1024,"default":null,"description":"http: a regular expression (JavaScript) the response body must match."},"host":{"type":["string","null"],"minLength":1,"maxLength":253,"default":null,"description":"tcp: host name or address."},"port":{"type":["integer","null"],"minimum":1,"maximum":65535,"default":null,"description":"tcp: port."},"unit":{"type":["string","null"],"pattern":"^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$","maxLength":256,"default":null,"description":"unit: the systemd unit name."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":10,"description":"One attempt is stopped after this long; at most verify.timeoutSec."}}}},"hooks":{"type":"object","additionalProperties":false,"default":{},"description":"Commands run around a deployment. preDeploy (run by the watcher before it asks for a deployment) may postpone it: a non-zero exit means not now, asked again at the next poll. onSuccess and onFailure (run by the executor after the outcome) only notify: their failure is logged and changes nothing.","properties":{"preDeploy":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the watcher after the build, before it asks for the deployment: exit 0 deploys; any other exit (or a timeout) means not now, asked again at the next poll (not a failure).","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}},"onSuccess":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the executor after a deployment succeeded. Notify only: its failure is logged (hook.failed) and changes nothing.","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}},"onFailure":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the executor after a deployment did not succeed (rolled back, rollback failed, reboot required, interrupted). Notify only.","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}}}},"metrics":{"type":"object","additionalProperties":false,"default":{},"properties":{"textfileDirectory":{"type":["string","null"],"pattern":"^/","maxLength":1024,"default":null,"description":"Directory of node_exporter's textfile collector: each daemon writes its own pullnix-<daemon>.prom there, atomically, on every change. null: no metrics."}}},"activationTimeoutSec":{"type":"integer","minimum":10,"maximum":86400,"default":1800,"description":"switch-to-configuration running longer is stopped and treated as failed."},"reboot":{"type":"object","additionalProperties":false,"description":"Deployments that need a reboot (a changed kernel, initrd or kernel modules, or switch-to-configuration exit 100): docs/executor.md \"Reboots\".","properties":{"mode":{"enum":["never","window"],"default":"never","description":"never: pullnix never reboots (exit 100 ends reboot-required; a kernel-only change is activated with test, verified, committed and reported as needing a reboot). window: the new system is booted on trial inside reboot.window (or on pullnix-ctl reboot-now), verified after the boot and made the boot default only then; when it fails, the previous system is booted again."},"window":{"type":"object","additionalProperties":false,"default":{},"description":"Local times (HH:MM, 24 h) between which pullnix may reboot; an end before the start crosses midnight (22:00-04:00).","properties":{"start":{"type":"string","pattern":"^([01][0-9]|2[0-3]):[0-5][0-9]$","default":"01:00"},"end":{"type":"string","pattern":"^([01][0-9]|2[0-3]):[0-5][0-9]$","default":"05:00"}}},"bootloader":{"enum":["systemd-boot","grub","none"],"default":"systemd-boot","description":"How the trial boot is made a boot-once: systemd-boot (bootctl set-oneshot), grub (grub-reboot; NixOS's grub.cfg honours next_entry whatever boot.loader.grub.default is, and \"saved\" must not be used), none (the new system becomes the boot default for the trial; only the fallback reboot protects). The NixOS module sets it from boot.loader.*.enable."}}},"operators":{"type":"object","additionalProperties":false,"properties":{"group":{"type":"string","pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":"pullnix","description":"Group whose members may use the socket."},"keys":{"type":"array","maxItems":256,"default":[],"items":{"type":"object","additionalProperties":false,"required":["id","publicKey"],"properties":{"id":{"type":"string","pattern":"^[A-Za-z0-9._@-]{1,64}$"},"publicKey":{"type":"string","pattern":"^ed25519:[A-Za-z0-9_-]{43}$"}}},"description":"Operator public keys (pullnix-ctl key show). Operators may use every method."}}},"gates":{"type":"object","additionalProperties":false,"description":"Checks a built system must pass before the watcher asks the executor to deploy it.","properties":{"vulnerabilities":{"type":"object","additionalProperties":false,"default":{},"description":"The vulnerability gate: the new system's closure and the live system's are scanned with vulnix (NIST NVD); the new system is refused when it brings in a vulnerability the live system does not have. docs/vulnerabilities.md.","properties":{"enable":{"type":"boolean","default":false,"description":"Scan every built system with vulnix before it is deployed. Off by default."},"command":{"type":"string","minLength":1,"maxLength":4096,"default":"vulnix","description":"The vulnix executable: an absolute path, or a name looked up in PATH."},"extraFlags":{"type":"array","items":{"type":"string","maxLength":1024},"maxItems":64,"default":[],"description":"Extra arguments for vulnix, e.g. [\"--mirror\", \"https://nvd.example.org/feeds/json/cve/2.0/\"] or [\"--whitelist\", \"/etc/vulnix-whitelist.toml\"]."},"minSeverity":{"type":"number","minimum":0,"maximum":10,"default":7,"description":"CVSS v3 base score from which a new vulnerability counts (0 to 10). A vulnerability without a CVSS v3 score counts only when this is 0."},"allow":{"type":"array","items":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"maxItems":1000,"default":[],"description":"CVE ids accepted on purpose (like vulnix's whitelist): never a reason to refuse a system."},"onNew":{"enum":["refuse","warn"],"default":"refuse","description":"refuse: a system with a new vulnerability is not deployed, and not tried again until the branch moves or pullnix-ctl retry. warn: it is deployed, with a warning."},"onError":{"enum":["allow","refuse"],"default":"allow","description":"When a scan fails or times out. allow: deploy anyway, with a warning (an unreachable vulnerability database must not block the deployment of a security fix). refuse: do not deploy now; try again after a back-off."},"timeoutSec":{"type":"integer","minimum":1,"maximum":86400,"default":900,"description":"Time limit of the whole gate (every scan it runs). vulnix's first run downloads the NVD data and can take minutes."}}}}},"socketPath":{"type":"string","pattern":"^/","maxLength":100,"default":"/run/pullnix/executor.sock"},"privateSocketPath":{"description":"Root's own socket (the watcher, root's pullnix-ctl), in a 0700 directory of its own; null: <directory of socketPath>/root/<name of socketPath>.","type":["string","null"],"pattern":"^/","maxLength":100,"default":null},"watcher":{"description":"The watcher's own identity (docs/security.md, docs/decisions.md D20). Set by the NixOS module.","type":"object","additionalProperties":false,"properties":{"user":{"description":"The unprivileged user the watcher runs as: the executor serves it a socket of its own (group: the user's primary group) and trusts the public half of the key the watcher creates in its state directory. null: the watcher runs as the executor's user and shares its state directory, keys and root's socket (development and tests).","type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null},"stateDir":{"description":"The watcher's state directory (checkout, GC roots, memory, its key); null: /var/lib/<user> with a user, stateDir without.","type":["string","null"],"pattern":"^/","maxLength":1024,"default":null},"socketPath":{"description":"The socket the executor serves the watcher on when it has a user, in a directory of its own (0750 root:<the watcher's group>); null: <directory of socketPath>-watcher/<name of socketPath>, beside the operator group's directory (the default socketPath gives /run/pullnix-watcher/executor.sock).","type":["string","null"],"pattern":"^/","maxLength":100,"default":null}}},"stateDir":{"type":"string","pattern":"^/","maxLength":1024,"default":"/var/lib/pullnix"},"logLevel":{"enum":["error","warning","info","debug"],"default":"info"},"units":{"type":"object","additionalProperties":false,"properties":{"executor":{"type":"string","pattern":"^[A-Za-z0-9@._-]+\\.service$","default":"pullnix-executor.service"},"watcher":{"type":"string","pattern":"^[A-Za-z0-9@._-]+\\.service$","default":"pullnix-watcher.service"}}},"paths":{"type":"object","additionalProperties":false,"description":"Where the system lives. Only tests change these.","properties":{"systemProfile":{"type":"string","pattern":"^/","default":"/nix/var/nix/profiles/system"},"currentSystem":{"type":"string","pattern":"^/","default":"/run/current-system"},"storeDir":{"type":"string","pattern":"^/","default":"/nix/store"},"gcRootsDir":{"type":"string","pattern":"^/","default":"/nix/var/nix/gcroots/pullnix","description":"Where the executor keeps a deployment's previous and new systems alive (GC roots) until its outcome."},"bootId":{"type":"string","pattern":"^/","default":"/proc/sys/kernel/random/boot_id","description":"The kernel's boot id: tells crash recovery whether the machine restarted since a deployment began."},"bootedSystem":{"type":"string","pattern":"^/","default":"/run/booted-system","description":"The system the machine booted: a new system whose kernel, initrd or kernel modules differ from it needs a reboot."},"grubConfig":{"type":"string","pattern":"^/","default":"/boot/grub/grub.cfg","description":"GRUB's menu as NixOS's install-grub.pl writes it: reboot.bootloader grub finds the trial entry in it by the system it boots."},"grubEnv":{"type":"string","pattern":"^/","default":"/boot/grub/grubenv","description":"GRUB's environment block (next_entry); grub-reboot's --boot-directory is the directory above its grub/."},"mountInfo":{"type":"string","pattern":"^/","default":"/proc/self/mountinfo","description":"Which filesystem holds grubEnv: GRUB cannot save its environment on ZFS, btrfs, LVM or mdraid."}}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://pullnix.dev/schema/config.json","title":"pullnix configuration (/etc/pullnix/config.json)","description":"Read by pullnix-executor, pullnix-watcher and pullnix-ctl. Written by the NixOS module (services.pullnix). Every key not listed here is an error.","type":"object","additionalProperties":false,"required":["repository","build"],"properties":{"repository":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","minLength":1,"maxLength":2048,"description":"Git remote URL of the configuration repository (ssh://, git@host:path, https://, file:// or a local path)."},"branch":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9._/-]+$","default":"main","description":"Branch to follow."},"sshKeyFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Private SSH deploy key (read-only access is enough)."},"knownHostsFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Pinned known_hosts file; host keys are checked strictly."},"allowNonDescendant":{"type":"boolean","default":false,"description":"Deploy a branch head that does not descend from the deployed commit (force-push, history rewrite). Off by default: such a head is refused."},"fetchTimeoutSec":{"type":"integer","minimum":10,"maximum":86400,"default":600,"description":"A fetch that prints nothing, not even progress, for this many seconds is stopped (and retried with back-off). An inactivity limit, not a limit on the whole fetch: a large first fetch that keeps making progress completes."}}},"build":{"type":"object","additionalProperties":false,"required":["mode"],"properties":{"mode":{"enum":["flake","classic"],"description":"flake: <checkout>#nixosConfigurations.<host>.config.system.build.toplevel; classic: <nixpkgs/nixos> with nixos-config=<checkout>/<file>."},"host":{"type":["string","null"],"pattern":"^[A-Za-z0-9._-]+$","maxLength":253,"default":null,"description":"Flake host attribute; null means this machine's host name."},"file":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^[^/].*$","default":"configuration.nix","description":"Classic mode: configuration file relative to the repository root."},"extraFlags":{"type":"array","items":{"type":"string","maxLength":1024},"maxItems":64,"default":[],"description":"Extra arguments for nix build / nix-build, e.g. [\"--max-jobs\", \"0\"]."},"timeoutSec":{"type":"integer","minimum":1,"maximum":86400,"default":3600,"description":"A build running longer is stopped and recorded as failed."},"keepGcRoots":{"type":"integer","minimum":1,"maximum":100,"default":3,"description":"How many built systems the watcher keeps GC roots for."}}},"poll":{"type":"object","additionalProperties":false,"properties":{"intervalSec":{"type":"integer","minimum":1,"maximum":86400,"default":300,"description":"Seconds between two asks for the branch head."},"jitterSec":{"type":"integer","minimum":0,"maximum":86400,"default":30,"description":"Random extra delay added to every interval, so a fleet does not poll in step."},"maxBackoffSec":{"type":"integer","minimum":1,"maximum":86400,"default":900,"description":"Ceiling of the exponential back-off after errors."}}},"trust":{"type":"object","additionalProperties":false,"description":"Commit signatures, checked by the watcher after the fetch and before anything is checked out, evaluated or built (docs/security.md).","properties":{"mode":{"enum":["off","head","all"],"default":"off","description":"off: no signature is checked. head: the new branch head must carry a good signature from a trusted key. all: every commit reachable from the new head and not from the deployed commit (nor from trust.since), merges included, must."},"since":{"type":["string","null"],"pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","default":null,"description":"Mode all: a commit the operator vouches for; it and its history are not checked (the chain starts after it). Without it and with nothing deployed yet, the whole history is checked."},"allowedSigners":{"type":"array","maxItems":256,"default":[],"items":{"type":"object","additionalProperties":false,"required":["principal","key"],"properties":{"principal":{"type":"string","minLength":1,"maxLength":256,"pattern":"^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$","description":"Who the key belongs to (git's allowed-signers principals: comma-separated, patterns allowed)."},"key":{"type":"string","maxLength":16384,"pattern":"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$","description":"The SSH public key: type and base64, without a comment."},"validAfter":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key signs only from this time on (YYYYMMDD[HHMM[SS]][Z], as in ssh-keygen's valid-after)."},"validBefore":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key is trusted only before this time (YYYYMMDD[HHMM[SS]][Z], as in valid-before); judged at the commit's date by git and at the time of the check by pullnix."},"role":{"enum":["human","builder"],"default":"human","description":"human: the key signs configuration (source) commits. builder: the key signs only the prebuilt manifest commits CI makes (source.mode prebuilt); a builder key's signature on a source commit, or a human key's on a manifest commit, is refused."}}},"description":"SSH keys whose signatures are trusted (git's gpg.ssh.allowedSignersFile, written by the watcher with namespaces=\"git\")."},"openpgpKeys":{"type":"array","maxItems":64,"default":[],"items":{"type":"string","maxLength":1048576,"pattern":"^-----BEGIN PGP PUBLIC KEY BLOCK-----"},"description":"ASCII-armored OpenPGP public keys whose signatures are trusted; imported into a keyring the watcher owns (<stateDir>/trust/gnupg), never root's."}}},"source":{"type":"object","additionalProperties":false,"description":"Where the systems come from (docs/prebuilt.md). build: the watcher evaluates and builds each commit. prebuilt: CI built them; the watcher reads a signed manifest and fetches the closure from a signed binary cache, evaluating and building nothing.","properties":{"mode":{"enum":["build","prebuilt"],"default":"build","description":"build: evaluate and build every commit on the machine. prebuilt: deploy what CI built: the manifest (source.manifest) names the toplevel, fetched from source.caches through the nix-daemon."},"manifest":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^[^/].*$","default":"hosts/<host>.json","description":"Prebuilt: the manifest's path in the repository, relative to its root; <host> is replaced with build.host (else the machine's host name). The file is {\"toplevel\": \"/nix/store/…\", \"sourceCommit\": \"<sha>\"}."},"caches":{"type":"array","maxItems":16,"default":[],"items":{"type":"string","minLength":1,"maxLength":2048,"pattern":"^(https?|file|s3)://[^ ]+$"},"description":"Prebuilt: the binary cache URLs the closure is fetched from (the nix-daemon must trust them: nix.settings.trusted-substituters, which the NixOS module sets)."},"publicKeys":{"type":"array","maxItems":16,"default":[],"items":{"type":"string","maxLength":256,"pattern":"^[A-Za-z0-9._-]+:[A-Za-z0-9+/]{43}=$"},"description":"Prebuilt: the public keys (name:base64, as nix key convert-secret-to-public or nix-store --generate-binary-cache-key prints) whose narinfo signatures are trusted (nix.settings.trusted-public-keys, which the NixOS module sets)."},"requireSignedSource":{"type":"boolean","default":false,"description":"Prebuilt: the manifest's sourceCommit must be in the repository, carry a good signature from a human key (trust.allowedSigners with role human) and descend from the deployed sourceCommit (no downgrade through an old manifest)."},"freeSpaceMarginMiB":{"type":"integer","minimum":0,"maximum":1048576,"default":512,"description":"Prebuilt: the closure is fetched only if the free space of the Nix store exceeds what it needs (unpacked NARs plus the compressed downloads of the paths missing here) by this many MiB."}}},"activation":{"enum":["test","switch"],"default":"test","description":"test: activate with switch-to-configuration test, move the boot default only after verification (a power cut boots the last good system). switch: classic order, switch then verify then switch back."},"verify":{"type":"object","additionalProperties":false,"properties":{"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":120,"description":"How long the git connectivity check may keep retrying before the deployment is rolled back."},"initialBackoffMs":{"type":"integer","minimum":10,"maximum":60000,"default":1000,"description":"First pause between connectivity attempts; doubles up to 15 s."},"attemptTimeoutSec":{"type":"integer","minimum":1,"maximum":600,"default":20,"description":"One git ls-remote attempt is killed after this long."},"failedUnits":{"type":"object","additionalProperties":false,"default":{},"description":"The newly-failed-units check: a unit failed (or auto-restarting after a failure) after activation, and not before it, fails the deployment.","properties":{"enable":{"type":"boolean","default":true,"description":"Run the newly-failed-units check (on by default)."},"settleSec":{"type":"integer","minimum":0,"maximum":600,"default":5,"description":"The longest a unit the activation started or restarted is watched for a crash loop (a crash-looping unit is running for a moment between its failures). Each such unit is watched for its own window, from its restart settings (none with Restart=no; RestartSec plus StartLimitIntervalSec/StartLimitBurst otherwise), at most this; a deployment that moves no unit waits for none. Without the units' state from before the activation (crash recovery, after a reboot), every unit is held to this many seconds. Ends at verify.timeoutSec at the latest."}}}}},"checks":{"type":"object","default":{},"maxProperties":64,"description":"Declared health checks, by name (letters, digits, '_' and '-'; not 'git', 'failed-units' or 'pullnix-config'). Each is retried with back-off until verify.timeoutSec after activation; all must pass for the deployment to succeed.","x-pullnix-reserved":["git","failed-units","pullnix-config"],"additionalProperties":{"type":"object","additionalProperties":false,"required":["type"],"x-pullnix-kinds":{"command":{"uses":["argv","user"],"requires":["argv"]},"http":{"uses":["url","expectStatus","bodyPattern"],"requires":["url"]},"tcp":{"uses":["host","port"],"requires":["host","port"]},"unit":{"uses":["unit"],"requires":["unit"]}},"properties":{"type":{"enum":["command","http","tcp","unit"],"description":"command: argv exits 0; http: url answers with the expected status (and body); tcp: host:port accepts a connection; unit: the unit is active (a oneshot: ran and succeeded)."},"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"maxItems":256,"default":[],"description":"command: the program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"command: the user it runs as; null: a dynamic unprivileged user (systemd DynamicUser), never root unless named."},"url":{"type":["string","null"],"pattern":"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$","maxLength":2048,"default":null,"description":"http: the URL fetched (GET), http:// or https://."},"expectStatus":{"type":["integer","null"],"minimum":100,"maximum":599,"default":null,"description":"http: the status that passes; null: any 2xx."},"bodyPattern":{"type":["string","null"],"maxLength":1024,"default":null,"description":"http: a regular expression (JavaScript) the response body must match."},"host":{"type":["string","null"],"minLength":1,"maxLength":253,"default":null,"description":"tcp: host name or address."},"port":{"type":["integer","null"],"minimum":1,"maximum":65535,"default":null,"description":"tcp: port."},"unit":{"type":["string","null"],"pattern":"^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$","maxLength":256,"default":null,"description":"unit: the systemd unit name."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":10,"description":"One attempt is stopped after this long; at most verify.timeoutSec."}}}},"hooks":{"type":"object","additionalProperties":false,"default":{},"description":"Commands run around a deployment. preDeploy (run by the watcher before it asks for a deployment) may postpone it: a non-zero exit means not now, asked again at the next poll. onSuccess and onFailure (run by the executor after the outcome) only notify: their failure is logged and changes nothing.","properties":{"preDeploy":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the watcher after the build, before it asks for the deployment: exit 0 deploys; any other exit (or a timeout) means not now, asked again at the next poll (not a failure).","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}},"onSuccess":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the executor after a deployment succeeded. Notify only: its failure is logged (hook.failed) and changes nothing.","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}},"onFailure":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the executor after a deployment did not succeed (rolled back, rollback failed, reboot required, interrupted). Notify only.","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}}}},"metrics":{"type":"object","additionalProperties":false,"default":{},"properties":{"textfileDirectory":{"type":["string","null"],"pattern":"^/","maxLength":1024,"default":null,"description":"Directory of node_exporter's textfile collector: each daemon writes its own pullnix-<daemon>.prom there, atomically, on every change. null: no metrics."}}},"activationTimeoutSec":{"type":"integer","minimum":10,"maximum":86400,"default":1800,"description":"switch-to-configuration running longer is stopped and treated as failed."},"reboot":{"type":"object","additionalProperties":false,"description":"Deployments that need a reboot (a changed kernel, initrd or kernel modules, or switch-to-configuration exit 100): docs/executor.md \"Reboots\".","properties":{"mode":{"enum":["never","window"],"default":"never","description":"never: pullnix never reboots (exit 100 ends reboot-required; a kernel-only change is activated with test, verified, committed and reported as needing a reboot). window: the new system is booted on trial inside reboot.window (or on pullnix-ctl reboot-now), verified after the boot and made the boot default only then; when it fails, the previous system is booted again."},"window":{"type":"object","additionalProperties":false,"default":{},"description":"Local times (HH:MM, 24 h) between which pullnix may reboot; an end before the start crosses midnight (22:00-04:00).","properties":{"start":{"type":"string","pattern":"^([01][0-9]|2[0-3]):[0-5][0-9]$","default":"01:00"},"end":{"type":"string","pattern":"^([01][0-9]|2[0-3]):[0-5][0-9]$","default":"05:00"}}},"bootloader":{"enum":["systemd-boot","grub","none"],"default":"systemd-boot","description":"How the trial boot is made a boot-once: systemd-boot (bootctl set-oneshot), grub (grub-reboot; NixOS's grub.cfg honours next_entry whatever boot.loader.grub.default is, and \"saved\" must not be used), none (the new system becomes the boot default for the trial; only the fallback reboot protects). The NixOS module sets it from boot.loader.*.enable."}}},"operators":{"type":"object","additionalProperties":false,"properties":{"group":{"type":"string","pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":"pullnix","description":"Group whose members may use the socket."},"keys":{"type":"array","maxItems":256,"default":[],"items":{"type":"object","additionalProperties":false,"required":["id","publicKey"],"properties":{"id":{"type":"string","pattern":"^[A-Za-z0-9._@-]{1,64}$"},"publicKey":{"type":"string","pattern":"^ed25519:[A-Za-z0-9_-]{43}$"}}},"description":"Operator public keys (pullnix-ctl key show). Operators may use every method."}}},"gates":{"type":"object","additionalProperties":false,"description":"Checks a built system must pass before the watcher asks the executor to deploy it.","properties":{"vulnerabilities":{"type":"object","additionalProperties":false,"default":{},"description":"The vulnerability gate: the new system's closure and the live system's are scanned with vulnix (NIST NVD); the new system is refused when it brings in a vulnerability the live system does not have. docs/vulnerabilities.md.","properties":{"enable":{"type":"boolean","default":false,"description":"Scan every built system with vulnix before it is deployed. Off by default."},"command":{"type":"string","minLength":1,"maxLength":4096,"default":"vulnix","description":"The vulnix executable: an absolute path, or a name looked up in PATH."},"extraFlags":{"type":"array","items":{"type":"string","maxLength":1024},"maxItems":64,"default":[],"description":"Extra arguments for vulnix, e.g. [\"--mirror\", \"https://nvd.example.org/feeds/json/cve/2.0/\"] or [\"--whitelist\", \"/etc/vulnix-whitelist.toml\"]."},"minSeverity":{"type":"number","minimum":0,"maximum":10,"default":7,"description":"CVSS v3 base score from which a new vulnerability counts (0 to 10). A vulnerability without a CVSS v3 score counts only when this is 0."},"allow":{"type":"array","items":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"maxItems":1000,"default":[],"description":"CVE ids accepted on purpose (like vulnix's whitelist): never a reason to refuse a system."},"onNew":{"enum":["refuse","warn"],"default":"refuse","description":"refuse: a system with a new vulnerability is not deployed, and not tried again until the branch moves or pullnix-ctl retry. warn: it is deployed, with a warning."},"onError":{"enum":["allow","refuse"],"default":"allow","description":"When a scan fails or times out. allow: deploy anyway, with a warning (an unreachable vulnerability database must not block the deployment of a security fix). refuse: do not deploy now; try again after a back-off."},"timeoutSec":{"type":"integer","minimum":1,"maximum":86400,"default":900,"description":"Time limit of the whole gate (every scan it runs). vulnix's first run downloads the NVD data and can take minutes."}}}}},"report":{"type":"object","additionalProperties":false,"default":{},"description":"Commit statuses: after each step of a deployment the watcher posts a status on the commit at the forge, with context pullnix/<ring>/<host> (pullnix/<host> without a ring), through a durable outbox in its state directory. docs/report.md.","properties":{"enable":{"type":"boolean","default":false,"description":"Post a commit status for every deployment. Off by default."},"forge":{"enum":["github","gitea"],"default":"github","description":"github: GitHub or GitHub Enterprise Server (REST v3). gitea: Gitea or Forgejo (API v1)."},"apiUrl":{"type":"string","pattern":"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$","maxLength":2048,"default":"https://api.github.com","description":"The forge's API base URL: https://api.github.com, https://<host>/api/v3 (GitHub Enterprise Server), https://<host>/api/v1 (Gitea, Forgejo)."},"repository":{"type":["string","null"],"pattern":"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$","maxLength":256,"default":null,"description":"owner/name of the configuration repository at the forge. Required with enable."},"tokenFile":{"type":["string","null"],"pattern":"^/","maxLength":1024,"default":null,"description":"A file holding the forge token (GitHub: a token allowed to write commit statuses; Gitea: an access token with repository write). Read by the watcher alone, at each post: never copied into the Nix store, the journal, the metrics or status. Required with enable."},"targetUrl":{"type":["string","null"],"pattern":"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$","maxLength":2048,"default":null,"description":"A link shown with each status (a dashboard of the fleet, say); null: none."},"haltAfter":{"type":["integer","null"],"minimum":1,"maximum":100000,"default":null,"description":"Decentralised halt: refuse a commit that already carries at least this many failure statuses from hosts of this machine's ring (contexts pullnix/<ring>/…). null: never halt."},"outboxLimit":{"type":"integer","minimum":8,"maximum":100000,"default":256,"description":"The most statuses the outbox holds. Past it, the oldest pending (non-terminal) status is dropped first; terminal statuses (success, failure, error) are kept."},"timeoutSec":{"type":"integer","minimum":1,"maximum":600,"default":30,"description":"Time limit of one request to the forge."}}},"socketPath":{"type":"string","pattern":"^/","maxLength":100,"default":"/run/pullnix/executor.sock"},"privateSocketPath":{"description":"Root's own socket (the watcher, root's pullnix-ctl), in a 0700 directory of its own; null: <directory of socketPath>/root/<name of socketPath>.","type":["string","null"],"pattern":"^/","maxLength":100,"default":null},"watcher":{"description":"The watcher's own identity (docs/security.md, docs/decisions.md D20). Set by the NixOS module.","type":"object","additionalProperties":false,"properties":{"user":{"description":"The unprivileged user the watcher runs as: the executor serves it a socket of its own (group: the user's primary group) and trusts the public half of the key the watcher creates in its state directory. null: the watcher runs as the executor's user and shares its state directory, keys and root's socket (development and tests).","type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null},"stateDir":{"description":"The watcher's state directory (checkout, GC roots, memory, its key); null: /var/lib/<user> with a user, stateDir without.","type":["string","null"],"pattern":"^/","maxLength":1024,"default":null},"socketPath":{"description":"The socket the executor serves the watcher on when it has a user, in a directory of its own (0750 root:<the watcher's group>); null: <directory of socketPath>-watcher/<name of socketPath>, beside the operator group's directory (the default socketPath gives /run/pullnix-watcher/executor.sock).","type":["string","null"],"pattern":"^/","maxLength":100,"default":null}}},"stateDir":{"type":"string","pattern":"^/","maxLength":1024,"default":"/var/lib/pullnix"},"logLevel":{"enum":["error","warning","info","debug"],"default":"info"},"units":{"type":"object","additionalProperties":false,"properties":{"executor":{"type":"string","pattern":"^[A-Za-z0-9@._-]+\\.service$","default":"pullnix-executor.service"},"watcher":{"type":"string","pattern":"^[A-Za-z0-9@._-]+\\.service$","default":"pullnix-watcher.service"}}},"paths":{"type":"object","additionalProperties":false,"description":"Where the system lives. Only tests change these.","properties":{"systemProfile":{"type":"string","pattern":"^/","default":"/nix/var/nix/profiles/system"},"currentSystem":{"type":"string","pattern":"^/","default":"/run/current-system"},"storeDir":{"type":"string","pattern":"^/","default":"/nix/store"},"gcRootsDir":{"type":"string","pattern":"^/","default":"/nix/var/nix/gcroots/pullnix","description":"Where the executor keeps a deployment's previous and new systems alive (GC roots) until its outcome."},"bootId":{"type":"string","pattern":"^/","default":"/proc/sys/kernel/random/boot_id","description":"The kernel's boot id: tells crash recovery whether the machine restarted since a deployment began."},"bootedSystem":{"type":"string","pattern":"^/","default":"/run/booted-system","description":"The system the machine booted: a new system whose kernel, initrd or kernel modules differ from it needs a reboot."},"grubConfig":{"type":"string","pattern":"^/","default":"/boot/grub/grub.cfg","description":"GRUB's menu as NixOS's install-grub.pl writes it: reboot.bootloader grub finds the trial entry in it by the system it boots."},"grubEnv":{"type":"string","pattern":"^/","default":"/boot/grub/grubenv","description":"GRUB's environment block (next_entry); grub-reboot's --boot-directory is the directory above its grub/."},"mountInfo":{"type":"string","pattern":"^/","default":"/proc/self/mountinfo","description":"Which filesystem holds grubEnv: GRUB cannot save its environment on ZFS, btrfs, LVM or mdraid."}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = ajvRuntime_ucs2length.default;
 const pattern0 = new RegExp("^[A-Za-z0-9._/-]+$", "u");
@@ -25,7 +25,8 @@ const pattern21 = new RegExp("^([01][0-9]|2[0-3]):[0-5][0-9]$", "u");
 const pattern24 = new RegExp("^[A-Za-z0-9._@-]{1,64}$", "u");
 const pattern25 = new RegExp("^ed25519:[A-Za-z0-9_-]{43}$", "u");
 const pattern26 = new RegExp("^CVE-[0-9]{4}-[0-9]{4,}$", "u");
-const pattern33 = new RegExp("^[A-Za-z0-9@._-]+\\.service$", "u");
+const pattern28 = new RegExp("^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$", "u");
+const pattern37 = new RegExp("^[A-Za-z0-9@._-]+\\.service$", "u");
 
 const validate10 = (function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 /*# sourceURL="https://pullnix.dev/schema/config.json" */;
@@ -46,6 +47,9 @@ data.metrics = {};
 }
 if(data.activationTimeoutSec === undefined){
 data.activationTimeoutSec = 1800;
+}
+if(data.report === undefined){
+data.report = {};
 }
 if(data.socketPath === undefined){
 data.socketPath = "/run/pullnix/executor.sock";
@@ -3278,10 +3282,38 @@ vErrors.push(err261);
 errors++;
 }
 }
-let data104 = data.socketPath;
-if(typeof data104 === "string"){
-if(func3(data104) > 100){
-const err262 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
+let data104 = data.report;
+if(data104 && typeof data104 == "object" && !Array.isArray(data104)){
+if(data104.enable === undefined){
+data104.enable = false;
+}
+if(data104.forge === undefined){
+data104.forge = "github";
+}
+if(data104.apiUrl === undefined){
+data104.apiUrl = "https://api.github.com";
+}
+if(data104.repository === undefined){
+data104.repository = null;
+}
+if(data104.tokenFile === undefined){
+data104.tokenFile = null;
+}
+if(data104.targetUrl === undefined){
+data104.targetUrl = null;
+}
+if(data104.haltAfter === undefined){
+data104.haltAfter = null;
+}
+if(data104.outboxLimit === undefined){
+data104.outboxLimit = 256;
+}
+if(data104.timeoutSec === undefined){
+data104.timeoutSec = 30;
+}
+for(const key22 in data104){
+if(!(func2.call(schema11.properties.report.properties, key22))){
+const err262 = {instancePath:instancePath+"/report",schemaPath:"#/properties/report/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err262];
 }
@@ -3290,8 +3322,9 @@ vErrors.push(err262);
 }
 errors++;
 }
-if(!pattern1.test(data104)){
-const err263 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+if(typeof data104.enable !== "boolean"){
+const err263 = {instancePath:instancePath+"/report/enable",schemaPath:"#/properties/report/properties/enable/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err263];
 }
@@ -3300,9 +3333,9 @@ vErrors.push(err263);
 }
 errors++;
 }
-}
-else {
-const err264 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data106 = data104.forge;
+if(!((data106 === "github") || (data106 === "gitea"))){
+const err264 = {instancePath:instancePath+"/report/forge",schemaPath:"#/properties/report/properties/forge/enum",keyword:"enum",params:{allowedValues: schema11.properties.report.properties.forge.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err264];
 }
@@ -3311,9 +3344,10 @@ vErrors.push(err264);
 }
 errors++;
 }
-let data105 = data.privateSocketPath;
-if((typeof data105 !== "string") && (data105 !== null)){
-const err265 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/type",keyword:"type",params:{type: schema11.properties.privateSocketPath.type},message:"must be string,null"};
+let data107 = data104.apiUrl;
+if(typeof data107 === "string"){
+if(func3(data107) > 2048){
+const err265 = {instancePath:instancePath+"/report/apiUrl",schemaPath:"#/properties/report/properties/apiUrl/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err265];
 }
@@ -3322,9 +3356,8 @@ vErrors.push(err265);
 }
 errors++;
 }
-if(typeof data105 === "string"){
-if(func3(data105) > 100){
-const err266 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
+if(!pattern15.test(data107)){
+const err266 = {instancePath:instancePath+"/report/apiUrl",schemaPath:"#/properties/report/properties/apiUrl/pattern",keyword:"pattern",params:{pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"},message:"must match pattern \""+"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"+"\""};
 if(vErrors === null){
 vErrors = [err266];
 }
@@ -3333,8 +3366,9 @@ vErrors.push(err266);
 }
 errors++;
 }
-if(!pattern1.test(data105)){
-const err267 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+else {
+const err267 = {instancePath:instancePath+"/report/apiUrl",schemaPath:"#/properties/report/properties/apiUrl/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err267];
 }
@@ -3343,22 +3377,9 @@ vErrors.push(err267);
 }
 errors++;
 }
-}
-if(data.watcher !== undefined){
-let data106 = data.watcher;
-if(data106 && typeof data106 == "object" && !Array.isArray(data106)){
-if(data106.user === undefined){
-data106.user = null;
-}
-if(data106.stateDir === undefined){
-data106.stateDir = null;
-}
-if(data106.socketPath === undefined){
-data106.socketPath = null;
-}
-for(const key22 in data106){
-if(!(((key22 === "user") || (key22 === "stateDir")) || (key22 === "socketPath"))){
-const err268 = {instancePath:instancePath+"/watcher",schemaPath:"#/properties/watcher/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
+let data108 = data104.repository;
+if((typeof data108 !== "string") && (data108 !== null)){
+const err268 = {instancePath:instancePath+"/report/repository",schemaPath:"#/properties/report/properties/repository/type",keyword:"type",params:{type: schema11.properties.report.properties.repository.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err268];
 }
@@ -3367,10 +3388,9 @@ vErrors.push(err268);
 }
 errors++;
 }
-}
-let data107 = data106.user;
-if((typeof data107 !== "string") && (data107 !== null)){
-const err269 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/type",keyword:"type",params:{type: schema11.properties.watcher.properties.user.type},message:"must be string,null"};
+if(typeof data108 === "string"){
+if(func3(data108) > 256){
+const err269 = {instancePath:instancePath+"/report/repository",schemaPath:"#/properties/report/properties/repository/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err269];
 }
@@ -3379,9 +3399,8 @@ vErrors.push(err269);
 }
 errors++;
 }
-if(typeof data107 === "string"){
-if(func3(data107) > 32){
-const err270 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(!pattern28.test(data108)){
+const err270 = {instancePath:instancePath+"/report/repository",schemaPath:"#/properties/report/properties/repository/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$"},message:"must match pattern \""+"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$"+"\""};
 if(vErrors === null){
 vErrors = [err270];
 }
@@ -3390,8 +3409,10 @@ vErrors.push(err270);
 }
 errors++;
 }
-if(!pattern14.test(data107)){
-const err271 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
+}
+let data109 = data104.tokenFile;
+if((typeof data109 !== "string") && (data109 !== null)){
+const err271 = {instancePath:instancePath+"/report/tokenFile",schemaPath:"#/properties/report/properties/tokenFile/type",keyword:"type",params:{type: schema11.properties.report.properties.tokenFile.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err271];
 }
@@ -3400,10 +3421,9 @@ vErrors.push(err271);
 }
 errors++;
 }
-}
-let data108 = data106.stateDir;
-if((typeof data108 !== "string") && (data108 !== null)){
-const err272 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/type",keyword:"type",params:{type: schema11.properties.watcher.properties.stateDir.type},message:"must be string,null"};
+if(typeof data109 === "string"){
+if(func3(data109) > 1024){
+const err272 = {instancePath:instancePath+"/report/tokenFile",schemaPath:"#/properties/report/properties/tokenFile/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err272];
 }
@@ -3412,9 +3432,8 @@ vErrors.push(err272);
 }
 errors++;
 }
-if(typeof data108 === "string"){
-if(func3(data108) > 1024){
-const err273 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+if(!pattern1.test(data109)){
+const err273 = {instancePath:instancePath+"/report/tokenFile",schemaPath:"#/properties/report/properties/tokenFile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err273];
 }
@@ -3423,8 +3442,10 @@ vErrors.push(err273);
 }
 errors++;
 }
-if(!pattern1.test(data108)){
-const err274 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+let data110 = data104.targetUrl;
+if((typeof data110 !== "string") && (data110 !== null)){
+const err274 = {instancePath:instancePath+"/report/targetUrl",schemaPath:"#/properties/report/properties/targetUrl/type",keyword:"type",params:{type: schema11.properties.report.properties.targetUrl.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err274];
 }
@@ -3433,10 +3454,9 @@ vErrors.push(err274);
 }
 errors++;
 }
-}
-let data109 = data106.socketPath;
-if((typeof data109 !== "string") && (data109 !== null)){
-const err275 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/type",keyword:"type",params:{type: schema11.properties.watcher.properties.socketPath.type},message:"must be string,null"};
+if(typeof data110 === "string"){
+if(func3(data110) > 2048){
+const err275 = {instancePath:instancePath+"/report/targetUrl",schemaPath:"#/properties/report/properties/targetUrl/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err275];
 }
@@ -3445,9 +3465,8 @@ vErrors.push(err275);
 }
 errors++;
 }
-if(typeof data109 === "string"){
-if(func3(data109) > 100){
-const err276 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
+if(!pattern15.test(data110)){
+const err276 = {instancePath:instancePath+"/report/targetUrl",schemaPath:"#/properties/report/properties/targetUrl/pattern",keyword:"pattern",params:{pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"},message:"must match pattern \""+"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"+"\""};
 if(vErrors === null){
 vErrors = [err276];
 }
@@ -3456,8 +3475,10 @@ vErrors.push(err276);
 }
 errors++;
 }
-if(!pattern1.test(data109)){
-const err277 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+let data111 = data104.haltAfter;
+if((!(((typeof data111 == "number") && (!(data111 % 1) && !isNaN(data111))) && (isFinite(data111)))) && (data111 !== null)){
+const err277 = {instancePath:instancePath+"/report/haltAfter",schemaPath:"#/properties/report/properties/haltAfter/type",keyword:"type",params:{type: schema11.properties.report.properties.haltAfter.type},message:"must be integer,null"};
 if(vErrors === null){
 vErrors = [err277];
 }
@@ -3466,10 +3487,9 @@ vErrors.push(err277);
 }
 errors++;
 }
-}
-}
-else {
-const err278 = {instancePath:instancePath+"/watcher",schemaPath:"#/properties/watcher/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if((typeof data111 == "number") && (isFinite(data111))){
+if(data111 > 100000 || isNaN(data111)){
+const err278 = {instancePath:instancePath+"/report/haltAfter",schemaPath:"#/properties/report/properties/haltAfter/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err278];
 }
@@ -3478,11 +3498,8 @@ vErrors.push(err278);
 }
 errors++;
 }
-}
-let data110 = data.stateDir;
-if(typeof data110 === "string"){
-if(func3(data110) > 1024){
-const err279 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+if(data111 < 1 || isNaN(data111)){
+const err279 = {instancePath:instancePath+"/report/haltAfter",schemaPath:"#/properties/report/properties/haltAfter/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err279];
 }
@@ -3491,8 +3508,10 @@ vErrors.push(err279);
 }
 errors++;
 }
-if(!pattern1.test(data110)){
-const err280 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+let data112 = data104.outboxLimit;
+if(!(((typeof data112 == "number") && (!(data112 % 1) && !isNaN(data112))) && (isFinite(data112)))){
+const err280 = {instancePath:instancePath+"/report/outboxLimit",schemaPath:"#/properties/report/properties/outboxLimit/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err280];
 }
@@ -3501,9 +3520,9 @@ vErrors.push(err280);
 }
 errors++;
 }
-}
-else {
-const err281 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data112 == "number") && (isFinite(data112))){
+if(data112 > 100000 || isNaN(data112)){
+const err281 = {instancePath:instancePath+"/report/outboxLimit",schemaPath:"#/properties/report/properties/outboxLimit/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err281];
 }
@@ -3512,9 +3531,8 @@ vErrors.push(err281);
 }
 errors++;
 }
-let data111 = data.logLevel;
-if(!((((data111 === "error") || (data111 === "warning")) || (data111 === "info")) || (data111 === "debug"))){
-const err282 = {instancePath:instancePath+"/logLevel",schemaPath:"#/properties/logLevel/enum",keyword:"enum",params:{allowedValues: schema11.properties.logLevel.enum},message:"must be equal to one of the allowed values"};
+if(data112 < 8 || isNaN(data112)){
+const err282 = {instancePath:instancePath+"/report/outboxLimit",schemaPath:"#/properties/report/properties/outboxLimit/minimum",keyword:"minimum",params:{comparison: ">=", limit: 8},message:"must be >= 8"};
 if(vErrors === null){
 vErrors = [err282];
 }
@@ -3523,18 +3541,10 @@ vErrors.push(err282);
 }
 errors++;
 }
-if(data.units !== undefined){
-let data112 = data.units;
-if(data112 && typeof data112 == "object" && !Array.isArray(data112)){
-if(data112.executor === undefined){
-data112.executor = "pullnix-executor.service";
 }
-if(data112.watcher === undefined){
-data112.watcher = "pullnix-watcher.service";
-}
-for(const key23 in data112){
-if(!((key23 === "executor") || (key23 === "watcher"))){
-const err283 = {instancePath:instancePath+"/units",schemaPath:"#/properties/units/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
+let data113 = data104.timeoutSec;
+if(!(((typeof data113 == "number") && (!(data113 % 1) && !isNaN(data113))) && (isFinite(data113)))){
+const err283 = {instancePath:instancePath+"/report/timeoutSec",schemaPath:"#/properties/report/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err283];
 }
@@ -3543,11 +3553,9 @@ vErrors.push(err283);
 }
 errors++;
 }
-}
-let data113 = data112.executor;
-if(typeof data113 === "string"){
-if(!pattern33.test(data113)){
-const err284 = {instancePath:instancePath+"/units/executor",schemaPath:"#/properties/units/properties/executor/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._-]+\\.service$"},message:"must match pattern \""+"^[A-Za-z0-9@._-]+\\.service$"+"\""};
+if((typeof data113 == "number") && (isFinite(data113))){
+if(data113 > 600 || isNaN(data113)){
+const err284 = {instancePath:instancePath+"/report/timeoutSec",schemaPath:"#/properties/report/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 600},message:"must be <= 600"};
 if(vErrors === null){
 vErrors = [err284];
 }
@@ -3556,9 +3564,8 @@ vErrors.push(err284);
 }
 errors++;
 }
-}
-else {
-const err285 = {instancePath:instancePath+"/units/executor",schemaPath:"#/properties/units/properties/executor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data113 < 1 || isNaN(data113)){
+const err285 = {instancePath:instancePath+"/report/timeoutSec",schemaPath:"#/properties/report/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err285];
 }
@@ -3567,10 +3574,10 @@ vErrors.push(err285);
 }
 errors++;
 }
-let data114 = data112.watcher;
-if(typeof data114 === "string"){
-if(!pattern33.test(data114)){
-const err286 = {instancePath:instancePath+"/units/watcher",schemaPath:"#/properties/units/properties/watcher/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._-]+\\.service$"},message:"must match pattern \""+"^[A-Za-z0-9@._-]+\\.service$"+"\""};
+}
+}
+else {
+const err286 = {instancePath:instancePath+"/report",schemaPath:"#/properties/report/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err286];
 }
@@ -3579,9 +3586,10 @@ vErrors.push(err286);
 }
 errors++;
 }
-}
-else {
-const err287 = {instancePath:instancePath+"/units/watcher",schemaPath:"#/properties/units/properties/watcher/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data114 = data.socketPath;
+if(typeof data114 === "string"){
+if(func3(data114) > 100){
+const err287 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
 if(vErrors === null){
 vErrors = [err287];
 }
@@ -3590,9 +3598,8 @@ vErrors.push(err287);
 }
 errors++;
 }
-}
-else {
-const err288 = {instancePath:instancePath+"/units",schemaPath:"#/properties/units/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern1.test(data114)){
+const err288 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err288];
 }
@@ -3602,39 +3609,8 @@ vErrors.push(err288);
 errors++;
 }
 }
-if(data.paths !== undefined){
-let data115 = data.paths;
-if(data115 && typeof data115 == "object" && !Array.isArray(data115)){
-if(data115.systemProfile === undefined){
-data115.systemProfile = "/nix/var/nix/profiles/system";
-}
-if(data115.currentSystem === undefined){
-data115.currentSystem = "/run/current-system";
-}
-if(data115.storeDir === undefined){
-data115.storeDir = "/nix/store";
-}
-if(data115.gcRootsDir === undefined){
-data115.gcRootsDir = "/nix/var/nix/gcroots/pullnix";
-}
-if(data115.bootId === undefined){
-data115.bootId = "/proc/sys/kernel/random/boot_id";
-}
-if(data115.bootedSystem === undefined){
-data115.bootedSystem = "/run/booted-system";
-}
-if(data115.grubConfig === undefined){
-data115.grubConfig = "/boot/grub/grub.cfg";
-}
-if(data115.grubEnv === undefined){
-data115.grubEnv = "/boot/grub/grubenv";
-}
-if(data115.mountInfo === undefined){
-data115.mountInfo = "/proc/self/mountinfo";
-}
-for(const key24 in data115){
-if(!(func2.call(schema11.properties.paths.properties, key24))){
-const err289 = {instancePath:instancePath+"/paths",schemaPath:"#/properties/paths/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
+else {
+const err289 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err289];
 }
@@ -3643,11 +3619,9 @@ vErrors.push(err289);
 }
 errors++;
 }
-}
-let data116 = data115.systemProfile;
-if(typeof data116 === "string"){
-if(!pattern1.test(data116)){
-const err290 = {instancePath:instancePath+"/paths/systemProfile",schemaPath:"#/properties/paths/properties/systemProfile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+let data115 = data.privateSocketPath;
+if((typeof data115 !== "string") && (data115 !== null)){
+const err290 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/type",keyword:"type",params:{type: schema11.properties.privateSocketPath.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err290];
 }
@@ -3656,9 +3630,9 @@ vErrors.push(err290);
 }
 errors++;
 }
-}
-else {
-const err291 = {instancePath:instancePath+"/paths/systemProfile",schemaPath:"#/properties/paths/properties/systemProfile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data115 === "string"){
+if(func3(data115) > 100){
+const err291 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
 if(vErrors === null){
 vErrors = [err291];
 }
@@ -3667,10 +3641,8 @@ vErrors.push(err291);
 }
 errors++;
 }
-let data117 = data115.currentSystem;
-if(typeof data117 === "string"){
-if(!pattern1.test(data117)){
-const err292 = {instancePath:instancePath+"/paths/currentSystem",schemaPath:"#/properties/paths/properties/currentSystem/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(!pattern1.test(data115)){
+const err292 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err292];
 }
@@ -3680,8 +3652,21 @@ vErrors.push(err292);
 errors++;
 }
 }
-else {
-const err293 = {instancePath:instancePath+"/paths/currentSystem",schemaPath:"#/properties/paths/properties/currentSystem/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data.watcher !== undefined){
+let data116 = data.watcher;
+if(data116 && typeof data116 == "object" && !Array.isArray(data116)){
+if(data116.user === undefined){
+data116.user = null;
+}
+if(data116.stateDir === undefined){
+data116.stateDir = null;
+}
+if(data116.socketPath === undefined){
+data116.socketPath = null;
+}
+for(const key23 in data116){
+if(!(((key23 === "user") || (key23 === "stateDir")) || (key23 === "socketPath"))){
+const err293 = {instancePath:instancePath+"/watcher",schemaPath:"#/properties/watcher/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err293];
 }
@@ -3690,10 +3675,10 @@ vErrors.push(err293);
 }
 errors++;
 }
-let data118 = data115.storeDir;
-if(typeof data118 === "string"){
-if(!pattern1.test(data118)){
-const err294 = {instancePath:instancePath+"/paths/storeDir",schemaPath:"#/properties/paths/properties/storeDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+let data117 = data116.user;
+if((typeof data117 !== "string") && (data117 !== null)){
+const err294 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/type",keyword:"type",params:{type: schema11.properties.watcher.properties.user.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err294];
 }
@@ -3702,9 +3687,9 @@ vErrors.push(err294);
 }
 errors++;
 }
-}
-else {
-const err295 = {instancePath:instancePath+"/paths/storeDir",schemaPath:"#/properties/paths/properties/storeDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data117 === "string"){
+if(func3(data117) > 32){
+const err295 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err295];
 }
@@ -3713,10 +3698,8 @@ vErrors.push(err295);
 }
 errors++;
 }
-let data119 = data115.gcRootsDir;
-if(typeof data119 === "string"){
-if(!pattern1.test(data119)){
-const err296 = {instancePath:instancePath+"/paths/gcRootsDir",schemaPath:"#/properties/paths/properties/gcRootsDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(!pattern14.test(data117)){
+const err296 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err296];
 }
@@ -3726,8 +3709,9 @@ vErrors.push(err296);
 errors++;
 }
 }
-else {
-const err297 = {instancePath:instancePath+"/paths/gcRootsDir",schemaPath:"#/properties/paths/properties/gcRootsDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data118 = data116.stateDir;
+if((typeof data118 !== "string") && (data118 !== null)){
+const err297 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/type",keyword:"type",params:{type: schema11.properties.watcher.properties.stateDir.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err297];
 }
@@ -3736,10 +3720,9 @@ vErrors.push(err297);
 }
 errors++;
 }
-let data120 = data115.bootId;
-if(typeof data120 === "string"){
-if(!pattern1.test(data120)){
-const err298 = {instancePath:instancePath+"/paths/bootId",schemaPath:"#/properties/paths/properties/bootId/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(typeof data118 === "string"){
+if(func3(data118) > 1024){
+const err298 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err298];
 }
@@ -3748,9 +3731,8 @@ vErrors.push(err298);
 }
 errors++;
 }
-}
-else {
-const err299 = {instancePath:instancePath+"/paths/bootId",schemaPath:"#/properties/paths/properties/bootId/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data118)){
+const err299 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err299];
 }
@@ -3759,10 +3741,10 @@ vErrors.push(err299);
 }
 errors++;
 }
-let data121 = data115.bootedSystem;
-if(typeof data121 === "string"){
-if(!pattern1.test(data121)){
-const err300 = {instancePath:instancePath+"/paths/bootedSystem",schemaPath:"#/properties/paths/properties/bootedSystem/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+let data119 = data116.socketPath;
+if((typeof data119 !== "string") && (data119 !== null)){
+const err300 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/type",keyword:"type",params:{type: schema11.properties.watcher.properties.socketPath.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err300];
 }
@@ -3771,9 +3753,9 @@ vErrors.push(err300);
 }
 errors++;
 }
-}
-else {
-const err301 = {instancePath:instancePath+"/paths/bootedSystem",schemaPath:"#/properties/paths/properties/bootedSystem/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data119 === "string"){
+if(func3(data119) > 100){
+const err301 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
 if(vErrors === null){
 vErrors = [err301];
 }
@@ -3782,10 +3764,8 @@ vErrors.push(err301);
 }
 errors++;
 }
-let data122 = data115.grubConfig;
-if(typeof data122 === "string"){
-if(!pattern1.test(data122)){
-const err302 = {instancePath:instancePath+"/paths/grubConfig",schemaPath:"#/properties/paths/properties/grubConfig/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(!pattern1.test(data119)){
+const err302 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err302];
 }
@@ -3795,8 +3775,9 @@ vErrors.push(err302);
 errors++;
 }
 }
+}
 else {
-const err303 = {instancePath:instancePath+"/paths/grubConfig",schemaPath:"#/properties/paths/properties/grubConfig/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err303 = {instancePath:instancePath+"/watcher",schemaPath:"#/properties/watcher/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err303];
 }
@@ -3805,10 +3786,11 @@ vErrors.push(err303);
 }
 errors++;
 }
-let data123 = data115.grubEnv;
-if(typeof data123 === "string"){
-if(!pattern1.test(data123)){
-const err304 = {instancePath:instancePath+"/paths/grubEnv",schemaPath:"#/properties/paths/properties/grubEnv/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+let data120 = data.stateDir;
+if(typeof data120 === "string"){
+if(func3(data120) > 1024){
+const err304 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err304];
 }
@@ -3817,9 +3799,8 @@ vErrors.push(err304);
 }
 errors++;
 }
-}
-else {
-const err305 = {instancePath:instancePath+"/paths/grubEnv",schemaPath:"#/properties/paths/properties/grubEnv/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data120)){
+const err305 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err305];
 }
@@ -3828,10 +3809,9 @@ vErrors.push(err305);
 }
 errors++;
 }
-let data124 = data115.mountInfo;
-if(typeof data124 === "string"){
-if(!pattern1.test(data124)){
-const err306 = {instancePath:instancePath+"/paths/mountInfo",schemaPath:"#/properties/paths/properties/mountInfo/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+else {
+const err306 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err306];
 }
@@ -3840,9 +3820,9 @@ vErrors.push(err306);
 }
 errors++;
 }
-}
-else {
-const err307 = {instancePath:instancePath+"/paths/mountInfo",schemaPath:"#/properties/paths/properties/mountInfo/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data121 = data.logLevel;
+if(!((((data121 === "error") || (data121 === "warning")) || (data121 === "info")) || (data121 === "debug"))){
+const err307 = {instancePath:instancePath+"/logLevel",schemaPath:"#/properties/logLevel/enum",keyword:"enum",params:{allowedValues: schema11.properties.logLevel.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err307];
 }
@@ -3851,9 +3831,18 @@ vErrors.push(err307);
 }
 errors++;
 }
+if(data.units !== undefined){
+let data122 = data.units;
+if(data122 && typeof data122 == "object" && !Array.isArray(data122)){
+if(data122.executor === undefined){
+data122.executor = "pullnix-executor.service";
 }
-else {
-const err308 = {instancePath:instancePath+"/paths",schemaPath:"#/properties/paths/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data122.watcher === undefined){
+data122.watcher = "pullnix-watcher.service";
+}
+for(const key24 in data122){
+if(!((key24 === "executor") || (key24 === "watcher"))){
+const err308 = {instancePath:instancePath+"/units",schemaPath:"#/properties/units/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err308];
 }
@@ -3863,14 +3852,333 @@ vErrors.push(err308);
 errors++;
 }
 }
-}
-else {
-const err309 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data123 = data122.executor;
+if(typeof data123 === "string"){
+if(!pattern37.test(data123)){
+const err309 = {instancePath:instancePath+"/units/executor",schemaPath:"#/properties/units/properties/executor/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._-]+\\.service$"},message:"must match pattern \""+"^[A-Za-z0-9@._-]+\\.service$"+"\""};
 if(vErrors === null){
 vErrors = [err309];
 }
 else {
 vErrors.push(err309);
+}
+errors++;
+}
+}
+else {
+const err310 = {instancePath:instancePath+"/units/executor",schemaPath:"#/properties/units/properties/executor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err310];
+}
+else {
+vErrors.push(err310);
+}
+errors++;
+}
+let data124 = data122.watcher;
+if(typeof data124 === "string"){
+if(!pattern37.test(data124)){
+const err311 = {instancePath:instancePath+"/units/watcher",schemaPath:"#/properties/units/properties/watcher/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._-]+\\.service$"},message:"must match pattern \""+"^[A-Za-z0-9@._-]+\\.service$"+"\""};
+if(vErrors === null){
+vErrors = [err311];
+}
+else {
+vErrors.push(err311);
+}
+errors++;
+}
+}
+else {
+const err312 = {instancePath:instancePath+"/units/watcher",schemaPath:"#/properties/units/properties/watcher/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err312];
+}
+else {
+vErrors.push(err312);
+}
+errors++;
+}
+}
+else {
+const err313 = {instancePath:instancePath+"/units",schemaPath:"#/properties/units/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err313];
+}
+else {
+vErrors.push(err313);
+}
+errors++;
+}
+}
+if(data.paths !== undefined){
+let data125 = data.paths;
+if(data125 && typeof data125 == "object" && !Array.isArray(data125)){
+if(data125.systemProfile === undefined){
+data125.systemProfile = "/nix/var/nix/profiles/system";
+}
+if(data125.currentSystem === undefined){
+data125.currentSystem = "/run/current-system";
+}
+if(data125.storeDir === undefined){
+data125.storeDir = "/nix/store";
+}
+if(data125.gcRootsDir === undefined){
+data125.gcRootsDir = "/nix/var/nix/gcroots/pullnix";
+}
+if(data125.bootId === undefined){
+data125.bootId = "/proc/sys/kernel/random/boot_id";
+}
+if(data125.bootedSystem === undefined){
+data125.bootedSystem = "/run/booted-system";
+}
+if(data125.grubConfig === undefined){
+data125.grubConfig = "/boot/grub/grub.cfg";
+}
+if(data125.grubEnv === undefined){
+data125.grubEnv = "/boot/grub/grubenv";
+}
+if(data125.mountInfo === undefined){
+data125.mountInfo = "/proc/self/mountinfo";
+}
+for(const key25 in data125){
+if(!(func2.call(schema11.properties.paths.properties, key25))){
+const err314 = {instancePath:instancePath+"/paths",schemaPath:"#/properties/paths/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err314];
+}
+else {
+vErrors.push(err314);
+}
+errors++;
+}
+}
+let data126 = data125.systemProfile;
+if(typeof data126 === "string"){
+if(!pattern1.test(data126)){
+const err315 = {instancePath:instancePath+"/paths/systemProfile",schemaPath:"#/properties/paths/properties/systemProfile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err315];
+}
+else {
+vErrors.push(err315);
+}
+errors++;
+}
+}
+else {
+const err316 = {instancePath:instancePath+"/paths/systemProfile",schemaPath:"#/properties/paths/properties/systemProfile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err316];
+}
+else {
+vErrors.push(err316);
+}
+errors++;
+}
+let data127 = data125.currentSystem;
+if(typeof data127 === "string"){
+if(!pattern1.test(data127)){
+const err317 = {instancePath:instancePath+"/paths/currentSystem",schemaPath:"#/properties/paths/properties/currentSystem/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err317];
+}
+else {
+vErrors.push(err317);
+}
+errors++;
+}
+}
+else {
+const err318 = {instancePath:instancePath+"/paths/currentSystem",schemaPath:"#/properties/paths/properties/currentSystem/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err318];
+}
+else {
+vErrors.push(err318);
+}
+errors++;
+}
+let data128 = data125.storeDir;
+if(typeof data128 === "string"){
+if(!pattern1.test(data128)){
+const err319 = {instancePath:instancePath+"/paths/storeDir",schemaPath:"#/properties/paths/properties/storeDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err319];
+}
+else {
+vErrors.push(err319);
+}
+errors++;
+}
+}
+else {
+const err320 = {instancePath:instancePath+"/paths/storeDir",schemaPath:"#/properties/paths/properties/storeDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err320];
+}
+else {
+vErrors.push(err320);
+}
+errors++;
+}
+let data129 = data125.gcRootsDir;
+if(typeof data129 === "string"){
+if(!pattern1.test(data129)){
+const err321 = {instancePath:instancePath+"/paths/gcRootsDir",schemaPath:"#/properties/paths/properties/gcRootsDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err321];
+}
+else {
+vErrors.push(err321);
+}
+errors++;
+}
+}
+else {
+const err322 = {instancePath:instancePath+"/paths/gcRootsDir",schemaPath:"#/properties/paths/properties/gcRootsDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err322];
+}
+else {
+vErrors.push(err322);
+}
+errors++;
+}
+let data130 = data125.bootId;
+if(typeof data130 === "string"){
+if(!pattern1.test(data130)){
+const err323 = {instancePath:instancePath+"/paths/bootId",schemaPath:"#/properties/paths/properties/bootId/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err323];
+}
+else {
+vErrors.push(err323);
+}
+errors++;
+}
+}
+else {
+const err324 = {instancePath:instancePath+"/paths/bootId",schemaPath:"#/properties/paths/properties/bootId/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err324];
+}
+else {
+vErrors.push(err324);
+}
+errors++;
+}
+let data131 = data125.bootedSystem;
+if(typeof data131 === "string"){
+if(!pattern1.test(data131)){
+const err325 = {instancePath:instancePath+"/paths/bootedSystem",schemaPath:"#/properties/paths/properties/bootedSystem/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err325];
+}
+else {
+vErrors.push(err325);
+}
+errors++;
+}
+}
+else {
+const err326 = {instancePath:instancePath+"/paths/bootedSystem",schemaPath:"#/properties/paths/properties/bootedSystem/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err326];
+}
+else {
+vErrors.push(err326);
+}
+errors++;
+}
+let data132 = data125.grubConfig;
+if(typeof data132 === "string"){
+if(!pattern1.test(data132)){
+const err327 = {instancePath:instancePath+"/paths/grubConfig",schemaPath:"#/properties/paths/properties/grubConfig/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err327];
+}
+else {
+vErrors.push(err327);
+}
+errors++;
+}
+}
+else {
+const err328 = {instancePath:instancePath+"/paths/grubConfig",schemaPath:"#/properties/paths/properties/grubConfig/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err328];
+}
+else {
+vErrors.push(err328);
+}
+errors++;
+}
+let data133 = data125.grubEnv;
+if(typeof data133 === "string"){
+if(!pattern1.test(data133)){
+const err329 = {instancePath:instancePath+"/paths/grubEnv",schemaPath:"#/properties/paths/properties/grubEnv/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err329];
+}
+else {
+vErrors.push(err329);
+}
+errors++;
+}
+}
+else {
+const err330 = {instancePath:instancePath+"/paths/grubEnv",schemaPath:"#/properties/paths/properties/grubEnv/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err330];
+}
+else {
+vErrors.push(err330);
+}
+errors++;
+}
+let data134 = data125.mountInfo;
+if(typeof data134 === "string"){
+if(!pattern1.test(data134)){
+const err331 = {instancePath:instancePath+"/paths/mountInfo",schemaPath:"#/properties/paths/properties/mountInfo/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err331];
+}
+else {
+vErrors.push(err331);
+}
+errors++;
+}
+}
+else {
+const err332 = {instancePath:instancePath+"/paths/mountInfo",schemaPath:"#/properties/paths/properties/mountInfo/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err332];
+}
+else {
+vErrors.push(err332);
+}
+errors++;
+}
+}
+else {
+const err333 = {instancePath:instancePath+"/paths",schemaPath:"#/properties/paths/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err333];
+}
+else {
+vErrors.push(err333);
+}
+errors++;
+}
+}
+}
+else {
+const err334 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err334];
+}
+else {
+vErrors.push(err334);
 }
 errors++;
 }

@@ -385,6 +385,26 @@ export class TestBed {
     this.log('power cut: the container was killed (SIGKILL to its PID 1)');
   }
 
+  /**
+   * A power cut whatever the machine is doing, a reboot of its own in progress included (the chaos
+   * campaign strikes at random instants): the boot in progress, if any, is cut short too (it used
+   * the bootloader's pick: a one-shot entry stays used). Off until boot().
+   */
+  async powerCutAnyTime(): Promise<void> {
+    this.autoReboot = false;
+    this.cutNextReboot = false;
+    const cut = async () => {
+      if (!this.container.running) return;
+      // Mid-boot there is no PID 1 to signal yet: kill() stops nspawn and its cgroups as a power cut would.
+      await this.container.powerCut().catch(() => this.container.kill());
+    };
+    await cut();
+    // A boot of its own cut short fails (and logs it); one that came up meanwhile goes down now.
+    await this.rebooting;
+    await cut();
+    this.log('power cut: the container was killed (SIGKILL to its PID 1)');
+  }
+
   /** The machine rebooted itself (`systemctl reboot` inside: nspawn exits 133): it boots again, as hardware does. */
   private exitedByItself(code: number | null): void {
     if (code !== 133 || !this.autoReboot) {

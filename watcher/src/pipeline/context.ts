@@ -1,5 +1,5 @@
 /** What every stage of the watcher's pipeline needs, as one options object, and how a cycle ends. */
-import type { Config, Logger, Runner } from '@pullnix/shared';
+import type { Config, DeploymentRecord, Logger, Runner } from '@pullnix/shared';
 import type { Clock } from '../clock.ts';
 import type { ExecutorClient } from '../executor-link.ts';
 import type { GitOps } from '../commands/git.ts';
@@ -34,6 +34,7 @@ export type PollOutcome =
   | 'scan-failed' // the vulnerability scan failed and onError = refuse: tried again after a back-off
   | 'gate-refused' // another gate (pipeline/gates.ts) refused the system: remembered like a failed build
   | 'gate-waiting' // another gate said not now: looked at again at the next poll (or after a back-off)
+  | 'halted' // decentralised halt (report.haltAfter, gate-halt.ts): the ring has failed this commit; looked at again at the next poll
   | 'not-descendant'
   | 'untrusted' // a commit of the new range failed the signature check (trust.mode): nothing evaluated
   | 'known-bad'
@@ -61,6 +62,8 @@ export interface Ending {
   handled?: { result: HandledResult; detail: string | null };
   /** Remembered against the head as a failure (known bad to the watcher until a retry). */
   failure?: Omit<BuildFailure, 'commit' | 'at'>;
+  /** The executor's record, when it answered a deploy request (the commit status is made from it). */
+  deployment?: DeploymentRecord;
 }
 
 export function errorMessage(error: unknown): string {

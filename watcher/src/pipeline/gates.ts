@@ -26,7 +26,7 @@ export type GateVerdict =
   /** The commit's fault: handled, remembered as a failure of kind `gate.name`, not tried again until the branch moves or an operator retries. */
   | { verdict: 'refuse'; reason: string; detail?: string }
   /** Not now, nobody's fault: looked at again at the next poll ('next-poll') or after the back-off of a failure ('backoff'). */
-  | { verdict: 'wait'; reason: string; retry: 'next-poll' | 'backoff' }
+  | { verdict: 'wait'; reason: string; retry: 'next-poll' | 'backoff'; /** A next-poll wait whose reason status shows (lastError) though it is no failure. */ shown?: boolean }
   | { verdict: 'stopped' };
 
 export interface Gate {
@@ -84,7 +84,7 @@ export function gateEnding(gate: Gate, verdict: Exclude<GateVerdict, { verdict: 
       return { outcome: 'stopped', failures: 'keep' };
     case 'wait':
       if (verdict.retry === 'backoff') return { outcome: outcomes.wait, failures: 'count', error: { kind: gate.name, message: verdict.reason } };
-      return { outcome: outcomes.wait, failures: 'reset' };
+      return { outcome: outcomes.wait, failures: 'reset', ...(verdict.shown ? { error: { kind: gate.name, message: verdict.reason } } : {}) };
     case 'refuse':
       return {
         outcome: outcomes.refuse,

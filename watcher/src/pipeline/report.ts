@@ -7,7 +7,7 @@
  * - What status shows of the watcher (`WatcherStatus`), sent to the executor coalesced
  *   (`ExecutorReporter`), and the metrics textfile.
  */
-import { PullnixError, TextfileWriter, type Logger, type WatcherReport, type WatcherState } from '@pullnix/shared';
+import { PullnixError, TextfileWriter, type DeploymentRecord, type Logger, type WatcherReport, type WatcherState } from '@pullnix/shared';
 import type { ExecutorClient } from '../executor-link.ts';
 import { WATCHER_METRICS_FILE, watcherMetrics } from '../metrics.ts';
 import type { Ending, PollOutcome } from './context.ts';
@@ -33,6 +33,8 @@ export interface StepEvent {
   detail: string | null;
   /** The realised system, once known. */
   toplevel: string | null;
+  /** The executor's record of the deployment, on the step that ends a deploy request. */
+  deployment?: DeploymentRecord;
 }
 
 export type StepObserver = (event: StepEvent) => void;
@@ -94,6 +96,7 @@ export function endingStep(ending: Ending): DeploymentStep | null {
     case 'scan-failed':
     case 'gate-waiting':
     case 'source-waiting':
+    case 'halted':
     case 'paused':
     case 'postponed':
     case 'machine-error':

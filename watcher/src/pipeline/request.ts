@@ -38,14 +38,15 @@ export async function requestDeploy(c: WatcherContext, status: WatcherStatus, he
     if (outcome === 'succeeded') {
       status.deployedCommit = head;
       status.lastError = null;
-      return { outcome: 'deployed', failures: 'reset', handled: { result: 'deployed', detail: `deployment ${deployment.id}` } };
+      return { outcome: 'deployed', failures: 'reset', handled: { result: 'deployed', detail: `deployment ${deployment.id}` }, deployment };
     }
-    if (deployment.outcome === null) return { outcome: 'deploy-failed', failures: 'reset', handled: { result: 'deploy-failed', detail: outcome } };
+    if (deployment.outcome === null) return { outcome: 'deploy-failed', failures: 'reset', handled: { result: 'deploy-failed', detail: outcome }, deployment };
     return {
       outcome: 'deploy-failed',
       failures: 'reset',
       error: { kind: 'deploy', message: `deployment ${deployment.id} ended ${outcome}${deployment.error ? `: ${deployment.error.message}` : ''}` },
       handled: { result: 'deploy-failed', detail: outcome },
+      deployment,
     };
   } catch (error) {
     if (!(error instanceof PullnixError)) {
