@@ -11,6 +11,8 @@ import { createServers, type ExecutorServers } from './server.ts';
 
 export interface DaemonOptions {
   config: Config;
+  /** The configuration file loaded (resolved): the self-upgrade's guard loads it (handover.ts). */
+  configFile?: string;
   log: Logger;
   runner: Runner;
   clock?: Clock;
@@ -46,6 +48,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.onSelfUpgrade ? { onSelfUpgrade: options.onSelfUpgrade } : {}),
     ...(options.onFatal ? { onFatal: options.onFatal } : {}),
+    ...(options.configFile ? { configFile: options.configFile } : {}),
   });
   executor.open();
   const servers = createServers({

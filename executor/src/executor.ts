@@ -23,7 +23,9 @@ import {
   type WatcherReport,
 } from '@pullnix/shared';
 import type { Connection } from '@pullnix/shared/server';
-import { catUnit, loadState, restartUnit, stopUnitsNoBlock } from './commands/systemctl.ts';
+import { catUnit, loadState, restartUnit, stopUnitsNoBlock, unitProperties } from './commands/systemctl.ts';
+import { runDetached, transientUnitName } from './commands/systemd-run.ts';
+import { CRASH_LOOP_RESTARTS, handedOver, PULLNIX_START_CHECK } from './pipeline/handover.ts';
 import { EXECUTOR_METRICS_FILE, executorMetrics } from './metrics.ts';
 import { inWindow } from './pipeline/window.ts';
 import { liveSystem, selfRecorder, systemClock, type Clock, type PipelineContext } from './pipeline/context.ts';
@@ -51,6 +53,20 @@ export interface ExecutorOptions {
   onFatal?: (error: unknown) => void;
   /** The activation recorder's command line (default: this program's `record-activation`). */
   recorder?: readonly string[];
+  /**
+   * The hand-over guard's command line for a deployment (pipeline/handover.ts, guard.ts); default:
+   * this program's `guard-handover` with `configFile`. Neither: a self-upgrade cannot be handed
+   * over, and fails its verification.
+   */
+  guard?: (deploymentId: number, restarts: number) => readonly string[];
+  /** The configuration file this executor loaded, resolved (a store path: the guard reads the same one after the new system replaced /etc). */
+  configFile?: string;
+}
+
+/** The pullnix units' definitions as systemd has them loaded (null: unreadable). */
+interface PullnixUnits {
+  executor: string | null;
+  watcher: string | null;
 }
 
 export const DEFAULT_HISTORY_LIMIT = 20;
@@ -74,6 +90,12 @@ export class Executor {
   private watcherConn: Connection | null = null;
   private watcherReport: { report: WatcherReport; at: string } | null = null;
   private selfUpgradePending = false;
+  /** The pullnix units before the running job's activation (step 8, handover.ts). */
+  private unitsBefore: Promise<PullnixUnits | null> | null = null;
+  /** Subscriptions and reports since start: the watcher came up (handover.ts) when both moved after its restart. */
+  private subscriptions = 0;
+  private reportsSinceSubscribe = 0;
+  private readonly guard: ((deploymentId: number, restarts: number) => readonly string[]) | null;
   /** A reboot deployment waiting for reboot.window (phase reboot-pending), by id; its timer. */
   private pendingReboot: number | null = null;
   private rebootTimer: NodeJS.Timeout | null = null;
@@ -89,7 +111,17 @@ export class Executor {
     this.onFatal = options.onFatal;
     this.history = new HistoryStore(join(options.config.stateDir, 'history.jsonl'));
     this.state = new StateStore(join(options.config.stateDir, 'state.json'));
-    this.ctx = { config: options.config, runner: options.runner, log: options.log, history: this.history, state: this.state, clock: options.clock ?? systemClock, recorder: options.recorder ?? selfRecorder() };
+    this.guard = options.guard ?? (options.configFile ? selfGuard(options.configFile) : null);
+    this.ctx = {
+      config: options.config,
+      runner: options.runner,
+      log: options.log,
+      history: this.history,
+      state: this.state,
+      clock: options.clock ?? systemClock,
+      recorder: options.recorder ?? selfRecorder(),
+      daemons: { changedUnits: () => this.changedUnits(), watcherUp: (ms) => this.watcherUp(ms), startGuard: (id) => this.startGuard(id) },
+    };
     this.trustGate = executorTrustGate(options.config, options.runner);
     this.metrics = new TextfileWriter(options.config.metrics.textfileDirectory, EXECUTOR_METRICS_FILE, options.log);
   }
@@ -145,7 +177,9 @@ export class Executor {
     if (unfinished.length === 0) return Promise.resolve();
     // Step 8 applies here too: a crash mid-deployment restarts this executor from the unit the
     // new generation installed; if recovery rolls back, the unit changes under it again.
-    const unitBefore = this.readOwnUnit();
+    const units = this.readUnits();
+    const unitBefore = units.then((u) => u.executor);
+    this.unitsBefore = units;
     return this.runJob(async () => {
       await unitBefore;
       let last: DeploymentRecord | null = null;
@@ -213,6 +247,7 @@ export class Executor {
 
   private startTrialBoot(record: DeploymentRecord, trigger: string): Promise<DeploymentRecord> {
     this.clearPendingReboot();
+    this.unitsBefore = null;
     return this.runJob(async () => {
       this.currentId = record.id;
       return prepareTrialBoot(this.ctx, Deployment.resume(this.ctx, record), trigger);
@@ -364,6 +399,8 @@ export class Executor {
   subscribe(conn: Connection, params: { pid: number; version: string }): { executorPid: number; retries: string[] } {
     // A newer subscription replaces the older: a restarted watcher may connect before the old socket closes.
     this.watcherConn = conn;
+    this.subscriptions++;
+    this.reportsSinceSubscribe = 0;
     const retries = this.state.state.pendingRetries;
     if (retries.length > 0) this.state.update((st) => (st.pendingRetries = []));
     this.log.event('watcher.connected', { pid: params.pid, version: params.version, connection: conn.serial, retries: retries.length > 0 ? retries : undefined });
@@ -372,6 +409,7 @@ export class Executor {
 
   report(report: WatcherReport): Record<string, never> {
     this.watcherReport = { report, at: new Date(this.ctx.clock.now()).toISOString() };
+    this.reportsSinceSubscribe++;
     return {};
   }
 
@@ -420,7 +458,9 @@ export class Executor {
 
   private startDeployment(request: DeploymentRequest): Promise<DeploymentRecord> {
     // Synchronously from the checks to here, so a second request cannot slip in between.
-    const unitBefore = this.readOwnUnit();
+    const units = this.readUnits();
+    const unitBefore = units.then((u) => u.executor);
+    this.unitsBefore = units;
     return this.runJob(async () => {
       // Step 8 compares the unit as it was before activation with what it is after.
       await unitBefore;
@@ -444,6 +484,58 @@ export class Executor {
 
   private readOwnUnit(): Promise<string | null> {
     return catUnit(this.runner, this.config.units.executor).catch(() => null);
+  }
+
+  /** Both pullnix units, read together before a job starts (the executor's is step 8's "before"). */
+  private readUnits(): Promise<PullnixUnits> {
+    return Promise.all([this.readOwnUnit(), catUnit(this.runner, this.config.units.watcher).catch(() => null)]).then(([executor, watcher]) => ({ executor, watcher }));
+  }
+
+  // --- handover.ts's DaemonsProbe ---------------------------------------------------------------
+
+  private async changedUnits(): Promise<{ executor: boolean; watcher: boolean }> {
+    const before = await this.unitsBefore;
+    if (!before) return { executor: false, watcher: false };
+    const now = await this.readUnits();
+    const differs = (a: string | null, b: string | null) => a !== null && b !== null && a !== b;
+    return { executor: differs(before.executor, now.executor), watcher: differs(before.watcher, now.watcher) };
+  }
+
+  /**
+   * Restart the watcher, then wait until a watcher subscribes after the restart and reports, at most
+   * `timeoutMs`; a watcher systemd restarted CRASH_LOOP_RESTARTS times meanwhile is crash-looping.
+   */
+  private async watcherUp(timeoutMs: number): Promise<string | null> {
+    const unit = this.config.units.watcher;
+    const subscribed = this.subscriptions;
+    this.log.event('watcher.restarting', { unit, deployment: this.currentId, outcome: 'verifying' });
+    const r = await restartUnit(this.runner, unit).catch((error: unknown) => ({ exitCode: null, error }));
+    if ('error' in r) return `systemctl restart ${unit}: ${String(r.error)}`;
+    if (r.exitCode !== 0) return `systemctl restart ${unit}: ${describeFailure(r)}`;
+    const deadline = this.ctx.clock.now() + timeoutMs;
+    for (;;) {
+      if (this.subscriptions > subscribed && this.reportsSinceSubscribe > 0 && this.liveWatcher()) return null;
+      const props = await unitProperties(this.runner, unit, ['ActiveState', 'SubState', 'NRestarts', 'ExecMainStatus']);
+      const restarts = Number(props?.NRestarts ?? '0');
+      const state = props ? `ActiveState=${props.ActiveState ?? '?'} SubState=${props.SubState ?? '?'} NRestarts=${props.NRestarts ?? '?'} ExecMainStatus=${props.ExecMainStatus ?? '?'}` : 'systemctl show did not answer';
+      if (restarts >= CRASH_LOOP_RESTARTS) return `the new watcher (${unit}) is crash-looping: systemd restarted it ${restarts} times since its restart and it never subscribed (${state})`;
+      if (this.ctx.clock.now() >= deadline) return `the new watcher (${unit}) did not subscribe to the executor and report within ${Math.round(timeoutMs / 1000)} s of its restart (${state})`;
+      await this.ctx.clock.sleep(250);
+    }
+  }
+
+  /** Start the hand-over's guard (guard.ts) in a transient unit of its own, which outlives this executor. */
+  private async startGuard(deploymentId: number): Promise<string | null> {
+    if (!this.guard) return 'this executor was started without its configuration file, so no guard can watch the new one';
+    const props = await unitProperties(this.runner, this.config.units.executor, ['NRestarts']);
+    const restarts = Number(props?.NRestarts ?? 'NaN');
+    if (!Number.isInteger(restarts)) return `systemctl show ${this.config.units.executor} gave no NRestarts`;
+    const unit = transientUnitName(`pullnix-handover-${deploymentId}`);
+    const r = await runDetached(this.runner, { unit, command: this.guard(deploymentId, restarts) }).catch((error: unknown) => ({ exitCode: null, error }));
+    if ('error' in r) return `systemd-run ${unit}: ${String(r.error)}`;
+    if (r.exitCode !== 0) return `systemd-run ${unit}: ${describeFailure(r)}`;
+    this.log.event('executor.handover_guard', { unit, deployment: deploymentId, restarts });
+    return null;
   }
 
   /**
@@ -491,6 +583,13 @@ export class Executor {
   }
 
   private async afterOutcome(record: DeploymentRecord, unitBefore: string | null): Promise<void> {
+    if (record.outcome === null && handedOver(record)) {
+      // Verified, not committed: the new executor resumes it (handover.ts), watched by the guard.
+      this.log.event('executor.self_upgrade', { unit: this.config.units.executor, deployment: record.id });
+      this.selfUpgradePending = true;
+      this.stopping = true;
+      return;
+    }
     if (record.outcome === null) {
       // A reboot deployment: waiting for the window, or the reboot after the answer.
       if (record.phase === 'reboot-pending') this.setPendingReboot(record);
@@ -506,7 +605,9 @@ export class Executor {
     }
     await this.notify(record);
     if (record.outcome === 'succeeded' && (await this.removedByDeployment(record))) return;
-    if (record.outcome === 'succeeded' || record.outcome === 'rolled-back') {
+    // A watcher that came up before the commit (check pullnix-start) already runs the new definition.
+    const watcherUpAlready = record.outcome === 'succeeded' && record.checks?.some((c) => c.name === PULLNIX_START_CHECK && c.passed === true);
+    if ((record.outcome === 'succeeded' && !watcherUpAlready) || record.outcome === 'rolled-back') {
       const unit = this.config.units.watcher;
       this.log.event('watcher.restarting', { unit, deployment: record.id, outcome: record.outcome });
       const r = await restartUnit(this.runner, unit).catch((error: unknown) => ({ error }));
@@ -538,6 +639,11 @@ export class Executor {
     if (r.exitCode !== 0) this.log.event('executor.fatal', { during: 'removal', error: describeFailure(r) });
     return true;
   }
+}
+
+/** This very program's `guard-handover` (guard.ts), on the configuration file it loaded. */
+export function selfGuard(configFile: string): (deploymentId: number, restarts: number) => string[] {
+  return (id, restarts) => [process.execPath, process.argv[1] ?? 'pullnix-executor', 'guard-handover', '--config', configFile, '--deployment', String(id), '--restarts', String(restarts)];
 }
 
 /** Refusals found inside the job, before anything was recorded or changed: answers, not faults. */

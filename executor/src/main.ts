@@ -7,9 +7,10 @@ import { ConfigError, createLogger, createRunner, loadConfig } from '@pullnix/sh
 import { parseArgs } from './args.ts';
 import { startDaemon } from './daemon.ts';
 import { runRecorded } from './pipeline/activation-record.ts';
+import { guardHandover } from './guard.ts';
+import { committedConfigPath } from './config-fallback.ts';
+import { realpathSync } from 'node:fs';
 
-/** The configuration of the system profile's current generation: the last system pullnix (or an administrator) committed. NixOS's default profile (nixos/modules/system/activation/top-level.nix links etc/ into the toplevel). */
-const COMMITTED_CONFIG = '/nix/var/nix/profiles/system/etc/pullnix/config.json';
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
@@ -19,9 +20,16 @@ async function main(): Promise<void> {
     process.exit(args.exit);
   }
   if ('record' in args) process.exit(await runRecorded(args.record, args.command));
+  if ('guard' in args) {
+    const config = loadConfig(args.guard.config);
+    const log = createLogger({ level: config.logLevel });
+    process.exit(await guardHandover({ config, runner: createRunner(log), log, deploymentId: args.guard.deployment, restartsBefore: args.guard.restarts }));
+  }
   let config;
   /** Set when the configured file is unusable and the last committed system's configuration stands in for it. */
-  let fallback: { unusable: string; error: string } | undefined;
+  let fallback: { unusable: string; using: string; error: string } | undefined;
+  /** The file loaded, resolved (a store path on NixOS): the hand-over's guard loads the same one. */
+  let configFile = args.config;
   try {
     config = loadConfig(args.config);
   } catch (error) {
@@ -33,9 +41,11 @@ async function main(): Promise<void> {
     // would leave that deployment unresolved for ever, so start on the configuration of the last
     // committed system, which passed verification before it became the profile, and let crash
     // recovery roll the deployment back. Without a usable one, exit as before.
+    const committed = committedConfigPath(args.config);
     try {
-      config = loadConfig(COMMITTED_CONFIG);
-      fallback = { unusable: args.config, error: message };
+      config = loadConfig(committed);
+      fallback = { unusable: args.config, using: committed, error: message };
+      configFile = committed;
     } catch {
       process.exit(78); // EX_CONFIG: systemd shows it as a configuration problem
     }
@@ -44,8 +54,13 @@ async function main(): Promise<void> {
     process.stdout.write(`pullnix-executor: ${args.config} is a valid configuration\n`);
     process.exit(0);
   }
+  try {
+    configFile = realpathSync(configFile);
+  } catch {
+    // Loaded a moment ago: keep the name as given.
+  }
   const log = createLogger({ level: config.logLevel });
-  if (fallback) log.event('executor.config_fallback', { config: fallback.unusable, using: COMMITTED_CONFIG, error: fallback.error });
+  if (fallback) log.event('executor.config_fallback', { config: fallback.unusable, using: fallback.using, error: fallback.error });
   let shuttingDown = false;
   const shutdown = (reason: string, code: number) => {
     if (shuttingDown) return;
@@ -57,7 +72,7 @@ async function main(): Promise<void> {
   };
   let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;
   try {
-    daemon = await startDaemon({ config, log, runner: createRunner(log), onSelfUpgrade: () => shutdown('self-upgrade', 0), onFatal: () => shutdown('fatal', 1) });
+    daemon = await startDaemon({ config, configFile, log, runner: createRunner(log), onSelfUpgrade: () => shutdown('self-upgrade', 0), onFatal: () => shutdown('fatal', 1) });
   } catch (error) {
     log.event('executor.fatal', { during: 'start', error: (error as Error).message });
     process.stderr.write(`pullnix-executor: cannot start: ${(error as Error).message}\n`);

@@ -39,6 +39,7 @@ describe('pipeline: test mode', () => {
     // The exact command sequence, the pipeline's contract with the machine.
     const programs = h.sys.calls.map((c) => (c[0] === 'systemd-run' ? `systemd-run ${recordedCommand(stripSystemdRun(c)).command.join(' ')}` : c.slice(0, 3).join(' ')));
     assert.deepEqual(programs, [
+      'systemctl cat --', // the executor's unit and the watcher's, before (step 8, handover.ts)
       'systemctl cat --',
       'nix-store --check-validity --',
       'systemctl list-units --all', // failed units before anything changes
@@ -48,6 +49,8 @@ describe('pipeline: test mode', () => {
       // the failed-units check: one look, and the units again; none moved, so nothing to wait for
       'systemctl list-units --all',
       'systemctl show --property=Id,InvocationID,NRestarts,ActiveEnterTimestampMonotonic,Restart,RestartUSec,RestartUSecNext,StartLimitIntervalUSec,StartLimitBurst',
+      'systemctl cat --', // pullnix's units unchanged: nothing to start before the commit
+      'systemctl cat --',
       `nix-env -p ${h.sys.profile}`,
       `${next}/bin/switch-to-configuration boot`,
       'systemctl show --property=LoadState',
@@ -262,6 +265,52 @@ describe('pipeline: test mode', () => {
     assert.equal(record.outcome, 'rolled-back');
     assert.match(record.error!.message, /nix-env --set failed/);
     assert.equal(h.sys.live(), h.old);
+  });
+
+  describe("the machine's failures under nix-env are retried, not counted against the commit (issue 21, part 3)", () => {
+    /** Nix's words when the nix-daemon restarts (shared/src/fault.ts), and when it died mid-connection. */
+    const DAEMON_RESTARTING = [
+      { exitCode: 1, stderr: "error: cannot connect to socket at '/nix/var/nix/daemon-socket/socket': Connection refused\n" },
+      { exitCode: 1, stderr: 'error: unexpected end-of-file\n' },
+    ];
+
+    it("the commit phase's nix-env --set: run again after a pause, then committed", async () => {
+      h = harness();
+      h.sys.nixEnvFailures = [...DAEMON_RESTARTING];
+      const next = h.sys.makeSystem('x');
+      const record = await deploy(h, COMMIT_A, next);
+      assert.equal(record.outcome, 'succeeded', JSON.stringify(record.error));
+      assert.equal(h.sys.profileTarget(), next);
+      assert.equal(h.sys.programCalls('nix-env').length, 3);
+      assert.deepEqual(h.log.events.filter((e) => e.name === 'deploy.machine_fault').map((e) => [e.fields.attempt, e.fields.retry_ms]), [[1, 1000], [2, 2000]]);
+      assert.deepEqual(Object.keys(h.executor.state.state.knownBad), []);
+    });
+
+    it('switch mode and the rollback: the same', async () => {
+      h = harness({ activation: 'switch' });
+      const next = h.sys.makeSystem('y');
+      h.sys.stcExit.set(`${next} switch`, 2);
+      h.sys.nixEnvFailures = [DAEMON_RESTARTING[0]!, {}, DAEMON_RESTARTING[1]!];
+      const record = await deploy(h, COMMIT_A, next);
+      assert.equal(record.outcome, 'rolled-back', 'rolled back for the activation, not the daemon');
+      assert.match(record.error!.message, /switch-to-configuration exited 2/);
+      assert.equal(h.sys.profileTarget(), h.old);
+    });
+
+    it("a failure that is nix-env's own is not retried; a machine's fault that outlasts the pauses still fails", async () => {
+      h = harness();
+      h.sys.nixEnvFailures = [{ exitCode: 1, stderr: "error: path '/nix/store/x' is not valid\n" }];
+      const own = await deploy(h, COMMIT_A, h.sys.makeSystem('own'));
+      assert.equal(own.outcome, 'rolled-back');
+      assert.equal(h.log.events.filter((e) => e.name === 'deploy.machine_fault').length, 0);
+      h.sys.cleanup();
+      h = harness();
+      h.sys.nixEnvFailures = Array.from({ length: 6 }, () => DAEMON_RESTARTING[0]!);
+      const gone = await deploy(h, COMMIT_B, h.sys.makeSystem('gone'));
+      assert.equal(gone.outcome, 'rolled-back');
+      assert.match(gone.error!.message, /nix-env --set failed: .*Connection refused/);
+      assert.equal(h.log.events.filter((e) => e.name === 'deploy.machine_fault').length, 5);
+    });
   });
 
   it('no recorded previous system: the rollback cannot happen and says why', async () => {

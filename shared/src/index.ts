@@ -21,3 +21,4 @@ export * from './metrics.ts';
 export * from './hooks.ts';
 export * from './trust.ts';
 export * from './manifest.ts';
+export * from './fault.ts';

@@ -149,7 +149,7 @@ function listTs(dir: string): string[] {
 
 test('every pullnix unit name in the docs is a unit of nixos/units.nix or a transient unit the executor names', () => {
   const names = Object.keys(units()).map((n) => `${n}.service`);
-  const transient = [...read('executor/src/pipeline/deployment.ts').matchAll(/transientUnitName\(`(pullnix-[a-z]+-)/g)].map((m) => m[1]!);
+  const transient = ['executor/src/pipeline/deployment.ts', 'executor/src/executor.ts'].flatMap((f) => [...read(f).matchAll(/transientUnitName\(`(pullnix-[a-z]+-)/g)].map((m) => m[1]!));
   assert.ok(transient.length >= 2, 'the activation and rollback units');
   const problems: string[] = [];
   for (const doc of DOCS) {

@@ -74,11 +74,15 @@ describe('executor process: the pipeline end to end', () => {
       seen,
       [
         'systemctl cat -- pullnix-executor.service',
+        'systemctl cat -- pullnix-watcher.service',
         // the units just before activation, and again at the failed-units check's first look (none moved: no more looks)
         `systemctl show --property=${UNITS_SHOWN} -- *`,
         `systemd-run ${v1}/bin/switch-to-configuration test`,
         `switch-to-configuration ${v1} test`,
         `systemctl show --property=${UNITS_SHOWN} -- *`,
+        // pullnix's units as they are now: unchanged, so nothing to start before the commit
+        'systemctl cat -- pullnix-executor.service',
+        'systemctl cat -- pullnix-watcher.service',
         `nix-env -p ${bed.profile} --set ${v1}`,
         `switch-to-configuration ${v1} boot`,
         'systemctl show --property=LoadState --value -- pullnix-executor.service',
@@ -142,19 +146,35 @@ describe('executor process: the pipeline end to end', () => {
     assert.deepEqual(page.deployments.map((d) => d.id), [2]);
   });
 
-  it('self-upgrade: its own unit changed, so it exits 0 once idle; the next executor rolls back through the pipeline', async () => {
+  it('self-upgrade: its own unit changed, so it hands the verified deployment over and exits 0; the next executor commits it once the watcher is up, then rolls back through the pipeline', async () => {
     while ((await operator.request('status', {})).executor.busy) await new Promise((r) => setTimeout(r, 20));
     const v4 = bed.makeSystem('v4');
     bed.setUnitChange('v4', '[Service]\nExecStart=/nix/store/v4/bin/pullnix-executor\nRestart=always\n');
     const { deployment } = await watcher.request('deploy', { commit: COMMIT_4, toplevel: v4 }, { timeoutMs: 30_000 });
-    assert.equal(deployment.outcome, 'succeeded');
+    assert.equal(deployment.outcome, null, 'verified, not committed by the old executor');
+    assert.equal(deployment.phase, 'verifying');
     const exit = await proc.exited;
     assert.deepEqual(exit, { code: 0, signal: null });
     assert.equal(proc.events('executor.self_upgrade').length, 1);
-    assert.ok(proc.events('watcher.restarting').length >= 2, 'the watcher was restarted before the executor left');
-    // "systemd" starts the new executor: it carries on from the same state.
+    assert.equal(proc.events('executor.handover_guard').length, 1, 'the guard was started');
+    assert.notEqual(bed.profileTarget(), v4, 'the boot default did not move yet');
+    // "systemd" starts the new executor: it resumes the deployment and waits for a watcher.
     proc = await ExecutorProcess.start(bed);
     operator = await proc.client('operator');
+    const newWatcher = await proc.client('watcher');
+    while (proc.events('watcher.restarting').length === 0) await new Promise((r) => setTimeout(r, 20));
+    await newWatcher.request('subscribe', { pid: process.pid, version: 'new' });
+    await newWatcher.request('report', { state: 'idle', pid: process.pid, version: 'new', remoteHead: null, deployedCommit: null, lastPollAt: null, nextPollAt: null, lastError: null, failedBuilds: [] } as never);
+    let committed = (await operator.request('history', { limit: 1 })).deployments[0]!;
+    while (committed.outcome === null) {
+      await new Promise((r) => setTimeout(r, 50));
+      committed = (await operator.request('history', { limit: 1 })).deployments[0]!;
+    }
+    assert.equal(committed.outcome, 'succeeded', JSON.stringify(committed.error));
+    assert.equal(committed.checks?.at(-1)?.name, 'pullnix-start');
+    assert.equal(bed.profileTarget(), v4);
+    newWatcher.close();
+    while ((await operator.request('status', {})).executor.busy) await new Promise((r) => setTimeout(r, 20));
     const r = await operator.request('rollback', {}, { timeoutMs: 30_000 });
     assert.equal(r.deployment.kind, 'rollback');
     assert.equal(r.deployment.toplevel, v1);

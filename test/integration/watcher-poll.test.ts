@@ -35,6 +35,29 @@ afterEach(async () => {
   fx.healBuild('all');
 });
 
+/**
+ * The machine's faults, as the watcher must treat each (watcher/src/fault.ts): not the commit's.
+ * Builds: Nix 2.8's words when the nix-daemon restarts (reproduced against a socket nobody
+ * listens on), then others of the machine's. Descent: a git that fails while it is asked.
+ */
+const MACHINE_BUILD_FAULTS = [
+  "error: cannot connect to socket at '/nix/var/nix/daemon-socket/socket': Connection refused",
+  'error: unexpected end-of-file',
+  "error: writing to file '/nix/store/.tmp-1': No space left on device",
+  "error: unable to download 'https://cache.nixos.org/abc.narinfo': Couldn't resolve host name (6)",
+] as const;
+const MACHINE_DESCENT_FAULTS = [
+  { which: 'hasCommit', error: 'fatal: loose object c2 (stored in .git/objects/..) is corrupt' },
+  { which: 'isAncestor', error: 'fatal: unable to read tree: Input/output error' },
+] as const;
+
+/** One poll the machine failed: retried later, reported as the machine's (lastError.kind), with its message. */
+function assertMachineFault(r: Rig, failed: PollResult, label: string, message: RegExp): void {
+  assert.equal(failed.outcome, 'machine-error', label);
+  assert.equal(r.watcher.report().lastError?.kind, 'machine', label);
+  assert.match(r.watcher.report().lastError?.message ?? '', message, label);
+}
+
 async function rig(options: { remote?: GitRemote; repository?: Record<string, unknown>; wrapGit?: (git: GitOps) => GitOps } = {}): Promise<Rig> {
   const remote = options.remote ?? new GitRemote();
   const stateDir = fx.newStateDir();
@@ -171,26 +194,17 @@ describe('watcher poll cycle', () => {
     remote.push();
     const r = await rig({ remote });
     r.executor.deployed = c1;
-    // Nix 2.8's words when the nix-daemon restarts (reproduced against a socket nobody listens on), then others of the machine's
-    const machine = [
-      "error: cannot connect to socket at '/nix/var/nix/daemon-socket/socket': Connection refused",
-      'error: unexpected end-of-file',
-      "error: writing to file '/nix/store/.tmp-1': No space left on device",
-      "error: unable to download 'https://cache.nixos.org/abc.narinfo': Couldn't resolve host name (6)",
-    ];
     const delays: number[] = [];
-    for (const stderr of machine) {
+    for (const stderr of MACHINE_BUILD_FAULTS) {
       fx.failBuild(c2, `${stderr}\n`);
       const failed = await r.poll();
-      assert.equal(failed.outcome, 'machine-error', stderr);
+      assertMachineFault(r, failed, stderr, /the machine's .* not the commit's; tried again/);
       delays.push(failed.nextDelayMs);
       assert.deepEqual(r.watcher.remembered.failures, [], `${stderr}: not remembered as a failed build`);
       assert.equal(r.watcher.remembered.lastHandled?.commit === c2, false, 'the head is not marked handled');
-      assert.equal(r.watcher.report().lastError?.kind, 'machine');
-      assert.match(r.watcher.report().lastError?.message ?? '', /the machine's .* not the commit's; tried again/);
     }
     assert.ok(delays[1]! >= delays[0]! && delays[2]! >= delays[1]!, `back-off grows: ${delays.join(', ')}`);
-    assert.equal(r.log.count('build.deferred'), machine.length);
+    assert.equal(r.log.count('build.deferred'), MACHINE_BUILD_FAULTS.length);
     assert.equal(r.log.count('build.failed'), 0);
     await waitFor("a report naming the machine's failure", () => r.executor.lastReport?.lastError?.kind === 'machine' && r.executor.lastReport.failedBuilds.length === 0);
     // The daemon is back: the same commit builds and deploys.
@@ -282,7 +296,14 @@ describe('watcher poll cycle', () => {
     remote.commit('c1');
     const c2 = remote.commit('c2');
     remote.push();
-    let failures = { hasCommit: 0, isAncestor: 0 };
+    let failing: string | null = null;
+    const fail = (which: string) => {
+      const fault = MACHINE_DESCENT_FAULTS.find((f) => f.which === which && failing === which);
+      if (fault) {
+        failing = null;
+        throw new Error(fault.error);
+      }
+    };
     const r = await rig({
       remote,
       wrapGit: (git) => ({
@@ -292,17 +313,11 @@ describe('watcher poll cycle', () => {
         describe: (commit) => git.describe(commit),
         discard: (keep, signal) => git.discard(keep, signal),
         hasCommit: async (commit) => {
-          if (failures.hasCommit > 0 && commit === c2) {
-            failures.hasCommit--;
-            throw new Error('fatal: loose object c2 (stored in .git/objects/..) is corrupt');
-          }
+          if (commit === c2) fail('hasCommit');
           return git.hasCommit(commit);
         },
         isAncestor: async (a, d) => {
-          if (failures.isAncestor > 0) {
-            failures.isAncestor--;
-            throw new Error('fatal: unable to read tree: Input/output error');
-          }
+          fail('isAncestor');
           return git.isAncestor(a, d);
         },
       }),
@@ -310,17 +325,16 @@ describe('watcher poll cycle', () => {
     r.executor.deployed = c2;
     const c3 = remote.commit('c3');
     remote.push();
-    for (const which of ['hasCommit', 'isAncestor'] as const) {
-      failures = { hasCommit: 0, isAncestor: 0, [which]: 1 };
+    for (const { which } of MACHINE_DESCENT_FAULTS) {
+      failing = which;
       const failed = await r.poll();
-      assert.equal(failed.outcome, 'machine-error', which);
+      assertMachineFault(r, failed, which, /cannot tell whether .* descends .*git failed/);
+      assert.equal(failing, null, `${which} was asked, and failed`);
       assert.equal(r.log.count('head.not_descendant'), 0, `${which}: not taken for a force-push`);
       assert.equal(r.watcher.report().refusedHead, null);
-      assert.equal(r.watcher.report().lastError?.kind, 'machine');
-      assert.match(r.watcher.report().lastError?.message ?? '', /cannot tell whether .* descends .*git failed/);
       assert.deepEqual(r.executor.deploys, [], 'nothing requested yet');
     }
-    assert.equal(r.log.count('head.descent_unknown'), 2);
+    assert.equal(r.log.count('head.descent_unknown'), MACHINE_DESCENT_FAULTS.length);
     // git answers again: the same head is looked at again and deployed
     assert.equal((await r.poll()).outcome, 'deployed');
     assert.deepEqual(r.executor.deploys.map((d) => d.commit), [c3]);

@@ -21,8 +21,11 @@ const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '
 export const EXECUTOR_MAIN = join(REPO_ROOT, 'executor', 'dist', 'src', 'main.js');
 
 const SYSTEMD_RUN = `#!/bin/sh
-# stand-in systemd-run: record, skip our options, run the command in the foreground (like --wait --pipe)
+# stand-in systemd-run: record, skip our options, run the command in the foreground (like --wait --pipe);
+# without --wait (the self-upgrade's guard) in the background, its output to detached.log
 { printf 'systemd-run'; for a in "$@"; do printf '\\t%s' "$a"; done; echo; } >> "$PULLNIX_TEST_DIR/calls.log"
+wait=no
+for a in "$@"; do [ "$a" = --wait ] && wait=yes; [ "$a" = -- ] && break; done
 while [ $# -gt 0 ]; do
   case "$1" in
     -E|-p|--setenv|--property) shift 2 ;;
@@ -30,6 +33,7 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
+if [ "$wait" = no ]; then "$@" >> "$PULLNIX_TEST_DIR/detached.log" 2>&1 & exit 0; fi
 exec "$@"
 `;
 
@@ -44,7 +48,11 @@ case "$verb" in
     if [ -f "$f" ]; then echo "# $f"; cat "$f"; exit 0; fi
     echo "No files found for $1." >&2; exit 1 ;;
   restart) exit 0 ;;
-  show) echo inactive ;;  # a transient activation unit: finished and collected
+  show)
+    case "$*" in
+      *NRestarts*) echo NRestarts=0; echo ActiveState=active ;;  # a pullnix unit: running, never restarted
+      *) echo inactive ;;  # a transient activation unit: finished and collected
+    esac ;;
   *) exit 0 ;;
 esac
 `;

@@ -1,8 +1,11 @@
 /**
  * Scenario 2 — the first attempt's failure, made impossible. A commit whose generation changes
  * both pullnix units (a new pullnix package path). The emulated switch restarts changed units
- * except the marked ones; the executor keeps its MainPID through activation, finishes, restarts
- * the watcher, then restarts itself and runs from the new unit.
+ * except the marked ones; the executor keeps its MainPID through activation and verification,
+ * then hands the verified deployment over (issue 21 part 2: a pullnix that cannot start must not
+ * be committed): it starts its guard and exits; systemd starts the new executor from the new unit,
+ * which resumes the deployment, verifies again, restarts the watcher, waits for it to subscribe
+ * and report, and only then commits.
  *
  *   main: c1 (installed, pullnix 1) ─ c2 (pullnix 2: both units' ExecStart change)
  */
@@ -12,7 +15,7 @@ import { short } from './lib/bed.ts';
 import { waitFor } from './lib/proc.ts';
 import { assertEventSequence, installed, ofDeployment, withBed } from './lib/scenario.ts';
 
-test('self-upgrade: both pullnix units change; the executor survives activation, restarts the watcher, then itself from the new unit', { timeout: 300_000 }, async (t) => {
+test('self-upgrade: both pullnix units change; the executor survives activation, hands the verified deployment over; the new executor restarts the watcher and commits', { timeout: 300_000 }, async (t) => {
   await withBed(t, { name: 'self-upgrade' }, async (bed) => {
     await installed(bed);
     // The bed's packageOf, on a MainPID systemd has forked but not exec'd yet (its stdin a FIFO
@@ -46,24 +49,17 @@ test('self-upgrade: both pullnix units change; the executor survives activation,
     assert.match(plan.text, /^not-restarted=(pullnix-executor\.service,pullnix-watcher\.service|pullnix-watcher\.service,pullnix-executor\.service) /);
     assert.match(plan.text, /stopped= restarted= /, 'nothing was stopped or restarted by the switch');
 
-    // Every line the executor logged for this deployment came from the process that started it.
-    // (Steps 7 and 8 follow the recorded outcome: wait for the last of them.)
-    await bed.waitForEvent('executor.self_upgrade', { deployment: String(record.id) }, { timeoutMs: 30_000 });
+    // The old executor verified and handed over; the new one resumed, saw the watcher come up, committed.
+    await bed.waitForEvent('handover.done', { deployment: String(record.id) }, { timeoutMs: 60_000, units: ['pullnix-handover-*'] });
     const entries = await bed.journal();
     const lines = ofDeployment(entries, record.id).filter((e) => e.unit === 'pullnix-executor.service');
-    const steps = assertEventSequence(
-      lines,
-      ['deploy.accepted', 'deploy.activating', 'deploy.activated', 'deploy.verifying', 'deploy.verified', 'deploy.committed', 'deploy.succeeded', 'watcher.restarting', 'executor.self_upgrade'],
-      `executor journal of deployment ${record.id}`,
+    const oldSteps = assertEventSequence(
+      lines.filter((e) => e.pid === executorPid),
+      ['deploy.accepted', 'deploy.activating', 'deploy.activated', 'deploy.verifying', 'deploy.verified', 'deploy.handed_over', 'executor.self_upgrade'],
+      `the old executor's journal of deployment ${record.id}`,
     );
-    for (const s of steps) assert.equal(s.pid, executorPid, `${s.event} was logged by the executor that was running before (pid ${executorPid}), not ${s.pid}`);
-
-    // The watcher was restarted (by the executor) before the executor left.
-    const restartAt = steps.find((s) => s.event === 'watcher.restarting')!.at;
-    const selfUpgradeAt = steps.find((s) => s.event === 'executor.self_upgrade')!.at;
-    assert.ok(restartAt <= selfUpgradeAt, 'watcher restarted before the executor exits');
-
-    // The executor exits cleanly and systemd starts the new one from the new unit.
+    assert.ok(!lines.some((e) => e.pid === executorPid && (e.event === 'deploy.committed' || e.event === 'watcher.restarting')), 'the old executor committed nothing and left the watcher to the new one');
+    const selfUpgradeAt = oldSteps.find((s) => s.event === 'executor.self_upgrade')!.at;
     const newExecutorPid = await waitFor(
       'a new executor MainPID',
       async () => {
@@ -72,6 +68,14 @@ test('self-upgrade: both pullnix units change; the executor survives activation,
       },
       { timeoutMs: 30_000 },
     );
+    assertEventSequence(
+      lines.filter((e) => e.pid === newExecutorPid),
+      ['deploy.verifying', 'deploy.verified', 'watcher.restarting', 'verify.pullnix_started', 'deploy.committed', 'deploy.succeeded'],
+      `the new executor's journal of deployment ${record.id}`,
+    );
+    assert.deepEqual(record.checks?.map((c) => c.name).at(-1), 'pullnix-start');
+    assert.equal((await bed.events('handover.done', { deployment: String(record.id) }, ['pullnix-handover-*']))[0]?.fields.outcome, 'succeeded', 'the guard saw the new executor finish');
+
     const newPackage = await bed.packageOf(newExecutorPid);
     assert.match(newPackage ?? '', /-pullnix-2$/, 'the new executor runs pullnix 2');
     const newUnit = await bed.container.execOk(['systemctl', 'cat', 'pullnix-executor.service']);

@@ -8,6 +8,7 @@
  * (pipeline/activation-record.ts), not in systemd.
  */
 import { randomBytes } from 'node:crypto';
+import type { Runner, RunResult } from '@pullnix/shared';
 
 export interface TransientUnitOptions {
   /** The unit's full name (transientUnitName): recorded in the history before it starts. */
@@ -20,21 +21,27 @@ export function transientUnitName(prefix: string): string {
   return `${prefix}-${randomBytes(3).toString('hex')}.service`;
 }
 
+/** The head every transient unit shares: its name, started as a service of type exec, unloaded when it ends. */
+function transientHead(unit: string): string[] {
+  return ['systemd-run', `--unit=${unit}`, '--service-type=exec', '--collect'];
+}
+
 export function systemdRunArgv(options: TransientUnitOptions): string[] {
-  return [
-    'systemd-run',
-    `--unit=${options.unit}`,
-    '--service-type=exec',
-    '--collect',
-    '--wait',
-    '--quiet',
-    '-E',
-    'LOCALE_ARCHIVE',
-    '-E',
-    'NIXOS_INSTALL_BOOTLOADER',
-    '--',
-    ...options.command,
-  ];
+  return [...transientHead(options.unit), '--wait', '--quiet', '-E', 'LOCALE_ARCHIVE', '-E', 'NIXOS_INSTALL_BOOTLOADER', '--', ...options.command];
+}
+
+/**
+ * A transient unit that outlives the executor (no --wait: systemd-run returns once it started):
+ * the self-upgrade's guard (pipeline/handover.ts), which must go on after the executor exits. It
+ * runs the commands the executor runs (nix-env, systemctl, git, switch-to-configuration), so it
+ * gets the executor's PATH (the unit's `path`: systemd's default PATH has no NixOS profile).
+ */
+export function detachedRunArgv(options: TransientUnitOptions): string[] {
+  return [...transientHead(options.unit), '--quiet', '-E', 'PATH', '-E', 'LOCALE_ARCHIVE', '--', ...options.command];
+}
+
+export function runDetached(runner: Runner, options: TransientUnitOptions, timeoutMs = 60_000): Promise<RunResult> {
+  return runner(detachedRunArgv(options), { timeoutMs });
 }
 
 /** Operators' commands (command checks, hooks) run through shared's run-as module (the watcher runs preDeploy hooks too). */
@@ -74,17 +81,5 @@ export function sandboxedRunArgv(options: SandboxedRunOptions): string[] {
     `RuntimeMaxSec=${options.runtimeMaxSec}`,
     ...options.readOnly.map(([from, to]) => `BindReadOnlyPaths=${from}:${to}`),
   ];
-  return [
-    'systemd-run',
-    `--unit=${options.unit}`,
-    '--service-type=exec',
-    '--collect',
-    '--wait',
-    '--pipe',
-    '--quiet',
-    ...properties.flatMap((p) => ['-p', p]),
-    ...options.env.flatMap((e) => ['-E', e]),
-    '--',
-    ...options.command,
-  ];
+  return [...transientHead(options.unit), '--wait', '--pipe', '--quiet', ...properties.flatMap((p) => ['-p', p]), ...options.env.flatMap((e) => ['-E', e]), '--', ...options.command];
 }

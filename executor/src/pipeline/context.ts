@@ -3,6 +3,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import type { Config, Logger, Runner } from '@pullnix/shared';
 import type { HistoryStore } from '../store/history.ts';
 import type { StateStore } from '../store/state.ts';
+import type { DaemonsProbe } from './handover.ts';
 
 export interface Clock {
   now(): number;
@@ -23,6 +24,8 @@ export interface PipelineContext {
   clock: Clock;
   /** The command line of this executor's `record-activation` (activation-record.ts). */
   recorder: readonly string[];
+  /** The pullnix daemons, for the check that the new ones come up before a commit (handover.ts); absent in the hand-over's guard. */
+  daemons?: DaemonsProbe;
 }
 
 /** This very program's `record-activation`: the same node and entry point the executor runs from. */

@@ -28,6 +28,8 @@ import { MAX_INTERRUPTIONS, rememberFailure, type ExecutorState } from '../store
 import { activationRecordPath, prepareRecordDir, readActivationRecord, removeActivationRecord } from './activation-record.ts';
 import { currentBootId, liveSystem, type PipelineContext } from './context.ts';
 import { pinSystems, unpinSystems } from './gcroots.ts';
+import { PULLNIX_START_CHECK, pullnixStart } from './handover.ts';
+import { retryMachineFaults } from './machine.ts';
 import { planReboot, rebootNeeded, rebootReasons } from './reboot.ts';
 
 export interface DeploymentRequest {
@@ -191,7 +193,7 @@ export async function runDeployment(ctx: PipelineContext, d: Deployment): Promis
   let profileMoved = false;
   if (mode === 'switch') {
     // Classic order: the profile first, so `switch` installs the boot entry for it.
-    const set = await setProfile(ctx.runner, config.paths.systemProfile, d.record.toplevel);
+    const set = await retryMachineFaults(ctx.clock, d.log, 'nix-env --set', () => setProfile(ctx.runner, config.paths.systemProfile, d.record.toplevel));
     profileMoved = profileGeneration(config.paths.systemProfile) !== d.record.previous.generation;
     if (set.exitCode !== 0) return rollBack(ctx, d, 'ACTIVATION_FAILED', `nix-env --set failed before activation: ${describeFailure(set)}`, { profileMoved, activated: false });
   }
@@ -322,11 +324,16 @@ export async function verifyAndCommit(ctx: PipelineContext, d: Deployment, opts:
     return rollBack(ctx, d, 'VERIFY_FAILED', verified.reason, { profileMoved: opts.profileMoved, activated: true });
   }
   d.log.event('deploy.verified', { checks: verified.checks.map((c) => c.name), attempts: verified.checks.reduce((n, c) => n + c.attempts, 0) });
+  // The new pullnix must come up before anything is committed (handover.ts).
+  const start = await pullnixStart(ctx.daemons, d, config.verify.timeoutSec, ctx.clock.now);
+  if (start.kind === 'handed-over') return d.record;
+  if (start.kind === 'up' || start.kind === 'failed') d.record.checks = [...verified.checks, start.check];
+  if (start.kind === 'failed') return rollBack(ctx, d, 'VERIFY_FAILED', `check ${PULLNIX_START_CHECK} failed: ${start.check.error}`, { profileMoved: opts.profileMoved, activated: true });
   d.mark('committing');
   const profile = config.paths.systemProfile;
   let profileMoved = opts.profileMoved;
   if (d.record.activation === 'test') {
-    const set = await setProfile(ctx.runner, profile, d.record.toplevel);
+    const set = await retryMachineFaults(ctx.clock, d.log, 'nix-env --set', () => setProfile(ctx.runner, profile, d.record.toplevel));
     profileMoved = profileMoved || profileGeneration(profile) !== d.record.previous.generation;
     if (set.exitCode !== 0) return commitFailed(ctx, d, `nix-env --set failed: ${describeFailure(set)}`, profileMoved);
     const boot = await installBootEntry(ctx.runner, d.record.toplevel, config.activationTimeoutSec * 1000);
@@ -368,7 +375,7 @@ export async function rollBack(ctx: PipelineContext, d: Deployment, code: ErrorC
   const mode = d.record.activation;
   if (mode === 'switch') {
     if (opts.profileMoved || opts.activated) {
-      const set = await setProfile(ctx.runner, ctx.config.paths.systemProfile, previous);
+      const set = await retryMachineFaults(ctx.clock, d.log, 'nix-env --set', () => setProfile(ctx.runner, ctx.config.paths.systemProfile, previous));
       if (set.exitCode !== 0) return failed(`nix-env --set ${previous}: ${describeFailure(set)}`);
     }
   } else if (opts.profileMoved) {
@@ -397,7 +404,8 @@ export async function restoreBootDefault(ctx: PipelineContext, d: Deployment): P
   // started, which need not be the live system (an operator's `nixos-rebuild test`).
   const bootSystem = previous.generation === null ? null : generationSystem(profile, previous.generation);
   if (previous.generation !== null && bootSystem !== null) {
-    const sw = await switchGeneration(ctx.runner, profile, previous.generation);
+    const generation = previous.generation;
+    const sw = await retryMachineFaults(ctx.clock, d.log, 'nix-env --switch-generation', () => switchGeneration(ctx.runner, profile, generation));
     if (sw.exitCode !== 0) return `nix-env --switch-generation ${previous.generation}: ${describeFailure(sw)}`;
     const boot = await installBootEntry(ctx.runner, bootSystem, timeoutMs);
     if (boot.exitCode !== 0) return `${bootSystem}/bin/switch-to-configuration boot: ${describeFailure(boot)}`;
@@ -405,7 +413,8 @@ export async function restoreBootDefault(ctx: PipelineContext, d: Deployment): P
   }
   // No earlier generation to go back to (none existed, or it was collected): the live system it is.
   if (previous.system === null) return 'no previous system was recorded';
-  const set = await setProfile(ctx.runner, profile, previous.system);
+  const system = previous.system;
+  const set = await retryMachineFaults(ctx.clock, d.log, 'nix-env --set', () => setProfile(ctx.runner, profile, system));
   if (set.exitCode !== 0) return `nix-env --set ${previous.system}: ${describeFailure(set)}`;
   const boot = await installBootEntry(ctx.runner, previous.system, timeoutMs);
   if (boot.exitCode !== 0) return `${previous.system}/bin/switch-to-configuration boot: ${describeFailure(boot)}`;

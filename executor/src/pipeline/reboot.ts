@@ -33,6 +33,7 @@ import { runChecks } from '../verify/index.ts';
 import { currentBootId, liveSystem, type PipelineContext } from './context.ts';
 import { failure, restoreBootDefault, rollBack, type Deployment } from './deployment.ts';
 import { inWindow, nextWindowOpening } from './window.ts';
+import { retryMachineFaults } from './machine.ts';
 
 /** The parts of a system that take effect only at boot (system.autoUpgrade's allowReboot rule). */
 const BOOT_PARTS: readonly RebootReason[] = ['kernel', 'initrd', 'kernel-modules'];
@@ -120,7 +121,7 @@ export async function prepareTrialBoot(ctx: PipelineContext, d: Deployment, trig
   const refused = table?.refuse(config) ?? null;
   if (refused !== null) return undo(refused);
   const timeoutMs = config.activationTimeoutSec * 1000;
-  const set = await setProfile(ctx.runner, profile, d.record.toplevel);
+  const set = await retryMachineFaults(ctx.clock, d.log, 'nix-env --set', () => setProfile(ctx.runner, profile, d.record.toplevel));
   if (set.exitCode !== 0) return undo(`nix-env --set ${d.record.toplevel}: ${describeFailure(set)}`);
   const generation = profileGeneration(profile);
   if (generation === null) return undo(`${profile} is not a profile generation after nix-env --set`);
@@ -242,7 +243,7 @@ export async function verifyTrial(ctx: PipelineContext, d: Deployment, bootNow: 
   d.mark('committing', 'the trial system becomes the boot default');
   const profile = config.paths.systemProfile;
   const generation = d.record.reboot?.generation ?? null;
-  const step = generation !== null && generationSystem(profile, generation) === d.record.toplevel ? await switchGeneration(ctx.runner, profile, generation) : await setProfile(ctx.runner, profile, d.record.toplevel);
+  const step = await retryMachineFaults(ctx.clock, d.log, 'nix-env', () => (generation !== null && generationSystem(profile, generation) === d.record.toplevel ? switchGeneration(ctx.runner, profile, generation) : setProfile(ctx.runner, profile, d.record.toplevel)));
   if (step.exitCode !== 0) return fallback(ctx, d, `commit phase failed after verification: nix-env: ${describeFailure(step)}`);
   const boot = await installBootEntry(ctx.runner, d.record.toplevel, config.activationTimeoutSec * 1000);
   if (boot.exitCode !== 0) return fallback(ctx, d, `commit phase failed after verification: switch-to-configuration boot: ${describeFailure(boot)}`);

@@ -32,7 +32,11 @@ export class FakeSystem {
   /** Systems that break the network: git fails while one of them is live (a rollback mends it). */
   readonly networkBreakers = new Set<string>();
   nixEnvExit = 0;
+  /** Answers of the next nix-env calls, one each, before nixEnvExit applies (e.g. the nix-daemon restarting). */
+  nixEnvFailures: Partial<RunResult>[] = [];
   unitText: string | null = '[Service]\nExecStart=/nix/store/old/bin/pullnix-executor\n';
+  /** `systemctl cat` of one unit, by name, where it differs from unitText (every other unit's). */
+  readonly unitTexts = new Map<string, string | null>();
   /** Transient units still running: how many more `systemctl show` polls each answers "active". */
   readonly unitPolls = new Map<string, number>();
   /** Extra behaviour per program, run before the default (e.g. block until released). */
@@ -246,6 +250,8 @@ export class FakeSystem {
         return ok ? { exitCode: 0 } : { exitCode: 1, stderr: `error: path '${path}' is not valid (fake)\n` };
       }
       case 'nix-env': {
+        const once = this.nixEnvFailures.shift();
+        if (once) return once;
         if (this.nixEnvExit !== 0) return { exitCode: this.nixEnvExit, stderr: 'error: nix-env failed (fake)\n' };
         const sw = argv.indexOf('--switch-generation');
         if (sw !== -1) return this.switchGeneration(Number(argv[sw + 1]));
@@ -270,7 +276,10 @@ export class FakeSystem {
           return { exitCode: 0 };
         }
         if (argv[1] === 'is-system-running') return { exitCode: 0, stdout: 'running\n' };
-        if (argv[1] === 'cat') return this.unitText === null ? { exitCode: 1, stderr: 'No files found\n' } : { exitCode: 0, stdout: this.unitText };
+        if (argv[1] === 'cat') {
+          const text = this.unitTexts.has(argv.at(-1)!) ? this.unitTexts.get(argv.at(-1)!)! : this.unitText;
+          return text === null ? { exitCode: 1, stderr: 'No files found\n' } : { exitCode: 0, stdout: text };
+        }
         if (argv[1] === 'list-units') return { exitCode: 0, stdout: this.failed.map((u) => `${u} loaded failed failed ${u}\n`).join('') };
         if (argv[1] === 'show' && argv.includes('--property=LoadState')) return { exitCode: 0, stdout: 'loaded\n' };
         if (argv[1] === 'show' && !argv.includes('--value')) return { exitCode: 0, stdout: this.showUnits(argv) };
@@ -306,7 +315,7 @@ export class FakeSystem {
     const ids = names.includes('*') ? [...this.units.keys()] : names;
     return ids
       .map((id) => {
-        const u = this.units.get(id) ?? { Id: id, LoadState: 'not-found', ActiveState: 'inactive', InvocationID: '' };
+        const u = this.units.get(id) ?? { Id: id, LoadState: 'not-found', ActiveState: 'inactive', InvocationID: '', NRestarts: '0' };
         return props.filter((p) => u[p] !== undefined).map((p) => `${p}=${u[p]}\n`).join('');
       })
       .join('\n');

@@ -18,6 +18,9 @@ export interface Harness {
   reopen(): Executor;
 }
 
+/** The hand-over guard's command line in the fake (guard.ts is tested on its own): the deployment id and NRestarts follow. */
+export const GUARD = ['/nix/store/old-pullnix/bin/pullnix-executor', 'guard-handover', '--config', '/nix/store/old-etc/pullnix/config.json', '--deployment'];
+
 export function harness(configOverrides: Record<string, unknown> = {}, setup?: (sys: FakeSystem) => void): Harness {
   const sys = new FakeSystem();
   const clock = new FakeClock();
@@ -39,7 +42,7 @@ export function harness(configOverrides: Record<string, unknown> = {}, setup?: (
         .filter((l) => l !== '')
         .map((l) => JSON.parse(l) as DeploymentRecord),
     reopen: () => {
-      const e = new Executor({ config: sys.config(configOverrides), runner: sys.runner, log, clock, onSelfUpgrade: () => h.selfUpgrades++, onFatal: (e) => h.fatals.push(e) });
+      const e = new Executor({ config: sys.config(configOverrides), runner: sys.runner, log, clock, guard: (id, restarts) => [...GUARD, String(id), '--restarts', String(restarts)], onSelfUpgrade: () => h.selfUpgrades++, onFatal: (e) => h.fatals.push(e) });
       e.open();
       h.executor = e;
       return e;

@@ -26,13 +26,20 @@ let
     builder = "/bin/sh";
     PATH = "/usr/bin:/bin";
     version = spec.pullnixVersion;
+    brokenStart = if (spec.brokenStart or null) == null then "" else spec.brokenStart;
     args = [
       "-c"
       ''
         set -e
         mkdir -p $out/bin
         wrap() {
-          printf '#!/bin/sh\n# pullnix %s (system test bed package)\nexport PULLNIX_BED_PACKAGE=%s\nexec /opt/node/bin/node %s/opt/pullnix/%s "$@"\n' "$version" "$out" "$3" "$2" > $out/bin/$1
+          printf '#!/bin/sh\n# pullnix %s (system test bed package)\nexport PULLNIX_BED_PACKAGE=%s\n' "$version" "$out" > $out/bin/$1
+          # A package broken at start (spec.brokenStart): the daemon's --check-config works, its
+          # start does not (as with a library loaded only at start): what --check-config cannot see.
+          if [ "$1" = "$brokenStart" ]; then
+            printf '[ "$1" = --check-config ] || { echo "%s: cannot start: broken package (bed)" >&2; exit 1; }\n' "$1" >> $out/bin/$1
+          fi
+          printf 'exec /opt/node/bin/node %s/opt/pullnix/%s "$@"\n' "$3" "$2" >> $out/bin/$1
           chmod 0555 $out/bin/$1
         }
         wrap pullnix-executor executor/dist/src/main.js '${builtins.concatStringsSep " " nodeFlags.executor} '

@@ -43,6 +43,8 @@ export interface GenerationSpec {
   label: string;
   /** The pullnix package version: a new one is a new package path, i.e. changed pullnix units. */
   pullnixVersion?: string;
+  /** A pullnix package whose daemon (pullnix-executor or pullnix-watcher) exits 1 at every start but answers --check-config. */
+  brokenStart?: 'pullnix-executor' | 'pullnix-watcher' | null;
   /** Whether the generation runs the git server (sshd). false "breaks the network". */
   gitServer?: boolean;
   /** Make the build fail with this message. */
@@ -265,6 +267,7 @@ export class TestBed {
       system: nixSystem(),
       label: spec.label,
       pullnixVersion: spec.pullnixVersion ?? '1',
+      brokenStart: spec.brokenStart ?? null,
       gitServer: spec.gitServer ?? true,
       broken: spec.broken ?? null,
       activationFails: spec.activationFails ?? null,
