@@ -292,6 +292,49 @@ let
     }
   ];
 
+  # source.mode = "prebuilt" (docs/prebuilt.md): the unprivileged watcher fetches the closure
+  # through the nix-daemon, which lets a client that is not a trusted user use only the
+  # substituters listed in trusted-substituters or substituters (Nix's src/libstore/daemon.cc,
+  # "ignoring untrusted substituter") and checks narinfo signatures against trusted-public-keys
+  # (require-sigs, true by default). The watcher passes `--option substituters <caches>`, so the
+  # caches go into trusted-substituters, not into every substitution of the machine.
+  prebuilt = settings.source.mode == "prebuilt";
+  nixSettings = config.nix.settings;
+  untrustedCaches = builtins.filter (c: !(builtins.elem c nixSettings.trusted-substituters)) settings.source.caches;
+  untrustedKeys = builtins.filter (k: !(builtins.elem k (nixSettings.trusted-public-keys or [ ]))) settings.source.publicKeys;
+  prebuiltAssertions = [
+    {
+      assertion = !prebuilt || (settings.source.caches != [ ] && settings.source.publicKeys != [ ]);
+      message = ''services.pullnix.settings.source.mode is "prebuilt" but source.caches or source.publicKeys is empty: the watcher would have no cache to fetch from, or Nix no key to accept a path with. Set both (docs/prebuilt.md).'';
+    }
+    {
+      assertion = !prebuilt || untrustedCaches == [ ];
+      message = ''
+        services.pullnix.settings.source.mode is "prebuilt", but nix.settings.trusted-substituters
+        lacks ${concatStringsSep ", " untrustedCaches}: the nix-daemon would ignore the cache for the
+        unprivileged watcher ("ignoring untrusted substituter") and fetch nothing. Do not override
+        nix.settings.trusted-substituters with mkForce; the module adds the caches to it.
+      '';
+    }
+    {
+      assertion = !prebuilt || untrustedKeys == [ ];
+      message = ''
+        services.pullnix.settings.source.mode is "prebuilt", but nix.settings.trusted-public-keys
+        lacks ${concatStringsSep ", " untrustedKeys}: Nix would refuse every path the cache signed
+        with it. Do not override nix.settings.trusted-public-keys with mkForce; the module adds the
+        keys to it.
+      '';
+    }
+    {
+      assertion = !prebuilt || (nixSettings.require-sigs or true);
+      message = ''services.pullnix.settings.source.mode is "prebuilt", but nix.settings.require-sigs is false: Nix would accept unsigned paths from the cache, and the signature on every path is what the prebuilt source relies on. Remove require-sigs = false.'';
+    }
+    {
+      assertion = !prebuilt || settings.build.host != null;
+      message = ''services.pullnix.settings.source.mode is "prebuilt", but build.host is null and networking.hostName is empty: the manifest path (source.manifest, "<host>") needs the host's name.'';
+    }
+  ];
+
   unitEnvironment =
     # The watcher runs `nix build <checkout>#…`; flakes may not be enabled in nix.conf, and
     # NIX_CONFIG enables them for pullnix only instead of changing the machine's settings.
@@ -377,6 +420,7 @@ in
       }
     ]
     ++ rebootAssertions
+    ++ prebuiltAssertions
     ++ [
       {
         assertion = schemaProblems == [ ];
@@ -393,7 +437,28 @@ in
       ) "services.pullnix.settings.build.file is set but build.mode is \"flake\"; the file is only used in classic mode."
       ++ lib.optional (
         settings.trust.since != null && settings.trust.mode != "all"
-      ) "services.pullnix.settings.trust.since is set but trust.mode is \"${settings.trust.mode}\"; the anchor is only used in mode \"all\".";
+      ) "services.pullnix.settings.trust.since is set but trust.mode is \"${settings.trust.mode}\"; the anchor is only used in mode \"all\"."
+      ++ lib.optional (
+        prebuilt && settings.trust.mode == "off"
+      ) "services.pullnix.settings.source.mode is \"prebuilt\" with trust.mode \"off\": anyone who can push to the branch chooses the system this machine runs (any path the cache signed). Set trust.mode and a builder key (trust.allowedSigners, role = \"builder\")."
+      ++ lib.optional (
+        prebuilt && (nixSettings.narinfo-cache-negative-ttl or 3600) > settings.poll.intervalSec
+      ) "services.pullnix.settings.source.mode is \"prebuilt\", but nix.settings.narinfo-cache-negative-ttl (${toString (nixSettings.narinfo-cache-negative-ttl or 3600)} s) is longer than poll.intervalSec: a manifest pushed before the cache has its paths would wait that long after the paths arrive (the nix-daemon remembers the miss)."
+      ++ lib.optional (
+        settings.source.mode == "build" && (settings.source.caches != [ ] || settings.source.publicKeys != [ ] || settings.source.requireSignedSource)
+      ) "services.pullnix.settings.source.caches, publicKeys or requireSignedSource is set but source.mode is \"build\"; they are only used in mode \"prebuilt\".";
+
+    # source.mode = "prebuilt": the caches and their keys for the nix-daemon (see prebuiltAssertions).
+    # narinfo-cache-negative-ttl: the daemon (root) keeps its own narinfo cache, in root's cache
+    # directory (Nix's nar-info-disk-cache.cc: getCacheDir() + "/nix/binary-cache-v6.sqlite" in
+    # 2.8), and ignores the setting from a client that is not trusted (daemon.cc), so a miss it
+    # remembered (a manifest pushed before the cache) would stall the deployment for the default
+    # hour. 0: a miss is asked again at the next poll.
+    nix.settings = mkIf prebuilt {
+      trusted-substituters = settings.source.caches;
+      trusted-public-keys = settings.source.publicKeys;
+      narinfo-cache-negative-ttl = lib.mkDefault 0;
+    };
 
     # Created if new; an existing group of that name (say wheel) is merged with this, unchanged.
     users.groups.${settings.operators.group} = { };

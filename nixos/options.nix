@@ -389,6 +389,7 @@
         key = "The public key, type and base64 (`ssh-ed25519 AAAA…`), without a comment.";
         validAfter = "The key is trusted for commits dated from this time on (`YYYYMMDD[HHMM[SS]][Z]`, without `Z` local time).";
         validBefore = "The key is trusted only before this time, judged both at the commit's date and at the time of the check, so a retired key cannot sign a back-dated commit.";
+        role = "`human` (the default): the key signs configuration commits. `builder`: a CI key that signs only the manifest commits of `source.mode = \"prebuilt\"` (docs/prebuilt.md); a builder key's signature on a source commit, or a human key's on a manifest commit, is refused.";
       };
     }
     {
@@ -400,6 +401,57 @@
         its own (`/var/lib/pullnix/trust/gnupg`), never root's, and trusts exactly them. An
         expired or revoked key's signatures are refused.
       '';
+    }
+    # ---- where systems come from (docs/prebuilt.md) ------------------------------------------
+    {
+      key = [ "source" "mode" ];
+      example = "prebuilt";
+      description = ''
+        `build` (the default): the watcher evaluates and builds every new commit on this machine.
+        `prebuilt`: CI built the systems; the watcher reads this host's manifest
+        (`source.manifest`) in the signed commit, checks it, and fetches the toplevel's closure
+        from `source.caches` through the nix-daemon, evaluating and building nothing
+        (docs/prebuilt.md). The module then adds the caches to `nix.settings.trusted-substituters`,
+        their keys to `nix.settings.trusted-public-keys` and sets
+        `nix.settings.narinfo-cache-negative-ttl` to 0 (a default), and asserts the first two.
+      '';
+    }
+    {
+      key = [ "source" "manifest" ];
+      example = "deploy/<host>.json";
+      description = ''
+        The manifest's path in the repository; `<host>` is replaced with `build.host` (by default
+        the machine's host name). CI writes it as `{ "toplevel": "/nix/store/…", "sourceCommit":
+        "<sha>" }` and commits it signed with a builder key.
+      '';
+    }
+    {
+      key = [ "source" "caches" ];
+      example = [ "https://cache.example.org" ];
+      description = ''
+        The binary caches the closure is fetched from (any `nix copy --to` target served over
+        HTTP(S), S3, a `file://` directory). Needed with `source.mode = "prebuilt"`.
+      '';
+    }
+    {
+      key = [ "source" "publicKeys" ];
+      example = [ "ci.example.org-1:3tA9XAaB5mZOjr5Tz9i9Kw8FGv2s0l7H7h2c7uNwQxk=" ];
+      description = ''
+        The public keys whose signatures on the caches' narinfo files are trusted (the public half
+        printed by `nix-store --generate-binary-cache-key`). Nix itself refuses a path no such key
+        signed. Needed with `source.mode = "prebuilt"`.
+      '';
+    }
+    {
+      key = [ "source" "requireSignedSource" ];
+      description = ''
+        With `source.mode = "prebuilt"`: the manifest's `sourceCommit` must also be in the
+        repository, signed by a human key (`trust.allowedSigners` with role `human`), and descend
+        from the deployed `sourceCommit`, so an old manifest cannot bring an older system back.
+      '';
+    }
+    {
+      key = [ "source" "freeSpaceMarginMiB" ];
     }
     # ---- the vulnerability gate (docs/vulnerabilities.md) -------------------------------------
     {

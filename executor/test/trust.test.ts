@@ -79,4 +79,44 @@ describe('end-to-end trust in the executor', () => {
     assert.equal(record.outcome, 'succeeded');
     assert.equal(h.sys.calls.filter((c) => c.includes('DynamicUser=yes') || c.includes('--bare')).length, 0);
   });
+
+  describe('source.mode prebuilt (issue 23): the manifest proves the toplevel, no evaluation', () => {
+    const CI = { principal: 'ci@example.org', key: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG3Z6gC6ZdKq6dsl0Ww8nq8iQp7V9r8kqH9n1a0dM3tX', role: 'builder' };
+    const PREBUILT = {
+      trust: { mode: 'all', allowedSigners: [ALICE, CI] },
+      build: { mode: 'flake', host: 'edge-01' },
+      source: { mode: 'prebuilt', caches: ['https://cache.example.org'], publicKeys: ['ci.example.org-1:3tA9XAaB5mZOjr5Tz9i9Kw8FGv2s0l7H7h2c7uNwQxk='] },
+    };
+    /** The mirror's commit: signed by `signer` (git's %G? and %GF for the builder gate's -1 look), with hosts/edge-01.json naming `toplevel`. */
+    function manifestRepo(h: Harness, toplevel: string, builderStatus = 'G'): void {
+      h.sys.hooks.set('git', (argv) => {
+        if (argv.includes('cat-file')) return argv.at(-1) === `${COMMIT_A}:hosts/edge-01.json` ? { exitCode: 0, stdout: JSON.stringify({ toplevel, sourceCommit: 'b'.repeat(40) }) } : { exitCode: 128, stderr: `fatal: path 'x' does not exist in '${COMMIT_A}'` };
+        if (argv.includes('log')) return { exitCode: 0, stdout: `${COMMIT_A}\x1f${argv.includes('-1') ? builderStatus : 'G'}\x1fSHA256:x\x1fci@example.org\x1fci: hosts/edge-01.json\0` };
+        return { exitCode: 0, stdout: '' };
+      });
+    }
+
+    it('deploys the toplevel the builder-signed manifest names, without evaluating anything', async () => {
+      h = harness(PREBUILT);
+      const next = h.sys.makeSystem('next');
+      manifestRepo(h, next);
+      const record = await h.executor.deploy({ commit: COMMIT_A, toplevel: next }, 'watcher');
+      assert.equal(record.outcome, 'succeeded', JSON.stringify(record.error));
+      assert.equal(h.sys.calls.filter((c) => c.includes('DynamicUser=yes')).length, 0, 'not evaluated');
+      assert.ok(h.sys.calls.some((c) => c.includes('cat-file') && c.at(-1) === `${COMMIT_A}:hosts/edge-01.json`), 'the manifest read from root\'s mirror');
+    });
+
+    it('refuses a toplevel the manifest does not name, and a manifest commit no builder signed', async () => {
+      h = harness(PREBUILT);
+      const theirs = h.sys.makeSystem('the-watchers');
+      manifestRepo(h, h.sys.makeSystem('the-manifests'));
+      await refused('system', /the-watchers is not the system of manifest commit a{40}: its hosts\/edge-01.json names .*the-manifests/, theirs);
+      h.sys.cleanup();
+      h = harness(PREBUILT);
+      const next = h.sys.makeSystem('next');
+      manifestRepo(h, next, 'N');
+      await refused('signatures', /the manifest commit a{40} is not signed by a builder key: unsigned/, next);
+    });
+  });
 });
+

@@ -61,6 +61,25 @@ let
 
   check = cond: msg: if cond then [ ] else [ msg ];
 
+  ciKey = "ci.example.org-1:3tA9XAaB5mZOjr5Tz9i9Kw8FGv2s0l7H7h2c7uNwQxk=";
+  prebuiltSettings = {
+    source = {
+      mode = "prebuilt";
+      caches = [ "http://cache.example.org" ];
+      publicKeys = [ ciKey ];
+    };
+    trust = {
+      mode = "head";
+      allowedSigners = [
+        {
+          principal = "ci@example.org";
+          key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJzDE2z/V2SYGvswcsj7bLop/tZMNbwND9+L+pykS7Nn";
+          role = "builder";
+        }
+      ];
+    };
+  };
+
   # Exactly length(wanted) messages, each wanted substring in one of them.
   matchAll =
     what: wanted: got:
@@ -377,9 +396,10 @@ let
               key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJzDE2z/V2SYGvswcsj7bLop/tZMNbwND9+L+pykS7Nn";
               validAfter = null;
               validBefore = null;
+              role = "human";
             }
           ]
-        ) "trust.allowedSigners written with null windows"
+        ) "trust.allowedSigners written with null windows and the human role"
         ++ check (count "${fakePackage "gnupg"}/bin" (pathEntries r "pullnix-watcher") == 1) "trust on: gnupg joins the units' path";
     };
 
@@ -548,6 +568,62 @@ let
         ];
       };
       assertions = [ "services.pullnix.settings.operators.keys: duplicate id(s) a" ];
+    };
+    # source.mode = "prebuilt" (issue 23): the caches reach the nix-daemon as trusted
+    # substituters, their keys join NixOS's own trusted-public-keys (merged with nix.nix's
+    # cache.nixos.org key, not replacing it), the daemon's negative narinfo cache is off.
+    prebuilt = {
+      modules = withSettings prebuiltSettings;
+      validate = true;
+      expect =
+        r:
+        let
+          nix = r.config.nix.settings;
+        in
+        check (nix.trusted-substituters == [ "http://cache.example.org" ]) "prebuilt: the cache is a trusted substituter (got ${builtins.toJSON nix.trusted-substituters})"
+        ++ check (builtins.sort builtins.lessThan nix.trusted-public-keys == builtins.sort builtins.lessThan [ ciKey "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=" ]) "prebuilt: the cache key joins NixOS's trusted-public-keys (got ${builtins.toJSON nix.trusted-public-keys})"
+        ++ check (nix.narinfo-cache-negative-ttl == 0) "prebuilt: the daemon's negative narinfo cache is off"
+        ++ check (nix.require-sigs) "prebuilt: require-sigs stays true"
+        ++ check ((configOf r).source.mode == "prebuilt" && (configOf r).source.manifest == "hosts/<host>.json") "prebuilt: source written to the config file"
+        ++ check ((builtins.head (configOf r).trust.allowedSigners).role == "builder") "prebuilt: the builder role is written";
+    };
+    build-mode-leaves-nix-alone = {
+      modules = withSettings { };
+      expect =
+        r:
+        check (r.config.nix.settings.trusted-substituters == [ ]) "build mode: no trusted substituter added"
+        ++ check (!(r.config.nix.settings ? narinfo-cache-negative-ttl)) "build mode: narinfo-cache-negative-ttl untouched";
+    };
+    prebuilt-substituters-forced-away = {
+      modules = withSettings prebuiltSettings ++ [
+        {
+          nix.settings.trusted-substituters = lib.mkForce [ ];
+          nix.settings.trusted-public-keys = lib.mkForce [ ];
+        }
+      ];
+      assertions = [
+        "nix.settings.trusted-substituters\nlacks http://cache.example.org"
+        "nix.settings.trusted-public-keys\nlacks ${ciKey}"
+      ];
+    };
+    prebuilt-without-signatures = {
+      modules = withSettings prebuiltSettings ++ [ { nix.settings.require-sigs = false; } ];
+      assertions = [ "nix.settings.require-sigs is false" ];
+    };
+    prebuilt-without-cache = {
+      modules = withSettings {
+        source.mode = "prebuilt";
+        trust = prebuiltSettings.trust;
+      };
+      assertions = [ "source.caches or source.publicKeys is empty" ];
+    };
+    prebuilt-trust-off = {
+      modules = withSettings (builtins.removeAttrs prebuiltSettings [ "trust" ]);
+      warnings = [ "with trust.mode \"off\": anyone who can push" ];
+    };
+    prebuilt-negative-ttl-long = {
+      modules = withSettings prebuiltSettings ++ [ { nix.settings.narinfo-cache-negative-ttl = 3600; } ];
+      warnings = [ "narinfo-cache-negative-ttl (3600 s) is longer than poll.intervalSec" ];
     };
     trust-without-keys = {
       modules = withSettings { trust.mode = "all"; };

@@ -22,7 +22,24 @@
 #                             The other service fields (serviceConfig, unitConfig, wantedBy, ...) are
 #                             accepted freeform and merged as plain attribute sets.
 #   networking.hostName       nixos/modules/tasks/network-interfaces.nix: a string, default "nixos".
-#   nix.package, nix.settings nixos/modules/services/system/nix-daemon.nix, nixos/modules/config/nix.nix.
+#   nix.package               nixos/modules/services/system/nix-daemon.nix.
+#   nix.settings              nixos/modules/config/nix.nix (NixOS/nixpkgs 0136356, `settings =
+#                             mkOption`, ~l. 226-430): a submodule with freeformType
+#                             semanticConfType (attrsOf of atoms or lists of atoms; modelled as
+#                             attrsOf anything) and typed options, of which the ones pullnix's
+#                             prebuilt source reads are declared here as nix.nix declares them:
+#                             substituters (listOf str, no default), trusted-substituters (listOf
+#                             str, default [ ]; "binary cache URLs that non-root users can use"),
+#                             require-sigs (bool, default true), trusted-public-keys (listOf str,
+#                             no default). nix.nix's own `config` (l. ~420-427, under nix.enable,
+#                             true by default) sets trusted-public-keys = [ the cache.nixos.org
+#                             key ] and substituters = mkAfter [ "https://cache.nixos.org/" ]:
+#                             modelled below, so a module's additions must merge with them.
+#                             Nix itself (src/libstore/daemon.cc, Nix 2.8.1 l. 211-227) lets a
+#                             client that is not a trusted user use only the substituters listed
+#                             in trusted-substituters or substituters ("ignoring untrusted
+#                             substituter"), and ignores a restricted setting such as
+#                             narinfo-cache-negative-ttl from it (l. 237-248).
 #   nix.nixPath               nixos/modules/config/nix-channel.nix: list of strings, default the
 #                             channel entries NixOS sets while nix.channel.enable is true.
 #   systemd.tmpfiles.rules    nixos/modules/system/boot/systemd/tmpfiles.nix: list of strings.
@@ -48,9 +65,8 @@
 #                             exporters/node.nix (extraOpts.enabledCollectors listOf str default
 #                             [ ]; serviceOpts DynamicUser = false, so it runs as the static user
 #                             node-exporter, not root). No unit is made here.
-#   nix.settings, documentation.enable
-#                             accepted (attribute set / boolean) and not read: only the VM
-#                             test's machine (nixos/tests/pullnix-machine.nix) sets them.
+#   documentation.enable      accepted (boolean) and not read: only the VM test's machine
+#                             (nixos/tests/pullnix-machine.nix) sets it.
 {
   config,
   lib,
@@ -191,7 +207,21 @@ in
       default = pkgs.nix;
     };
     nix.settings = mkOption {
-      type = freeform;
+      type = types.submodule {
+        freeformType = freeform;
+        options = {
+          substituters = mkOption { type = types.listOf types.str; };
+          trusted-substituters = mkOption {
+            type = types.listOf types.str;
+            default = [ ];
+          };
+          require-sigs = mkOption {
+            type = types.bool;
+            default = true;
+          };
+          trusted-public-keys = mkOption { type = types.listOf types.str; };
+        };
+      };
       default = { };
     };
     documentation.enable = mkOption {
@@ -206,5 +236,13 @@ in
         "/nix/var/nix/profiles/per-user/root/channels"
       ];
     };
+  };
+
+  # nixos/modules/config/nix.nix's own config (NixOS/nixpkgs 0136356, the `config = mkIf
+  # cfg.enable` block at its end; nix.enable defaults to true): the defaults a module's
+  # nix.settings merge with.
+  config.nix.settings = {
+    trusted-public-keys = [ "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=" ];
+    substituters = lib.mkAfter [ "https://cache.nixos.org/" ];
   };
 }

@@ -20,5 +20,6 @@ export * from './commands/run-as.ts';
 export * from './metrics.ts';
 export * from './hooks.ts';
 export * from './trust.ts';
+export * from './manifest.ts';
 export * from './fault.ts';
 export * from './config/rings.ts';

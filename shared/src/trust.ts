@@ -28,7 +28,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AllowedSigner, TrustConfig } from './config/config.ts';
+import type { AllowedSigner, SignerRole, TrustConfig } from './config/config.ts';
 import { describeFailure, type Runner } from './run.ts';
 
 export type TrustReason =
@@ -38,6 +38,7 @@ export type TrustReason =
   | 'expired-key' // a trusted key, outside its validity window (or an expired OpenPGP key/signature)
   | 'revoked-key' // an OpenPGP key that was revoked
   | 'anchor-missing' // trust.since is not in the fetched repository
+  | 'wrong-role' // signed by a trusted key of the other role (a builder key on a source commit, a human key on a manifest commit)
   | 'trust-setup'; // the configured keys could not be prepared (a malformed key)
 
 export type TrustResult =
@@ -65,6 +66,13 @@ export interface TrustGateOptions {
   now?: () => number;
   /** One git log over the range (it runs gpg or ssh-keygen per signed commit). */
   timeoutMs?: number;
+  /**
+   * Whose signatures count (default human): only the SSH keys of this role are written to the
+   * allowed-signers file. OpenPGP keys are human keys. A builder key signs manifest commits only
+   * (source.mode prebuilt, docs/prebuilt.md); a human key, source commits only. `any`: both (the
+   * range of a prebuilt branch, where CI's manifest commits follow the humans' source commits).
+   */
+  role?: SignerRole | 'any';
 }
 
 /** One commit as git judged it. */
@@ -93,9 +101,18 @@ export class TrustGate {
     return this.options.trust.mode;
   }
 
+  get role(): SignerRole | 'any' {
+    return this.options.role ?? 'human';
+  }
+
+  /** The configured SSH signers of this gate's role. */
+  private get signers(): AllowedSigner[] {
+    return this.options.trust.allowedSigners.filter((s) => this.role === 'any' || (s.role ?? 'human') === this.role);
+  }
+
   /** Identifies the trust configuration: a refusal made under another one is checked again. */
   get fingerprint(): string {
-    return createHash('sha256').update(JSON.stringify(this.options.trust)).digest('hex').slice(0, 16);
+    return createHash('sha256').update(JSON.stringify({ trust: this.options.trust, role: this.role })).digest('hex').slice(0, 16);
   }
 
   /** May `head` be evaluated, given the commits already trusted (`exclude`: the deployed commit)? */
@@ -148,11 +165,11 @@ export class TrustGate {
     for (const d of [dir, this.home, this.gnupg]) mkdirSync(d, { recursive: true, mode: 0o700 });
     writeFileSync(join(this.gnupg, 'gpg.conf'), 'no-autostart\nno-auto-key-retrieve\nauto-key-locate local\n', { mode: 0o600 });
     const now = this.now();
-    const lines = trust.allowedSigners.filter((s) => validAt(s, now)).map(allowedSignersLine);
+    const lines = this.signers.filter((s) => validAt(s, now)).map(allowedSignersLine);
     writeFileSync(this.allowedSigners, lines.join(''), { mode: 0o600 });
 
     const trusted: string[] = [];
-    for (const [i, armored] of trust.openpgpKeys.entries()) {
+    for (const [i, armored] of (this.role === 'builder' ? [] : trust.openpgpKeys).entries()) {
       const file = join(dir, `openpgp-${i}.asc`);
       writeFileSync(file, armored.endsWith('\n') ? armored : `${armored}\n`, { mode: 0o600 });
       try {
@@ -228,7 +245,8 @@ export class TrustGate {
       case 'U':
         // SSH: git could not match the key to a principal valid at the commit's date. A key of
         // the configuration means it was used outside its validity window.
-        return this.options.trust.allowedSigners.some((s) => sshFingerprint(s.key) === c.fingerprint) ? 'expired-key' : 'unknown-key';
+        if (this.signers.some((s) => sshFingerprint(s.key) === c.fingerprint)) return 'expired-key';
+        return this.options.trust.allowedSigners.some((s) => sshFingerprint(s.key) === c.fingerprint) ? 'wrong-role' : 'unknown-key';
       default: // E: the key is not in the keyring (or the signature cannot be checked)
         return 'unknown-key';
     }
@@ -270,6 +288,8 @@ function explain(reason: TrustReason, c: CommitCheck): string {
       return `signed by a trusted key outside its validity window, or an expired key${key}${by}`;
     case 'revoked-key':
       return `signed by a revoked key${key}${by}`;
+    case 'wrong-role':
+      return `signed by a trusted key of the other role${key}${by}: builder keys sign manifest commits only, human keys source commits only`;
     default:
       return reason;
   }

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, gitEnvironment, loadConfig, parseConfig } from '../src/index.ts';
+import { ConfigError, gitEnvironment, loadConfig, manifestPath, parseConfig } from '../src/index.ts';
 
 const minimal = { repository: { url: 'ssh://git@example.org/cfg.git' }, build: { mode: 'flake' } };
 
@@ -56,6 +56,19 @@ describe('config', () => {
     assert.ok(p.includes('repository.brnch: unknown key (not in the schema)'), p.join('\n'));
     assert.ok(p.includes('activation: must be one of "test", "switch"'), p.join('\n'));
     assert.ok(p.includes('poll.intervalSec: must be integer'), p.join('\n'));
+  });
+
+  it('source (issue 23): build by default; prebuilt needs a cache and a key, and a manifest inside the repository', () => {
+    const c = parseConfig(JSON.stringify(minimal));
+    assert.deepEqual(c.source, { mode: 'build', manifest: 'hosts/<host>.json', caches: [], publicKeys: [], requireSignedSource: false, freeSpaceMarginMiB: 512 });
+    assert.equal(manifestPath(c.source, 'edge-01'), 'hosts/edge-01.json');
+    assert.deepEqual(problems(JSON.stringify({ ...minimal, source: { mode: 'prebuilt', manifest: '../x/<host>.json' } })), [
+      'source.caches: source.mode is "prebuilt" but no binary cache is configured; the closure could be fetched from nowhere',
+      'source.publicKeys: source.mode is "prebuilt" but no cache key is trusted; Nix would refuse every path',
+      `source.manifest: "../x/<host>.json" leaves the repository ('..')`,
+    ]);
+    assert.match(problems(JSON.stringify({ ...minimal, source: { mode: 'prebuilt', caches: ['https://c'], publicKeys: ['not a key'] } })).join('\n'), /source.publicKeys.0: must match pattern/);
+    assert.equal(parseConfig(JSON.stringify({ ...minimal, trust: { allowedSigners: [{ principal: 'ci', key: 'ssh-ed25519 AAAA', role: 'builder' }] } })).trust.allowedSigners[0]?.role, 'builder');
   });
 
   it('names a missing required key', () => {

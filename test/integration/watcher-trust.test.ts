@@ -46,8 +46,8 @@ function trust(mode: TrustConfig['mode'], extra: Partial<TrustConfig> = {}): Tru
   return { mode, since: null, allowedSigners: [alice.allowed(), retired.allowed('retired@example.org', { validBefore: '20200101' })], openpgpKeys: [carol.armored, expired.armored], ...extra };
 }
 
-function gate(remote: GitRemote, config: TrustConfig): TrustGate {
-  return new TrustGate({ trust: config, runner: createRunner(), gitDir: join(remote.work, '.git'), dir: mkdtempSync(join(root, 'state-')) });
+function gate(remote: GitRemote, config: TrustConfig, role: 'human' | 'builder' = 'human'): TrustGate {
+  return new TrustGate({ trust: config, runner: createRunner(), gitDir: join(remote.work, '.git'), dir: mkdtempSync(join(root, 'state-')), role });
 }
 
 function refused(r: TrustResult): Extract<TrustResult, { ok: false }> {
@@ -64,6 +64,25 @@ function tamper(remote: GitRemote): string {
 }
 
 describe('trust gate (real ssh-keygen and gpg signatures, real git)', () => {
+  it('roles (issue 23): a builder key signs manifest commits only, a human key source commits only', async () => {
+    const ci = new SshSigner('ci', root);
+    try {
+      const config = trust('head', { allowedSigners: [alice.allowed(), ci.allowed('ci@example.org', {}, 'builder')] });
+      const remote = new GitRemote();
+      const manifest = remote.commit('ci: hosts/edge-01.json', {}, ci);
+      assert.deepEqual(await gate(remote, config, 'builder').check(manifest, []), { ok: true, mode: 'head', checked: 1, signers: ['ci@example.org'] });
+      const asSource = refused(await gate(remote, config, 'human').check(manifest, []));
+      assert.equal(asSource.reason, 'wrong-role');
+      assert.match(asSource.message, /builder keys sign manifest commits only/);
+      const source = remote.commit('a human change', {}, alice);
+      assert.equal(refused(await gate(remote, config, 'builder').check(source, [])).reason, 'wrong-role');
+      assert.equal(refused(await gate(remote, config, 'builder').check(remote.commit('x', {}, carol), [])).reason, 'unknown-key', 'OpenPGP keys are human keys');
+      assert.equal(refused(await gate(remote, config, 'builder').check(remote.commit('y', {}, mallory), [])).reason, 'unknown-key');
+    } finally {
+      ci.cleanup();
+    }
+  });
+
   it('passes a chain signed by trusted SSH and OpenPGP keys, the whole history when nothing is deployed', async () => {
     const remote = new GitRemote();
     remote.commit('c1', {}, alice);

@@ -37,8 +37,8 @@ export class SshSigner implements Signer {
   }
 
   /** The allowedSigners entry trusting this key. */
-  allowed(principal = `${this.name}@example.org`, window: { validAfter?: string; validBefore?: string } = {}): AllowedSigner {
-    return { principal, key: this.publicKey, validAfter: window.validAfter ?? null, validBefore: window.validBefore ?? null };
+  allowed(principal = `${this.name}@example.org`, window: { validAfter?: string; validBefore?: string } = {}, role: AllowedSigner['role'] = 'human'): AllowedSigner {
+    return { principal, key: this.publicKey, validAfter: window.validAfter ?? null, validBefore: window.validBefore ?? null, role };
   }
 
   cleanup(): void {

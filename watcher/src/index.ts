@@ -15,6 +15,7 @@ export { Alarm, sleep, systemClock, type Clock } from './clock.ts';
 export { TrustGate, allowedSignersLine, primaryFingerprints, sshFingerprint, sshTime, validAt, type TrustGateOptions, type TrustReason, type TrustResult } from '@pullnix/shared';
 export { VulnerabilityGate, compareScans, meetsSeverity, describeFinding, SCAN_CACHE_SIZE, SCAN_CACHE_MAX_AGE_MS, type ScanVerdict, type Comparison, type VulnerabilityGateOptions } from './pipeline/gate-vulnerabilities.ts';
 export { vulnixArgv, readVulnixResult, parseVulnixJson, type VulnixAnswer } from './commands/vulnix.ts';
+export { PrebuiltSource, prebuiltTrustRole, type PrebuiltResult, type PrebuiltReason, type PrebuiltVerdict, type Provenance, type PrebuiltSourceOptions } from './pipeline/source-prebuilt.ts';
 export { GitHubClient, GiteaClient, ForgeError, createForgeClient, cutDescription, readToken, waitAsked, DESCRIPTION_MAX, type ForgeClient, type ForgeClientOptions, type RemoteStatus, type StatusBody, type StatusState } from './forge/client.ts';
 export { Outbox, TERMINAL, type OutboxEntry, type OutboxOptions, type FlushResult, type OpenCommit } from './forge/outbox.ts';
 export { CommitStatusReporter, describeRecord, statusContext, OUTBOX_FILE, type HaltVerdict, type ReporterOptions } from './forge/reporter.ts';

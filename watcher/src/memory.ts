@@ -7,7 +7,7 @@
  */
 import { readFileSync, renameSync } from 'node:fs';
 import type { PhasedSighting } from './rings/phased.ts';
-import { isCommit, writeFileAtomic, type Logger, type RefusedHead, type VulnerabilityFinding, type VulnerabilityScan } from '@pullnix/shared';
+import { isCommit, writeFileAtomic, type Logger, type PrebuiltProvenance, type RefusedHead, type VulnerabilityFinding, type VulnerabilityScan } from '@pullnix/shared';
 
 /** How a head's handling ended; a handled head is not looked at again until the branch moves. */
 export type HandledResult = 'deployed' | 'deploy-failed' | 'build-failed' | 'not-descendant' | 'known-bad' | 'refused' | 'untrusted' | 'vulnerable' | 'gate-refused';
@@ -65,6 +65,20 @@ export interface WatcherMemory {
   vulnerabilities?: VulnerabilityMemory;
   /** Phased start (ring.phases): when this host first saw its branch at the current head (watcher/src/rings/phased.ts). */
   phased?: PhasedSighting | null;
+  /** source.mode prebuilt: where the systems of the last manifest commits came from, by manifest commit (status's source line). */
+  prebuilt?: Record<string, PrebuiltProvenance>;
+}
+
+const MAX_PROVENANCES = 5;
+
+/** Remember where the system of manifest commit `p.manifestCommit` came from (the newest few). */
+export function rememberProvenance(memory: WatcherMemory, p: PrebuiltProvenance): void {
+  const all = { ...(memory.prebuilt ?? {}) };
+  delete all[p.manifestCommit];
+  all[p.manifestCommit] = p;
+  const keys = Object.keys(all);
+  for (const key of keys.slice(0, Math.max(0, keys.length - MAX_PROVENANCES))) delete all[key];
+  memory.prebuilt = all;
 }
 
 /** At most this many failures are remembered (the report's schema allows 100). */
@@ -147,6 +161,13 @@ export function parseMemory(text: string): WatcherMemory {
       throw new Error('phased is not {commit, firstSeenAt}');
     }
     memory.phased = phased;
+  }
+  const prebuilt = data.prebuilt;
+  if (prebuilt !== undefined) {
+    if (typeof prebuilt !== 'object' || prebuilt === null || Array.isArray(prebuilt) || !Object.entries(prebuilt).every(([k, p]) => isCommit(k) && typeof p === 'object' && p !== null && p.manifestCommit === k && typeof p.toplevel === 'string' && typeof p.sourceCommit === 'string')) {
+      throw new Error('prebuilt is not {<manifest commit>: {toplevel, sourceCommit, manifestCommit, signer, cacheKey}}');
+    }
+    memory.prebuilt = prebuilt;
   }
   return memory;
 }

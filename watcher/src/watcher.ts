@@ -19,6 +19,7 @@ import { endingStep, ExecutorReporter, MetricsReporter, Steps, WatcherStatus, ty
 import { preDeploy, requestDeploy } from './pipeline/request.ts';
 import { createSource, sourceEnding, type SystemSource } from './pipeline/source.ts';
 import { checkTrust } from './pipeline/trust.ts';
+import { prebuiltTrustRole } from './pipeline/source-prebuilt.ts';
 import { HaltGate } from './pipeline/gate-halt.ts';
 import { CommitStatusReporter } from './forge/reporter.ts';
 
@@ -113,7 +114,7 @@ export class Watcher {
     };
     this.trust =
       options.trust ??
-      new TrustGate({ trust: config.trust, runner: options.runner, gitDir: join(checkoutDir, '.git'), dir: join(config.watcher.stateDir, 'trust'), now: () => clock.now() });
+      new TrustGate({ trust: config.trust, runner: options.runner, gitDir: join(checkoutDir, '.git'), dir: join(config.watcher.stateDir, 'trust'), now: () => clock.now(), role: prebuiltTrustRole(config) });
     // A range refused under other trusted keys (the deployment that changed them restarted us) is checked again.
     if (memory.untrusted && memory.untrusted.config !== this.trust.fingerprint) forgetCommit(memory, memory.untrusted.head);
     this.alarm = new Alarm(clock);
@@ -226,6 +227,7 @@ export class Watcher {
       untrusted: u ? { head: u.head, commit: u.commit, reason: u.reason, message: u.message.slice(0, 4000), at: u.at } : null,
       ...this.gateReports(),
       refusedHead: refusedHead(memory, s.remoteHead),
+      prebuilt: s.deployedCommit ? (memory.prebuilt?.[s.deployedCommit] ?? null) : null,
     };
   }
 

@@ -35,3 +35,8 @@ export function fetchMirror(runner: Runner, config: Config, gitDir: string): Pro
 export function isAncestor(runner: Runner, gitDir: string, commit: string, ref: string): Promise<RunResult> {
   return runner(['git', '--git-dir', gitDir, 'merge-base', '--is-ancestor', commit, ref], { timeoutMs: 60_000, env: MIRROR_ENV });
 }
+
+/** `git cat-file blob <commit>:<path>` in the mirror: a file of a commit, nothing checked out (the prebuilt manifest). */
+export function catFile(runner: Runner, gitDir: string, commit: string, path: string): Promise<RunResult> {
+  return runner(['git', '--git-dir', gitDir, 'cat-file', 'blob', `${commit}:${path}`], { timeoutMs: 60_000, env: MIRROR_ENV, maxOutputBytes: 64 * 1024 + 1 });
+}

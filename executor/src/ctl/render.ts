@@ -3,7 +3,7 @@
  * passed through `printableDeep` first: subjects, refs, errors and names come from git, a forge or
  * the network, and must not reach the terminal as control sequences.
  */
-import { shortCommit, type CheckResult, type DeploymentRecord, type StatusResult, type VulnerabilityFinding, type VulnerabilityScan } from '@pullnix/shared/client';
+import { shortCommit, type CheckResult, type DeploymentRecord, type PrebuiltProvenance, type StatusResult, type VulnerabilityFinding, type VulnerabilityScan } from '@pullnix/shared/client';
 import { duration, fields, firstLine, printableDeep, quoted, relativeTime, table, type Style } from './format.ts';
 import type { CtlSettings } from './context.ts';
 import type { KeyOutput, VersionOutput } from './schemas.ts';
@@ -134,9 +134,15 @@ export function renderStatus(given: StatusResult, ctx: RenderContext): string {
     }
   }
   if (report?.vulnerabilities) rows.push(...vulnerabilityRows(report.vulnerabilities, ctx));
+  if (report?.prebuilt) rows.push(['source', prebuiltLine(report.prebuilt)]);
 
   rows.push(['executor', `pullnix ${st.version}, pid ${st.executor.pid}, up ${duration(now - Date.parse(st.executor.startedAt))}`]);
   return fields(rows);
+}
+
+/** "prebuilt <toplevel> ← <sourceCommit> (manifest <sha>, signed by <builder key>, cache key <name>)" (docs/prebuilt.md). */
+export function prebuiltLine(p: PrebuiltProvenance): string {
+  return `prebuilt ${p.toplevel} ← ${p.sourceCommit} (manifest ${shortCommit(p.manifestCommit)}, signed by ${p.signer ?? 'nobody: trust.mode off'}, cache key ${p.cacheKey ?? 'unknown'})`;
 }
 
 /** The vulnerability gate's last decision: what a commit would bring in, and what it fixes. */

@@ -244,6 +244,13 @@ const watcherReport: JSONSchemaType<WatcherReport> = {
       properties: { commit, allowed: { type: 'boolean' }, message: { type: 'string' } },
       nullable: true,
     },
+    prebuilt: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['toplevel', 'sourceCommit', 'manifestCommit', 'signer', 'cacheKey'],
+      properties: { toplevel: { type: 'string' }, sourceCommit: commit, manifestCommit: commit, signer: orNull({ type: 'string' }), cacheKey: orNull({ type: 'string' }) },
+      nullable: true,
+    },
   },
 };
 

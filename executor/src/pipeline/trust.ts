@@ -15,14 +15,20 @@
  * deployment is recorded: nothing changes, nothing is lost. The watcher may have been lying, or
  * the remote cannot be reached now; either way no unverified system is activated.
  *
- * Prebuilt mode (issue 23) plugs in at `proveSystem`: there the manifest's signature and Nix's
- * binary cache signatures prove the toplevel instead of an evaluation.
+ * Prebuilt mode (source.mode "prebuilt", issue 23, docs/prebuilt.md): the range may hold both
+ * roles' commits (humans' source commits, CI's manifest commits), so the range gate reads both
+ * roles' keys; the commit asked for must itself be signed by a builder key, and instead of an
+ * evaluation its manifest (read by root from the mirror) must name exactly the toplevel asked
+ * for. The closure's own signatures were checked by the nix-daemon when the watcher fetched it
+ * (an unprivileged user cannot put an unsigned input-addressed path into the store). With
+ * source.requireSignedSource root checks the manifest's sourceCommit again too: in the mirror,
+ * signed by a human key, descending from the deployed system's sourceCommit.
  */
 import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { describeFailure, lastLines, PullnixError, TrustGate, writeFileAtomic, type Config, type Runner } from '@pullnix/shared';
-import { fetchMirror, initMirror, isAncestor } from '../commands/git.ts';
+import { describeFailure, lastLines, manifestPath, ManifestError, parseManifest, PullnixError, TrustGate, writeFileAtomic, type Config, type Manifest, type Runner } from '@pullnix/shared';
+import { catFile, fetchMirror, initMirror, isAncestor } from '../commands/git.ts';
 import { evaluatedPath, evaluationArgv } from '../commands/nix-eval.ts';
 import { sandboxedRunArgv, transientUnitName } from '../commands/systemd-run.ts';
 import type { PipelineContext } from './context.ts';
@@ -52,7 +58,13 @@ export function mirrorDir(stateDir: string): string {
 
 /** The executor's gate: its keyring and allowed-signers file in `<stateDir>/trust/gate` (root's). */
 export function executorTrustGate(config: Config, runner: Runner): TrustGate {
-  return new TrustGate({ trust: config.trust, runner, gitDir: mirrorDir(config.stateDir), dir: join(trustDir(config.stateDir), 'gate') });
+  const role = config.source.mode === 'prebuilt' ? 'any' : 'human';
+  return new TrustGate({ trust: config.trust, runner, gitDir: mirrorDir(config.stateDir), dir: join(trustDir(config.stateDir), 'gate'), role });
+}
+
+/** Prebuilt mode: a gate of one role over one commit (trust.mode head), root's own keyring directory. */
+function roleGate(config: Config, runner: Runner, role: 'builder' | 'human'): TrustGate {
+  return new TrustGate({ trust: { ...config.trust, mode: 'head' }, runner, gitDir: mirrorDir(config.stateDir), dir: join(trustDir(config.stateDir), `gate-${role}`), role });
 }
 
 export interface TrustTimings {
@@ -99,10 +111,47 @@ export async function verifyTrust(ctx: PipelineContext, gate: TrustGate, request
   const signaturesMs = clock.now() - t;
 
   t = clock.now();
-  await proveSystem(ctx, request, refuse);
+  if (config.source.mode === 'prebuilt') await provePrebuilt(ctx, request, trusted, refuse);
+  else await proveSystem(ctx, request, refuse);
   const timings = { fetchMs, signaturesMs, evaluationMs: clock.now() - t };
   log.event('deploy.trust_verified', { toplevel: request.toplevel, mode: config.trust.mode, checked: verdict.ok ? verdict.checked : 0, fetch_ms: timings.fetchMs, signatures_ms: timings.signaturesMs, evaluation_ms: timings.evaluationMs });
   return timings;
+}
+
+/** Prebuilt: the commit is a builder's, and its manifest names exactly the toplevel asked for. */
+async function provePrebuilt(ctx: PipelineContext, request: { commit: string; toplevel: string }, trusted: string | null, refuse: (stage: string, message: string, cause?: unknown) => never): Promise<void> {
+  const { config, runner } = ctx;
+  const builder = await roleGate(config, runner, 'builder').check(request.commit, []);
+  if (!builder.ok) refuse('signatures', `source.mode prebuilt: the manifest commit ${request.commit} is not signed by a builder key: ${builder.reason}: ${builder.message}`);
+  const path = manifestPath(config.source, config.build.host ?? hostname());
+  const manifest = await readManifest(ctx, mirrorDir(config.stateDir), request.commit, path, refuse);
+  if (manifest === null) refuse('system', `source.mode prebuilt: commit ${request.commit} has no manifest ${path}`);
+  if (manifest.toplevel !== request.toplevel) refuse('system', `${request.toplevel} is not the system of manifest commit ${request.commit}: its ${path} names ${manifest.toplevel}`);
+  if (!config.source.requireSignedSource) return;
+  const mirror = mirrorDir(config.stateDir);
+  const source = await roleGate(config, runner, 'human').check(manifest.sourceCommit, []);
+  if (!source.ok) refuse('signatures', `source.requireSignedSource: sourceCommit ${manifest.sourceCommit} is not signed by a human key: ${source.reason}: ${source.message}`);
+  if (trusted === null) return;
+  const base = (await readManifest(ctx, mirror, trusted, path, refuse))?.sourceCommit ?? trusted;
+  if (base === manifest.sourceCommit) return;
+  const descends = await isAncestor(runner, mirror, base, manifest.sourceCommit);
+  if (descends.exitCode !== 0) refuse('signatures', `source.requireSignedSource: sourceCommit ${manifest.sourceCommit} does not descend from the deployed system's source ${base}${descends.exitCode === 1 ? '' : `: ${describeFailure(descends)}`}`);
+}
+
+/** A commit's manifest in the mirror; null when it has none. */
+async function readManifest(ctx: PipelineContext, mirror: string, commit: string, path: string, refuse: (stage: string, message: string, cause?: unknown) => never): Promise<Manifest | null> {
+  const { runner, config } = ctx;
+  const r = await catFile(runner, mirror, commit, path);
+  if (r.exitCode !== 0) {
+    if (/fatal: path '.*' (does not exist in|exists on disk, but not in)/.test(r.stderr)) return null;
+    return refuse('system', `root could not read ${path} at ${commit}: ${describeFailure(r)}`);
+  }
+  try {
+    return parseManifest(r.stdout, `${path} at ${commit}`, config.paths.storeDir);
+  } catch (error) {
+    if (error instanceof ManifestError) return refuse('system', error.message, error);
+    throw error;
+  }
 }
 
 /** The toplevel is the commit's system: an unprivileged evaluation of the verified commit must give exactly it. */

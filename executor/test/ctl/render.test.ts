@@ -149,6 +149,16 @@ describe('ctl render', () => {
     assert.doesNotMatch(renderStatus(st, plain), /security/);
   });
 
+  it('status: a prebuilt system names its source: toplevel, source commit, manifest commit, builder key, cache key (issue 23)', () => {
+    const st = busyStatus();
+    const src = 'a'.repeat(40);
+    st.watcher.report!.prebuilt = { toplevel: SYSTEM, sourceCommit: src, manifestCommit: DEPLOYED, signer: 'ci@example.org', cacheKey: 'ci.example.org-1' };
+    const lines = renderStatus(st, plain).split('\n');
+    assert.ok(lines.includes(`source        prebuilt ${SYSTEM} ← ${src} (manifest ${DEPLOYED.slice(0, 8)}, signed by ci@example.org, cache key ci.example.org-1)`), lines.join('\n'));
+    st.watcher.report!.prebuilt = null;
+    assert.ok(!renderStatus(st, plain).split('\n').some((l) => l.startsWith('source')));
+  });
+
   it('status: a head refused as a non-descendant reads as refused, with how to accept it', () => {
     const st = busyStatus();
     st.watcher.report!.refusedHead = { commit: HEAD, reason: 'not-descendant', deployed: DEPLOYED, at: ago(600) };

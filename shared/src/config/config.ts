@@ -34,6 +34,7 @@ export interface Config {
   /** Rings (docs/rings.md); with a name, `branch` is resolved and repository.branch is that branch. */
   ring: RingConfig;
   trust: TrustConfig;
+  source: SourceConfig;
   activation: 'test' | 'switch';
   verify: { timeoutSec: number; initialBackoffMs: number; attemptTimeoutSec: number; failedUnits: { enable: boolean; settleSec: number } };
   checks: Record<string, CheckConfig>;
@@ -118,6 +119,26 @@ export interface AllowedSigner {
   key: string;
   validAfter: string | null;
   validBefore: string | null;
+  /** human (the default): signs source commits; builder: signs prebuilt manifest commits only. */
+  role?: SignerRole;
+}
+
+export type SignerRole = 'human' | 'builder';
+
+/** `source` (docs/prebuilt.md): where the systems come from. */
+export interface SourceConfig {
+  mode: 'build' | 'prebuilt';
+  /** Relative to the repository root; `<host>` stands for the host name. */
+  manifest: string;
+  caches: string[];
+  publicKeys: string[];
+  requireSignedSource: boolean;
+  freeSpaceMarginMiB: number;
+}
+
+/** The manifest's path for `host` (`hosts/<host>.json` → `hosts/edge-01.json`). */
+export function manifestPath(source: SourceConfig, host: string): string {
+  return source.manifest.replaceAll('<host>', host);
 }
 
 /** `gates.vulnerabilities` (docs/vulnerabilities.md). */
@@ -201,6 +222,12 @@ export function checkProblems(config: Config): string[] {
     }
     if (check.timeoutSec > timeoutSec) problems.push(`${key}.timeoutSec: ${check.timeoutSec} is longer than verify.timeoutSec (${timeoutSec}); the check could never finish an attempt`);
   }
+  const source = (config as { source?: SourceConfig }).source;
+  if (source?.mode === 'prebuilt') {
+    if (source.caches.length === 0) problems.push('source.caches: source.mode is "prebuilt" but no binary cache is configured; the closure could be fetched from nowhere');
+    if (source.publicKeys.length === 0) problems.push('source.publicKeys: source.mode is "prebuilt" but no cache key is trusted; Nix would refuse every path');
+    if (source.manifest.split('/').includes('..')) problems.push(`source.manifest: ${JSON.stringify(source.manifest)} leaves the repository ('..')`);
+  }
   const report = config.report as ReportConfig | undefined;
   if (report?.enable) {
     if (report.repository === null) problems.push('report.repository: required with report.enable (owner/name at the forge)');
@@ -269,7 +296,7 @@ export class ConfigError extends Error {
 const validate = validateConfig as unknown as Validator;
 
 /** Sections that are optional in the file but always present (with defaults) in a Config. */
-const SECTIONS = ['poll', 'ring', 'verify', 'operators', 'units', 'paths', 'trust', 'gates', 'checks', 'hooks', 'metrics', 'reboot', 'watcher'] as const;
+const SECTIONS = ['poll', 'ring', 'verify', 'operators', 'units', 'paths', 'trust', 'source', 'gates', 'checks', 'hooks', 'metrics', 'reboot', 'watcher'] as const;
 
 export function parseConfig(text: string, file = '<config>'): Config {
   let data: unknown;

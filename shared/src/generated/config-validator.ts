@@ -4,7 +4,7 @@
 import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const ajvRuntime_ucs2length = require('ajv/dist/runtime/ucs2length.js');
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://pullnix.dev/schema/config.json","title":"pullnix configuration (/etc/pullnix/config.json)","description":"Read by pullnix-executor, pullnix-watcher and pullnix-ctl. Written by the NixOS module (services.pullnix). Every key not listed here is an error.","type":"object","additionalProperties":false,"required":["repository","build"],"properties":{"repository":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","minLength":1,"maxLength":2048,"description":"Git remote URL of the configuration repository (ssh://, git@host:path, https://, file:// or a local path)."},"branch":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9._/-]+$","default":"main","description":"Branch to follow."},"sshKeyFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Private SSH deploy key (read-only access is enough)."},"knownHostsFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Pinned known_hosts file; host keys are checked strictly."},"allowNonDescendant":{"type":"boolean","default":false,"description":"Deploy a branch head that does not descend from the deployed commit (force-push, history rewrite). Off by default: such a head is refused."},"fetchTimeoutSec":{"type":"integer","minimum":10,"maximum":86400,"default":600,"description":"A fetch that prints nothing, not even progress, for this many seconds is stopped (and retried with back-off). An inactivity limit, not a limit on the whole fetch: a large first fetch that keeps making progress completes."}}},"build":{"type":"object","additionalProperties":false,"required":["mode"],"properties":{"mode":{"enum":["flake","classic"],"description":"flake: <checkout>#nixosConfigurations.<host>.config.system.build.toplevel; classic: <nixpkgs/nixos> with nixos-config=<checkout>/<file>."},"host":{"type":["string","null"],"pattern":"^[A-Za-z0-9._-]+$","maxLength":253,"default":null,"description":"Flake host attribute; null means this machine's host name."},"file":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^[^/].*$","default":"configuration.nix","description":"Classic mode: configuration file relative to the repository root."},"extraFlags":{"type":"array","items":{"type":"string","maxLength":1024},"maxItems":64,"default":[],"description":"Extra arguments for nix build / nix-build, e.g. [\"--max-jobs\", \"0\"]."},"timeoutSec":{"type":"integer","minimum":1,"maximum":86400,"default":3600,"description":"A build running longer is stopped and recorded as failed."},"keepGcRoots":{"type":"integer","minimum":1,"maximum":100,"default":3,"description":"How many built systems the watcher keeps GC roots for."}}},"poll":{"type":"object","additionalProperties":false,"properties":{"intervalSec":{"type":"integer","minimum":1,"maximum":86400,"default":300,"description":"Seconds between two asks for the branch head."},"jitterSec":{"type":"integer","minimum":0,"maximum":86400,"default":30,"description":"Random extra delay added to every interval, so a fleet does not poll in step."},"maxBackoffSec":{"type":"integer","minimum":1,"maximum":86400,"default":900,"description":"Ceiling of the exponential back-off after errors."}}},"ring":{"type":"object","additionalProperties":false,"default":{},"description":"Rolling out in rings (docs/rings.md): the ring this host belongs to, the branch it follows, and an optional phased start within the ring. pullnix-promote fast-forwards each ring's branch once the ring before it is healthy.","properties":{"name":{"type":["string","null"],"minLength":1,"maxLength":64,"pattern":"^[A-Za-z0-9._-]+$","default":null,"description":"The ring's name, as in the repository's rings.json (e.g. canary, early, prod); null: no ring, the host follows repository.branch."},"branch":{"type":["string","null"],"minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9._/-]+$","default":null,"description":"The branch the ring follows; null: rings/<name>. With a ring it is the repository branch this host follows (repository.branch must then be left unset)."},"phases":{"type":"array","maxItems":32,"default":[],"description":"Phased start within the ring: a host deploys commit C only once hash(machine-id, C) falls under the share allowed by the time since this host first saw the ring's branch at C (e.g. [{afterSec: 0, share: 10}, {afterSec: 7200, share: 50}, {afterSec: 21600, share: 100}]). Empty: every host at once. afterSec ascending, shares not decreasing, the last share 100.","items":{"type":"object","additionalProperties":false,"required":["afterSec","share"],"properties":{"afterSec":{"type":"integer","minimum":0,"maximum":31536000,"description":"Seconds since the host first saw the branch at the commit."},"share":{"type":"integer","minimum":0,"maximum":100,"description":"Percent of the ring's hosts allowed from then on."}}}}}},"trust":{"type":"object","additionalProperties":false,"description":"Commit signatures, checked by the watcher after the fetch and before anything is checked out, evaluated or built (docs/security.md).","properties":{"mode":{"enum":["off","head","all"],"default":"off","description":"off: no signature is checked. head: the new branch head must carry a good signature from a trusted key. all: every commit reachable from the new head and not from the deployed commit (nor from trust.since), merges included, must."},"since":{"type":["string","null"],"pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","default":null,"description":"Mode all: a commit the operator vouches for; it and its history are not checked (the chain starts after it). Without it and with nothing deployed yet, the whole history is checked."},"allowedSigners":{"type":"array","maxItems":256,"default":[],"items":{"type":"object","additionalProperties":false,"required":["principal","key"],"properties":{"principal":{"type":"string","minLength":1,"maxLength":256,"pattern":"^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$","description":"Who the key belongs to (git's allowed-signers principals: comma-separated, patterns allowed)."},"key":{"type":"string","maxLength":16384,"pattern":"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$","description":"The SSH public key: type and base64, without a comment."},"validAfter":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key signs only from this time on (YYYYMMDD[HHMM[SS]][Z], as in ssh-keygen's valid-after)."},"validBefore":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key is trusted only before this time (YYYYMMDD[HHMM[SS]][Z], as in valid-before); judged at the commit's date by git and at the time of the check by pullnix."}}},"description":"SSH keys whose signatures are trusted (git's gpg.ssh.allowedSignersFile, written by the watcher with namespaces=\"git\")."},"openpgpKeys":{"type":"array","maxItems":64,"default":[],"items":{"type":"string","maxLength":1048576,"pattern":"^-----BEGIN PGP PUBLIC KEY BLOCK-----"},"description":"ASCII-armored OpenPGP public keys whose signatures are trusted; imported into a keyring the watcher owns (<stateDir>/trust/gnupg), never root's."}}},"activation":{"enum":["test","switch"],"default":"test","description":"test: activate with switch-to-configuration test, move the boot default only after verification (a power cut boots the last good system). switch: classic order, switch then verify then switch back."},"verify":{"type":"object","additionalProperties":false,"properties":{"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":120,"description":"How long the git connectivity check may keep retrying before the deployment is rolled back."},"initialBackoffMs":{"type":"integer","minimum":10,"maximum":60000,"default":1000,"description":"First pause between connectivity attempts; doubles up to 15 s."},"attemptTimeoutSec":{"type":"integer","minimum":1,"maximum":600,"default":20,"description":"One git ls-remote attempt is killed after this long."},"failedUnits":{"type":"object","additionalProperties":false,"default":{},"description":"The newly-failed-units check: a unit failed (or auto-restarting after a failure) after activation, and not before it, fails the deployment.","properties":{"enable":{"type":"boolean","default":true,"description":"Run the newly-failed-units check (on by default)."},"settleSec":{"type":"integer","minimum":0,"maximum":600,"default":5,"description":"The longest a unit the activation started or restarted is watched for a crash loop (a crash-looping unit is running for a moment between its failures). Each such unit is watched for its own window, from its restart settings (none with Restart=no; RestartSec plus StartLimitIntervalSec/StartLimitBurst otherwise), at most this; a deployment that moves no unit waits for none. Without the units' state from before the activation (crash recovery, after a reboot), every unit is held to this many seconds. Ends at verify.timeoutSec at the latest."}}}}},"checks":{"type":"object","default":{},"maxProperties":64,"description":"Declared health checks, by name (letters, digits, '_' and '-'; not 'git', 'failed-units', 'pullnix-config' or 'pullnix-start'). Each is retried with back-off until verify.timeoutSec after activation; all must pass for the deployment to succeed.","x-pullnix-reserved":["git","failed-units","pullnix-config","pullnix-start"],"additionalProperties":{"type":"object","additionalProperties":false,"required":["type"],"x-pullnix-kinds":{"command":{"uses":["argv","user"],"requires":["argv"]},"http":{"uses":["url","expectStatus","bodyPattern"],"requires":["url"]},"tcp":{"uses":["host","port"],"requires":["host","port"]},"unit":{"uses":["unit"],"requires":["unit"]}},"properties":{"type":{"enum":["command","http","tcp","unit"],"description":"command: argv exits 0; http: url answers with the expected status (and body); tcp: host:port accepts a connection; unit: the unit is active (a oneshot: ran and succeeded)."},"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"maxItems":256,"default":[],"description":"command: the program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"command: the user it runs as; null: a dynamic unprivileged user (systemd DynamicUser), never root unless named."},"url":{"type":["string","null"],"pattern":"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$","maxLength":2048,"default":null,"description":"http: the URL fetched (GET), http:// or https://."},"expectStatus":{"type":["integer","null"],"minimum":100,"maximum":599,"default":null,"description":"http: the status that passes; null: any 2xx."},"bodyPattern":{"type":["string","null"],"maxLength":1024,"default":null,"description":"http: a regular expression (JavaScript) the response body must match."},"host":{"type":["string","null"],"minLength":1,"maxLength":253,"default":null,"description":"tcp: host name or address."},"port":{"type":["integer","null"],"minimum":1,"maximum":65535,"default":null,"description":"tcp: port."},"unit":{"type":["string","null"],"pattern":"^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$","maxLength":256,"default":null,"description":"unit: the systemd unit name."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":10,"description":"One attempt is stopped after this long; at most verify.timeoutSec."}}}},"hooks":{"type":"object","additionalProperties":false,"default":{},"description":"Commands run around a deployment. preDeploy (run by the watcher before it asks for a deployment) may postpone it: a non-zero exit means not now, asked again at the next poll. onSuccess and onFailure (run by the executor after the outcome) only notify: their failure is logged and changes nothing.","properties":{"preDeploy":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the watcher after the build, before it asks for the deployment: exit 0 deploys; any other exit (or a timeout) means not now, asked again at the next poll (not a failure).","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}},"onSuccess":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the executor after a deployment succeeded. Notify only: its failure is logged (hook.failed) and changes nothing.","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}},"onFailure":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the executor after a deployment did not succeed (rolled back, rollback failed, reboot required, interrupted). Notify only.","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}}}},"metrics":{"type":"object","additionalProperties":false,"default":{},"properties":{"textfileDirectory":{"type":["string","null"],"pattern":"^/","maxLength":1024,"default":null,"description":"Directory of node_exporter's textfile collector: each daemon writes its own pullnix-<daemon>.prom there, atomically, on every change. null: no metrics."}}},"activationTimeoutSec":{"type":"integer","minimum":10,"maximum":86400,"default":1800,"description":"switch-to-configuration running longer is stopped and treated as failed."},"reboot":{"type":"object","additionalProperties":false,"description":"Deployments that need a reboot (a changed kernel, initrd or kernel modules, or switch-to-configuration exit 100): docs/executor.md \"Reboots\".","properties":{"mode":{"enum":["never","window"],"default":"never","description":"never: pullnix never reboots (exit 100 ends reboot-required; a kernel-only change is activated with test, verified, committed and reported as needing a reboot). window: the new system is booted on trial inside reboot.window (or on pullnix-ctl reboot-now), verified after the boot and made the boot default only then; when it fails, the previous system is booted again."},"window":{"type":"object","additionalProperties":false,"default":{},"description":"Local times (HH:MM, 24 h) between which pullnix may reboot; an end before the start crosses midnight (22:00-04:00).","properties":{"start":{"type":"string","pattern":"^([01][0-9]|2[0-3]):[0-5][0-9]$","default":"01:00"},"end":{"type":"string","pattern":"^([01][0-9]|2[0-3]):[0-5][0-9]$","default":"05:00"}}},"bootloader":{"enum":["systemd-boot","grub","none"],"default":"systemd-boot","description":"How the trial boot is made a boot-once: systemd-boot (bootctl set-oneshot), grub (grub-reboot; NixOS's grub.cfg honours next_entry whatever boot.loader.grub.default is, and \"saved\" must not be used), none (the new system becomes the boot default for the trial; only the fallback reboot protects). The NixOS module sets it from boot.loader.*.enable."}}},"operators":{"type":"object","additionalProperties":false,"properties":{"group":{"type":"string","pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":"pullnix","description":"Group whose members may use the socket."},"keys":{"type":"array","maxItems":256,"default":[],"items":{"type":"object","additionalProperties":false,"required":["id","publicKey"],"properties":{"id":{"type":"string","pattern":"^[A-Za-z0-9._@-]{1,64}$"},"publicKey":{"type":"string","pattern":"^ed25519:[A-Za-z0-9_-]{43}$"}}},"description":"Operator public keys (pullnix-ctl key show). Operators may use every method."}}},"gates":{"type":"object","additionalProperties":false,"description":"Checks a built system must pass before the watcher asks the executor to deploy it.","properties":{"vulnerabilities":{"type":"object","additionalProperties":false,"default":{},"description":"The vulnerability gate: the new system's closure and the live system's are scanned with vulnix (NIST NVD); the new system is refused when it brings in a vulnerability the live system does not have. docs/vulnerabilities.md.","properties":{"enable":{"type":"boolean","default":false,"description":"Scan every built system with vulnix before it is deployed. Off by default."},"command":{"type":"string","minLength":1,"maxLength":4096,"default":"vulnix","description":"The vulnix executable: an absolute path, or a name looked up in PATH."},"extraFlags":{"type":"array","items":{"type":"string","maxLength":1024},"maxItems":64,"default":[],"description":"Extra arguments for vulnix, e.g. [\"--mirror\", \"https://nvd.example.org/feeds/json/cve/2.0/\"] or [\"--whitelist\", \"/etc/vulnix-whitelist.toml\"]."},"minSeverity":{"type":"number","minimum":0,"maximum":10,"default":7,"description":"CVSS v3 base score from which a new vulnerability counts (0 to 10). A vulnerability without a CVSS v3 score counts only when this is 0."},"allow":{"type":"array","items":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"maxItems":1000,"default":[],"description":"CVE ids accepted on purpose (like vulnix's whitelist): never a reason to refuse a system."},"onNew":{"enum":["refuse","warn"],"default":"refuse","description":"refuse: a system with a new vulnerability is not deployed, and not tried again until the branch moves or pullnix-ctl retry. warn: it is deployed, with a warning."},"onError":{"enum":["allow","refuse"],"default":"allow","description":"When a scan fails or times out. allow: deploy anyway, with a warning (an unreachable vulnerability database must not block the deployment of a security fix). refuse: do not deploy now; try again after a back-off."},"timeoutSec":{"type":"integer","minimum":1,"maximum":86400,"default":900,"description":"Time limit of the whole gate (every scan it runs). vulnix's first run downloads the NVD data and can take minutes."}}}}},"report":{"type":"object","additionalProperties":false,"default":{},"description":"Commit statuses: after each step of a deployment the watcher posts a status on the commit at the forge, with context pullnix/<ring>/<host> (pullnix/<host> without a ring), through a durable outbox in its state directory. docs/report.md.","properties":{"enable":{"type":"boolean","default":false,"description":"Post a commit status for every deployment. Off by default."},"forge":{"enum":["github","gitea"],"default":"github","description":"github: GitHub or GitHub Enterprise Server (REST v3). gitea: Gitea or Forgejo (API v1)."},"apiUrl":{"type":"string","pattern":"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$","maxLength":2048,"default":"https://api.github.com","description":"The forge's API base URL: https://api.github.com, https://<host>/api/v3 (GitHub Enterprise Server), https://<host>/api/v1 (Gitea, Forgejo)."},"repository":{"type":["string","null"],"pattern":"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$","maxLength":256,"default":null,"description":"owner/name of the configuration repository at the forge. Required with enable."},"tokenFile":{"type":["string","null"],"pattern":"^/","maxLength":1024,"default":null,"description":"A file holding the forge token (GitHub: a token allowed to write commit statuses; Gitea: an access token with repository write). Read by the watcher alone, at each post: never copied into the Nix store, the journal, the metrics or status. Required with enable."},"targetUrl":{"type":["string","null"],"pattern":"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$","maxLength":2048,"default":null,"description":"A link shown with each status (a dashboard of the fleet, say); null: none."},"haltAfter":{"type":["integer","null"],"minimum":1,"maximum":100000,"default":null,"description":"Decentralised halt: refuse a commit that already carries at least this many failure statuses from hosts of this machine's ring (contexts pullnix/<ring>/…). null: never halt."},"outboxLimit":{"type":"integer","minimum":8,"maximum":100000,"default":256,"description":"The most statuses the outbox holds. Past it, the oldest pending (non-terminal) status is dropped first; terminal statuses (success, failure, error) are kept."},"timeoutSec":{"type":"integer","minimum":1,"maximum":600,"default":30,"description":"Time limit of one request to the forge."}}},"socketPath":{"type":"string","pattern":"^/","maxLength":100,"default":"/run/pullnix/executor.sock"},"privateSocketPath":{"description":"Root's own socket (the watcher, root's pullnix-ctl), in a 0700 directory of its own; null: <directory of socketPath>/root/<name of socketPath>.","type":["string","null"],"pattern":"^/","maxLength":100,"default":null},"watcher":{"description":"The watcher's own identity (docs/security.md, docs/decisions.md D20). Set by the NixOS module.","type":"object","additionalProperties":false,"properties":{"user":{"description":"The unprivileged user the watcher runs as: the executor serves it a socket of its own (group: the user's primary group) and trusts the public half of the key the watcher creates in its state directory. null: the watcher runs as the executor's user and shares its state directory, keys and root's socket (development and tests).","type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null},"stateDir":{"description":"The watcher's state directory (checkout, GC roots, memory, its key); null: /var/lib/<user> with a user, stateDir without.","type":["string","null"],"pattern":"^/","maxLength":1024,"default":null},"socketPath":{"description":"The socket the executor serves the watcher on when it has a user, in a directory of its own (0750 root:<the watcher's group>); null: <directory of socketPath>-watcher/<name of socketPath>, beside the operator group's directory (the default socketPath gives /run/pullnix-watcher/executor.sock).","type":["string","null"],"pattern":"^/","maxLength":100,"default":null}}},"stateDir":{"type":"string","pattern":"^/","maxLength":1024,"default":"/var/lib/pullnix"},"logLevel":{"enum":["error","warning","info","debug"],"default":"info"},"units":{"type":"object","additionalProperties":false,"properties":{"executor":{"type":"string","pattern":"^[A-Za-z0-9@._-]+\\.service$","default":"pullnix-executor.service"},"watcher":{"type":"string","pattern":"^[A-Za-z0-9@._-]+\\.service$","default":"pullnix-watcher.service"}}},"paths":{"type":"object","additionalProperties":false,"description":"Where the system lives. Only tests change these.","properties":{"systemProfile":{"type":"string","pattern":"^/","default":"/nix/var/nix/profiles/system"},"currentSystem":{"type":"string","pattern":"^/","default":"/run/current-system"},"storeDir":{"type":"string","pattern":"^/","default":"/nix/store"},"gcRootsDir":{"type":"string","pattern":"^/","default":"/nix/var/nix/gcroots/pullnix","description":"Where the executor keeps a deployment's previous and new systems alive (GC roots) until its outcome."},"bootId":{"type":"string","pattern":"^/","default":"/proc/sys/kernel/random/boot_id","description":"The kernel's boot id: tells crash recovery whether the machine restarted since a deployment began."},"bootedSystem":{"type":"string","pattern":"^/","default":"/run/booted-system","description":"The system the machine booted: a new system whose kernel, initrd or kernel modules differ from it needs a reboot."},"grubConfig":{"type":"string","pattern":"^/","default":"/boot/grub/grub.cfg","description":"GRUB's menu as NixOS's install-grub.pl writes it: reboot.bootloader grub finds the trial entry in it by the system it boots."},"grubEnv":{"type":"string","pattern":"^/","default":"/boot/grub/grubenv","description":"GRUB's environment block (next_entry); grub-reboot's --boot-directory is the directory above its grub/."},"mountInfo":{"type":"string","pattern":"^/","default":"/proc/self/mountinfo","description":"Which filesystem holds grubEnv: GRUB cannot save its environment on ZFS, btrfs, LVM or mdraid."}}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://pullnix.dev/schema/config.json","title":"pullnix configuration (/etc/pullnix/config.json)","description":"Read by pullnix-executor, pullnix-watcher and pullnix-ctl. Written by the NixOS module (services.pullnix). Every key not listed here is an error.","type":"object","additionalProperties":false,"required":["repository","build"],"properties":{"repository":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","minLength":1,"maxLength":2048,"description":"Git remote URL of the configuration repository (ssh://, git@host:path, https://, file:// or a local path)."},"branch":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9._/-]+$","default":"main","description":"Branch to follow."},"sshKeyFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Private SSH deploy key (read-only access is enough)."},"knownHostsFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Pinned known_hosts file; host keys are checked strictly."},"allowNonDescendant":{"type":"boolean","default":false,"description":"Deploy a branch head that does not descend from the deployed commit (force-push, history rewrite). Off by default: such a head is refused."},"fetchTimeoutSec":{"type":"integer","minimum":10,"maximum":86400,"default":600,"description":"A fetch that prints nothing, not even progress, for this many seconds is stopped (and retried with back-off). An inactivity limit, not a limit on the whole fetch: a large first fetch that keeps making progress completes."}}},"build":{"type":"object","additionalProperties":false,"required":["mode"],"properties":{"mode":{"enum":["flake","classic"],"description":"flake: <checkout>#nixosConfigurations.<host>.config.system.build.toplevel; classic: <nixpkgs/nixos> with nixos-config=<checkout>/<file>."},"host":{"type":["string","null"],"pattern":"^[A-Za-z0-9._-]+$","maxLength":253,"default":null,"description":"Flake host attribute; null means this machine's host name."},"file":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^[^/].*$","default":"configuration.nix","description":"Classic mode: configuration file relative to the repository root."},"extraFlags":{"type":"array","items":{"type":"string","maxLength":1024},"maxItems":64,"default":[],"description":"Extra arguments for nix build / nix-build, e.g. [\"--max-jobs\", \"0\"]."},"timeoutSec":{"type":"integer","minimum":1,"maximum":86400,"default":3600,"description":"A build running longer is stopped and recorded as failed."},"keepGcRoots":{"type":"integer","minimum":1,"maximum":100,"default":3,"description":"How many built systems the watcher keeps GC roots for."}}},"poll":{"type":"object","additionalProperties":false,"properties":{"intervalSec":{"type":"integer","minimum":1,"maximum":86400,"default":300,"description":"Seconds between two asks for the branch head."},"jitterSec":{"type":"integer","minimum":0,"maximum":86400,"default":30,"description":"Random extra delay added to every interval, so a fleet does not poll in step."},"maxBackoffSec":{"type":"integer","minimum":1,"maximum":86400,"default":900,"description":"Ceiling of the exponential back-off after errors."}}},"ring":{"type":"object","additionalProperties":false,"default":{},"description":"Rolling out in rings (docs/rings.md): the ring this host belongs to, the branch it follows, and an optional phased start within the ring. pullnix-promote fast-forwards each ring's branch once the ring before it is healthy.","properties":{"name":{"type":["string","null"],"minLength":1,"maxLength":64,"pattern":"^[A-Za-z0-9._-]+$","default":null,"description":"The ring's name, as in the repository's rings.json (e.g. canary, early, prod); null: no ring, the host follows repository.branch."},"branch":{"type":["string","null"],"minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9._/-]+$","default":null,"description":"The branch the ring follows; null: rings/<name>. With a ring it is the repository branch this host follows (repository.branch must then be left unset)."},"phases":{"type":"array","maxItems":32,"default":[],"description":"Phased start within the ring: a host deploys commit C only once hash(machine-id, C) falls under the share allowed by the time since this host first saw the ring's branch at C (e.g. [{afterSec: 0, share: 10}, {afterSec: 7200, share: 50}, {afterSec: 21600, share: 100}]). Empty: every host at once. afterSec ascending, shares not decreasing, the last share 100.","items":{"type":"object","additionalProperties":false,"required":["afterSec","share"],"properties":{"afterSec":{"type":"integer","minimum":0,"maximum":31536000,"description":"Seconds since the host first saw the branch at the commit."},"share":{"type":"integer","minimum":0,"maximum":100,"description":"Percent of the ring's hosts allowed from then on."}}}}}},"trust":{"type":"object","additionalProperties":false,"description":"Commit signatures, checked by the watcher after the fetch and before anything is checked out, evaluated or built (docs/security.md).","properties":{"mode":{"enum":["off","head","all"],"default":"off","description":"off: no signature is checked. head: the new branch head must carry a good signature from a trusted key. all: every commit reachable from the new head and not from the deployed commit (nor from trust.since), merges included, must."},"since":{"type":["string","null"],"pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","default":null,"description":"Mode all: a commit the operator vouches for; it and its history are not checked (the chain starts after it). Without it and with nothing deployed yet, the whole history is checked."},"allowedSigners":{"type":"array","maxItems":256,"default":[],"items":{"type":"object","additionalProperties":false,"required":["principal","key"],"properties":{"principal":{"type":"string","minLength":1,"maxLength":256,"pattern":"^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$","description":"Who the key belongs to (git's allowed-signers principals: comma-separated, patterns allowed)."},"key":{"type":"string","maxLength":16384,"pattern":"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$","description":"The SSH public key: type and base64, without a comment."},"validAfter":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key signs only from this time on (YYYYMMDD[HHMM[SS]][Z], as in ssh-keygen's valid-after)."},"validBefore":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key is trusted only before this time (YYYYMMDD[HHMM[SS]][Z], as in valid-before); judged at the commit's date by git and at the time of the check by pullnix."},"role":{"enum":["human","builder"],"default":"human","description":"human: the key signs configuration (source) commits. builder: the key signs only the prebuilt manifest commits CI makes (source.mode prebuilt); a builder key's signature on a source commit, or a human key's on a manifest commit, is refused."}}},"description":"SSH keys whose signatures are trusted (git's gpg.ssh.allowedSignersFile, written by the watcher with namespaces=\"git\")."},"openpgpKeys":{"type":"array","maxItems":64,"default":[],"items":{"type":"string","maxLength":1048576,"pattern":"^-----BEGIN PGP PUBLIC KEY BLOCK-----"},"description":"ASCII-armored OpenPGP public keys whose signatures are trusted; imported into a keyring the watcher owns (<stateDir>/trust/gnupg), never root's."}}},"source":{"type":"object","additionalProperties":false,"description":"Where the systems come from (docs/prebuilt.md). build: the watcher evaluates and builds each commit. prebuilt: CI built them; the watcher reads a signed manifest and fetches the closure from a signed binary cache, evaluating and building nothing.","properties":{"mode":{"enum":["build","prebuilt"],"default":"build","description":"build: evaluate and build every commit on the machine. prebuilt: deploy what CI built: the manifest (source.manifest) names the toplevel, fetched from source.caches through the nix-daemon."},"manifest":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^[^/].*$","default":"hosts/<host>.json","description":"Prebuilt: the manifest's path in the repository, relative to its root; <host> is replaced with build.host (else the machine's host name). The file is {\"toplevel\": \"/nix/store/…\", \"sourceCommit\": \"<sha>\"}."},"caches":{"type":"array","maxItems":16,"default":[],"items":{"type":"string","minLength":1,"maxLength":2048,"pattern":"^(https?|file|s3)://[^ ]+$"},"description":"Prebuilt: the binary cache URLs the closure is fetched from (the nix-daemon must trust them: nix.settings.trusted-substituters, which the NixOS module sets)."},"publicKeys":{"type":"array","maxItems":16,"default":[],"items":{"type":"string","maxLength":256,"pattern":"^[A-Za-z0-9._-]+:[A-Za-z0-9+/]{43}=$"},"description":"Prebuilt: the public keys (name:base64, as nix key convert-secret-to-public or nix-store --generate-binary-cache-key prints) whose narinfo signatures are trusted (nix.settings.trusted-public-keys, which the NixOS module sets)."},"requireSignedSource":{"type":"boolean","default":false,"description":"Prebuilt: the manifest's sourceCommit must be in the repository, carry a good signature from a human key (trust.allowedSigners with role human) and descend from the deployed sourceCommit (no downgrade through an old manifest)."},"freeSpaceMarginMiB":{"type":"integer","minimum":0,"maximum":1048576,"default":512,"description":"Prebuilt: the closure is fetched only if the free space of the Nix store exceeds what it needs (unpacked NARs plus the compressed downloads of the paths missing here) by this many MiB."}}},"activation":{"enum":["test","switch"],"default":"test","description":"test: activate with switch-to-configuration test, move the boot default only after verification (a power cut boots the last good system). switch: classic order, switch then verify then switch back."},"verify":{"type":"object","additionalProperties":false,"properties":{"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":120,"description":"How long the git connectivity check may keep retrying before the deployment is rolled back."},"initialBackoffMs":{"type":"integer","minimum":10,"maximum":60000,"default":1000,"description":"First pause between connectivity attempts; doubles up to 15 s."},"attemptTimeoutSec":{"type":"integer","minimum":1,"maximum":600,"default":20,"description":"One git ls-remote attempt is killed after this long."},"failedUnits":{"type":"object","additionalProperties":false,"default":{},"description":"The newly-failed-units check: a unit failed (or auto-restarting after a failure) after activation, and not before it, fails the deployment.","properties":{"enable":{"type":"boolean","default":true,"description":"Run the newly-failed-units check (on by default)."},"settleSec":{"type":"integer","minimum":0,"maximum":600,"default":5,"description":"The longest a unit the activation started or restarted is watched for a crash loop (a crash-looping unit is running for a moment between its failures). Each such unit is watched for its own window, from its restart settings (none with Restart=no; RestartSec plus StartLimitIntervalSec/StartLimitBurst otherwise), at most this; a deployment that moves no unit waits for none. Without the units' state from before the activation (crash recovery, after a reboot), every unit is held to this many seconds. Ends at verify.timeoutSec at the latest."}}}}},"checks":{"type":"object","default":{},"maxProperties":64,"description":"Declared health checks, by name (letters, digits, '_' and '-'; not 'git', 'failed-units', 'pullnix-config' or 'pullnix-start'). Each is retried with back-off until verify.timeoutSec after activation; all must pass for the deployment to succeed.","x-pullnix-reserved":["git","failed-units","pullnix-config","pullnix-start"],"additionalProperties":{"type":"object","additionalProperties":false,"required":["type"],"x-pullnix-kinds":{"command":{"uses":["argv","user"],"requires":["argv"]},"http":{"uses":["url","expectStatus","bodyPattern"],"requires":["url"]},"tcp":{"uses":["host","port"],"requires":["host","port"]},"unit":{"uses":["unit"],"requires":["unit"]}},"properties":{"type":{"enum":["command","http","tcp","unit"],"description":"command: argv exits 0; http: url answers with the expected status (and body); tcp: host:port accepts a connection; unit: the unit is active (a oneshot: ran and succeeded)."},"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"maxItems":256,"default":[],"description":"command: the program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"command: the user it runs as; null: a dynamic unprivileged user (systemd DynamicUser), never root unless named."},"url":{"type":["string","null"],"pattern":"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$","maxLength":2048,"default":null,"description":"http: the URL fetched (GET), http:// or https://."},"expectStatus":{"type":["integer","null"],"minimum":100,"maximum":599,"default":null,"description":"http: the status that passes; null: any 2xx."},"bodyPattern":{"type":["string","null"],"maxLength":1024,"default":null,"description":"http: a regular expression (JavaScript) the response body must match."},"host":{"type":["string","null"],"minLength":1,"maxLength":253,"default":null,"description":"tcp: host name or address."},"port":{"type":["integer","null"],"minimum":1,"maximum":65535,"default":null,"description":"tcp: port."},"unit":{"type":["string","null"],"pattern":"^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$","maxLength":256,"default":null,"description":"unit: the systemd unit name."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":10,"description":"One attempt is stopped after this long; at most verify.timeoutSec."}}}},"hooks":{"type":"object","additionalProperties":false,"default":{},"description":"Commands run around a deployment. preDeploy (run by the watcher before it asks for a deployment) may postpone it: a non-zero exit means not now, asked again at the next poll. onSuccess and onFailure (run by the executor after the outcome) only notify: their failure is logged and changes nothing.","properties":{"preDeploy":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the watcher after the build, before it asks for the deployment: exit 0 deploys; any other exit (or a timeout) means not now, asked again at the next poll (not a failure).","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}},"onSuccess":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the executor after a deployment succeeded. Notify only: its failure is logged (hook.failed) and changes nothing.","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}},"onFailure":{"type":["object","null"],"additionalProperties":false,"required":["argv"],"default":null,"description":"Run by the executor after a deployment did not succeed (rolled back, rollback failed, reboot required, interrupted). Notify only.","properties":{"argv":{"type":"array","items":{"type":"string","minLength":1,"maxLength":4096},"minItems":1,"maxItems":256,"description":"The program and its arguments (no shell)."},"user":{"type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null,"description":"The user it runs as; null: a dynamic unprivileged user (systemd DynamicUser)."},"timeoutSec":{"type":"integer","minimum":1,"maximum":3600,"default":60,"description":"The hook is stopped after this long (a preDeploy hook that times out means not now)."}}}}},"metrics":{"type":"object","additionalProperties":false,"default":{},"properties":{"textfileDirectory":{"type":["string","null"],"pattern":"^/","maxLength":1024,"default":null,"description":"Directory of node_exporter's textfile collector: each daemon writes its own pullnix-<daemon>.prom there, atomically, on every change. null: no metrics."}}},"activationTimeoutSec":{"type":"integer","minimum":10,"maximum":86400,"default":1800,"description":"switch-to-configuration running longer is stopped and treated as failed."},"reboot":{"type":"object","additionalProperties":false,"description":"Deployments that need a reboot (a changed kernel, initrd or kernel modules, or switch-to-configuration exit 100): docs/executor.md \"Reboots\".","properties":{"mode":{"enum":["never","window"],"default":"never","description":"never: pullnix never reboots (exit 100 ends reboot-required; a kernel-only change is activated with test, verified, committed and reported as needing a reboot). window: the new system is booted on trial inside reboot.window (or on pullnix-ctl reboot-now), verified after the boot and made the boot default only then; when it fails, the previous system is booted again."},"window":{"type":"object","additionalProperties":false,"default":{},"description":"Local times (HH:MM, 24 h) between which pullnix may reboot; an end before the start crosses midnight (22:00-04:00).","properties":{"start":{"type":"string","pattern":"^([01][0-9]|2[0-3]):[0-5][0-9]$","default":"01:00"},"end":{"type":"string","pattern":"^([01][0-9]|2[0-3]):[0-5][0-9]$","default":"05:00"}}},"bootloader":{"enum":["systemd-boot","grub","none"],"default":"systemd-boot","description":"How the trial boot is made a boot-once: systemd-boot (bootctl set-oneshot), grub (grub-reboot; NixOS's grub.cfg honours next_entry whatever boot.loader.grub.default is, and \"saved\" must not be used), none (the new system becomes the boot default for the trial; only the fallback reboot protects). The NixOS module sets it from boot.loader.*.enable."}}},"operators":{"type":"object","additionalProperties":false,"properties":{"group":{"type":"string","pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":"pullnix","description":"Group whose members may use the socket."},"keys":{"type":"array","maxItems":256,"default":[],"items":{"type":"object","additionalProperties":false,"required":["id","publicKey"],"properties":{"id":{"type":"string","pattern":"^[A-Za-z0-9._@-]{1,64}$"},"publicKey":{"type":"string","pattern":"^ed25519:[A-Za-z0-9_-]{43}$"}}},"description":"Operator public keys (pullnix-ctl key show). Operators may use every method."}}},"gates":{"type":"object","additionalProperties":false,"description":"Checks a built system must pass before the watcher asks the executor to deploy it.","properties":{"vulnerabilities":{"type":"object","additionalProperties":false,"default":{},"description":"The vulnerability gate: the new system's closure and the live system's are scanned with vulnix (NIST NVD); the new system is refused when it brings in a vulnerability the live system does not have. docs/vulnerabilities.md.","properties":{"enable":{"type":"boolean","default":false,"description":"Scan every built system with vulnix before it is deployed. Off by default."},"command":{"type":"string","minLength":1,"maxLength":4096,"default":"vulnix","description":"The vulnix executable: an absolute path, or a name looked up in PATH."},"extraFlags":{"type":"array","items":{"type":"string","maxLength":1024},"maxItems":64,"default":[],"description":"Extra arguments for vulnix, e.g. [\"--mirror\", \"https://nvd.example.org/feeds/json/cve/2.0/\"] or [\"--whitelist\", \"/etc/vulnix-whitelist.toml\"]."},"minSeverity":{"type":"number","minimum":0,"maximum":10,"default":7,"description":"CVSS v3 base score from which a new vulnerability counts (0 to 10). A vulnerability without a CVSS v3 score counts only when this is 0."},"allow":{"type":"array","items":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"maxItems":1000,"default":[],"description":"CVE ids accepted on purpose (like vulnix's whitelist): never a reason to refuse a system."},"onNew":{"enum":["refuse","warn"],"default":"refuse","description":"refuse: a system with a new vulnerability is not deployed, and not tried again until the branch moves or pullnix-ctl retry. warn: it is deployed, with a warning."},"onError":{"enum":["allow","refuse"],"default":"allow","description":"When a scan fails or times out. allow: deploy anyway, with a warning (an unreachable vulnerability database must not block the deployment of a security fix). refuse: do not deploy now; try again after a back-off."},"timeoutSec":{"type":"integer","minimum":1,"maximum":86400,"default":900,"description":"Time limit of the whole gate (every scan it runs). vulnix's first run downloads the NVD data and can take minutes."}}}}},"report":{"type":"object","additionalProperties":false,"default":{},"description":"Commit statuses: after each step of a deployment the watcher posts a status on the commit at the forge, with context pullnix/<ring>/<host> (pullnix/<host> without a ring), through a durable outbox in its state directory. docs/report.md.","properties":{"enable":{"type":"boolean","default":false,"description":"Post a commit status for every deployment. Off by default."},"forge":{"enum":["github","gitea"],"default":"github","description":"github: GitHub or GitHub Enterprise Server (REST v3). gitea: Gitea or Forgejo (API v1)."},"apiUrl":{"type":"string","pattern":"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$","maxLength":2048,"default":"https://api.github.com","description":"The forge's API base URL: https://api.github.com, https://<host>/api/v3 (GitHub Enterprise Server), https://<host>/api/v1 (Gitea, Forgejo)."},"repository":{"type":["string","null"],"pattern":"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$","maxLength":256,"default":null,"description":"owner/name of the configuration repository at the forge. Required with enable."},"tokenFile":{"type":["string","null"],"pattern":"^/","maxLength":1024,"default":null,"description":"A file holding the forge token (GitHub: a token allowed to write commit statuses; Gitea: an access token with repository write). Read by the watcher alone, at each post: never copied into the Nix store, the journal, the metrics or status. Required with enable."},"targetUrl":{"type":["string","null"],"pattern":"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$","maxLength":2048,"default":null,"description":"A link shown with each status (a dashboard of the fleet, say); null: none."},"haltAfter":{"type":["integer","null"],"minimum":1,"maximum":100000,"default":null,"description":"Decentralised halt: refuse a commit that already carries at least this many failure statuses from hosts of this machine's ring (contexts pullnix/<ring>/…). null: never halt."},"outboxLimit":{"type":"integer","minimum":8,"maximum":100000,"default":256,"description":"The most statuses the outbox holds. Past it, the oldest pending (non-terminal) status is dropped first; terminal statuses (success, failure, error) are kept."},"timeoutSec":{"type":"integer","minimum":1,"maximum":600,"default":30,"description":"Time limit of one request to the forge."}}},"socketPath":{"type":"string","pattern":"^/","maxLength":100,"default":"/run/pullnix/executor.sock"},"privateSocketPath":{"description":"Root's own socket (the watcher, root's pullnix-ctl), in a 0700 directory of its own; null: <directory of socketPath>/root/<name of socketPath>.","type":["string","null"],"pattern":"^/","maxLength":100,"default":null},"watcher":{"description":"The watcher's own identity (docs/security.md, docs/decisions.md D20). Set by the NixOS module.","type":"object","additionalProperties":false,"properties":{"user":{"description":"The unprivileged user the watcher runs as: the executor serves it a socket of its own (group: the user's primary group) and trusts the public half of the key the watcher creates in its state directory. null: the watcher runs as the executor's user and shares its state directory, keys and root's socket (development and tests).","type":["string","null"],"pattern":"^[a-z_][a-z0-9_-]*$","maxLength":32,"default":null},"stateDir":{"description":"The watcher's state directory (checkout, GC roots, memory, its key); null: /var/lib/<user> with a user, stateDir without.","type":["string","null"],"pattern":"^/","maxLength":1024,"default":null},"socketPath":{"description":"The socket the executor serves the watcher on when it has a user, in a directory of its own (0750 root:<the watcher's group>); null: <directory of socketPath>-watcher/<name of socketPath>, beside the operator group's directory (the default socketPath gives /run/pullnix-watcher/executor.sock).","type":["string","null"],"pattern":"^/","maxLength":100,"default":null}}},"stateDir":{"type":"string","pattern":"^/","maxLength":1024,"default":"/var/lib/pullnix"},"logLevel":{"enum":["error","warning","info","debug"],"default":"info"},"units":{"type":"object","additionalProperties":false,"properties":{"executor":{"type":"string","pattern":"^[A-Za-z0-9@._-]+\\.service$","default":"pullnix-executor.service"},"watcher":{"type":"string","pattern":"^[A-Za-z0-9@._-]+\\.service$","default":"pullnix-watcher.service"}}},"paths":{"type":"object","additionalProperties":false,"description":"Where the system lives. Only tests change these.","properties":{"systemProfile":{"type":"string","pattern":"^/","default":"/nix/var/nix/profiles/system"},"currentSystem":{"type":"string","pattern":"^/","default":"/run/current-system"},"storeDir":{"type":"string","pattern":"^/","default":"/nix/store"},"gcRootsDir":{"type":"string","pattern":"^/","default":"/nix/var/nix/gcroots/pullnix","description":"Where the executor keeps a deployment's previous and new systems alive (GC roots) until its outcome."},"bootId":{"type":"string","pattern":"^/","default":"/proc/sys/kernel/random/boot_id","description":"The kernel's boot id: tells crash recovery whether the machine restarted since a deployment began."},"bootedSystem":{"type":"string","pattern":"^/","default":"/run/booted-system","description":"The system the machine booted: a new system whose kernel, initrd or kernel modules differ from it needs a reboot."},"grubConfig":{"type":"string","pattern":"^/","default":"/boot/grub/grub.cfg","description":"GRUB's menu as NixOS's install-grub.pl writes it: reboot.bootloader grub finds the trial entry in it by the system it boots."},"grubEnv":{"type":"string","pattern":"^/","default":"/boot/grub/grubenv","description":"GRUB's environment block (next_entry); grub-reboot's --boot-directory is the directory above its grub/."},"mountInfo":{"type":"string","pattern":"^/","default":"/proc/self/mountinfo","description":"Which filesystem holds grubEnv: GRUB cannot save its environment on ZFS, btrfs, LVM or mdraid."}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = ajvRuntime_ucs2length.default;
 const pattern0 = new RegExp("^[A-Za-z0-9._/-]+$", "u");
@@ -16,15 +16,17 @@ const pattern8 = new RegExp("^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$", "u
 const pattern9 = new RegExp("^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$", "u");
 const pattern10 = new RegExp("^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$", "u");
 const pattern12 = new RegExp("^-----BEGIN PGP PUBLIC KEY BLOCK-----", "u");
-const pattern13 = new RegExp("^[a-z_][a-z0-9_-]*$", "u");
-const pattern14 = new RegExp("^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$", "u");
-const pattern15 = new RegExp("^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$", "u");
-const pattern20 = new RegExp("^([01][0-9]|2[0-3]):[0-5][0-9]$", "u");
-const pattern23 = new RegExp("^[A-Za-z0-9._@-]{1,64}$", "u");
-const pattern24 = new RegExp("^ed25519:[A-Za-z0-9_-]{43}$", "u");
-const pattern25 = new RegExp("^CVE-[0-9]{4}-[0-9]{4,}$", "u");
-const pattern27 = new RegExp("^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$", "u");
-const pattern36 = new RegExp("^[A-Za-z0-9@._-]+\\.service$", "u");
+const pattern14 = new RegExp("^(https?|file|s3)://[^ ]+$", "u");
+const pattern15 = new RegExp("^[A-Za-z0-9._-]+:[A-Za-z0-9+/]{43}=$", "u");
+const pattern16 = new RegExp("^[a-z_][a-z0-9_-]*$", "u");
+const pattern17 = new RegExp("^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$", "u");
+const pattern18 = new RegExp("^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$", "u");
+const pattern23 = new RegExp("^([01][0-9]|2[0-3]):[0-5][0-9]$", "u");
+const pattern26 = new RegExp("^[A-Za-z0-9._@-]{1,64}$", "u");
+const pattern27 = new RegExp("^ed25519:[A-Za-z0-9_-]{43}$", "u");
+const pattern28 = new RegExp("^CVE-[0-9]{4}-[0-9]{4,}$", "u");
+const pattern30 = new RegExp("^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$", "u");
+const pattern39 = new RegExp("^[A-Za-z0-9@._-]+\\.service$", "u");
 
 const validate10 = (function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 /*# sourceURL="https://pullnix.dev/schema/config.json" */;
@@ -1070,6 +1072,9 @@ data30.validAfter = null;
 if(data30.validBefore === undefined){
 data30.validBefore = null;
 }
+if(data30.role === undefined){
+data30.role = "human";
+}
 if(data30.principal === undefined){
 const err82 = {instancePath:instancePath+"/trust/allowedSigners/" + i2,schemaPath:"#/properties/trust/properties/allowedSigners/items/required",keyword:"required",params:{missingProperty: "principal"},message:"must have required property '"+"principal"+"'"};
 if(vErrors === null){
@@ -1091,7 +1096,7 @@ vErrors.push(err83);
 errors++;
 }
 for(const key7 in data30){
-if(!((((key7 === "principal") || (key7 === "key")) || (key7 === "validAfter")) || (key7 === "validBefore"))){
+if(!(((((key7 === "principal") || (key7 === "key")) || (key7 === "validAfter")) || (key7 === "validBefore")) || (key7 === "role"))){
 const err84 = {instancePath:instancePath+"/trust/allowedSigners/" + i2,schemaPath:"#/properties/trust/properties/allowedSigners/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err84];
@@ -1228,9 +1233,9 @@ vErrors.push(err95);
 errors++;
 }
 }
-}
-else {
-const err96 = {instancePath:instancePath+"/trust/allowedSigners/" + i2,schemaPath:"#/properties/trust/properties/allowedSigners/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data35 = data30.role;
+if(!((data35 === "human") || (data35 === "builder"))){
+const err96 = {instancePath:instancePath+"/trust/allowedSigners/" + i2+"/role",schemaPath:"#/properties/trust/properties/allowedSigners/items/properties/role/enum",keyword:"enum",params:{allowedValues: schema11.properties.trust.properties.allowedSigners.items.properties.role.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err96];
 }
@@ -1240,9 +1245,8 @@ vErrors.push(err96);
 errors++;
 }
 }
-}
 else {
-const err97 = {instancePath:instancePath+"/trust/allowedSigners",schemaPath:"#/properties/trust/properties/allowedSigners/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err97 = {instancePath:instancePath+"/trust/allowedSigners/" + i2,schemaPath:"#/properties/trust/properties/allowedSigners/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err97];
 }
@@ -1251,10 +1255,10 @@ vErrors.push(err97);
 }
 errors++;
 }
-let data35 = data26.openpgpKeys;
-if(Array.isArray(data35)){
-if(data35.length > 64){
-const err98 = {instancePath:instancePath+"/trust/openpgpKeys",schemaPath:"#/properties/trust/properties/openpgpKeys/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+}
+}
+else {
+const err98 = {instancePath:instancePath+"/trust/allowedSigners",schemaPath:"#/properties/trust/properties/allowedSigners/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err98];
 }
@@ -1263,12 +1267,10 @@ vErrors.push(err98);
 }
 errors++;
 }
-const len3 = data35.length;
-for(let i3=0; i3<len3; i3++){
-let data36 = data35[i3];
-if(typeof data36 === "string"){
-if(func3(data36) > 1048576){
-const err99 = {instancePath:instancePath+"/trust/openpgpKeys/" + i3,schemaPath:"#/properties/trust/properties/openpgpKeys/items/maxLength",keyword:"maxLength",params:{limit: 1048576},message:"must NOT have more than 1048576 characters"};
+let data36 = data26.openpgpKeys;
+if(Array.isArray(data36)){
+if(data36.length > 64){
+const err99 = {instancePath:instancePath+"/trust/openpgpKeys",schemaPath:"#/properties/trust/properties/openpgpKeys/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err99];
 }
@@ -1277,8 +1279,12 @@ vErrors.push(err99);
 }
 errors++;
 }
-if(!pattern12.test(data36)){
-const err100 = {instancePath:instancePath+"/trust/openpgpKeys/" + i3,schemaPath:"#/properties/trust/properties/openpgpKeys/items/pattern",keyword:"pattern",params:{pattern: "^-----BEGIN PGP PUBLIC KEY BLOCK-----"},message:"must match pattern \""+"^-----BEGIN PGP PUBLIC KEY BLOCK-----"+"\""};
+const len3 = data36.length;
+for(let i3=0; i3<len3; i3++){
+let data37 = data36[i3];
+if(typeof data37 === "string"){
+if(func3(data37) > 1048576){
+const err100 = {instancePath:instancePath+"/trust/openpgpKeys/" + i3,schemaPath:"#/properties/trust/properties/openpgpKeys/items/maxLength",keyword:"maxLength",params:{limit: 1048576},message:"must NOT have more than 1048576 characters"};
 if(vErrors === null){
 vErrors = [err100];
 }
@@ -1287,9 +1293,8 @@ vErrors.push(err100);
 }
 errors++;
 }
-}
-else {
-const err101 = {instancePath:instancePath+"/trust/openpgpKeys/" + i3,schemaPath:"#/properties/trust/properties/openpgpKeys/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern12.test(data37)){
+const err101 = {instancePath:instancePath+"/trust/openpgpKeys/" + i3,schemaPath:"#/properties/trust/properties/openpgpKeys/items/pattern",keyword:"pattern",params:{pattern: "^-----BEGIN PGP PUBLIC KEY BLOCK-----"},message:"must match pattern \""+"^-----BEGIN PGP PUBLIC KEY BLOCK-----"+"\""};
 if(vErrors === null){
 vErrors = [err101];
 }
@@ -1299,9 +1304,8 @@ vErrors.push(err101);
 errors++;
 }
 }
-}
 else {
-const err102 = {instancePath:instancePath+"/trust/openpgpKeys",schemaPath:"#/properties/trust/properties/openpgpKeys/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err102 = {instancePath:instancePath+"/trust/openpgpKeys/" + i3,schemaPath:"#/properties/trust/properties/openpgpKeys/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err102];
 }
@@ -1311,8 +1315,9 @@ vErrors.push(err102);
 errors++;
 }
 }
+}
 else {
-const err103 = {instancePath:instancePath+"/trust",schemaPath:"#/properties/trust/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err103 = {instancePath:instancePath+"/trust/openpgpKeys",schemaPath:"#/properties/trust/properties/openpgpKeys/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err103];
 }
@@ -1322,9 +1327,8 @@ vErrors.push(err103);
 errors++;
 }
 }
-let data37 = data.activation;
-if(!((data37 === "test") || (data37 === "switch"))){
-const err104 = {instancePath:instancePath+"/activation",schemaPath:"#/properties/activation/enum",keyword:"enum",params:{allowedValues: schema11.properties.activation.enum},message:"must be equal to one of the allowed values"};
+else {
+const err104 = {instancePath:instancePath+"/trust",schemaPath:"#/properties/trust/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err104];
 }
@@ -1333,24 +1337,31 @@ vErrors.push(err104);
 }
 errors++;
 }
-if(data.verify !== undefined){
-let data38 = data.verify;
+}
+if(data.source !== undefined){
+let data38 = data.source;
 if(data38 && typeof data38 == "object" && !Array.isArray(data38)){
-if(data38.timeoutSec === undefined){
-data38.timeoutSec = 120;
+if(data38.mode === undefined){
+data38.mode = "build";
 }
-if(data38.initialBackoffMs === undefined){
-data38.initialBackoffMs = 1000;
+if(data38.manifest === undefined){
+data38.manifest = "hosts/<host>.json";
 }
-if(data38.attemptTimeoutSec === undefined){
-data38.attemptTimeoutSec = 20;
+if(data38.caches === undefined){
+data38.caches = [];
 }
-if(data38.failedUnits === undefined){
-data38.failedUnits = {};
+if(data38.publicKeys === undefined){
+data38.publicKeys = [];
+}
+if(data38.requireSignedSource === undefined){
+data38.requireSignedSource = false;
+}
+if(data38.freeSpaceMarginMiB === undefined){
+data38.freeSpaceMarginMiB = 512;
 }
 for(const key8 in data38){
-if(!((((key8 === "timeoutSec") || (key8 === "initialBackoffMs")) || (key8 === "attemptTimeoutSec")) || (key8 === "failedUnits"))){
-const err105 = {instancePath:instancePath+"/verify",schemaPath:"#/properties/verify/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
+if(!((((((key8 === "mode") || (key8 === "manifest")) || (key8 === "caches")) || (key8 === "publicKeys")) || (key8 === "requireSignedSource")) || (key8 === "freeSpaceMarginMiB"))){
+const err105 = {instancePath:instancePath+"/source",schemaPath:"#/properties/source/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err105];
 }
@@ -1360,9 +1371,9 @@ vErrors.push(err105);
 errors++;
 }
 }
-let data39 = data38.timeoutSec;
-if(!(((typeof data39 == "number") && (!(data39 % 1) && !isNaN(data39))) && (isFinite(data39)))){
-const err106 = {instancePath:instancePath+"/verify/timeoutSec",schemaPath:"#/properties/verify/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data39 = data38.mode;
+if(!((data39 === "build") || (data39 === "prebuilt"))){
+const err106 = {instancePath:instancePath+"/source/mode",schemaPath:"#/properties/source/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.source.properties.mode.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err106];
 }
@@ -1371,9 +1382,10 @@ vErrors.push(err106);
 }
 errors++;
 }
-if((typeof data39 == "number") && (isFinite(data39))){
-if(data39 > 3600 || isNaN(data39)){
-const err107 = {instancePath:instancePath+"/verify/timeoutSec",schemaPath:"#/properties/verify/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
+let data40 = data38.manifest;
+if(typeof data40 === "string"){
+if(func3(data40) > 1024){
+const err107 = {instancePath:instancePath+"/source/manifest",schemaPath:"#/properties/source/properties/manifest/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err107];
 }
@@ -1382,8 +1394,8 @@ vErrors.push(err107);
 }
 errors++;
 }
-if(data39 < 1 || isNaN(data39)){
-const err108 = {instancePath:instancePath+"/verify/timeoutSec",schemaPath:"#/properties/verify/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(func3(data40) < 1){
+const err108 = {instancePath:instancePath+"/source/manifest",schemaPath:"#/properties/source/properties/manifest/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err108];
 }
@@ -1392,10 +1404,8 @@ vErrors.push(err108);
 }
 errors++;
 }
-}
-let data40 = data38.initialBackoffMs;
-if(!(((typeof data40 == "number") && (!(data40 % 1) && !isNaN(data40))) && (isFinite(data40)))){
-const err109 = {instancePath:instancePath+"/verify/initialBackoffMs",schemaPath:"#/properties/verify/properties/initialBackoffMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern4.test(data40)){
+const err109 = {instancePath:instancePath+"/source/manifest",schemaPath:"#/properties/source/properties/manifest/pattern",keyword:"pattern",params:{pattern: "^[^/].*$"},message:"must match pattern \""+"^[^/].*$"+"\""};
 if(vErrors === null){
 vErrors = [err109];
 }
@@ -1404,9 +1414,9 @@ vErrors.push(err109);
 }
 errors++;
 }
-if((typeof data40 == "number") && (isFinite(data40))){
-if(data40 > 60000 || isNaN(data40)){
-const err110 = {instancePath:instancePath+"/verify/initialBackoffMs",schemaPath:"#/properties/verify/properties/initialBackoffMs/maximum",keyword:"maximum",params:{comparison: "<=", limit: 60000},message:"must be <= 60000"};
+}
+else {
+const err110 = {instancePath:instancePath+"/source/manifest",schemaPath:"#/properties/source/properties/manifest/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err110];
 }
@@ -1415,8 +1425,10 @@ vErrors.push(err110);
 }
 errors++;
 }
-if(data40 < 10 || isNaN(data40)){
-const err111 = {instancePath:instancePath+"/verify/initialBackoffMs",schemaPath:"#/properties/verify/properties/initialBackoffMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 10},message:"must be >= 10"};
+let data41 = data38.caches;
+if(Array.isArray(data41)){
+if(data41.length > 16){
+const err111 = {instancePath:instancePath+"/source/caches",schemaPath:"#/properties/source/properties/caches/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
 if(vErrors === null){
 vErrors = [err111];
 }
@@ -1425,10 +1437,12 @@ vErrors.push(err111);
 }
 errors++;
 }
-}
-let data41 = data38.attemptTimeoutSec;
-if(!(((typeof data41 == "number") && (!(data41 % 1) && !isNaN(data41))) && (isFinite(data41)))){
-const err112 = {instancePath:instancePath+"/verify/attemptTimeoutSec",schemaPath:"#/properties/verify/properties/attemptTimeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const len4 = data41.length;
+for(let i4=0; i4<len4; i4++){
+let data42 = data41[i4];
+if(typeof data42 === "string"){
+if(func3(data42) > 2048){
+const err112 = {instancePath:instancePath+"/source/caches/" + i4,schemaPath:"#/properties/source/properties/caches/items/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err112];
 }
@@ -1437,9 +1451,8 @@ vErrors.push(err112);
 }
 errors++;
 }
-if((typeof data41 == "number") && (isFinite(data41))){
-if(data41 > 600 || isNaN(data41)){
-const err113 = {instancePath:instancePath+"/verify/attemptTimeoutSec",schemaPath:"#/properties/verify/properties/attemptTimeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 600},message:"must be <= 600"};
+if(func3(data42) < 1){
+const err113 = {instancePath:instancePath+"/source/caches/" + i4,schemaPath:"#/properties/source/properties/caches/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -1448,8 +1461,8 @@ vErrors.push(err113);
 }
 errors++;
 }
-if(data41 < 1 || isNaN(data41)){
-const err114 = {instancePath:instancePath+"/verify/attemptTimeoutSec",schemaPath:"#/properties/verify/properties/attemptTimeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(!pattern14.test(data42)){
+const err114 = {instancePath:instancePath+"/source/caches/" + i4,schemaPath:"#/properties/source/properties/caches/items/pattern",keyword:"pattern",params:{pattern: "^(https?|file|s3)://[^ ]+$"},message:"must match pattern \""+"^(https?|file|s3)://[^ ]+$"+"\""};
 if(vErrors === null){
 vErrors = [err114];
 }
@@ -1459,17 +1472,8 @@ vErrors.push(err114);
 errors++;
 }
 }
-let data42 = data38.failedUnits;
-if(data42 && typeof data42 == "object" && !Array.isArray(data42)){
-if(data42.enable === undefined){
-data42.enable = true;
-}
-if(data42.settleSec === undefined){
-data42.settleSec = 5;
-}
-for(const key9 in data42){
-if(!((key9 === "enable") || (key9 === "settleSec"))){
-const err115 = {instancePath:instancePath+"/verify/failedUnits",schemaPath:"#/properties/verify/properties/failedUnits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
+else {
+const err115 = {instancePath:instancePath+"/source/caches/" + i4,schemaPath:"#/properties/source/properties/caches/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -1479,8 +1483,9 @@ vErrors.push(err115);
 errors++;
 }
 }
-if(typeof data42.enable !== "boolean"){
-const err116 = {instancePath:instancePath+"/verify/failedUnits/enable",schemaPath:"#/properties/verify/properties/failedUnits/properties/enable/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+else {
+const err116 = {instancePath:instancePath+"/source/caches",schemaPath:"#/properties/source/properties/caches/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err116];
 }
@@ -1489,9 +1494,10 @@ vErrors.push(err116);
 }
 errors++;
 }
-let data44 = data42.settleSec;
-if(!(((typeof data44 == "number") && (!(data44 % 1) && !isNaN(data44))) && (isFinite(data44)))){
-const err117 = {instancePath:instancePath+"/verify/failedUnits/settleSec",schemaPath:"#/properties/verify/properties/failedUnits/properties/settleSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data43 = data38.publicKeys;
+if(Array.isArray(data43)){
+if(data43.length > 16){
+const err117 = {instancePath:instancePath+"/source/publicKeys",schemaPath:"#/properties/source/properties/publicKeys/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
 if(vErrors === null){
 vErrors = [err117];
 }
@@ -1500,9 +1506,12 @@ vErrors.push(err117);
 }
 errors++;
 }
-if((typeof data44 == "number") && (isFinite(data44))){
-if(data44 > 600 || isNaN(data44)){
-const err118 = {instancePath:instancePath+"/verify/failedUnits/settleSec",schemaPath:"#/properties/verify/properties/failedUnits/properties/settleSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 600},message:"must be <= 600"};
+const len5 = data43.length;
+for(let i5=0; i5<len5; i5++){
+let data44 = data43[i5];
+if(typeof data44 === "string"){
+if(func3(data44) > 256){
+const err118 = {instancePath:instancePath+"/source/publicKeys/" + i5,schemaPath:"#/properties/source/properties/publicKeys/items/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err118];
 }
@@ -1511,8 +1520,8 @@ vErrors.push(err118);
 }
 errors++;
 }
-if(data44 < 0 || isNaN(data44)){
-const err119 = {instancePath:instancePath+"/verify/failedUnits/settleSec",schemaPath:"#/properties/verify/properties/failedUnits/properties/settleSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(!pattern15.test(data44)){
+const err119 = {instancePath:instancePath+"/source/publicKeys/" + i5,schemaPath:"#/properties/source/properties/publicKeys/items/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]+:[A-Za-z0-9+/]{43}=$"},message:"must match pattern \""+"^[A-Za-z0-9._-]+:[A-Za-z0-9+/]{43}=$"+"\""};
 if(vErrors === null){
 vErrors = [err119];
 }
@@ -1522,9 +1531,8 @@ vErrors.push(err119);
 errors++;
 }
 }
-}
 else {
-const err120 = {instancePath:instancePath+"/verify/failedUnits",schemaPath:"#/properties/verify/properties/failedUnits/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err120 = {instancePath:instancePath+"/source/publicKeys/" + i5,schemaPath:"#/properties/source/properties/publicKeys/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err120];
 }
@@ -1534,8 +1542,9 @@ vErrors.push(err120);
 errors++;
 }
 }
+}
 else {
-const err121 = {instancePath:instancePath+"/verify",schemaPath:"#/properties/verify/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err121 = {instancePath:instancePath+"/source/publicKeys",schemaPath:"#/properties/source/properties/publicKeys/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err121];
 }
@@ -1544,11 +1553,8 @@ vErrors.push(err121);
 }
 errors++;
 }
-}
-let data45 = data.checks;
-if(data45 && typeof data45 == "object" && !Array.isArray(data45)){
-if(Object.keys(data45).length > 64){
-const err122 = {instancePath:instancePath+"/checks",schemaPath:"#/properties/checks/maxProperties",keyword:"maxProperties",params:{limit: 64},message:"must NOT have more than 64 properties"};
+if(typeof data38.requireSignedSource !== "boolean"){
+const err122 = {instancePath:instancePath+"/source/requireSignedSource",schemaPath:"#/properties/source/properties/requireSignedSource/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err122];
 }
@@ -1557,38 +1563,9 @@ vErrors.push(err122);
 }
 errors++;
 }
-for(const key10 in data45){
-let data46 = data45[key10];
-if(data46 && typeof data46 == "object" && !Array.isArray(data46)){
-if(data46.argv === undefined){
-data46.argv = [];
-}
-if(data46.user === undefined){
-data46.user = null;
-}
-if(data46.url === undefined){
-data46.url = null;
-}
-if(data46.expectStatus === undefined){
-data46.expectStatus = null;
-}
-if(data46.bodyPattern === undefined){
-data46.bodyPattern = null;
-}
-if(data46.host === undefined){
-data46.host = null;
-}
-if(data46.port === undefined){
-data46.port = null;
-}
-if(data46.unit === undefined){
-data46.unit = null;
-}
-if(data46.timeoutSec === undefined){
-data46.timeoutSec = 10;
-}
-if(data46.type === undefined){
-const err123 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/checks/additionalProperties/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
+let data46 = data38.freeSpaceMarginMiB;
+if(!(((typeof data46 == "number") && (!(data46 % 1) && !isNaN(data46))) && (isFinite(data46)))){
+const err123 = {instancePath:instancePath+"/source/freeSpaceMarginMiB",schemaPath:"#/properties/source/properties/freeSpaceMarginMiB/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err123];
 }
@@ -1597,9 +1574,9 @@ vErrors.push(err123);
 }
 errors++;
 }
-for(const key11 in data46){
-if(!(func2.call(schema11.properties.checks.additionalProperties.properties, key11))){
-const err124 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/checks/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
+if((typeof data46 == "number") && (isFinite(data46))){
+if(data46 > 1048576 || isNaN(data46)){
+const err124 = {instancePath:instancePath+"/source/freeSpaceMarginMiB",schemaPath:"#/properties/source/properties/freeSpaceMarginMiB/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1048576},message:"must be <= 1048576"};
 if(vErrors === null){
 vErrors = [err124];
 }
@@ -1608,11 +1585,8 @@ vErrors.push(err124);
 }
 errors++;
 }
-}
-if(data46.type !== undefined){
-let data47 = data46.type;
-if(!((((data47 === "command") || (data47 === "http")) || (data47 === "tcp")) || (data47 === "unit"))){
-const err125 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/type",schemaPath:"#/properties/checks/additionalProperties/properties/type/enum",keyword:"enum",params:{allowedValues: schema11.properties.checks.additionalProperties.properties.type.enum},message:"must be equal to one of the allowed values"};
+if(data46 < 0 || isNaN(data46)){
+const err125 = {instancePath:instancePath+"/source/freeSpaceMarginMiB",schemaPath:"#/properties/source/properties/freeSpaceMarginMiB/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err125];
 }
@@ -1622,10 +1596,9 @@ vErrors.push(err125);
 errors++;
 }
 }
-let data48 = data46.argv;
-if(Array.isArray(data48)){
-if(data48.length > 256){
-const err126 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv",schemaPath:"#/properties/checks/additionalProperties/properties/argv/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
+}
+else {
+const err126 = {instancePath:instancePath+"/source",schemaPath:"#/properties/source/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err126];
 }
@@ -1634,12 +1607,10 @@ vErrors.push(err126);
 }
 errors++;
 }
-const len4 = data48.length;
-for(let i4=0; i4<len4; i4++){
-let data49 = data48[i4];
-if(typeof data49 === "string"){
-if(func3(data49) > 4096){
-const err127 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv/" + i4,schemaPath:"#/properties/checks/additionalProperties/properties/argv/items/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+}
+let data47 = data.activation;
+if(!((data47 === "test") || (data47 === "switch"))){
+const err127 = {instancePath:instancePath+"/activation",schemaPath:"#/properties/activation/enum",keyword:"enum",params:{allowedValues: schema11.properties.activation.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err127];
 }
@@ -1648,8 +1619,24 @@ vErrors.push(err127);
 }
 errors++;
 }
-if(func3(data49) < 1){
-const err128 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv/" + i4,schemaPath:"#/properties/checks/additionalProperties/properties/argv/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data.verify !== undefined){
+let data48 = data.verify;
+if(data48 && typeof data48 == "object" && !Array.isArray(data48)){
+if(data48.timeoutSec === undefined){
+data48.timeoutSec = 120;
+}
+if(data48.initialBackoffMs === undefined){
+data48.initialBackoffMs = 1000;
+}
+if(data48.attemptTimeoutSec === undefined){
+data48.attemptTimeoutSec = 20;
+}
+if(data48.failedUnits === undefined){
+data48.failedUnits = {};
+}
+for(const key9 in data48){
+if(!((((key9 === "timeoutSec") || (key9 === "initialBackoffMs")) || (key9 === "attemptTimeoutSec")) || (key9 === "failedUnits"))){
+const err128 = {instancePath:instancePath+"/verify",schemaPath:"#/properties/verify/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err128];
 }
@@ -1659,8 +1646,9 @@ vErrors.push(err128);
 errors++;
 }
 }
-else {
-const err129 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv/" + i4,schemaPath:"#/properties/checks/additionalProperties/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data49 = data48.timeoutSec;
+if(!(((typeof data49 == "number") && (!(data49 % 1) && !isNaN(data49))) && (isFinite(data49)))){
+const err129 = {instancePath:instancePath+"/verify/timeoutSec",schemaPath:"#/properties/verify/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err129];
 }
@@ -1669,10 +1657,9 @@ vErrors.push(err129);
 }
 errors++;
 }
-}
-}
-else {
-const err130 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv",schemaPath:"#/properties/checks/additionalProperties/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if((typeof data49 == "number") && (isFinite(data49))){
+if(data49 > 3600 || isNaN(data49)){
+const err130 = {instancePath:instancePath+"/verify/timeoutSec",schemaPath:"#/properties/verify/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
 if(vErrors === null){
 vErrors = [err130];
 }
@@ -1681,9 +1668,8 @@ vErrors.push(err130);
 }
 errors++;
 }
-let data50 = data46.user;
-if((typeof data50 !== "string") && (data50 !== null)){
-const err131 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/user",schemaPath:"#/properties/checks/additionalProperties/properties/user/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.user.type},message:"must be string,null"};
+if(data49 < 1 || isNaN(data49)){
+const err131 = {instancePath:instancePath+"/verify/timeoutSec",schemaPath:"#/properties/verify/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err131];
 }
@@ -1692,9 +1678,10 @@ vErrors.push(err131);
 }
 errors++;
 }
-if(typeof data50 === "string"){
-if(func3(data50) > 32){
-const err132 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/user",schemaPath:"#/properties/checks/additionalProperties/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+}
+let data50 = data48.initialBackoffMs;
+if(!(((typeof data50 == "number") && (!(data50 % 1) && !isNaN(data50))) && (isFinite(data50)))){
+const err132 = {instancePath:instancePath+"/verify/initialBackoffMs",schemaPath:"#/properties/verify/properties/initialBackoffMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err132];
 }
@@ -1703,8 +1690,9 @@ vErrors.push(err132);
 }
 errors++;
 }
-if(!pattern13.test(data50)){
-const err133 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/user",schemaPath:"#/properties/checks/additionalProperties/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
+if((typeof data50 == "number") && (isFinite(data50))){
+if(data50 > 60000 || isNaN(data50)){
+const err133 = {instancePath:instancePath+"/verify/initialBackoffMs",schemaPath:"#/properties/verify/properties/initialBackoffMs/maximum",keyword:"maximum",params:{comparison: "<=", limit: 60000},message:"must be <= 60000"};
 if(vErrors === null){
 vErrors = [err133];
 }
@@ -1713,10 +1701,8 @@ vErrors.push(err133);
 }
 errors++;
 }
-}
-let data51 = data46.url;
-if((typeof data51 !== "string") && (data51 !== null)){
-const err134 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/url",schemaPath:"#/properties/checks/additionalProperties/properties/url/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.url.type},message:"must be string,null"};
+if(data50 < 10 || isNaN(data50)){
+const err134 = {instancePath:instancePath+"/verify/initialBackoffMs",schemaPath:"#/properties/verify/properties/initialBackoffMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 10},message:"must be >= 10"};
 if(vErrors === null){
 vErrors = [err134];
 }
@@ -1725,9 +1711,10 @@ vErrors.push(err134);
 }
 errors++;
 }
-if(typeof data51 === "string"){
-if(func3(data51) > 2048){
-const err135 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/url",schemaPath:"#/properties/checks/additionalProperties/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+}
+let data51 = data48.attemptTimeoutSec;
+if(!(((typeof data51 == "number") && (!(data51 % 1) && !isNaN(data51))) && (isFinite(data51)))){
+const err135 = {instancePath:instancePath+"/verify/attemptTimeoutSec",schemaPath:"#/properties/verify/properties/attemptTimeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err135];
 }
@@ -1736,8 +1723,9 @@ vErrors.push(err135);
 }
 errors++;
 }
-if(!pattern14.test(data51)){
-const err136 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/url",schemaPath:"#/properties/checks/additionalProperties/properties/url/pattern",keyword:"pattern",params:{pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"},message:"must match pattern \""+"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"+"\""};
+if((typeof data51 == "number") && (isFinite(data51))){
+if(data51 > 600 || isNaN(data51)){
+const err136 = {instancePath:instancePath+"/verify/attemptTimeoutSec",schemaPath:"#/properties/verify/properties/attemptTimeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 600},message:"must be <= 600"};
 if(vErrors === null){
 vErrors = [err136];
 }
@@ -1746,10 +1734,8 @@ vErrors.push(err136);
 }
 errors++;
 }
-}
-let data52 = data46.expectStatus;
-if((!(((typeof data52 == "number") && (!(data52 % 1) && !isNaN(data52))) && (isFinite(data52)))) && (data52 !== null)){
-const err137 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/expectStatus",schemaPath:"#/properties/checks/additionalProperties/properties/expectStatus/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.expectStatus.type},message:"must be integer,null"};
+if(data51 < 1 || isNaN(data51)){
+const err137 = {instancePath:instancePath+"/verify/attemptTimeoutSec",schemaPath:"#/properties/verify/properties/attemptTimeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err137];
 }
@@ -1758,9 +1744,18 @@ vErrors.push(err137);
 }
 errors++;
 }
-if((typeof data52 == "number") && (isFinite(data52))){
-if(data52 > 599 || isNaN(data52)){
-const err138 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/expectStatus",schemaPath:"#/properties/checks/additionalProperties/properties/expectStatus/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
+}
+let data52 = data48.failedUnits;
+if(data52 && typeof data52 == "object" && !Array.isArray(data52)){
+if(data52.enable === undefined){
+data52.enable = true;
+}
+if(data52.settleSec === undefined){
+data52.settleSec = 5;
+}
+for(const key10 in data52){
+if(!((key10 === "enable") || (key10 === "settleSec"))){
+const err138 = {instancePath:instancePath+"/verify/failedUnits",schemaPath:"#/properties/verify/properties/failedUnits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err138];
 }
@@ -1769,8 +1764,9 @@ vErrors.push(err138);
 }
 errors++;
 }
-if(data52 < 100 || isNaN(data52)){
-const err139 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/expectStatus",schemaPath:"#/properties/checks/additionalProperties/properties/expectStatus/minimum",keyword:"minimum",params:{comparison: ">=", limit: 100},message:"must be >= 100"};
+}
+if(typeof data52.enable !== "boolean"){
+const err139 = {instancePath:instancePath+"/verify/failedUnits/enable",schemaPath:"#/properties/verify/properties/failedUnits/properties/enable/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err139];
 }
@@ -1779,10 +1775,9 @@ vErrors.push(err139);
 }
 errors++;
 }
-}
-let data53 = data46.bodyPattern;
-if((typeof data53 !== "string") && (data53 !== null)){
-const err140 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/bodyPattern",schemaPath:"#/properties/checks/additionalProperties/properties/bodyPattern/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.bodyPattern.type},message:"must be string,null"};
+let data54 = data52.settleSec;
+if(!(((typeof data54 == "number") && (!(data54 % 1) && !isNaN(data54))) && (isFinite(data54)))){
+const err140 = {instancePath:instancePath+"/verify/failedUnits/settleSec",schemaPath:"#/properties/verify/properties/failedUnits/properties/settleSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err140];
 }
@@ -1791,9 +1786,9 @@ vErrors.push(err140);
 }
 errors++;
 }
-if(typeof data53 === "string"){
-if(func3(data53) > 1024){
-const err141 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/bodyPattern",schemaPath:"#/properties/checks/additionalProperties/properties/bodyPattern/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+if((typeof data54 == "number") && (isFinite(data54))){
+if(data54 > 600 || isNaN(data54)){
+const err141 = {instancePath:instancePath+"/verify/failedUnits/settleSec",schemaPath:"#/properties/verify/properties/failedUnits/properties/settleSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 600},message:"must be <= 600"};
 if(vErrors === null){
 vErrors = [err141];
 }
@@ -1802,10 +1797,8 @@ vErrors.push(err141);
 }
 errors++;
 }
-}
-let data54 = data46.host;
-if((typeof data54 !== "string") && (data54 !== null)){
-const err142 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/host",schemaPath:"#/properties/checks/additionalProperties/properties/host/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.host.type},message:"must be string,null"};
+if(data54 < 0 || isNaN(data54)){
+const err142 = {instancePath:instancePath+"/verify/failedUnits/settleSec",schemaPath:"#/properties/verify/properties/failedUnits/properties/settleSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err142];
 }
@@ -1814,9 +1807,10 @@ vErrors.push(err142);
 }
 errors++;
 }
-if(typeof data54 === "string"){
-if(func3(data54) > 253){
-const err143 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/host",schemaPath:"#/properties/checks/additionalProperties/properties/host/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+}
+}
+else {
+const err143 = {instancePath:instancePath+"/verify/failedUnits",schemaPath:"#/properties/verify/properties/failedUnits/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err143];
 }
@@ -1825,8 +1819,9 @@ vErrors.push(err143);
 }
 errors++;
 }
-if(func3(data54) < 1){
-const err144 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/host",schemaPath:"#/properties/checks/additionalProperties/properties/host/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err144 = {instancePath:instancePath+"/verify",schemaPath:"#/properties/verify/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err144];
 }
@@ -1836,9 +1831,10 @@ vErrors.push(err144);
 errors++;
 }
 }
-let data55 = data46.port;
-if((!(((typeof data55 == "number") && (!(data55 % 1) && !isNaN(data55))) && (isFinite(data55)))) && (data55 !== null)){
-const err145 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/port",schemaPath:"#/properties/checks/additionalProperties/properties/port/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.port.type},message:"must be integer,null"};
+let data55 = data.checks;
+if(data55 && typeof data55 == "object" && !Array.isArray(data55)){
+if(Object.keys(data55).length > 64){
+const err145 = {instancePath:instancePath+"/checks",schemaPath:"#/properties/checks/maxProperties",keyword:"maxProperties",params:{limit: 64},message:"must NOT have more than 64 properties"};
 if(vErrors === null){
 vErrors = [err145];
 }
@@ -1847,9 +1843,38 @@ vErrors.push(err145);
 }
 errors++;
 }
-if((typeof data55 == "number") && (isFinite(data55))){
-if(data55 > 65535 || isNaN(data55)){
-const err146 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/port",schemaPath:"#/properties/checks/additionalProperties/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
+for(const key11 in data55){
+let data56 = data55[key11];
+if(data56 && typeof data56 == "object" && !Array.isArray(data56)){
+if(data56.argv === undefined){
+data56.argv = [];
+}
+if(data56.user === undefined){
+data56.user = null;
+}
+if(data56.url === undefined){
+data56.url = null;
+}
+if(data56.expectStatus === undefined){
+data56.expectStatus = null;
+}
+if(data56.bodyPattern === undefined){
+data56.bodyPattern = null;
+}
+if(data56.host === undefined){
+data56.host = null;
+}
+if(data56.port === undefined){
+data56.port = null;
+}
+if(data56.unit === undefined){
+data56.unit = null;
+}
+if(data56.timeoutSec === undefined){
+data56.timeoutSec = 10;
+}
+if(data56.type === undefined){
+const err146 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/checks/additionalProperties/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
 if(vErrors === null){
 vErrors = [err146];
 }
@@ -1858,8 +1883,9 @@ vErrors.push(err146);
 }
 errors++;
 }
-if(data55 < 1 || isNaN(data55)){
-const err147 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/port",schemaPath:"#/properties/checks/additionalProperties/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+for(const key12 in data56){
+if(!(func2.call(schema11.properties.checks.additionalProperties.properties, key12))){
+const err147 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/checks/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err147];
 }
@@ -1869,9 +1895,10 @@ vErrors.push(err147);
 errors++;
 }
 }
-let data56 = data46.unit;
-if((typeof data56 !== "string") && (data56 !== null)){
-const err148 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/unit",schemaPath:"#/properties/checks/additionalProperties/properties/unit/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.unit.type},message:"must be string,null"};
+if(data56.type !== undefined){
+let data57 = data56.type;
+if(!((((data57 === "command") || (data57 === "http")) || (data57 === "tcp")) || (data57 === "unit"))){
+const err148 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/type",schemaPath:"#/properties/checks/additionalProperties/properties/type/enum",keyword:"enum",params:{allowedValues: schema11.properties.checks.additionalProperties.properties.type.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err148];
 }
@@ -1880,9 +1907,11 @@ vErrors.push(err148);
 }
 errors++;
 }
-if(typeof data56 === "string"){
-if(func3(data56) > 256){
-const err149 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/unit",schemaPath:"#/properties/checks/additionalProperties/properties/unit/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+}
+let data58 = data56.argv;
+if(Array.isArray(data58)){
+if(data58.length > 256){
+const err149 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv",schemaPath:"#/properties/checks/additionalProperties/properties/argv/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
 if(vErrors === null){
 vErrors = [err149];
 }
@@ -1891,8 +1920,12 @@ vErrors.push(err149);
 }
 errors++;
 }
-if(!pattern15.test(data56)){
-const err150 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/unit",schemaPath:"#/properties/checks/additionalProperties/properties/unit/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$"},message:"must match pattern \""+"^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$"+"\""};
+const len6 = data58.length;
+for(let i6=0; i6<len6; i6++){
+let data59 = data58[i6];
+if(typeof data59 === "string"){
+if(func3(data59) > 4096){
+const err150 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv/" + i6,schemaPath:"#/properties/checks/additionalProperties/properties/argv/items/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err150];
 }
@@ -1901,10 +1934,8 @@ vErrors.push(err150);
 }
 errors++;
 }
-}
-let data57 = data46.timeoutSec;
-if(!(((typeof data57 == "number") && (!(data57 % 1) && !isNaN(data57))) && (isFinite(data57)))){
-const err151 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/timeoutSec",schemaPath:"#/properties/checks/additionalProperties/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(func3(data59) < 1){
+const err151 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv/" + i6,schemaPath:"#/properties/checks/additionalProperties/properties/argv/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err151];
 }
@@ -1913,9 +1944,9 @@ vErrors.push(err151);
 }
 errors++;
 }
-if((typeof data57 == "number") && (isFinite(data57))){
-if(data57 > 3600 || isNaN(data57)){
-const err152 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/timeoutSec",schemaPath:"#/properties/checks/additionalProperties/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
+}
+else {
+const err152 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv/" + i6,schemaPath:"#/properties/checks/additionalProperties/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err152];
 }
@@ -1924,8 +1955,10 @@ vErrors.push(err152);
 }
 errors++;
 }
-if(data57 < 1 || isNaN(data57)){
-const err153 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/timeoutSec",schemaPath:"#/properties/checks/additionalProperties/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+}
+else {
+const err153 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/argv",schemaPath:"#/properties/checks/additionalProperties/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err153];
 }
@@ -1934,10 +1967,9 @@ vErrors.push(err153);
 }
 errors++;
 }
-}
-}
-else {
-const err154 = {instancePath:instancePath+"/checks/" + key10.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/checks/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data60 = data56.user;
+if((typeof data60 !== "string") && (data60 !== null)){
+const err154 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/user",schemaPath:"#/properties/checks/additionalProperties/properties/user/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.user.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err154];
 }
@@ -1946,10 +1978,9 @@ vErrors.push(err154);
 }
 errors++;
 }
-}
-}
-else {
-const err155 = {instancePath:instancePath+"/checks",schemaPath:"#/properties/checks/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data60 === "string"){
+if(func3(data60) > 32){
+const err155 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/user",schemaPath:"#/properties/checks/additionalProperties/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err155];
 }
@@ -1958,20 +1989,8 @@ vErrors.push(err155);
 }
 errors++;
 }
-let data58 = data.hooks;
-if(data58 && typeof data58 == "object" && !Array.isArray(data58)){
-if(data58.preDeploy === undefined){
-data58.preDeploy = null;
-}
-if(data58.onSuccess === undefined){
-data58.onSuccess = null;
-}
-if(data58.onFailure === undefined){
-data58.onFailure = null;
-}
-for(const key12 in data58){
-if(!(((key12 === "preDeploy") || (key12 === "onSuccess")) || (key12 === "onFailure"))){
-const err156 = {instancePath:instancePath+"/hooks",schemaPath:"#/properties/hooks/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
+if(!pattern16.test(data60)){
+const err156 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/user",schemaPath:"#/properties/checks/additionalProperties/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err156];
 }
@@ -1981,9 +2000,9 @@ vErrors.push(err156);
 errors++;
 }
 }
-let data59 = data58.preDeploy;
-if((!(data59 && typeof data59 == "object" && !Array.isArray(data59))) && (data59 !== null)){
-const err157 = {instancePath:instancePath+"/hooks/preDeploy",schemaPath:"#/properties/hooks/properties/preDeploy/type",keyword:"type",params:{type: schema11.properties.hooks.properties.preDeploy.type},message:"must be object,null"};
+let data61 = data56.url;
+if((typeof data61 !== "string") && (data61 !== null)){
+const err157 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/url",schemaPath:"#/properties/checks/additionalProperties/properties/url/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.url.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err157];
 }
@@ -1992,15 +2011,9 @@ vErrors.push(err157);
 }
 errors++;
 }
-if(data59 && typeof data59 == "object" && !Array.isArray(data59)){
-if(data59.user === undefined){
-data59.user = null;
-}
-if(data59.timeoutSec === undefined){
-data59.timeoutSec = 60;
-}
-if(data59.argv === undefined){
-const err158 = {instancePath:instancePath+"/hooks/preDeploy",schemaPath:"#/properties/hooks/properties/preDeploy/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'"};
+if(typeof data61 === "string"){
+if(func3(data61) > 2048){
+const err158 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/url",schemaPath:"#/properties/checks/additionalProperties/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err158];
 }
@@ -2009,9 +2022,8 @@ vErrors.push(err158);
 }
 errors++;
 }
-for(const key13 in data59){
-if(!(((key13 === "argv") || (key13 === "user")) || (key13 === "timeoutSec"))){
-const err159 = {instancePath:instancePath+"/hooks/preDeploy",schemaPath:"#/properties/hooks/properties/preDeploy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
+if(!pattern17.test(data61)){
+const err159 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/url",schemaPath:"#/properties/checks/additionalProperties/properties/url/pattern",keyword:"pattern",params:{pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"},message:"must match pattern \""+"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"+"\""};
 if(vErrors === null){
 vErrors = [err159];
 }
@@ -2021,11 +2033,9 @@ vErrors.push(err159);
 errors++;
 }
 }
-if(data59.argv !== undefined){
-let data60 = data59.argv;
-if(Array.isArray(data60)){
-if(data60.length > 256){
-const err160 = {instancePath:instancePath+"/hooks/preDeploy/argv",schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
+let data62 = data56.expectStatus;
+if((!(((typeof data62 == "number") && (!(data62 % 1) && !isNaN(data62))) && (isFinite(data62)))) && (data62 !== null)){
+const err160 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/expectStatus",schemaPath:"#/properties/checks/additionalProperties/properties/expectStatus/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.expectStatus.type},message:"must be integer,null"};
 if(vErrors === null){
 vErrors = [err160];
 }
@@ -2034,8 +2044,9 @@ vErrors.push(err160);
 }
 errors++;
 }
-if(data60.length < 1){
-const err161 = {instancePath:instancePath+"/hooks/preDeploy/argv",schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+if((typeof data62 == "number") && (isFinite(data62))){
+if(data62 > 599 || isNaN(data62)){
+const err161 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/expectStatus",schemaPath:"#/properties/checks/additionalProperties/properties/expectStatus/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
 if(vErrors === null){
 vErrors = [err161];
 }
@@ -2044,12 +2055,8 @@ vErrors.push(err161);
 }
 errors++;
 }
-const len5 = data60.length;
-for(let i5=0; i5<len5; i5++){
-let data61 = data60[i5];
-if(typeof data61 === "string"){
-if(func3(data61) > 4096){
-const err162 = {instancePath:instancePath+"/hooks/preDeploy/argv/" + i5,schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/items/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+if(data62 < 100 || isNaN(data62)){
+const err162 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/expectStatus",schemaPath:"#/properties/checks/additionalProperties/properties/expectStatus/minimum",keyword:"minimum",params:{comparison: ">=", limit: 100},message:"must be >= 100"};
 if(vErrors === null){
 vErrors = [err162];
 }
@@ -2058,8 +2065,10 @@ vErrors.push(err162);
 }
 errors++;
 }
-if(func3(data61) < 1){
-const err163 = {instancePath:instancePath+"/hooks/preDeploy/argv/" + i5,schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+let data63 = data56.bodyPattern;
+if((typeof data63 !== "string") && (data63 !== null)){
+const err163 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/bodyPattern",schemaPath:"#/properties/checks/additionalProperties/properties/bodyPattern/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.bodyPattern.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err163];
 }
@@ -2068,9 +2077,9 @@ vErrors.push(err163);
 }
 errors++;
 }
-}
-else {
-const err164 = {instancePath:instancePath+"/hooks/preDeploy/argv/" + i5,schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data63 === "string"){
+if(func3(data63) > 1024){
+const err164 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/bodyPattern",schemaPath:"#/properties/checks/additionalProperties/properties/bodyPattern/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err164];
 }
@@ -2080,9 +2089,9 @@ vErrors.push(err164);
 errors++;
 }
 }
-}
-else {
-const err165 = {instancePath:instancePath+"/hooks/preDeploy/argv",schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array"};
+let data64 = data56.host;
+if((typeof data64 !== "string") && (data64 !== null)){
+const err165 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/host",schemaPath:"#/properties/checks/additionalProperties/properties/host/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.host.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err165];
 }
@@ -2091,10 +2100,9 @@ vErrors.push(err165);
 }
 errors++;
 }
-}
-let data62 = data59.user;
-if((typeof data62 !== "string") && (data62 !== null)){
-const err166 = {instancePath:instancePath+"/hooks/preDeploy/user",schemaPath:"#/properties/hooks/properties/preDeploy/properties/user/type",keyword:"type",params:{type: schema11.properties.hooks.properties.preDeploy.properties.user.type},message:"must be string,null"};
+if(typeof data64 === "string"){
+if(func3(data64) > 253){
+const err166 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/host",schemaPath:"#/properties/checks/additionalProperties/properties/host/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err166];
 }
@@ -2103,9 +2111,8 @@ vErrors.push(err166);
 }
 errors++;
 }
-if(typeof data62 === "string"){
-if(func3(data62) > 32){
-const err167 = {instancePath:instancePath+"/hooks/preDeploy/user",schemaPath:"#/properties/hooks/properties/preDeploy/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(func3(data64) < 1){
+const err167 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/host",schemaPath:"#/properties/checks/additionalProperties/properties/host/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err167];
 }
@@ -2114,8 +2121,10 @@ vErrors.push(err167);
 }
 errors++;
 }
-if(!pattern13.test(data62)){
-const err168 = {instancePath:instancePath+"/hooks/preDeploy/user",schemaPath:"#/properties/hooks/properties/preDeploy/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
+}
+let data65 = data56.port;
+if((!(((typeof data65 == "number") && (!(data65 % 1) && !isNaN(data65))) && (isFinite(data65)))) && (data65 !== null)){
+const err168 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/port",schemaPath:"#/properties/checks/additionalProperties/properties/port/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.port.type},message:"must be integer,null"};
 if(vErrors === null){
 vErrors = [err168];
 }
@@ -2124,10 +2133,9 @@ vErrors.push(err168);
 }
 errors++;
 }
-}
-let data63 = data59.timeoutSec;
-if(!(((typeof data63 == "number") && (!(data63 % 1) && !isNaN(data63))) && (isFinite(data63)))){
-const err169 = {instancePath:instancePath+"/hooks/preDeploy/timeoutSec",schemaPath:"#/properties/hooks/properties/preDeploy/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if((typeof data65 == "number") && (isFinite(data65))){
+if(data65 > 65535 || isNaN(data65)){
+const err169 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/port",schemaPath:"#/properties/checks/additionalProperties/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err169];
 }
@@ -2136,9 +2144,8 @@ vErrors.push(err169);
 }
 errors++;
 }
-if((typeof data63 == "number") && (isFinite(data63))){
-if(data63 > 3600 || isNaN(data63)){
-const err170 = {instancePath:instancePath+"/hooks/preDeploy/timeoutSec",schemaPath:"#/properties/hooks/properties/preDeploy/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
+if(data65 < 1 || isNaN(data65)){
+const err170 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/port",schemaPath:"#/properties/checks/additionalProperties/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err170];
 }
@@ -2147,8 +2154,10 @@ vErrors.push(err170);
 }
 errors++;
 }
-if(data63 < 1 || isNaN(data63)){
-const err171 = {instancePath:instancePath+"/hooks/preDeploy/timeoutSec",schemaPath:"#/properties/hooks/properties/preDeploy/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+let data66 = data56.unit;
+if((typeof data66 !== "string") && (data66 !== null)){
+const err171 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/unit",schemaPath:"#/properties/checks/additionalProperties/properties/unit/type",keyword:"type",params:{type: schema11.properties.checks.additionalProperties.properties.unit.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err171];
 }
@@ -2157,11 +2166,9 @@ vErrors.push(err171);
 }
 errors++;
 }
-}
-}
-let data64 = data58.onSuccess;
-if((!(data64 && typeof data64 == "object" && !Array.isArray(data64))) && (data64 !== null)){
-const err172 = {instancePath:instancePath+"/hooks/onSuccess",schemaPath:"#/properties/hooks/properties/onSuccess/type",keyword:"type",params:{type: schema11.properties.hooks.properties.onSuccess.type},message:"must be object,null"};
+if(typeof data66 === "string"){
+if(func3(data66) > 256){
+const err172 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/unit",schemaPath:"#/properties/checks/additionalProperties/properties/unit/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err172];
 }
@@ -2170,15 +2177,8 @@ vErrors.push(err172);
 }
 errors++;
 }
-if(data64 && typeof data64 == "object" && !Array.isArray(data64)){
-if(data64.user === undefined){
-data64.user = null;
-}
-if(data64.timeoutSec === undefined){
-data64.timeoutSec = 60;
-}
-if(data64.argv === undefined){
-const err173 = {instancePath:instancePath+"/hooks/onSuccess",schemaPath:"#/properties/hooks/properties/onSuccess/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'"};
+if(!pattern18.test(data66)){
+const err173 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/unit",schemaPath:"#/properties/checks/additionalProperties/properties/unit/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$"},message:"must match pattern \""+"^[A-Za-z0-9@._:-]+\\.(service|socket|target|mount|timer|path|swap|device|scope|slice|automount)$"+"\""};
 if(vErrors === null){
 vErrors = [err173];
 }
@@ -2187,9 +2187,10 @@ vErrors.push(err173);
 }
 errors++;
 }
-for(const key14 in data64){
-if(!(((key14 === "argv") || (key14 === "user")) || (key14 === "timeoutSec"))){
-const err174 = {instancePath:instancePath+"/hooks/onSuccess",schemaPath:"#/properties/hooks/properties/onSuccess/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
+}
+let data67 = data56.timeoutSec;
+if(!(((typeof data67 == "number") && (!(data67 % 1) && !isNaN(data67))) && (isFinite(data67)))){
+const err174 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/timeoutSec",schemaPath:"#/properties/checks/additionalProperties/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err174];
 }
@@ -2198,12 +2199,9 @@ vErrors.push(err174);
 }
 errors++;
 }
-}
-if(data64.argv !== undefined){
-let data65 = data64.argv;
-if(Array.isArray(data65)){
-if(data65.length > 256){
-const err175 = {instancePath:instancePath+"/hooks/onSuccess/argv",schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
+if((typeof data67 == "number") && (isFinite(data67))){
+if(data67 > 3600 || isNaN(data67)){
+const err175 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/timeoutSec",schemaPath:"#/properties/checks/additionalProperties/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
 if(vErrors === null){
 vErrors = [err175];
 }
@@ -2212,8 +2210,8 @@ vErrors.push(err175);
 }
 errors++;
 }
-if(data65.length < 1){
-const err176 = {instancePath:instancePath+"/hooks/onSuccess/argv",schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+if(data67 < 1 || isNaN(data67)){
+const err176 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/timeoutSec",schemaPath:"#/properties/checks/additionalProperties/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err176];
 }
@@ -2222,12 +2220,10 @@ vErrors.push(err176);
 }
 errors++;
 }
-const len6 = data65.length;
-for(let i6=0; i6<len6; i6++){
-let data66 = data65[i6];
-if(typeof data66 === "string"){
-if(func3(data66) > 4096){
-const err177 = {instancePath:instancePath+"/hooks/onSuccess/argv/" + i6,schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/items/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+}
+}
+else {
+const err177 = {instancePath:instancePath+"/checks/" + key11.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/checks/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err177];
 }
@@ -2236,8 +2232,10 @@ vErrors.push(err177);
 }
 errors++;
 }
-if(func3(data66) < 1){
-const err178 = {instancePath:instancePath+"/hooks/onSuccess/argv/" + i6,schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+}
+else {
+const err178 = {instancePath:instancePath+"/checks",schemaPath:"#/properties/checks/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err178];
 }
@@ -2246,9 +2244,20 @@ vErrors.push(err178);
 }
 errors++;
 }
+let data68 = data.hooks;
+if(data68 && typeof data68 == "object" && !Array.isArray(data68)){
+if(data68.preDeploy === undefined){
+data68.preDeploy = null;
 }
-else {
-const err179 = {instancePath:instancePath+"/hooks/onSuccess/argv/" + i6,schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data68.onSuccess === undefined){
+data68.onSuccess = null;
+}
+if(data68.onFailure === undefined){
+data68.onFailure = null;
+}
+for(const key13 in data68){
+if(!(((key13 === "preDeploy") || (key13 === "onSuccess")) || (key13 === "onFailure"))){
+const err179 = {instancePath:instancePath+"/hooks",schemaPath:"#/properties/hooks/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err179];
 }
@@ -2258,93 +2267,14 @@ vErrors.push(err179);
 errors++;
 }
 }
-}
-else {
-const err180 = {instancePath:instancePath+"/hooks/onSuccess/argv",schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array"};
+let data69 = data68.preDeploy;
+if((!(data69 && typeof data69 == "object" && !Array.isArray(data69))) && (data69 !== null)){
+const err180 = {instancePath:instancePath+"/hooks/preDeploy",schemaPath:"#/properties/hooks/properties/preDeploy/type",keyword:"type",params:{type: schema11.properties.hooks.properties.preDeploy.type},message:"must be object,null"};
 if(vErrors === null){
 vErrors = [err180];
 }
 else {
 vErrors.push(err180);
-}
-errors++;
-}
-}
-let data67 = data64.user;
-if((typeof data67 !== "string") && (data67 !== null)){
-const err181 = {instancePath:instancePath+"/hooks/onSuccess/user",schemaPath:"#/properties/hooks/properties/onSuccess/properties/user/type",keyword:"type",params:{type: schema11.properties.hooks.properties.onSuccess.properties.user.type},message:"must be string,null"};
-if(vErrors === null){
-vErrors = [err181];
-}
-else {
-vErrors.push(err181);
-}
-errors++;
-}
-if(typeof data67 === "string"){
-if(func3(data67) > 32){
-const err182 = {instancePath:instancePath+"/hooks/onSuccess/user",schemaPath:"#/properties/hooks/properties/onSuccess/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
-if(vErrors === null){
-vErrors = [err182];
-}
-else {
-vErrors.push(err182);
-}
-errors++;
-}
-if(!pattern13.test(data67)){
-const err183 = {instancePath:instancePath+"/hooks/onSuccess/user",schemaPath:"#/properties/hooks/properties/onSuccess/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
-if(vErrors === null){
-vErrors = [err183];
-}
-else {
-vErrors.push(err183);
-}
-errors++;
-}
-}
-let data68 = data64.timeoutSec;
-if(!(((typeof data68 == "number") && (!(data68 % 1) && !isNaN(data68))) && (isFinite(data68)))){
-const err184 = {instancePath:instancePath+"/hooks/onSuccess/timeoutSec",schemaPath:"#/properties/hooks/properties/onSuccess/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err184];
-}
-else {
-vErrors.push(err184);
-}
-errors++;
-}
-if((typeof data68 == "number") && (isFinite(data68))){
-if(data68 > 3600 || isNaN(data68)){
-const err185 = {instancePath:instancePath+"/hooks/onSuccess/timeoutSec",schemaPath:"#/properties/hooks/properties/onSuccess/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
-if(vErrors === null){
-vErrors = [err185];
-}
-else {
-vErrors.push(err185);
-}
-errors++;
-}
-if(data68 < 1 || isNaN(data68)){
-const err186 = {instancePath:instancePath+"/hooks/onSuccess/timeoutSec",schemaPath:"#/properties/hooks/properties/onSuccess/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
-if(vErrors === null){
-vErrors = [err186];
-}
-else {
-vErrors.push(err186);
-}
-errors++;
-}
-}
-}
-let data69 = data58.onFailure;
-if((!(data69 && typeof data69 == "object" && !Array.isArray(data69))) && (data69 !== null)){
-const err187 = {instancePath:instancePath+"/hooks/onFailure",schemaPath:"#/properties/hooks/properties/onFailure/type",keyword:"type",params:{type: schema11.properties.hooks.properties.onFailure.type},message:"must be object,null"};
-if(vErrors === null){
-vErrors = [err187];
-}
-else {
-vErrors.push(err187);
 }
 errors++;
 }
@@ -2356,23 +2286,23 @@ if(data69.timeoutSec === undefined){
 data69.timeoutSec = 60;
 }
 if(data69.argv === undefined){
-const err188 = {instancePath:instancePath+"/hooks/onFailure",schemaPath:"#/properties/hooks/properties/onFailure/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'"};
+const err181 = {instancePath:instancePath+"/hooks/preDeploy",schemaPath:"#/properties/hooks/properties/preDeploy/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'"};
 if(vErrors === null){
-vErrors = [err188];
+vErrors = [err181];
 }
 else {
-vErrors.push(err188);
+vErrors.push(err181);
 }
 errors++;
 }
-for(const key15 in data69){
-if(!(((key15 === "argv") || (key15 === "user")) || (key15 === "timeoutSec"))){
-const err189 = {instancePath:instancePath+"/hooks/onFailure",schemaPath:"#/properties/hooks/properties/onFailure/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
+for(const key14 in data69){
+if(!(((key14 === "argv") || (key14 === "user")) || (key14 === "timeoutSec"))){
+const err182 = {instancePath:instancePath+"/hooks/preDeploy",schemaPath:"#/properties/hooks/properties/preDeploy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
 if(vErrors === null){
-vErrors = [err189];
+vErrors = [err182];
 }
 else {
-vErrors.push(err189);
+vErrors.push(err182);
 }
 errors++;
 }
@@ -2381,22 +2311,22 @@ if(data69.argv !== undefined){
 let data70 = data69.argv;
 if(Array.isArray(data70)){
 if(data70.length > 256){
-const err190 = {instancePath:instancePath+"/hooks/onFailure/argv",schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
+const err183 = {instancePath:instancePath+"/hooks/preDeploy/argv",schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
 if(vErrors === null){
-vErrors = [err190];
+vErrors = [err183];
 }
 else {
-vErrors.push(err190);
+vErrors.push(err183);
 }
 errors++;
 }
 if(data70.length < 1){
-const err191 = {instancePath:instancePath+"/hooks/onFailure/argv",schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+const err184 = {instancePath:instancePath+"/hooks/preDeploy/argv",schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
-vErrors = [err191];
+vErrors = [err184];
 }
 else {
-vErrors.push(err191);
+vErrors.push(err184);
 }
 errors++;
 }
@@ -2405,7 +2335,85 @@ for(let i7=0; i7<len7; i7++){
 let data71 = data70[i7];
 if(typeof data71 === "string"){
 if(func3(data71) > 4096){
-const err192 = {instancePath:instancePath+"/hooks/onFailure/argv/" + i7,schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/items/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+const err185 = {instancePath:instancePath+"/hooks/preDeploy/argv/" + i7,schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/items/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+if(vErrors === null){
+vErrors = [err185];
+}
+else {
+vErrors.push(err185);
+}
+errors++;
+}
+if(func3(data71) < 1){
+const err186 = {instancePath:instancePath+"/hooks/preDeploy/argv/" + i7,schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err186];
+}
+else {
+vErrors.push(err186);
+}
+errors++;
+}
+}
+else {
+const err187 = {instancePath:instancePath+"/hooks/preDeploy/argv/" + i7,schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err187];
+}
+else {
+vErrors.push(err187);
+}
+errors++;
+}
+}
+}
+else {
+const err188 = {instancePath:instancePath+"/hooks/preDeploy/argv",schemaPath:"#/properties/hooks/properties/preDeploy/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err188];
+}
+else {
+vErrors.push(err188);
+}
+errors++;
+}
+}
+let data72 = data69.user;
+if((typeof data72 !== "string") && (data72 !== null)){
+const err189 = {instancePath:instancePath+"/hooks/preDeploy/user",schemaPath:"#/properties/hooks/properties/preDeploy/properties/user/type",keyword:"type",params:{type: schema11.properties.hooks.properties.preDeploy.properties.user.type},message:"must be string,null"};
+if(vErrors === null){
+vErrors = [err189];
+}
+else {
+vErrors.push(err189);
+}
+errors++;
+}
+if(typeof data72 === "string"){
+if(func3(data72) > 32){
+const err190 = {instancePath:instancePath+"/hooks/preDeploy/user",schemaPath:"#/properties/hooks/properties/preDeploy/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(vErrors === null){
+vErrors = [err190];
+}
+else {
+vErrors.push(err190);
+}
+errors++;
+}
+if(!pattern16.test(data72)){
+const err191 = {instancePath:instancePath+"/hooks/preDeploy/user",schemaPath:"#/properties/hooks/properties/preDeploy/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
+if(vErrors === null){
+vErrors = [err191];
+}
+else {
+vErrors.push(err191);
+}
+errors++;
+}
+}
+let data73 = data69.timeoutSec;
+if(!(((typeof data73 == "number") && (!(data73 % 1) && !isNaN(data73))) && (isFinite(data73)))){
+const err192 = {instancePath:instancePath+"/hooks/preDeploy/timeoutSec",schemaPath:"#/properties/hooks/properties/preDeploy/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err192];
 }
@@ -2414,8 +2422,9 @@ vErrors.push(err192);
 }
 errors++;
 }
-if(func3(data71) < 1){
-const err193 = {instancePath:instancePath+"/hooks/onFailure/argv/" + i7,schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if((typeof data73 == "number") && (isFinite(data73))){
+if(data73 > 3600 || isNaN(data73)){
+const err193 = {instancePath:instancePath+"/hooks/preDeploy/timeoutSec",schemaPath:"#/properties/hooks/properties/preDeploy/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
 if(vErrors === null){
 vErrors = [err193];
 }
@@ -2424,9 +2433,8 @@ vErrors.push(err193);
 }
 errors++;
 }
-}
-else {
-const err194 = {instancePath:instancePath+"/hooks/onFailure/argv/" + i7,schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data73 < 1 || isNaN(data73)){
+const err194 = {instancePath:instancePath+"/hooks/preDeploy/timeoutSec",schemaPath:"#/properties/hooks/properties/preDeploy/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err194];
 }
@@ -2437,8 +2445,9 @@ errors++;
 }
 }
 }
-else {
-const err195 = {instancePath:instancePath+"/hooks/onFailure/argv",schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array"};
+let data74 = data68.onSuccess;
+if((!(data74 && typeof data74 == "object" && !Array.isArray(data74))) && (data74 !== null)){
+const err195 = {instancePath:instancePath+"/hooks/onSuccess",schemaPath:"#/properties/hooks/properties/onSuccess/type",keyword:"type",params:{type: schema11.properties.hooks.properties.onSuccess.type},message:"must be object,null"};
 if(vErrors === null){
 vErrors = [err195];
 }
@@ -2447,10 +2456,15 @@ vErrors.push(err195);
 }
 errors++;
 }
+if(data74 && typeof data74 == "object" && !Array.isArray(data74)){
+if(data74.user === undefined){
+data74.user = null;
 }
-let data72 = data69.user;
-if((typeof data72 !== "string") && (data72 !== null)){
-const err196 = {instancePath:instancePath+"/hooks/onFailure/user",schemaPath:"#/properties/hooks/properties/onFailure/properties/user/type",keyword:"type",params:{type: schema11.properties.hooks.properties.onFailure.properties.user.type},message:"must be string,null"};
+if(data74.timeoutSec === undefined){
+data74.timeoutSec = 60;
+}
+if(data74.argv === undefined){
+const err196 = {instancePath:instancePath+"/hooks/onSuccess",schemaPath:"#/properties/hooks/properties/onSuccess/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'"};
 if(vErrors === null){
 vErrors = [err196];
 }
@@ -2459,9 +2473,9 @@ vErrors.push(err196);
 }
 errors++;
 }
-if(typeof data72 === "string"){
-if(func3(data72) > 32){
-const err197 = {instancePath:instancePath+"/hooks/onFailure/user",schemaPath:"#/properties/hooks/properties/onFailure/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+for(const key15 in data74){
+if(!(((key15 === "argv") || (key15 === "user")) || (key15 === "timeoutSec"))){
+const err197 = {instancePath:instancePath+"/hooks/onSuccess",schemaPath:"#/properties/hooks/properties/onSuccess/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err197];
 }
@@ -2470,8 +2484,12 @@ vErrors.push(err197);
 }
 errors++;
 }
-if(!pattern13.test(data72)){
-const err198 = {instancePath:instancePath+"/hooks/onFailure/user",schemaPath:"#/properties/hooks/properties/onFailure/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
+}
+if(data74.argv !== undefined){
+let data75 = data74.argv;
+if(Array.isArray(data75)){
+if(data75.length > 256){
+const err198 = {instancePath:instancePath+"/hooks/onSuccess/argv",schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
 if(vErrors === null){
 vErrors = [err198];
 }
@@ -2480,10 +2498,8 @@ vErrors.push(err198);
 }
 errors++;
 }
-}
-let data73 = data69.timeoutSec;
-if(!(((typeof data73 == "number") && (!(data73 % 1) && !isNaN(data73))) && (isFinite(data73)))){
-const err199 = {instancePath:instancePath+"/hooks/onFailure/timeoutSec",schemaPath:"#/properties/hooks/properties/onFailure/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data75.length < 1){
+const err199 = {instancePath:instancePath+"/hooks/onSuccess/argv",schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err199];
 }
@@ -2492,9 +2508,12 @@ vErrors.push(err199);
 }
 errors++;
 }
-if((typeof data73 == "number") && (isFinite(data73))){
-if(data73 > 3600 || isNaN(data73)){
-const err200 = {instancePath:instancePath+"/hooks/onFailure/timeoutSec",schemaPath:"#/properties/hooks/properties/onFailure/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
+const len8 = data75.length;
+for(let i8=0; i8<len8; i8++){
+let data76 = data75[i8];
+if(typeof data76 === "string"){
+if(func3(data76) > 4096){
+const err200 = {instancePath:instancePath+"/hooks/onSuccess/argv/" + i8,schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/items/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err200];
 }
@@ -2503,8 +2522,8 @@ vErrors.push(err200);
 }
 errors++;
 }
-if(data73 < 1 || isNaN(data73)){
-const err201 = {instancePath:instancePath+"/hooks/onFailure/timeoutSec",schemaPath:"#/properties/hooks/properties/onFailure/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(func3(data76) < 1){
+const err201 = {instancePath:instancePath+"/hooks/onSuccess/argv/" + i8,schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err201];
 }
@@ -2514,10 +2533,8 @@ vErrors.push(err201);
 errors++;
 }
 }
-}
-}
 else {
-const err202 = {instancePath:instancePath+"/hooks",schemaPath:"#/properties/hooks/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err202 = {instancePath:instancePath+"/hooks/onSuccess/argv/" + i8,schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err202];
 }
@@ -2526,14 +2543,10 @@ vErrors.push(err202);
 }
 errors++;
 }
-let data74 = data.metrics;
-if(data74 && typeof data74 == "object" && !Array.isArray(data74)){
-if(data74.textfileDirectory === undefined){
-data74.textfileDirectory = null;
 }
-for(const key16 in data74){
-if(!(key16 === "textfileDirectory")){
-const err203 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
+}
+else {
+const err203 = {instancePath:instancePath+"/hooks/onSuccess/argv",schemaPath:"#/properties/hooks/properties/onSuccess/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err203];
 }
@@ -2543,9 +2556,9 @@ vErrors.push(err203);
 errors++;
 }
 }
-let data75 = data74.textfileDirectory;
-if((typeof data75 !== "string") && (data75 !== null)){
-const err204 = {instancePath:instancePath+"/metrics/textfileDirectory",schemaPath:"#/properties/metrics/properties/textfileDirectory/type",keyword:"type",params:{type: schema11.properties.metrics.properties.textfileDirectory.type},message:"must be string,null"};
+let data77 = data74.user;
+if((typeof data77 !== "string") && (data77 !== null)){
+const err204 = {instancePath:instancePath+"/hooks/onSuccess/user",schemaPath:"#/properties/hooks/properties/onSuccess/properties/user/type",keyword:"type",params:{type: schema11.properties.hooks.properties.onSuccess.properties.user.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err204];
 }
@@ -2554,9 +2567,9 @@ vErrors.push(err204);
 }
 errors++;
 }
-if(typeof data75 === "string"){
-if(func3(data75) > 1024){
-const err205 = {instancePath:instancePath+"/metrics/textfileDirectory",schemaPath:"#/properties/metrics/properties/textfileDirectory/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+if(typeof data77 === "string"){
+if(func3(data77) > 32){
+const err205 = {instancePath:instancePath+"/hooks/onSuccess/user",schemaPath:"#/properties/hooks/properties/onSuccess/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err205];
 }
@@ -2565,8 +2578,8 @@ vErrors.push(err205);
 }
 errors++;
 }
-if(!pattern1.test(data75)){
-const err206 = {instancePath:instancePath+"/metrics/textfileDirectory",schemaPath:"#/properties/metrics/properties/textfileDirectory/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(!pattern16.test(data77)){
+const err206 = {instancePath:instancePath+"/hooks/onSuccess/user",schemaPath:"#/properties/hooks/properties/onSuccess/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err206];
 }
@@ -2576,9 +2589,9 @@ vErrors.push(err206);
 errors++;
 }
 }
-}
-else {
-const err207 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data78 = data74.timeoutSec;
+if(!(((typeof data78 == "number") && (!(data78 % 1) && !isNaN(data78))) && (isFinite(data78)))){
+const err207 = {instancePath:instancePath+"/hooks/onSuccess/timeoutSec",schemaPath:"#/properties/hooks/properties/onSuccess/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err207];
 }
@@ -2587,9 +2600,9 @@ vErrors.push(err207);
 }
 errors++;
 }
-let data76 = data.activationTimeoutSec;
-if(!(((typeof data76 == "number") && (!(data76 % 1) && !isNaN(data76))) && (isFinite(data76)))){
-const err208 = {instancePath:instancePath+"/activationTimeoutSec",schemaPath:"#/properties/activationTimeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if((typeof data78 == "number") && (isFinite(data78))){
+if(data78 > 3600 || isNaN(data78)){
+const err208 = {instancePath:instancePath+"/hooks/onSuccess/timeoutSec",schemaPath:"#/properties/hooks/properties/onSuccess/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
 if(vErrors === null){
 vErrors = [err208];
 }
@@ -2598,9 +2611,8 @@ vErrors.push(err208);
 }
 errors++;
 }
-if((typeof data76 == "number") && (isFinite(data76))){
-if(data76 > 86400 || isNaN(data76)){
-const err209 = {instancePath:instancePath+"/activationTimeoutSec",schemaPath:"#/properties/activationTimeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400"};
+if(data78 < 1 || isNaN(data78)){
+const err209 = {instancePath:instancePath+"/hooks/onSuccess/timeoutSec",schemaPath:"#/properties/hooks/properties/onSuccess/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err209];
 }
@@ -2609,8 +2621,11 @@ vErrors.push(err209);
 }
 errors++;
 }
-if(data76 < 10 || isNaN(data76)){
-const err210 = {instancePath:instancePath+"/activationTimeoutSec",schemaPath:"#/properties/activationTimeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 10},message:"must be >= 10"};
+}
+}
+let data79 = data68.onFailure;
+if((!(data79 && typeof data79 == "object" && !Array.isArray(data79))) && (data79 !== null)){
+const err210 = {instancePath:instancePath+"/hooks/onFailure",schemaPath:"#/properties/hooks/properties/onFailure/type",keyword:"type",params:{type: schema11.properties.hooks.properties.onFailure.type},message:"must be object,null"};
 if(vErrors === null){
 vErrors = [err210];
 }
@@ -2619,22 +2634,15 @@ vErrors.push(err210);
 }
 errors++;
 }
+if(data79 && typeof data79 == "object" && !Array.isArray(data79)){
+if(data79.user === undefined){
+data79.user = null;
 }
-if(data.reboot !== undefined){
-let data77 = data.reboot;
-if(data77 && typeof data77 == "object" && !Array.isArray(data77)){
-if(data77.mode === undefined){
-data77.mode = "never";
+if(data79.timeoutSec === undefined){
+data79.timeoutSec = 60;
 }
-if(data77.window === undefined){
-data77.window = {};
-}
-if(data77.bootloader === undefined){
-data77.bootloader = "systemd-boot";
-}
-for(const key17 in data77){
-if(!(((key17 === "mode") || (key17 === "window")) || (key17 === "bootloader"))){
-const err211 = {instancePath:instancePath+"/reboot",schemaPath:"#/properties/reboot/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
+if(data79.argv === undefined){
+const err211 = {instancePath:instancePath+"/hooks/onFailure",schemaPath:"#/properties/hooks/properties/onFailure/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'"};
 if(vErrors === null){
 vErrors = [err211];
 }
@@ -2643,10 +2651,9 @@ vErrors.push(err211);
 }
 errors++;
 }
-}
-let data78 = data77.mode;
-if(!((data78 === "never") || (data78 === "window"))){
-const err212 = {instancePath:instancePath+"/reboot/mode",schemaPath:"#/properties/reboot/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.reboot.properties.mode.enum},message:"must be equal to one of the allowed values"};
+for(const key16 in data79){
+if(!(((key16 === "argv") || (key16 === "user")) || (key16 === "timeoutSec"))){
+const err212 = {instancePath:instancePath+"/hooks/onFailure",schemaPath:"#/properties/hooks/properties/onFailure/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err212];
 }
@@ -2655,17 +2662,12 @@ vErrors.push(err212);
 }
 errors++;
 }
-let data79 = data77.window;
-if(data79 && typeof data79 == "object" && !Array.isArray(data79)){
-if(data79.start === undefined){
-data79.start = "01:00";
 }
-if(data79.end === undefined){
-data79.end = "05:00";
-}
-for(const key18 in data79){
-if(!((key18 === "start") || (key18 === "end"))){
-const err213 = {instancePath:instancePath+"/reboot/window",schemaPath:"#/properties/reboot/properties/window/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
+if(data79.argv !== undefined){
+let data80 = data79.argv;
+if(Array.isArray(data80)){
+if(data80.length > 256){
+const err213 = {instancePath:instancePath+"/hooks/onFailure/argv",schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
 if(vErrors === null){
 vErrors = [err213];
 }
@@ -2674,11 +2676,8 @@ vErrors.push(err213);
 }
 errors++;
 }
-}
-let data80 = data79.start;
-if(typeof data80 === "string"){
-if(!pattern20.test(data80)){
-const err214 = {instancePath:instancePath+"/reboot/window/start",schemaPath:"#/properties/reboot/properties/window/properties/start/pattern",keyword:"pattern",params:{pattern: "^([01][0-9]|2[0-3]):[0-5][0-9]$"},message:"must match pattern \""+"^([01][0-9]|2[0-3]):[0-5][0-9]$"+"\""};
+if(data80.length < 1){
+const err214 = {instancePath:instancePath+"/hooks/onFailure/argv",schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err214];
 }
@@ -2687,9 +2686,12 @@ vErrors.push(err214);
 }
 errors++;
 }
-}
-else {
-const err215 = {instancePath:instancePath+"/reboot/window/start",schemaPath:"#/properties/reboot/properties/window/properties/start/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const len9 = data80.length;
+for(let i9=0; i9<len9; i9++){
+let data81 = data80[i9];
+if(typeof data81 === "string"){
+if(func3(data81) > 4096){
+const err215 = {instancePath:instancePath+"/hooks/onFailure/argv/" + i9,schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/items/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err215];
 }
@@ -2698,10 +2700,8 @@ vErrors.push(err215);
 }
 errors++;
 }
-let data81 = data79.end;
-if(typeof data81 === "string"){
-if(!pattern20.test(data81)){
-const err216 = {instancePath:instancePath+"/reboot/window/end",schemaPath:"#/properties/reboot/properties/window/properties/end/pattern",keyword:"pattern",params:{pattern: "^([01][0-9]|2[0-3]):[0-5][0-9]$"},message:"must match pattern \""+"^([01][0-9]|2[0-3]):[0-5][0-9]$"+"\""};
+if(func3(data81) < 1){
+const err216 = {instancePath:instancePath+"/hooks/onFailure/argv/" + i9,schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err216];
 }
@@ -2712,7 +2712,7 @@ errors++;
 }
 }
 else {
-const err217 = {instancePath:instancePath+"/reboot/window/end",schemaPath:"#/properties/reboot/properties/window/properties/end/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err217 = {instancePath:instancePath+"/hooks/onFailure/argv/" + i9,schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err217];
 }
@@ -2722,8 +2722,9 @@ vErrors.push(err217);
 errors++;
 }
 }
+}
 else {
-const err218 = {instancePath:instancePath+"/reboot/window",schemaPath:"#/properties/reboot/properties/window/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err218 = {instancePath:instancePath+"/hooks/onFailure/argv",schemaPath:"#/properties/hooks/properties/onFailure/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err218];
 }
@@ -2732,9 +2733,10 @@ vErrors.push(err218);
 }
 errors++;
 }
-let data82 = data77.bootloader;
-if(!(((data82 === "systemd-boot") || (data82 === "grub")) || (data82 === "none"))){
-const err219 = {instancePath:instancePath+"/reboot/bootloader",schemaPath:"#/properties/reboot/properties/bootloader/enum",keyword:"enum",params:{allowedValues: schema11.properties.reboot.properties.bootloader.enum},message:"must be equal to one of the allowed values"};
+}
+let data82 = data79.user;
+if((typeof data82 !== "string") && (data82 !== null)){
+const err219 = {instancePath:instancePath+"/hooks/onFailure/user",schemaPath:"#/properties/hooks/properties/onFailure/properties/user/type",keyword:"type",params:{type: schema11.properties.hooks.properties.onFailure.properties.user.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err219];
 }
@@ -2743,9 +2745,9 @@ vErrors.push(err219);
 }
 errors++;
 }
-}
-else {
-const err220 = {instancePath:instancePath+"/reboot",schemaPath:"#/properties/reboot/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data82 === "string"){
+if(func3(data82) > 32){
+const err220 = {instancePath:instancePath+"/hooks/onFailure/user",schemaPath:"#/properties/hooks/properties/onFailure/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err220];
 }
@@ -2754,19 +2756,8 @@ vErrors.push(err220);
 }
 errors++;
 }
-}
-if(data.operators !== undefined){
-let data83 = data.operators;
-if(data83 && typeof data83 == "object" && !Array.isArray(data83)){
-if(data83.group === undefined){
-data83.group = "pullnix";
-}
-if(data83.keys === undefined){
-data83.keys = [];
-}
-for(const key19 in data83){
-if(!((key19 === "group") || (key19 === "keys"))){
-const err221 = {instancePath:instancePath+"/operators",schemaPath:"#/properties/operators/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
+if(!pattern16.test(data82)){
+const err221 = {instancePath:instancePath+"/hooks/onFailure/user",schemaPath:"#/properties/hooks/properties/onFailure/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err221];
 }
@@ -2776,10 +2767,9 @@ vErrors.push(err221);
 errors++;
 }
 }
-let data84 = data83.group;
-if(typeof data84 === "string"){
-if(func3(data84) > 32){
-const err222 = {instancePath:instancePath+"/operators/group",schemaPath:"#/properties/operators/properties/group/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+let data83 = data79.timeoutSec;
+if(!(((typeof data83 == "number") && (!(data83 % 1) && !isNaN(data83))) && (isFinite(data83)))){
+const err222 = {instancePath:instancePath+"/hooks/onFailure/timeoutSec",schemaPath:"#/properties/hooks/properties/onFailure/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err222];
 }
@@ -2788,8 +2778,9 @@ vErrors.push(err222);
 }
 errors++;
 }
-if(!pattern13.test(data84)){
-const err223 = {instancePath:instancePath+"/operators/group",schemaPath:"#/properties/operators/properties/group/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
+if((typeof data83 == "number") && (isFinite(data83))){
+if(data83 > 3600 || isNaN(data83)){
+const err223 = {instancePath:instancePath+"/hooks/onFailure/timeoutSec",schemaPath:"#/properties/hooks/properties/onFailure/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
 if(vErrors === null){
 vErrors = [err223];
 }
@@ -2798,9 +2789,8 @@ vErrors.push(err223);
 }
 errors++;
 }
-}
-else {
-const err224 = {instancePath:instancePath+"/operators/group",schemaPath:"#/properties/operators/properties/group/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data83 < 1 || isNaN(data83)){
+const err224 = {instancePath:instancePath+"/hooks/onFailure/timeoutSec",schemaPath:"#/properties/hooks/properties/onFailure/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err224];
 }
@@ -2809,10 +2799,11 @@ vErrors.push(err224);
 }
 errors++;
 }
-let data85 = data83.keys;
-if(Array.isArray(data85)){
-if(data85.length > 256){
-const err225 = {instancePath:instancePath+"/operators/keys",schemaPath:"#/properties/operators/properties/keys/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
+}
+}
+}
+else {
+const err225 = {instancePath:instancePath+"/hooks",schemaPath:"#/properties/hooks/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err225];
 }
@@ -2821,12 +2812,14 @@ vErrors.push(err225);
 }
 errors++;
 }
-const len8 = data85.length;
-for(let i8=0; i8<len8; i8++){
-let data86 = data85[i8];
-if(data86 && typeof data86 == "object" && !Array.isArray(data86)){
-if(data86.id === undefined){
-const err226 = {instancePath:instancePath+"/operators/keys/" + i8,schemaPath:"#/properties/operators/properties/keys/items/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
+let data84 = data.metrics;
+if(data84 && typeof data84 == "object" && !Array.isArray(data84)){
+if(data84.textfileDirectory === undefined){
+data84.textfileDirectory = null;
+}
+for(const key17 in data84){
+if(!(key17 === "textfileDirectory")){
+const err226 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err226];
 }
@@ -2835,8 +2828,10 @@ vErrors.push(err226);
 }
 errors++;
 }
-if(data86.publicKey === undefined){
-const err227 = {instancePath:instancePath+"/operators/keys/" + i8,schemaPath:"#/properties/operators/properties/keys/items/required",keyword:"required",params:{missingProperty: "publicKey"},message:"must have required property '"+"publicKey"+"'"};
+}
+let data85 = data84.textfileDirectory;
+if((typeof data85 !== "string") && (data85 !== null)){
+const err227 = {instancePath:instancePath+"/metrics/textfileDirectory",schemaPath:"#/properties/metrics/properties/textfileDirectory/type",keyword:"type",params:{type: schema11.properties.metrics.properties.textfileDirectory.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err227];
 }
@@ -2845,9 +2840,9 @@ vErrors.push(err227);
 }
 errors++;
 }
-for(const key20 in data86){
-if(!((key20 === "id") || (key20 === "publicKey"))){
-const err228 = {instancePath:instancePath+"/operators/keys/" + i8,schemaPath:"#/properties/operators/properties/keys/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties"};
+if(typeof data85 === "string"){
+if(func3(data85) > 1024){
+const err228 = {instancePath:instancePath+"/metrics/textfileDirectory",schemaPath:"#/properties/metrics/properties/textfileDirectory/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err228];
 }
@@ -2856,12 +2851,8 @@ vErrors.push(err228);
 }
 errors++;
 }
-}
-if(data86.id !== undefined){
-let data87 = data86.id;
-if(typeof data87 === "string"){
-if(!pattern23.test(data87)){
-const err229 = {instancePath:instancePath+"/operators/keys/" + i8+"/id",schemaPath:"#/properties/operators/properties/keys/items/properties/id/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._@-]{1,64}$"},message:"must match pattern \""+"^[A-Za-z0-9._@-]{1,64}$"+"\""};
+if(!pattern1.test(data85)){
+const err229 = {instancePath:instancePath+"/metrics/textfileDirectory",schemaPath:"#/properties/metrics/properties/textfileDirectory/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err229];
 }
@@ -2871,8 +2862,9 @@ vErrors.push(err229);
 errors++;
 }
 }
+}
 else {
-const err230 = {instancePath:instancePath+"/operators/keys/" + i8+"/id",schemaPath:"#/properties/operators/properties/keys/items/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err230 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err230];
 }
@@ -2881,12 +2873,9 @@ vErrors.push(err230);
 }
 errors++;
 }
-}
-if(data86.publicKey !== undefined){
-let data88 = data86.publicKey;
-if(typeof data88 === "string"){
-if(!pattern24.test(data88)){
-const err231 = {instancePath:instancePath+"/operators/keys/" + i8+"/publicKey",schemaPath:"#/properties/operators/properties/keys/items/properties/publicKey/pattern",keyword:"pattern",params:{pattern: "^ed25519:[A-Za-z0-9_-]{43}$"},message:"must match pattern \""+"^ed25519:[A-Za-z0-9_-]{43}$"+"\""};
+let data86 = data.activationTimeoutSec;
+if(!(((typeof data86 == "number") && (!(data86 % 1) && !isNaN(data86))) && (isFinite(data86)))){
+const err231 = {instancePath:instancePath+"/activationTimeoutSec",schemaPath:"#/properties/activationTimeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err231];
 }
@@ -2895,9 +2884,9 @@ vErrors.push(err231);
 }
 errors++;
 }
-}
-else {
-const err232 = {instancePath:instancePath+"/operators/keys/" + i8+"/publicKey",schemaPath:"#/properties/operators/properties/keys/items/properties/publicKey/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data86 == "number") && (isFinite(data86))){
+if(data86 > 86400 || isNaN(data86)){
+const err232 = {instancePath:instancePath+"/activationTimeoutSec",schemaPath:"#/properties/activationTimeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400"};
 if(vErrors === null){
 vErrors = [err232];
 }
@@ -2906,10 +2895,8 @@ vErrors.push(err232);
 }
 errors++;
 }
-}
-}
-else {
-const err233 = {instancePath:instancePath+"/operators/keys/" + i8,schemaPath:"#/properties/operators/properties/keys/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data86 < 10 || isNaN(data86)){
+const err233 = {instancePath:instancePath+"/activationTimeoutSec",schemaPath:"#/properties/activationTimeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 10},message:"must be >= 10"};
 if(vErrors === null){
 vErrors = [err233];
 }
@@ -2919,9 +2906,21 @@ vErrors.push(err233);
 errors++;
 }
 }
+if(data.reboot !== undefined){
+let data87 = data.reboot;
+if(data87 && typeof data87 == "object" && !Array.isArray(data87)){
+if(data87.mode === undefined){
+data87.mode = "never";
 }
-else {
-const err234 = {instancePath:instancePath+"/operators/keys",schemaPath:"#/properties/operators/properties/keys/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data87.window === undefined){
+data87.window = {};
+}
+if(data87.bootloader === undefined){
+data87.bootloader = "systemd-boot";
+}
+for(const key18 in data87){
+if(!(((key18 === "mode") || (key18 === "window")) || (key18 === "bootloader"))){
+const err234 = {instancePath:instancePath+"/reboot",schemaPath:"#/properties/reboot/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err234];
 }
@@ -2931,8 +2930,9 @@ vErrors.push(err234);
 errors++;
 }
 }
-else {
-const err235 = {instancePath:instancePath+"/operators",schemaPath:"#/properties/operators/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data88 = data87.mode;
+if(!((data88 === "never") || (data88 === "window"))){
+const err235 = {instancePath:instancePath+"/reboot/mode",schemaPath:"#/properties/reboot/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.reboot.properties.mode.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err235];
 }
@@ -2941,16 +2941,17 @@ vErrors.push(err235);
 }
 errors++;
 }
-}
-if(data.gates !== undefined){
-let data89 = data.gates;
+let data89 = data87.window;
 if(data89 && typeof data89 == "object" && !Array.isArray(data89)){
-if(data89.vulnerabilities === undefined){
-data89.vulnerabilities = {};
+if(data89.start === undefined){
+data89.start = "01:00";
 }
-for(const key21 in data89){
-if(!(key21 === "vulnerabilities")){
-const err236 = {instancePath:instancePath+"/gates",schemaPath:"#/properties/gates/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
+if(data89.end === undefined){
+data89.end = "05:00";
+}
+for(const key19 in data89){
+if(!((key19 === "start") || (key19 === "end"))){
+const err236 = {instancePath:instancePath+"/reboot/window",schemaPath:"#/properties/reboot/properties/window/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err236];
 }
@@ -2960,35 +2961,10 @@ vErrors.push(err236);
 errors++;
 }
 }
-let data90 = data89.vulnerabilities;
-if(data90 && typeof data90 == "object" && !Array.isArray(data90)){
-if(data90.enable === undefined){
-data90.enable = false;
-}
-if(data90.command === undefined){
-data90.command = "vulnix";
-}
-if(data90.extraFlags === undefined){
-data90.extraFlags = [];
-}
-if(data90.minSeverity === undefined){
-data90.minSeverity = 7;
-}
-if(data90.allow === undefined){
-data90.allow = [];
-}
-if(data90.onNew === undefined){
-data90.onNew = "refuse";
-}
-if(data90.onError === undefined){
-data90.onError = "allow";
-}
-if(data90.timeoutSec === undefined){
-data90.timeoutSec = 900;
-}
-for(const key22 in data90){
-if(!((((((((key22 === "enable") || (key22 === "command")) || (key22 === "extraFlags")) || (key22 === "minSeverity")) || (key22 === "allow")) || (key22 === "onNew")) || (key22 === "onError")) || (key22 === "timeoutSec"))){
-const err237 = {instancePath:instancePath+"/gates/vulnerabilities",schemaPath:"#/properties/gates/properties/vulnerabilities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
+let data90 = data89.start;
+if(typeof data90 === "string"){
+if(!pattern23.test(data90)){
+const err237 = {instancePath:instancePath+"/reboot/window/start",schemaPath:"#/properties/reboot/properties/window/properties/start/pattern",keyword:"pattern",params:{pattern: "^([01][0-9]|2[0-3]):[0-5][0-9]$"},message:"must match pattern \""+"^([01][0-9]|2[0-3]):[0-5][0-9]$"+"\""};
 if(vErrors === null){
 vErrors = [err237];
 }
@@ -2998,8 +2974,8 @@ vErrors.push(err237);
 errors++;
 }
 }
-if(typeof data90.enable !== "boolean"){
-const err238 = {instancePath:instancePath+"/gates/vulnerabilities/enable",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/enable/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+else {
+const err238 = {instancePath:instancePath+"/reboot/window/start",schemaPath:"#/properties/reboot/properties/window/properties/start/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err238];
 }
@@ -3008,10 +2984,10 @@ vErrors.push(err238);
 }
 errors++;
 }
-let data92 = data90.command;
-if(typeof data92 === "string"){
-if(func3(data92) > 4096){
-const err239 = {instancePath:instancePath+"/gates/vulnerabilities/command",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/command/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+let data91 = data89.end;
+if(typeof data91 === "string"){
+if(!pattern23.test(data91)){
+const err239 = {instancePath:instancePath+"/reboot/window/end",schemaPath:"#/properties/reboot/properties/window/properties/end/pattern",keyword:"pattern",params:{pattern: "^([01][0-9]|2[0-3]):[0-5][0-9]$"},message:"must match pattern \""+"^([01][0-9]|2[0-3]):[0-5][0-9]$"+"\""};
 if(vErrors === null){
 vErrors = [err239];
 }
@@ -3020,8 +2996,9 @@ vErrors.push(err239);
 }
 errors++;
 }
-if(func3(data92) < 1){
-const err240 = {instancePath:instancePath+"/gates/vulnerabilities/command",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/command/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err240 = {instancePath:instancePath+"/reboot/window/end",schemaPath:"#/properties/reboot/properties/window/properties/end/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err240];
 }
@@ -3032,7 +3009,7 @@ errors++;
 }
 }
 else {
-const err241 = {instancePath:instancePath+"/gates/vulnerabilities/command",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/command/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err241 = {instancePath:instancePath+"/reboot/window",schemaPath:"#/properties/reboot/properties/window/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err241];
 }
@@ -3041,10 +3018,9 @@ vErrors.push(err241);
 }
 errors++;
 }
-let data93 = data90.extraFlags;
-if(Array.isArray(data93)){
-if(data93.length > 64){
-const err242 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+let data92 = data87.bootloader;
+if(!(((data92 === "systemd-boot") || (data92 === "grub")) || (data92 === "none"))){
+const err242 = {instancePath:instancePath+"/reboot/bootloader",schemaPath:"#/properties/reboot/properties/bootloader/enum",keyword:"enum",params:{allowedValues: schema11.properties.reboot.properties.bootloader.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err242];
 }
@@ -3053,12 +3029,9 @@ vErrors.push(err242);
 }
 errors++;
 }
-const len9 = data93.length;
-for(let i9=0; i9<len9; i9++){
-let data94 = data93[i9];
-if(typeof data94 === "string"){
-if(func3(data94) > 1024){
-const err243 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags/" + i9,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/items/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+}
+else {
+const err243 = {instancePath:instancePath+"/reboot",schemaPath:"#/properties/reboot/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err243];
 }
@@ -3068,8 +3041,18 @@ vErrors.push(err243);
 errors++;
 }
 }
-else {
-const err244 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags/" + i9,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data.operators !== undefined){
+let data93 = data.operators;
+if(data93 && typeof data93 == "object" && !Array.isArray(data93)){
+if(data93.group === undefined){
+data93.group = "pullnix";
+}
+if(data93.keys === undefined){
+data93.keys = [];
+}
+for(const key20 in data93){
+if(!((key20 === "group") || (key20 === "keys"))){
+const err244 = {instancePath:instancePath+"/operators",schemaPath:"#/properties/operators/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err244];
 }
@@ -3079,9 +3062,10 @@ vErrors.push(err244);
 errors++;
 }
 }
-}
-else {
-const err245 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/type",keyword:"type",params:{type: "array"},message:"must be array"};
+let data94 = data93.group;
+if(typeof data94 === "string"){
+if(func3(data94) > 32){
+const err245 = {instancePath:instancePath+"/operators/group",schemaPath:"#/properties/operators/properties/group/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err245];
 }
@@ -3090,10 +3074,8 @@ vErrors.push(err245);
 }
 errors++;
 }
-let data95 = data90.minSeverity;
-if((typeof data95 == "number") && (isFinite(data95))){
-if(data95 > 10 || isNaN(data95)){
-const err246 = {instancePath:instancePath+"/gates/vulnerabilities/minSeverity",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/minSeverity/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+if(!pattern16.test(data94)){
+const err246 = {instancePath:instancePath+"/operators/group",schemaPath:"#/properties/operators/properties/group/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err246];
 }
@@ -3102,8 +3084,9 @@ vErrors.push(err246);
 }
 errors++;
 }
-if(data95 < 0 || isNaN(data95)){
-const err247 = {instancePath:instancePath+"/gates/vulnerabilities/minSeverity",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/minSeverity/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err247 = {instancePath:instancePath+"/operators/group",schemaPath:"#/properties/operators/properties/group/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err247];
 }
@@ -3112,9 +3095,10 @@ vErrors.push(err247);
 }
 errors++;
 }
-}
-else {
-const err248 = {instancePath:instancePath+"/gates/vulnerabilities/minSeverity",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/minSeverity/type",keyword:"type",params:{type: "number"},message:"must be number"};
+let data95 = data93.keys;
+if(Array.isArray(data95)){
+if(data95.length > 256){
+const err248 = {instancePath:instancePath+"/operators/keys",schemaPath:"#/properties/operators/properties/keys/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
 if(vErrors === null){
 vErrors = [err248];
 }
@@ -3123,10 +3107,12 @@ vErrors.push(err248);
 }
 errors++;
 }
-let data96 = data90.allow;
-if(Array.isArray(data96)){
-if(data96.length > 1000){
-const err249 = {instancePath:instancePath+"/gates/vulnerabilities/allow",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/maxItems",keyword:"maxItems",params:{limit: 1000},message:"must NOT have more than 1000 items"};
+const len10 = data95.length;
+for(let i10=0; i10<len10; i10++){
+let data96 = data95[i10];
+if(data96 && typeof data96 == "object" && !Array.isArray(data96)){
+if(data96.id === undefined){
+const err249 = {instancePath:instancePath+"/operators/keys/" + i10,schemaPath:"#/properties/operators/properties/keys/items/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
 if(vErrors === null){
 vErrors = [err249];
 }
@@ -3135,12 +3121,8 @@ vErrors.push(err249);
 }
 errors++;
 }
-const len10 = data96.length;
-for(let i10=0; i10<len10; i10++){
-let data97 = data96[i10];
-if(typeof data97 === "string"){
-if(func3(data97) > 32){
-const err250 = {instancePath:instancePath+"/gates/vulnerabilities/allow/" + i10,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/items/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data96.publicKey === undefined){
+const err250 = {instancePath:instancePath+"/operators/keys/" + i10,schemaPath:"#/properties/operators/properties/keys/items/required",keyword:"required",params:{missingProperty: "publicKey"},message:"must have required property '"+"publicKey"+"'"};
 if(vErrors === null){
 vErrors = [err250];
 }
@@ -3149,8 +3131,9 @@ vErrors.push(err250);
 }
 errors++;
 }
-if(!pattern25.test(data97)){
-const err251 = {instancePath:instancePath+"/gates/vulnerabilities/allow/" + i10,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/items/pattern",keyword:"pattern",params:{pattern: "^CVE-[0-9]{4}-[0-9]{4,}$"},message:"must match pattern \""+"^CVE-[0-9]{4}-[0-9]{4,}$"+"\""};
+for(const key21 in data96){
+if(!((key21 === "id") || (key21 === "publicKey"))){
+const err251 = {instancePath:instancePath+"/operators/keys/" + i10,schemaPath:"#/properties/operators/properties/keys/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err251];
 }
@@ -3160,8 +3143,11 @@ vErrors.push(err251);
 errors++;
 }
 }
-else {
-const err252 = {instancePath:instancePath+"/gates/vulnerabilities/allow/" + i10,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data96.id !== undefined){
+let data97 = data96.id;
+if(typeof data97 === "string"){
+if(!pattern26.test(data97)){
+const err252 = {instancePath:instancePath+"/operators/keys/" + i10+"/id",schemaPath:"#/properties/operators/properties/keys/items/properties/id/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._@-]{1,64}$"},message:"must match pattern \""+"^[A-Za-z0-9._@-]{1,64}$"+"\""};
 if(vErrors === null){
 vErrors = [err252];
 }
@@ -3171,9 +3157,8 @@ vErrors.push(err252);
 errors++;
 }
 }
-}
 else {
-const err253 = {instancePath:instancePath+"/gates/vulnerabilities/allow",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err253 = {instancePath:instancePath+"/operators/keys/" + i10+"/id",schemaPath:"#/properties/operators/properties/keys/items/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err253];
 }
@@ -3182,9 +3167,12 @@ vErrors.push(err253);
 }
 errors++;
 }
-let data98 = data90.onNew;
-if(!((data98 === "refuse") || (data98 === "warn"))){
-const err254 = {instancePath:instancePath+"/gates/vulnerabilities/onNew",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/onNew/enum",keyword:"enum",params:{allowedValues: schema11.properties.gates.properties.vulnerabilities.properties.onNew.enum},message:"must be equal to one of the allowed values"};
+}
+if(data96.publicKey !== undefined){
+let data98 = data96.publicKey;
+if(typeof data98 === "string"){
+if(!pattern27.test(data98)){
+const err254 = {instancePath:instancePath+"/operators/keys/" + i10+"/publicKey",schemaPath:"#/properties/operators/properties/keys/items/properties/publicKey/pattern",keyword:"pattern",params:{pattern: "^ed25519:[A-Za-z0-9_-]{43}$"},message:"must match pattern \""+"^ed25519:[A-Za-z0-9_-]{43}$"+"\""};
 if(vErrors === null){
 vErrors = [err254];
 }
@@ -3193,9 +3181,9 @@ vErrors.push(err254);
 }
 errors++;
 }
-let data99 = data90.onError;
-if(!((data99 === "allow") || (data99 === "refuse"))){
-const err255 = {instancePath:instancePath+"/gates/vulnerabilities/onError",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/onError/enum",keyword:"enum",params:{allowedValues: schema11.properties.gates.properties.vulnerabilities.properties.onError.enum},message:"must be equal to one of the allowed values"};
+}
+else {
+const err255 = {instancePath:instancePath+"/operators/keys/" + i10+"/publicKey",schemaPath:"#/properties/operators/properties/keys/items/properties/publicKey/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err255];
 }
@@ -3204,9 +3192,10 @@ vErrors.push(err255);
 }
 errors++;
 }
-let data100 = data90.timeoutSec;
-if(!(((typeof data100 == "number") && (!(data100 % 1) && !isNaN(data100))) && (isFinite(data100)))){
-const err256 = {instancePath:instancePath+"/gates/vulnerabilities/timeoutSec",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+}
+else {
+const err256 = {instancePath:instancePath+"/operators/keys/" + i10,schemaPath:"#/properties/operators/properties/keys/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err256];
 }
@@ -3215,9 +3204,10 @@ vErrors.push(err256);
 }
 errors++;
 }
-if((typeof data100 == "number") && (isFinite(data100))){
-if(data100 > 86400 || isNaN(data100)){
-const err257 = {instancePath:instancePath+"/gates/vulnerabilities/timeoutSec",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400"};
+}
+}
+else {
+const err257 = {instancePath:instancePath+"/operators/keys",schemaPath:"#/properties/operators/properties/keys/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err257];
 }
@@ -3226,8 +3216,9 @@ vErrors.push(err257);
 }
 errors++;
 }
-if(data100 < 1 || isNaN(data100)){
-const err258 = {instancePath:instancePath+"/gates/vulnerabilities/timeoutSec",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err258 = {instancePath:instancePath+"/operators",schemaPath:"#/properties/operators/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err258];
 }
@@ -3237,9 +3228,15 @@ vErrors.push(err258);
 errors++;
 }
 }
+if(data.gates !== undefined){
+let data99 = data.gates;
+if(data99 && typeof data99 == "object" && !Array.isArray(data99)){
+if(data99.vulnerabilities === undefined){
+data99.vulnerabilities = {};
 }
-else {
-const err259 = {instancePath:instancePath+"/gates/vulnerabilities",schemaPath:"#/properties/gates/properties/vulnerabilities/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key22 in data99){
+if(!(key22 === "vulnerabilities")){
+const err259 = {instancePath:instancePath+"/gates",schemaPath:"#/properties/gates/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err259];
 }
@@ -3249,8 +3246,35 @@ vErrors.push(err259);
 errors++;
 }
 }
-else {
-const err260 = {instancePath:instancePath+"/gates",schemaPath:"#/properties/gates/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data100 = data99.vulnerabilities;
+if(data100 && typeof data100 == "object" && !Array.isArray(data100)){
+if(data100.enable === undefined){
+data100.enable = false;
+}
+if(data100.command === undefined){
+data100.command = "vulnix";
+}
+if(data100.extraFlags === undefined){
+data100.extraFlags = [];
+}
+if(data100.minSeverity === undefined){
+data100.minSeverity = 7;
+}
+if(data100.allow === undefined){
+data100.allow = [];
+}
+if(data100.onNew === undefined){
+data100.onNew = "refuse";
+}
+if(data100.onError === undefined){
+data100.onError = "allow";
+}
+if(data100.timeoutSec === undefined){
+data100.timeoutSec = 900;
+}
+for(const key23 in data100){
+if(!((((((((key23 === "enable") || (key23 === "command")) || (key23 === "extraFlags")) || (key23 === "minSeverity")) || (key23 === "allow")) || (key23 === "onNew")) || (key23 === "onError")) || (key23 === "timeoutSec"))){
+const err260 = {instancePath:instancePath+"/gates/vulnerabilities",schemaPath:"#/properties/gates/properties/vulnerabilities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err260];
 }
@@ -3260,38 +3284,8 @@ vErrors.push(err260);
 errors++;
 }
 }
-let data101 = data.report;
-if(data101 && typeof data101 == "object" && !Array.isArray(data101)){
-if(data101.enable === undefined){
-data101.enable = false;
-}
-if(data101.forge === undefined){
-data101.forge = "github";
-}
-if(data101.apiUrl === undefined){
-data101.apiUrl = "https://api.github.com";
-}
-if(data101.repository === undefined){
-data101.repository = null;
-}
-if(data101.tokenFile === undefined){
-data101.tokenFile = null;
-}
-if(data101.targetUrl === undefined){
-data101.targetUrl = null;
-}
-if(data101.haltAfter === undefined){
-data101.haltAfter = null;
-}
-if(data101.outboxLimit === undefined){
-data101.outboxLimit = 256;
-}
-if(data101.timeoutSec === undefined){
-data101.timeoutSec = 30;
-}
-for(const key23 in data101){
-if(!(func2.call(schema11.properties.report.properties, key23))){
-const err261 = {instancePath:instancePath+"/report",schemaPath:"#/properties/report/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
+if(typeof data100.enable !== "boolean"){
+const err261 = {instancePath:instancePath+"/gates/vulnerabilities/enable",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/enable/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err261];
 }
@@ -3300,9 +3294,10 @@ vErrors.push(err261);
 }
 errors++;
 }
-}
-if(typeof data101.enable !== "boolean"){
-const err262 = {instancePath:instancePath+"/report/enable",schemaPath:"#/properties/report/properties/enable/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+let data102 = data100.command;
+if(typeof data102 === "string"){
+if(func3(data102) > 4096){
+const err262 = {instancePath:instancePath+"/gates/vulnerabilities/command",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/command/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err262];
 }
@@ -3311,9 +3306,8 @@ vErrors.push(err262);
 }
 errors++;
 }
-let data103 = data101.forge;
-if(!((data103 === "github") || (data103 === "gitea"))){
-const err263 = {instancePath:instancePath+"/report/forge",schemaPath:"#/properties/report/properties/forge/enum",keyword:"enum",params:{allowedValues: schema11.properties.report.properties.forge.enum},message:"must be equal to one of the allowed values"};
+if(func3(data102) < 1){
+const err263 = {instancePath:instancePath+"/gates/vulnerabilities/command",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/command/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err263];
 }
@@ -3322,10 +3316,9 @@ vErrors.push(err263);
 }
 errors++;
 }
-let data104 = data101.apiUrl;
-if(typeof data104 === "string"){
-if(func3(data104) > 2048){
-const err264 = {instancePath:instancePath+"/report/apiUrl",schemaPath:"#/properties/report/properties/apiUrl/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+}
+else {
+const err264 = {instancePath:instancePath+"/gates/vulnerabilities/command",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/command/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err264];
 }
@@ -3334,8 +3327,10 @@ vErrors.push(err264);
 }
 errors++;
 }
-if(!pattern14.test(data104)){
-const err265 = {instancePath:instancePath+"/report/apiUrl",schemaPath:"#/properties/report/properties/apiUrl/pattern",keyword:"pattern",params:{pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"},message:"must match pattern \""+"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"+"\""};
+let data103 = data100.extraFlags;
+if(Array.isArray(data103)){
+if(data103.length > 64){
+const err265 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err265];
 }
@@ -3344,9 +3339,12 @@ vErrors.push(err265);
 }
 errors++;
 }
-}
-else {
-const err266 = {instancePath:instancePath+"/report/apiUrl",schemaPath:"#/properties/report/properties/apiUrl/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const len11 = data103.length;
+for(let i11=0; i11<len11; i11++){
+let data104 = data103[i11];
+if(typeof data104 === "string"){
+if(func3(data104) > 1024){
+const err266 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags/" + i11,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/items/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err266];
 }
@@ -3355,9 +3353,9 @@ vErrors.push(err266);
 }
 errors++;
 }
-let data105 = data101.repository;
-if((typeof data105 !== "string") && (data105 !== null)){
-const err267 = {instancePath:instancePath+"/report/repository",schemaPath:"#/properties/report/properties/repository/type",keyword:"type",params:{type: schema11.properties.report.properties.repository.type},message:"must be string,null"};
+}
+else {
+const err267 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags/" + i11,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err267];
 }
@@ -3366,9 +3364,10 @@ vErrors.push(err267);
 }
 errors++;
 }
-if(typeof data105 === "string"){
-if(func3(data105) > 256){
-const err268 = {instancePath:instancePath+"/report/repository",schemaPath:"#/properties/report/properties/repository/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+}
+}
+else {
+const err268 = {instancePath:instancePath+"/gates/vulnerabilities/extraFlags",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/extraFlags/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err268];
 }
@@ -3377,8 +3376,10 @@ vErrors.push(err268);
 }
 errors++;
 }
-if(!pattern27.test(data105)){
-const err269 = {instancePath:instancePath+"/report/repository",schemaPath:"#/properties/report/properties/repository/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$"},message:"must match pattern \""+"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$"+"\""};
+let data105 = data100.minSeverity;
+if((typeof data105 == "number") && (isFinite(data105))){
+if(data105 > 10 || isNaN(data105)){
+const err269 = {instancePath:instancePath+"/gates/vulnerabilities/minSeverity",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/minSeverity/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err269];
 }
@@ -3387,10 +3388,8 @@ vErrors.push(err269);
 }
 errors++;
 }
-}
-let data106 = data101.tokenFile;
-if((typeof data106 !== "string") && (data106 !== null)){
-const err270 = {instancePath:instancePath+"/report/tokenFile",schemaPath:"#/properties/report/properties/tokenFile/type",keyword:"type",params:{type: schema11.properties.report.properties.tokenFile.type},message:"must be string,null"};
+if(data105 < 0 || isNaN(data105)){
+const err270 = {instancePath:instancePath+"/gates/vulnerabilities/minSeverity",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/minSeverity/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err270];
 }
@@ -3399,9 +3398,9 @@ vErrors.push(err270);
 }
 errors++;
 }
-if(typeof data106 === "string"){
-if(func3(data106) > 1024){
-const err271 = {instancePath:instancePath+"/report/tokenFile",schemaPath:"#/properties/report/properties/tokenFile/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+}
+else {
+const err271 = {instancePath:instancePath+"/gates/vulnerabilities/minSeverity",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/minSeverity/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err271];
 }
@@ -3410,8 +3409,10 @@ vErrors.push(err271);
 }
 errors++;
 }
-if(!pattern1.test(data106)){
-const err272 = {instancePath:instancePath+"/report/tokenFile",schemaPath:"#/properties/report/properties/tokenFile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+let data106 = data100.allow;
+if(Array.isArray(data106)){
+if(data106.length > 1000){
+const err272 = {instancePath:instancePath+"/gates/vulnerabilities/allow",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/maxItems",keyword:"maxItems",params:{limit: 1000},message:"must NOT have more than 1000 items"};
 if(vErrors === null){
 vErrors = [err272];
 }
@@ -3420,10 +3421,12 @@ vErrors.push(err272);
 }
 errors++;
 }
-}
-let data107 = data101.targetUrl;
-if((typeof data107 !== "string") && (data107 !== null)){
-const err273 = {instancePath:instancePath+"/report/targetUrl",schemaPath:"#/properties/report/properties/targetUrl/type",keyword:"type",params:{type: schema11.properties.report.properties.targetUrl.type},message:"must be string,null"};
+const len12 = data106.length;
+for(let i12=0; i12<len12; i12++){
+let data107 = data106[i12];
+if(typeof data107 === "string"){
+if(func3(data107) > 32){
+const err273 = {instancePath:instancePath+"/gates/vulnerabilities/allow/" + i12,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/items/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err273];
 }
@@ -3432,9 +3435,8 @@ vErrors.push(err273);
 }
 errors++;
 }
-if(typeof data107 === "string"){
-if(func3(data107) > 2048){
-const err274 = {instancePath:instancePath+"/report/targetUrl",schemaPath:"#/properties/report/properties/targetUrl/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+if(!pattern28.test(data107)){
+const err274 = {instancePath:instancePath+"/gates/vulnerabilities/allow/" + i12,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/items/pattern",keyword:"pattern",params:{pattern: "^CVE-[0-9]{4}-[0-9]{4,}$"},message:"must match pattern \""+"^CVE-[0-9]{4}-[0-9]{4,}$"+"\""};
 if(vErrors === null){
 vErrors = [err274];
 }
@@ -3443,8 +3445,9 @@ vErrors.push(err274);
 }
 errors++;
 }
-if(!pattern14.test(data107)){
-const err275 = {instancePath:instancePath+"/report/targetUrl",schemaPath:"#/properties/report/properties/targetUrl/pattern",keyword:"pattern",params:{pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"},message:"must match pattern \""+"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"+"\""};
+}
+else {
+const err275 = {instancePath:instancePath+"/gates/vulnerabilities/allow/" + i12,schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err275];
 }
@@ -3454,9 +3457,9 @@ vErrors.push(err275);
 errors++;
 }
 }
-let data108 = data101.haltAfter;
-if((!(((typeof data108 == "number") && (!(data108 % 1) && !isNaN(data108))) && (isFinite(data108)))) && (data108 !== null)){
-const err276 = {instancePath:instancePath+"/report/haltAfter",schemaPath:"#/properties/report/properties/haltAfter/type",keyword:"type",params:{type: schema11.properties.report.properties.haltAfter.type},message:"must be integer,null"};
+}
+else {
+const err276 = {instancePath:instancePath+"/gates/vulnerabilities/allow",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/allow/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err276];
 }
@@ -3465,9 +3468,9 @@ vErrors.push(err276);
 }
 errors++;
 }
-if((typeof data108 == "number") && (isFinite(data108))){
-if(data108 > 100000 || isNaN(data108)){
-const err277 = {instancePath:instancePath+"/report/haltAfter",schemaPath:"#/properties/report/properties/haltAfter/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+let data108 = data100.onNew;
+if(!((data108 === "refuse") || (data108 === "warn"))){
+const err277 = {instancePath:instancePath+"/gates/vulnerabilities/onNew",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/onNew/enum",keyword:"enum",params:{allowedValues: schema11.properties.gates.properties.vulnerabilities.properties.onNew.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err277];
 }
@@ -3476,8 +3479,9 @@ vErrors.push(err277);
 }
 errors++;
 }
-if(data108 < 1 || isNaN(data108)){
-const err278 = {instancePath:instancePath+"/report/haltAfter",schemaPath:"#/properties/report/properties/haltAfter/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+let data109 = data100.onError;
+if(!((data109 === "allow") || (data109 === "refuse"))){
+const err278 = {instancePath:instancePath+"/gates/vulnerabilities/onError",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/onError/enum",keyword:"enum",params:{allowedValues: schema11.properties.gates.properties.vulnerabilities.properties.onError.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err278];
 }
@@ -3486,10 +3490,9 @@ vErrors.push(err278);
 }
 errors++;
 }
-}
-let data109 = data101.outboxLimit;
-if(!(((typeof data109 == "number") && (!(data109 % 1) && !isNaN(data109))) && (isFinite(data109)))){
-const err279 = {instancePath:instancePath+"/report/outboxLimit",schemaPath:"#/properties/report/properties/outboxLimit/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data110 = data100.timeoutSec;
+if(!(((typeof data110 == "number") && (!(data110 % 1) && !isNaN(data110))) && (isFinite(data110)))){
+const err279 = {instancePath:instancePath+"/gates/vulnerabilities/timeoutSec",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err279];
 }
@@ -3498,9 +3501,9 @@ vErrors.push(err279);
 }
 errors++;
 }
-if((typeof data109 == "number") && (isFinite(data109))){
-if(data109 > 100000 || isNaN(data109)){
-const err280 = {instancePath:instancePath+"/report/outboxLimit",schemaPath:"#/properties/report/properties/outboxLimit/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+if((typeof data110 == "number") && (isFinite(data110))){
+if(data110 > 86400 || isNaN(data110)){
+const err280 = {instancePath:instancePath+"/gates/vulnerabilities/timeoutSec",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400"};
 if(vErrors === null){
 vErrors = [err280];
 }
@@ -3509,8 +3512,8 @@ vErrors.push(err280);
 }
 errors++;
 }
-if(data109 < 8 || isNaN(data109)){
-const err281 = {instancePath:instancePath+"/report/outboxLimit",schemaPath:"#/properties/report/properties/outboxLimit/minimum",keyword:"minimum",params:{comparison: ">=", limit: 8},message:"must be >= 8"};
+if(data110 < 1 || isNaN(data110)){
+const err281 = {instancePath:instancePath+"/gates/vulnerabilities/timeoutSec",schemaPath:"#/properties/gates/properties/vulnerabilities/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err281];
 }
@@ -3520,9 +3523,9 @@ vErrors.push(err281);
 errors++;
 }
 }
-let data110 = data101.timeoutSec;
-if(!(((typeof data110 == "number") && (!(data110 % 1) && !isNaN(data110))) && (isFinite(data110)))){
-const err282 = {instancePath:instancePath+"/report/timeoutSec",schemaPath:"#/properties/report/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+else {
+const err282 = {instancePath:instancePath+"/gates/vulnerabilities",schemaPath:"#/properties/gates/properties/vulnerabilities/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err282];
 }
@@ -3531,9 +3534,9 @@ vErrors.push(err282);
 }
 errors++;
 }
-if((typeof data110 == "number") && (isFinite(data110))){
-if(data110 > 600 || isNaN(data110)){
-const err283 = {instancePath:instancePath+"/report/timeoutSec",schemaPath:"#/properties/report/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 600},message:"must be <= 600"};
+}
+else {
+const err283 = {instancePath:instancePath+"/gates",schemaPath:"#/properties/gates/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err283];
 }
@@ -3542,8 +3545,39 @@ vErrors.push(err283);
 }
 errors++;
 }
-if(data110 < 1 || isNaN(data110)){
-const err284 = {instancePath:instancePath+"/report/timeoutSec",schemaPath:"#/properties/report/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+let data111 = data.report;
+if(data111 && typeof data111 == "object" && !Array.isArray(data111)){
+if(data111.enable === undefined){
+data111.enable = false;
+}
+if(data111.forge === undefined){
+data111.forge = "github";
+}
+if(data111.apiUrl === undefined){
+data111.apiUrl = "https://api.github.com";
+}
+if(data111.repository === undefined){
+data111.repository = null;
+}
+if(data111.tokenFile === undefined){
+data111.tokenFile = null;
+}
+if(data111.targetUrl === undefined){
+data111.targetUrl = null;
+}
+if(data111.haltAfter === undefined){
+data111.haltAfter = null;
+}
+if(data111.outboxLimit === undefined){
+data111.outboxLimit = 256;
+}
+if(data111.timeoutSec === undefined){
+data111.timeoutSec = 30;
+}
+for(const key24 in data111){
+if(!(func2.call(schema11.properties.report.properties, key24))){
+const err284 = {instancePath:instancePath+"/report",schemaPath:"#/properties/report/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err284];
 }
@@ -3553,9 +3587,8 @@ vErrors.push(err284);
 errors++;
 }
 }
-}
-else {
-const err285 = {instancePath:instancePath+"/report",schemaPath:"#/properties/report/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data111.enable !== "boolean"){
+const err285 = {instancePath:instancePath+"/report/enable",schemaPath:"#/properties/report/properties/enable/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err285];
 }
@@ -3564,10 +3597,9 @@ vErrors.push(err285);
 }
 errors++;
 }
-let data111 = data.socketPath;
-if(typeof data111 === "string"){
-if(func3(data111) > 100){
-const err286 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
+let data113 = data111.forge;
+if(!((data113 === "github") || (data113 === "gitea"))){
+const err286 = {instancePath:instancePath+"/report/forge",schemaPath:"#/properties/report/properties/forge/enum",keyword:"enum",params:{allowedValues: schema11.properties.report.properties.forge.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err286];
 }
@@ -3576,8 +3608,10 @@ vErrors.push(err286);
 }
 errors++;
 }
-if(!pattern1.test(data111)){
-const err287 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+let data114 = data111.apiUrl;
+if(typeof data114 === "string"){
+if(func3(data114) > 2048){
+const err287 = {instancePath:instancePath+"/report/apiUrl",schemaPath:"#/properties/report/properties/apiUrl/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err287];
 }
@@ -3586,9 +3620,8 @@ vErrors.push(err287);
 }
 errors++;
 }
-}
-else {
-const err288 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern17.test(data114)){
+const err288 = {instancePath:instancePath+"/report/apiUrl",schemaPath:"#/properties/report/properties/apiUrl/pattern",keyword:"pattern",params:{pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"},message:"must match pattern \""+"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"+"\""};
 if(vErrors === null){
 vErrors = [err288];
 }
@@ -3597,9 +3630,9 @@ vErrors.push(err288);
 }
 errors++;
 }
-let data112 = data.privateSocketPath;
-if((typeof data112 !== "string") && (data112 !== null)){
-const err289 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/type",keyword:"type",params:{type: schema11.properties.privateSocketPath.type},message:"must be string,null"};
+}
+else {
+const err289 = {instancePath:instancePath+"/report/apiUrl",schemaPath:"#/properties/report/properties/apiUrl/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err289];
 }
@@ -3608,9 +3641,9 @@ vErrors.push(err289);
 }
 errors++;
 }
-if(typeof data112 === "string"){
-if(func3(data112) > 100){
-const err290 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
+let data115 = data111.repository;
+if((typeof data115 !== "string") && (data115 !== null)){
+const err290 = {instancePath:instancePath+"/report/repository",schemaPath:"#/properties/report/properties/repository/type",keyword:"type",params:{type: schema11.properties.report.properties.repository.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err290];
 }
@@ -3619,8 +3652,9 @@ vErrors.push(err290);
 }
 errors++;
 }
-if(!pattern1.test(data112)){
-const err291 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(typeof data115 === "string"){
+if(func3(data115) > 256){
+const err291 = {instancePath:instancePath+"/report/repository",schemaPath:"#/properties/report/properties/repository/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err291];
 }
@@ -3629,22 +3663,8 @@ vErrors.push(err291);
 }
 errors++;
 }
-}
-if(data.watcher !== undefined){
-let data113 = data.watcher;
-if(data113 && typeof data113 == "object" && !Array.isArray(data113)){
-if(data113.user === undefined){
-data113.user = null;
-}
-if(data113.stateDir === undefined){
-data113.stateDir = null;
-}
-if(data113.socketPath === undefined){
-data113.socketPath = null;
-}
-for(const key24 in data113){
-if(!(((key24 === "user") || (key24 === "stateDir")) || (key24 === "socketPath"))){
-const err292 = {instancePath:instancePath+"/watcher",schemaPath:"#/properties/watcher/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
+if(!pattern30.test(data115)){
+const err292 = {instancePath:instancePath+"/report/repository",schemaPath:"#/properties/report/properties/repository/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$"},message:"must match pattern \""+"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$"+"\""};
 if(vErrors === null){
 vErrors = [err292];
 }
@@ -3654,9 +3674,9 @@ vErrors.push(err292);
 errors++;
 }
 }
-let data114 = data113.user;
-if((typeof data114 !== "string") && (data114 !== null)){
-const err293 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/type",keyword:"type",params:{type: schema11.properties.watcher.properties.user.type},message:"must be string,null"};
+let data116 = data111.tokenFile;
+if((typeof data116 !== "string") && (data116 !== null)){
+const err293 = {instancePath:instancePath+"/report/tokenFile",schemaPath:"#/properties/report/properties/tokenFile/type",keyword:"type",params:{type: schema11.properties.report.properties.tokenFile.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err293];
 }
@@ -3665,9 +3685,9 @@ vErrors.push(err293);
 }
 errors++;
 }
-if(typeof data114 === "string"){
-if(func3(data114) > 32){
-const err294 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(typeof data116 === "string"){
+if(func3(data116) > 1024){
+const err294 = {instancePath:instancePath+"/report/tokenFile",schemaPath:"#/properties/report/properties/tokenFile/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err294];
 }
@@ -3676,8 +3696,8 @@ vErrors.push(err294);
 }
 errors++;
 }
-if(!pattern13.test(data114)){
-const err295 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
+if(!pattern1.test(data116)){
+const err295 = {instancePath:instancePath+"/report/tokenFile",schemaPath:"#/properties/report/properties/tokenFile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err295];
 }
@@ -3687,9 +3707,9 @@ vErrors.push(err295);
 errors++;
 }
 }
-let data115 = data113.stateDir;
-if((typeof data115 !== "string") && (data115 !== null)){
-const err296 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/type",keyword:"type",params:{type: schema11.properties.watcher.properties.stateDir.type},message:"must be string,null"};
+let data117 = data111.targetUrl;
+if((typeof data117 !== "string") && (data117 !== null)){
+const err296 = {instancePath:instancePath+"/report/targetUrl",schemaPath:"#/properties/report/properties/targetUrl/type",keyword:"type",params:{type: schema11.properties.report.properties.targetUrl.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err296];
 }
@@ -3698,9 +3718,9 @@ vErrors.push(err296);
 }
 errors++;
 }
-if(typeof data115 === "string"){
-if(func3(data115) > 1024){
-const err297 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+if(typeof data117 === "string"){
+if(func3(data117) > 2048){
+const err297 = {instancePath:instancePath+"/report/targetUrl",schemaPath:"#/properties/report/properties/targetUrl/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err297];
 }
@@ -3709,8 +3729,8 @@ vErrors.push(err297);
 }
 errors++;
 }
-if(!pattern1.test(data115)){
-const err298 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(!pattern17.test(data117)){
+const err298 = {instancePath:instancePath+"/report/targetUrl",schemaPath:"#/properties/report/properties/targetUrl/pattern",keyword:"pattern",params:{pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"},message:"must match pattern \""+"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$"+"\""};
 if(vErrors === null){
 vErrors = [err298];
 }
@@ -3720,9 +3740,9 @@ vErrors.push(err298);
 errors++;
 }
 }
-let data116 = data113.socketPath;
-if((typeof data116 !== "string") && (data116 !== null)){
-const err299 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/type",keyword:"type",params:{type: schema11.properties.watcher.properties.socketPath.type},message:"must be string,null"};
+let data118 = data111.haltAfter;
+if((!(((typeof data118 == "number") && (!(data118 % 1) && !isNaN(data118))) && (isFinite(data118)))) && (data118 !== null)){
+const err299 = {instancePath:instancePath+"/report/haltAfter",schemaPath:"#/properties/report/properties/haltAfter/type",keyword:"type",params:{type: schema11.properties.report.properties.haltAfter.type},message:"must be integer,null"};
 if(vErrors === null){
 vErrors = [err299];
 }
@@ -3731,9 +3751,9 @@ vErrors.push(err299);
 }
 errors++;
 }
-if(typeof data116 === "string"){
-if(func3(data116) > 100){
-const err300 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
+if((typeof data118 == "number") && (isFinite(data118))){
+if(data118 > 100000 || isNaN(data118)){
+const err300 = {instancePath:instancePath+"/report/haltAfter",schemaPath:"#/properties/report/properties/haltAfter/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err300];
 }
@@ -3742,8 +3762,8 @@ vErrors.push(err300);
 }
 errors++;
 }
-if(!pattern1.test(data116)){
-const err301 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(data118 < 1 || isNaN(data118)){
+const err301 = {instancePath:instancePath+"/report/haltAfter",schemaPath:"#/properties/report/properties/haltAfter/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err301];
 }
@@ -3753,9 +3773,9 @@ vErrors.push(err301);
 errors++;
 }
 }
-}
-else {
-const err302 = {instancePath:instancePath+"/watcher",schemaPath:"#/properties/watcher/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data119 = data111.outboxLimit;
+if(!(((typeof data119 == "number") && (!(data119 % 1) && !isNaN(data119))) && (isFinite(data119)))){
+const err302 = {instancePath:instancePath+"/report/outboxLimit",schemaPath:"#/properties/report/properties/outboxLimit/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err302];
 }
@@ -3764,11 +3784,9 @@ vErrors.push(err302);
 }
 errors++;
 }
-}
-let data117 = data.stateDir;
-if(typeof data117 === "string"){
-if(func3(data117) > 1024){
-const err303 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+if((typeof data119 == "number") && (isFinite(data119))){
+if(data119 > 100000 || isNaN(data119)){
+const err303 = {instancePath:instancePath+"/report/outboxLimit",schemaPath:"#/properties/report/properties/outboxLimit/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err303];
 }
@@ -3777,8 +3795,8 @@ vErrors.push(err303);
 }
 errors++;
 }
-if(!pattern1.test(data117)){
-const err304 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(data119 < 8 || isNaN(data119)){
+const err304 = {instancePath:instancePath+"/report/outboxLimit",schemaPath:"#/properties/report/properties/outboxLimit/minimum",keyword:"minimum",params:{comparison: ">=", limit: 8},message:"must be >= 8"};
 if(vErrors === null){
 vErrors = [err304];
 }
@@ -3788,8 +3806,9 @@ vErrors.push(err304);
 errors++;
 }
 }
-else {
-const err305 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data120 = data111.timeoutSec;
+if(!(((typeof data120 == "number") && (!(data120 % 1) && !isNaN(data120))) && (isFinite(data120)))){
+const err305 = {instancePath:instancePath+"/report/timeoutSec",schemaPath:"#/properties/report/properties/timeoutSec/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err305];
 }
@@ -3798,9 +3817,9 @@ vErrors.push(err305);
 }
 errors++;
 }
-let data118 = data.logLevel;
-if(!((((data118 === "error") || (data118 === "warning")) || (data118 === "info")) || (data118 === "debug"))){
-const err306 = {instancePath:instancePath+"/logLevel",schemaPath:"#/properties/logLevel/enum",keyword:"enum",params:{allowedValues: schema11.properties.logLevel.enum},message:"must be equal to one of the allowed values"};
+if((typeof data120 == "number") && (isFinite(data120))){
+if(data120 > 600 || isNaN(data120)){
+const err306 = {instancePath:instancePath+"/report/timeoutSec",schemaPath:"#/properties/report/properties/timeoutSec/maximum",keyword:"maximum",params:{comparison: "<=", limit: 600},message:"must be <= 600"};
 if(vErrors === null){
 vErrors = [err306];
 }
@@ -3809,18 +3828,8 @@ vErrors.push(err306);
 }
 errors++;
 }
-if(data.units !== undefined){
-let data119 = data.units;
-if(data119 && typeof data119 == "object" && !Array.isArray(data119)){
-if(data119.executor === undefined){
-data119.executor = "pullnix-executor.service";
-}
-if(data119.watcher === undefined){
-data119.watcher = "pullnix-watcher.service";
-}
-for(const key25 in data119){
-if(!((key25 === "executor") || (key25 === "watcher"))){
-const err307 = {instancePath:instancePath+"/units",schemaPath:"#/properties/units/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties"};
+if(data120 < 1 || isNaN(data120)){
+const err307 = {instancePath:instancePath+"/report/timeoutSec",schemaPath:"#/properties/report/properties/timeoutSec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err307];
 }
@@ -3830,10 +3839,9 @@ vErrors.push(err307);
 errors++;
 }
 }
-let data120 = data119.executor;
-if(typeof data120 === "string"){
-if(!pattern36.test(data120)){
-const err308 = {instancePath:instancePath+"/units/executor",schemaPath:"#/properties/units/properties/executor/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._-]+\\.service$"},message:"must match pattern \""+"^[A-Za-z0-9@._-]+\\.service$"+"\""};
+}
+else {
+const err308 = {instancePath:instancePath+"/report",schemaPath:"#/properties/report/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err308];
 }
@@ -3842,9 +3850,10 @@ vErrors.push(err308);
 }
 errors++;
 }
-}
-else {
-const err309 = {instancePath:instancePath+"/units/executor",schemaPath:"#/properties/units/properties/executor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data121 = data.socketPath;
+if(typeof data121 === "string"){
+if(func3(data121) > 100){
+const err309 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
 if(vErrors === null){
 vErrors = [err309];
 }
@@ -3853,10 +3862,8 @@ vErrors.push(err309);
 }
 errors++;
 }
-let data121 = data119.watcher;
-if(typeof data121 === "string"){
-if(!pattern36.test(data121)){
-const err310 = {instancePath:instancePath+"/units/watcher",schemaPath:"#/properties/units/properties/watcher/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._-]+\\.service$"},message:"must match pattern \""+"^[A-Za-z0-9@._-]+\\.service$"+"\""};
+if(!pattern1.test(data121)){
+const err310 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err310];
 }
@@ -3867,7 +3874,7 @@ errors++;
 }
 }
 else {
-const err311 = {instancePath:instancePath+"/units/watcher",schemaPath:"#/properties/units/properties/watcher/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err311 = {instancePath:instancePath+"/socketPath",schemaPath:"#/properties/socketPath/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err311];
 }
@@ -3876,9 +3883,9 @@ vErrors.push(err311);
 }
 errors++;
 }
-}
-else {
-const err312 = {instancePath:instancePath+"/units",schemaPath:"#/properties/units/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data122 = data.privateSocketPath;
+if((typeof data122 !== "string") && (data122 !== null)){
+const err312 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/type",keyword:"type",params:{type: schema11.properties.privateSocketPath.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err312];
 }
@@ -3887,40 +3894,9 @@ vErrors.push(err312);
 }
 errors++;
 }
-}
-if(data.paths !== undefined){
-let data122 = data.paths;
-if(data122 && typeof data122 == "object" && !Array.isArray(data122)){
-if(data122.systemProfile === undefined){
-data122.systemProfile = "/nix/var/nix/profiles/system";
-}
-if(data122.currentSystem === undefined){
-data122.currentSystem = "/run/current-system";
-}
-if(data122.storeDir === undefined){
-data122.storeDir = "/nix/store";
-}
-if(data122.gcRootsDir === undefined){
-data122.gcRootsDir = "/nix/var/nix/gcroots/pullnix";
-}
-if(data122.bootId === undefined){
-data122.bootId = "/proc/sys/kernel/random/boot_id";
-}
-if(data122.bootedSystem === undefined){
-data122.bootedSystem = "/run/booted-system";
-}
-if(data122.grubConfig === undefined){
-data122.grubConfig = "/boot/grub/grub.cfg";
-}
-if(data122.grubEnv === undefined){
-data122.grubEnv = "/boot/grub/grubenv";
-}
-if(data122.mountInfo === undefined){
-data122.mountInfo = "/proc/self/mountinfo";
-}
-for(const key26 in data122){
-if(!(func2.call(schema11.properties.paths.properties, key26))){
-const err313 = {instancePath:instancePath+"/paths",schemaPath:"#/properties/paths/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties"};
+if(typeof data122 === "string"){
+if(func3(data122) > 100){
+const err313 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
 if(vErrors === null){
 vErrors = [err313];
 }
@@ -3929,11 +3905,8 @@ vErrors.push(err313);
 }
 errors++;
 }
-}
-let data123 = data122.systemProfile;
-if(typeof data123 === "string"){
-if(!pattern1.test(data123)){
-const err314 = {instancePath:instancePath+"/paths/systemProfile",schemaPath:"#/properties/paths/properties/systemProfile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(!pattern1.test(data122)){
+const err314 = {instancePath:instancePath+"/privateSocketPath",schemaPath:"#/properties/privateSocketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err314];
 }
@@ -3943,8 +3916,21 @@ vErrors.push(err314);
 errors++;
 }
 }
-else {
-const err315 = {instancePath:instancePath+"/paths/systemProfile",schemaPath:"#/properties/paths/properties/systemProfile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data.watcher !== undefined){
+let data123 = data.watcher;
+if(data123 && typeof data123 == "object" && !Array.isArray(data123)){
+if(data123.user === undefined){
+data123.user = null;
+}
+if(data123.stateDir === undefined){
+data123.stateDir = null;
+}
+if(data123.socketPath === undefined){
+data123.socketPath = null;
+}
+for(const key25 in data123){
+if(!(((key25 === "user") || (key25 === "stateDir")) || (key25 === "socketPath"))){
+const err315 = {instancePath:instancePath+"/watcher",schemaPath:"#/properties/watcher/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err315];
 }
@@ -3953,10 +3939,10 @@ vErrors.push(err315);
 }
 errors++;
 }
-let data124 = data122.currentSystem;
-if(typeof data124 === "string"){
-if(!pattern1.test(data124)){
-const err316 = {instancePath:instancePath+"/paths/currentSystem",schemaPath:"#/properties/paths/properties/currentSystem/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+let data124 = data123.user;
+if((typeof data124 !== "string") && (data124 !== null)){
+const err316 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/type",keyword:"type",params:{type: schema11.properties.watcher.properties.user.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err316];
 }
@@ -3965,9 +3951,9 @@ vErrors.push(err316);
 }
 errors++;
 }
-}
-else {
-const err317 = {instancePath:instancePath+"/paths/currentSystem",schemaPath:"#/properties/paths/properties/currentSystem/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data124 === "string"){
+if(func3(data124) > 32){
+const err317 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err317];
 }
@@ -3976,10 +3962,8 @@ vErrors.push(err317);
 }
 errors++;
 }
-let data125 = data122.storeDir;
-if(typeof data125 === "string"){
-if(!pattern1.test(data125)){
-const err318 = {instancePath:instancePath+"/paths/storeDir",schemaPath:"#/properties/paths/properties/storeDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(!pattern16.test(data124)){
+const err318 = {instancePath:instancePath+"/watcher/user",schemaPath:"#/properties/watcher/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_-]*$"},message:"must match pattern \""+"^[a-z_][a-z0-9_-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err318];
 }
@@ -3989,8 +3973,9 @@ vErrors.push(err318);
 errors++;
 }
 }
-else {
-const err319 = {instancePath:instancePath+"/paths/storeDir",schemaPath:"#/properties/paths/properties/storeDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data125 = data123.stateDir;
+if((typeof data125 !== "string") && (data125 !== null)){
+const err319 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/type",keyword:"type",params:{type: schema11.properties.watcher.properties.stateDir.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err319];
 }
@@ -3999,10 +3984,9 @@ vErrors.push(err319);
 }
 errors++;
 }
-let data126 = data122.gcRootsDir;
-if(typeof data126 === "string"){
-if(!pattern1.test(data126)){
-const err320 = {instancePath:instancePath+"/paths/gcRootsDir",schemaPath:"#/properties/paths/properties/gcRootsDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(typeof data125 === "string"){
+if(func3(data125) > 1024){
+const err320 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err320];
 }
@@ -4011,9 +3995,8 @@ vErrors.push(err320);
 }
 errors++;
 }
-}
-else {
-const err321 = {instancePath:instancePath+"/paths/gcRootsDir",schemaPath:"#/properties/paths/properties/gcRootsDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data125)){
+const err321 = {instancePath:instancePath+"/watcher/stateDir",schemaPath:"#/properties/watcher/properties/stateDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err321];
 }
@@ -4022,10 +4005,10 @@ vErrors.push(err321);
 }
 errors++;
 }
-let data127 = data122.bootId;
-if(typeof data127 === "string"){
-if(!pattern1.test(data127)){
-const err322 = {instancePath:instancePath+"/paths/bootId",schemaPath:"#/properties/paths/properties/bootId/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+let data126 = data123.socketPath;
+if((typeof data126 !== "string") && (data126 !== null)){
+const err322 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/type",keyword:"type",params:{type: schema11.properties.watcher.properties.socketPath.type},message:"must be string,null"};
 if(vErrors === null){
 vErrors = [err322];
 }
@@ -4034,9 +4017,9 @@ vErrors.push(err322);
 }
 errors++;
 }
-}
-else {
-const err323 = {instancePath:instancePath+"/paths/bootId",schemaPath:"#/properties/paths/properties/bootId/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data126 === "string"){
+if(func3(data126) > 100){
+const err323 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/maxLength",keyword:"maxLength",params:{limit: 100},message:"must NOT have more than 100 characters"};
 if(vErrors === null){
 vErrors = [err323];
 }
@@ -4045,10 +4028,8 @@ vErrors.push(err323);
 }
 errors++;
 }
-let data128 = data122.bootedSystem;
-if(typeof data128 === "string"){
-if(!pattern1.test(data128)){
-const err324 = {instancePath:instancePath+"/paths/bootedSystem",schemaPath:"#/properties/paths/properties/bootedSystem/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(!pattern1.test(data126)){
+const err324 = {instancePath:instancePath+"/watcher/socketPath",schemaPath:"#/properties/watcher/properties/socketPath/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err324];
 }
@@ -4058,8 +4039,9 @@ vErrors.push(err324);
 errors++;
 }
 }
+}
 else {
-const err325 = {instancePath:instancePath+"/paths/bootedSystem",schemaPath:"#/properties/paths/properties/bootedSystem/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err325 = {instancePath:instancePath+"/watcher",schemaPath:"#/properties/watcher/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err325];
 }
@@ -4068,10 +4050,11 @@ vErrors.push(err325);
 }
 errors++;
 }
-let data129 = data122.grubConfig;
-if(typeof data129 === "string"){
-if(!pattern1.test(data129)){
-const err326 = {instancePath:instancePath+"/paths/grubConfig",schemaPath:"#/properties/paths/properties/grubConfig/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+let data127 = data.stateDir;
+if(typeof data127 === "string"){
+if(func3(data127) > 1024){
+const err326 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err326];
 }
@@ -4080,9 +4063,8 @@ vErrors.push(err326);
 }
 errors++;
 }
-}
-else {
-const err327 = {instancePath:instancePath+"/paths/grubConfig",schemaPath:"#/properties/paths/properties/grubConfig/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data127)){
+const err327 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err327];
 }
@@ -4091,10 +4073,9 @@ vErrors.push(err327);
 }
 errors++;
 }
-let data130 = data122.grubEnv;
-if(typeof data130 === "string"){
-if(!pattern1.test(data130)){
-const err328 = {instancePath:instancePath+"/paths/grubEnv",schemaPath:"#/properties/paths/properties/grubEnv/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+else {
+const err328 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err328];
 }
@@ -4103,9 +4084,9 @@ vErrors.push(err328);
 }
 errors++;
 }
-}
-else {
-const err329 = {instancePath:instancePath+"/paths/grubEnv",schemaPath:"#/properties/paths/properties/grubEnv/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data128 = data.logLevel;
+if(!((((data128 === "error") || (data128 === "warning")) || (data128 === "info")) || (data128 === "debug"))){
+const err329 = {instancePath:instancePath+"/logLevel",schemaPath:"#/properties/logLevel/enum",keyword:"enum",params:{allowedValues: schema11.properties.logLevel.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err329];
 }
@@ -4114,10 +4095,18 @@ vErrors.push(err329);
 }
 errors++;
 }
-let data131 = data122.mountInfo;
-if(typeof data131 === "string"){
-if(!pattern1.test(data131)){
-const err330 = {instancePath:instancePath+"/paths/mountInfo",schemaPath:"#/properties/paths/properties/mountInfo/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(data.units !== undefined){
+let data129 = data.units;
+if(data129 && typeof data129 == "object" && !Array.isArray(data129)){
+if(data129.executor === undefined){
+data129.executor = "pullnix-executor.service";
+}
+if(data129.watcher === undefined){
+data129.watcher = "pullnix-watcher.service";
+}
+for(const key26 in data129){
+if(!((key26 === "executor") || (key26 === "watcher"))){
+const err330 = {instancePath:instancePath+"/units",schemaPath:"#/properties/units/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err330];
 }
@@ -4127,8 +4116,10 @@ vErrors.push(err330);
 errors++;
 }
 }
-else {
-const err331 = {instancePath:instancePath+"/paths/mountInfo",schemaPath:"#/properties/paths/properties/mountInfo/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data130 = data129.executor;
+if(typeof data130 === "string"){
+if(!pattern39.test(data130)){
+const err331 = {instancePath:instancePath+"/units/executor",schemaPath:"#/properties/units/properties/executor/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._-]+\\.service$"},message:"must match pattern \""+"^[A-Za-z0-9@._-]+\\.service$"+"\""};
 if(vErrors === null){
 vErrors = [err331];
 }
@@ -4139,7 +4130,7 @@ errors++;
 }
 }
 else {
-const err332 = {instancePath:instancePath+"/paths",schemaPath:"#/properties/paths/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err332 = {instancePath:instancePath+"/units/executor",schemaPath:"#/properties/units/properties/executor/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err332];
 }
@@ -4148,15 +4139,310 @@ vErrors.push(err332);
 }
 errors++;
 }
-}
-}
-else {
-const err333 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data131 = data129.watcher;
+if(typeof data131 === "string"){
+if(!pattern39.test(data131)){
+const err333 = {instancePath:instancePath+"/units/watcher",schemaPath:"#/properties/units/properties/watcher/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9@._-]+\\.service$"},message:"must match pattern \""+"^[A-Za-z0-9@._-]+\\.service$"+"\""};
 if(vErrors === null){
 vErrors = [err333];
 }
 else {
 vErrors.push(err333);
+}
+errors++;
+}
+}
+else {
+const err334 = {instancePath:instancePath+"/units/watcher",schemaPath:"#/properties/units/properties/watcher/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err334];
+}
+else {
+vErrors.push(err334);
+}
+errors++;
+}
+}
+else {
+const err335 = {instancePath:instancePath+"/units",schemaPath:"#/properties/units/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err335];
+}
+else {
+vErrors.push(err335);
+}
+errors++;
+}
+}
+if(data.paths !== undefined){
+let data132 = data.paths;
+if(data132 && typeof data132 == "object" && !Array.isArray(data132)){
+if(data132.systemProfile === undefined){
+data132.systemProfile = "/nix/var/nix/profiles/system";
+}
+if(data132.currentSystem === undefined){
+data132.currentSystem = "/run/current-system";
+}
+if(data132.storeDir === undefined){
+data132.storeDir = "/nix/store";
+}
+if(data132.gcRootsDir === undefined){
+data132.gcRootsDir = "/nix/var/nix/gcroots/pullnix";
+}
+if(data132.bootId === undefined){
+data132.bootId = "/proc/sys/kernel/random/boot_id";
+}
+if(data132.bootedSystem === undefined){
+data132.bootedSystem = "/run/booted-system";
+}
+if(data132.grubConfig === undefined){
+data132.grubConfig = "/boot/grub/grub.cfg";
+}
+if(data132.grubEnv === undefined){
+data132.grubEnv = "/boot/grub/grubenv";
+}
+if(data132.mountInfo === undefined){
+data132.mountInfo = "/proc/self/mountinfo";
+}
+for(const key27 in data132){
+if(!(func2.call(schema11.properties.paths.properties, key27))){
+const err336 = {instancePath:instancePath+"/paths",schemaPath:"#/properties/paths/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err336];
+}
+else {
+vErrors.push(err336);
+}
+errors++;
+}
+}
+let data133 = data132.systemProfile;
+if(typeof data133 === "string"){
+if(!pattern1.test(data133)){
+const err337 = {instancePath:instancePath+"/paths/systemProfile",schemaPath:"#/properties/paths/properties/systemProfile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err337];
+}
+else {
+vErrors.push(err337);
+}
+errors++;
+}
+}
+else {
+const err338 = {instancePath:instancePath+"/paths/systemProfile",schemaPath:"#/properties/paths/properties/systemProfile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err338];
+}
+else {
+vErrors.push(err338);
+}
+errors++;
+}
+let data134 = data132.currentSystem;
+if(typeof data134 === "string"){
+if(!pattern1.test(data134)){
+const err339 = {instancePath:instancePath+"/paths/currentSystem",schemaPath:"#/properties/paths/properties/currentSystem/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err339];
+}
+else {
+vErrors.push(err339);
+}
+errors++;
+}
+}
+else {
+const err340 = {instancePath:instancePath+"/paths/currentSystem",schemaPath:"#/properties/paths/properties/currentSystem/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err340];
+}
+else {
+vErrors.push(err340);
+}
+errors++;
+}
+let data135 = data132.storeDir;
+if(typeof data135 === "string"){
+if(!pattern1.test(data135)){
+const err341 = {instancePath:instancePath+"/paths/storeDir",schemaPath:"#/properties/paths/properties/storeDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err341];
+}
+else {
+vErrors.push(err341);
+}
+errors++;
+}
+}
+else {
+const err342 = {instancePath:instancePath+"/paths/storeDir",schemaPath:"#/properties/paths/properties/storeDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err342];
+}
+else {
+vErrors.push(err342);
+}
+errors++;
+}
+let data136 = data132.gcRootsDir;
+if(typeof data136 === "string"){
+if(!pattern1.test(data136)){
+const err343 = {instancePath:instancePath+"/paths/gcRootsDir",schemaPath:"#/properties/paths/properties/gcRootsDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err343];
+}
+else {
+vErrors.push(err343);
+}
+errors++;
+}
+}
+else {
+const err344 = {instancePath:instancePath+"/paths/gcRootsDir",schemaPath:"#/properties/paths/properties/gcRootsDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err344];
+}
+else {
+vErrors.push(err344);
+}
+errors++;
+}
+let data137 = data132.bootId;
+if(typeof data137 === "string"){
+if(!pattern1.test(data137)){
+const err345 = {instancePath:instancePath+"/paths/bootId",schemaPath:"#/properties/paths/properties/bootId/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err345];
+}
+else {
+vErrors.push(err345);
+}
+errors++;
+}
+}
+else {
+const err346 = {instancePath:instancePath+"/paths/bootId",schemaPath:"#/properties/paths/properties/bootId/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err346];
+}
+else {
+vErrors.push(err346);
+}
+errors++;
+}
+let data138 = data132.bootedSystem;
+if(typeof data138 === "string"){
+if(!pattern1.test(data138)){
+const err347 = {instancePath:instancePath+"/paths/bootedSystem",schemaPath:"#/properties/paths/properties/bootedSystem/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err347];
+}
+else {
+vErrors.push(err347);
+}
+errors++;
+}
+}
+else {
+const err348 = {instancePath:instancePath+"/paths/bootedSystem",schemaPath:"#/properties/paths/properties/bootedSystem/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err348];
+}
+else {
+vErrors.push(err348);
+}
+errors++;
+}
+let data139 = data132.grubConfig;
+if(typeof data139 === "string"){
+if(!pattern1.test(data139)){
+const err349 = {instancePath:instancePath+"/paths/grubConfig",schemaPath:"#/properties/paths/properties/grubConfig/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err349];
+}
+else {
+vErrors.push(err349);
+}
+errors++;
+}
+}
+else {
+const err350 = {instancePath:instancePath+"/paths/grubConfig",schemaPath:"#/properties/paths/properties/grubConfig/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err350];
+}
+else {
+vErrors.push(err350);
+}
+errors++;
+}
+let data140 = data132.grubEnv;
+if(typeof data140 === "string"){
+if(!pattern1.test(data140)){
+const err351 = {instancePath:instancePath+"/paths/grubEnv",schemaPath:"#/properties/paths/properties/grubEnv/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err351];
+}
+else {
+vErrors.push(err351);
+}
+errors++;
+}
+}
+else {
+const err352 = {instancePath:instancePath+"/paths/grubEnv",schemaPath:"#/properties/paths/properties/grubEnv/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err352];
+}
+else {
+vErrors.push(err352);
+}
+errors++;
+}
+let data141 = data132.mountInfo;
+if(typeof data141 === "string"){
+if(!pattern1.test(data141)){
+const err353 = {instancePath:instancePath+"/paths/mountInfo",schemaPath:"#/properties/paths/properties/mountInfo/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(vErrors === null){
+vErrors = [err353];
+}
+else {
+vErrors.push(err353);
+}
+errors++;
+}
+}
+else {
+const err354 = {instancePath:instancePath+"/paths/mountInfo",schemaPath:"#/properties/paths/properties/mountInfo/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err354];
+}
+else {
+vErrors.push(err354);
+}
+errors++;
+}
+}
+else {
+const err355 = {instancePath:instancePath+"/paths",schemaPath:"#/properties/paths/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err355];
+}
+else {
+vErrors.push(err355);
+}
+errors++;
+}
+}
+}
+else {
+const err356 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err356];
+}
+else {
+vErrors.push(err356);
 }
 errors++;
 }

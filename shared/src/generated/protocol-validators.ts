@@ -708,7 +708,7 @@ validate20.errors = vErrors;
 return errors === 0;
 });
 
-const schema22 = {"type":"object","additionalProperties":false,"required":["state","pid","version","remoteHead","deployedCommit","lastPollAt","nextPollAt","lastError","failedBuilds"],"properties":{"state":{"type":"string","enum":["starting","idle","polling","fetching","building","scanning","deploying","backing-off","stopping"]},"pid":{"type":"integer","minimum":1,"maximum":4194304},"version":{"type":"string","maxLength":64},"remoteHead":{"type":"object","additionalProperties":false,"required":["commit","subject","time"],"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"subject":{"type":"string","maxLength":1000,"nullable":true},"time":{"type":"string","maxLength":40,"nullable":true}},"nullable":true},"deployedCommit":{"type":"object","additionalProperties":false,"required":["commit","subject","time"],"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"subject":{"type":"string","maxLength":1000,"nullable":true},"time":{"type":"string","maxLength":40,"nullable":true}},"nullable":true},"lastPollAt":{"type":"string","maxLength":40,"nullable":true},"nextPollAt":{"type":"string","maxLength":40,"nullable":true},"lastError":{"type":"object","additionalProperties":false,"required":["kind","message","at","commit"],"properties":{"kind":{"type":"string","maxLength":64},"message":{"type":"string","maxLength":4000},"at":{"type":"string","maxLength":40},"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","nullable":true}},"nullable":true},"failedBuilds":{"type":"array","maxItems":100,"items":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"}},"untrusted":{"type":"object","additionalProperties":false,"required":["head","commit","reason","message","at"],"nullable":true,"properties":{"head":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","nullable":true},"reason":{"type":"string","maxLength":64},"message":{"type":"string","maxLength":4000},"at":{"type":"string","maxLength":40}}},"vulnerabilities":{"type":"object","additionalProperties":false,"required":["commit","toplevel","liveSystem","at","decision","minSeverity","new","fixed","allowed","counts","error"],"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"toplevel":{"type":"string","maxLength":4096},"liveSystem":{"type":"string","maxLength":4096,"nullable":true},"at":{"type":"string","maxLength":40},"decision":{"type":"string","enum":["passed","refused","warned","error-allowed","error-refused"]},"minSeverity":{"type":"number","minimum":0,"maximum":10},"new":{"type":"array","maxItems":100,"items":{"type":"object","additionalProperties":false,"required":["id","package","version","score"],"properties":{"id":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"package":{"type":"string","maxLength":256},"version":{"type":"string","maxLength":256,"nullable":true},"score":{"type":"number","minimum":0,"maximum":10,"nullable":true}}}},"fixed":{"type":"array","maxItems":100,"items":{"type":"object","additionalProperties":false,"required":["id","package","version","score"],"properties":{"id":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"package":{"type":"string","maxLength":256},"version":{"type":"string","maxLength":256,"nullable":true},"score":{"type":"number","minimum":0,"maximum":10,"nullable":true}}}},"allowed":{"type":"array","maxItems":100,"items":{"type":"object","additionalProperties":false,"required":["id","package","version","score"],"properties":{"id":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"package":{"type":"string","maxLength":256},"version":{"type":"string","maxLength":256,"nullable":true},"score":{"type":"number","minimum":0,"maximum":10,"nullable":true}}}},"counts":{"type":"object","additionalProperties":false,"required":["new","fixed","allowed"],"properties":{"new":{"type":"integer","minimum":0},"fixed":{"type":"integer","minimum":0},"allowed":{"type":"integer","minimum":0}}},"error":{"type":"string","maxLength":4000,"nullable":true}},"nullable":true},"refusedHead":{"type":"object","additionalProperties":false,"required":["commit","reason","deployed","at"],"nullable":true,"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"reason":{"type":"string","enum":["not-descendant"]},"deployed":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","nullable":true},"at":{"type":"string","maxLength":40}}},"phased":{"type":"object","additionalProperties":false,"required":["commit","allowed","message"],"nullable":true,"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"allowed":{"type":"boolean"},"message":{"type":"string","maxLength":400}}}}};
+const schema22 = {"type":"object","additionalProperties":false,"required":["state","pid","version","remoteHead","deployedCommit","lastPollAt","nextPollAt","lastError","failedBuilds"],"properties":{"state":{"type":"string","enum":["starting","idle","polling","fetching","building","scanning","deploying","backing-off","stopping"]},"pid":{"type":"integer","minimum":1,"maximum":4194304},"version":{"type":"string","maxLength":64},"remoteHead":{"type":"object","additionalProperties":false,"required":["commit","subject","time"],"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"subject":{"type":"string","maxLength":1000,"nullable":true},"time":{"type":"string","maxLength":40,"nullable":true}},"nullable":true},"deployedCommit":{"type":"object","additionalProperties":false,"required":["commit","subject","time"],"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"subject":{"type":"string","maxLength":1000,"nullable":true},"time":{"type":"string","maxLength":40,"nullable":true}},"nullable":true},"lastPollAt":{"type":"string","maxLength":40,"nullable":true},"nextPollAt":{"type":"string","maxLength":40,"nullable":true},"lastError":{"type":"object","additionalProperties":false,"required":["kind","message","at","commit"],"properties":{"kind":{"type":"string","maxLength":64},"message":{"type":"string","maxLength":4000},"at":{"type":"string","maxLength":40},"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","nullable":true}},"nullable":true},"failedBuilds":{"type":"array","maxItems":100,"items":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"}},"untrusted":{"type":"object","additionalProperties":false,"required":["head","commit","reason","message","at"],"nullable":true,"properties":{"head":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","nullable":true},"reason":{"type":"string","maxLength":64},"message":{"type":"string","maxLength":4000},"at":{"type":"string","maxLength":40}}},"vulnerabilities":{"type":"object","additionalProperties":false,"required":["commit","toplevel","liveSystem","at","decision","minSeverity","new","fixed","allowed","counts","error"],"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"toplevel":{"type":"string","maxLength":4096},"liveSystem":{"type":"string","maxLength":4096,"nullable":true},"at":{"type":"string","maxLength":40},"decision":{"type":"string","enum":["passed","refused","warned","error-allowed","error-refused"]},"minSeverity":{"type":"number","minimum":0,"maximum":10},"new":{"type":"array","maxItems":100,"items":{"type":"object","additionalProperties":false,"required":["id","package","version","score"],"properties":{"id":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"package":{"type":"string","maxLength":256},"version":{"type":"string","maxLength":256,"nullable":true},"score":{"type":"number","minimum":0,"maximum":10,"nullable":true}}}},"fixed":{"type":"array","maxItems":100,"items":{"type":"object","additionalProperties":false,"required":["id","package","version","score"],"properties":{"id":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"package":{"type":"string","maxLength":256},"version":{"type":"string","maxLength":256,"nullable":true},"score":{"type":"number","minimum":0,"maximum":10,"nullable":true}}}},"allowed":{"type":"array","maxItems":100,"items":{"type":"object","additionalProperties":false,"required":["id","package","version","score"],"properties":{"id":{"type":"string","pattern":"^CVE-[0-9]{4}-[0-9]{4,}$","maxLength":32},"package":{"type":"string","maxLength":256},"version":{"type":"string","maxLength":256,"nullable":true},"score":{"type":"number","minimum":0,"maximum":10,"nullable":true}}}},"counts":{"type":"object","additionalProperties":false,"required":["new","fixed","allowed"],"properties":{"new":{"type":"integer","minimum":0},"fixed":{"type":"integer","minimum":0},"allowed":{"type":"integer","minimum":0}}},"error":{"type":"string","maxLength":4000,"nullable":true}},"nullable":true},"refusedHead":{"type":"object","additionalProperties":false,"required":["commit","reason","deployed","at"],"nullable":true,"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"reason":{"type":"string","enum":["not-descendant"]},"deployed":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$","nullable":true},"at":{"type":"string","maxLength":40}}},"phased":{"type":"object","additionalProperties":false,"required":["commit","allowed","message"],"nullable":true,"properties":{"commit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"allowed":{"type":"boolean"},"message":{"type":"string","maxLength":400}}},"prebuilt":{"type":"object","additionalProperties":false,"required":["toplevel","sourceCommit","manifestCommit","signer","cacheKey"],"nullable":true,"properties":{"toplevel":{"type":"string","pattern":"^/nix/store/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\\-_?=][A-Za-z0-9+\\-._?=]{0,210}$"},"sourceCommit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"manifestCommit":{"type":"string","pattern":"^([0-9a-f]{40}|[0-9a-f]{64})$"},"signer":{"type":"string","maxLength":256,"nullable":true},"cacheKey":{"type":"string","maxLength":256,"nullable":true}}}}};
 const pattern15 = new RegExp("^CVE-[0-9]{4}-[0-9]{4,}$", "u");
 
 const validate21 = (function validate21(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
@@ -2302,6 +2302,149 @@ var valid0 = _errs157 === errors;
 }
 else {
 var valid0 = true;
+}
+if(valid0){
+if(data.prebuilt !== undefined){
+let data65 = data.prebuilt;
+const _errs167 = errors;
+if((!(data65 && typeof data65 == "object" && !Array.isArray(data65))) && (data65 !== null)){
+validate21.errors = [{instancePath:instancePath+"/prebuilt",schemaPath:"#/properties/prebuilt/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+return false;
+}
+if(errors === _errs167){
+if(data65 && typeof data65 == "object" && !Array.isArray(data65)){
+let missing12;
+if((((((data65.toplevel === undefined) && (missing12 = "toplevel")) || ((data65.sourceCommit === undefined) && (missing12 = "sourceCommit"))) || ((data65.manifestCommit === undefined) && (missing12 = "manifestCommit"))) || ((data65.signer === undefined) && (missing12 = "signer"))) || ((data65.cacheKey === undefined) && (missing12 = "cacheKey"))){
+validate21.errors = [{instancePath:instancePath+"/prebuilt",schemaPath:"#/properties/prebuilt/required",keyword:"required",params:{missingProperty: missing12},message:"must have required property '"+missing12+"'"}];
+return false;
+}
+else {
+const _errs170 = errors;
+for(const key12 in data65){
+if(!(((((key12 === "toplevel") || (key12 === "sourceCommit")) || (key12 === "manifestCommit")) || (key12 === "signer")) || (key12 === "cacheKey"))){
+validate21.errors = [{instancePath:instancePath+"/prebuilt",schemaPath:"#/properties/prebuilt/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"}];
+return false;
+break;
+}
+}
+if(_errs170 === errors){
+if(data65.toplevel !== undefined){
+let data66 = data65.toplevel;
+const _errs171 = errors;
+if(errors === _errs171){
+if(typeof data66 === "string"){
+if(!pattern6.test(data66)){
+validate21.errors = [{instancePath:instancePath+"/prebuilt/toplevel",schemaPath:"#/properties/prebuilt/properties/toplevel/pattern",keyword:"pattern",params:{pattern: "^/nix/store/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\\-_?=][A-Za-z0-9+\\-._?=]{0,210}$"},message:"must match pattern \""+"^/nix/store/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\\-_?=][A-Za-z0-9+\\-._?=]{0,210}$"+"\""}];
+return false;
+}
+}
+else {
+validate21.errors = [{instancePath:instancePath+"/prebuilt/toplevel",schemaPath:"#/properties/prebuilt/properties/toplevel/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+}
+var valid16 = _errs171 === errors;
+}
+else {
+var valid16 = true;
+}
+if(valid16){
+if(data65.sourceCommit !== undefined){
+let data67 = data65.sourceCommit;
+const _errs173 = errors;
+if(errors === _errs173){
+if(typeof data67 === "string"){
+if(!pattern5.test(data67)){
+validate21.errors = [{instancePath:instancePath+"/prebuilt/sourceCommit",schemaPath:"#/properties/prebuilt/properties/sourceCommit/pattern",keyword:"pattern",params:{pattern: "^([0-9a-f]{40}|[0-9a-f]{64})$"},message:"must match pattern \""+"^([0-9a-f]{40}|[0-9a-f]{64})$"+"\""}];
+return false;
+}
+}
+else {
+validate21.errors = [{instancePath:instancePath+"/prebuilt/sourceCommit",schemaPath:"#/properties/prebuilt/properties/sourceCommit/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+}
+var valid16 = _errs173 === errors;
+}
+else {
+var valid16 = true;
+}
+if(valid16){
+if(data65.manifestCommit !== undefined){
+let data68 = data65.manifestCommit;
+const _errs175 = errors;
+if(errors === _errs175){
+if(typeof data68 === "string"){
+if(!pattern5.test(data68)){
+validate21.errors = [{instancePath:instancePath+"/prebuilt/manifestCommit",schemaPath:"#/properties/prebuilt/properties/manifestCommit/pattern",keyword:"pattern",params:{pattern: "^([0-9a-f]{40}|[0-9a-f]{64})$"},message:"must match pattern \""+"^([0-9a-f]{40}|[0-9a-f]{64})$"+"\""}];
+return false;
+}
+}
+else {
+validate21.errors = [{instancePath:instancePath+"/prebuilt/manifestCommit",schemaPath:"#/properties/prebuilt/properties/manifestCommit/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+}
+var valid16 = _errs175 === errors;
+}
+else {
+var valid16 = true;
+}
+if(valid16){
+if(data65.signer !== undefined){
+let data69 = data65.signer;
+const _errs177 = errors;
+if((typeof data69 !== "string") && (data69 !== null)){
+validate21.errors = [{instancePath:instancePath+"/prebuilt/signer",schemaPath:"#/properties/prebuilt/properties/signer/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+if(errors === _errs177){
+if(typeof data69 === "string"){
+if(func3(data69) > 256){
+validate21.errors = [{instancePath:instancePath+"/prebuilt/signer",schemaPath:"#/properties/prebuilt/properties/signer/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"}];
+return false;
+}
+}
+}
+var valid16 = _errs177 === errors;
+}
+else {
+var valid16 = true;
+}
+if(valid16){
+if(data65.cacheKey !== undefined){
+let data70 = data65.cacheKey;
+const _errs180 = errors;
+if((typeof data70 !== "string") && (data70 !== null)){
+validate21.errors = [{instancePath:instancePath+"/prebuilt/cacheKey",schemaPath:"#/properties/prebuilt/properties/cacheKey/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+if(errors === _errs180){
+if(typeof data70 === "string"){
+if(func3(data70) > 256){
+validate21.errors = [{instancePath:instancePath+"/prebuilt/cacheKey",schemaPath:"#/properties/prebuilt/properties/cacheKey/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"}];
+return false;
+}
+}
+}
+var valid16 = _errs180 === errors;
+}
+else {
+var valid16 = true;
+}
+}
+}
+}
+}
+}
+}
+}
+}
+var valid0 = _errs167 === errors;
+}
+else {
+var valid0 = true;
+}
 }
 }
 }

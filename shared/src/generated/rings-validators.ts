@@ -409,7 +409,7 @@ return errors === 0;
 });
 
 const schema12 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://pullnix.dev/schema/promote.json","title":"pullnix-promote configuration (--config FILE)","description":"Where pullnix-promote finds the repository, Prometheus and the keys it trusts (docs/rings.md). Every key not listed here is an error.","type":"object","additionalProperties":false,"required":["repository","prometheus","trust"],"properties":{"repository":{"type":"object","additionalProperties":false,"required":["url","firstRingBranch"],"properties":{"firstRingBranch":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9._/-]+$","description":"The first ring's branch (e.g. rings/canary): rings.json is read at its head, which must be signed by a trusted key, and must name it as its first ring's branch."},"url":{"type":"string","minLength":1,"maxLength":2048,"description":"Git remote URL of the configuration repository; pullnix-promote pushes ring branches to it, so its key needs write access to them (and only them, where the forge can say so)."},"sshKeyFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Private SSH key allowed to push the ring branches."},"knownHostsFile":{"type":["string","null"],"pattern":"^/","maxLength":4096,"default":null,"description":"Pinned known_hosts file; host keys are checked strictly."}}},"prometheus":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","pattern":"^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$","maxLength":2048,"description":"Base URL of the Prometheus server that scrapes the hosts (its HTTP API is at <url>/api/v1/query)."},"hostLabel":{"type":"string","pattern":"^[a-zA-Z_][a-zA-Z0-9_]*$","maxLength":128,"default":"instance","description":"The label whose value names a host, as in rings.json's hosts."},"timeoutSec":{"type":"integer","minimum":1,"maximum":600,"default":30,"description":"One query is abandoned after this long (the round fails, nothing is promoted)."}}},"trust":{"type":"object","additionalProperties":false,"description":"The keys whose signature on the commit at the head of the first ring's branch makes its rings.json trusted (people's keys: never a CI's or a builder's).","properties":{"allowedSigners":{"$ref":"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners"},"openpgpKeys":{"$ref":"https://pullnix.dev/schema/config.json#/properties/trust/properties/openpgpKeys"}}},"workDir":{"type":"string","pattern":"^/","maxLength":4096,"default":"/var/cache/pullnix-promote","description":"pullnix-promote's own bare mirror of the ring branches and its keyring."}}};
-const schema14 = {"type":"array","maxItems":256,"default":[],"items":{"type":"object","additionalProperties":false,"required":["principal","key"],"properties":{"principal":{"type":"string","minLength":1,"maxLength":256,"pattern":"^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$","description":"Who the key belongs to (git's allowed-signers principals: comma-separated, patterns allowed)."},"key":{"type":"string","maxLength":16384,"pattern":"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$","description":"The SSH public key: type and base64, without a comment."},"validAfter":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key signs only from this time on (YYYYMMDD[HHMM[SS]][Z], as in ssh-keygen's valid-after)."},"validBefore":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key is trusted only before this time (YYYYMMDD[HHMM[SS]][Z], as in valid-before); judged at the commit's date by git and at the time of the check by pullnix."}}},"description":"SSH keys whose signatures are trusted (git's gpg.ssh.allowedSignersFile, written by the watcher with namespaces=\"git\")."};
+const schema14 = {"type":"array","maxItems":256,"default":[],"items":{"type":"object","additionalProperties":false,"required":["principal","key"],"properties":{"principal":{"type":"string","minLength":1,"maxLength":256,"pattern":"^[A-Za-z0-9._@+*?!-]+(,[A-Za-z0-9._@+*?!-]+)*$","description":"Who the key belongs to (git's allowed-signers principals: comma-separated, patterns allowed)."},"key":{"type":"string","maxLength":16384,"pattern":"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}$","description":"The SSH public key: type and base64, without a comment."},"validAfter":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key signs only from this time on (YYYYMMDD[HHMM[SS]][Z], as in ssh-keygen's valid-after)."},"validBefore":{"type":["string","null"],"pattern":"^[0-9]{8}([0-9]{4}([0-9]{2})?)?Z?$","default":null,"description":"The key is trusted only before this time (YYYYMMDD[HHMM[SS]][Z], as in valid-before); judged at the commit's date by git and at the time of the check by pullnix."},"role":{"enum":["human","builder"],"default":"human","description":"human: the key signs configuration (source) commits. builder: the key signs only the prebuilt manifest commits CI makes (source.mode prebuilt); a builder key's signature on a source commit, or a human key's on a manifest commit, is refused."}}},"description":"SSH keys whose signatures are trusted (git's gpg.ssh.allowedSignersFile, written by the watcher with namespaces=\"git\")."};
 const schema15 = {"type":"array","maxItems":64,"default":[],"items":{"type":"string","maxLength":1048576,"pattern":"^-----BEGIN PGP PUBLIC KEY BLOCK-----"},"description":"ASCII-armored OpenPGP public keys whose signatures are trusted; imported into a keyring the watcher owns (<stateDir>/trust/gnupg), never root's."};
 const pattern3 = new RegExp("^/", "u");
 const pattern5 = new RegExp("^[Hh][Tt][Tt][Pp][Ss]?://[^ ]+$", "u");
@@ -850,6 +850,9 @@ data11.validAfter = null;
 if(data11.validBefore === undefined){
 data11.validBefore = null;
 }
+if(data11.role === undefined){
+data11.role = "human";
+}
 if(data11.principal === undefined){
 const err35 = {instancePath:instancePath+"/trust/allowedSigners/" + i0,schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/required",keyword:"required",params:{missingProperty: "principal"},message:"must have required property '"+"principal"+"'"};
 if(vErrors === null){
@@ -871,7 +874,7 @@ vErrors.push(err36);
 errors++;
 }
 for(const key4 in data11){
-if(!((((key4 === "principal") || (key4 === "key")) || (key4 === "validAfter")) || (key4 === "validBefore"))){
+if(!(((((key4 === "principal") || (key4 === "key")) || (key4 === "validAfter")) || (key4 === "validBefore")) || (key4 === "role"))){
 const err37 = {instancePath:instancePath+"/trust/allowedSigners/" + i0,schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err37];
@@ -1008,9 +1011,9 @@ vErrors.push(err48);
 errors++;
 }
 }
-}
-else {
-const err49 = {instancePath:instancePath+"/trust/allowedSigners/" + i0,schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data16 = data11.role;
+if(!((data16 === "human") || (data16 === "builder"))){
+const err49 = {instancePath:instancePath+"/trust/allowedSigners/" + i0+"/role",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/properties/role/enum",keyword:"enum",params:{allowedValues: schema14.items.properties.role.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -1020,9 +1023,8 @@ vErrors.push(err49);
 errors++;
 }
 }
-}
 else {
-const err50 = {instancePath:instancePath+"/trust/allowedSigners",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err50 = {instancePath:instancePath+"/trust/allowedSigners/" + i0,schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -1032,11 +1034,9 @@ vErrors.push(err50);
 errors++;
 }
 }
-if(data9.openpgpKeys !== undefined){
-let data16 = data9.openpgpKeys;
-if(Array.isArray(data16)){
-if(data16.length > 64){
-const err51 = {instancePath:instancePath+"/trust/openpgpKeys",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/openpgpKeys/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+}
+else {
+const err51 = {instancePath:instancePath+"/trust/allowedSigners",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/allowedSigners/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -1045,12 +1045,12 @@ vErrors.push(err51);
 }
 errors++;
 }
-const len1 = data16.length;
-for(let i1=0; i1<len1; i1++){
-let data17 = data16[i1];
-if(typeof data17 === "string"){
-if(func2(data17) > 1048576){
-const err52 = {instancePath:instancePath+"/trust/openpgpKeys/" + i1,schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/openpgpKeys/items/maxLength",keyword:"maxLength",params:{limit: 1048576},message:"must NOT have more than 1048576 characters"};
+}
+if(data9.openpgpKeys !== undefined){
+let data17 = data9.openpgpKeys;
+if(Array.isArray(data17)){
+if(data17.length > 64){
+const err52 = {instancePath:instancePath+"/trust/openpgpKeys",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/openpgpKeys/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -1059,8 +1059,12 @@ vErrors.push(err52);
 }
 errors++;
 }
-if(!pattern19.test(data17)){
-const err53 = {instancePath:instancePath+"/trust/openpgpKeys/" + i1,schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/openpgpKeys/items/pattern",keyword:"pattern",params:{pattern: "^-----BEGIN PGP PUBLIC KEY BLOCK-----"},message:"must match pattern \""+"^-----BEGIN PGP PUBLIC KEY BLOCK-----"+"\""};
+const len1 = data17.length;
+for(let i1=0; i1<len1; i1++){
+let data18 = data17[i1];
+if(typeof data18 === "string"){
+if(func2(data18) > 1048576){
+const err53 = {instancePath:instancePath+"/trust/openpgpKeys/" + i1,schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/openpgpKeys/items/maxLength",keyword:"maxLength",params:{limit: 1048576},message:"must NOT have more than 1048576 characters"};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -1069,9 +1073,8 @@ vErrors.push(err53);
 }
 errors++;
 }
-}
-else {
-const err54 = {instancePath:instancePath+"/trust/openpgpKeys/" + i1,schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/openpgpKeys/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern19.test(data18)){
+const err54 = {instancePath:instancePath+"/trust/openpgpKeys/" + i1,schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/openpgpKeys/items/pattern",keyword:"pattern",params:{pattern: "^-----BEGIN PGP PUBLIC KEY BLOCK-----"},message:"must match pattern \""+"^-----BEGIN PGP PUBLIC KEY BLOCK-----"+"\""};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -1081,9 +1084,8 @@ vErrors.push(err54);
 errors++;
 }
 }
-}
 else {
-const err55 = {instancePath:instancePath+"/trust/openpgpKeys",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/openpgpKeys/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err55 = {instancePath:instancePath+"/trust/openpgpKeys/" + i1,schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/openpgpKeys/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -1095,7 +1097,7 @@ errors++;
 }
 }
 else {
-const err56 = {instancePath:instancePath+"/trust",schemaPath:"#/properties/trust/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err56 = {instancePath:instancePath+"/trust/openpgpKeys",schemaPath:"https://pullnix.dev/schema/config.json#/properties/trust/properties/openpgpKeys/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -1105,10 +1107,9 @@ vErrors.push(err56);
 errors++;
 }
 }
-let data18 = data.workDir;
-if(typeof data18 === "string"){
-if(func2(data18) > 4096){
-const err57 = {instancePath:instancePath+"/workDir",schemaPath:"#/properties/workDir/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+}
+else {
+const err57 = {instancePath:instancePath+"/trust",schemaPath:"#/properties/trust/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -1117,8 +1118,11 @@ vErrors.push(err57);
 }
 errors++;
 }
-if(!pattern3.test(data18)){
-const err58 = {instancePath:instancePath+"/workDir",schemaPath:"#/properties/workDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+let data19 = data.workDir;
+if(typeof data19 === "string"){
+if(func2(data19) > 4096){
+const err58 = {instancePath:instancePath+"/workDir",schemaPath:"#/properties/workDir/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -1127,9 +1131,8 @@ vErrors.push(err58);
 }
 errors++;
 }
-}
-else {
-const err59 = {instancePath:instancePath+"/workDir",schemaPath:"#/properties/workDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern3.test(data19)){
+const err59 = {instancePath:instancePath+"/workDir",schemaPath:"#/properties/workDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -1140,12 +1143,23 @@ errors++;
 }
 }
 else {
-const err60 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err60 = {instancePath:instancePath+"/workDir",schemaPath:"#/properties/workDir/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err60];
 }
 else {
 vErrors.push(err60);
+}
+errors++;
+}
+}
+else {
+const err61 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err61];
+}
+else {
+vErrors.push(err61);
 }
 errors++;
 }

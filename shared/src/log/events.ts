@@ -113,6 +113,12 @@ export const EVENTS = {
   'trust.refused': { priority: 'warning', source: 'watcher', summary: 'a commit of the new range is unsigned, signed by an unknown, expired or revoked key, or badly signed; nothing is evaluated or built' },
   'trust.discarded': { priority: 'info', source: 'watcher', summary: "a refused range's objects were deleted from the watcher's checkout (the tracking ref back at the deployed commit, git gc --prune=now): a refused push costs no disk once refused" },
   'trust.discard_failed': { priority: 'error', source: 'watcher', summary: "a refused range's objects could not be deleted from the checkout (git gc failed); tried again at the next refusal" },
+  // --- the prebuilt source (source.mode prebuilt, docs/prebuilt.md)
+  'prebuilt.manifest': { priority: 'info', source: 'watcher', summary: "the manifest commit is signed by a builder key and this host's manifest names a toplevel and the commit it was built from" },
+  'prebuilt.waiting': { priority: 'info', source: 'watcher', summary: 'the binary cache does not have the closure (or part of it) yet: looked for again at the next poll, not a failure' },
+  'prebuilt.refused': { priority: 'warning', source: 'watcher', summary: 'the prebuilt system was refused before activation (reason=: manifest-missing, manifest-invalid, manifest-untrusted, source-missing, source-untrusted, source-older, unsigned-path, unknown-cache-key, bad-signature, nar-mismatch, fetch-failed, revision-mismatch); remembered like a failed build, no GC root kept' },
+  'prebuilt.deferred': { priority: 'warning', source: 'watcher', summary: "the prebuilt system could not be fetched for a reason of the machine's (reason=cache-unreachable: the cache or the nix-daemon did not answer; no-space: the closure does not fit the store's free space with the margin): tried again with back-off" },
+  'prebuilt.fetched': { priority: 'info', source: 'watcher', summary: 'the closure was fetched through the nix-daemon (which checked every signature and hash) and a GC root holds it; its revision is checked next' },
   'head.known_bad': { priority: 'info', source: 'watcher', summary: 'the branch head failed before (build or rollback); not tried again until a newer commit or retry' },
   'build.started': { priority: 'info', source: 'watcher', summary: 'building the system closure of a commit' },
   'build.succeeded': { priority: 'info', source: 'watcher', summary: 'the system closure was built; a GC root holds it' },

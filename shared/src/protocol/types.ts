@@ -132,6 +132,22 @@ export interface WatcherReport {
   refusedHead?: RefusedHead | null;
   /** The phased-start gate's last decision (ring.phases); absent when it never ran. */
   phased?: { commit: string; allowed: boolean; message: string } | null;
+  /**
+   * source.mode prebuilt: where the deployed system came from (docs/prebuilt.md); null when it
+   * was not fetched prebuilt (or by this watcher). Absent in reports of older watchers.
+   */
+  prebuilt?: PrebuiltProvenance | null;
+}
+
+/** A prebuilt system's provenance: "prebuilt <toplevel> ← <sourceCommit> (manifest <sha>, signed by <builder key>, cache key <name>)". */
+export interface PrebuiltProvenance {
+  toplevel: string;
+  sourceCommit: string;
+  manifestCommit: string;
+  /** The builder key's principal (null with trust.mode off). */
+  signer: string | null;
+  /** The name of the cache key that signed the toplevel. */
+  cacheKey: string | null;
 }
 
 /** One vulnerability of one package, as vulnix reports it. */

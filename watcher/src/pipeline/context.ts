@@ -28,6 +28,8 @@ export type PollOutcome =
   | 'deployed' // built, requested, the executor answered succeeded
   | 'deploy-failed' // built, requested, the executor answered with another outcome (rolled back, ...)
   | 'build-failed'
+  | 'source-refused' // the prebuilt source refused the commit's system (a check of docs/prebuilt.md): remembered like a failed build
+  | 'source-waiting' // the prebuilt cache does not have the system yet: looked at again at the next poll
   | 'vulnerable' // the vulnerability gate refused the built system (remembered like a failed build)
   | 'scan-failed' // the vulnerability scan failed and onError = refuse: tried again after a back-off
   | 'gate-refused' // another gate (pipeline/gates.ts) refused the system: remembered like a failed build

@@ -87,6 +87,7 @@ export function endingStep(ending: Ending): DeploymentStep | null {
       return ending.error ? 'failed' : 'waiting';
     case 'vulnerable':
     case 'gate-refused':
+    case 'source-refused':
     case 'untrusted':
     case 'not-descendant':
     case 'known-bad':
@@ -94,6 +95,7 @@ export function endingStep(ending: Ending): DeploymentStep | null {
       return 'refused';
     case 'scan-failed':
     case 'gate-waiting':
+    case 'source-waiting':
     case 'halted':
     case 'paused':
     case 'postponed':

@@ -1,5 +1,5 @@
 import type { JSONSchemaType } from 'ajv';
-import { COMMIT_PATTERN } from '../grammar.ts';
+import { COMMIT_PATTERN, STORE_PATH_PATTERN } from '../grammar.ts';
 import { defineMethod } from '../method.ts';
 import { orNull } from '../nullable.ts';
 import type { CommitInfo, VulnerabilityFinding, VulnerabilityScan, WatcherReport } from '../types.ts';
@@ -121,6 +121,20 @@ export const Report = defineMethod<ReportParams, Record<string, never>>()({
           commit: { type: 'string', pattern: COMMIT_PATTERN },
           allowed: { type: 'boolean' },
           message: { type: 'string', maxLength: 400 },
+        },
+      },
+      // Optional: a watcher of an earlier version does not send it.
+      prebuilt: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['toplevel', 'sourceCommit', 'manifestCommit', 'signer', 'cacheKey'],
+        nullable: true,
+        properties: {
+          toplevel: { type: 'string', pattern: STORE_PATH_PATTERN },
+          sourceCommit: { type: 'string', pattern: COMMIT_PATTERN },
+          manifestCommit: { type: 'string', pattern: COMMIT_PATTERN },
+          signer: orNull({ type: 'string', maxLength: 256 }),
+          cacheKey: orNull({ type: 'string', maxLength: 256 }),
         },
       },
     },
