@@ -94,7 +94,8 @@ describe('pullnix-promote: its files', () => {
     const c = parsePromoteConfig(JSON.stringify({ ...base, trust: { allowedSigners: [{ principal: 'alice', key: 'ssh-ed25519 AAAA' }] } }));
     assert.equal(c.prometheus.hostLabel, 'instance');
     assert.equal(c.workDir, '/var/cache/pullnix-promote');
-    assert.deepEqual(c.trust.allowedSigners[0], { principal: 'alice', key: 'ssh-ed25519 AAAA', validAfter: null, validBefore: null });
+    // A signer without a role is a human (shared/src/trust.ts): rings.json is a human decision, never a builder's.
+    assert.deepEqual(c.trust.allowedSigners[0], { principal: 'alice', key: 'ssh-ed25519 AAAA', validAfter: null, validBefore: null, role: 'human' });
   });
 
   it('the command line: usage errors exit 64', async () => {
