@@ -247,6 +247,9 @@ test('the examples\' normalisation: what varies between two runs is made equal, 
   assert.equal(n(runA), n(runB));
   assert.notEqual(n(runA), n(runA.replace('generation 2', 'generation 3')), 'a generation number is part of the example');
   assert.notEqual(n(runA), n(runA.replace('idle', 'deploying')), 'a state is part of the example');
+  // Caught mid-poll (issue 20's runs under two CPU hogs): the bed polls every 2 s.
+  assert.equal(n(runA), n(runA.replace('idle', 'polling').replace(', next poll now', '')), 'idle between polls or polling is timing');
+  assert.notEqual(n(runA), n(runA.replace('last poll just now, next poll now', 'next poll now')), 'a poll never made is part of the example');
 });
 
 test('a mode stated in prose right after a known path (or its file name) is that path\'s', () => {

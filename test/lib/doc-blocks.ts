@@ -112,6 +112,10 @@ export function normaliseOutput(text: string): string {
     // how a failed-units check ended depends on when the crash loop was last seen: still failing at
     // the last look, or running again for less than its settle window at the deadline
     .replace(/(units failed after activation \(not before it\): [\w@.,\- ]+?)((;| \()[^\n]*)?$/gm, '$1 <how the check ended>')
+    // the watcher between two polls (idle, with its next poll) or in one (polling): the bed polls
+    // every 2 s, so which one a status catches is timing; any other state is part of the example
+    .replace(/^(watcher\s+connected, )(idle|polling)\b/gm, '$1<idle or polling>')
+    .replace(/^(\s+last poll <when>), next poll <when>$/gm, '$1')
     .replace(/\bpid \d+/g, 'pid <n>')
     .replace(/\bpnx-[\w-]+-\d+\b/g, '<machine>')
     .replace(/\bed25519:[A-Za-z0-9_-]{43}\b/g, 'ed25519:<public key>')
